@@ -1,0 +1,165 @@
+# imgforge — hand-written Makefile.
+#
+#   make                 build ./imgforge
+#   make DEV=1           ... with -Werror
+#   make SANITIZE=address,undefined
+#                        ... with sanitizers (objects kept apart in build/san-*)
+#   make check           unit tests (plain and ASan+UBSan builds) + end-to-end tests
+#   make check-fast      unit tests + the quick end-to-end tests, plain build only
+#   make deps            install every Debian package needed to build, test and demo
+#   make demo            build and boot the sample appliance (see README.md)
+#   make install         PREFIX=/usr/local DESTDIR=
+
+VERSION    := 0.1.0
+comma      := ,
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+DESTDIR    ?=
+CC         ?= cc
+PKG_CONFIG ?= pkg-config
+
+PKGS := yaml-0.1 libarchive ext2fs com_err sqlite3 libpq libcurl libcrypto zlib
+
+WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
+	-Wvla -Wwrite-strings -fno-common
+CFLAGS ?= -O2 -g
+
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+
+ALL_CFLAGS  = -std=gnu11 $(WARN) $(CFLAGS) -Isrc -D_FILE_OFFSET_BITS=64 \
+	-DIMGFORGE_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
+ALL_LDFLAGS = $(LDFLAGS)
+
+ifeq ($(DEV),1)
+ALL_CFLAGS += -Werror
+endif
+
+ifneq ($(SANITIZE),)
+ALL_CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+ALL_LDFLAGS += -fsanitize=$(SANITIZE)
+O ?= build/san-$(subst $(comma),-,$(SANITIZE))
+else
+O ?= build/default
+endif
+SRCS       := $(sort $(wildcard src/*.c))
+OBJS       := $(patsubst src/%.c,$(O)/src/%.o,$(SRCS))
+UNIT_SRCS  := $(sort $(wildcard tests/unit/test-*.c))
+UNIT_BINS  := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRCS))
+FUZZ_SRCS  := $(sort $(wildcard tests/fuzz/fuzz-*.c))
+FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(O)/tests/%,$(FUZZ_SRCS))
+
+# The sanitizer flavour make check runs the unit tests under.
+CHECK_SANITIZE := address,undefined
+
+.PHONY: all deps check check-fast check-unit check-e2e check-san demo install format clean \
+	unit-bins FORCE
+
+all: imgforge
+
+# ./imgforge is a copy of the flavour last built, so that `make` and
+# `make SANITIZE=...` each leave the binary they were asked for.
+imgforge: $(O)/imgforge FORCE
+	@cmp -s $(O)/imgforge $@ || cp $(O)/imgforge $@
+
+$(O)/imgforge: $(O)/build.o $(O)/libimgforge.a
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
+
+$(O)/libimgforge.a: $(OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(O)/build.o: build.c $(O)/.flags
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(O)/src/%.o: src/%.c $(O)/.flags
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(O)/tests/%.o: tests/unit/%.c $(O)/.flags
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/unit -MMD -MP -c -o $@ $<
+
+$(O)/tests/test-%: $(O)/tests/test-%.o $(O)/libimgforge.a
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
+
+$(O)/tests/fuzz-%.o: tests/fuzz/fuzz-%.c $(O)/.flags
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/fuzz -MMD -MP -c -o $@ $<
+
+# Fuzz targets are built as plain programs that replay their corpus
+# (tests/fuzz/replay.c); `make fuzz` in tests/fuzz/README.md builds them for libFuzzer.
+$(O)/tests/fuzz-%: $(O)/tests/fuzz-%.o $(O)/tests/replay.o $(O)/libimgforge.a
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
+
+$(O)/tests/replay.o: tests/fuzz/replay.c $(O)/.flags
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+# Rebuild everything in a flavour when its flags change.
+$(O)/.flags: FORCE
+	@mkdir -p $(O)
+	@echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' | cmp -s - $@ || \
+		echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' > $@
+
+unit-bins: $(UNIT_BINS) $(FUZZ_BINS) $(O)/imgforge
+
+-include $(wildcard $(O)/*.d $(O)/src/*.d $(O)/tests/*.d)
+
+# --- dependencies ----------------------------------------------------------
+
+# Every Debian package needed to build, test and run the demo.
+DEB_PACKAGES := gcc make pkg-config libc6-dev \
+	libyaml-dev libarchive-dev libext2fs-dev comerr-dev libsqlite3-dev libpq-dev \
+	libcurl4-openssl-dev libssl-dev zlib1g-dev \
+	e2fsprogs libarchive-tools xz-utils zstd bzip2 gzip coreutils attr python3
+
+deps:
+	@missing=$$(dpkg-query -W -f='$${Package} $${Status}\n' $(DEB_PACKAGES) 2>/dev/null | \
+		awk '$$NF == "installed" { ok[$$1] = 1 } END { n = split("$(DEB_PACKAGES)", p, " "); \
+		for (i = 1; i <= n; i++) if (!(p[i] in ok)) printf "%s ", p[i] }'); \
+	if [ -n "$$missing" ]; then \
+		echo "deps: installing $$missing"; \
+		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		$$sudo apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends \
+			$$missing >/dev/null || { echo "deps: apt-get install failed" >&2; exit 1; }; \
+	fi
+
+# --- tests -------------------------------------------------------------------
+
+# make check: deps, then unit tests in the plain build and under ASan+UBSan,
+# the fuzz corpus replayed under ASan+UBSan, and every end-to-end test.
+check: deps
+	@$(MAKE) --no-print-directory all unit-bins
+	@$(MAKE) --no-print-directory SANITIZE=$(CHECK_SANITIZE) unit-bins
+	@tests/run.sh --build $(O) --san-build build/san-$(subst $(comma),-,$(CHECK_SANITIZE)) \
+		--imgforge $(O)/imgforge
+
+check-fast: deps
+	@$(MAKE) --no-print-directory all unit-bins
+	@tests/run.sh --fast --build $(O) --imgforge $(O)/imgforge
+
+check-unit: unit-bins
+	@tests/run.sh --unit-only --build $(O) --imgforge $(O)/imgforge
+
+# --- demo, install, format, clean ------------------------------------------
+
+demo: deps all
+	@examples/demo.sh
+
+install: all
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 0755 imgforge $(DESTDIR)$(BINDIR)/imgforge
+
+format:
+	clang-format -i build.c src/*.c src/*.h tests/unit/*.c tests/unit/*.h
+
+clean:
+	rm -rf build imgforge
+
+FORCE:
+
+# Keep test objects: they are not intermediate to anyone but the test programs.
+.SECONDARY:

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef IMGFORGE_HASH_H
+#define IMGFORGE_HASH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * SHA-256 on OpenSSL's libcrypto. The only module that includes OpenSSL
+ * headers for hashing. Digests are 32 bytes; hex strings are 64 chars + NUL.
+ */
+#define SHA256_LEN     32
+#define SHA256_HEX_LEN 65
+
+struct sha256;
+
+/* Returns a new context (never NULL); free with sha256_free(). */
+struct sha256 *sha256_new(void);
+void sha256_update(struct sha256 *h, const void *data, size_t len);
+/* Feed a string with its length first, so that concatenations cannot collide. */
+void sha256_update_str(struct sha256 *h, const char *s);
+void sha256_update_u64(struct sha256 *h, uint64_t v);
+/* Finish into out[32]; the context can be reused after this. */
+void sha256_final(struct sha256 *h, uint8_t out[SHA256_LEN]);
+void sha256_final_hex(struct sha256 *h, char out[SHA256_HEX_LEN]);
+void sha256_free(struct sha256 *h);
+
+void sha256_hex(const void *data, size_t len, char out[SHA256_HEX_LEN]);
+void hex_encode(const uint8_t *data, size_t len, char *out);
+/* Hash a file's contents. Returns 0 or -errno; *ret_size gets its length if not NULL. */
+int sha256_file(const char *path, char out[SHA256_HEX_LEN], uint64_t *ret_size);
+/* True if s is 64 lowercase or uppercase hex digits. */
+int is_sha256_hex(const char *s);
+
+#endif

@@ -1,0 +1,87 @@
+# imgforge end-to-end test library (sourced by tests/e2e/tNNNN-*.sh).
+#
+#	. "$SRCDIR/tests/e2e/lib.sh"
+#	test_expect_success 'what it checks' '
+#		imgforge check x.yaml &&
+#		grep foo out
+#	'
+#	test_done
+#
+# Each test body runs under `set -e` in a subshell, inside the script's own
+# fresh scratch directory ($TEST_DIR). Output is TAP.
+set -u
+: "${SRCDIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+: "${IMGFORGE:=$SRCDIR/imgforge}"
+export SRCDIR IMGFORGE
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1700000000}
+export LC_ALL=C.UTF-8
+export XDG_CACHE_HOME
+
+TEST_DIR=$(mktemp -d "${TMPDIR:-/tmp}/imgforge-e2e.XXXXXX")
+XDG_CACHE_HOME=$TEST_DIR/.cache
+trap 'cd /; rm -rf "$TEST_DIR"' EXIT
+cd "$TEST_DIR" || exit 1
+
+test_count=0 test_failures=0
+
+imgforge() { "$IMGFORGE" "$@"; }
+export -f imgforge 2>/dev/null || true
+
+test_expect_success() { # description body
+	local desc=$1 body=$2 out rc
+	test_count=$((test_count + 1))
+	out=$TEST_DIR/.test-$test_count.out
+	( set -e; eval "$body" ) >"$out" 2>&1 </dev/null
+	rc=$?
+	if [ "$rc" -eq 0 ]; then
+		echo "ok $test_count - $desc"
+	else
+		test_failures=$((test_failures + 1))
+		echo "not ok $test_count - $desc"
+		sed 's/^/#   /' "$out" | tail -40
+	fi
+}
+
+test_skip() { # description reason
+	test_count=$((test_count + 1))
+	echo "ok $test_count - $1 # SKIP $2"
+}
+
+# Fail unless the command exits non-zero (but not by a signal or sanitizer).
+test_must_fail() {
+	local rc=0
+	"$@" || rc=$?
+	if [ "$rc" -eq 0 ]; then
+		echo "test_must_fail: '$*' succeeded" >&2
+		return 1
+	elif [ "$rc" -gt 128 ] || [ "$rc" -eq 70 ]; then
+		echo "test_must_fail: '$*' died (status $rc)" >&2
+		return 1
+	fi
+	return 0
+}
+
+# The command's stderr has exactly one line matching the regex.
+grep_one() { # regex file
+	local n
+	n=$(grep -cE -- "$1" "$2" || true)
+	if [ "$n" -ne 1 ]; then
+		echo "grep_one: expected one line matching '$1' in $2, found $n:" >&2
+		cat "$2" >&2
+		return 1
+	fi
+}
+
+# Require a host tool; a missing one fails the test with what to install.
+require_tool() { # tool package
+	command -v "$1" >/dev/null 2>&1 || PATH=$PATH:/sbin:/usr/sbin command -v "$1" >/dev/null 2>&1 || {
+		echo "missing tool '$1': install the Debian package '$2' (make deps does)" >&2
+		return 1
+	}
+}
+export PATH=$PATH:/sbin:/usr/sbin
+
+test_done() {
+	echo "1..$test_count"
+	[ "$test_failures" -eq 0 ]
+}

@@ -1,0 +1,120 @@
+#!/bin/bash
+# imgforge test runner: unit tests (TAP programs), fuzz corpus replay, and
+# end-to-end shell tests (TAP via tests/e2e/lib.sh). Prints one summary line
+# "check: N passed, N failed, N skipped" and exits non-zero on any failure,
+# or when no test ran at all.
+set -u
+cd "$(dirname "$0")/.."
+SRCDIR=$PWD
+
+build=build/default san_build= imgforge= fast=0 unit_only=0 only=
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--build) build=$2; shift ;;
+	--san-build) san_build=$2; shift ;;
+	--imgforge) imgforge=$2; shift ;;
+	--fast) fast=1 ;;
+	--unit-only) unit_only=1 ;;
+	--only) only=$2; shift ;;
+	*) echo "run.sh: unknown option '$1'" >&2; exit 2 ;;
+	esac
+	shift
+done
+[ -n "$imgforge" ] || imgforge=$build/imgforge
+imgforge=$(cd "$(dirname "$imgforge")" && pwd)/$(basename "$imgforge")
+
+passed=0 failed=0 skipped=0
+failures=()
+logdir=$SRCDIR/build/test-logs
+rm -rf "$logdir"; mkdir -p "$logdir"
+
+# Count the TAP lines of one test program's output; remember failures.
+tally() { # label logfile rc
+	local label=$1 log=$2 rc=$3 p f s
+	p=$(grep -cE '^ok [0-9]+' "$log" | head -1)
+	s=$(grep -cE '^ok [0-9]+.*# (SKIP|skip)' "$log" | head -1)
+	f=$(grep -cE '^not ok [0-9]+' "$log" | head -1)
+	p=$((p - s))
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		# The program died or exited non-zero without a failing test line.
+		f=1
+		echo "not ok - $label exited with status $rc" >>"$log"
+	fi
+	if [ "$p" -eq 0 ] && [ "$f" -eq 0 ] && [ "$s" -eq 0 ]; then
+		f=1
+		echo "not ok - $label ran no test" >>"$log"
+	fi
+	passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+	if [ "$f" -gt 0 ]; then
+		failures+=("$label")
+		printf '%-48s FAIL (%d passed, %d failed)\n' "$label" "$p" "$f"
+		grep -E '^(not ok|#)' "$log" | head -40 | sed 's/^/    /'
+	else
+		printf '%-48s ok (%d passed%s)\n' "$label" "$p" "$([ "$s" -gt 0 ] && echo ", $s skipped")"
+	fi
+}
+
+run_unit_dir() { # dir label-suffix
+	local dir=$1 suffix=$2 t name log rc
+	for t in "$dir"/tests/test-*; do
+		[ -x "$t" ] || continue
+		case "$t" in *.o|*.d) continue ;; esac
+		name=$(basename "$t")
+		[ -z "$only" ] || [[ "$name" == *$only* ]] || continue
+		log=$logdir/$name$suffix.log
+		(cd "$SRCDIR" && timeout 600 "$t") >"$log" 2>&1
+		rc=$?
+		tally "unit/$name$suffix" "$log" "$rc"
+	done
+}
+
+run_fuzz_dir() { # dir label-suffix
+	local dir=$1 suffix=$2 t name log rc corpus
+	for t in "$dir"/tests/fuzz-*; do
+		[ -x "$t" ] || continue
+		case "$t" in *.o|*.d) continue ;; esac
+		name=$(basename "$t")
+		[ -z "$only" ] || [[ "$name" == *$only* ]] || continue
+		corpus=tests/fuzz/corpus/${name#fuzz-}
+		log=$logdir/$name$suffix.log
+		(cd "$SRCDIR" && timeout 600 "$t" "$corpus") >"$log" 2>&1
+		rc=$?
+		tally "fuzz/$name$suffix" "$log" "$rc"
+	done
+}
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+start=$(date +%s)
+run_unit_dir "$build" ""
+run_fuzz_dir "$build" ""
+if [ -n "$san_build" ]; then
+	run_unit_dir "$san_build" " [asan+ubsan]"
+	run_fuzz_dir "$san_build" " [asan+ubsan]"
+fi
+
+if [ "$unit_only" -eq 0 ]; then
+	for t in tests/e2e/t[0-9][0-9][0-9][0-9]-*.sh; do
+		[ -f "$t" ] || continue
+		name=$(basename "$t" .sh)
+		[ -z "$only" ] || [[ "$name" == *$only* ]] || continue
+		if [ "$fast" -eq 1 ] && grep -q '^# imgforge-test: slow' "$t"; then
+			continue
+		fi
+		log=$logdir/$name.log
+		t0=$(date +%s)
+		IMGFORGE=$imgforge IMGFORGE_SAN=${san_build:+$SRCDIR/$san_build/imgforge} \
+			SRCDIR=$SRCDIR timeout 2400 bash "$t" >"$log" 2>&1
+		rc=$?
+		tally "e2e/$name ($(( $(date +%s) - t0 ))s)" "$log" "$rc"
+	done
+fi
+
+echo
+echo "logs in build/test-logs/; took $(( $(date +%s) - start ))s"
+if [ "${#failures[@]}" -gt 0 ]; then
+	echo "failed: ${failures[*]}"
+fi
+echo "check: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
