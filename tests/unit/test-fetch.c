@@ -1,0 +1,440 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fetch_file() against a real HTTP server on 127.0.0.1 (tests/helpers/httpd.py,
+ * which honours Range requests and injects faults on request) and against
+ * file:// URLs and plain paths.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fetch.h"
+#include "hash.h"
+#include "tap.h"
+#include "util.h"
+
+#define FILE_SIZE 200000
+
+static pid_t server_pid = -1;
+static int server_port;
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+/* Start httpd.py serving ./www, logging to ./requests.log; 0 or -1. */
+static int server_start(void)
+{
+	const char *script = tap_srcpath("tests/helpers/httpd.py");
+	int i;
+
+	mkdir("www", 0755);
+	unlink("port");
+	server_pid = fork();
+	if (server_pid == 0) {
+		execlp("python3", "python3", script, "--root", "www", "--port-file", "port",
+		       "--log", "requests.log", (char *)NULL);
+		fprintf(stderr, "cannot run python3 (install the python3 package): %s\n",
+			strerror(errno));
+		_exit(127);
+	}
+	if (server_pid < 0)
+		return -1;
+	for (i = 0; i < 1000; i++) { /* up to 10 s */
+		_cleanup_free_ char *buf = NULL;
+		size_t len;
+		int status;
+
+		if (read_file("port", 64, &buf, &len) == 0 && len > 0) {
+			server_port = atoi(buf);
+			return server_port > 0 ? 0 : -1;
+		}
+		if (waitpid(server_pid, &status, WNOHANG) == server_pid) {
+			printf("# test server exited before listening\n");
+			server_pid = -1;
+			return -1;
+		}
+		sleep_ms(10);
+	}
+	printf("# test server did not start within 10 s\n");
+	return -1;
+}
+
+static void server_stop(void)
+{
+	if (server_pid > 0) {
+		kill(server_pid, SIGTERM);
+		waitpid(server_pid, NULL, 0);
+		server_pid = -1;
+	}
+}
+
+static char *url(const char *path)
+{
+	return xasprintf("http://127.0.0.1:%d/%s", server_port, path);
+}
+
+/* Write www/<name> with FILE_SIZE pseudo-random bytes; its sha256 into hex. */
+static void make_file(const char *name, size_t size, char hex[SHA256_HEX_LEN])
+{
+	_cleanup_free_ char *path = path_join("www", name);
+	char *data = xmalloc(size);
+	uint32_t s = 12345;
+	size_t i;
+
+	mkdir("www", 0755);
+	for (i = 0; i < size; i++) {
+		s = s * 1103515245u + 12345u;
+		data[i] = (char)(s >> 16);
+	}
+	CHECK(write_file_atomic(path, data, size, 0644) == 0);
+	sha256_hex(data, size, hex);
+	free(data);
+}
+
+static int count_lines(const char *path, const char *needle)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+	int n = 0;
+	char *p, *save = NULL;
+
+	if (read_file(path, 1 << 20, &buf, &len) < 0)
+		return 0;
+	for (p = strtok_r(buf, "\n", &save); p; p = strtok_r(NULL, "\n", &save))
+		if (strstr(p, needle))
+			n++;
+	return n;
+}
+
+static bool exists(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0;
+}
+
+static const struct fetch_opts fast_opts = {
+	.retries = 3,
+	.retry_delay_ms = 10,
+	.connect_timeout_s = 5,
+	.stall_timeout_s = 10,
+};
+
+static uint64_t last_done, last_total;
+static int progress_calls;
+
+static int on_progress(void *userdata, uint64_t done, uint64_t total)
+{
+	(void)userdata;
+	progress_calls++;
+	last_done = done;
+	last_total = total;
+	return 0;
+}
+
+TEST(test_http_plain)
+{
+	struct fetch_opts o = fast_opts;
+	struct strbuf err = STRBUF_INIT;
+	char want[SHA256_HEX_LEN], got[SHA256_HEX_LEN], ondisk[SHA256_HEX_LEN];
+	_cleanup_free_ char *u = NULL;
+	uint64_t size = 0;
+
+	make_file("base.tar", FILE_SIZE, want);
+	if (server_start() < 0) {
+		CHECK(!"server started");
+		return;
+	}
+	u = url("base.tar");
+	o.progress = on_progress;
+	CHECK_INT(fetch_file(u, "out.tar", want, &o, got, &err), 0);
+	CHECK_STR(err.buf ? err.buf : "", "");
+	CHECK_STR(got, want);
+	CHECK(sha256_file("out.tar", ondisk, &size) == 0);
+	CHECK_STR(ondisk, want);
+	CHECK_INT(size, FILE_SIZE);
+	CHECK(!exists("out.tar.part"));
+	CHECK(progress_calls > 0);
+	CHECK_INT(last_done, FILE_SIZE);
+	CHECK_INT(last_total, FILE_SIZE);
+	CHECK_INT(count_lines("requests.log", "GET /base.tar range=- status=200"), 1);
+	server_stop();
+	strbuf_release(&err);
+}
+
+TEST(test_http_hash_mismatch)
+{
+	struct strbuf err = STRBUF_INIT;
+	char real[SHA256_HEX_LEN];
+	const char *wrong = "0000000000000000000000000000000000000000000000000000000000000001";
+	_cleanup_free_ char *u = NULL;
+
+	make_file("base.tar", FILE_SIZE, real);
+	if (server_start() < 0) {
+		CHECK(!"server started");
+		return;
+	}
+	u = url("base.tar");
+	CHECK_INT(fetch_file(u, "out.tar", wrong, &fast_opts, NULL, &err), -EBADMSG);
+	CHECK(strstr(strbuf_str(&err), wrong) != NULL);
+	CHECK(strstr(strbuf_str(&err), real) != NULL);
+	CHECK(strstr(strbuf_str(&err), u) != NULL);
+	CHECK(!exists("out.tar"));
+	CHECK(!exists("out.tar.part"));
+	server_stop();
+	strbuf_release(&err);
+}
+
+TEST(test_http_dropped_then_resumed)
+{
+	struct strbuf err = STRBUF_INIT;
+	char want[SHA256_HEX_LEN], ondisk[SHA256_HEX_LEN];
+	_cleanup_free_ char *u = NULL;
+
+	make_file("base.tar", FILE_SIZE, want);
+	if (server_start() < 0) {
+		CHECK(!"server started");
+		return;
+	}
+	/* The first two responses break after 70000 bytes each. */
+	u = url("base.tar?drop=70000&times=2");
+	CHECK_INT(fetch_file(u, "out.tar", want, &fast_opts, NULL, &err), 0);
+	CHECK_STR(strbuf_str(&err), "");
+	CHECK(sha256_file("out.tar", ondisk, NULL) == 0);
+	CHECK_STR(ondisk, want);
+	/* The retries asked only for what was missing. */
+	CHECK_INT(count_lines("requests.log", "range=- status=200"), 1);
+	CHECK_INT(count_lines("requests.log", "range=bytes=70000- status=206"), 1);
+	CHECK_INT(count_lines("requests.log", "range=bytes=140000- status=206"), 1);
+	CHECK_INT(count_lines("requests.log", "GET "), 3);
+	server_stop();
+	strbuf_release(&err);
+}
+
+TEST(test_http_resume_existing_part)
+{
+	struct strbuf err = STRBUF_INIT;
+	char want[SHA256_HEX_LEN], ondisk[SHA256_HEX_LEN];
+	_cleanup_free_ char *u = NULL, *data = NULL;
+	size_t len;
+
+	make_file("base.tar", FILE_SIZE, want);
+	/* An earlier run was killed after 5000 bytes. */
+	CHECK(read_file("www/base.tar", FILE_SIZE, &data, &len) == 0);
+	CHECK(write_file_atomic("out.tar.part", data, 5000, 0644) == 0);
+	if (server_start() < 0) {
+		CHECK(!"server started");
+		return;
+	}
+	u = url("base.tar");
+	CHECK_INT(fetch_file(u, "out.tar", want, &fast_opts, NULL, &err), 0);
+	CHECK(sha256_file("out.tar", ondisk, NULL) == 0);
+	CHECK_STR(ondisk, want);
+	CHECK_INT(count_lines("requests.log", "range=bytes=5000- status=206"), 1);
+	CHECK_INT(count_lines("requests.log", "GET "), 1);
+
+	/* A complete .part left before the rename needs no request at all. */
+	CHECK(rename("out.tar", "again.tar.part") == 0);
+	CHECK_INT(fetch_file(u, "again.tar", want, &fast_opts, NULL, &err), 0);
+	CHECK(exists("again.tar") && !exists("again.tar.part"));
+	CHECK_INT(count_lines("requests.log", "GET "), 1);
+	server_stop();
+	strbuf_release(&err);
+}
+
+TEST(test_http_resume_refused_restarts)
+{
+	struct strbuf err = STRBUF_INIT;
+	char want[SHA256_HEX_LEN], ondisk[SHA256_HEX_LEN];
+	_cleanup_free_ char *u = NULL, *big = NULL;
+
+	make_file("base.tar", FILE_SIZE, want);
+	if (server_start() < 0) {
+		CHECK(!"server started");
+		return;
+	}
+	/* A server that ignores Range: the stale .part is thrown away. */
+	CHECK(write_file_atomic("a.tar.part", "garbage", 7, 0644) == 0);
+	u = url("base.tar?norange=1");
+	CHECK_INT(fetch_file(u, "a.tar", want, &fast_opts, NULL, &err), 0);
+	CHECK_STR(strbuf_str(&err), "");
+	CHECK(sha256_file("a.tar", ondisk, NULL) == 0);
+	CHECK_STR(ondisk, want);
+
+	/* A .part longer than the file: 416 from the server, then a fresh start. */
+	big = xcalloc(1, FILE_SIZE + 10);
+	CHECK(write_file_atomic("b.tar.part", big, FILE_SIZE + 10, 0644) == 0);
+	free(u);
+	u = url("base.tar");
+	CHECK_INT(fetch_file(u, "b.tar", want, &fast_opts, NULL, &err), 0);
+	CHECK_STR(strbuf_str(&err), "");
+	CHECK(sha256_file("b.tar", ondisk, NULL) == 0);
+	CHECK_STR(ondisk, want);
+	CHECK_INT(count_lines("requests.log", "range=bytes=200010- status=416"), 1);
+	server_stop();
+	strbuf_release(&err);
+}
+
+TEST(test_http_500_retried_then_error)
+{
+	struct strbuf err = STRBUF_INIT;
+	char want[SHA256_HEX_LEN];
+	_cleanup_free_ char *u = NULL, *u2 = NULL;
+	struct fetch_opts o = fast_opts;
+
+	make_file("base.tar", 1000, want);
+	if (server_start() < 0) {
+		CHECK(!"server started");
+		return;
+	}
+	o.retries = 2;
+	u = url("base.tar?status=500&times=1000");
+	CHECK_INT(fetch_file(u, "out.tar", want, &o, NULL, &err), -EIO);
+	CHECK(strstr(strbuf_str(&err), u) != NULL);
+	CHECK(strstr(strbuf_str(&err), "HTTP 500") != NULL);
+	CHECK(strstr(strbuf_str(&err), "3 attempts") != NULL);
+	CHECK_INT(count_lines("requests.log", " status=500"), 3);
+	CHECK(!exists("out.tar"));
+
+	/* Two failures, then the server recovers. */
+	strbuf_reset(&err);
+	u2 = url("base.tar?status=503&times=2");
+	CHECK_INT(fetch_file(u2, "out.tar", want, &o, NULL, &err), 0);
+	CHECK_STR(strbuf_str(&err), "");
+	CHECK_INT(count_lines("requests.log", " status=503"), 2);
+	CHECK_INT(count_lines("requests.log", "?status=503&times=2 range=- status=200"), 1);
+	CHECK(exists("out.tar"));
+	server_stop();
+	strbuf_release(&err);
+}
+
+TEST(test_http_404_not_retried)
+{
+	struct strbuf err = STRBUF_INIT;
+	_cleanup_free_ char *u = NULL;
+
+	if (server_start() < 0) {
+		CHECK(!"server started");
+		return;
+	}
+	u = url("missing.tar");
+	CHECK_INT(fetch_file(u, "out.tar", NULL, &fast_opts, NULL, &err), -ENOENT);
+	CHECK(strstr(strbuf_str(&err), u) != NULL);
+	CHECK(strstr(strbuf_str(&err), "HTTP 404") != NULL);
+	CHECK_INT(count_lines("requests.log", "GET /missing.tar"), 1);
+	CHECK(!exists("out.tar"));
+	server_stop();
+	strbuf_release(&err);
+}
+
+TEST(test_connection_refused)
+{
+	struct strbuf err = STRBUF_INIT;
+	_cleanup_free_ char *u = NULL;
+	struct fetch_opts o = fast_opts;
+
+	/* Learn a free port, then stop the server so nothing listens there. */
+	if (server_start() < 0) {
+		CHECK(!"server started");
+		return;
+	}
+	server_stop();
+	u = url("base.tar");
+	o.retries = 1;
+	CHECK_INT(fetch_file(u, "out.tar", NULL, &o, NULL, &err), -ECONNREFUSED);
+	CHECK(strstr(strbuf_str(&err), u) != NULL);
+	CHECK(strstr(strbuf_str(&err), "2 attempts") != NULL);
+	CHECK(!exists("out.tar"));
+	strbuf_release(&err);
+}
+
+static int cancel_early(void *userdata, uint64_t done, uint64_t total)
+{
+	(void)userdata;
+	(void)total;
+	return done > 0;
+}
+
+TEST(test_cancel_keeps_part)
+{
+	struct strbuf err = STRBUF_INIT;
+	char want[SHA256_HEX_LEN];
+	_cleanup_free_ char *u = NULL;
+	struct fetch_opts o = fast_opts;
+
+	make_file("base.tar", 4 * FILE_SIZE, want);
+	if (server_start() < 0) {
+		CHECK(!"server started");
+		return;
+	}
+	u = url("base.tar");
+	o.progress = cancel_early;
+	CHECK_INT(fetch_file(u, "out.tar", want, &o, NULL, &err), -ECANCELED);
+	CHECK(!exists("out.tar"));
+	CHECK(exists("out.tar.part"));
+	server_stop();
+	strbuf_release(&err);
+}
+
+TEST(test_file_url_and_path)
+{
+	struct strbuf err = STRBUF_INIT;
+	char want[SHA256_HEX_LEN], got[SHA256_HEX_LEN], cwd[4096];
+	_cleanup_free_ char *u = NULL;
+
+	make_file("my base.tar", 3000, want);
+	CHECK(getcwd(cwd, sizeof(cwd)) != NULL);
+	u = xasprintf("file://%s/www/my%%20base.tar", cwd);
+	CHECK_INT(fetch_file(u, "a.tar", want, &fast_opts, got, &err), 0);
+	CHECK_STR(strbuf_str(&err), "");
+	CHECK_STR(got, want);
+	/* A plain relative path with a space in it. */
+	CHECK_INT(fetch_file("www/my base.tar", "b.tar", want, &fast_opts, NULL, &err), 0);
+	CHECK_STR(strbuf_str(&err), "");
+	CHECK(sha256_file("b.tar", got, NULL) == 0);
+	CHECK_STR(got, want);
+	/* A missing file is an error at once, with its name. */
+	CHECK_INT(fetch_file("www/nope.tar", "c.tar", NULL, &fast_opts, NULL, &err), -ENOENT);
+	CHECK(strstr(strbuf_str(&err), "nope.tar") != NULL);
+	CHECK(!exists("c.tar"));
+	/* A bad sha256 in the request is refused before anything is fetched. */
+	strbuf_reset(&err);
+	CHECK_INT(fetch_file("www/my base.tar", "d.tar", "abc", &fast_opts, NULL, &err), -EINVAL);
+	CHECK(strstr(strbuf_str(&err), "abc") != NULL);
+	/* Unsupported scheme. */
+	strbuf_reset(&err);
+	CHECK_INT(fetch_file("gopher://127.0.0.1/x", "e.tar", NULL, &fast_opts, NULL, &err),
+		  -EINVAL);
+	CHECK(strstr(strbuf_str(&err), "gopher://") != NULL);
+	strbuf_release(&err);
+}
+
+int main(void)
+{
+	/* Tests talk to 127.0.0.1 only; a proxy from the environment must not interfere. */
+	unsetenv("http_proxy");
+	unsetenv("https_proxy");
+	unsetenv("HTTP_PROXY");
+	unsetenv("HTTPS_PROXY");
+	unsetenv("ALL_PROXY");
+	unsetenv("all_proxy");
+	RUN(test_http_plain);
+	RUN(test_http_hash_mismatch);
+	RUN(test_http_dropped_then_resumed);
+	RUN(test_http_resume_existing_part);
+	RUN(test_http_resume_refused_restarts);
+	RUN(test_http_500_retried_then_error);
+	RUN(test_http_404_not_retried);
+	RUN(test_connection_refused);
+	RUN(test_cancel_keeps_part);
+	RUN(test_file_url_and_path);
+	return tap_done();
+}
