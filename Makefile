@@ -12,6 +12,17 @@
 
 VERSION    := 0.1.0
 comma      := ,
+
+# make V=1 shows the full commands.
+ifeq ($(V),1)
+Q :=
+QUIET_CC =
+QUIET_LINK =
+else
+Q := @
+QUIET_CC = @echo '   CC $@';
+QUIET_LINK = @echo ' LINK $@';
+endif
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
 DESTDIR    ?=
@@ -63,39 +74,39 @@ imgforge: $(O)/imgforge FORCE
 	@cmp -s $(O)/imgforge $@ || cp $(O)/imgforge $@
 
 $(O)/imgforge: $(O)/build.o $(O)/libimgforge.a
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
+	$(QUIET_LINK)$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
 
 $(O)/libimgforge.a: $(OBJS)
 	@rm -f $@
-	$(AR) rcs $@ $^
+	$(Q)$(AR) rcs $@ $^
 
 $(O)/build.o: build.c $(O)/.flags
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+	$(QUIET_CC)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
 $(O)/src/%.o: src/%.c $(O)/.flags
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+	$(QUIET_CC)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
 $(O)/tests/%.o: tests/unit/%.c $(O)/.flags
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/unit -MMD -MP -c -o $@ $<
+	$(QUIET_CC)$(CC) $(ALL_CFLAGS) -Itests/unit -MMD -MP -c -o $@ $<
 
 $(O)/tests/test-%: $(O)/tests/test-%.o $(O)/libimgforge.a
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
+	$(QUIET_LINK)$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
 
 $(O)/tests/fuzz-%.o: tests/fuzz/fuzz-%.c $(O)/.flags
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/fuzz -MMD -MP -c -o $@ $<
+	$(QUIET_CC)$(CC) $(ALL_CFLAGS) -Itests/fuzz -MMD -MP -c -o $@ $<
 
 # Fuzz targets are built as plain programs that replay their corpus
 # (tests/fuzz/replay.c); `make fuzz` in tests/fuzz/README.md builds them for libFuzzer.
 $(O)/tests/fuzz-%: $(O)/tests/fuzz-%.o $(O)/tests/replay.o $(O)/libimgforge.a
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
+	$(QUIET_LINK)$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
 
 $(O)/tests/replay.o: tests/fuzz/replay.c $(O)/.flags
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+	$(QUIET_CC)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
 # Rebuild everything in a flavour when its flags change.
 $(O)/.flags: FORCE

@@ -1,10 +1,119 @@
 /* SPDX-License-Identifier: MIT */
+/* Helpers shared by the commands that read an image definition. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cmd.h"
+#include "recipe.h"
+#include "util.h"
 
 int usage_print(const char *text, bool to_stdout)
 {
 	fputs(text, to_stdout ? stdout : stderr);
 	return to_stdout ? 0 : EXIT_USAGE;
+}
+
+/* Match "--name value" or "--name=value"; set *ret_val and advance *i. */
+static int opt_value(const char *name, int argc, char **argv, int *i, const char **ret_val)
+{
+	const char *a = argv[*i];
+	size_t n = strlen(name);
+
+	if (strncmp(a, name, n))
+		return 0;
+	if (a[n] == '=') {
+		*ret_val = a + n + 1;
+		return 1;
+	}
+	if (a[n])
+		return 0;
+	if (*i + 1 >= argc) {
+		error("option '%s' needs a value", name);
+		return -1;
+	}
+	*ret_val = argv[++*i];
+	return 1;
+}
+
+int recipe_args_parse(struct recipe_args *a, int argc, char **argv, int *i)
+{
+	const char *val;
+	int r;
+
+	if ((r = opt_value("--profile", argc, argv, i, &val)) != 0) {
+		if (r < 0)
+			return -1;
+		if (!*val) {
+			error("--profile needs a profile name");
+			return -1;
+		}
+		a->profile = val;
+		return 1;
+	}
+	if ((r = opt_value("--set", argc, argv, i, &val)) != 0) {
+		if (r < 0)
+			return -1;
+		if (!strchr(val, '=')) {
+			error("'--set %s' needs the form name=value", val);
+			return -1;
+		}
+		a->sets = xrealloc(a->sets, (a->nsets + 1) * sizeof(*a->sets));
+		a->sets[a->nsets++] = val;
+		return 1;
+	}
+	if ((r = opt_value("--mirror", argc, argv, i, &val)) != 0) {
+		if (r < 0)
+			return -1;
+		a->owned = xrealloc(a->owned, (a->nowned + 1) * sizeof(*a->owned));
+		a->owned[a->nowned] = xasprintf("mirror=%s", val);
+		a->sets = xrealloc(a->sets, (a->nsets + 1) * sizeof(*a->sets));
+		a->sets[a->nsets++] = a->owned[a->nowned++];
+		return 1;
+	}
+	if (!strcmp(argv[*i], "--json")) {
+		a->json = true;
+		return 1;
+	}
+	return 0;
+}
+
+void recipe_args_release(struct recipe_args *a)
+{
+	size_t i;
+
+	for (i = 0; i < a->nowned; i++)
+		free(a->owned[i]);
+	free(a->owned);
+	a->owned = NULL;
+	a->nowned = 0;
+	free(a->sets);
+	a->sets = NULL;
+	a->nsets = 0;
+}
+
+int recipe_args_load(struct recipe_args *a, struct recipe **ret)
+{
+	struct recipe_opts opts = { 0 };
+	struct diags d = { 0 };
+	_cleanup_free_ char *env_default = NULL;
+	const char *defaults[1];
+	const char *mirror = getenv("IMGFORGE_MIRROR");
+	int r;
+
+	opts.profile = a->profile;
+	opts.sets = a->sets;
+	opts.nsets = a->nsets;
+	if (mirror && *mirror) {
+		env_default = xasprintf("mirror=%s", mirror);
+		defaults[0] = env_default;
+		opts.defaults = defaults;
+		opts.ndefaults = 1;
+	}
+	r = recipe_load(a->image, &opts, ret, &d);
+	diags_print(&d);
+	if (r < 0 && d.n > 1)
+		fprintf(stderr, "%s: %zu errors\n", a->image, d.n);
+	diags_release(&d);
+	return r;
 }

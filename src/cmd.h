@@ -3,6 +3,7 @@
 #define IMGFORGE_CMD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /*
  * One function per command, each in src/cmd-<name>.c. They parse their own
@@ -23,5 +24,25 @@ int cmd_mkfs(int argc, char **argv);
 
 /* Shared by commands: print a usage text and return EXIT_USAGE or 0. */
 int usage_print(const char *text, bool to_stdout);
+
+struct recipe;
+struct recipe_args {
+	const char *image;
+	const char *profile;
+	const char **sets;
+	size_t nsets;
+	char **owned; /* strings made here, freed by recipe_args_release() */
+	size_t nowned;
+	bool json;
+};
+
+/*
+ * Parse one recipe option (--profile P, --set k=v, --mirror URL, --json)
+ * at argv[*i]; returns 1 if taken, 0 if not a recipe option, -1 on error.
+ */
+int recipe_args_parse(struct recipe_args *a, int argc, char **argv, int *i);
+void recipe_args_release(struct recipe_args *a);
+/* Load the image with the options; print every diagnostic. Returns 0 or -errno. */
+int recipe_args_load(struct recipe_args *a, struct recipe **ret);
 
 #endif

@@ -208,14 +208,19 @@ void strbuf_addch(struct strbuf *sb, char c)
 
 void strbuf_vaddf(struct strbuf *sb, const char *fmt, va_list ap)
 {
+	char small[256];
 	va_list cp;
 	int n;
 
 	va_copy(cp, ap);
-	n = vsnprintf(NULL, 0, fmt, cp);
+	n = vsnprintf(small, sizeof(small), fmt, cp);
 	va_end(cp);
 	if (n < 0)
 		return;
+	if ((size_t)n < sizeof(small)) {
+		strbuf_add(sb, small, (size_t)n);
+		return;
+	}
 	strbuf_grow(sb, (size_t)n);
 	vsnprintf(sb->buf + sb->len, (size_t)n + 1, fmt, ap);
 	sb->len += (size_t)n;
@@ -490,6 +495,40 @@ char *path_dirname(const char *path)
 	if (slash == path)
 		return xstrdup("/");
 	return xstrndup(path, (size_t)(slash - path));
+}
+
+char *path_normalize(char *path)
+{
+	bool abs = path[0] == '/';
+	char **parts = NULL;
+	size_t n = 0, alloc = 0, i;
+	char *copy = xstrdup(path), *tok, *save = NULL;
+	struct strbuf sb = STRBUF_INIT;
+
+	for (tok = strtok_r(copy, "/", &save); tok; tok = strtok_r(NULL, "/", &save)) {
+		if (!strcmp(tok, "."))
+			continue;
+		if (!strcmp(tok, "..") && n > 0 && strcmp(parts[n - 1], "..")) {
+			n--;
+			continue;
+		}
+		if (!strcmp(tok, "..") && abs)
+			continue;
+		GROW(parts, alloc, n + 1);
+		parts[n++] = tok;
+	}
+	if (abs)
+		strbuf_addch(&sb, '/');
+	for (i = 0; i < n; i++)
+		strbuf_addf(&sb, "%s%s", i ? "/" : "", parts[i]);
+	if (!sb.len)
+		strbuf_addch(&sb, '.');
+	/* The result is never longer than the input. */
+	memcpy(path, sb.buf, sb.len + 1);
+	strbuf_release(&sb);
+	free(parts);
+	free(copy);
+	return path;
 }
 
 const char *path_basename(const char *path)

@@ -120,6 +120,11 @@ int rm_rf(const char *path);
 char *path_join(const char *a, const char *b);
 /* Directory part of a path ("." when none), malloc'd. */
 char *path_dirname(const char *path);
+/*
+ * Normalise a path in place, lexically: drop "." components and repeated
+ * slashes, fold "dir/.." pairs. Leading ".." of a relative path stay.
+ */
+char *path_normalize(char *path);
 /* Base name, pointing into path. */
 const char *path_basename(const char *path);
 

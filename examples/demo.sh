@@ -1,0 +1,27 @@
+#!/bin/bash
+# make demo: what imgforge can show today on this machine.
+#
+# When the appliance work lands, this builds the ATARYS production image
+# against the machine's apt mirror, boots it in QEMU with ports forwarded,
+# waits for its health check and prints how to reach it. Until then it
+# validates and plans the appliance image, which is what exists now.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The mirror: $IMGFORGE_MIRROR, else the first deb URL in this machine's apt sources.
+if [ -z "${IMGFORGE_MIRROR:-}" ]; then
+	IMGFORGE_MIRROR=$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1)
+	[ -n "$IMGFORGE_MIRROR" ] || IMGFORGE_MIRROR=$(awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' /etc/apt/sources.list 2>/dev/null)
+fi
+export IMGFORGE_MIRROR
+
+echo "demo: imgforge $(./imgforge --version | cut -d' ' -f2)"
+echo "demo: not yet here: building, booting and testing the appliance (see README.md)."
+echo
+echo "demo: checking images/atarys.yaml with every profile"
+for p in staging production; do
+	./imgforge check --profile "$p" images/atarys.yaml
+done
+echo
+echo "demo: the resolved production recipe and its stage keys:"
+./imgforge plan --profile production images/atarys.yaml

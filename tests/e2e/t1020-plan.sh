@@ -1,0 +1,86 @@
+#!/bin/bash
+# imgforge plan: the resolved recipe and stage keys, stable byte for byte.
+. "$SRCDIR/tests/e2e/lib.sh"
+
+IMG=$SRCDIR/images/atarys.yaml
+M=--mirror=http://mirror.invalid/debian
+
+test_expect_success 'plan prints the resolved recipe and three stage keys' '
+	imgforge plan $M "$IMG" >plan.yaml &&
+	grep -E "^profile: default$" plan.yaml &&
+	grep -E "^  image: atarys$" plan.yaml &&
+	grep -E "^  packages: \[nginx, postgresql\]$" plan.yaml &&
+	grep -E "^    enable: \[systemd-networkd, nginx\]$" plan.yaml &&
+	grep -E "^  base: [0-9a-f]{64}$" plan.yaml &&
+	grep -E "^  rootfs: [0-9a-f]{64}$" plan.yaml &&
+	grep -E "^  disk: [0-9a-f]{64}$" plan.yaml
+'
+
+test_expect_success 'the same input gives the same output, from any directory' '
+	imgforge plan $M "$IMG" >a &&
+	imgforge plan $M "$IMG" >b &&
+	cmp a b &&
+	(cd "$SRCDIR" && "$IMGFORGE" plan $M images/atarys.yaml) >c &&
+	cmp a c
+'
+
+test_expect_success 'profile and --set change the variables and the keys' '
+	imgforge plan $M "$IMG" >a &&
+	imgforge plan $M --profile production "$IMG" >b &&
+	grep -F "LOG_LEVEL=WARNING" b && grep -F "LOG_LEVEL=INFO" a &&
+	imgforge plan $M --profile production --set log_level=DEBUG "$IMG" >c &&
+	grep -F "LOG_LEVEL=DEBUG" c &&
+	test "$(grep "^  rootfs:" a)" != "$(grep "^  rootfs:" b)" &&
+	test "$(grep "^  base:" a)" = "$(grep "^  base:" b)"
+'
+
+test_expect_success 'the mirror is not part of the base key' '
+	imgforge plan --mirror=http://a.invalid/debian "$IMG" >a &&
+	imgforge plan --mirror=http://b.invalid/debian "$IMG" >b &&
+	test "$(grep "^  base:" a)" = "$(grep "^  base:" b)"
+'
+
+test_expect_success 'overlay content is part of the rootfs key' '
+	mkdir -p img/recipes img/images img/ovl/etc &&
+	echo one >img/ovl/etc/motd &&
+	printf "image: t\nversion: \"1\"\nbase: {distro: debian, suite: bookworm}\noverlays: [../ovl]\n" >img/images/t.yaml &&
+	imgforge plan img/images/t.yaml >a &&
+	echo two >img/ovl/etc/motd &&
+	imgforge plan img/images/t.yaml >b &&
+	test "$(grep "^  rootfs:" a)" != "$(grep "^  rootfs:" b)" &&
+	test "$(grep "^  base:" a)" = "$(grep "^  base:" b)"
+'
+
+test_expect_success 'plan --json is JSON with the same content' '
+	imgforge plan $M --json "$IMG" >plan.json &&
+	python3 -c "
+import json, sys
+p = json.load(open(\"plan.json\"))
+assert p[\"profile\"] == \"default\"
+assert p[\"recipe\"][\"packages\"] == [\"nginx\", \"postgresql\"]
+assert len(p[\"stages\"][\"rootfs\"]) == 64
+" &&
+	imgforge plan $M "$IMG" >plan.yaml &&
+	test "$(sed -n "s/^  rootfs: //p" plan.yaml)" = "$(python3 -c "import json; print(json.load(open(\"plan.json\"))[\"stages\"][\"rootfs\"])")"
+'
+
+test_expect_success 'plan output is itself valid YAML' '
+	imgforge plan $M "$IMG" >plan.yaml &&
+	python3 -c "
+import sys
+try:
+    import yaml
+except ImportError:
+    sys.exit(0)
+d = yaml.safe_load(open(\"plan.yaml\"))
+assert d[\"recipe\"][\"image\"] == \"atarys\"
+"
+'
+
+test_expect_success 'plan of a bad recipe fails like check' '
+	printf "image: t\n" >bad.yaml &&
+	test_must_fail imgforge plan bad.yaml 2>err &&
+	grep -q "^bad.yaml:1:1: error: missing .version:." err
+'
+
+test_done
