@@ -64,7 +64,7 @@ FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(O)/tests/%,$(FUZZ_SRCS))
 CHECK_SANITIZE := address,undefined
 
 .PHONY: all deps check check-fast check-unit check-e2e check-san demo install format clean \
-	unit-bins FORCE
+	unit-bins fuzz FORCE
 
 all: imgforge
 
@@ -154,6 +154,18 @@ check-fast: deps
 
 check-unit: unit-bins
 	@tests/run.sh --unit-only --build $(O) --imgforge $(O)/imgforge
+
+# libFuzzer builds of the fuzz targets (clang): build/fuzz/fuzz-NAME, run as
+#   build/fuzz/fuzz-recipe -max_total_time=60 tests/fuzz/corpus/recipe
+FUZZ_CC ?= clang
+fuzz:
+	@mkdir -p build/fuzz
+	@for t in $(FUZZ_SRCS); do \
+		n=$$(basename $$t .c); echo " FUZZ build/fuzz/$$n"; \
+		$(FUZZ_CC) -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
+			-DIMGFORGE_VERSION='"$(VERSION)"' $(PKG_CFLAGS) -o build/fuzz/$$n $$t \
+			$(filter-out src/cmd-%.c,$(SRCS)) $(PKG_LIBS) -lm || exit 1; \
+	done
 
 # --- demo, install, format, clean ------------------------------------------
 
