@@ -1,0 +1,332 @@
+/* SPDX-License-Identifier: MIT */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "hash.h"
+#include "tap.h"
+#include "util.h"
+
+#define KA "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define KB "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define KC "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+
+static bool exists(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0;
+}
+
+static size_t count_dir(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	size_t n = 0;
+
+	while (d && (de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			n++;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* Write into an existing file in place (same inode), as a stage or a bit flip would. */
+static int write_into(const char *path, const void *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t k;
+
+	if (fd < 0)
+		return -errno;
+	k = write(fd, data, len);
+	close(fd);
+	return k == (ssize_t)len ? 0 : -EIO;
+}
+
+/* Write size bytes of c into a new cache temp file and store it under key. */
+static int store(struct cache *c, const char *key, const char *stage, char ch, size_t size,
+		 char **ret_path)
+{
+	struct strbuf err = STRBUF_INIT;
+	_cleanup_free_ char *tmp = NULL;
+	char *data = xmalloc(size ? size : 1);
+	int r;
+
+	memset(data, ch, size);
+	r = cache_tmpfile(c, stage, &tmp, &err);
+	if (r == 0)
+		r = write_into(tmp, data, size);
+	free(data);
+	if (r == 0)
+		r = cache_store(c, key, stage, tmp, ret_path, NULL, &err);
+	if (r < 0)
+		printf("# store: %s\n", strbuf_str(&err));
+	strbuf_release(&err);
+	return r;
+}
+
+TEST(test_store_and_lookup)
+{
+	struct strbuf err = STRBUF_INIT;
+	_cleanup_cache_ struct cache *c = NULL;
+	_cleanup_free_ char *tmp = NULL, *stored = NULL, *found = NULL, *data = NULL;
+	char hex[SHA256_HEX_LEN], want[SHA256_HEX_LEN];
+	struct stat st;
+	size_t len;
+
+	CHECK_INT(cache_open("c", &c, &err), 0);
+	CHECK_STR(strbuf_str(&err), "");
+	CHECK(exists("c/index.db") && exists("c/objects") && exists("c/tmp"));
+	CHECK_INT(cache_lookup(c, KA, CACHE_VERIFY_HASH, &found, &err), 0);
+	CHECK(found == NULL);
+
+	CHECK_INT(cache_tmpfile(c, "base", &tmp, &err), 0);
+	CHECK(tmp && str_startswith(tmp, "c/tmp/base-"));
+	/* The stage writes through its own file handle, into the given path. */
+	{
+		FILE *f = fopen(tmp, "w");
+		CHECK(f != NULL);
+		if (f) {
+			fputs("a base tarball", f);
+			fclose(f);
+		}
+	}
+	sha256_hex("a base tarball", 14, want);
+	CHECK_INT(cache_store(c, KA, "base", tmp, &stored, hex, &err), 0);
+	CHECK_STR(strbuf_str(&err), "");
+	CHECK_STR(hex, want);
+	CHECK_STR(stored, "c/objects/" KA);
+	CHECK(!exists(tmp));
+	CHECK(stat(stored, &st) == 0 && (st.st_mode & 0777) == 0444);
+
+	CHECK_INT(cache_lookup(c, KA, CACHE_VERIFY_METADATA, &found, &err), 1);
+	CHECK_STR(found, stored);
+	CHECK(read_file(found, 100, &data, &len) == 0);
+	CHECK_STR(data, "a base tarball");
+	free(found);
+	found = NULL;
+	CHECK_INT(cache_lookup(c, KA, CACHE_VERIFY_HASH, &found, &err), 1);
+	CHECK_STR(strbuf_str(&err), "");
+
+	/* Bad keys are refused, never turned into paths. */
+	CHECK_INT(cache_lookup(c, "../../etc/passwd", CACHE_VERIFY_HASH, &found, &err), -EINVAL);
+	CHECK_INT(cache_store(c, "ABC", "base", "x", NULL, NULL, &err), -EINVAL);
+	CHECK_INT(cache_touch(c, KB, &err), -ENOENT);
+	strbuf_release(&err);
+}
+
+TEST(test_corrupt_file_is_a_miss)
+{
+	struct strbuf err = STRBUF_INIT;
+	_cleanup_cache_ struct cache *c = NULL;
+	_cleanup_free_ char *path = NULL, *found = NULL;
+	struct cache_entry *list = NULL;
+	size_t n = 9;
+
+	CHECK_INT(cache_open("c", &c, &err), 0);
+	CHECK_INT(store(c, KA, "rootfs", 'x', 4096, &path), 0);
+	/* Same size, different bytes: found by its changed ctime and the hash. */
+	CHECK(chmod(path, 0644) == 0);
+	CHECK(write_into(path, "y", 1) == 0);
+	CHECK_INT(cache_lookup(c, KA, CACHE_VERIFY_METADATA, &found, &err), 0);
+	CHECK(found == NULL);
+	CHECK(strstr(strbuf_str(&err), "corrupt") != NULL);
+	CHECK(strstr(strbuf_str(&err), "rootfs") != NULL);
+	CHECK(!exists(path));
+	CHECK_INT(cache_list(c, &list, &n, &err), 0);
+	CHECK_INT(n, 0);
+
+	/* Rebuilt: stored again, then a hit. */
+	strbuf_reset(&err);
+	CHECK_INT(store(c, KA, "rootfs", 'x', 4096, NULL), 0);
+	CHECK_INT(cache_lookup(c, KA, CACHE_VERIFY_METADATA, &found, &err), 1);
+	CHECK_STR(strbuf_str(&err), "");
+	strbuf_release(&err);
+}
+
+TEST(test_missing_file_is_a_miss)
+{
+	struct strbuf err = STRBUF_INIT;
+	_cleanup_cache_ struct cache *c = NULL;
+	_cleanup_free_ char *path = NULL, *found = NULL;
+	struct cache_entry *list = NULL;
+	size_t n = 9;
+
+	CHECK_INT(cache_open("c", &c, &err), 0);
+	CHECK_INT(store(c, KB, "disk", 'd', 100, &path), 0);
+	CHECK(unlink(path) == 0);
+	CHECK_INT(cache_lookup(c, KB, CACHE_VERIFY_HASH, &found, &err), 0);
+	CHECK(strstr(strbuf_str(&err), "missing") != NULL);
+	CHECK_INT(cache_list(c, &list, &n, &err), 0);
+	CHECK_INT(n, 0);
+	/* A second lookup is a plain miss, without a reason. */
+	strbuf_reset(&err);
+	CHECK_INT(cache_lookup(c, KB, CACHE_VERIFY_HASH, &found, &err), 0);
+	CHECK_STR(strbuf_str(&err), "");
+	strbuf_release(&err);
+}
+
+TEST(test_gc_lru)
+{
+	struct strbuf err = STRBUF_INIT;
+	_cleanup_cache_ struct cache *c = NULL;
+	_cleanup_free_ char *pa = NULL, *pb = NULL, *pc = NULL, *found = NULL;
+	struct cache_gc_stats st = { 0 };
+	struct cache_entry *list = NULL;
+	size_t n = 0;
+
+	CHECK_INT(cache_open("c", &c, &err), 0);
+	CHECK_INT(store(c, KA, "base", 'a', 100, &pa), 0);
+	CHECK_INT(store(c, KB, "base", 'b', 200, &pb), 0);
+	CHECK_INT(store(c, KC, "base", 'c', 300, &pc), 0);
+	/* Using A makes it the most recently used: B, C, A. */
+	CHECK_INT(cache_lookup(c, KA, CACHE_VERIFY_METADATA, &found, &err), 1);
+	CHECK_INT(cache_list(c, &list, &n, &err), 0);
+	CHECK_INT(n, 3);
+	if (n == 3) {
+		CHECK_STR(list[0].key, KB);
+		CHECK_STR(list[1].key, KC);
+		CHECK_STR(list[2].key, KA);
+		CHECK_INT(list[2].size, 100);
+		CHECK_STR(list[1].stage, "base");
+		CHECK(list[0].created > 0 && list[0].last_used >= list[0].created);
+	}
+	cache_entries_free(list, n);
+
+	/* 600 bytes, at most 350 allowed: B then C go. */
+	CHECK_INT(cache_gc(c, 350, &st, &err), 0);
+	CHECK_INT(st.removed, 2);
+	CHECK_INT(st.freed, 500);
+	CHECK_INT(st.kept, 1);
+	CHECK_INT(st.kept_size, 100);
+	CHECK(exists(pa) && !exists(pb) && !exists(pc));
+	CHECK_INT(count_dir("c/objects"), 1);
+
+	/* Within the limit: nothing to do. */
+	CHECK_INT(cache_gc(c, 100, &st, &err), 0);
+	CHECK_INT(st.removed, 0);
+	CHECK_INT(cache_gc(c, 0, &st, &err), 0);
+	CHECK_INT(st.removed, 1);
+	CHECK_INT(count_dir("c/objects"), 0);
+	strbuf_release(&err);
+}
+
+/*
+ * What SIGKILL leaves behind: a half-written temp file, and an object renamed
+ * into objects/ whose row was never committed. Neither is ever used, and the
+ * next open deletes both — but not the temp file of a process still running.
+ */
+TEST(test_sigkill_leftovers_cleaned)
+{
+	struct strbuf err = STRBUF_INIT;
+	struct cache *c = NULL;
+	_cleanup_free_ char *found = NULL;
+	int ready[2];
+	char buf[512] = "";
+	pid_t pid;
+	ssize_t k;
+
+	CHECK_INT(cache_open("c", &c, &err), 0);
+	CHECK_INT(store(c, KA, "base", 'a', 10, NULL), 0);
+	cache_close(c);
+	c = NULL;
+
+	CHECK(pipe(ready) == 0);
+	pid = fork();
+	if (pid == 0) {
+		struct cache *cc = NULL;
+		char *tmp = NULL;
+
+		close(ready[0]);
+		if (cache_open("c", &cc, &err) < 0 || cache_tmpfile(cc, "rootfs", &tmp, &err) < 0)
+			_exit(1);
+		if (write_into(tmp, "half", 4) < 0)
+			_exit(1);
+		if (write(ready[1], tmp, strlen(tmp)) < 0)
+			_exit(1);
+		close(ready[1]);
+		for (;;)
+			pause();
+	}
+	close(ready[1]);
+	k = read(ready[0], buf, sizeof(buf) - 1);
+	close(ready[0]);
+	CHECK(k > 0);
+	buf[k > 0 ? k : 0] = '\0';
+	CHECK(exists(buf));
+
+	/* A crash between the rename into objects/ and the commit. */
+	CHECK(write_file_atomic("c/objects/" KB, "orphan", 6, 0444) == 0);
+
+	/* While the writer lives, its temp file stays; the orphan object goes. */
+	CHECK_INT(cache_open("c", &c, &err), 0);
+	CHECK(exists(buf));
+	CHECK(!exists("c/objects/" KB));
+	CHECK(exists("c/objects/" KA));
+	CHECK_INT(cache_lookup(c, KB, CACHE_VERIFY_HASH, &found, &err), 0);
+	cache_close(c);
+	c = NULL;
+
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	CHECK_INT(cache_open("c", &c, &err), 0);
+	CHECK(!exists(buf));
+	CHECK_INT(count_dir("c/tmp"), 0);
+	CHECK_INT(cache_lookup(c, KA, CACHE_VERIFY_HASH, &found, &err), 1);
+	cache_close(c);
+	strbuf_release(&err);
+}
+
+TEST(test_close_removes_unstored_tmp)
+{
+	struct strbuf err = STRBUF_INIT;
+	struct cache *c = NULL;
+	_cleanup_free_ char *tmp = NULL;
+
+	CHECK_INT(cache_open("c", &c, &err), 0);
+	CHECK_INT(cache_tmpfile(c, "disk", &tmp, &err), 0);
+	CHECK(exists(tmp));
+	CHECK_INT(cache_tmpfile(c, "../evil", &tmp, &err), -EINVAL);
+	cache_close(c);
+	CHECK(!exists(tmp));
+	strbuf_release(&err);
+}
+
+TEST(test_default_dir)
+{
+	struct strbuf err = STRBUF_INIT;
+	_cleanup_free_ char *a = NULL, *b = NULL;
+	char *c = NULL;
+
+	setenv("XDG_CACHE_HOME", "/var/cache/x", 1);
+	CHECK_INT(cache_default_dir(&a, &err), 0);
+	CHECK_STR(a, "/var/cache/x/imgforge");
+	setenv("XDG_CACHE_HOME", "relative", 1);
+	setenv("HOME", "/home/u", 1);
+	CHECK_INT(cache_default_dir(&b, &err), 0);
+	CHECK_STR(b, "/home/u/.cache/imgforge");
+	unsetenv("XDG_CACHE_HOME");
+	unsetenv("HOME");
+	CHECK_INT(cache_default_dir(&c, &err), -ENOENT);
+	CHECK(strstr(strbuf_str(&err), "--cache") != NULL);
+	strbuf_release(&err);
+}
+
+int main(void)
+{
+	RUN(test_store_and_lookup);
+	RUN(test_corrupt_file_is_a_miss);
+	RUN(test_missing_file_is_a_miss);
+	RUN(test_gc_lru);
+	RUN(test_sigkill_leftovers_cleaned);
+	RUN(test_close_removes_unstored_tmp);
+	RUN(test_default_dir);
+	return tap_done();
+}
