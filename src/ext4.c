@@ -27,6 +27,7 @@
 #include <et/com_err.h>
 #include <ext2fs/ext2_fs.h>
 #include <ext2fs/ext2fs.h>
+#include <ext2fs/ext3_extents.h>
 
 #include "ext4.h"
 
@@ -237,7 +238,9 @@ static int number(struct writer *w, struct tree_node *n)
 		if (S_ISREG(ino->mode)) {
 			uint64_t extents = ino->data_runs + (ino->data_bytes >> 27);
 
-			w->need_blocks += div_up(ino->data_bytes, BLOCK_SIZE) + ino->data_runs;
+			/* each run after the first may start inside a block */
+			w->need_blocks += div_up(ino->data_bytes, BLOCK_SIZE) +
+					  (ino->data_runs > 1 ? ino->data_runs : 0);
 			if (extents > 4)
 				w->need_blocks += div_up(extents, 340) + 1;
 		} else if (S_ISLNK(ino->mode)) {
@@ -393,6 +396,19 @@ static void fill_inode(struct writer *w, const struct tree_inode *ino, struct ex
 	in->i_links_count = (__u16)(ino->nlink > EXT2_LINK_MAX ? EXT2_LINK_MAX : ino->nlink);
 }
 
+/* An extent-mapped inode without extents yet: the header alone, as the kernel writes it. */
+static void empty_extent_tree(struct ext2_inode_large *in)
+{
+	struct ext3_extent_header *eh = (struct ext3_extent_header *)in->i_block;
+
+	in->i_flags |= EXT4_EXTENTS_FL;
+	eh->eh_magic = ext2fs_cpu_to_le16(EXT3_EXT_MAGIC);
+	eh->eh_entries = 0;
+	eh->eh_depth = 0;
+	eh->eh_max = ext2fs_cpu_to_le16((sizeof(in->i_block) - sizeof(*eh)) /
+					sizeof(struct ext3_extent));
+}
+
 static errcode_t put_inode(struct writer *w, uint32_t ino, struct ext2_inode_large *in)
 {
 	return ext2fs_write_inode_full(w->fs, ino, (struct ext2_inode *)in, sizeof(*in));
@@ -523,7 +539,7 @@ static int write_node(struct writer *w, struct tree_node *n)
 			return r;
 		break;
 	case S_IFREG:
-		in.i_flags |= EXT4_EXTENTS_FL;
+		empty_extent_tree(&in);
 		e = ext2fs_inode_size_set(w->fs, (struct ext2_inode *)&in, ino->size);
 		if (!e)
 			e = put_inode(w, ino->ino, &in);

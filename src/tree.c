@@ -540,7 +540,8 @@ static int hash_host_file(struct tree_inode *ino, const char *path, const struct
 						n < 0 ? strerror(errno) : "file shrank while read");
 				goto out;
 			}
-			sha256_update_u64(h, (uint64_t)pos);
+			if (pos == data)
+				sha256_update_u64(h, (uint64_t)pos);
 			sha256_update(h, buf, (size_t)n);
 			ino->data_bytes += (uint64_t)n;
 			pos += n;
@@ -569,7 +570,8 @@ int tree_add_file(struct tree *t, const char *path, const void *data, size_t len
 		memcpy(ino->inline_data, data, len);
 		ino->size = ino->data_bytes = len;
 		ino->data_runs = len ? 1 : 0;
-		sha256_update_u64(h, 0);
+		if (len)
+			sha256_update_u64(h, 0);
 		sha256_update(h, data, len);
 		sha256_update_u64(h, len);
 		sha256_final(h, ino->digest);
@@ -701,9 +703,11 @@ static int read_archive_data(struct tarball *tb, struct tree_inode *ino, const s
 					"data beyond the size of the file; the archive is corrupt");
 			break;
 		}
-		if (off != end || ino->data_runs == 0)
+		/* Hash run boundaries, not read boundaries: they vary with the compression. */
+		if (off != end || ino->data_runs == 0) {
 			ino->data_runs++;
-		sha256_update_u64(h, off);
+			sha256_update_u64(h, off);
+		}
 		sha256_update(h, buf, len);
 		ino->data_bytes += len;
 		end = off + len;

@@ -1,0 +1,141 @@
+#!/usr/bin/python3
+# Build the test archives for tests/e2e/t2*-mkfs*.sh with python's tarfile,
+# so that no binary fixture is committed.
+#
+#   mkfs-fixture.py everything OUT.tar MANIFEST   every entry type mkfs must carry
+#   mkfs-fixture.py big OUT.tar N                 N small files in one directory
+#   mkfs-fixture.py hostile KIND OUT.tar          one hostile archive (see below)
+#
+# MANIFEST gets "sha256 path" lines for the regular files, computed here from
+# the bytes put into the archive.
+import hashlib
+import io
+import random
+import sys
+import tarfile
+
+EPOCH = 1700000000
+
+# security.capability v2 granting cap_net_raw (bit 13), as setcap writes it.
+CAP_NET_RAW = bytes([0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00] + [0] * 12)
+
+
+def info(name, type_=tarfile.REGTYPE, mode=0o644, uid=0, gid=0, mtime=EPOCH - 3600, **kw):
+    ti = tarfile.TarInfo(name)
+    ti.type = type_
+    ti.mode = mode
+    ti.uid, ti.gid = uid, gid
+    ti.uname = ti.gname = ""
+    ti.mtime = mtime
+    for k, v in kw.items():
+        setattr(ti, k, v)
+    return ti
+
+
+def everything(out, manifest):
+    files = {}
+    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
+        def add(name, data=None, **kw):
+            ti = info(name, **kw)
+            if data is not None:
+                ti.size = len(data)
+                files[name] = hashlib.sha256(data).hexdigest()
+                tar.addfile(ti, io.BytesIO(data))
+            else:
+                tar.addfile(ti)
+
+        def d(name, mode=0o755, **kw):
+            add(name, type_=tarfile.DIRTYPE, mode=mode, **kw)
+
+        d("./")
+        for x in ("etc", "usr", "usr/bin", "dev", "run", "home", "tmp", "srv"):
+            d(x, mode=0o1777 if x == "tmp" else 0o755)
+        add("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"
+            b"alice:x:1001:1002:Alice:/home/alice:/bin/sh\n")
+        add("etc/group", b"root:x:0:\nstaff:x:1002:alice\nbig:x:70001:\n")
+        d("home/alice", mode=0o750, uid=1001, gid=1002)
+        add("home/alice/notes.txt", b"alice's notes\n", mode=0o600, uid=1001, gid=1002)
+        add("home/alice/far", b"high ids\n", uid=70000, gid=70001)
+        rnd = random.Random(42)
+        add("usr/bin/blob", bytes(rnd.getrandbits(8) for _ in range(300001)), mode=0o755)
+        ping = info("usr/bin/ping", mode=0o755)
+        ping.pax_headers = {"SCHILY.xattr.security.capability": CAP_NET_RAW.decode("latin-1"),
+                            "SCHILY.xattr.user.comment": "pings"}
+        data = b"\x7fELF ping\n"
+        ping.size = len(data)
+        files["usr/bin/ping"] = hashlib.sha256(data).hexdigest()
+        tar.addfile(ping, io.BytesIO(data))
+        add("usr/bin/ping4", type_=tarfile.LNKTYPE, linkname="usr/bin/ping")
+        add("usr/bin/ping6", type_=tarfile.LNKTYPE, linkname="usr/bin/ping")
+        add("usr/bin/su", b"su\n", mode=0o4755)
+        add("usr/bin/wall", b"wall\n", mode=0o2755, gid=5)
+        add("usr/bin/sh", type_=tarfile.SYMTYPE, linkname="dash", mode=0o777)
+        add("usr/bin/dash", b"dash\n", mode=0o755)
+        add("srv/long-link", type_=tarfile.SYMTYPE, linkname="/" + "x" * 70 + "/" + "y" * 130)
+        add("dev/null", type_=tarfile.CHRTYPE, mode=0o666, devmajor=1, devminor=3)
+        add("dev/sda", type_=tarfile.BLKTYPE, mode=0o660, gid=6, devmajor=8, devminor=0)
+        add("dev/nvme", type_=tarfile.BLKTYPE, mode=0o660, devmajor=259, devminor=70000)
+        add("run/initctl", type_=tarfile.FIFOTYPE, mode=0o600)
+        d("ünïcödé")
+        add("ünïcödé/файл-😀.txt", "привет\n".encode())
+        add("srv/future", b"from the future\n", mtime=EPOCH + 10**6)
+        add("srv/empty", b"")
+        add("srv/" + "n" * 255, b"longest name\n")
+    with open(manifest, "w") as f:
+        for name, digest in sorted(files.items()):
+            f.write("%s /%s\n" % (digest, name))
+
+
+def big(out, n):
+    with tarfile.open(out, "w") as tar:
+        tar.addfile(info("many", tarfile.DIRTYPE, 0o755))
+        for i in range(n):
+            data = b"%d\n" % i
+            ti = info("many/file-%05d" % i)
+            ti.size = len(data)
+            tar.addfile(ti, io.BytesIO(data))
+
+
+def hostile(kind, out):
+    with tarfile.open(out, "w") as tar:
+        def add(ti, data=b""):
+            ti.size = len(data) if ti.type == tarfile.REGTYPE else 0
+            tar.addfile(ti, io.BytesIO(data))
+
+        if kind == "dotdot":
+            add(info("etc"), b"x")
+            add(info("a/../../etc/shadow"), b"pwned\n")
+        elif kind == "absolute-dotdot":
+            add(info("/../../etc/shadow"), b"pwned\n")
+        elif kind == "symlink":
+            add(info("a", tarfile.SYMTYPE, linkname="/etc"))
+            add(info("a/passwd"), b"pwned\n")
+        elif kind == "symlink-relative":
+            add(info("d", tarfile.DIRTYPE, 0o755))
+            add(info("d/up", tarfile.SYMTYPE, linkname="../.."))
+            add(info("d/up/etc/passwd"), b"pwned\n")
+        elif kind == "hardlink-missing":
+            add(info("x", tarfile.LNKTYPE, linkname="does/not/exist"))
+        elif kind == "hardlink-outside":
+            add(info("x", tarfile.LNKTYPE, linkname="../../etc/passwd"))
+        elif kind == "longname":
+            add(info("d/" + "n" * 256), b"x")
+        elif kind == "symlink-layer1":
+            add(info("a", tarfile.SYMTYPE, linkname="/etc"))
+        elif kind == "symlink-layer2":
+            add(info("a/passwd"), b"pwned\n")
+        elif kind == "big":
+            add(info("big"), bytes(3 << 20))
+        else:
+            raise SystemExit("unknown hostile kind " + kind)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "everything":
+        everything(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "big":
+        big(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1] == "hostile":
+        hostile(sys.argv[2], sys.argv[3])
+    else:
+        raise SystemExit("usage: see the comment at the top")
