@@ -21,6 +21,11 @@ struct cmd {
 int cmd_check(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_mkfs(int argc, char **argv);
+int cmd_build(int argc, char **argv);
+int cmd_cache(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_show(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
 
 /* Shared by commands: print a usage text and return EXIT_USAGE or 0. */
 int usage_print(const char *text, bool to_stdout);
