@@ -210,9 +210,11 @@ int tarball_next(struct tarball *t, struct tarball_entry *ret, struct strbuf *er
 	int r;
 
 	t->entry_path = NULL;
-	do
-		r = archive_read_next_header(t->a, &e);
-	while (r == ARCHIVE_RETRY);
+	/*
+	 * ARCHIVE_RETRY means a damaged header that libarchive would skip;
+	 * skipping would silently drop entries, so it is an error here.
+	 */
+	r = archive_read_next_header(t->a, &e);
 	if (r == ARCHIVE_EOF) {
 		if (t->a == t->outer && t->next_index == 0 && archive_format(t->a) == 0) {
 			/* An empty file is no archive; say so rather than give an empty tree. */
@@ -221,7 +223,7 @@ int tarball_next(struct tarball *t, struct tarball_entry *ret, struct strbuf *er
 		}
 		return 0;
 	}
-	if (r < ARCHIVE_WARN)
+	if (r < ARCHIVE_WARN || r == ARCHIVE_RETRY)
 		return fail(t, t->a, err, "cannot read");
 	if (t->a == t->outer && t->next_index == 0 &&
 	    (archive_format(t->a) & ARCHIVE_FORMAT_BASE_MASK) == ARCHIVE_FORMAT_AR) {
@@ -278,12 +280,10 @@ int tarball_read(struct tarball *t, const void **ret_buf, size_t *ret_len, uint6
 	size_t len;
 	int r;
 
-	do
-		r = archive_read_data_block(t->a, ret_buf, &len, &off);
-	while (r == ARCHIVE_RETRY);
+	r = archive_read_data_block(t->a, ret_buf, &len, &off);
 	if (r == ARCHIVE_EOF)
 		return 0;
-	if (r < ARCHIVE_WARN)
+	if (r < ARCHIVE_WARN || r == ARCHIVE_RETRY)
 		return fail(t, t->a, err, "cannot read");
 	if (off < 0) {
 		strbuf_addf(err, "cannot read '%s': entry '%s' has data at a negative offset",

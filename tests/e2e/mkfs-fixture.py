@@ -125,7 +125,7 @@ def hostile(kind, out):
         elif kind == "symlink-layer2":
             add(info("a/passwd"), b"pwned\n")
         elif kind == "big":
-            add(info("big"), bytes(3 << 20))
+            add(info("big"), b"\xa5" * (3 << 20))
         else:
             raise SystemExit("unknown hostile kind " + kind)
 

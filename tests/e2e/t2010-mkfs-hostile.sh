@@ -1,0 +1,109 @@
+#!/bin/bash
+# imgforge mkfs on hostile and broken archives: one clear error naming the
+# archive and the entry, a non-zero exit (never a crash: run under ASan+UBSan
+# when make check provides that build), and no output file.
+. "$SRCDIR/tests/e2e/lib.sh"
+
+IMG=${IMGFORGE_SAN:-$IMGFORGE}
+fixture() { python3 "$SRCDIR/tests/e2e/mkfs-fixture.py" "$@"; }
+
+# refuse REGEX ARGS...: mkfs fails cleanly with exactly one line of error matching REGEX.
+refuse() {
+	local re=$1
+	shift
+	rm -f out.ext4 err
+	test_must_fail "$IMG" mkfs "$@" -o out.ext4 2>err || return 1
+	grep_one "^error: $re" err || return 1
+	test "$(wc -l <err)" = 1 || { echo "more than one line:"; cat err; return 1; }
+	test ! -e out.ext4 || { echo "out.ext4 left behind"; return 1; }
+	! ls out.ext4.tmp-* 2>/dev/null
+}
+
+test_expect_success 'tools' '
+	require_tool python3 python3
+'
+
+test_expect_success '".." leaving the root is refused' '
+	fixture hostile dotdot dotdot.tar &&
+	refuse "archive .dotdot.tar.: entry .a/\.\./\.\./etc/shadow.: path leaves the image root" \
+		--from dotdot.tar
+'
+
+test_expect_success 'an absolute path with ".." leaving the root is refused' '
+	fixture hostile absolute-dotdot abs.tar &&
+	refuse "archive .abs.tar.: entry ./\.\./\.\./etc/shadow.: path leaves the image root" \
+		--from abs.tar
+'
+
+test_expect_success 'writing through a symlink planted in the same archive is refused' '
+	fixture hostile symlink sym.tar &&
+	refuse "archive .sym.tar.: entry .a/passwd.: would be written through the symlink ./a. \(-> /etc\)" \
+		--from sym.tar
+'
+
+test_expect_success 'writing through a relative symlink is refused too' '
+	fixture hostile symlink-relative symrel.tar &&
+	refuse "archive .symrel.tar.: entry .d/up/etc/passwd.: would be written through the symlink ./d/up." \
+		--from symrel.tar
+'
+
+test_expect_success 'writing through a symlink planted by an earlier layer is refused' '
+	fixture hostile symlink-layer1 l1.tar &&
+	fixture hostile symlink-layer2 l2.tar &&
+	refuse "archive .l2.tar.: entry .a/passwd.: would be written through the symlink ./a." \
+		--from l1.tar --from l2.tar
+'
+
+test_expect_success 'a hard link to a path that does not exist is refused' '
+	fixture hostile hardlink-missing hl.tar &&
+	refuse "archive .hl.tar.: entry .x.: hard link to ./does/not/exist., which does not exist in the image" \
+		--from hl.tar
+'
+
+test_expect_success 'a hard link leaving the root is refused' '
+	fixture hostile hardlink-outside hlo.tar &&
+	refuse "archive .hlo.tar.: entry .x.: path leaves the image root" --from hlo.tar
+'
+
+test_expect_success 'a name longer than 255 bytes is refused' '
+	fixture hostile longname long.tar &&
+	refuse "archive .long.tar.: entry .d/n{256}.: a file name is longer than 255 bytes" \
+		--from long.tar
+'
+
+test_expect_success 'a truncated archive is refused' '
+	fixture everything whole.tar manifest &&
+	head -c 200000 whole.tar >trunc.tar &&
+	refuse "cannot read .trunc.tar. at entry .usr/bin/blob.: .*[Tt]runcated" --from trunc.tar &&
+	gzip -c whole.tar | head -c 20000 >trunc.tar.gz &&
+	refuse "cannot read .trunc.tar.gz.( at entry .[^ ]*.)?: .*" --from trunc.tar.gz
+'
+
+test_expect_success 'a corrupt archive is refused' '
+	cp whole.tar corrupt.tar &&
+	off=$(grep -boa "usr/bin/blob" whole.tar | head -1 | cut -d: -f1) &&
+	test "$((off % 512))" = 0 &&
+	printf "garbage!" | dd of=corrupt.tar bs=1 seek=$((off + 148)) conv=notrunc status=none &&
+	refuse "cannot read .corrupt.tar.: Damaged tar archive" --from corrupt.tar &&
+	head -c 5000 /dev/urandom >noise.tar &&
+	refuse "cannot read .noise.tar.: .*" --from noise.tar &&
+	: >empty.tar &&
+	refuse "cannot read .empty.tar.: .*" --from empty.tar
+'
+
+test_expect_success 'a file larger than the whole image is refused' '
+	fixture hostile big big.tar &&
+	refuse ".*/big. \(entry 0 of archive .big.tar.\) holds 3.0 MiB of data, more than the whole image \(2.0 MiB\)" \
+		--from big.tar --size 2M
+'
+
+test_expect_success 'a missing input is named' '
+	refuse "cannot open .nope.tar.: No such file or directory" --from nope.tar
+'
+
+test_expect_success 'nothing on the host was touched' '
+	! grep -q pwned /etc/passwd /etc/shadow 2>/dev/null &&
+	test ! -e etc/shadow && test ! -e a/passwd
+'
+
+test_done
