@@ -12,6 +12,7 @@
 static const struct cmd commands[] = {
 	{ "check", cmd_check, "validate an image definition and its recipes" },
 	{ "plan", cmd_plan, "print the resolved recipe and the stage cache keys" },
+	{ "build", cmd_build, "build an image: base, root filesystem, outputs, registry" },
 	{ "mkfs", cmd_mkfs, "write an ext4 image from tarballs and directories" },
 	{ "cache", cmd_cache, "list or trim the stage cache (cache ls, cache gc)" },
 	{ "ls", cmd_ls, "list the registered builds" },

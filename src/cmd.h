@@ -21,6 +21,7 @@ struct cmd {
 int cmd_check(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_mkfs(int argc, char **argv);
+int cmd_build(int argc, char **argv);
 int cmd_cache(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_show(int argc, char **argv);

@@ -1002,7 +1002,7 @@ static void validate(struct vctx *v, const struct field *f, const char *name, st
 			return; /* checked after substitution */
 		}
 		check_value(f, name ? name : "value", n, v->d);
-		if (f->type == T_HOSTPATH)
+		if (f->type == T_HOSTPATH || (f->type == T_SOURCE && !strstr(n->str, "://")))
 			set_abspath(v, n);
 	} else if (n->had_var) {
 		check_value(f, name ? name : "value", n, v->d);
@@ -1361,8 +1361,9 @@ static void resolve_late_paths(struct ynode *n, const struct field *f)
 	if (!f)
 		return;
 	if (n->kind == YNODE_SCALAR) {
-		if ((f->type == T_HOSTPATH || f->type == T_OVERLAY) && n->had_var && !n->abspath &&
-		    n->pos.file) {
+		if ((f->type == T_HOSTPATH || f->type == T_OVERLAY ||
+		     (f->type == T_SOURCE && !strstr(n->str, "://"))) &&
+		    n->had_var && !n->abspath && n->pos.file) {
 			_cleanup_free_ char *real = realpath(n->pos.file, NULL);
 			_cleanup_free_ char *dir = path_dirname(real ? real : n->pos.file);
 			n->abspath = n->str[0] == '/' ? xstrdup(n->str) : path_join(dir, n->str);

@@ -1,0 +1,131 @@
+#!/bin/bash
+# imgforge build with a tarball base (file://): stages, cache, outputs,
+# scrubbing, registry; interrupted builds leave nothing half-done.
+. "$SRCDIR/tests/e2e/lib.sh"
+
+require_tool e2fsck e2fsprogs || exit 1
+require_tool debugfs e2fsprogs || exit 1
+FIX=$SRCDIR/tests/helpers/rootfs-fixture.py
+export IMGFORGE_CACHE=$TEST_DIR/cache
+
+setup() { # NAME PKG=VER...
+	mkdir -p "$1/ovl/etc/app" &&
+	echo "hello from the overlay" >"$1/ovl/etc/app/motd" &&
+	python3 "$FIX" "$1/rootfs.tar.gz" "${@:2}" &&
+	sha=$(sha256sum "$1/rootfs.tar.gz" | cut -d" " -f1) &&
+	cat >"$1/image.yaml" <<-EOT
+	image: tiny
+	version: 1.0.0
+	variables: {greeting: hello}
+	base: {tarball: rootfs.tar.gz, sha256: $sha}
+	overlays: [ovl, {source: ovl, target: /srv/app, owner: "app:app"}]
+	files:
+	  - {path: /etc/app/env, mode: "0640", owner: "root:www-data", content: "GREETING=\${greeting}\n"}
+	  - {path: /etc/app/link, type: symlink, target: env}
+	services: {enable: [nginx.service]}
+	EOT
+}
+
+dbg() { debugfs -R "$1" "$2" 2>/dev/null; }
+
+test_expect_success 'build writes root.ext4, manifest.json and build.log' '
+	setup a base-files=12.4 nginx=1.22.1-9 &&
+	imgforge build --cache cache -o out a/image.yaml 2>err &&
+	test -f out/root.ext4 && test -f out/manifest.json && test -f out/build.log &&
+	e2fsck -fn out/root.ext4 &&
+	python3 -c "
+import json
+m = json.load(open(\"out/manifest.json\"))
+assert m[\"image\"] == \"tiny\" and m[\"version\"] == \"1.0.0\" and m[\"profile\"] == \"default\"
+assert [p[\"name\"] for p in m[\"packages\"]] == [\"base-files\", \"nginx\"], m[\"packages\"]
+assert m[\"packages\"][1][\"version\"] == \"1.22.1-9\" and m[\"packages\"][1][\"architecture\"] == \"amd64\"
+assert len(m[\"stages\"][\"rootfs\"]) == 64 and len(m[\"build_id\"]) > 8
+o = {x[\"name\"]: x for x in m[\"outputs\"]}
+import hashlib
+assert o[\"root.ext4\"][\"sha256\"] == hashlib.sha256(open(\"out/root.ext4\", \"rb\").read()).hexdigest()
+"
+'
+
+test_expect_success 'the image holds the recipe: overlays, files, owners, services' '
+	dbg "cat /etc/app/motd" out/root.ext4 | grep -q "hello from the overlay" &&
+	dbg "cat /srv/app/etc/app/motd" out/root.ext4 | grep -q "hello from the overlay" &&
+	dbg "stat /srv/app/etc/app/motd" out/root.ext4 | grep -E "User: +1001 +Group: +1001" &&
+	dbg "cat /etc/app/env" out/root.ext4 | grep -qx "GREETING=hello" &&
+	dbg "stat /etc/app/env" out/root.ext4 >st && grep -E "Mode: +0640" st && grep -E "User: +0 +Group: +33" st &&
+	dbg "stat /etc/systemd/system/multi-user.target.wants/nginx.service" out/root.ext4 | grep -F "Fast link dest: \"/usr/lib/systemd/system/nginx.service\"" &&
+	dbg "stat /etc/systemd/system/httpd.service" out/root.ext4 | grep -q "Type: symlink"
+'
+
+test_expect_success 'no SSH host key or machine-id is baked into the image' '
+	! dbg "ls -l /etc/ssh" out/root.ext4 | grep -q ssh_host_ &&
+	dbg "ls -l /etc/ssh" out/root.ext4 | grep -q sshd_config &&
+	dbg "stat /etc/machine-id" out/root.ext4 | grep -E "Size: 0$"
+'
+
+test_expect_success 'the second build is a cache hit and says so' '
+	imgforge build --cache cache -o out2 a/image.yaml 2>err &&
+	grep -q "base: cached" err && grep -q "rootfs: cached" err &&
+	cmp out/root.ext4 out2/root.ext4
+'
+
+test_expect_success 'same inputs and SOURCE_DATE_EPOCH: byte-identical without the cache' '
+	imgforge build --cache c1 -o o1 a/image.yaml 2>/dev/null &&
+	imgforge build --cache c2 -o o2 a/image.yaml 2>/dev/null &&
+	cmp o1/root.ext4 o2/root.ext4
+'
+
+test_expect_success 'a corrupted cache entry is detected and rebuilt' '
+	obj=$(ls cache/objects/* | head -1) && chmod u+w cache/objects/* &&
+	for f in cache/objects/*; do printf X | dd of="$f" bs=1 seek=100 conv=notrunc 2>/dev/null; done &&
+	imgforge build --verify --cache cache -o out3 a/image.yaml 2>err &&
+	grep -q "cache entry dropped" err && ! grep -q "rootfs: cached" err &&
+	cmp out/root.ext4 out3/root.ext4
+'
+
+test_expect_success 'a sha256 mismatch names both hashes and builds nothing' '
+	setup bad &&
+	sed -i "s/sha256: [0-9a-f]*/sha256: $(printf %064d 0)/" bad/image.yaml &&
+	test_must_fail imgforge build --cache cache -o badout bad/image.yaml 2>err &&
+	grep -E "0{64}" err && grep -E "$(sha256sum bad/rootfs.tar.gz | cut -c1-64)" err &&
+	! test -f badout/root.ext4
+'
+
+test_expect_success 'ls, show and diff the registered builds' '
+	setup b base-files=12.4 nginx=1.24.0-1 curl=7.88.1 &&
+	echo "changed" >b/ovl/etc/app/motd &&
+	imgforge build --cache cache -o outb b/image.yaml 2>/dev/null &&
+	imgforge ls --registry cache/registry.db >ls.out &&
+	test "$(grep -c tiny ls.out)" -ge 3 &&
+	a=$(python3 -c "import json; print(json.load(open(\"out/manifest.json\"))[\"build_id\"])") &&
+	b=$(python3 -c "import json; print(json.load(open(\"outb/manifest.json\"))[\"build_id\"])") &&
+	imgforge show --registry cache/registry.db "$a" >show.out && grep -q nginx show.out &&
+	imgforge diff --registry cache/registry.db "$a" "$b" >diff.out &&
+	grep -E "curl" diff.out && grep -E "nginx.*1.22.1-9.*1.24.0-1" diff.out &&
+	grep -E "/etc/app/motd" diff.out
+'
+
+test_expect_success 'a build killed at any point leaves no partial output and no row' '
+	setup k base-files=12.4 &&
+	head -c 30000000 /dev/urandom >k/ovl/etc/app/big &&
+	before=$(imgforge ls --json --registry cache/registry.db | grep -o "\"id\"" | wc -l) &&
+	done_runs=0 &&
+	for delay in 0.05 0.2 0.5 1 2; do
+		rm -rf kout
+		"$IMGFORGE" build --cache cache -o kout k/image.yaml 2>/dev/null &
+		pid=$!; sleep $delay; kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+		if test -f kout/root.ext4; then
+			# Under its final name, an output is complete.
+			e2fsck -fn kout/root.ext4 >/dev/null || exit 1
+		fi
+		test -f kout/manifest.json && done_runs=$((done_runs + 1))
+		! ls kout/root.ext4.* 2>/dev/null | grep -v "^kout/\." || exit 1
+	done &&
+	after=$(imgforge ls --json --registry cache/registry.db | grep -o "\"id\"" | wc -l) &&
+	echo "killed runs that finished: $done_runs, rows added: $((after - before))" &&
+	test $((after - before)) -le $done_runs &&
+	imgforge build --cache cache -o kout k/image.yaml 2>/dev/null &&
+	e2fsck -fn kout/root.ext4 &&
+	ls cache/tmp | wc -l | grep -qx 0
+'
+
+test_done
