@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <sys/stat.h>
+
+#include "ext4.h"
+#include "tap.h"
+#include "tree.h"
+#include "util.h"
+
+#define EPOCH 1700000000
+
+static struct tree *small_tree(const char *content)
+{
+	struct tree *t = tree_new();
+	struct strbuf err = STRBUF_INIT;
+	static const char cap[20] = { 1, 0, 0, 2, 0, 0x20 };
+
+	tree_set_default_mtime(t, EPOCH);
+	CHECK_INT(tree_add_file(t, "etc/hello", content, strlen(content), NULL, 0644, 1000, 1000,
+				EPOCH - 10, &err),
+		  0);
+	CHECK_INT(tree_add_file(t, "usr/bin/ping", "elf", 3, NULL, 04755, 0, 0, EPOCH + 99, &err),
+		  0);
+	CHECK_INT(tree_set_xattr(t, "usr/bin/ping", "security.capability", cap, sizeof(cap), &err),
+		  0);
+	CHECK_INT(tree_add_symlink(t, "bin", "usr/bin", 0, 0, EPOCH, &err), 0);
+	CHECK_INT(tree_add_directory(t, "var/empty", 0700, 0, 0, EPOCH, &err), 0);
+	strbuf_release(&err);
+	return t;
+}
+
+/* Run a shell command; its exit status. */
+static int sh(const char *cmd)
+{
+	int s = system(cmd);
+
+	return WIFEXITED(s) ? WEXITSTATUS(s) : 128;
+}
+
+static bool files_equal(const char *a, const char *b)
+{
+	char *x = NULL, *y = NULL;
+	size_t lx = 0, ly = 0;
+	bool eq;
+
+	if (read_file(a, 1 << 30, &x, &lx) < 0 || read_file(b, 1 << 30, &y, &ly) < 0)
+		return false;
+	eq = lx == ly && !memcmp(x, y, lx);
+	free(x);
+	free(y);
+	return eq;
+}
+
+TEST(test_write_and_check)
+{
+	struct tree *t = small_tree("hello, world\n");
+	struct ext4_opts o = EXT4_OPTS_INIT;
+	struct strbuf err = STRBUF_INIT;
+	uint64_t size = 0;
+	struct stat st;
+
+	o.epoch = EPOCH;
+	o.label = "root";
+	CHECK_INT(ext4_write(t, "a.ext4", &o, &size, &err), 0);
+	CHECK(stat("a.ext4", &st) == 0 && (uint64_t)st.st_size == size && size % (1 << 20) == 0);
+	CHECK_INT(sh("PATH=$PATH:/sbin:/usr/sbin e2fsck -fn a.ext4 >fsck.out 2>&1"), 0);
+	CHECK_INT(sh("PATH=$PATH:/sbin:/usr/sbin debugfs -R 'cat /etc/hello' a.ext4 2>/dev/null | "
+		     "grep -qx 'hello, world'"),
+		  0);
+	CHECK_INT(sh("PATH=$PATH:/sbin:/usr/sbin debugfs -R 'stat /usr/bin/ping' a.ext4 2>/dev/null "
+		     "| grep -q 'mtime: 0x6553f100:00000000'"),
+		  0);
+	CHECK_INT(sh("PATH=$PATH:/sbin:/usr/sbin debugfs -R 'ea_list /usr/bin/ping' a.ext4 "
+		     "2>/dev/null | grep -q 'security.capability (20) = 01 00 00 02 00 20'"),
+		  0);
+	/* lost+found was added for e2fsck */
+	CHECK(tree_lookup(t, "lost+found") != NULL);
+
+	/* the same tree again: the same bytes */
+	CHECK_INT(ext4_write(t, "b.ext4", &o, NULL, &err), 0);
+	CHECK(files_equal("a.ext4", "b.ext4"));
+	tree_free(t);
+
+	/* other content: another image */
+	t = small_tree("hello, there\n");
+	CHECK_INT(ext4_write(t, "c.ext4", &o, NULL, &err), 0);
+	CHECK(!files_equal("a.ext4", "c.ext4"));
+	tree_free(t);
+	strbuf_release(&err);
+}
+
+TEST(test_refusals_leave_nothing)
+{
+	struct tree *t = tree_new();
+	struct ext4_opts o = EXT4_OPTS_INIT;
+	struct strbuf err = STRBUF_INIT;
+	char *big = xcalloc(1, 3 << 20);
+	size_t i;
+
+	memset(big, 'x', 3 << 20);
+	for (i = 0; i < 4; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "f%zu", i);
+		CHECK_INT(tree_add_file(t, name, big, 3 << 20, NULL, 0644, 0, 0, 0, &err), 0);
+	}
+	o.epoch = EPOCH;
+	o.size = 8 << 20;
+	CHECK_INT(ext4_write(t, "small.ext4", &o, NULL, &err), -ENOSPC);
+	CHECK(strstr(err.buf, "too small for this content"));
+	CHECK(access("small.ext4", F_OK) < 0);
+	CHECK_INT(sh("ls small.ext4.tmp-* >/dev/null 2>&1"), 2);
+
+	strbuf_reset(&err);
+	o.size = 2 << 20;
+	CHECK_INT(ext4_write(t, "small.ext4", &o, NULL, &err), -EFBIG);
+	CHECK(strstr(err.buf, "'/f0' (inline content) holds 3.0 MiB of data, more than the whole "
+			      "image (2.0 MiB)"));
+
+	strbuf_reset(&err);
+	o.size = 0;
+	o.label = "a label that is far too long";
+	CHECK_INT(ext4_write(t, "small.ext4", &o, NULL, &err), -EINVAL);
+	o.label = NULL;
+	o.uuid = "not-a-uuid";
+	CHECK_INT(ext4_write(t, "small.ext4", &o, NULL, &err), -EINVAL);
+	CHECK(access("small.ext4", F_OK) < 0);
+	free(big);
+	tree_free(t);
+	strbuf_release(&err);
+}
+
+TEST(test_parse_uuid)
+{
+	uint8_t u[16];
+
+	CHECK_INT(ext4_parse_uuid("01234567-89ab-CDEF-0123-456789abcdef", u), 0);
+	CHECK(u[0] == 0x01 && u[7] == 0xef && u[15] == 0xef);
+	CHECK_INT(ext4_parse_uuid("0123456789abcdef0123456789abcdef", u), -EINVAL);
+	CHECK_INT(ext4_parse_uuid("01234567-89ab-cdef-0123-456789abcde", u), -EINVAL);
+	CHECK_INT(ext4_parse_uuid("01234567-89ab-cdef-0123-456789abcdeg", u), -EINVAL);
+}
+
+int main(void)
+{
+	RUN(test_write_and_check);
+	RUN(test_refusals_leave_nothing);
+	RUN(test_parse_uuid);
+	return tap_done();
+}

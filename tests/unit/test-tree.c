@@ -1,0 +1,240 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "tap.h"
+#include "tree.h"
+#include "util.h"
+
+/* A minimal ustar writer, so that tests feed real archives without tools. */
+struct tar_ent {
+	const char *name;
+	char type; /* '0' file, '1' hard link, '2' symlink, '5' directory */
+	const char *data_or_link;
+	unsigned mode, uid, gid;
+};
+
+static void write_tar(const char *path, const struct tar_ent *e, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+	char zero[1024] = { 0 };
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char h[512];
+		size_t len = e[i].type == '0' ? strlen(e[i].data_or_link) : 0;
+		unsigned sum = 0, k;
+
+		memset(h, 0, sizeof(h));
+		snprintf((char *)h, 100, "%s", e[i].name);
+		snprintf((char *)h + 100, 8, "%07o", e[i].mode);
+		snprintf((char *)h + 108, 8, "%07o", e[i].uid);
+		snprintf((char *)h + 116, 8, "%07o", e[i].gid);
+		snprintf((char *)h + 124, 12, "%011o", (unsigned)len);
+		snprintf((char *)h + 136, 12, "%011o", 1600000000u);
+		memset(h + 148, ' ', 8);
+		h[156] = (unsigned char)e[i].type;
+		if (e[i].type == '1' || e[i].type == '2')
+			snprintf((char *)h + 157, 100, "%s", e[i].data_or_link);
+		memcpy(h + 257, "ustar\0" "00", 8);
+		for (k = 0; k < 512; k++)
+			sum += h[k];
+		snprintf((char *)h + 148, 8, "%06o", sum);
+		fwrite(h, 1, 512, f);
+		if (len) {
+			fwrite(e[i].data_or_link, 1, len, f);
+			fwrite(zero, 1, (512 - len % 512) % 512, f);
+		}
+	}
+	fwrite(zero, 1, sizeof(zero), f);
+	fclose(f);
+}
+
+static int norm(const char *in, const char *want)
+{
+	char *out = NULL;
+	int r = tree_normalize_path(in, &out);
+
+	if (r == 0 && want && strcmp(out, want)) {
+		printf("#   normalize '%s' gave '%s', expected '%s'\n", in, out, want);
+		r = -1000;
+	}
+	free(out);
+	return r;
+}
+
+TEST(test_normalize)
+{
+	char name[300];
+
+	CHECK_INT(norm("./a//b/./c", "a/b/c"), 0);
+	CHECK_INT(norm("/etc/", "etc"), 0);
+	CHECK_INT(norm("a/../b", "b"), 0);
+	CHECK_INT(norm("", ""), 0);
+	CHECK_INT(norm(".", ""), 0);
+	CHECK_INT(norm("./", ""), 0);
+	CHECK_INT(norm("..", NULL), -EPERM);
+	CHECK_INT(norm("../x", NULL), -EPERM);
+	CHECK_INT(norm("a/../../x", NULL), -EPERM);
+	CHECK_INT(norm("/../etc/shadow", NULL), -EPERM);
+	memset(name, 'n', 255);
+	name[255] = '\0';
+	CHECK_INT(norm(name, name), 0);
+	name[255] = 'n';
+	name[256] = '\0';
+	CHECK_INT(norm(name, NULL), -ENAMETOOLONG);
+}
+
+TEST(test_layering)
+{
+	struct tree *t = tree_new();
+	struct strbuf err = STRBUF_INIT;
+	struct tree_node *n;
+
+	CHECK_INT(tree_add_file(t, "a/b/c", "x", 1, NULL, 0644, 0, 0, 5, &err), 0);
+	n = tree_lookup(t, "a/b");
+	CHECK(n && S_ISDIR(n->inode->mode) && (n->inode->mode & 07777) == 0755);
+	/* an existing directory takes new metadata and keeps its children */
+	CHECK_INT(tree_add_directory(t, "a/b", 0700, 1, 2, 7, &err), 0);
+	n = tree_lookup(t, "a/b");
+	CHECK(n && (n->inode->mode & 07777) == 0700 && n->inode->uid == 1 && n->n_children == 1);
+	/* a file replaces a directory and everything below it */
+	CHECK_INT(tree_add_file(t, "a/b", "yy", 2, NULL, 0600, 0, 0, 9, &err), 0);
+	n = tree_lookup(t, "a/b");
+	CHECK(n && S_ISREG(n->inode->mode) && n->inode->size == 2);
+	CHECK(tree_lookup(t, "a/b/c") == NULL);
+	CHECK_INT(tree_remove(t, "a", &err), 0);
+	CHECK(tree_lookup(t, "a") == NULL && tree_lookup(t, "a/b") == NULL);
+	CHECK_INT(tree_remove(t, "a", &err), -ENOENT);
+	CHECK_INT(tree_remove(t, "/", &err), -EINVAL);
+	tree_free(t);
+	strbuf_release(&err);
+}
+
+TEST(test_symlink_in_path_refused)
+{
+	struct tree *t = tree_new();
+	struct strbuf err = STRBUF_INIT;
+
+	CHECK_INT(tree_add_symlink(t, "l", "/etc", 0, 0, 0, &err), 0);
+	CHECK_INT(tree_add_file(t, "l/passwd", "x", 1, NULL, 0644, 0, 0, 0, &err), -ELOOP);
+	CHECK(strstr(err.buf, "'l/passwd': would be written through the symlink '/l' (-> /etc)"));
+	CHECK(tree_lookup(t, "etc") == NULL);
+	strbuf_reset(&err);
+	CHECK_INT(tree_add_file(t, "f", "x", 1, NULL, 0644, 0, 0, 0, &err), 0);
+	CHECK_INT(tree_add_file(t, "f/g", "x", 1, NULL, 0644, 0, 0, 0, &err), -ENOTDIR);
+	tree_free(t);
+	strbuf_release(&err);
+}
+
+TEST(test_archive_layers_and_hardlinks)
+{
+	static const struct tar_ent l1[] = {
+		{ "./", '5', NULL, 0755, 0, 0 },
+		{ "etc/", '5', NULL, 0755, 0, 0 },
+		{ "etc/passwd", '0', "root:x:0:0::/root:/bin/sh\nalice:x:1001:1002::/home:/bin/sh\n",
+		  0644, 0, 0 },
+		{ "etc/group", '0', "root:x:0:\nstaff:x:1002:\nwheel:x:10:alice\n", 0644, 0, 0 },
+		{ "bin/a", '0', "binary", 04755, 0, 0 },
+		{ "bin/b", '1', "bin/a", 0, 0, 0 },
+		{ "bin/sh", '2', "a", 0777, 0, 0 },
+	};
+	static const struct tar_ent l2[] = {
+		{ "bin/b", '1', "bin/a", 0, 0, 0 }, /* again: still two names */
+		{ "bin/c", '1', "./bin//a", 0, 0, 0 },
+	};
+	static const struct tar_ent bad[] = {
+		{ "x", '1', "nope", 0, 0, 0 },
+	};
+	struct tree *t = tree_new();
+	struct strbuf err = STRBUF_INIT;
+	struct tree_node *a;
+	char *buf = NULL;
+	size_t len = 0;
+	uint32_t uid = 0, gid = 0;
+
+	write_tar("l1.tar", l1, ARRAY_SIZE(l1));
+	write_tar("l2.tar", l2, ARRAY_SIZE(l2));
+	write_tar("bad.tar", bad, ARRAY_SIZE(bad));
+	CHECK_INT(tree_add_archive(t, "l1.tar", &err), 0);
+	CHECK_INT(tree_add_archive(t, "l2.tar", &err), 0);
+	a = tree_lookup(t, "bin/a");
+	CHECK(a && a->inode->nlink == 3 && (a->inode->mode & 07777) == 04755);
+	CHECK(tree_lookup(t, "bin/c") && tree_lookup(t, "bin/c")->inode == a->inode);
+	CHECK_INT(tree_read_content(t, "bin/c", 100, &buf, &len, &err), 0);
+	CHECK(len == 6 && !memcmp(buf, "binary", 6));
+	free(buf);
+
+	/* owners resolve through the image's own files, read back from the archive */
+	CHECK_INT(tree_resolve_owner(t, "alice", &uid, &gid, &err), 0);
+	CHECK(uid == 1001 && gid == 1002);
+	CHECK_INT(tree_resolve_owner(t, "alice:wheel", &uid, &gid, &err), 0);
+	CHECK(uid == 1001 && gid == 10);
+	CHECK_INT(tree_resolve_owner(t, "0:staff", &uid, &gid, &err), 0);
+	CHECK(uid == 0 && gid == 1002);
+	CHECK_INT(tree_resolve_owner(t, "1001", &uid, &gid, &err), 0);
+	CHECK(uid == 1001 && gid == 1002);
+	CHECK_INT(tree_resolve_owner(t, "4242:4343", &uid, &gid, &err), 0);
+	CHECK(uid == 4242 && gid == 4343);
+	strbuf_reset(&err);
+	CHECK_INT(tree_resolve_owner(t, "bob", &uid, &gid, &err), -ESRCH);
+	CHECK(strstr(err.buf, "no user 'bob' in the image's /etc/passwd"));
+	strbuf_reset(&err);
+	CHECK_INT(tree_resolve_owner(t, "alice:nogroup", &uid, &gid, &err), -ESRCH);
+	CHECK(strstr(err.buf, "no group 'nogroup'"));
+
+	strbuf_reset(&err);
+	CHECK_INT(tree_add_archive(t, "bad.tar", &err), -ENOENT);
+	CHECK_STR(err.buf, "archive 'bad.tar': entry 'x': hard link to '/nope', which does not "
+			   "exist in the image");
+	/* a host /etc/passwd is never consulted */
+	tree_free(t);
+	t = tree_new();
+	strbuf_reset(&err);
+	CHECK_INT(tree_resolve_owner(t, "root", &uid, &gid, &err), -ESRCH);
+	tree_free(t);
+	strbuf_release(&err);
+}
+
+TEST(test_host_dir_and_digest)
+{
+	struct tree *t = tree_new(), *t2 = tree_new();
+	struct strbuf err = STRBUF_INIT;
+	uint8_t d1[SHA256_LEN], d2[SHA256_LEN], d3[SHA256_LEN];
+	struct tree_node *n;
+
+	CHECK(mkdir_p("over/etc", 0755) == 0);
+	CHECK(write_file_atomic("over/etc/motd", "hi\n", 3, 0640) == 0);
+	CHECK(symlink("motd", "over/etc/link") == 0);
+	CHECK_INT(tree_add_dir(t, "over", "", 0, 0, &err), 0);
+	n = tree_lookup(t, "etc/motd");
+	CHECK(n && n->inode->src == TREE_SRC_HOST && (n->inode->mode & 07777) == 0640 &&
+	      n->inode->uid == 0 && n->inode->size == 3);
+	n = tree_lookup(t, "etc/link");
+	CHECK(n && S_ISLNK(n->inode->mode) && !strcmp(n->inode->symlink, "motd"));
+
+	CHECK_INT(tree_add_dir(t2, "over", "/", 0, 0, &err), 0);
+	tree_digest(t, 2000000000, d1);
+	tree_digest(t2, 2000000000, d2);
+	CHECK(!memcmp(d1, d2, SHA256_LEN));
+	CHECK(write_file_atomic("over/etc/motd", "ho\n", 3, 0640) == 0);
+	tree_free(t2);
+	t2 = tree_new();
+	CHECK_INT(tree_add_dir(t2, "over", "", 0, 0, &err), 0);
+	tree_digest(t2, 2000000000, d3);
+	CHECK(memcmp(d1, d3, SHA256_LEN) != 0);
+	tree_free(t);
+	tree_free(t2);
+	strbuf_release(&err);
+}
+
+int main(void)
+{
+	RUN(test_normalize);
+	RUN(test_layering);
+	RUN(test_symlink_in_path_refused);
+	RUN(test_archive_layers_and_hardlinks);
+	RUN(test_host_dir_and_digest);
+	return tap_done();
+}
