@@ -61,9 +61,7 @@ static int sqlite_to_errno(sqlite3 *h, int rc)
 		return -EINVAL;
 	case SQLITE_IOERR:
 		sys = h ? sqlite3_system_errno(h) : 0;
-		if (sys == ENOSPC)
-			return -ENOSPC;
-		return -EIO;
+		return sys > 0 ? -sys : -EIO;
 	default:
 		return -EIO;
 	}
@@ -75,9 +73,16 @@ static int fail(struct db *db, int rc, struct strbuf *err)
 
 	if (r == 0)
 		r = -EIO;
-	if (err)
+	if (err) {
+		int sys = db->h ? sqlite3_system_errno(db->h) : 0;
+
 		strbuf_addf(err, "database '%s': %s", db->path,
 			    db->h ? sqlite3_errmsg(db->h) : sqlite3_errstr(rc));
+		/* "disk I/O error" alone does not say a disk is full. */
+		if (sys > 0 && ((rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_FULL ||
+				(rc & 0xff) == SQLITE_CANTOPEN))
+			strbuf_addf(err, " (%s)", strerror(sys));
+	}
 	return r;
 }
 

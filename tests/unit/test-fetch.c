@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -356,6 +357,43 @@ TEST(test_connection_refused)
 	strbuf_release(&err);
 }
 
+/* A full disk (here: a file size limit) is reported at once, not retried. */
+TEST(test_write_error_not_retried)
+{
+	struct strbuf err = STRBUF_INIT;
+	char want[SHA256_HEX_LEN];
+	_cleanup_free_ char *u = NULL;
+	struct rlimit old, lim;
+	int k;
+
+	make_file("base.tar", FILE_SIZE, want);
+	if (server_start() < 0) {
+		CHECK(!"server started");
+		return;
+	}
+	u = url("base.tar");
+	signal(SIGXFSZ, SIG_IGN);
+	CHECK(getrlimit(RLIMIT_FSIZE, &old) == 0);
+	lim = old;
+	lim.rlim_cur = 50000;
+	CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+	k = fetch_file(u, "out.tar", want, &fast_opts, NULL, &err);
+	CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
+	CHECK_INT(k, -EFBIG);
+	CHECK(strstr(strbuf_str(&err), "cannot write 'out.tar.part'") != NULL);
+	CHECK(strstr(strbuf_str(&err), "File too large") != NULL);
+	CHECK_INT(count_lines("requests.log", "GET "), 1);
+	CHECK(!exists("out.tar"));
+
+	/* With room again, the download resumes from what was written. */
+	strbuf_reset(&err);
+	CHECK_INT(fetch_file(u, "out.tar", want, &fast_opts, NULL, &err), 0);
+	CHECK_STR(strbuf_str(&err), "");
+	CHECK_INT(count_lines("requests.log", "range=bytes=50000- status=206"), 1);
+	server_stop();
+	strbuf_release(&err);
+}
+
 static int cancel_early(void *userdata, uint64_t done, uint64_t total)
 {
 	(void)userdata;
@@ -434,6 +472,7 @@ int main(void)
 	RUN(test_http_500_retried_then_error);
 	RUN(test_http_404_not_retried);
 	RUN(test_connection_refused);
+	RUN(test_write_error_not_retried);
 	RUN(test_cancel_keeps_part);
 	RUN(test_file_url_and_path);
 	return tap_done();

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -352,6 +353,55 @@ TEST(test_sigkill_during_add)
 	strbuf_release(&err);
 }
 
+/*
+ * A full disk while registering: a file size limit makes the database's
+ * writes fail part way through the transaction. One clear error, nothing of
+ * the build registered, and the registry works once there is room again.
+ */
+TEST(test_disk_full_registers_nothing)
+{
+	struct strbuf err = STRBUF_INIT;
+	_cleanup_registry_ struct registry *r = NULL;
+	_cleanup_build_ struct registry_build *small = sample_build("1.0", 1700000000);
+	_cleanup_build_ struct registry_build *big = sample_build("2.0", 1700000001);
+	struct registry_summary *list = NULL;
+	struct rlimit old, lim;
+	size_t i, n = 0;
+	int k;
+
+	for (i = 0; i < 20000; i++) {
+		char path[64];
+		snprintf(path, sizeof(path), "/usr/lib/file-%06zu", i);
+		registry_build_add_file(big, path, H2, 0100644, 0, 0, i);
+	}
+	CHECK_INT(registry_open("registry.db", &r, &err), 0);
+	CHECK_INT(registry_add(r, small, NULL, &err), 0);
+	signal(SIGXFSZ, SIG_IGN);
+	CHECK(getrlimit(RLIMIT_FSIZE, &old) == 0);
+	lim = old;
+	lim.rlim_cur = 256 * 1024;
+	CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+	k = registry_add(r, big, NULL, &err);
+	CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
+	CHECK(k < 0);
+	CHECK(strstr(strbuf_str(&err), "registry.db") != NULL);
+	CHECK(strstr(strbuf_str(&err), "File too large") != NULL);
+	printf("# %s\n", strbuf_str(&err));
+	CHECK(big->id == NULL);
+	registry_close(TAKE_PTR(r));
+
+	CHECK_INT(registry_open("registry.db", &r, &err), 0);
+	CHECK_INT(registry_list(r, &list, &n, &err), 0);
+	CHECK_INT(n, 1);
+	registry_summaries_free(list, n);
+	CHECK_INT(count_rows("registry.db", "files"), 2);
+	strbuf_reset(&err);
+	CHECK_INT(registry_add(r, big, NULL, &err), 0);
+	CHECK_STR(strbuf_str(&err), "");
+	CHECK_INT(count_rows("registry.db", "files"), 2 + 20002);
+	strbuf_release(&err);
+}
+
 /* What a registry written by schema version 1 looks like (no file lists). */
 static const char schema_v1[] =
 	"CREATE TABLE builds (id TEXT PRIMARY KEY, image TEXT NOT NULL, version TEXT NOT NULL,"
@@ -442,6 +492,7 @@ int main(void)
 	RUN(test_diff);
 	RUN(test_failure_before_commit_registers_nothing);
 	RUN(test_sigkill_during_add);
+	RUN(test_disk_full_registers_nothing);
 	RUN(test_migration_from_v1);
 	RUN(test_newer_schema_refused);
 	RUN(test_new_id_sorts_by_time);
