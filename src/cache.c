@@ -48,6 +48,7 @@ struct cache {
 	char *dir;
 	char *objects;
 	char *tmp;
+	char *downloads;
 	struct db *db;
 	struct tmpfile *tmps;
 	size_t n_tmps, alloc_tmps;
@@ -223,9 +224,12 @@ int cache_open(const char *dir, struct cache **ret, struct strbuf *err)
 	c->dir = xstrdup(dir);
 	c->objects = path_join(dir, "objects");
 	c->tmp = path_join(dir, "tmp");
+	c->downloads = path_join(dir, "downloads");
 	r = mkdir_p(c->objects, 0755);
 	if (r == 0)
 		r = mkdir_p(c->tmp, 0755);
+	if (r == 0)
+		r = mkdir_p(c->downloads, 0755);
 	if (r < 0) {
 		strbuf_addf(err, "cannot create cache directory '%s': %s", dir, strerror(-r));
 		goto fail;
@@ -260,6 +264,7 @@ void cache_close(struct cache *c)
 	free(c->dir);
 	free(c->objects);
 	free(c->tmp);
+	free(c->downloads);
 	free(c);
 }
 
@@ -442,6 +447,52 @@ fail:
 		unlink(obj);
 	db_rollback(c->db);
 	return r;
+}
+
+int cache_download_path(struct cache *c, const char *name, char **ret_path, struct strbuf *err)
+{
+	const char *p;
+
+	for (p = name; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
+			break;
+	if (!*name || *p || name[0] == '.' || p - name > 128) {
+		strbuf_addf(err, "invalid download name '%s'", name);
+		return -EINVAL;
+	}
+	*ret_path = path_join(c->downloads, name);
+	return 0;
+}
+
+/* Delete downloads no process holds a lock on (fetch_file() locks its .part). */
+static void clean_downloads(struct cache *c, struct cache_gc_stats *st)
+{
+	struct dirent *de;
+	DIR *d = opendir(c->downloads);
+
+	while (d && (de = readdir(d))) {
+		_cleanup_free_ char *p = NULL;
+		struct stat sb;
+		int fd;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		p = path_join(c->downloads, de->d_name);
+		fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+		if (fd < 0) {
+			if (errno == ELOOP)
+				unlink(p);
+			continue;
+		}
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &sb) == 0 && rm_rf(p) == 0) {
+			st->downloads++;
+			st->downloads_size += (uint64_t)sb.st_size;
+		}
+		close(fd);
+	}
+	if (d)
+		closedir(d);
 }
 
 int cache_touch(struct cache *c, const char *key, struct strbuf *err)
@@ -652,6 +703,7 @@ int cache_gc(struct cache *c, uint64_t max_size, struct cache_gc_stats *ret, str
 	r = clean_orphans(c, &st.orphans, err);
 	if (r < 0)
 		return r;
+	clean_downloads(c, &st);
 	r = db_begin(c->db, err);
 	if (r < 0)
 		return r;

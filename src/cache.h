@@ -16,6 +16,7 @@
  *	<dir>/index.db		SQLite index: key, stage, sha256, size, times
  *	<dir>/objects/<key>	the stored outputs, read-only
  *	<dir>/tmp/		files being written by running stages
+ *	<dir>/downloads/	downloads in progress, kept to be resumed
  *
  * An entry exists only once its file is complete: a stage writes into a
  * path from cache_tmpfile() and cache_store() renames it into objects/ and
@@ -85,6 +86,16 @@ int cache_tmpfile(struct cache *c, const char *stage, char **ret_path, struct st
 int cache_store(struct cache *c, const char *key, const char *stage, const char *tmp_path,
 		char **ret_path, char *ret_sha256, struct strbuf *err);
 
+/*
+ * A stable path for downloading a file that will be stored in the cache:
+ * <dir>/downloads/<name>, name typically the expected sha256 of the file. A
+ * download interrupted by Ctrl-C resumes from "<name>.part" on the next
+ * build (fetch_file() does, and locks it while in use); cache_store() then
+ * moves the finished file into objects/. cache_gc() deletes downloads that
+ * nobody is using. *ret_path is the caller's.
+ */
+int cache_download_path(struct cache *c, const char *name, char **ret_path, struct strbuf *err);
+
 /* Mark key as used now (for gc). -ENOENT if it is not in the cache. */
 int cache_touch(struct cache *c, const char *key, struct strbuf *err);
 
@@ -108,11 +119,14 @@ struct cache_gc_stats {
 	size_t kept;		/* entries left */
 	uint64_t kept_size;	/* their bytes */
 	size_t orphans;		/* files left by crashed processes, deleted */
+	size_t downloads;	/* abandoned partial downloads, deleted */
+	uint64_t downloads_size;
 };
 
 /*
  * Remove least recently used entries until the entries total at most
- * max_size bytes (0 empties the cache), and delete orphaned files.
+ * max_size bytes (0 empties the cache), and delete orphaned files and
+ * downloads not in use.
  * ret (may be NULL) receives what was done.
  */
 int cache_gc(struct cache *c, uint64_t max_size, struct cache_gc_stats *ret, struct strbuf *err);

@@ -22,9 +22,10 @@ static const char usage[] =
 	"else ~/.cache/imgforge).\n"
 	"\n"
 	"   ls                  list the entries, least recently used first\n"
-	"   gc                  delete files left by interrupted builds and, with\n"
-	"                       --max-size, the least recently used entries until the\n"
-	"                       cache holds at most that much (e.g. 20G; 0 empties it)\n"
+	"   gc                  delete files left by interrupted builds, partial\n"
+	"                       downloads no build is using and, with --max-size, the\n"
+	"                       least recently used entries until the cache holds at\n"
+	"                       most that much (e.g. 20G; 0 empties it)\n"
 	"\n"
 	"   --json              print the list as JSON\n"
 	"   --cache <dir>       the cache directory\n"
@@ -103,18 +104,21 @@ static int cache_gc_cmd(struct cache *c, bool have_max, uint64_t max)
 {
 	struct strbuf err = STRBUF_INIT;
 	struct cache_gc_stats st;
-	char freed[32], kept[32];
+	char freed[32], kept[32], dls[32];
 
 	if (cache_gc(c, have_max ? max : UINT64_MAX, &st, &err) < 0) {
 		error("cache gc: %s", strbuf_str(&err));
 		strbuf_release(&err);
 		return 1;
 	}
-	info("removed %zu %s (%s) and %zu leftover %s of interrupted builds; %zu %s (%s) kept",
+	info("removed %zu %s (%s), %zu leftover %s of interrupted builds and %zu abandoned "
+	     "%s (%s); %zu %s (%s) kept",
 	     st.removed, st.removed == 1 ? "entry" : "entries",
 	     format_size(st.freed, freed, sizeof(freed)), st.orphans,
-	     st.orphans == 1 ? "file" : "files", st.kept, st.kept == 1 ? "entry" : "entries",
-	     format_size(st.kept_size, kept, sizeof(kept)));
+	     st.orphans == 1 ? "file" : "files", st.downloads,
+	     st.downloads == 1 ? "download" : "downloads",
+	     format_size(st.downloads_size, dls, sizeof(dls)), st.kept,
+	     st.kept == 1 ? "entry" : "entries", format_size(st.kept_size, kept, sizeof(kept)));
 	return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -388,6 +389,55 @@ static int finish(struct xfer *x, const char *url, const char *dest, const char 
 	return 0;
 }
 
+/*
+ * Open and lock <dest>.part. Two processes fetching the same file (two builds
+ * of images with the same base) must not append to one .part at once: the
+ * second waits for the lock. When it gets the lock, the first may have
+ * renamed the .part away already; then open the path again.
+ */
+static int open_part_locked(const char *part, int *ret_fd, struct strbuf *err)
+{
+	int i, r;
+
+	for (i = 0; i < 100; i++) {
+		struct stat a, b;
+		int fd = open(part, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+
+		if (fd < 0) {
+			r = -errno;
+			strbuf_addf(err, "cannot create '%s': %s", part, strerror(errno));
+			return r;
+		}
+		while ((r = flock(fd, LOCK_EX)) < 0 && errno == EINTR)
+			;
+		if (r < 0) {
+			r = -errno;
+			strbuf_addf(err, "cannot lock '%s': %s", part, strerror(errno));
+			close(fd);
+			return r;
+		}
+		if (fstat(fd, &a) == 0 && stat(part, &b) == 0 && a.st_ino == b.st_ino &&
+		    a.st_dev == b.st_dev) {
+			*ret_fd = fd;
+			return 0;
+		}
+		close(fd);
+	}
+	strbuf_addf(err, "cannot lock '%s': it keeps being replaced", part);
+	return -EBUSY;
+}
+
+static bool already_there(const char *dest, const char *want, char *ret_sha256)
+{
+	char hex[SHA256_HEX_LEN];
+
+	if (sha256_file(dest, hex, NULL) < 0 || strcasecmp(hex, want))
+		return false;
+	if (ret_sha256)
+		memcpy(ret_sha256, hex, SHA256_HEX_LEN);
+	return true;
+}
+
 int fetch_file(const char *src, const char *dest, const char *want_sha256,
 	       const struct fetch_opts *opts, char *ret_sha256, struct strbuf *err)
 {
@@ -417,11 +467,16 @@ int fetch_file(const char *src, const char *dest, const char *want_sha256,
 		return r;
 
 	part = xasprintf("%s.part", dest);
-	fd = open(part, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		r = -errno;
-		strbuf_addf(err, "cannot create '%s': %s", part, strerror(errno));
+	r = open_part_locked(part, &fd, err);
+	if (r < 0)
 		return r;
+	/* Another process may have fetched the same file while we waited. */
+	if (want_sha256 && already_there(dest, want_sha256, ret_sha256)) {
+		struct stat st;
+
+		if (fstat(fd, &st) == 0 && st.st_size == 0)
+			unlink(part);
+		return 0;
 	}
 	x.fd = fd;
 	x.part = part;

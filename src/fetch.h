@@ -51,6 +51,10 @@ struct fetch_opts {
  * with a message naming both hashes. Only a complete, verified file is
  * fsync'ed and renamed to dest, so dest never holds a partial download.
  *
+ * The .part is locked while in use: a second process fetching to the same
+ * dest waits, and then finds dest complete (with want_sha256 given, a dest
+ * that already has that hash is not fetched again).
+ *
  * opts may be NULL for FETCH_OPTS_DEFAULT. ret_sha256 (may be NULL)
  * receives the hex digest of the file on success. Returns 0 or -errno; on
  * failure one line describing the problem (with the URL) is appended to err.

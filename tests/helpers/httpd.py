@@ -17,6 +17,7 @@ test can say "fail twice, then work":
                         requests (K defaults to 1)
     ?status=S&times=K   answer status S (e.g. 500) to the first K requests
     ?norange=1          ignore Range headers (answer 200 with the whole file)
+    ?delay=MS           wait MS milliseconds before sending the body
 
 Each request is appended to --log as one line:
     METHOD PATH range=<Range header or -> status=<code>
@@ -26,6 +27,7 @@ import os
 import re
 import sys
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -130,6 +132,8 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command == "HEAD":
             return
+        if "delay" in q:
+            time.sleep(int(q["delay"]) / 1000.0)
         if "drop" in q and take(key + "#drop", times):
             n = int(q["drop"])
             self.wfile.write(body[:n])

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -284,6 +285,44 @@ TEST(test_sigkill_leftovers_cleaned)
 	strbuf_release(&err);
 }
 
+TEST(test_downloads)
+{
+	struct strbuf err = STRBUF_INIT;
+	_cleanup_cache_ struct cache *c = NULL;
+	_cleanup_free_ char *dl = NULL, *found = NULL, *x = NULL;
+	struct cache_gc_stats st = { 0 };
+	int busy;
+
+	CHECK_INT(cache_open("c", &c, &err), 0);
+	CHECK_INT(cache_download_path(c, KA, &dl, &err), 0);
+	CHECK_STR(dl, "c/downloads/" KA);
+	CHECK_INT(cache_download_path(c, "../x", &x, &err), -EINVAL);
+	CHECK_INT(cache_download_path(c, ".hidden", &x, &err), -EINVAL);
+
+	/* An interrupted download survives open (to be resumed) ... */
+	CHECK(write_file_atomic("c/downloads/" KA ".part", "half", 4, 0644) == 0);
+	CHECK(write_file_atomic("c/downloads/" KB ".part", "busy", 4, 0644) == 0);
+	cache_close(TAKE_PTR(c));
+	CHECK_INT(cache_open("c", &c, &err), 0);
+	CHECK(exists("c/downloads/" KA ".part"));
+	/* ... and gc deletes it, but not one that a fetch holds locked. */
+	busy = open("c/downloads/" KB ".part", O_RDONLY);
+	CHECK(busy >= 0 && flock(busy, LOCK_EX) == 0);
+	CHECK_INT(cache_gc(c, UINT64_MAX, &st, &err), 0);
+	CHECK_INT(st.downloads, 1);
+	CHECK_INT(st.downloads_size, 4);
+	CHECK(!exists("c/downloads/" KA ".part"));
+	CHECK(exists("c/downloads/" KB ".part"));
+	close(busy);
+
+	/* A finished download is stored like any stage output. */
+	CHECK(write_file_atomic(dl, "base", 4, 0644) == 0);
+	CHECK_INT(cache_store(c, KA, "base", dl, NULL, NULL, &err), 0);
+	CHECK(!exists(dl));
+	CHECK_INT(cache_lookup(c, KA, CACHE_VERIFY_HASH, &found, &err), 1);
+	strbuf_release(&err);
+}
+
 TEST(test_close_removes_unstored_tmp)
 {
 	struct strbuf err = STRBUF_INIT;
@@ -326,6 +365,7 @@ int main(void)
 	RUN(test_missing_file_is_a_miss);
 	RUN(test_gc_lru);
 	RUN(test_sigkill_leftovers_cleaned);
+	RUN(test_downloads);
 	RUN(test_close_removes_unstored_tmp);
 	RUN(test_default_dir);
 	return tap_done();

@@ -394,6 +394,44 @@ TEST(test_write_error_not_retried)
 	strbuf_release(&err);
 }
 
+/* Two processes fetching the same file: one downloads, the other waits and uses it. */
+TEST(test_concurrent_fetch_same_dest)
+{
+	char want[SHA256_HEX_LEN], ondisk[SHA256_HEX_LEN];
+	_cleanup_free_ char *u = NULL;
+	pid_t pids[2];
+	int i, status;
+
+	make_file("base.tar", FILE_SIZE, want);
+	if (server_start() < 0) {
+		CHECK(!"server started");
+		return;
+	}
+	u = url("base.tar?delay=500");
+	for (i = 0; i < 2; i++) {
+		pids[i] = fork();
+		if (pids[i] == 0) {
+			struct strbuf err = STRBUF_INIT;
+			int k = fetch_file(u, "out.tar", want, &fast_opts, NULL, &err);
+
+			if (k < 0)
+				printf("# child %d: %s\n", i, strbuf_str(&err));
+			fflush(stdout);
+			_exit(k < 0 ? 1 : 0);
+		}
+		sleep_ms(100);
+	}
+	for (i = 0; i < 2; i++) {
+		CHECK(waitpid(pids[i], &status, 0) == pids[i]);
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	CHECK(sha256_file("out.tar", ondisk, NULL) == 0);
+	CHECK_STR(ondisk, want);
+	CHECK(!exists("out.tar.part"));
+	CHECK_INT(count_lines("requests.log", "GET "), 1);
+	server_stop();
+}
+
 static int cancel_early(void *userdata, uint64_t done, uint64_t total)
 {
 	(void)userdata;
@@ -473,6 +511,7 @@ int main(void)
 	RUN(test_http_404_not_retried);
 	RUN(test_connection_refused);
 	RUN(test_write_error_not_retried);
+	RUN(test_concurrent_fetch_same_dest);
 	RUN(test_cancel_keeps_part);
 	RUN(test_file_url_and_path);
 	return tap_done();
