@@ -8,11 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The mirror: $IMGFORGE_MIRROR, else the first deb URL in this machine's apt sources.
-if [ -z "${IMGFORGE_MIRROR:-}" ]; then
-	IMGFORGE_MIRROR=$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1)
-	[ -n "$IMGFORGE_MIRROR" ] || IMGFORGE_MIRROR=$(awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' /etc/apt/sources.list 2>/dev/null)
-fi
+# The mirror: $IMGFORGE_MIRROR, else the one this machine's apt uses.
+IMGFORGE_MIRROR=$(tests/helpers/host-mirror.sh)
 export IMGFORGE_MIRROR
 
 echo "demo: imgforge $(./imgforge --version | cut -d' ' -f2)"

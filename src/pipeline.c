@@ -93,11 +93,15 @@ static double elapsed(struct timespec *a)
 /* ------------------------------------------------------------------------ */
 /* base stage */
 
-/* The last "E: ..." (or failing) line of mmdebstrap's output in the log. */
+/*
+ * The most telling error line of mmdebstrap's output in the log: the first
+ * "E: " line that is not mmdebstrap's own summary of a failed step (those
+ * repeat the command line), else the last "E: " line.
+ */
 static char *last_error_line(const char *log_path, off_t from)
 {
 	_cleanup_free_ char *buf = NULL;
-	char *best = NULL, *line, *save = NULL;
+	char *first = NULL, *last = NULL, *line, *save = NULL;
 	size_t len;
 
 	if (read_file(log_path, 64 << 20, &buf, &len) < 0)
@@ -105,10 +109,14 @@ static char *last_error_line(const char *log_path, off_t from)
 	if ((size_t)from > len)
 		from = 0;
 	for (line = strtok_r(buf + from, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		if (str_startswith(line, "E: ") || strstr(line, "error") || strstr(line, "Error"))
-			best = line;
+		if (!str_startswith(line, "E: "))
+			continue;
+		last = line;
+		if (!first && !str_startswith(line, "E: setup failed") &&
+		    !str_startswith(line, "E: mmdebstrap failed") && !strstr(line, " failed: E: "))
+			first = line;
 	}
-	return xstrdup(best ? best : "(see the log)");
+	return xstrdup(first ? first : last ? last : "(see the log)");
 }
 
 static const char *const minimize_excludes[] = {

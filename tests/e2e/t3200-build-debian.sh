@@ -1,0 +1,55 @@
+#!/bin/bash
+# imgforge build with a real package base: mmdebstrap from this machine's
+# apt mirror (minbase plus a couple of packages).
+# imgforge-test: slow
+. "$SRCDIR/tests/e2e/lib.sh"
+
+require_tool mmdebstrap mmdebstrap || exit 1
+require_tool debugfs e2fsprogs || exit 1
+MIRROR=$("$SRCDIR/tests/helpers/host-mirror.sh") || exit 1
+export IMGFORGE_MIRROR=$MIRROR
+
+cat >img.yaml <<'EOT'
+image: mini
+version: "1"
+base:
+  distro: debian
+  suite: bookworm
+  mirror: "${mirror}"
+  variant: minbase
+packages: [jq, less]
+EOT
+
+test_expect_success 'a minbase + packages image builds with mmdebstrap' '
+	imgforge build --cache cache -o out img.yaml 2>err &&
+	grep -q "base: mmdebstrap done" err &&
+	e2fsck -fn out/root.ext4 &&
+	debugfs -R "stat /usr/bin/jq" out/root.ext4 2>/dev/null | grep -q "Type: regular" &&
+	python3 -c "
+import json
+m = json.load(open(\"out/manifest.json\"))
+names = {p[\"name\"] for p in m[\"packages\"]}
+assert {\"jq\", \"less\", \"dpkg\", \"base-files\"} <= names, names
+assert len(names) > 50
+"
+'
+
+test_expect_success 'minimize drops documentation and man pages, keeps copyrights' '
+	debugfs -R "ls -l /usr/share/doc/jq" out/root.ext4 2>/dev/null | grep -q copyright &&
+	! debugfs -R "ls -l /usr/share/doc/jq" out/root.ext4 2>/dev/null | grep -q changelog &&
+	! debugfs -R "ls /usr/share/man/man1" out/root.ext4 2>/dev/null | grep -q "jq.1"
+'
+
+test_expect_success 'the second build reuses the cached base and rootfs' '
+	imgforge build --cache cache -o out2 img.yaml 2>err &&
+	grep -q "base: cached" err && grep -q "rootfs: cached" err
+'
+
+test_expect_success 'an unknown package: mmdebstrap says why, with the log path' '
+	sed "s/packages: \[jq, less\]/packages: [no-such-package-imgforge]/" img.yaml >bad.yaml &&
+	test_must_fail imgforge build --cache cache -o bad bad.yaml 2>err &&
+	grep_one "^error: mmdebstrap failed: .*\(full log: bad/build.log\)$" err &&
+	! test -f bad/root.ext4
+'
+
+test_done
