@@ -29,6 +29,8 @@ struct ext4_opts {
 /*
  * Write the tree to out_path (through a temporary file in the same
  * directory, renamed on success; nothing is left behind on failure).
+ * Adds /lost+found to the tree if it has none. May be called again on the
+ * same tree.
  * Returns 0 or -errno with one line appended to err.
  * If ret_size is not NULL it gets the image size in bytes.
  */

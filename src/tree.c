@@ -1031,6 +1031,7 @@ int tree_resolve_owner(struct tree *t, const char *spec, uint32_t *ret_uid, uint
 	const char *colon = strchr(spec, ':');
 	size_t ulen = colon ? (size_t)(colon - spec) : strlen(spec);
 	size_t len;
+	_cleanup_(strbuf_release) struct strbuf ignored = STRBUF_INIT;
 	uint32_t uid, gid, pgid;
 	bool have_pgid = false;
 	int r;
@@ -1040,14 +1041,13 @@ int tree_resolve_owner(struct tree *t, const char *spec, uint32_t *ret_uid, uint
 		return -EINVAL;
 	}
 	if (parse_u32(spec, ulen, &uid)) {
-		r = tree_read_content(t, "etc/passwd", 16 << 20, &passwd, &len, err);
+		/* only for the primary group: no /etc/passwd is no error */
+		r = tree_read_content(t, "etc/passwd", 16 << 20, &passwd, &len, &ignored);
 		if (r == 0)
 			have_pgid = db_find(passwd, NULL, 0, &uid, &uid, &pgid);
-		strbuf_reset(err);
 	} else {
-		r = tree_read_content(t, "etc/passwd", 16 << 20, &passwd, &len, err);
+		r = tree_read_content(t, "etc/passwd", 16 << 20, &passwd, &len, &ignored);
 		if (r < 0) {
-			strbuf_reset(err);
 			strbuf_addf(err, "owner '%s': the image has no readable /etc/passwd to look "
 				    "up '%.*s' in; give a number", spec, (int)ulen, spec);
 			return r == -ENOENT ? -ESRCH : r;
@@ -1062,9 +1062,8 @@ int tree_resolve_owner(struct tree *t, const char *spec, uint32_t *ret_uid, uint
 	if (!colon || !colon[1]) {
 		gid = have_pgid ? pgid : uid;
 	} else if (!parse_u32(colon + 1, strlen(colon + 1), &gid)) {
-		r = tree_read_content(t, "etc/group", 16 << 20, &group, &len, err);
+		r = tree_read_content(t, "etc/group", 16 << 20, &group, &len, &ignored);
 		if (r < 0) {
-			strbuf_reset(err);
 			strbuf_addf(err, "owner '%s': the image has no readable /etc/group to look "
 				    "up '%s' in; give a number", spec, colon + 1);
 			return r == -ENOENT ? -ESRCH : r;
