@@ -52,12 +52,14 @@ find_mirror() {
 	fi
 }
 
-if [ ! -s "$rootfs" ]; then
+if [ ! -f "$rootfs" ] || [ ! -s "$rootfs" ]; then
 	mirror=${MIRROR:-$(find_mirror)}
 	[ -n "$mirror" ] || { echo "bench: no apt mirror found; set MIRROR" >&2; exit 1; }
 	mkdir -p "$cache"
 	echo "bench: building the root filesystem with mmdebstrap (once; cached in $cache)"
-	mmdebstrap --quiet --variant=apt --include="$PACKAGES" "$SUITE" "$rootfs.part" "$mirror"
+	rm -rf "$rootfs" "$rootfs.part"
+	mmdebstrap --quiet --format=tar --variant=apt --include="$PACKAGES" "$SUITE" \
+		"$rootfs.part" "$mirror"
 	mv "$rootfs.part" "$rootfs"
 fi
 [ "$prepare_only" = 1 ] && exit 0

@@ -675,8 +675,9 @@ static int add_hardlink(struct tree *t, const char *norm, const char *target,
 		return r;
 	old = child_lookup(t, dir, leaf, strlen(leaf));
 	if (old) {
-		if (old->first_child || (old->inode != tn->inode && old == tn))
-			return origin_fail(err, o, -EEXIST, "hard link would replace a directory");
+		if (S_ISDIR(old->inode->mode))
+			return origin_fail(err, o, -EEXIST, "a hard link would replace the directory '/%s'",
+					   norm);
 		node_free(t, old);
 	}
 	child_add(t, dir, leaf, strlen(leaf), tn->inode);
