@@ -33,6 +33,9 @@ struct xfer {
 	bool first_write_done;
 	bool bad_resume;	 /* the server answered a Range request with other data */
 	int write_errno;	 /* errno of a failed write to .part, 0 if none */
+	uint64_t last_bytes;	 /* bytes of this attempt at the last change */
+	int64_t last_change_ms;	 /* when they last changed (monotonic), 0 at start */
+	bool stalled;		 /* aborted by progress_cb: nothing received for too long */
 };
 
 static bool curl_ready;
@@ -128,16 +131,41 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *userdata)
 	return n;
 }
 
+static int64_t monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Called by libcurl at least once a second. Detects stalls here rather than
+ * with CURLOPT_LOW_SPEED_*, whose speed is averaged over several seconds, so
+ * that a connection that went silent after a burst is given up on after
+ * stall_timeout_s, not seconds later.
+ */
 static int progress_cb(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
 		       curl_off_t ulnow)
 {
 	struct xfer *x = userdata;
 	uint64_t total = dltotal > 0 ? x->offset + (uint64_t)dltotal : 0;
+	uint64_t now = (uint64_t)(dlnow > 0 ? dlnow : 0);
+	int64_t t = monotonic_ms();
 
 	(void)ultotal;
 	(void)ulnow;
-	return x->opts->progress(x->opts->userdata, x->offset + (uint64_t)(dlnow > 0 ? dlnow : 0),
-				 total);
+	if (now != x->last_bytes || !x->last_change_ms) {
+		x->last_bytes = now;
+		x->last_change_ms = t;
+	} else if (x->opts->stall_timeout_s &&
+		   t - x->last_change_ms > (int64_t)x->opts->stall_timeout_s * 1000) {
+		x->stalled = true;
+		return 1;
+	}
+	if (!x->opts->progress)
+		return 0;
+	return x->opts->progress(x->opts->userdata, x->offset + now, total);
 }
 
 static bool http_status_transient(long code)
@@ -321,15 +349,14 @@ static void setup_attempt(struct xfer *x, const char *url, char *errbuf)
 	curl_easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)x->offset);
 	if (x->opts->connect_timeout_s)
 		curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)x->opts->connect_timeout_s);
-	if (x->opts->stall_timeout_s) {
-		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-		curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)x->opts->stall_timeout_s);
-	}
-	if (x->opts->progress) {
+	if (x->opts->progress || x->opts->stall_timeout_s) {
 		curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 		curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress_cb);
 		curl_easy_setopt(c, CURLOPT_XFERINFODATA, x);
 	}
+	x->last_bytes = 0;
+	x->last_change_ms = 0;
+	x->stalled = false;
 	x->written = 0;
 	x->range_start = -1;
 	x->first_write_done = false;
@@ -551,6 +578,11 @@ int fetch_file(const char *src, const char *dest, const char *want_sha256,
 				goto out;
 			}
 			continue;
+		}
+		if (x.stalled && c == CURLE_ABORTED_BY_CALLBACK) {
+			c = CURLE_OPERATION_TIMEDOUT;
+			snprintf(errbuf, sizeof(errbuf), "no data received for %u s",
+				 opts->stall_timeout_s);
 		}
 		if (attempt > opts->retries ||
 		    !(curl_transient(c) ||

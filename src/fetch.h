@@ -27,7 +27,7 @@ struct fetch_opts {
 	unsigned retry_delay_ms;
 	/* Give up connecting after this many seconds (0: libcurl's default). */
 	unsigned connect_timeout_s;
-	/* Abort an attempt that receives nothing for this many seconds (0: never). */
+	/* Abort an attempt (then retry it) that receives nothing for this many seconds (0: never). */
 	unsigned stall_timeout_s;
 	fetch_progress_fn progress;
 	void *userdata;

@@ -18,6 +18,9 @@ test can say "fail twice, then work":
     ?status=S&times=K   answer status S (e.g. 500) to the first K requests
     ?norange=1          ignore Range headers (answer 200 with the whole file)
     ?delay=MS           wait MS milliseconds before sending the body
+    ?stall=MS&times=K   send half the body, then nothing for MS milliseconds
+                        before closing, for the first K requests
+    /redirect?to=URL    answer 302 with Location: URL
 
 Each request is appended to --log as one line:
     METHOD PATH range=<Range header or -> status=<code>
@@ -103,6 +106,13 @@ class Handler(BaseHTTPRequestHandler):
         root = os.path.realpath(args.root)
         if not (full == root or full.startswith(root + os.sep)):
             return self.simple(403, b"forbidden\n")
+        if rel == "redirect" and "to" in q:
+            self.record(302)
+            self.send_response(302)
+            self.send_header("Location", q["to"])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if "status" in q and take(key, times):
             return self.simple(int(q["status"]), b"injected failure\n")
         if not os.path.isfile(full):
@@ -134,6 +144,12 @@ class Handler(BaseHTTPRequestHandler):
             return
         if "delay" in q:
             time.sleep(int(q["delay"]) / 1000.0)
+        if "stall" in q and take(key + "#stall", times):
+            self.wfile.write(body[:len(body) // 2])
+            self.wfile.flush()
+            time.sleep(int(q["stall"]) / 1000.0)
+            self.close_connection = True
+            return
         if "drop" in q and take(key + "#drop", times):
             n = int(q["drop"])
             self.wfile.write(body[:n])

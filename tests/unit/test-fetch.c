@@ -432,6 +432,68 @@ TEST(test_concurrent_fetch_same_dest)
 	server_stop();
 }
 
+TEST(test_redirects)
+{
+	struct strbuf err = STRBUF_INIT;
+	char want[SHA256_HEX_LEN], cwd[4096];
+	_cleanup_free_ char *target = NULL, *u = NULL, *evil = NULL;
+
+	make_file("base.tar", 5000, want);
+	CHECK(getcwd(cwd, sizeof(cwd)) != NULL);
+	if (server_start() < 0) {
+		CHECK(!"server started");
+		return;
+	}
+	/* http -> http is followed. */
+	target = url("base.tar");
+	u = xasprintf("http://127.0.0.1:%d/redirect?to=%s", server_port, target);
+	CHECK_INT(fetch_file(u, "out.tar", want, &fast_opts, NULL, &err), 0);
+	CHECK_STR(strbuf_str(&err), "");
+	CHECK_INT(count_lines("requests.log", "GET /redirect?to="), 1);
+	CHECK_INT(count_lines("requests.log", "GET /base.tar range=- status=200"), 1);
+	/* A server must not redirect a download to a local file. */
+	evil = xasprintf("http://127.0.0.1:%d/redirect?to=file://%s/www/base.tar", server_port,
+			 cwd);
+	CHECK(fetch_file(evil, "evil.tar", NULL, &fast_opts, NULL, &err) < 0);
+	CHECK(strstr(strbuf_str(&err), "/redirect") != NULL);
+	CHECK(!exists("evil.tar"));
+	server_stop();
+	strbuf_release(&err);
+}
+
+/* A server that stops sending mid-way: the attempt times out and is resumed. */
+TEST(test_stall_times_out_and_resumes)
+{
+	struct strbuf err = STRBUF_INIT;
+	char want[SHA256_HEX_LEN], ondisk[SHA256_HEX_LEN];
+	_cleanup_free_ char *u = NULL;
+	struct fetch_opts o = fast_opts;
+
+	make_file("base.tar", FILE_SIZE, want);
+	if (server_start() < 0) {
+		CHECK(!"server started");
+		return;
+	}
+	o.stall_timeout_s = 1;
+	u = url("base.tar?stall=4000&times=1");
+	CHECK_INT(fetch_file(u, "out.tar", want, &o, NULL, &err), 0);
+	CHECK_STR(strbuf_str(&err), "");
+	CHECK(sha256_file("out.tar", ondisk, NULL) == 0);
+	CHECK_STR(ondisk, want);
+	CHECK_INT(count_lines("requests.log", "range=bytes=100000- status=206"), 1);
+
+	/* Stalling every time: retried, then one clear error. */
+	free(u);
+	u = url("base.tar?stall=4000&times=100");
+	o.retries = 1;
+	CHECK_INT(fetch_file(u, "again.tar", want, &o, NULL, &err), -ETIMEDOUT);
+	CHECK(strstr(strbuf_str(&err), "no data received for 1 s") != NULL);
+	CHECK(strstr(strbuf_str(&err), "2 attempts") != NULL);
+	CHECK(!exists("again.tar"));
+	server_stop();
+	strbuf_release(&err);
+}
+
 static int cancel_early(void *userdata, uint64_t done, uint64_t total)
 {
 	(void)userdata;
@@ -512,6 +574,8 @@ int main(void)
 	RUN(test_connection_refused);
 	RUN(test_write_error_not_retried);
 	RUN(test_concurrent_fetch_same_dest);
+	RUN(test_redirects);
+	RUN(test_stall_times_out_and_resumes);
 	RUN(test_cancel_keeps_part);
 	RUN(test_file_url_and_path);
 	return tap_done();
