@@ -23,20 +23,20 @@
  * ctime_ns and mtime_ns are the file's identity when it was last verified.
  */
 static const struct db_migration cache_schema[] = {
-	{ "CREATE TABLE entries ("
-	  "  key TEXT PRIMARY KEY,"
-	  "  stage TEXT NOT NULL,"
-	  "  path TEXT NOT NULL,"
-	  "  sha256 TEXT NOT NULL,"
-	  "  size INTEGER NOT NULL,"
-	  "  created INTEGER NOT NULL,"
-	  "  last_used INTEGER NOT NULL,"
-	  "  use_seq INTEGER NOT NULL,"
-	  "  ino INTEGER NOT NULL,"
-	  "  ctime_ns INTEGER NOT NULL,"
-	  "  mtime_ns INTEGER NOT NULL"
-	  ");"
-	  "CREATE INDEX entries_by_use ON entries (use_seq);" },
+	{"CREATE TABLE entries ("
+	 "  key TEXT PRIMARY KEY,"
+	 "  stage TEXT NOT NULL,"
+	 "  path TEXT NOT NULL,"
+	 "  sha256 TEXT NOT NULL,"
+	 "  size INTEGER NOT NULL,"
+	 "  created INTEGER NOT NULL,"
+	 "  last_used INTEGER NOT NULL,"
+	 "  use_seq INTEGER NOT NULL,"
+	 "  ino INTEGER NOT NULL,"
+	 "  ctime_ns INTEGER NOT NULL,"
+	 "  mtime_ns INTEGER NOT NULL"
+	 ");"
+	 "CREATE INDEX entries_by_use ON entries (use_seq);"},
 };
 
 struct tmpfile {
@@ -307,8 +307,7 @@ int cache_tmpfile(struct cache *c, const char *stage, char **ret_path, struct st
 		strbuf_addf(err, "cannot create a file in '%s': %s", c->tmp, strerror(errno));
 		return r;
 	}
-	if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || flock(fd, LOCK_EX) < 0 ||
-	    fchmod(fd, 0644) < 0) {
+	if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || flock(fd, LOCK_EX) < 0 || fchmod(fd, 0644) < 0) {
 		r = -errno;
 		strbuf_addf(err, "cannot lock '%s': %s", path, strerror(errno));
 		unlink(path);
@@ -503,10 +502,11 @@ int cache_touch(struct cache *c, const char *key, struct strbuf *err)
 	r = check_key(key, err);
 	if (r < 0)
 		return r;
-	r = db_prepare(c->db,
-		       "UPDATE entries SET last_used = ?2, "
-		       "use_seq = (SELECT coalesce(max(use_seq), 0) + 1 FROM entries) WHERE key = ?1",
-		       &s, err);
+	r = db_prepare(
+		c->db,
+		"UPDATE entries SET last_used = ?2, "
+		"use_seq = (SELECT coalesce(max(use_seq), 0) + 1 FROM entries) WHERE key = ?1",
+		&s, err);
 	if (r < 0)
 		return r;
 	db_bind_text(s, 1, key);
@@ -619,10 +619,11 @@ int cache_lookup(struct cache *c, const char *key, enum cache_verify verify, cha
 						    "removed it",
 						    key, stage, obj, strerror(-r));
 				else
-					strbuf_addf(reason,
-						    "cache entry %.12s (%s): '%s' is corrupt (sha256 "
-						    "%s, expected %s); removed it",
-						    key, stage, obj, got, want);
+					strbuf_addf(
+						reason,
+						"cache entry %.12s (%s): '%s' is corrupt (sha256 "
+						"%s, expected %s); removed it",
+						key, stage, obj, got, want);
 			}
 			r = remove_stale(c, key, obj, rec.ino, reason);
 			return r < 0 ? r : 0;
@@ -694,7 +695,7 @@ int cache_list(struct cache *c, struct cache_entry **ret, size_t *ret_n, struct 
 int cache_gc(struct cache *c, uint64_t max_size, struct cache_gc_stats *ret, struct strbuf *err)
 {
 	_cleanup_stmt_ struct db_stmt *s = NULL, *del = NULL;
-	struct cache_gc_stats st = { 0 };
+	struct cache_gc_stats st = {0};
 	char **doomed = NULL;
 	size_t n_doomed = 0, alloc = 0, i;
 	uint64_t total = 0;

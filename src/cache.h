@@ -102,10 +102,10 @@ int cache_touch(struct cache *c, const char *key, struct strbuf *err);
 struct cache_entry {
 	char *key;
 	char *stage;
-	char *path;		/* absolute */
+	char *path; /* absolute */
 	char sha256[SHA256_HEX_LEN];
 	uint64_t size;
-	int64_t created;	/* Unix time */
+	int64_t created; /* Unix time */
 	int64_t last_used;
 };
 
@@ -114,12 +114,12 @@ int cache_list(struct cache *c, struct cache_entry **ret, size_t *ret_n, struct 
 void cache_entries_free(struct cache_entry *e, size_t n);
 
 struct cache_gc_stats {
-	size_t removed;		/* entries removed */
-	uint64_t freed;		/* their bytes */
-	size_t kept;		/* entries left */
-	uint64_t kept_size;	/* their bytes */
-	size_t orphans;		/* files left by crashed processes, deleted */
-	size_t downloads;	/* abandoned partial downloads, deleted */
+	size_t removed;	    /* entries removed */
+	uint64_t freed;	    /* their bytes */
+	size_t kept;	    /* entries left */
+	uint64_t kept_size; /* their bytes */
+	size_t orphans;	    /* files left by crashed processes, deleted */
+	size_t downloads;   /* abandoned partial downloads, deleted */
 	uint64_t downloads_size;
 };
 

@@ -125,11 +125,11 @@ static int cache_gc_cmd(struct cache *c, bool have_max, uint64_t max)
 int cmd_cache(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "cache", required_argument, NULL, OPT_CACHE },
-		{ "max-size", required_argument, NULL, OPT_MAX_SIZE },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{"json", no_argument, NULL, OPT_JSON},
+		{"cache", required_argument, NULL, OPT_CACHE},
+		{"max-size", required_argument, NULL, OPT_MAX_SIZE},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	struct strbuf err = STRBUF_INIT;
 	struct cache *c = NULL;

@@ -20,7 +20,7 @@
 
 #define COMMON_OPTIONS                                                                             \
 	"   --json              print JSON\n"                                                      \
-	"   --registry <path>   the registry database (default: registry.db in the cache\n"      \
+	"   --registry <path>   the registry database (default: registry.db in the cache\n"        \
 	"                       directory)\n"                                                      \
 	"   --cache <dir>       the cache directory (default $XDG_CACHE_HOME/imgforge)\n"
 
@@ -64,11 +64,11 @@ enum { OPT_JSON = 256, OPT_REGISTRY, OPT_CACHE };
 static int parse_opts(int argc, char **argv, struct reg_opts *o, int want_args)
 {
 	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "registry", required_argument, NULL, OPT_REGISTRY },
-		{ "cache", required_argument, NULL, OPT_CACHE },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{"json", no_argument, NULL, OPT_JSON},
+		{"registry", required_argument, NULL, OPT_REGISTRY},
+		{"cache", required_argument, NULL, OPT_CACHE},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	int c;
 
@@ -181,7 +181,7 @@ static int get_build(struct registry *reg, const char *cmd, const char *id,
 
 int cmd_ls(int argc, char **argv)
 {
-	struct reg_opts o = { .name = "ls", .usage = usage_ls };
+	struct reg_opts o = {.name = "ls", .usage = usage_ls};
 	struct strbuf err = STRBUF_INIT, out = STRBUF_INIT;
 	struct registry_summary *s = NULL;
 	struct registry *reg = NULL;
@@ -341,7 +341,7 @@ static void show_text(const struct registry_build *b, struct strbuf *out)
 
 int cmd_show(int argc, char **argv)
 {
-	struct reg_opts o = { .name = "show", .usage = usage_show };
+	struct reg_opts o = {.name = "show", .usage = usage_show};
 	_cleanup_registry_ struct registry *reg = NULL;
 	_cleanup_build_ struct registry_build *b = NULL;
 	struct strbuf out = STRBUF_INIT;
@@ -371,10 +371,10 @@ static void file_what(unsigned what, struct strbuf *sb, bool json, struct json *
 		unsigned bit;
 		const char *name;
 	} names[] = {
-		{ REGISTRY_FILE_CONTENT, "content" },
-		{ REGISTRY_FILE_MODE, "mode" },
-		{ REGISTRY_FILE_OWNER, "owner" },
-		{ REGISTRY_FILE_SIZE, "size" },
+		{REGISTRY_FILE_CONTENT, "content"},
+		{REGISTRY_FILE_MODE, "mode"},
+		{REGISTRY_FILE_OWNER, "owner"},
+		{REGISTRY_FILE_SIZE, "size"},
 	};
 	size_t i;
 	bool first = true;
@@ -470,7 +470,7 @@ static void diff_text(const struct registry_diff *d, struct strbuf *out)
 
 int cmd_diff(int argc, char **argv)
 {
-	struct reg_opts o = { .name = "diff", .usage = usage_diff };
+	struct reg_opts o = {.name = "diff", .usage = usage_diff};
 	_cleanup_registry_ struct registry *reg = NULL;
 	_cleanup_build_ struct registry_build *a = NULL, *b = NULL;
 	struct strbuf out = STRBUF_INIT;

@@ -292,7 +292,8 @@ int db_open(const char *path, const struct db_migration *migrations, size_t n_mi
 
 	db->path = xstrdup(path);
 	rc = sqlite3_open_v2(path, &db->h,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			     NULL);
 	if (rc != SQLITE_OK) {
 		r = fail(db, rc, err);
 		goto fail;

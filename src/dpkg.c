@@ -103,7 +103,7 @@ int dpkg_parse_status(const char *buf, size_t len, struct dpkg_package **ret, si
 {
 	struct dpkg_package *pkgs = NULL;
 	size_t n = 0, alloc = 0, i, j, pos = 0;
-	struct stanza st = { 0 };
+	struct stanza st = {0};
 	bool in_stanza = false;
 	int skipped = 0;
 

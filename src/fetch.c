@@ -27,15 +27,15 @@ struct xfer {
 	int fd;
 	struct sha256 *h;
 	bool is_http;
-	uint64_t offset;	 /* bytes in .part (and hashed) before this attempt */
-	uint64_t written;	 /* bytes appended by this attempt */
-	int64_t range_start;	 /* start of the last Content-Range header, -1 if none */
+	uint64_t offset;     /* bytes in .part (and hashed) before this attempt */
+	uint64_t written;    /* bytes appended by this attempt */
+	int64_t range_start; /* start of the last Content-Range header, -1 if none */
 	bool first_write_done;
-	bool bad_resume;	 /* the server answered a Range request with other data */
-	int write_errno;	 /* errno of a failed write to .part, 0 if none */
-	uint64_t last_bytes;	 /* bytes of this attempt at the last change */
-	int64_t last_change_ms;	 /* when they last changed (monotonic), 0 at start */
-	bool stalled;		 /* aborted by progress_cb: nothing received for too long */
+	bool bad_resume;	/* the server answered a Range request with other data */
+	int write_errno;	/* errno of a failed write to .part, 0 if none */
+	uint64_t last_bytes;	/* bytes of this attempt at the last change */
+	int64_t last_change_ms; /* when they last changed (monotonic), 0 at start */
+	bool stalled;		/* aborted by progress_cb: nothing received for too long */
 };
 
 static bool curl_ready;
@@ -244,7 +244,7 @@ static int curl_to_errno(CURLcode c, long http_code)
 
 static void sleep_ms(unsigned ms)
 {
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
@@ -472,7 +472,7 @@ int fetch_file(const char *src, const char *dest, const char *want_sha256,
 	_cleanup_free_ char *url = NULL, *part = NULL;
 	_cleanup_close_ int fd = -1;
 	char errbuf[CURL_ERROR_SIZE];
-	struct xfer x = { .fd = -1 };
+	struct xfer x = {.fd = -1};
 	bool restarted = false;
 	unsigned attempt = 0, delay;
 	CURLcode c = CURLE_OK;

@@ -27,14 +27,18 @@ struct fetch_opts {
 	unsigned retry_delay_ms;
 	/* Give up connecting after this many seconds (0: libcurl's default). */
 	unsigned connect_timeout_s;
-	/* Abort an attempt (then retry it) that receives nothing for this many seconds (0: never). */
+	/* Abort an attempt (then retry it) that receives nothing for this many seconds (0: never).
+	 */
 	unsigned stall_timeout_s;
 	fetch_progress_fn progress;
 	void *userdata;
 };
 
 #define FETCH_OPTS_DEFAULT                                                                         \
-	{ .retries = 4, .retry_delay_ms = 1000, .connect_timeout_s = 30, .stall_timeout_s = 60 }
+	{                                                                                          \
+		.retries = 4, .retry_delay_ms = 1000, .connect_timeout_s = 30,                     \
+		.stall_timeout_s = 60                                                              \
+	}
 
 /*
  * Fetch url (http://, https://, file:// or a plain path) into dest.

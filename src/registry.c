@@ -17,43 +17,43 @@
  */
 static const struct db_migration registry_schema[] = {
 	/* 1: builds with their outputs and packages. */
-	{ "CREATE TABLE builds ("
-	  "  id TEXT PRIMARY KEY,"
-	  "  image TEXT NOT NULL,"
-	  "  version TEXT NOT NULL,"
-	  "  profile TEXT,"
-	  "  created INTEGER NOT NULL,"
-	  "  key_base TEXT,"
-	  "  key_rootfs TEXT,"
-	  "  key_disk TEXT,"
-	  "  inputs TEXT"
-	  ");"
-	  "CREATE TABLE outputs ("
-	  "  build_id TEXT NOT NULL REFERENCES builds(id) ON DELETE CASCADE,"
-	  "  name TEXT NOT NULL,"
-	  "  sha256 TEXT NOT NULL,"
-	  "  size INTEGER NOT NULL,"
-	  "  PRIMARY KEY (build_id, name)"
-	  ") WITHOUT ROWID;"
-	  "CREATE TABLE packages ("
-	  "  build_id TEXT NOT NULL REFERENCES builds(id) ON DELETE CASCADE,"
-	  "  name TEXT NOT NULL,"
-	  "  version TEXT NOT NULL,"
-	  "  arch TEXT NOT NULL,"
-	  "  PRIMARY KEY (build_id, name, arch)"
-	  ") WITHOUT ROWID;" },
+	{"CREATE TABLE builds ("
+	 "  id TEXT PRIMARY KEY,"
+	 "  image TEXT NOT NULL,"
+	 "  version TEXT NOT NULL,"
+	 "  profile TEXT,"
+	 "  created INTEGER NOT NULL,"
+	 "  key_base TEXT,"
+	 "  key_rootfs TEXT,"
+	 "  key_disk TEXT,"
+	 "  inputs TEXT"
+	 ");"
+	 "CREATE TABLE outputs ("
+	 "  build_id TEXT NOT NULL REFERENCES builds(id) ON DELETE CASCADE,"
+	 "  name TEXT NOT NULL,"
+	 "  sha256 TEXT NOT NULL,"
+	 "  size INTEGER NOT NULL,"
+	 "  PRIMARY KEY (build_id, name)"
+	 ") WITHOUT ROWID;"
+	 "CREATE TABLE packages ("
+	 "  build_id TEXT NOT NULL REFERENCES builds(id) ON DELETE CASCADE,"
+	 "  name TEXT NOT NULL,"
+	 "  version TEXT NOT NULL,"
+	 "  arch TEXT NOT NULL,"
+	 "  PRIMARY KEY (build_id, name, arch)"
+	 ") WITHOUT ROWID;"},
 	/* 2: the file list of each image (for diff), and listing by time. */
-	{ "CREATE TABLE files ("
-	  "  build_id TEXT NOT NULL REFERENCES builds(id) ON DELETE CASCADE,"
-	  "  path TEXT NOT NULL,"
-	  "  sha256 TEXT NOT NULL,"
-	  "  mode INTEGER NOT NULL,"
-	  "  uid INTEGER NOT NULL,"
-	  "  gid INTEGER NOT NULL,"
-	  "  size INTEGER NOT NULL,"
-	  "  PRIMARY KEY (build_id, path)"
-	  ") WITHOUT ROWID;"
-	  "CREATE INDEX builds_by_created ON builds (created, id);" },
+	{"CREATE TABLE files ("
+	 "  build_id TEXT NOT NULL REFERENCES builds(id) ON DELETE CASCADE,"
+	 "  path TEXT NOT NULL,"
+	 "  sha256 TEXT NOT NULL,"
+	 "  mode INTEGER NOT NULL,"
+	 "  uid INTEGER NOT NULL,"
+	 "  gid INTEGER NOT NULL,"
+	 "  size INTEGER NOT NULL,"
+	 "  PRIMARY KEY (build_id, path)"
+	 ") WITHOUT ROWID;"
+	 "CREATE INDEX builds_by_created ON builds (created, id);"},
 };
 
 struct registry {
@@ -312,9 +312,10 @@ static int insert_rows(struct registry *r, const struct registry_build *b, struc
 	}
 	db_finalize(TAKE_PTR(s));
 
-	k = db_prepare(r->db,
-		       "INSERT INTO packages (build_id, name, version, arch) VALUES (?1, ?2, ?3, ?4)",
-		       &s, err);
+	k = db_prepare(
+		r->db,
+		"INSERT INTO packages (build_id, name, version, arch) VALUES (?1, ?2, ?3, ?4)", &s,
+		err);
 	if (k < 0)
 		return k;
 	for (i = 0; i < b->n_packages; i++) {
@@ -557,11 +558,10 @@ static int load_lists(struct registry *r, struct registry_build *b, struct strbu
 		return k;
 	db_bind_text(s, 1, b->id);
 	while ((k = db_step(s, err)) > 0)
-		registry_build_add_file(b, db_column_text(s, 0), db_column_text(s, 1),
-					(uint32_t)db_column_int64(s, 2),
-					(uint32_t)db_column_int64(s, 3),
-					(uint32_t)db_column_int64(s, 4),
-					(uint64_t)db_column_int64(s, 5));
+		registry_build_add_file(
+			b, db_column_text(s, 0), db_column_text(s, 1),
+			(uint32_t)db_column_int64(s, 2), (uint32_t)db_column_int64(s, 3),
+			(uint32_t)db_column_int64(s, 4), (uint64_t)db_column_int64(s, 5));
 	return k < 0 ? k : 0;
 }
 
@@ -671,7 +671,7 @@ static void diff_packages(struct registry_diff *d, const struct registry_build *
 	size_t i = 0, j = 0, alloc = 0;
 
 	while (i < a->n_packages || j < b->n_packages) {
-		struct registry_package_change ch = { 0 };
+		struct registry_package_change ch = {0};
 		int c;
 
 		if (i >= a->n_packages)
@@ -732,7 +732,7 @@ static void diff_files(struct registry_diff *d, const struct registry_build *a,
 	size_t i = 0, j = 0, alloc = 0;
 
 	while (i < a->n_files || j < b->n_files) {
-		struct registry_file_change ch = { 0 };
+		struct registry_file_change ch = {0};
 		int c;
 
 		if (i >= a->n_files)

@@ -22,15 +22,15 @@
 struct registry;
 
 struct registry_output {
-	char *name;			/* file name in the output directory */
+	char *name; /* file name in the output directory */
 	char sha256[SHA256_HEX_LEN];
 	uint64_t size;
 };
 
 struct registry_file {
-	char *path;			/* absolute path inside the image, "/etc/hostname" */
-	char sha256[SHA256_HEX_LEN];	/* content (symlink: its target); "" for directories */
-	uint32_t mode;			/* st_mode: type and permissions */
+	char *path;		     /* absolute path inside the image, "/etc/hostname" */
+	char sha256[SHA256_HEX_LEN]; /* content (symlink: its target); "" for directories */
+	uint32_t mode;		     /* st_mode: type and permissions */
 	uint32_t uid, gid;
 	uint64_t size;
 };
@@ -41,20 +41,20 @@ struct registry_file {
  * owned by the record and freed by registry_build_free().
  */
 struct registry_build {
-	char *id;		/* assigned by registry_add() when NULL */
+	char *id; /* assigned by registry_add() when NULL */
 	char *image;
 	char *version;
-	char *profile;		/* NULL when the image has no profiles */
-	int64_t created;	/* Unix time; registry_add() uses now when 0 */
-	char *key_base;		/* stage cache keys; NULL for a stage not built */
+	char *profile;	 /* NULL when the image has no profiles */
+	int64_t created; /* Unix time; registry_add() uses now when 0 */
+	char *key_base;	 /* stage cache keys; NULL for a stage not built */
 	char *key_rootfs;
 	char *key_disk;
-	char *inputs;		/* canonical JSON of the resolved inputs, or NULL */
+	char *inputs; /* canonical JSON of the resolved inputs, or NULL */
 	struct registry_output *outputs;
 	size_t n_outputs;
-	struct dpkg_package *packages;	/* sorted by name, arch (registry_add sorts) */
+	struct dpkg_package *packages; /* sorted by name, arch (registry_add sorts) */
 	size_t n_packages;
-	struct registry_file *files;	/* sorted by path (registry_add sorts) */
+	struct registry_file *files; /* sorted by path (registry_add sorts) */
 	size_t n_files;
 };
 
@@ -123,10 +123,10 @@ int registry_get(struct registry *r, const char *id_or_prefix, struct registry_b
 enum registry_change {
 	REGISTRY_ADDED,
 	REGISTRY_REMOVED,
-	REGISTRY_UPGRADED,	/* packages: newer version in the second build */
-	REGISTRY_DOWNGRADED,	/* packages: older version in the second build */
-	REGISTRY_CHANGED,	/* files: content, type, mode, owner or size differ;
-				   packages: versions equal by dpkg's order but spelled differently */
+	REGISTRY_UPGRADED,   /* packages: newer version in the second build */
+	REGISTRY_DOWNGRADED, /* packages: older version in the second build */
+	REGISTRY_CHANGED,    /* files: content, type, mode, owner or size differ;
+				packages: versions equal by dpkg's order but spelled differently */
 };
 
 const char *registry_change_name(enum registry_change c);
@@ -141,13 +141,13 @@ enum {
 
 struct registry_package_change {
 	enum registry_change change;
-	const struct dpkg_package *old;	/* NULL when added */
-	const struct dpkg_package *new;	/* NULL when removed */
+	const struct dpkg_package *old; /* NULL when added */
+	const struct dpkg_package *new; /* NULL when removed */
 };
 
 struct registry_file_change {
 	enum registry_change change;
-	unsigned what;			/* REGISTRY_FILE_* bits, for REGISTRY_CHANGED */
+	unsigned what; /* REGISTRY_FILE_* bits, for REGISTRY_CHANGED */
 	const struct registry_file *old;
 	const struct registry_file *new;
 };

@@ -179,7 +179,7 @@ TEST(test_gc_lru)
 	struct strbuf err = STRBUF_INIT;
 	_cleanup_cache_ struct cache *c = NULL;
 	_cleanup_free_ char *pa = NULL, *pb = NULL, *pc = NULL, *found = NULL;
-	struct cache_gc_stats st = { 0 };
+	struct cache_gc_stats st = {0};
 	struct cache_entry *list = NULL;
 	size_t n = 0;
 
@@ -290,7 +290,7 @@ TEST(test_downloads)
 	struct strbuf err = STRBUF_INIT;
 	_cleanup_cache_ struct cache *c = NULL;
 	_cleanup_free_ char *dl = NULL, *found = NULL, *x = NULL;
-	struct cache_gc_stats st = { 0 };
+	struct cache_gc_stats st = {0};
 	int busy;
 
 	CHECK_INT(cache_open("c", &c, &err), 0);

@@ -298,7 +298,7 @@ TEST(test_failure_before_commit_registers_nothing)
 
 static void sleep_ms(long ms)
 {
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 	nanosleep(&ts, NULL);
 }
 
@@ -308,7 +308,7 @@ static void sleep_ms(long ms)
  */
 TEST(test_sigkill_during_add)
 {
-	static const long delays_ms[] = { 1, 10, 30, 60, 120, 250 };
+	static const long delays_ms[] = {1, 10, 30, 60, 120, 250};
 	struct strbuf err = STRBUF_INIT;
 	size_t i, k;
 	int complete = 0;
@@ -464,8 +464,8 @@ TEST(test_newer_schema_refused)
 	CHECK(strstr(strbuf_str(&err), "newer") != NULL);
 
 	/* Not a database at all. */
-	CHECK(write_file_atomic("junk.db", "this is not sqlite, just some text ......", 40,
-				0644) == 0);
+	CHECK(write_file_atomic("junk.db", "this is not sqlite, just some text ......", 40, 0644) ==
+	      0);
 	strbuf_reset(&err);
 	CHECK_INT(registry_open("junk.db", &r, &err), -EBADMSG);
 	CHECK(strstr(strbuf_str(&err), "junk.db") != NULL);
