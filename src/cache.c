@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <dirent.h>
+#include <signal.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -130,11 +131,34 @@ static int cmp_str(const void *a, const void *b)
 }
 
 /*
- * Delete what crashed processes left: files in tmp/ that nobody holds a lock
- * on, and files in objects/ without a row. Runs inside the index's write
- * transaction, which cache_tmpfile() and cache_store() also hold while they
- * create or publish a file, so a live process's file is never mistaken for
- * an orphan.
+ * Temporary files are named "<stage>.<pid>.XXXXXX" (stage names have no
+ * dots). True when the process that made this one is still running: its
+ * file is kept even when it is not locked, because the stage may have
+ * replaced it (a tool writing to a new file and renaming it over the path)
+ * or written beside it ("<name>.part"). A reused pid only delays cleanup.
+ */
+static bool owner_alive(const char *name)
+{
+	const char *dot = strchr(name, '.'), *p;
+	long pid = 0;
+
+	if (!dot)
+		return false;
+	for (p = dot + 1; *p >= '0' && *p <= '9' && pid < 100000000; p++)
+		pid = pid * 10 + (*p - '0');
+	if (p == dot + 1 || *p != '.' || pid <= 0)
+		return false;
+	if (pid == (long)getpid())
+		return true;
+	return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+/*
+ * Delete what crashed processes left: files in tmp/ whose process is gone
+ * and that nobody holds a lock on, and files in objects/ without a row. Runs
+ * inside the index's write transaction, which cache_tmpfile() and
+ * cache_store() also hold while they create or publish a file, so a live
+ * process's file is never mistaken for an orphan.
  */
 static int clean_orphans(struct cache *c, size_t *ret_n, struct strbuf *err)
 {
@@ -155,6 +179,8 @@ static int clean_orphans(struct cache *c, size_t *ret_n, struct strbuf *err)
 		int fd;
 
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (owner_alive(de->d_name))
 			continue;
 		p = path_join(c->tmp, de->d_name);
 		fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
@@ -295,7 +321,7 @@ int cache_tmpfile(struct cache *c, const char *stage, char **ret_path, struct st
 		strbuf_addf(err, "invalid stage name '%s'", stage ? stage : "(null)");
 		return -EINVAL;
 	}
-	path = xasprintf("%s/%s-XXXXXX", c->tmp, stage);
+	path = xasprintf("%s/%s.%ld.XXXXXX", c->tmp, stage, (long)getpid());
 	/* Under the write lock, so that clean_orphans() cannot see it unlocked. */
 	r = db_begin(c->db, err);
 	if (r < 0)

@@ -70,9 +70,10 @@ int cache_lookup(struct cache *c, const char *key, enum cache_verify verify, cha
 /*
  * A new empty file in <dir>/tmp for a stage to write its output into (same
  * file system as objects/, so that cache_store() can rename it). The stage
- * must write into this path, not replace it: the file is locked by this
- * handle so that another process's cleanup leaves it alone. *ret_path is the
- * caller's.
+ * should write into this path rather than replace it: the file is locked by this
+ * handle, and named after this process, so that another process's cleanup
+ * leaves it (and files beside it, such as fetch_file()'s "<path>.part")
+ * alone while this process runs. *ret_path is the caller's.
  */
 int cache_tmpfile(struct cache *c, const char *stage, char **ret_path, struct strbuf *err);
 

@@ -89,7 +89,10 @@ TEST(test_store_and_lookup)
 	CHECK(found == NULL);
 
 	CHECK_INT(cache_tmpfile(c, "base", &tmp, &err), 0);
-	CHECK(tmp && str_startswith(tmp, "c/tmp/base-"));
+	{
+		_cleanup_free_ char *prefix = xasprintf("c/tmp/base.%ld.", (long)getpid());
+		CHECK(tmp && str_startswith(tmp, prefix));
+	}
 	/* The stage writes through its own file handle, into the given path. */
 	{
 		FILE *f = fopen(tmp, "w");
@@ -248,8 +251,14 @@ TEST(test_sigkill_leftovers_cleaned)
 		close(ready[0]);
 		if (cache_open("c", &cc, &err) < 0 || cache_tmpfile(cc, "rootfs", &tmp, &err) < 0)
 			_exit(1);
-		if (write_into(tmp, "half", 4) < 0)
+		/* Replaced, not written into (no lock on it now), and a file beside it. */
+		if (write_file_atomic(tmp, "half", 4, 0644) < 0)
 			_exit(1);
+		{
+			_cleanup_free_ char *part = xasprintf("%s.part", tmp);
+			if (write_file_atomic(part, "part", 4, 0644) < 0)
+				_exit(1);
+		}
 		if (write(ready[1], tmp, strlen(tmp)) < 0)
 			_exit(1);
 		close(ready[1]);
@@ -266,9 +275,10 @@ TEST(test_sigkill_leftovers_cleaned)
 	/* A crash between the rename into objects/ and the commit. */
 	CHECK(write_file_atomic("c/objects/" KB, "orphan", 6, 0444) == 0);
 
-	/* While the writer lives, its temp file stays; the orphan object goes. */
+	/* While the writer lives, its temp files stay; the orphan object goes. */
 	CHECK_INT(cache_open("c", &c, &err), 0);
 	CHECK(exists(buf));
+	CHECK_INT(count_dir("c/tmp"), 2);
 	CHECK(!exists("c/objects/" KB));
 	CHECK(exists("c/objects/" KA));
 	CHECK_INT(cache_lookup(c, KB, CACHE_VERIFY_HASH, &found, &err), 0);
