@@ -402,6 +402,46 @@ TEST(test_disk_full_registers_nothing)
 	strbuf_release(&err);
 }
 
+/* A build registering while another process writes waits for it instead of failing. */
+TEST(test_concurrent_writer_waits)
+{
+	struct strbuf err = STRBUF_INIT;
+	_cleanup_registry_ struct registry *r = NULL;
+	_cleanup_build_ struct registry_build *b = sample_build("1.0", 1700000000);
+	struct timespec t0, t1;
+	int ready[2], status = 0;
+	char ch;
+	pid_t pid;
+	long ms;
+
+	CHECK_INT(registry_open("registry.db", &r, &err), 0);
+	CHECK(pipe(ready) == 0);
+	pid = fork();
+	if (pid == 0) {
+		struct db *db = NULL;
+
+		close(ready[0]);
+		if (db_open("registry.db", NULL, 0, &db, &err) < 0 || db_begin(db, &err) < 0)
+			_exit(1);
+		if (write(ready[1], "x", 1) != 1)
+			_exit(1);
+		sleep_ms(600);
+		_exit(db_commit(db, &err) < 0 ? 1 : 0);
+	}
+	close(ready[1]);
+	CHECK(read(ready[0], &ch, 1) == 1);
+	close(ready[0]);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CHECK_INT(registry_add(r, b, NULL, &err), 0);
+	CHECK_STR(strbuf_str(&err), "");
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	CHECK(ms >= 300); /* it did wait for the other writer */
+	CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK_INT(count_rows("registry.db", "builds"), 1);
+	strbuf_release(&err);
+}
+
 /* What a registry written by schema version 1 looks like (no file lists). */
 static const char schema_v1[] =
 	"CREATE TABLE builds (id TEXT PRIMARY KEY, image TEXT NOT NULL, version TEXT NOT NULL,"
@@ -493,6 +533,7 @@ int main(void)
 	RUN(test_failure_before_commit_registers_nothing);
 	RUN(test_sigkill_during_add);
 	RUN(test_disk_full_registers_nothing);
+	RUN(test_concurrent_writer_waits);
 	RUN(test_migration_from_v1);
 	RUN(test_newer_schema_refused);
 	RUN(test_new_id_sorts_by_time);
