@@ -49,6 +49,7 @@ struct writer {
 	uint64_t need_blocks; /* content, xattr and directory blocks */
 	uint64_t need_inodes;
 	struct tree_node *lost_found;
+	__u32 hash_seed[4]; /* the directory hash seed, as the superblock holds it */
 
 	/* the file whose content is being streamed */
 	struct tree_inode *cur;
@@ -107,13 +108,6 @@ static unsigned csum_tail(void)
 	return sizeof(struct ext2_dir_entry_tail);
 }
 
-/*
- * Lay a directory out in blocks: ".", "..", then the children in name
- * order, each block ending with the checksum tail. With buf NULL only count.
- */
-static uint64_t dir_layout(struct writer *w, const struct tree_node *dir, struct tree_node **c,
-			   size_t nc, char *buf);
-
 static uint8_t file_type(uint32_t mode)
 {
 	switch (mode & S_IFMT) {
@@ -150,59 +144,168 @@ static void put_dirent(struct writer *w, char *p, uint32_t ino, const char *name
 	memcpy(de->name, name, len);
 }
 
-static uint64_t dir_layout(struct writer *w, const struct tree_node *dir, struct tree_node **c,
-			   size_t nc, char *buf)
+/* One directory entry to lay out. */
+struct dent {
+	const char *name;
+	size_t len;
+	uint32_t ino;
+	uint8_t type;
+	uint32_t hash, minor;
+};
+
+/*
+ * Pack entries into blocks in the given order, each block ending with the
+ * checksum tail; with dots, the first block starts with "." and "..". With
+ * buf NULL only count. starts (if not NULL) gets the hash of the first entry
+ * of each block, with the low bit set when a hash continues from the
+ * previous block (the htree collision mark).
+ */
+static uint64_t pack(struct writer *w, const struct dent *d, size_t n, bool dots, uint32_t self,
+		     uint32_t parent, char *buf, uint32_t *starts)
 {
 	const unsigned usable = BLOCK_SIZE - csum_tail();
-	uint64_t block = 0;
+	uint64_t block = 0, b;
 	unsigned off = 0, last = 0;
 	size_t i;
-	uint64_t min_blocks = dir == w->lost_found ? LOST_FOUND_BLOCKS : 1;
 
-#define BLK(b) (buf + (b) * BLOCK_SIZE)
-	if (buf) {
-		uint32_t parent = dir->parent ? dir->parent->inode->ino : dir->inode->ino;
-
-		put_dirent(w, BLK(0), dir->inode->ino, ".", 1, EXT2_FT_DIR, 12);
-		put_dirent(w, BLK(0) + 12, parent, "..", 2, EXT2_FT_DIR, usable - 12);
+#define BLK(x) (buf + (x) * BLOCK_SIZE)
+	if (dots) {
+		if (buf) {
+			put_dirent(w, BLK(0), self, ".", 1, EXT2_FT_DIR, 12);
+			put_dirent(w, BLK(0) + 12, parent, "..", 2, EXT2_FT_DIR, usable - 12);
+		}
+		last = 12;
+		off = 24;
 	}
-	last = 12;
-	off = 24;
-	for (i = 0; i < nc; i++) {
-		size_t len = strlen(c[i]->name);
-		unsigned rec = dirent_len(len);
+	for (i = 0; i < n; i++) {
+		unsigned rec = dirent_len(d[i].len);
 
 		if (off + rec > usable) {
 			/* the last entry of the block already stretches to the tail */
 			block++;
 			off = 0;
 		}
+		if (off == 0 && starts)
+			starts[block] = d[i].hash | (i > 0 && d[i].hash == d[i - 1].hash ? 1 : 0);
 		if (buf) {
 			if (off) /* the previous entry ends where this one starts */
 				ext2fs_set_rec_len(w->fs, off - last,
 						   (struct ext2_dir_entry *)(BLK(block) + last));
-			put_dirent(w, BLK(block) + off, c[i]->inode->ino, c[i]->name, len,
-				   file_type(c[i]->inode->mode), usable - off);
+			put_dirent(w, BLK(block) + off, d[i].ino, d[i].name, d[i].len, d[i].type,
+				   usable - off);
 		}
 		last = off;
 		off += rec;
 	}
-	block++;
-	if (buf) {
-		uint64_t b;
+	if (buf)
+		for (b = 0; b <= block; b++)
+			ext2fs_initialize_dirent_tail(
+				w->fs, (struct ext2_dir_entry_tail *)(BLK(b) + usable));
+#undef BLK
+	return block + 1;
+}
 
-		for (b = block; b < min_blocks; b++) {
-			struct ext2_dir_entry *de = (struct ext2_dir_entry *)BLK(b);
+static int dent_hash_cmp(const void *a, const void *b)
+{
+	const struct dent *x = a, *y = b;
+	int c;
+
+	if (x->hash != y->hash)
+		return x->hash < y->hash ? -1 : 1;
+	if (x->minor != y->minor)
+		return x->minor < y->minor ? -1 : 1;
+	c = memcmp(x->name, y->name, x->len < y->len ? x->len : y->len);
+	return c ? c : (x->len < y->len ? -1 : x->len > y->len);
+}
+
+/* dx entries in the root block: (block size - dots - root info - tail) / 8 */
+#define DX_ROOT_LIMIT ((BLOCK_SIZE - 32 - sizeof(struct ext2_dx_tail)) / sizeof(struct ext2_dx_entry))
+
+/*
+ * Lay a directory out: ".", "..", then the children. A directory that fits
+ * in one block is linear, in name order. A larger one is hash-indexed
+ * (dir_index, one level, as the kernel builds them): a root block mapping
+ * hash ranges to leaf blocks holding the entries in hash order. Beyond one
+ * level (about 500 leaf blocks) it stays linear. With buf NULL only count.
+ * *ret_indexed tells whether the htree was used.
+ */
+static uint64_t dir_layout(struct writer *w, const struct tree_node *dir, struct tree_node **c,
+			   size_t nc, char *buf, bool *ret_indexed)
+{
+	uint64_t min_blocks = dir == w->lost_found ? LOST_FOUND_BLOCKS : 1;
+	uint32_t self = dir->inode->ino;
+	uint32_t parent = dir->parent ? dir->parent->inode->ino : self;
+	struct dent *d = xcalloc(nc ? nc : 1, sizeof(*d));
+	uint32_t *starts = NULL;
+	uint64_t nblocks, leaves, b;
+	size_t i;
+
+	for (i = 0; i < nc; i++) {
+		d[i].name = c[i]->name;
+		d[i].len = strlen(c[i]->name);
+		d[i].ino = c[i]->inode->ino;
+		d[i].type = file_type(c[i]->inode->mode);
+	}
+	*ret_indexed = false;
+	nblocks = pack(w, d, nc, true, self, parent, NULL, NULL);
+	if (nblocks > 1 && dir != w->lost_found) {
+		for (i = 0; i < nc; i++)
+			ext2fs_dirhash(EXT2_HASH_HALF_MD4, d[i].name, (int)d[i].len, w->hash_seed,
+				       &d[i].hash, &d[i].minor);
+		qsort(d, nc, sizeof(*d), dent_hash_cmp);
+		starts = xcalloc(nc, sizeof(*starts));
+		leaves = pack(w, d, nc, false, 0, 0, NULL, starts);
+		if (leaves <= DX_ROOT_LIMIT) {
+			*ret_indexed = true;
+			nblocks = 1 + leaves;
+			if (buf) {
+				struct ext2_dx_root_info *info = (void *)(buf + 24);
+				struct ext2_dx_countlimit *cl = (void *)(buf + 32);
+				struct ext2_dx_entry *e = (void *)(buf + 32);
+
+				put_dirent(w, buf, self, ".", 1, EXT2_FT_DIR, 12);
+				put_dirent(w, buf + 12, parent, "..", 2, EXT2_FT_DIR, BLOCK_SIZE - 12);
+				info->reserved_zero = 0;
+				info->hash_version = EXT2_HASH_HALF_MD4;
+				info->info_length = sizeof(*info);
+				info->indirect_levels = 0;
+				info->unused_flags = 0;
+				cl->limit = ext2fs_cpu_to_le16(DX_ROOT_LIMIT);
+				cl->count = ext2fs_cpu_to_le16(leaves);
+				e[0].block = ext2fs_cpu_to_le32(1);
+				for (b = 1; b < leaves; b++) {
+					e[b].hash = ext2fs_cpu_to_le32(starts[b]);
+					e[b].block = ext2fs_cpu_to_le32((uint32_t)b + 1);
+				}
+				pack(w, d, nc, false, 0, 0, buf + BLOCK_SIZE, NULL);
+			}
+			free(starts);
+			free(d);
+			return nblocks;
+		}
+		/* too large for one level: linear, in name order again */
+		free(starts);
+		for (i = 0; i < nc; i++) {
+			d[i].name = c[i]->name;
+			d[i].len = strlen(c[i]->name);
+			d[i].ino = c[i]->inode->ino;
+			d[i].type = file_type(c[i]->inode->mode);
+		}
+	}
+	if (buf) {
+		pack(w, d, nc, true, self, parent, buf, NULL);
+		for (b = nblocks; b < min_blocks; b++) {
+			struct ext2_dir_entry *de = (struct ext2_dir_entry *)(buf + b * BLOCK_SIZE);
+			const unsigned usable = BLOCK_SIZE - csum_tail();
 
 			de->inode = 0;
 			ext2fs_set_rec_len(w->fs, usable, de);
-		}
-		for (b = 0; b < (block > min_blocks ? block : min_blocks); b++)
 			ext2fs_initialize_dirent_tail(
-				w->fs, (struct ext2_dir_entry_tail *)(BLK(b) + usable));
+				w->fs, (struct ext2_dir_entry_tail *)(buf + b * BLOCK_SIZE + usable));
+		}
 	}
-#undef BLK
-	return block > min_blocks ? block : min_blocks;
+	free(d);
+	return nblocks > min_blocks ? nblocks : min_blocks;
 }
 
 static uint64_t xattr_bytes(const struct tree_inode *ino)
@@ -221,6 +324,7 @@ static int number(struct writer *w, struct tree_node *n)
 	struct tree_inode *ino = n->inode;
 	struct tree_node **c;
 	size_t nc, i;
+	bool indexed;
 	int r = 0;
 
 	if (ino->ino == 0) {
@@ -272,7 +376,7 @@ static int number(struct writer *w, struct tree_node *n)
 	for (i = 0; i < nc && r == 0; i++)
 		r = number(w, c[i]);
 	/* Counting only: inode numbers of children are not needed yet. */
-	w->need_blocks += dir_layout(w, n, c, nc, NULL);
+	w->need_blocks += dir_layout(w, n, c, nc, NULL, &indexed);
 	free(c);
 	return r;
 }
@@ -355,7 +459,8 @@ static int fs_create(struct writer *w, const char *path, uint64_t blocks, uint64
 	ext2fs_init_csum_seed(fs);
 	memcpy(fs->super->s_hash_seed, hash_seed, 16);
 	fs->super->s_def_hash_version = EXT2_HASH_HALF_MD4;
-	fs->super->s_flags |= ((char)-1 < 0) ? EXT2_FLAGS_SIGNED_HASH : EXT2_FLAGS_UNSIGNED_HASH;
+	/* The same on every host: directory hashes are computed signed (HALF_MD4). */
+	fs->super->s_flags |= EXT2_FLAGS_SIGNED_HASH;
 	fs->super->s_max_mnt_count = (__u16)-1;
 	fs->super->s_checkinterval = 0;
 	fs->super->s_kbytes_written = 0;
@@ -499,16 +604,19 @@ static int write_dir(struct writer *w, struct tree_node *n, struct ext2_inode_la
 	uint64_t nblocks;
 	char *buf;
 	uint32_t subdirs = 0;
+	bool indexed;
 	errcode_t e;
 
 	tree_sorted_children(n, &c, &nc);
 	for (i = 0; i < nc; i++)
 		if (S_ISDIR(c[i]->inode->mode))
 			subdirs++;
-	nblocks = dir_layout(w, n, c, nc, NULL);
+	nblocks = dir_layout(w, n, c, nc, NULL, &indexed);
 	buf = xcalloc(nblocks, BLOCK_SIZE);
-	dir_layout(w, n, c, nc, buf);
+	dir_layout(w, n, c, nc, buf, &indexed);
 	free(c);
+	if (indexed)
+		in->i_flags |= EXT2_INDEX_FL;
 	/* dir_nlink: a directory with too many subdirectories counts 1. */
 	in->i_links_count = subdirs + 2 > EXT2_LINK_MAX ? 1 : (__u16)(subdirs + 2);
 	in->i_flags |= EXT4_EXTENTS_FL;
@@ -863,15 +971,31 @@ static int build(struct writer *w, const char *tmp, uint64_t blocks, uint64_t in
 	return 0;
 }
 
-static void derive_ids(struct tree *t, const struct ext4_opts *o, uint64_t blocks,
-		       uint8_t uuid[16], uint8_t seed[16])
+/*
+ * The directory hash seed comes from the tree digest alone (directory
+ * layout depends on it, and the size on the layout); the UUID from the
+ * digest, the size and the label.
+ */
+static void derive_seed(const uint8_t digest[SHA256_LEN], uint8_t seed[16])
 {
-	uint8_t digest[SHA256_LEN], out[SHA256_LEN];
+	uint8_t out[SHA256_LEN];
 	struct sha256 *h = sha256_new();
 
-	tree_digest(t, o->epoch, digest);
-	sha256_update_str(h, "imgforge ext4 v1");
-	sha256_update(h, digest, sizeof(digest));
+	sha256_update_str(h, "imgforge ext4 hash seed v1");
+	sha256_update(h, digest, SHA256_LEN);
+	sha256_final(h, out);
+	sha256_free(h);
+	memcpy(seed, out, 16);
+}
+
+static void derive_uuid(const uint8_t digest[SHA256_LEN], const struct ext4_opts *o,
+			uint64_t blocks, uint8_t uuid[16])
+{
+	uint8_t out[SHA256_LEN];
+	struct sha256 *h = sha256_new();
+
+	sha256_update_str(h, "imgforge ext4 uuid v1");
+	sha256_update(h, digest, SHA256_LEN);
 	sha256_update_u64(h, blocks);
 	sha256_update_str(h, o->label ? o->label : "");
 	sha256_final(h, out);
@@ -880,7 +1004,6 @@ static void derive_ids(struct tree *t, const struct ext4_opts *o, uint64_t block
 	/* Shaped like a random (version 4) UUID. */
 	uuid[6] = (uint8_t)((uuid[6] & 0x0f) | 0x40);
 	uuid[8] = (uint8_t)((uuid[8] & 0x3f) | 0x80);
-	memcpy(seed, out + 16, 16);
 }
 
 int ext4_write(struct tree *t, const char *out_path, const struct ext4_opts *o,
@@ -890,7 +1013,7 @@ int ext4_write(struct tree *t, const char *out_path, const struct ext4_opts *o,
 	_cleanup_free_ char *tmp = NULL;
 	struct tree_node *lf;
 	uint64_t blocks, min_blocks;
-	uint8_t uuid[16], seed[16], derived[16];
+	uint8_t uuid[16], seed[16], digest[SHA256_LEN];
 	char a[32], b[32];
 	int fd, r;
 
@@ -914,6 +1037,9 @@ int ext4_write(struct tree *t, const char *out_path, const struct ext4_opts *o,
 		return -EEXIST;
 	}
 	w.lost_found = lf;
+	tree_digest(t, o->epoch, digest);
+	derive_seed(digest, seed);
+	memcpy(w.hash_seed, seed, sizeof(seed));
 	r = number(&w, tree_root(t));
 	if (r < 0)
 		goto out_numbers;
@@ -975,7 +1101,8 @@ int ext4_write(struct tree *t, const char *out_path, const struct ext4_opts *o,
 		strbuf_addf(err, "cannot size '%s': %s", tmp, strerror(errno));
 		goto out;
 	}
-	derive_ids(t, o, blocks, o->uuid ? derived : uuid, seed);
+	if (!o->uuid)
+		derive_uuid(digest, o, blocks, uuid);
 	r = build(&w, tmp, blocks, inodes_for(&w, blocks, o->size ? 0 : o->headroom_percent, !!o->size),
 		  uuid, seed);
 	if (r < 0)
