@@ -53,8 +53,9 @@ struct fetch_opts {
  * The SHA-256 is computed while the data streams in. When want_sha256 is
  * not NULL it must match, else the .part is deleted and -EBADMSG returned
  * with a message naming both hashes. (Without want_sha256 nothing can tell
- * a stale .part of a different file from a good one: pass the hash.) Only a complete, verified file is
- * fsync'ed and renamed to dest, so dest never holds a partial download.
+ * a stale .part of a different file from a good one: pass the hash.) Only
+ * a complete, verified file is fsync'ed and renamed to dest, so dest never
+ * holds a partial download.
  *
  * The .part is locked while in use: a second process fetching to the same
  * dest waits, and then finds dest complete (with want_sha256 given, a dest
