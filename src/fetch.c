@@ -347,6 +347,8 @@ static void setup_attempt(struct xfer *x, const char *url, char *errbuf)
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)x->offset);
+	if (x->opts->ca_file)
+		curl_easy_setopt(c, CURLOPT_CAINFO, x->opts->ca_file);
 	if (x->opts->connect_timeout_s)
 		curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)x->opts->connect_timeout_s);
 	if (x->opts->progress || x->opts->stall_timeout_s) {

@@ -30,6 +30,8 @@ struct fetch_opts {
 	/* Abort an attempt (then retry it) that receives nothing for this many seconds (0: never).
 	 */
 	unsigned stall_timeout_s;
+	/* PEM file of CA certificates to trust for https instead of the system's (NULL: system). */
+	const char *ca_file;
 	fetch_progress_fn progress;
 	void *userdata;
 };

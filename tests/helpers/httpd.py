@@ -2,13 +2,16 @@
 # SPDX-License-Identifier: MIT
 """A small HTTP/1.1 file server for imgforge's fetch tests, on loopback only.
 
-    httpd.py --root DIR --port-file FILE [--log FILE]
+    httpd.py --root DIR --port-file FILE [--log FILE] [--tls CERT KEY]
 
 Binds 127.0.0.1 on an ephemeral port and writes the port number to
 --port-file once it is listening. Serves the files under --root with GET and
 HEAD, honouring single byte ranges the way a real server does (206 with
 Content-Range, 416 with "Content-Range: bytes */SIZE" for a range that cannot
 be satisfied, the Range ignored for units other than bytes or several ranges).
+
+With --tls it speaks HTTPS (tests/helpers/tls/ holds a self-signed
+certificate for 127.0.0.1, valid until 2126, made for these tests only).
 
 Fault injection through the query string, counted per path+query so that a
 test can say "fail twice, then work":
@@ -28,6 +31,7 @@ Each request is appended to --log as one line:
 import argparse
 import os
 import re
+import ssl
 import sys
 import threading
 import time
@@ -173,8 +177,13 @@ def main():
     p.add_argument("--root", required=True)
     p.add_argument("--port-file", required=True)
     p.add_argument("--log")
+    p.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     args = p.parse_args()
     srv = Server(("127.0.0.1", 0), Handler)
+    if args.tls:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls[0], args.tls[1])
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     tmp = args.port_file + ".tmp"
     with open(tmp, "w") as f:
         f.write("%d\n" % srv.server_address[1])

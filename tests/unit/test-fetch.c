@@ -32,17 +32,24 @@ static void sleep_ms(long ms)
 }
 
 /* Start httpd.py serving ./www, logging to ./requests.log; 0 or -1. */
-static int server_start(void)
+static int server_start_tls(bool tls)
 {
-	const char *script = tap_srcpath("tests/helpers/httpd.py");
+	/* tap_srcpath() returns a static buffer: copy each path. */
+	_cleanup_free_ char *script = xstrdup(tap_srcpath("tests/helpers/httpd.py"));
+	_cleanup_free_ char *cert = xstrdup(tap_srcpath("tests/helpers/tls/cert.pem"));
+	_cleanup_free_ char *key = xstrdup(tap_srcpath("tests/helpers/tls/key.pem"));
 	int i;
 
 	mkdir("www", 0755);
 	unlink("port");
 	server_pid = fork();
 	if (server_pid == 0) {
-		execlp("python3", "python3", script, "--root", "www", "--port-file", "port",
-		       "--log", "requests.log", (char *)NULL);
+		if (tls)
+			execlp("python3", "python3", script, "--root", "www", "--port-file", "port",
+			       "--log", "requests.log", "--tls", cert, key, (char *)NULL);
+		else
+			execlp("python3", "python3", script, "--root", "www", "--port-file", "port",
+			       "--log", "requests.log", (char *)NULL);
 		fprintf(stderr, "cannot run python3 (install the python3 package): %s\n",
 			strerror(errno));
 		_exit(127);
@@ -67,6 +74,11 @@ static int server_start(void)
 	}
 	printf("# test server did not start within 10 s\n");
 	return -1;
+}
+
+static int server_start(void)
+{
+	return server_start_tls(false);
 }
 
 static void server_stop(void)
@@ -494,6 +506,38 @@ TEST(test_stall_times_out_and_resumes)
 	strbuf_release(&err);
 }
 
+/* https: verified against the given CA; an unknown certificate is refused, not retried. */
+TEST(test_https)
+{
+	struct strbuf err = STRBUF_INIT;
+	char want[SHA256_HEX_LEN];
+	_cleanup_free_ char *u = NULL, *ca = xstrdup(tap_srcpath("tests/helpers/tls/cert.pem"));
+	struct fetch_opts o = fast_opts;
+
+	make_file("base.tar", 5000, want);
+	if (server_start_tls(true) < 0) {
+		CHECK(!"server started");
+		return;
+	}
+	u = xasprintf("https://127.0.0.1:%d/base.tar", server_port);
+	o.ca_file = ca;
+	CHECK_INT(fetch_file(u, "out.tar", want, &o, NULL, &err), 0);
+	CHECK_STR(strbuf_str(&err), "");
+	CHECK_INT(count_lines("requests.log", "GET /base.tar range=- status=200"), 1);
+
+	/* The system's CAs do not know this certificate. */
+	o.ca_file = NULL;
+	CHECK_INT(fetch_file(u, "other.tar", want, &o, NULL, &err), -EPROTO);
+	CHECK(strstr(strbuf_str(&err), u) != NULL);
+	CHECK(strstr(strbuf_str(&err), "certificate") != NULL);
+	CHECK(strstr(strbuf_str(&err), "attempts") == NULL);
+	printf("# %s\n", strbuf_str(&err));
+	CHECK(!exists("other.tar"));
+	CHECK_INT(count_lines("requests.log", "GET "), 1);
+	server_stop();
+	strbuf_release(&err);
+}
+
 static int cancel_early(void *userdata, uint64_t done, uint64_t total)
 {
 	(void)userdata;
@@ -576,6 +620,7 @@ int main(void)
 	RUN(test_concurrent_fetch_same_dest);
 	RUN(test_redirects);
 	RUN(test_stall_times_out_and_resumes);
+	RUN(test_https);
 	RUN(test_cancel_keeps_part);
 	RUN(test_file_url_and_path);
 	return tap_done();
