@@ -250,6 +250,20 @@ static void sleep_ms(unsigned ms)
 		;
 }
 
+/* Wait before a retry in short steps, so that the progress callback can still cancel. */
+static bool wait_retry(const struct xfer *x, unsigned ms)
+{
+	while (ms > 0) {
+		unsigned step = ms < 100 ? ms : 100;
+
+		sleep_ms(step);
+		ms -= step;
+		if (x->opts->progress && x->opts->progress(x->opts->userdata, x->offset, 0))
+			return false;
+	}
+	return true;
+}
+
 /*
  * A plain path becomes a file:// URL with its characters percent-encoded, so
  * names with spaces or '#' work. Relative paths are made absolute first.
@@ -593,7 +607,13 @@ int fetch_file(const char *src, const char *dest, const char *want_sha256,
 			describe_failure(err, url, c, http_code, errbuf, attempt);
 			goto out;
 		}
-		sleep_ms(delay);
+		if (!wait_retry(&x, delay)) {
+			r = -ECANCELED;
+			strbuf_addf(err,
+				    "cannot fetch '%s': cancelled while waiting to retry after: %s",
+				    url, errbuf[0] ? errbuf : curl_easy_strerror(c));
+			goto out;
+		}
 		delay = delay > MAX_RETRY_DELAY_MS / 2 ? MAX_RETRY_DELAY_MS : delay * 2;
 	}
 	r = finish(&x, url, dest, want_sha256, ret_sha256, err);

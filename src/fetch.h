@@ -15,8 +15,10 @@
 /*
  * Progress callback: done and total are bytes of the whole file (total is 0
  * while unknown); done includes bytes resumed from an earlier attempt.
- * Return non-zero to cancel the download (fetch_file then returns -ECANCELED
- * and keeps the .part file for a later resume).
+ * Also called every 100 ms while waiting to retry (with total 0). Return
+ * non-zero to cancel the download (fetch_file then returns -ECANCELED and
+ * keeps the .part file for a later resume): the way to stop on Ctrl-C when
+ * the caller handles SIGINT itself.
  */
 typedef int (*fetch_progress_fn)(void *userdata, uint64_t done, uint64_t total);
 

@@ -545,6 +545,50 @@ static int cancel_early(void *userdata, uint64_t done, uint64_t total)
 	return done > 0;
 }
 
+static struct timespec cancel_start;
+
+static int cancel_after_300ms(void *userdata, uint64_t done, uint64_t total)
+{
+	struct timespec now;
+
+	(void)userdata;
+	(void)done;
+	(void)total;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - cancel_start.tv_sec) * 1000 +
+		       (now.tv_nsec - cancel_start.tv_nsec) / 1000000 >
+	       300;
+}
+
+/* Cancelling also works between attempts, while fetch_file waits to retry. */
+TEST(test_cancel_during_backoff)
+{
+	struct strbuf err = STRBUF_INIT;
+	_cleanup_free_ char *u = NULL;
+	struct fetch_opts o = fast_opts;
+	struct timespec end;
+	long ms;
+
+	if (server_start() < 0) {
+		CHECK(!"server started");
+		return;
+	}
+	u = url("base.tar?status=503&times=1000");
+	o.retries = 5;
+	o.retry_delay_ms = 200; /* 200 + 400 + 800 + ... = 6.2 s without cancelling */
+	o.progress = cancel_after_300ms;
+	clock_gettime(CLOCK_MONOTONIC, &cancel_start);
+	CHECK_INT(fetch_file(u, "out.tar", NULL, &o, NULL, &err), -ECANCELED);
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	ms = (end.tv_sec - cancel_start.tv_sec) * 1000 +
+	     (end.tv_nsec - cancel_start.tv_nsec) / 1000000;
+	CHECK(ms < 2000);
+	CHECK(strstr(strbuf_str(&err), "cancelled while waiting to retry") != NULL);
+	CHECK(strstr(strbuf_str(&err), "503") != NULL);
+	server_stop();
+	strbuf_release(&err);
+}
+
 TEST(test_cancel_keeps_part)
 {
 	struct strbuf err = STRBUF_INIT;
@@ -622,6 +666,7 @@ int main(void)
 	RUN(test_stall_times_out_and_resumes);
 	RUN(test_https);
 	RUN(test_cancel_keeps_part);
+	RUN(test_cancel_during_backoff);
 	RUN(test_file_url_and_path);
 	return tap_done();
 }
