@@ -295,6 +295,106 @@ TEST(test_sigkill_leftovers_cleaned)
 	strbuf_release(&err);
 }
 
+static const char *const stress_keys[] = {KA, KB, KC};
+
+/* Expected content of a key's object: derived from the key, so any process stores the same. */
+static char stress_byte(const char *key)
+{
+	return key[0];
+}
+
+static int stress_worker(unsigned seed)
+{
+	struct strbuf err = STRBUF_INIT;
+	struct cache *c = NULL;
+	int i;
+
+	if (cache_open("c", &c, &err) < 0) {
+		printf("# worker: %s\n", strbuf_str(&err));
+		return 1;
+	}
+	for (i = 0; i < 40; i++) {
+		const char *key;
+		char *found = NULL;
+		int op, r;
+
+		seed = seed * 1103515245u + 12345u;
+		key = stress_keys[(seed >> 8) % ARRAY_SIZE(stress_keys)];
+		op = (int)((seed >> 16) % 4);
+		strbuf_reset(&err);
+		if (op == 0 || op == 1) {
+			r = store(c, key, "rootfs", stress_byte(key), 1000 + (size_t)(key[0] - 'a'),
+				  NULL);
+		} else if (op == 2) {
+			r = cache_lookup(c, key, CACHE_VERIFY_HASH, &found, &err);
+			if (r > 0) {
+				_cleanup_free_ char *data = NULL;
+				size_t len;
+
+				/* Another process's gc may unlink it meanwhile: that is fine. */
+				if (read_file(found, 1 << 20, &data, &len) == 0 &&
+				    (len != 1000 + (size_t)(key[0] - 'a') || data[0] != key[0]))
+					r = -EBADMSG;
+			}
+			free(found);
+		} else {
+			r = cache_gc(c, 2100, NULL, &err);
+		}
+		if (r < 0) {
+			printf("# worker op %d: %d %s\n", op, r, strbuf_str(&err));
+			cache_close(c);
+			return 1;
+		}
+	}
+	cache_close(c);
+	strbuf_release(&err);
+	return 0;
+}
+
+/*
+ * Several processes storing, looking up and collecting at once: every entry
+ * left points at a complete file with the recorded hash, and nothing is left
+ * over in tmp/ or objects/.
+ */
+TEST(test_concurrent_processes)
+{
+	struct strbuf err = STRBUF_INIT;
+	struct cache_entry *list = NULL;
+	struct cache *c = NULL;
+	pid_t pids[3];
+	size_t i, n = 0;
+	int status;
+
+	CHECK_INT(cache_open("c", &c, &err), 0);
+	cache_close(TAKE_PTR(c));
+	for (i = 0; i < ARRAY_SIZE(pids); i++) {
+		pids[i] = fork();
+		if (pids[i] == 0) {
+			fflush(stdout);
+			_exit(stress_worker(7 + (unsigned)i * 1000));
+		}
+	}
+	for (i = 0; i < ARRAY_SIZE(pids); i++) {
+		CHECK(waitpid(pids[i], &status, 0) == pids[i]);
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	CHECK_INT(cache_open("c", &c, &err), 0);
+	CHECK_INT(cache_list(c, &list, &n, &err), 0);
+	for (i = 0; i < n; i++) {
+		char hex[SHA256_HEX_LEN];
+		uint64_t size = 0;
+
+		CHECK(sha256_file(list[i].path, hex, &size) == 0);
+		CHECK_STR(hex, list[i].sha256);
+		CHECK_INT(size, list[i].size);
+	}
+	CHECK_INT(count_dir("c/objects"), n);
+	CHECK_INT(count_dir("c/tmp"), 0);
+	cache_entries_free(list, n);
+	cache_close(c);
+	strbuf_release(&err);
+}
+
 TEST(test_downloads)
 {
 	struct strbuf err = STRBUF_INIT;
@@ -375,6 +475,7 @@ int main(void)
 	RUN(test_missing_file_is_a_miss);
 	RUN(test_gc_lru);
 	RUN(test_sigkill_leftovers_cleaned);
+	RUN(test_concurrent_processes);
 	RUN(test_downloads);
 	RUN(test_close_removes_unstored_tmp);
 	RUN(test_default_dir);
