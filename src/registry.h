@@ -49,7 +49,7 @@ struct registry_build {
 	char *key_base;	 /* stage cache keys; NULL for a stage not built */
 	char *key_rootfs;
 	char *key_disk;
-	char *inputs; /* canonical JSON of the resolved inputs, or NULL */
+	char *inputs; /* canonical JSON of the resolved inputs (valid JSON: shown as is), or NULL */
 	struct registry_output *outputs;
 	size_t n_outputs;
 	struct dpkg_package *packages; /* sorted by name, arch (registry_add sorts) */
