@@ -254,18 +254,18 @@ static int base_stage(struct ctx *c, char **ret_path)
 		step(c, "base: cache entry dropped: %s", err.buf);
 	strbuf_reset(&err);
 
-	r = cache_tmpfile(c->cache, "base", &tmp, &err);
-	if (r < 0)
-		goto cache_error;
 	if (tarball) {
-		struct fetch_opts fo = { .retries = 4, .retry_delay_ms = 1000, .connect_timeout_s = 30,
-					 .stall_timeout_s = 60, .progress = fetch_progress };
+		struct fetch_opts fo = FETCH_OPTS_DEFAULT;
 		const char *src = tarball->abspath ? tarball->abspath : tarball->str;
-		_cleanup_free_ char *url = strstr(src, "://") ? xstrdup(src)
-							     : xasprintf("file://%s", src);
+		const char *want = recipe_get_str(c->r, "base.sha256", "");
 
+		/* A stable download name: an interrupted download resumes next time. */
+		r = cache_download_path(c->cache, want, &tmp, &err);
+		if (r < 0)
+			goto cache_error;
+		fo.progress = fetch_progress;
 		step(c, "base: fetching %s", tarball->str);
-		r = fetch_file(url, tmp, recipe_get_str(c->r, "base.sha256", ""), &fo, sha, &err);
+		r = fetch_file(src, tmp, want, &fo, sha, &err);
 		if (isatty(2) && log_get_level() >= LOG_NORMAL)
 			fputs("\r\033[K", stderr);
 		if (r < 0) {
@@ -273,6 +273,9 @@ static int base_stage(struct ctx *c, char **ret_path)
 			goto out;
 		}
 	} else {
+		r = cache_tmpfile(c->cache, "base", &tmp, &err);
+		if (r < 0)
+			goto cache_error;
 		r = run_mmdebstrap(c, tmp);
 		if (r < 0)
 			goto out;
@@ -845,7 +848,8 @@ int pipeline_build(struct recipe *r, const struct stage_keys *keys, const struct
 	}
 
 	c.rec = registry_build_new();
-	registry_new_id((int64_t)time(NULL), idbuf);
+	c.rec->created = (int64_t)time(NULL);
+	registry_new_id(c.rec->created, idbuf);
 	c.rec->id = xstrdup(idbuf);
 	c.rec->image = xstrdup(recipe_get_str(r, "image", ""));
 	c.rec->version = xstrdup(recipe_get_str(r, "version", ""));
