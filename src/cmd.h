@@ -26,6 +26,7 @@ int cmd_cache(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
+int cmd_boot(int argc, char **argv);
 
 /* Shared by commands: print a usage text and return EXIT_USAGE or 0. */
 int usage_print(const char *text, bool to_stdout);
