@@ -524,50 +524,51 @@ static errcode_t get_inode(struct writer *w, uint32_t ino, struct ext2_inode_lar
 	return ext2fs_read_inode_full(w->fs, ino, (struct ext2_inode *)in, sizeof(*in));
 }
 
-/* Allocate and write nblocks of buf at logical block lblk of an extent-mapped inode. */
+/*
+ * Allocate and write nblocks of buf at logical block lblk of an
+ * extent-mapped inode. The mapping is read back one extent at a time, so a
+ * contiguous run is one lookup and one write.
+ */
 static errcode_t write_blocks(struct writer *w, uint32_t ino, struct ext2_inode_large *in,
 			      uint64_t lblk, uint64_t nblocks, const char *buf, bool dir)
 {
+	ext2_extent_handle_t h = NULL;
+	struct ext2fs_extent ex;
+	uint64_t i = 0, k, n;
 	errcode_t e;
-	uint64_t i, run_start = 0, run_len = 0;
-	blk64_t pblk, run_pblk = 0;
 
 	e = ext2fs_fallocate(w->fs, EXT2_FALLOCATE_FORCE_INIT, ino, (struct ext2_inode *)in,
 			     ~0ULL, lblk, nblocks);
-	if (e)
-		return e;
-	for (i = 0; i < nblocks; i++) {
-		e = ext2fs_bmap2(w->fs, ino, (struct ext2_inode *)in, NULL, 0, lblk + i, NULL,
-				 &pblk);
+	if (!e)
+		e = ext2fs_extent_open2(w->fs, ino, (struct ext2_inode *)in, &h);
+	while (!e && i < nblocks) {
+		e = ext2fs_extent_goto(h, lblk + i);
+		if (!e)
+			e = ext2fs_extent_get(h, EXT2_EXTENT_CURRENT, &ex);
 		if (e)
-			return e;
-		if (!pblk)
-			return EXT2_ET_BLOCK_ALLOC_FAIL;
+			break;
+		if (ex.e_lblk > lblk + i || ex.e_lblk + ex.e_len <= lblk + i ||
+		    (ex.e_flags & EXT2_EXTENT_FLAGS_UNINIT)) {
+			e = EXT2_ET_BLOCK_ALLOC_FAIL;
+			break;
+		}
+		n = ex.e_lblk + ex.e_len - (lblk + i);
+		if (n > nblocks - i)
+			n = nblocks - i;
 		if (dir) {
-			e = ext2fs_write_dir_block4(w->fs, pblk, (void *)(buf + i * BLOCK_SIZE), 0,
-						    ino);
-			if (e)
-				return e;
-			continue;
+			for (k = 0; !e && k < n; k++)
+				e = ext2fs_write_dir_block4(w->fs, ex.e_pblk + (lblk + i + k - ex.e_lblk),
+							    (void *)(buf + (i + k) * BLOCK_SIZE), 0,
+							    ino);
+		} else {
+			e = io_channel_write_blk64(w->fs->io, ex.e_pblk + (lblk + i - ex.e_lblk),
+						   (int)n, buf + i * BLOCK_SIZE);
 		}
-		if (run_len && pblk == run_pblk + run_len) {
-			run_len++;
-			continue;
-		}
-		if (run_len) {
-			e = io_channel_write_blk64(w->fs->io, run_pblk, (int)run_len,
-						   buf + run_start * BLOCK_SIZE);
-			if (e)
-				return e;
-		}
-		run_start = i;
-		run_pblk = pblk;
-		run_len = 1;
+		i += n;
 	}
-	if (run_len)
-		return io_channel_write_blk64(w->fs->io, run_pblk, (int)run_len,
-					      buf + run_start * BLOCK_SIZE);
-	return 0;
+	if (h)
+		ext2fs_extent_free(h);
+	return e;
 }
 
 static int write_xattrs(struct writer *w, const struct tree_node *n)
