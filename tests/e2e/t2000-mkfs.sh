@@ -191,8 +191,11 @@ test_expect_success 'later layers win; --from DIR keeps host owners; --overlay i
 	python3 -c "import socket; s = socket.socket(socket.AF_UNIX); s.bind(\"base/sock\")" &&
 	echo over >over/etc/motd && chown 999:999 over/etc/motd && chmod 0640 over/etc/motd &&
 	echo new >over/srv/new && chown 5:5 over/srv/new &&
+	require_tool setfattr attr &&
+	setfattr -n user.origin -v host base/etc/motd &&
 	imgforge -q mkfs --from everything.tar --from base -o layered.ext4 &&
 	test "$(stat_field layered.ext4 /etc/motd User)" = 1234 &&
+	dbg layered.ext4 "ea_list /etc/motd" | grep -F "user.origin (4) = \"host\"" &&
 	test "$(dbg layered.ext4 "cat /etc/motd")" = base &&
 	dbg layered.ext4 "stat /sock" | grep -F "Type: socket" &&
 	imgforge -q mkfs --from everything.tar --from base --overlay over -o layered.ext4 &&
