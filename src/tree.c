@@ -17,9 +17,15 @@
 #include "tarball.h"
 #include "tree.h"
 
+/*
+ * An archive layer. Its content is read again when streamed; the identity
+ * recorded here (device, inode, size, mtime) makes sure it is the same
+ * file, without keeping a descriptor open per layer (builds may have
+ * hundreds of packages).
+ */
 struct layer {
 	char *path;
-	int fd;
+	struct stat st;
 };
 
 struct tree {
@@ -217,11 +223,8 @@ void tree_free(struct tree *t)
 	if (!t)
 		return;
 	node_free(t, t->root);
-	for (i = 0; i < t->n_layers; i++) {
-		if (t->layers[i].fd >= 0)
-			close(t->layers[i].fd);
+	for (i = 0; i < t->n_layers; i++)
 		free(t->layers[i].path);
-	}
 	free(t->layers);
 	free(t->buckets);
 	free(t);
@@ -790,18 +793,22 @@ int tree_add_archive(struct tree *t, const char *path, struct strbuf *err)
 	struct tarball_entry e;
 	struct origin o = { "archive", path, NULL };
 	uint32_t layer = (uint32_t)t->n_layers;
+	struct stat st;
 	int fd, r;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
+	if (fd < 0 || fstat(fd, &st) < 0) {
 		r = -errno;
 		strbuf_addf(err, "cannot open archive '%s': %s", path, strerror(-r));
+		if (fd >= 0)
+			close(fd);
 		return r;
 	}
 	GROW(t->layers, t->alloc_layers, t->n_layers + 1);
-	t->layers[t->n_layers++] = (struct layer){ xstrdup(path), fd };
+	t->layers[t->n_layers++] = (struct layer){ xstrdup(path), st };
 
 	r = tarball_open(path, fd, &tb, err);
+	close(fd);
 	if (r < 0)
 		return r;
 	while ((r = tarball_next(tb, &e, err)) > 0) {
@@ -1086,12 +1093,30 @@ int tree_resolve_owner(struct tree *t, const char *spec, uint32_t *ret_uid, uint
 static int stream_layer(struct tree *t, uint32_t layer, struct tree_inode **want, size_t n_want,
 			const struct tree_content_ops *ops, void *ctx, struct strbuf *err)
 {
+	const struct layer *l = &t->layers[layer];
 	struct tarball *tb = NULL;
 	struct tarball_entry e;
+	struct stat st;
 	size_t k = 0;
-	int r;
+	int fd, r;
 
-	r = tarball_open(t->layers[layer].path, t->layers[layer].fd, &tb, err);
+	fd = open(l->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		strbuf_addf(err, "cannot open archive '%s' again: %s", l->path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -errno;
+	}
+	if (st.st_dev != l->st.st_dev || st.st_ino != l->st.st_ino ||
+	    st.st_size != l->st.st_size || st.st_mtim.tv_sec != l->st.st_mtim.tv_sec ||
+	    st.st_mtim.tv_nsec != l->st.st_mtim.tv_nsec) {
+		close(fd);
+		strbuf_addf(err, "archive '%s' changed while the image was being written; run again",
+			    l->path);
+		return -ESTALE;
+	}
+	r = tarball_open(l->path, fd, &tb, err);
+	close(fd);
 	if (r < 0)
 		return r;
 	while (k < n_want && (r = tarball_next(tb, &e, err)) > 0) {

@@ -84,8 +84,8 @@ void tree_set_default_mtime(struct tree *t, int64_t mtime);
 /*
  * Add every entry of an archive (tar of any compression, or a .deb's
  * data.tar) as the next layer. Owners are taken numerically. The archive
- * stays open (one descriptor) until tree_free() so that its content is read
- * from the same file later.
+ * must stay in place until the tree is written: its content is read again
+ * then (a replaced or modified file is detected and refused).
  */
 int tree_add_archive(struct tree *t, const char *path, struct strbuf *err);
 /*

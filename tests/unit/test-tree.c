@@ -188,6 +188,17 @@ TEST(test_archive_layers_and_hardlinks)
 	CHECK_INT(tree_add_archive(t, "bad.tar", &err), -ENOENT);
 	CHECK_STR(err.buf, "archive 'bad.tar': entry 'x': hard link to '/nope', which does not "
 			   "exist in the image");
+	/* an archive changed before its content is read again is refused */
+	{
+		struct timespec ts[2] = { { 1000, 0 }, { 1000, 0 } };
+
+		CHECK(utimensat(AT_FDCWD, "l1.tar", ts, 0) == 0);
+		strbuf_reset(&err);
+		buf = NULL;
+		CHECK_INT(tree_read_content(t, "bin/a", 100, &buf, &len, &err), -ESTALE);
+		CHECK(strstr(err.buf, "archive 'l1.tar' changed while the image was being written"));
+		free(buf);
+	}
 	/* a host /etc/passwd is never consulted */
 	tree_free(t);
 	t = tree_new();
