@@ -115,14 +115,15 @@ static void boot_on_start(enum qemu_accel accel, const char *kvm_failure, void *
 	if (accel == QEMU_ACCEL_KVM)
 		info("boot: KVM");
 	else
-		info("boot: TCG (%s): expect a slow boot",
-		     kvm_failure ? "KVM failed" : qemu_kvm_usable() ? "as asked" : "no KVM");
+		info("boot: TCG (%s): expect a slow boot", kvm_failure	       ? "KVM failed"
+							   : qemu_kvm_usable() ? "as asked"
+									       : "no KVM");
 }
 
 int cmd_boot(int argc, char **argv)
 {
-	struct qemu_boot_opts o = { 0 };
-	struct qemu_result res = { 0 };
+	struct qemu_boot_opts o = {0};
+	struct qemu_result res = {0};
 	const char **expect = NULL;
 	struct qemu_forward *fwd = NULL;
 	size_t expect_alloc = 0, fwd_alloc = 0;
@@ -207,7 +208,8 @@ int cmd_boot(int argc, char **argv)
 				goto out;
 			GROW(fwd, fwd_alloc, o.vm.nforwards + 1);
 			if (qemu_forward_parse(v, &fwd[o.vm.nforwards]) < 0) {
-				error("boot: bad --forward '%s': expected tcp:HOSTPORT:GUESTPORT", v);
+				error("boot: bad --forward '%s': expected tcp:HOSTPORT:GUESTPORT",
+				      v);
 				goto out;
 			}
 			o.vm.nforwards++;
@@ -235,6 +237,16 @@ int cmd_boot(int argc, char **argv)
 	}
 	o.expect = expect;
 	o.vm.forwards = fwd;
+	if (o.nexpect) {
+		struct qemu_console *check = NULL;
+		_cleanup_free_ char *msg = NULL;
+
+		if (qemu_console_new(expect, o.nexpect, &check, &msg) < 0) {
+			error("boot: --expect: %s", msg);
+			goto out;
+		}
+		qemu_console_free(check);
+	}
 	if (!timeout_arg && o.nexpect)
 		o.timeout_sec = 300;
 

@@ -21,7 +21,7 @@
 #include "util.h"
 
 #define QEMU_DEFAULT_BINARY "qemu-system-x86_64"
-#define OVMF_DEFAULT_DIR "/usr/share/OVMF"
+#define OVMF_DEFAULT_DIR    "/usr/share/OVMF"
 /* A console line longer than this is cut into several. */
 #define CONSOLE_LINE_MAX 4096
 /* QEMU's own messages kept for the report. */
@@ -82,7 +82,7 @@ static char *qemu_escape(const char *s)
 
 char **qemu_argv_build(const struct qemu_opts *o)
 {
-	struct strv s = { 0 };
+	struct strv s = {0};
 	struct strbuf net = STRBUF_INIT;
 	_cleanup_free_ char *disk = qemu_escape(o->disk);
 	size_t i;
@@ -123,18 +123,23 @@ char **qemu_argv_build(const struct qemu_opts *o)
 		strv_pushl(&s, "-snapshot", NULL);
 	strbuf_addstr(&net, "user,id=n0");
 	for (i = 0; i < o->nforwards; i++)
-		strbuf_addf(&net, ",hostfwd=%s:127.0.0.1:%u-:%u", o->forwards[i].udp ? "udp" : "tcp",
-			    o->forwards[i].host_port, o->forwards[i].guest_port);
+		strbuf_addf(&net, ",hostfwd=%s:127.0.0.1:%u-:%u",
+			    o->forwards[i].udp ? "udp" : "tcp", o->forwards[i].host_port,
+			    o->forwards[i].guest_port);
 	strv_pushl(&s, "-netdev", NULL);
 	strv_push(&s, strbuf_detach(&net));
 	strv_pushl(&s, "-device", "virtio-net-pci,netdev=n0,romfile=");
 	/*
 	 * pvpanic lets a guest kernel report its panic; QEMU then exits with
-	 * status 1 instead of sitting there (the console "Kernel panic" line
-	 * says why).
+	 * status 1 instead of sitting there.
 	 */
 	strv_pushl(&s, "-device", "pvpanic");
 	strv_pushl(&s, "-action", "panic=exit-failure");
+	if (o->guest_error_log) {
+		/* QEMU logs "Guest crashed" there before it exits on a guest panic. */
+		strv_pushl(&s, "-d", "guest_errors");
+		strv_pushl(&s, "-D", o->guest_error_log);
+	}
 	return s.v;
 }
 
@@ -169,7 +174,7 @@ static int parse_port(const char *s, size_t len, uint16_t *ret)
 
 int qemu_forward_parse(const char *s, struct qemu_forward *ret)
 {
-	struct qemu_forward f = { 0 };
+	struct qemu_forward f = {0};
 	const char *colon;
 
 	if (str_startswith(s, "tcp:"))
@@ -220,8 +225,8 @@ int qemu_find_ovmf(const char *dir, char **ret_code, char **ret_vars)
 {
 	/* Non-Secure-Boot builds: the secboot ones need SMM and enrolled keys. */
 	static const char *const pairs[][2] = {
-		{ "OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd" },
-		{ "OVMF_CODE.fd", "OVMF_VARS.fd" },
+		{"OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd"},
+		{"OVMF_CODE.fd", "OVMF_VARS.fd"},
 	};
 	size_t i;
 
@@ -286,10 +291,10 @@ struct qemu_console {
 	size_t nmatched;
 	bool panicked;
 	enum esc_state esc;
-	struct strbuf line;  /* the current line, cleaned */
-	bool line_checked;   /* the current line was matched since it last grew */
+	struct strbuf line; /* the current line, cleaned */
+	bool line_checked;  /* the current line was matched since it last grew */
 	char *ring[QEMU_CONSOLE_LINES];
-	size_t ring_head;    /* next slot to write */
+	size_t ring_head; /* next slot to write */
 	size_t ring_count;
 };
 
@@ -310,8 +315,8 @@ int qemu_console_new(const char *const *patterns, size_t n, struct qemu_console 
 
 			regerror(r, &c->re[i], msg, sizeof(msg));
 			if (ret_err)
-				*ret_err = xasprintf("bad regular expression '%s': %s",
-						     patterns[i], msg);
+				*ret_err = xasprintf("bad regular expression '%s': %s", patterns[i],
+						     msg);
 			qemu_console_free(c);
 			return -EINVAL;
 		}
@@ -611,9 +616,9 @@ static void boot_wait(struct boot_run *b, int64_t ms, const sigset_t *unblocked)
 	nfds_t n = 0;
 
 	if (b->out_fd >= 0)
-		p[n++] = (struct pollfd){ .fd = b->out_fd, .events = POLLIN };
+		p[n++] = (struct pollfd){.fd = b->out_fd, .events = POLLIN};
 	if (b->err_fd >= 0)
-		p[n++] = (struct pollfd){ .fd = b->err_fd, .events = POLLIN };
+		p[n++] = (struct pollfd){.fd = b->err_fd, .events = POLLIN};
 	/* Wake at least every 200 ms to notice QEMU exiting with its pipes passed on. */
 	if (ms < 0 || ms > 200)
 		ms = 200;
@@ -674,10 +679,10 @@ _noreturn_ static void boot_child(const struct qemu_boot_opts *o, char **argv, p
 static int boot_once(const struct qemu_boot_opts *o, const struct qemu_opts *vm,
 		     struct qemu_result *ret, const sigset_t *oldmask, size_t *ret_console_bytes)
 {
-	struct boot_run b = { .o = o, .res = ret, .pid = -1, .out_fd = -1, .err_fd = -1,
-			      .err = STRBUF_INIT };
+	struct boot_run b = {
+		.o = o, .res = ret, .pid = -1, .out_fd = -1, .err_fd = -1, .err = STRBUF_INIT};
 	char **argv = qemu_argv_build(vm);
-	int out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
+	int out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
 	int64_t start, deadline, panic_deadline = -1;
 	size_t err_len;
 	int r = 0;
@@ -792,6 +797,17 @@ out:
 	return r;
 }
 
+/* Whether QEMU logged a guest panic (pvpanic) before it exited. */
+static bool guest_crashed(const char *log)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+
+	if (read_file(log, 16 << 20, &buf, &len) < 0)
+		return false;
+	return strstr(buf, "Guest crashed") != NULL;
+}
+
 /* The first line of QEMU's messages, for a one-line warning. */
 static char *first_line(const char *s)
 {
@@ -802,8 +818,9 @@ int qemu_boot(const struct qemu_boot_opts *o, struct qemu_result *ret)
 {
 	struct qemu_opts vm = o->vm;
 	_cleanup_free_ char *qemu = NULL, *code = NULL, *vars_template = NULL, *vars = NULL;
-	_cleanup_free_ char *tmpdir = NULL;
-	struct sigaction sa = { .sa_handler = boot_on_signal }, old_int, old_term;
+	_cleanup_free_ char *tmpdir = NULL, *guest_log = NULL;
+	const char *tmp = getenv("TMPDIR");
+	struct sigaction sa = {.sa_handler = boot_on_signal}, old_int, old_term;
 	sigset_t block, oldmask;
 	bool auto_accel = vm.accel == QEMU_ACCEL_AUTO;
 	size_t console_bytes = 0;
@@ -826,6 +843,8 @@ int qemu_boot(const struct qemu_boot_opts *o, struct qemu_result *ret)
 	vm.qemu = qemu;
 	if (auto_accel)
 		vm.accel = qemu_kvm_usable() ? QEMU_ACCEL_KVM : QEMU_ACCEL_TCG;
+	if (!tmp || !*tmp)
+		tmp = "/tmp";
 	if (!vm.disk_format) {
 		r = qemu_disk_format(vm.disk, &vm.disk_format);
 		if (r < 0) {
@@ -833,31 +852,30 @@ int qemu_boot(const struct qemu_boot_opts *o, struct qemu_result *ret)
 			return r;
 		}
 	}
-	if (vm.firmware == QEMU_FW_UEFI) {
-		const char *tmp = getenv("TMPDIR");
-
-		if (!tmp || !*tmp)
-			tmp = "/tmp";
-		if (!vm.ovmf_code) {
-			r = qemu_find_ovmf(NULL, &code, &vars_template);
-			if (r < 0) {
-				ret->error = xasprintf("no OVMF firmware in %s: install the Debian "
-						       "package ovmf (or use --firmware bios)",
-						       OVMF_DEFAULT_DIR);
-				return r;
-			}
-			vm.ovmf_code = code;
-			vm.ovmf_vars = vars_template;
-		}
-		/* The guest writes its variable store: give it a private copy. */
-		tmpdir = xasprintf("%s/imgforge-boot-XXXXXX", tmp);
-		if (!mkdtemp(tmpdir)) {
-			r = -errno;
-			ret->error = xasprintf("cannot create a temporary directory in %s: %s", tmp,
-					       strerror(-r));
-			free(TAKE_PTR(tmpdir));
+	if (vm.firmware == QEMU_FW_UEFI && !vm.ovmf_code) {
+		r = qemu_find_ovmf(NULL, &code, &vars_template);
+		if (r < 0) {
+			ret->error = xasprintf("no OVMF firmware in %s: install the Debian "
+					       "package ovmf (or use --firmware bios)",
+					       OVMF_DEFAULT_DIR);
 			return r;
 		}
+		vm.ovmf_code = code;
+		vm.ovmf_vars = vars_template;
+	}
+	/* For the private variable store and QEMU's guest error log. */
+	tmpdir = xasprintf("%s/imgforge-boot-XXXXXX", tmp);
+	if (!mkdtemp(tmpdir)) {
+		r = -errno;
+		ret->error = xasprintf("cannot create a temporary directory in %s: %s", tmp,
+				       strerror(-r));
+		free(TAKE_PTR(tmpdir));
+		return r;
+	}
+	guest_log = path_join(tmpdir, "guest-errors.log");
+	vm.guest_error_log = guest_log;
+	if (vm.firmware == QEMU_FW_UEFI) {
+		/* The guest writes its variable store: give it a private copy. */
 		vars = path_join(tmpdir, "OVMF_VARS.fd");
 		r = copy_file(vm.ovmf_vars, vars);
 		if (r < 0) {
@@ -896,6 +914,9 @@ int qemu_boot(const struct qemu_boot_opts *o, struct qemu_result *ret)
 		r = boot_once(o, &vm, ret, &oldmask, &console_bytes);
 	}
 	ret->accel = vm.accel;
+	if (r == 0 && ret->outcome == QEMU_EXITED && ret->exit_status == 1 &&
+	    guest_crashed(guest_log))
+		ret->outcome = QEMU_PANIC;
 
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);

@@ -41,12 +41,13 @@ struct qemu_opts {
 	const char *disk;	 /* image path */
 	const char *disk_format; /* "raw" or "qcow2"; NULL: raw (see qemu_disk_format) */
 	enum qemu_firmware firmware;
-	enum qemu_accel accel;	 /* qemu_argv_build needs KVM or TCG, not AUTO */
-	const char *ovmf_code;	 /* UEFI: read-only firmware (pflash unit 0) */
-	const char *ovmf_vars;	 /* UEFI: a writable copy of the variable store (unit 1) */
-	uint64_t memory_mib;	 /* 0: 1024 */
-	unsigned cpus;		 /* 0: 2 */
-	bool snapshot;		 /* discard disk writes (-snapshot) */
+	enum qemu_accel accel;	     /* qemu_argv_build needs KVM or TCG, not AUTO */
+	const char *ovmf_code;	     /* UEFI: read-only firmware (pflash unit 0) */
+	const char *ovmf_vars;	     /* UEFI: a writable copy of the variable store (unit 1) */
+	uint64_t memory_mib;	     /* 0: 1024 */
+	unsigned cpus;		     /* 0: 2 */
+	bool snapshot;		     /* discard disk writes (-snapshot) */
+	const char *guest_error_log; /* QEMU's -d guest_errors log (-D), or NULL */
 	const struct qemu_forward *forwards;
 	size_t nforwards;
 };
@@ -123,14 +124,14 @@ enum qemu_outcome {
 };
 
 struct qemu_boot_opts {
-	struct qemu_opts vm;	    /* ovmf_vars: the template, copied privately */
-	const char *const *expect;  /* regexes, all of which must appear */
+	struct qemu_opts vm;	   /* ovmf_vars: the template, copied privately */
+	const char *const *expect; /* regexes, all of which must appear */
 	size_t nexpect;
-	unsigned timeout_sec;	    /* 0: none */
-	FILE *echo;		    /* raw console copy (stdout), or NULL */
-	FILE *log;		    /* raw console copy (the log file), or NULL */
-	FILE *qemu_stderr;	    /* live copy of QEMU's own messages, or NULL */
-	bool keep;		    /* after a match, leave QEMU running */
+	unsigned timeout_sec; /* 0: none */
+	FILE *echo;	      /* raw console copy (stdout), or NULL */
+	FILE *log;	      /* raw console copy (the log file), or NULL */
+	FILE *qemu_stderr;    /* live copy of QEMU's own messages, or NULL */
+	bool keep;	      /* after a match, leave QEMU running */
 	/*
 	 * Called as QEMU starts with accel (never AUTO); again with TCG and the
 	 * reason (QEMU's first message) when KVM failed before the guest printed
@@ -142,13 +143,13 @@ struct qemu_boot_opts {
 
 struct qemu_result {
 	enum qemu_outcome outcome;
-	enum qemu_accel accel;	     /* what QEMU ran with in the end */
-	int exit_status;	     /* QEMU_EXITED: exit code, or 128 + signal */
-	pid_t pid;		     /* keep: the QEMU left running */
-	double seconds;		     /* from start to the outcome */
+	enum qemu_accel accel;	      /* what QEMU ran with in the end */
+	int exit_status;	      /* QEMU_EXITED: exit code, or 128 + signal */
+	pid_t pid;		      /* keep: the QEMU left running */
+	double seconds;		      /* from start to the outcome */
 	struct qemu_console *console; /* for the last lines; owned here */
-	char *qemu_stderr;	     /* QEMU's own messages (capped), never NULL */
-	char *error;		     /* when qemu_boot returns < 0: what went wrong */
+	char *qemu_stderr;	      /* QEMU's own messages (capped), never NULL */
+	char *error;		      /* when qemu_boot returns < 0: what went wrong */
 };
 
 /*
