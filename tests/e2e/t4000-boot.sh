@@ -157,11 +157,15 @@ test_expect_success 'Ctrl-C stops imgforge and QEMU with it' '
 	! kill -0 $qemu 2>/dev/null
 '
 
-test_expect_success '--keep leaves the VM running and says how to stop it' '
-	bios hello.img --expect MARKER --keep --timeout 60 >out 2>err &&
+test_expect_success '--keep leaves the VM running, --forward listens on 127.0.0.1 only' '
+	port=$(python3 -c "import socket; s = socket.socket(); s.bind((\"127.0.0.1\", 0)); print(s.getsockname()[1])") &&
+	bios hello.img --expect MARKER --keep --forward tcp:$port:22 --timeout 60 >out 2>err &&
 	pid=$(sed -n "s/^boot: the VM keeps running as pid \([0-9]*\);.*/\1/p" err) &&
 	test -n "$pid" &&
 	grep -q "qemu-system-x86_64" /proc/$pid/cmdline &&
+	hex=$(printf "%04X" $port) &&
+	grep -E "^ *[0-9]+: 0100007F:$hex 00000000:0000 0A " /proc/net/tcp &&
+	! grep -E "^ *[0-9]+: [0-9A-F]{8}:$hex " /proc/net/tcp | grep -v " 0100007F:$hex " &&
 	kill $pid &&
 	for i in $(seq 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done &&
 	! kill -0 $pid 2>/dev/null
