@@ -90,7 +90,7 @@ static int parse_memory(const char *s, uint64_t *ret_mib)
 
 static void print_last_lines(const struct qemu_result *res)
 {
-	const char *lines[QEMU_CONSOLE_LINES + 1];
+	const char *lines[QEMU_CONSOLE_LINES];
 	size_t n = qemu_console_last_lines(res->console, lines), i;
 
 	if (res->qemu_stderr[0]) {

@@ -463,8 +463,7 @@ bool qemu_console_panicked(const struct qemu_console *c)
 	return c->panicked;
 }
 
-size_t qemu_console_last_lines(const struct qemu_console *c,
-			       const char *ret[QEMU_CONSOLE_LINES + 1])
+size_t qemu_console_last_lines(const struct qemu_console *c, const char *ret[QEMU_CONSOLE_LINES])
 {
 	size_t want = c->ring_count, i, k = 0;
 

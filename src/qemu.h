@@ -111,8 +111,7 @@ bool qemu_console_panicked(const struct qemu_console *c);
  * incomplete line last; at most QEMU_CONSOLE_LINES. Pointers are owned by c
  * and valid until the next feed. Returns how many were stored in ret.
  */
-size_t qemu_console_last_lines(const struct qemu_console *c,
-			       const char *ret[QEMU_CONSOLE_LINES + 1]);
+size_t qemu_console_last_lines(const struct qemu_console *c, const char *ret[QEMU_CONSOLE_LINES]);
 
 /* --- running ------------------------------------------------------------------ */
 enum qemu_outcome {

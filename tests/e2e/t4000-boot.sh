@@ -157,6 +157,16 @@ test_expect_success 'Ctrl-C stops imgforge and QEMU with it' '
 	! kill -0 $qemu 2>/dev/null
 '
 
+test_expect_success 'QEMU dies with imgforge, even when imgforge is killed' '
+	"$IMGFORGE" boot --firmware bios hello.img --expect NEVER-SEEN --timeout 60 >out 2>err &
+	pid=$! &&
+	for i in $(seq 50); do grep -q MARKER out && break; sleep 0.1; done &&
+	qemu=$(pgrep -P $pid) && test -n "$qemu" &&
+	kill -KILL $pid &&
+	for i in $(seq 100); do kill -0 $qemu 2>/dev/null || break; sleep 0.1; done &&
+	! kill -0 $qemu 2>/dev/null
+'
+
 test_expect_success '--keep leaves the VM running, --forward listens on 127.0.0.1 only' '
 	port=$(python3 -c "import socket; s = socket.socket(); s.bind((\"127.0.0.1\", 0)); print(s.getsockname()[1])") &&
 	bios hello.img --expect MARKER --keep --forward tcp:$port:22 --timeout 60 >out 2>err &&

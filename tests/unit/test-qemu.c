@@ -255,7 +255,7 @@ TEST(console_matches_across_any_split)
 
 TEST(console_lines_are_cleaned)
 {
-	const char *lines[QEMU_CONSOLE_LINES + 1];
+	const char *lines[QEMU_CONSOLE_LINES];
 	struct qemu_console *c = NULL;
 	size_t n;
 
@@ -341,7 +341,7 @@ TEST(console_panic)
 
 TEST(console_ring_keeps_last_30)
 {
-	const char *lines[QEMU_CONSOLE_LINES + 1];
+	const char *lines[QEMU_CONSOLE_LINES];
 	struct qemu_console *c = NULL;
 	char buf[64];
 	size_t n, i;
@@ -377,7 +377,7 @@ TEST(console_ring_keeps_last_30)
 TEST(console_long_lines_are_cut)
 {
 	static const char *const pats[] = {"^END$"};
-	const char *lines[QEMU_CONSOLE_LINES + 1];
+	const char *lines[QEMU_CONSOLE_LINES];
 	struct qemu_console *c = NULL;
 	char *big = xmalloc(10000);
 	size_t n;
