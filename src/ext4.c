@@ -824,6 +824,115 @@ static int fix_reserved_times(struct writer *w)
 	return 0;
 }
 
+/* --- setting the UUID last ------------------------------------------------ */
+
+/* Where the jbd2 superblock keeps the filesystem UUID (journal_superblock_t.s_uuid). */
+#define JSB_UUID_OFFSET 48
+
+static errcode_t rewrite_extent_blocks(struct writer *w, uint32_t ino)
+{
+	ext2_extent_handle_t h = NULL;
+	struct ext2fs_extent ex;
+	errcode_t e;
+
+	e = ext2fs_extent_open(w->fs, ino, &h);
+	if (e)
+		return e;
+	e = ext2fs_extent_get(h, EXT2_EXTENT_ROOT, &ex);
+	while (!e) {
+		if (!(ex.e_flags & EXT2_EXTENT_FLAGS_SECOND_VISIT)) {
+			/* one write per node: go to its last entry, rewrite it in place */
+			if (ex.e_flags & EXT2_EXTENT_FLAGS_LEAF)
+				e = ext2fs_extent_get(h, EXT2_EXTENT_LAST_SIB, &ex);
+			if (!e)
+				e = ext2fs_extent_replace(h, 0, &ex);
+		}
+		if (!e)
+			e = ext2fs_extent_get(h, EXT2_EXTENT_NEXT, &ex);
+	}
+	ext2fs_extent_free(h);
+	return e == EXT2_ET_EXTENT_NO_NEXT ? 0 : e;
+}
+
+static errcode_t rewrite_dir_blocks(struct writer *w, uint32_t ino, struct ext2_inode *in,
+				    char *buf)
+{
+	uint64_t n = EXT2_I_SIZE(in) / BLOCK_SIZE, l;
+	errcode_t e = 0;
+	blk64_t p;
+
+	for (l = 0; !e && l < n; l++) {
+		e = ext2fs_bmap2(w->fs, ino, in, NULL, 0, l, NULL, &p);
+		if (!e && p) {
+			e = ext2fs_read_dir_block4(w->fs, p, buf, 0, ino);
+			if (!e)
+				e = ext2fs_write_dir_block4(w->fs, p, buf, 0, ino);
+		}
+	}
+	return e;
+}
+
+/*
+ * Give the filesystem its final UUID. Every metadata checksum is seeded
+ * from the UUID, so every checksummed structure in use is written again:
+ * inodes, directory blocks (leaves and htree nodes), extent tree blocks and
+ * xattr blocks here; bitmaps, group descriptors and the superblock when the
+ * filesystem is closed. The journal superblock records the UUID too.
+ */
+static int set_final_uuid(struct writer *w, const uint8_t uuid[16])
+{
+	ext2_filsys fs = w->fs;
+	char inode_buf[INODE_SIZE], *blk = xmalloc(BLOCK_SIZE);
+	struct ext2_inode *in = (struct ext2_inode *)inode_buf;
+	uint32_t ino;
+	blk64_t p;
+	errcode_t e = 0;
+
+	fs->flags |= EXT2_FLAG_IGNORE_CSUM_ERRORS;
+	memcpy(fs->super->s_uuid, uuid, 16);
+	ext2fs_init_csum_seed(fs);
+	for (ino = 1; !e && ino <= fs->super->s_inodes_count; ino++) {
+		uint32_t g = (ino - 1) / fs->super->s_inodes_per_group;
+
+		if (ext2fs_bg_flags_test(fs, g, EXT2_BG_INODE_UNINIT)) {
+			ino = (g + 1) * fs->super->s_inodes_per_group;
+			continue;
+		}
+		if (!ext2fs_test_inode_bitmap2(fs->inode_map, ino))
+			continue;
+		e = ext2fs_read_inode_full(fs, ino, in, sizeof(inode_buf));
+		if (!e)
+			e = ext2fs_write_inode_full(fs, ino, in, sizeof(inode_buf));
+		if (!e && (in->i_flags & EXT4_EXTENTS_FL) &&
+		    ((struct ext3_extent_header *)in->i_block)->eh_depth)
+			e = rewrite_extent_blocks(w, ino);
+		if (!e && LINUX_S_ISDIR(in->i_mode))
+			e = rewrite_dir_blocks(w, ino, in, blk);
+		if (!e && ext2fs_file_acl_block(fs, in)) {
+			e = ext2fs_read_ext_attr3(fs, ext2fs_file_acl_block(fs, in), blk, ino);
+			if (!e)
+				e = ext2fs_write_ext_attr3(fs, ext2fs_file_acl_block(fs, in), blk, ino);
+		}
+	}
+	if (!e && ext2fs_has_feature_journal(fs->super)) {
+		e = ext2fs_read_inode_full(fs, EXT2_JOURNAL_INO, in, sizeof(inode_buf));
+		if (!e)
+			e = ext2fs_bmap2(fs, EXT2_JOURNAL_INO, in, NULL, 0, 0, NULL, &p);
+		if (!e)
+			e = io_channel_read_blk64(fs->io, p, 1, blk);
+		if (!e) {
+			memcpy(blk + JSB_UUID_OFFSET, uuid, 16);
+			e = io_channel_write_blk64(fs->io, p, 1, blk);
+		}
+	}
+	fs->flags &= ~EXT2_FLAG_IGNORE_CSUM_ERRORS;
+	ext2fs_mark_ib_dirty(fs);
+	ext2fs_mark_bb_dirty(fs);
+	ext2fs_mark_super_dirty(fs);
+	free(blk);
+	return e ? ext_fail(w, e, NULL, "setting the UUID") : 0;
+}
+
 /* Free blocks the content may use in a filesystem of `blocks` blocks. */
 static int usable_blocks(struct writer *w, const char *path, uint64_t blocks, uint64_t inodes,
 			 uint64_t *ret)
@@ -900,7 +1009,7 @@ static char *node_path_of(struct writer *w, const struct tree_inode *ino)
 }
 
 static int build(struct writer *w, const char *tmp, uint64_t blocks, uint64_t inodes,
-		 const uint8_t uuid[16], const uint8_t seed[16])
+		 const uint8_t uuid[16], const uint8_t seed[16], const uint8_t *final_uuid)
 {
 	static const struct tree_content_ops ops = { content_begin, content_data, content_end };
 	struct ext2_inode_large in;
@@ -958,6 +1067,8 @@ static int build(struct writer *w, const char *tmp, uint64_t blocks, uint64_t in
 		return r;
 	}
 	r = fix_reserved_times(w);
+	if (r >= 0 && final_uuid)
+		r = set_final_uuid(w, final_uuid);
 	if (r < 0)
 		return r;
 	set_sb_time(&w->fs->super->s_mkfs_time, &w->fs->super->s_mkfs_time_hi, w->o->epoch);
@@ -1014,7 +1125,7 @@ int ext4_write(struct tree *t, const char *out_path, const struct ext4_opts *o,
 	_cleanup_free_ char *tmp = NULL;
 	struct tree_node *lf;
 	uint64_t blocks, min_blocks;
-	uint8_t uuid[16], seed[16], digest[SHA256_LEN];
+	uint8_t uuid[16], seed[16], digest[SHA256_LEN], provisional[16];
 	char a[32], b[32];
 	int fd, r;
 
@@ -1104,8 +1215,10 @@ int ext4_write(struct tree *t, const char *out_path, const struct ext4_opts *o,
 	}
 	if (!o->uuid)
 		derive_uuid(digest, o, blocks, uuid);
+	memcpy(provisional, uuid, 16);
+	provisional[0] ^= 0xff;
 	r = build(&w, tmp, blocks, inodes_for(&w, blocks, o->size ? 0 : o->headroom_percent, !!o->size),
-		  uuid, seed);
+		  o->uuid ? uuid : provisional, seed, o->uuid ? NULL : uuid);
 	if (r < 0)
 		goto out;
 	if (rename(tmp, out_path) < 0) {
