@@ -1008,9 +1008,13 @@ static char *node_path_of(struct writer *w, const struct tree_inode *ino)
 	return xstrdup("?");
 }
 
+static void derive_uuid(const uint8_t digest[SHA256_LEN], const struct ext4_opts *o,
+			uint64_t blocks, uint8_t uuid[16]);
+
 static int build(struct writer *w, const char *tmp, uint64_t blocks, uint64_t inodes,
-		 const uint8_t uuid[16], const uint8_t seed[16], const uint8_t *final_uuid)
+		 const uint8_t uuid[16], const uint8_t seed[16])
 {
+	uint8_t digest[SHA256_LEN], final_uuid[16];
 	static const struct tree_content_ops ops = { content_begin, content_data, content_end };
 	struct ext2_inode_large in;
 	errcode_t e;
@@ -1067,10 +1071,16 @@ static int build(struct writer *w, const char *tmp, uint64_t blocks, uint64_t in
 		return r;
 	}
 	r = fix_reserved_times(w);
-	if (r >= 0 && final_uuid)
-		r = set_final_uuid(w, final_uuid);
 	if (r < 0)
 		return r;
+	if (!w->o->uuid) {
+		/* Now that every content digest is known: the UUID of this content. */
+		tree_digest(w->t, w->o->epoch, true, digest);
+		derive_uuid(digest, w->o, blocks, final_uuid);
+		r = set_final_uuid(w, final_uuid);
+		if (r < 0)
+			return r;
+	}
 	set_sb_time(&w->fs->super->s_mkfs_time, &w->fs->super->s_mkfs_time_hi, w->o->epoch);
 	set_sb_time(&w->fs->super->s_lastcheck, &w->fs->super->s_lastcheck_hi, w->o->epoch);
 	set_sb_time(&w->fs->super->s_wtime, &w->fs->super->s_wtime_hi, w->o->epoch);
@@ -1084,9 +1094,9 @@ static int build(struct writer *w, const char *tmp, uint64_t blocks, uint64_t in
 }
 
 /*
- * The directory hash seed comes from the tree digest alone (directory
- * layout depends on it, and the size on the layout); the UUID from the
- * digest, the size and the label.
+ * The directory hash seed comes from the metadata digest of the tree
+ * (directory layout depends on it, and the size on the layout); the UUID
+ * from the full digest, content included, the size and the label.
  */
 static void derive_seed(const uint8_t digest[SHA256_LEN], uint8_t seed[16])
 {
@@ -1125,7 +1135,7 @@ int ext4_write(struct tree *t, const char *out_path, const struct ext4_opts *o,
 	_cleanup_free_ char *tmp = NULL;
 	struct tree_node *lf;
 	uint64_t blocks, min_blocks;
-	uint8_t uuid[16], seed[16], digest[SHA256_LEN], provisional[16];
+	uint8_t uuid[16], seed[16], digest[SHA256_LEN];
 	char a[32], b[32];
 	int fd, r;
 
@@ -1149,7 +1159,7 @@ int ext4_write(struct tree *t, const char *out_path, const struct ext4_opts *o,
 		return -EEXIST;
 	}
 	w.lost_found = lf;
-	tree_digest(t, o->epoch, digest);
+	tree_digest(t, o->epoch, false, digest);
 	derive_seed(digest, seed);
 	memcpy(w.hash_seed, seed, sizeof(seed));
 	r = number(&w, tree_root(t));
@@ -1213,12 +1223,11 @@ int ext4_write(struct tree *t, const char *out_path, const struct ext4_opts *o,
 		strbuf_addf(err, "cannot size '%s': %s", tmp, strerror(errno));
 		goto out;
 	}
+	/* Without --uuid, a provisional one from the metadata; the final one comes last. */
 	if (!o->uuid)
 		derive_uuid(digest, o, blocks, uuid);
-	memcpy(provisional, uuid, 16);
-	provisional[0] ^= 0xff;
 	r = build(&w, tmp, blocks, inodes_for(&w, blocks, o->size ? 0 : o->headroom_percent, !!o->size),
-		  o->uuid ? uuid : provisional, seed, o->uuid ? NULL : uuid);
+		  uuid, seed);
 	if (r < 0)
 		goto out;
 	if (rename(tmp, out_path) < 0) {

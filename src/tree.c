@@ -4,10 +4,12 @@
  * hostile input.
  */
 #define _GNU_SOURCE
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -35,7 +37,7 @@ struct tree {
 	struct layer *layers;
 	size_t n_layers, alloc_layers;
 	int64_t default_mtime;
-	uint64_t visit; /* generation counter for walks */
+	bool content_hashed; /* every content digest is set (tree_stream_content()) */
 };
 
 /* --- inodes and nodes ------------------------------------------------------ */
@@ -501,16 +503,16 @@ static int api_place(struct tree *t, const char *path, struct tree_inode *ino,
 	return place(t, norm, ino, &o, ret, err);
 }
 
-/* Hash a host file's data, skipping holes; fills size, data_bytes, data_runs, digest. */
-static int hash_host_file(struct tree_inode *ino, const char *path, const struct origin *o,
+/*
+ * Measure a host file: size, and its data runs (holes skipped) from
+ * SEEK_DATA/SEEK_HOLE, without reading it. Content is read when streamed.
+ */
+static int scan_host_file(struct tree_inode *ino, const char *path, const struct origin *o,
 			  struct strbuf *err)
 {
 	_cleanup_close_ int fd = -1;
-	struct sha256 *h;
 	struct stat st;
-	static char buf[1 << 20];
 	off_t pos = 0;
-	int r = 0;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0 || fstat(fd, &st) < 0)
@@ -520,41 +522,19 @@ static int hash_host_file(struct tree_inode *ino, const char *path, const struct
 	ino->size = (uint64_t)st.st_size;
 	ino->data_bytes = 0;
 	ino->data_runs = 0;
-	h = sha256_new();
 	while (pos < st.st_size) {
 		off_t data = lseek(fd, pos, SEEK_DATA), hole;
 
-		if (data < 0)
+		if (data < 0 || data >= st.st_size)
 			break; /* ENXIO: only a hole is left */
 		hole = lseek(fd, data, SEEK_HOLE);
-		if (hole < 0)
+		if (hole < 0 || hole > st.st_size)
 			hole = st.st_size;
 		ino->data_runs++;
-		for (pos = data; pos < hole;) {
-			size_t want = (size_t)(hole - pos) < sizeof(buf) ? (size_t)(hole - pos)
-									 : sizeof(buf);
-			ssize_t n = pread(fd, buf, want, pos);
-
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				r = origin_fail(err, o, n < 0 ? -errno : -EIO,
-						"cannot read '%s': %s", path,
-						n < 0 ? strerror(errno) : "file shrank while read");
-				goto out;
-			}
-			if (pos == data)
-				sha256_update_u64(h, (uint64_t)pos);
-			sha256_update(h, buf, (size_t)n);
-			ino->data_bytes += (uint64_t)n;
-			pos += n;
-		}
+		ino->data_bytes += (uint64_t)(hole - data);
+		pos = hole;
 	}
-	sha256_update_u64(h, ino->size);
-	sha256_final(h, ino->digest);
-out:
-	sha256_free(h);
-	return r;
+	return 0;
 }
 
 int tree_add_file(struct tree *t, const char *path, const void *data, size_t len,
@@ -566,23 +546,15 @@ int tree_add_file(struct tree *t, const char *path, const void *data, size_t len
 	int r;
 
 	if (data) {
-		struct sha256 *h = sha256_new();
-
 		ino->src = len ? TREE_SRC_INLINE : TREE_SRC_NONE;
 		ino->inline_data = xmalloc(len ? len : 1);
 		memcpy(ino->inline_data, data, len);
 		ino->size = ino->data_bytes = len;
 		ino->data_runs = len ? 1 : 0;
-		if (len)
-			sha256_update_u64(h, 0);
-		sha256_update(h, data, len);
-		sha256_update_u64(h, len);
-		sha256_final(h, ino->digest);
-		sha256_free(h);
 	} else {
 		ino->src = TREE_SRC_HOST;
 		ino->host_path = xstrdup(host_path);
-		r = hash_host_file(ino, host_path, &o, err);
+		r = scan_host_file(ino, host_path, &o, err);
 		if (r < 0) {
 			ino->nlink = 1;
 			inode_unref(ino);
@@ -687,10 +659,14 @@ static int add_hardlink(struct tree *t, const char *norm, const char *target,
 	return 0;
 }
 
+/*
+ * Read an entry's data once to learn its data runs (sparse files) and to
+ * find truncated or corrupt archives before anything is written. The
+ * content itself is hashed when streamed (tree_stream_content()).
+ */
 static int read_archive_data(struct tarball *tb, struct tree_inode *ino, const struct origin *o,
 			     struct strbuf *err)
 {
-	struct sha256 *h = sha256_new();
 	uint64_t end = 0;
 	const void *buf;
 	size_t len;
@@ -707,18 +683,11 @@ static int read_archive_data(struct tarball *tb, struct tree_inode *ino, const s
 					"data beyond the size of the file; the archive is corrupt");
 			break;
 		}
-		/* Hash run boundaries, not read boundaries: they vary with the compression. */
-		if (off != end || ino->data_runs == 0) {
+		if (off != end || ino->data_runs == 0)
 			ino->data_runs++;
-			sha256_update_u64(h, off);
-		}
-		sha256_update(h, buf, len);
 		ino->data_bytes += len;
 		end = off + len;
 	}
-	sha256_update_u64(h, ino->size);
-	sha256_final(h, ino->digest);
-	sha256_free(h);
 	return r;
 }
 
@@ -889,7 +858,7 @@ static int add_host_tree(struct tree *t, const char *hostpath, const char *dest,
 		if (S_ISREG(st.st_mode)) {
 			ino->src = TREE_SRC_HOST;
 			ino->host_path = xstrdup(hp);
-			r = hash_host_file(ino, hp, &o, err);
+			r = scan_host_file(ino, hp, &o, err);
 			if (r < 0) {
 				ino->nlink = 1;
 				inode_unref(ino);
@@ -1244,12 +1213,196 @@ static int entry_cmp(const void *a, const void *b)
 	return x->entry < y->entry ? -1 : x->entry > y->entry;
 }
 
-int tree_stream_content(struct tree *t, const struct tree_content_ops *ops, void *ctx,
+/*
+ * Content digests are computed while content is streamed, on a second
+ * thread, so that hashing overlaps with writing the image. The streaming
+ * thread copies each piece into a small ring of buffers (bounded memory);
+ * the hasher feeds them to SHA-256: run starts (offsets where data resumes
+ * after a hole), the data, and the size at the end, so that the digest does
+ * not depend on how the input happened to be cut into pieces.
+ */
+#define HQ_SLOTS     8
+#define HQ_SLOT_SIZE (256 * 1024)
+
+enum hq_kind { HQ_BEGIN, HQ_DATA, HQ_END, HQ_QUIT };
+
+struct hq_item {
+	enum hq_kind kind;
+	struct tree_inode *ino;
+	uint64_t off;
+	size_t len;
+	char *buf;
+};
+
+struct hasher {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t changed;
+	struct hq_item items[HQ_SLOTS];
+	size_t head, count;
+	bool started;
+};
+
+static void *hasher_main(void *arg)
+{
+	struct hasher *hq = arg;
+	struct sha256 *h = sha256_new();
+	uint64_t end = 0;
+	bool first = true;
+
+	for (;;) {
+		struct hq_item *it;
+
+		pthread_mutex_lock(&hq->mu);
+		while (hq->count == 0)
+			pthread_cond_wait(&hq->changed, &hq->mu);
+		it = &hq->items[hq->head];
+		pthread_mutex_unlock(&hq->mu);
+		if (it->kind == HQ_QUIT)
+			break;
+		switch (it->kind) {
+		case HQ_BEGIN:
+			end = 0;
+			first = true;
+			break;
+		case HQ_DATA:
+			if (first || it->off != end)
+				sha256_update_u64(h, it->off);
+			sha256_update(h, it->buf, it->len);
+			end = it->off + it->len;
+			first = false;
+			break;
+		case HQ_END:
+			sha256_update_u64(h, it->ino->size);
+			sha256_final(h, it->ino->digest);
+			break;
+		case HQ_QUIT:
+			break;
+		}
+		pthread_mutex_lock(&hq->mu);
+		hq->head = (hq->head + 1) % HQ_SLOTS;
+		hq->count--;
+		pthread_cond_broadcast(&hq->changed);
+		pthread_mutex_unlock(&hq->mu);
+	}
+	sha256_free(h);
+	return NULL;
+}
+
+static void hq_push(struct hasher *hq, enum hq_kind kind, struct tree_inode *ino, uint64_t off,
+		    const void *buf, size_t len)
+{
+	struct hq_item *it;
+
+	pthread_mutex_lock(&hq->mu);
+	while (hq->count == HQ_SLOTS)
+		pthread_cond_wait(&hq->changed, &hq->mu);
+	it = &hq->items[(hq->head + hq->count) % HQ_SLOTS];
+	it->kind = kind;
+	it->ino = ino;
+	it->off = off;
+	it->len = len;
+	if (len)
+		memcpy(it->buf, buf, len);
+	hq->count++;
+	pthread_cond_broadcast(&hq->changed);
+	pthread_mutex_unlock(&hq->mu);
+}
+
+static void hq_init(struct hasher *hq)
+{
+	size_t i;
+
+	memset(hq, 0, sizeof(*hq));
+	pthread_mutex_init(&hq->mu, NULL);
+	pthread_cond_init(&hq->changed, NULL);
+	for (i = 0; i < HQ_SLOTS; i++)
+		hq->items[i].buf = xmalloc(HQ_SLOT_SIZE);
+	hq->started = pthread_create(&hq->thread, NULL, hasher_main, hq) == 0;
+}
+
+/* Wait for every digest, then stop the thread. */
+static void hq_finish(struct hasher *hq)
+{
+	size_t i;
+
+	if (hq->started) {
+		hq_push(hq, HQ_QUIT, NULL, 0, NULL, 0);
+		pthread_join(hq->thread, NULL);
+	}
+	for (i = 0; i < HQ_SLOTS; i++)
+		free(hq->items[i].buf);
+	pthread_cond_destroy(&hq->changed);
+	pthread_mutex_destroy(&hq->mu);
+}
+
+/* The caller's callbacks, with every piece also handed to the hasher. */
+struct tee {
+	const struct tree_content_ops *ops;
+	void *ctx;
+	struct hasher *hq;
+	struct sha256 *h; /* hashing inline when no thread could be started */
+	uint64_t end;
+};
+
+static int tee_begin(void *ctx, struct tree_inode *ino, struct strbuf *err)
+{
+	struct tee *te = ctx;
+
+	if (te->hq->started)
+		hq_push(te->hq, HQ_BEGIN, ino, 0, NULL, 0);
+	te->end = UINT64_MAX;
+	return te->ops->begin ? te->ops->begin(te->ctx, ino, err) : 0;
+}
+
+static int tee_data(void *ctx, struct tree_inode *ino, uint64_t offset, const void *buf, size_t len,
+		    struct strbuf *err)
+{
+	struct tee *te = ctx;
+	size_t done;
+
+	for (done = 0; done < len && te->hq->started;) {
+		size_t n = len - done < HQ_SLOT_SIZE ? len - done : HQ_SLOT_SIZE;
+
+		hq_push(te->hq, HQ_DATA, ino, offset + done, (const char *)buf + done, n);
+		done += n;
+	}
+	if (!te->hq->started && len) {
+		if (offset != te->end)
+			sha256_update_u64(te->h, offset);
+		sha256_update(te->h, buf, len);
+		te->end = offset + len;
+	}
+	return te->ops->data(te->ctx, ino, offset, buf, len, err);
+}
+
+static int tee_end(void *ctx, struct tree_inode *ino, struct strbuf *err)
+{
+	struct tee *te = ctx;
+
+	if (te->hq->started) {
+		hq_push(te->hq, HQ_END, ino, 0, NULL, 0);
+	} else {
+		sha256_update_u64(te->h, ino->size);
+		sha256_final(te->h, ino->digest);
+	}
+	return te->ops->end ? te->ops->end(te->ctx, ino, err) : 0;
+}
+
+int tree_stream_content(struct tree *t, const struct tree_content_ops *user_ops, void *user_ctx,
 			struct strbuf *err)
 {
+	static const struct tree_content_ops tee_ops = { tee_begin, tee_data, tee_end };
+	const struct tree_content_ops *ops = &tee_ops;
 	struct collect c = { NULL, 0, 0 };
+	struct hasher hq;
+	struct tee te = { user_ops, user_ctx, &hq, NULL, 0 };
+	void *ctx = &te;
 	size_t i, start;
 	int r = 0;
+
+	hq_init(&hq);
+	te.h = sha256_new();
 
 	walk_sorted(t, t->root, collect_content, &c);
 	for (i = 0; i < c.n; i++)
@@ -1281,7 +1434,10 @@ int tree_stream_content(struct tree *t, const struct tree_content_ops *ops, void
 		r = stream_layer(t, c.inodes[i]->layer, c.inodes + i, j - i, ops, ctx, err);
 		i = j;
 	}
+	hq_finish(&hq);
+	sha256_free(te.h);
 	free(c.inodes);
+	t->content_hashed = r >= 0;
 	return r < 0 ? r : 0;
 }
 
@@ -1415,6 +1571,7 @@ struct digest_walk {
 	struct sha256 *h;
 	uint64_t next;
 	int64_t clamp;
+	bool content;
 };
 
 static void digest_node(struct tree *t, struct tree_node *n, void *data)
@@ -1446,13 +1603,15 @@ static void digest_node(struct tree *t, struct tree_node *n, void *data)
 		sha256_update_u64(d->h, ino->xattrs[i].size);
 		sha256_update(d->h, ino->xattrs[i].value, ino->xattrs[i].size);
 	}
-	if (S_ISREG(ino->mode))
+	if (S_ISREG(ino->mode) && d->content && ino->src != TREE_SRC_NONE)
 		sha256_update(d->h, ino->digest, SHA256_LEN);
 }
 
-void tree_digest(struct tree *t, int64_t clamp_mtime, uint8_t ret[SHA256_LEN])
+void tree_digest(struct tree *t, int64_t clamp_mtime, bool content, uint8_t ret[SHA256_LEN])
 {
-	struct digest_walk d = { sha256_new(), 0, clamp_mtime };
+	struct digest_walk d = { sha256_new(), 0, clamp_mtime, content };
+
+	assert(!content || t->content_hashed);
 
 	walk_sorted(t, t->root, digest_node, &d);
 	walk_sorted(t, t->root, unmark, NULL);

@@ -57,7 +57,7 @@ struct tree_inode {
 	char *host_path;
 	uint32_t layer;
 	uint64_t entry;
-	uint8_t digest[SHA256_LEN]; /* of the content (regular files) */
+	uint8_t digest[SHA256_LEN]; /* of the content, set by tree_stream_content() */
 	uint32_t nlink;             /* names pointing here (directories: see ext4.c) */
 	uint32_t ino;               /* set by the writer */
 	void *writer_data;          /* for the writer's use */
@@ -156,10 +156,12 @@ char *tree_inode_origin(struct tree *t, const struct tree_inode *ino);
 
 /*
  * SHA-256 over everything that defines the tree: paths, metadata, xattrs,
- * link targets and content digests, in sorted order. Modification times
- * are hashed as the image will hold them: clamped to clamp_mtime.
+ * link targets and, if content is set, the content digests, in sorted
+ * order. Content digests are known once tree_stream_content() has run
+ * (content must be false before). Modification times are hashed as the
+ * image will hold them: clamped to clamp_mtime.
  */
-void tree_digest(struct tree *t, int64_t clamp_mtime, uint8_t ret[SHA256_LEN]);
+void tree_digest(struct tree *t, int64_t clamp_mtime, bool content, uint8_t ret[SHA256_LEN]);
 
 /*
  * Stream the content of every regular file with content: begin(inode),
@@ -167,6 +169,7 @@ void tree_digest(struct tree *t, int64_t clamp_mtime, uint8_t ret[SHA256_LEN]);
  * order (holes skipped), then end(inode). Inline and host files come
  * first in tree order, then archive layers in their order, each in archive
  * order. A callback returning < 0 stops the stream with that value.
+ * Computes every inode's content digest on the way (on a second thread).
  */
 struct tree_content_ops {
 	int (*begin)(void *ctx, struct tree_inode *ino, struct strbuf *err);
