@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "disk.h"
 #include "dpkg.h"
 #include "ext4.h"
 #include "fetch.h"
@@ -349,6 +350,76 @@ static int scrub(struct ctx *c, struct tree *t)
 	return r;
 }
 
+/* The newest "prefix<version>" entry of /boot, by version order. */
+static char *newest_in_boot(struct tree *t, const char *prefix)
+{
+	struct tree_node *boot = tree_lookup(t, "/boot");
+	struct tree_node **kids = NULL;
+	size_t n = 0, i;
+	char *best = NULL;
+
+	if (!boot)
+		return NULL;
+	tree_sorted_children(boot, &kids, &n);
+	for (i = 0; i < n; i++) {
+		const char *name = kids[i]->name;
+		if (!str_startswith(name, prefix) || !kids[i]->inode ||
+		    !S_ISREG(kids[i]->inode->mode) || str_endswith(name, ".bak") ||
+		    str_endswith(name, ".dpkg-bak"))
+			continue;
+		if (!best || strverscmp(name, best) > 0)
+			best = (char *)name;
+	}
+	best = best ? xstrdup(best) : NULL;
+	free(kids);
+	return best;
+}
+
+/*
+ * A bootable image needs /boot/vmlinuz and /boot/initrd.img: GRUB loads
+ * those fixed names from whichever slot it boots, so that slots built
+ * from different kernels boot with the same grub.cfg.
+ */
+static int kernel_links(struct ctx *c, struct tree *t)
+{
+	static const char *const names[][2] = { { "/boot/vmlinuz", "vmlinuz-" },
+						 { "/boot/initrd.img", "initrd.img-" } };
+	struct strbuf err = STRBUF_INIT;
+	size_t i;
+	int r = 0;
+
+	for (i = 0; i < ARRAY_SIZE(names) && r == 0; i++) {
+		_cleanup_free_ char *found = NULL;
+		struct tree_node *n = tree_lookup(t, names[i][0]);
+
+		if (n && n->inode && S_ISLNK(n->inode->mode)) {
+			_cleanup_free_ char *target = path_join("/boot", n->inode->symlink);
+			if (n->inode->symlink[0] == '/' ? tree_lookup(t, n->inode->symlink)
+							: tree_lookup(t, target))
+				continue;
+			tree_remove(t, names[i][0], &err);
+		} else if (n) {
+			continue;
+		}
+		found = newest_in_boot(t, names[i][1]);
+		if (!found) {
+			r = fail(c, -ENOENT,
+				 "the root filesystem has no %s in /boot, so the disk could not "
+				 "boot: add a kernel package (linux-image-amd64 on Debian, "
+				 "linux-image-virtual on Ubuntu) and initramfs-tools to packages",
+				 i == 0 ? "kernel (vmlinuz-*)" : "initramfs (initrd.img-*)");
+			break;
+		}
+		r = tree_add_symlink(t, names[i][0], found, 0, 0, c->epoch, &err);
+		if (r < 0)
+			r = fail(c, r, "rootfs: cannot link %s: %s", names[i][0], err.buf);
+		else
+			step(c, "rootfs: %s -> %s", names[i][0], found);
+	}
+	strbuf_release(&err);
+	return r;
+}
+
 static int apply_recipe(struct ctx *c, struct tree *t)
 {
 	struct strbuf err = STRBUF_INIT;
@@ -438,6 +509,8 @@ static int apply_recipe(struct ctx *c, struct tree *t)
 				 p->pos.col, p->str, err.buf);
 		}
 	}
+	if (r == 0 && recipe_get(c->r, "disk"))
+		r = kernel_links(c, t);
 	if (r == 0)
 		r = scrub(c, t);
 	strbuf_release(&err);
@@ -670,6 +743,87 @@ out:
 }
 
 /* ------------------------------------------------------------------------ */
+/* disk stage */
+
+static uint64_t size_of(struct ctx *c, const char *key)
+{
+	uint64_t v = 0;
+	const char *s = recipe_get_str(c->r, key, NULL);
+
+	if (s)
+		parse_size(s, &v);
+	return v;
+}
+
+static int disk_stage(struct ctx *c, const char *root_path, char **ret_path)
+{
+	struct strbuf err = STRBUF_INIT;
+	_cleanup_free_ char *tmp = NULL, *tmpdir = NULL;
+	struct disk_opts o = { 0 };
+	struct disk_layout l;
+	struct timespec ts;
+	int r;
+
+	r = cache_lookup(c->cache, c->keys->disk,
+			 c->o->verify ? CACHE_VERIFY_HASH : CACHE_VERIFY_METADATA, ret_path, &err);
+	if (r > 0) {
+		step(c, "disk: cached (%.12s)", c->keys->disk);
+		strbuf_release(&err);
+		return 1;
+	}
+	if (r < 0)
+		goto cache_error;
+	if (err.len)
+		step(c, "disk: cache entry dropped: %s", err.buf);
+	strbuf_reset(&err);
+
+	r = cache_tmpfile(c->cache, "disk", &tmp, &err);
+	if (r < 0)
+		goto cache_error;
+	tmpdir = xasprintf("%s.d", tmp);
+	r = mkdir_p(tmpdir, 0700);
+	if (r < 0) {
+		r = fail(c, r, "cannot create '%s': %s", tmpdir, strerror(-r));
+		goto out;
+	}
+	o.seed = c->keys->disk;
+	o.root_path = root_path;
+	o.size = size_of(c, "disk.size");
+	o.root_size = size_of(c, "disk.root_size");
+	o.data_size = size_of(c, "disk.data_size");
+	o.esp_size = size_of(c, "disk.esp_size");
+	o.tries = (unsigned)atoi(recipe_get_str(c->r, "boot.tries", "3"));
+	o.timeout = (unsigned)atoi(recipe_get_str(c->r, "boot.timeout", "1"));
+	o.cmdline = recipe_get_str(c->r, "boot.cmdline", "console=ttyS0,115200");
+	o.epoch = c->epoch;
+	o.tmpdir = tmpdir;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	step(c, "disk: writing GPT, ESP with GRUB, root-a, root-b, data");
+	r = disk_write(&o, tmp, &l, &err);
+	rm_rf(tmpdir);
+	if (r < 0) {
+		r = fail(c, r, "disk: %s", err.buf);
+		goto out;
+	}
+	{
+		char a[32];
+		step(c, "disk: %s written in %.1f s (root slots %llu MiB, data %llu MiB)",
+		     format_size(l.size, a, sizeof(a)), elapsed(&ts),
+		     (unsigned long long)(l.len[2] >> 20), (unsigned long long)(l.len[4] >> 20));
+	}
+	r = cache_store(c->cache, c->keys->disk, "disk", tmp, ret_path, NULL, &err);
+	if (r < 0)
+		goto cache_error;
+	r = 0;
+	goto out;
+cache_error:
+	r = fail(c, r, "cache: %s", err.buf);
+out:
+	strbuf_release(&err);
+	return r;
+}
+
+/* ------------------------------------------------------------------------ */
 /* outputs */
 
 static int copy_file(const char *src, const char *dst)
@@ -763,6 +917,8 @@ static void write_manifest(struct ctx *c, struct strbuf *out)
 	json_begin_object(&j);
 	json_kv_string(&j, "base", c->keys->base);
 	json_kv_string(&j, "rootfs", c->keys->rootfs);
+	if (c->rec->key_disk)
+		json_kv_string(&j, "disk", c->keys->disk);
 	json_end_object(&j);
 	json_key(&j, "outputs");
 	json_begin_array(&j);
@@ -877,6 +1033,18 @@ int pipeline_build(struct recipe *r, const struct stage_keys *keys, const struct
 	rr = publish(&c, "root.ext4", root_path);
 	if (rr < 0)
 		goto out;
+	if (recipe_get(r, "disk")) {
+		_cleanup_free_ char *disk_path = NULL;
+		int disk_hit = disk_stage(&c, root_path, &disk_path);
+		if (disk_hit < 0) {
+			rr = disk_hit;
+			goto out;
+		}
+		c.rec->key_disk = xstrdup(keys->disk);
+		rr = publish(&c, "disk.raw", disk_path);
+		if (rr < 0)
+			goto out;
+	}
 
 	write_manifest(&c, &manifest);
 	mpath = path_join(c.outdir, "manifest.json");
