@@ -22,6 +22,7 @@ struct tarball {
 	struct archive *a;       /* the one entries come from */
 	char *member;            /* name of the .deb member read, for messages */
 	const char *entry_path;  /* current entry, for messages */
+	struct strbuf prev_path; /* the entry before, for errors between entries */
 	uint64_t next_index;
 	struct tarball_xattr *xattrs;
 	size_t n_xattrs, alloc_xattrs;
@@ -46,6 +47,8 @@ static int fail(struct tarball *t, struct archive *a, struct strbuf *err, const 
 		strbuf_addf(err, " (member '%s')", t->member);
 	if (t->entry_path)
 		strbuf_addf(err, " at entry '%s'", t->entry_path);
+	else if (t->prev_path.len)
+		strbuf_addf(err, " after entry '%s'", t->prev_path.buf);
 	strbuf_addf(err, ": %s", msg ? msg : "unknown error");
 	return archive_to_errno(a);
 }
@@ -209,6 +212,10 @@ int tarball_next(struct tarball *t, struct tarball_entry *ret, struct strbuf *er
 	bool ok;
 	int r;
 
+	if (t->entry_path) {
+		strbuf_reset(&t->prev_path);
+		strbuf_addstr(&t->prev_path, t->entry_path);
+	}
 	t->entry_path = NULL;
 	/*
 	 * ARCHIVE_RETRY means a damaged header that libarchive would skip;
@@ -260,6 +267,25 @@ int tarball_next(struct tarball *t, struct tarball_entry *ret, struct strbuf *er
 	ret->rdev_major = (uint32_t)archive_entry_rdevmajor(e);
 	ret->rdev_minor = (uint32_t)archive_entry_rdevminor(e);
 	ret->size = archive_entry_size(e) > 0 ? (uint64_t)archive_entry_size(e) : 0;
+	if (ret->type == TARBALL_REG && archive_entry_sparse_reset(e) > 0) {
+		la_int64_t off, len, end = 0;
+
+		while (archive_entry_sparse_next(e, &off, &len) == ARCHIVE_OK) {
+			if (off < end || len < 0 || (uint64_t)off + (uint64_t)len > ret->size) {
+				strbuf_addf(err, "cannot read '%s': entry '%s' has a sparse map beyond "
+					    "its size; the archive is corrupt", t->path, ret->path);
+				return -EBADMSG;
+			}
+			if (len > 0) {
+				ret->data_runs++;
+				ret->data_bytes += (uint64_t)len;
+			}
+			end = off + len;
+		}
+	} else if (ret->type == TARBALL_REG) {
+		ret->data_bytes = ret->size;
+		ret->data_runs = ret->size ? 1 : 0;
+	}
 
 	t->n_xattrs = 0;
 	archive_entry_xattr_reset(e);
@@ -306,6 +332,7 @@ void tarball_free(struct tarball *t)
 	if (t->fd >= 0)
 		close(t->fd);
 	free(t->xattrs);
+	strbuf_release(&t->prev_path);
 	free(t->member);
 	free(t->path);
 	free(t);

@@ -49,6 +49,8 @@ struct tarball_entry {
 	int64_t mtime;
 	uint32_t rdev_major, rdev_minor;
 	uint64_t size;        /* logical size of a regular file */
+	uint64_t data_bytes;  /* bytes stored: size, or the sum of a sparse file's runs */
+	uint32_t data_runs;   /* contiguous runs of data: 1, or a sparse file's map */
 	size_t n_xattrs;
 	const struct tarball_xattr *xattrs;
 	uint64_t index;       /* ordinal of the entry in the archive, from 0 */

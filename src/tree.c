@@ -659,39 +659,7 @@ static int add_hardlink(struct tree *t, const char *norm, const char *target,
 	return 0;
 }
 
-/*
- * Read an entry's data once to learn its data runs (sparse files) and to
- * find truncated or corrupt archives before anything is written. The
- * content itself is hashed when streamed (tree_stream_content()).
- */
-static int read_archive_data(struct tarball *tb, struct tree_inode *ino, const struct origin *o,
-			     struct strbuf *err)
-{
-	uint64_t end = 0;
-	const void *buf;
-	size_t len;
-	uint64_t off;
-	int r;
-
-	ino->data_bytes = 0;
-	ino->data_runs = 0;
-	while ((r = tarball_read(tb, &buf, &len, &off, err)) > 0) {
-		if (len == 0)
-			continue;
-		if (off < end || off + len > ino->size || off + len < off) {
-			r = origin_fail(err, o, -EBADMSG,
-					"data beyond the size of the file; the archive is corrupt");
-			break;
-		}
-		if (off != end || ino->data_runs == 0)
-			ino->data_runs++;
-		ino->data_bytes += len;
-		end = off + len;
-	}
-	return r;
-}
-
-static int add_archive_entry(struct tree *t, struct tarball *tb, uint32_t layer,
+static int add_archive_entry(struct tree *t, uint32_t layer,
 			     const struct tarball_entry *e, const struct origin *o,
 			     struct strbuf *err)
 {
@@ -740,16 +708,17 @@ static int add_archive_entry(struct tree *t, struct tarball *tb, uint32_t layer,
 		ino->rdev_major = e->rdev_major;
 		ino->rdev_minor = e->rdev_minor;
 	} else if (type == S_IFREG) {
+		/*
+		 * The data is not read now: sizes and runs come from the header
+		 * (and the sparse map), and the content is checked against them
+		 * when it is streamed into the image.
+		 */
 		ino->size = e->size;
 		ino->src = TREE_SRC_ARCHIVE;
 		ino->layer = layer;
 		ino->entry = e->index;
-		r = read_archive_data(tb, ino, o, err);
-		if (r < 0) {
-			ino->nlink = 1;
-			inode_unref(ino);
-			return r;
-		}
+		ino->data_bytes = e->data_bytes;
+		ino->data_runs = e->data_runs;
 		if (ino->data_bytes == 0)
 			ino->src = TREE_SRC_NONE;
 	}
@@ -782,7 +751,7 @@ int tree_add_archive(struct tree *t, const char *path, struct strbuf *err)
 		return r;
 	while ((r = tarball_next(tb, &e, err)) > 0) {
 		o.entry = e.path;
-		r = add_archive_entry(t, tb, layer, &e, &o, err);
+		r = add_archive_entry(t, layer, &e, &o, err);
 		if (r < 0)
 			break;
 	}
@@ -1104,17 +1073,19 @@ static int stream_layer(struct tree *t, uint32_t layer, struct tree_inode **want
 				continue;
 			seen += len;
 			if (off + len > ino->size || seen > ino->data_bytes) {
-				strbuf_addf(err, "archive '%s' changed while being read (entry '%s')",
-					    t->layers[layer].path, e.path);
-				r = -ESTALE;
+				strbuf_addf(err, "archive '%s': entry '%s': more data than its header "
+					    "declares; the archive is corrupt", t->layers[layer].path,
+					    e.path);
+				r = -EBADMSG;
 				break;
 			}
 			r = ops->data(ctx, ino, off, buf, len, err);
 		}
 		if (r >= 0 && seen != ino->data_bytes) {
-			strbuf_addf(err, "archive '%s' changed while being read (entry '%s')",
+			strbuf_addf(err, "archive '%s': entry '%s': less data than its header "
+				    "declares; the archive is truncated or corrupt",
 				    t->layers[layer].path, e.path);
-			r = -ESTALE;
+			r = -EBADMSG;
 		}
 		if (r >= 0 && ops->end)
 			r = ops->end(ctx, ino, err);
