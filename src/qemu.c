@@ -676,7 +676,8 @@ _noreturn_ static void boot_child(const struct qemu_boot_opts *o, char **argv, p
  * ret->error set if it could not be started.
  */
 static int boot_once(const struct qemu_boot_opts *o, const struct qemu_opts *vm,
-		     struct qemu_result *ret, const sigset_t *oldmask, size_t *ret_console_bytes)
+		     struct qemu_result *ret, const sigset_t *oldmask, char **tmpdir,
+		     size_t *ret_console_bytes)
 {
 	struct boot_run b = {
 		.o = o, .res = ret, .pid = -1, .out_fd = -1, .err_fd = -1, .err = STRBUF_INIT};
@@ -715,6 +716,16 @@ static int boot_once(const struct qemu_boot_opts *o, const struct qemu_opts *vm,
 
 		boot_drain(&b);
 		t = now_ms();
+		/*
+		 * The firmware is printing, so QEMU has opened every file in the
+		 * temporary directory: remove it now, and nothing is left behind
+		 * even if imgforge is killed.
+		 */
+		if (b.console_bytes && *tmpdir) {
+			rm_rf(*tmpdir);
+			free(*tmpdir);
+			*tmpdir = NULL;
+		}
 		if (boot_signal) {
 			ret->outcome = QEMU_INTERRUPTED;
 			break;
@@ -796,15 +807,30 @@ out:
 	return r;
 }
 
-/* Whether QEMU logged a guest panic (pvpanic) before it exited. */
-static bool guest_crashed(const char *log)
+/*
+ * Whether QEMU logged a guest panic (pvpanic) before it exited. fd is the
+ * log, opened before QEMU truncated it: the path may be gone by now.
+ */
+static bool guest_crashed(int fd)
 {
-	_cleanup_free_ char *buf = NULL;
-	size_t len;
+	static const char needle[] = "Guest crashed";
+	char buf[65536 + sizeof(needle)];
+	size_t keep = 0;
+	ssize_t n;
 
-	if (read_file(log, 16 << 20, &buf, &len) < 0)
+	if (fd < 0 || lseek(fd, 0, SEEK_SET) < 0)
 		return false;
-	return strstr(buf, "Guest crashed") != NULL;
+	/* Keep a tail of each block so that a match across blocks is found. */
+	while ((n = read(fd, buf + keep, sizeof(buf) - 1 - keep)) > 0) {
+		size_t len = keep + (size_t)n;
+
+		buf[len] = '\0';
+		if (memmem(buf, len, needle, sizeof(needle) - 1))
+			return true;
+		keep = len < sizeof(needle) ? len : sizeof(needle) - 1;
+		memmove(buf, buf + len - keep, keep);
+	}
+	return false;
 }
 
 /* The first line of QEMU's messages, for a one-line warning. */
@@ -818,6 +844,7 @@ int qemu_boot(const struct qemu_boot_opts *o, struct qemu_result *ret)
 	struct qemu_opts vm = o->vm;
 	_cleanup_free_ char *qemu = NULL, *code = NULL, *vars_template = NULL, *vars = NULL;
 	_cleanup_free_ char *tmpdir = NULL, *guest_log = NULL;
+	_cleanup_close_ int guest_log_fd = -1;
 	const char *tmp = getenv("TMPDIR");
 	struct sigaction sa = {.sa_handler = boot_on_signal}, old_int, old_term;
 	sigset_t block, oldmask;
@@ -873,6 +900,7 @@ int qemu_boot(const struct qemu_boot_opts *o, struct qemu_result *ret)
 	}
 	guest_log = path_join(tmpdir, "guest-errors.log");
 	vm.guest_error_log = guest_log;
+	guest_log_fd = open(guest_log, O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
 	if (vm.firmware == QEMU_FW_UEFI) {
 		/* The guest writes its variable store: give it a private copy. */
 		vars = path_join(tmpdir, "OVMF_VARS.fd");
@@ -897,7 +925,7 @@ int qemu_boot(const struct qemu_boot_opts *o, struct qemu_result *ret)
 
 	if (o->on_start)
 		o->on_start(vm.accel, NULL, o->userdata);
-	r = boot_once(o, &vm, ret, &oldmask, &console_bytes);
+	r = boot_once(o, &vm, ret, &oldmask, &tmpdir, &console_bytes);
 	/*
 	 * /dev/kvm can open and still refuse this CPU model (some nested
 	 * setups): when QEMU under KVM fails before the guest printed anything,
@@ -910,11 +938,11 @@ int qemu_boot(const struct qemu_boot_opts *o, struct qemu_result *ret)
 		vm.accel = QEMU_ACCEL_TCG;
 		if (o->on_start)
 			o->on_start(vm.accel, why, o->userdata);
-		r = boot_once(o, &vm, ret, &oldmask, &console_bytes);
+		r = boot_once(o, &vm, ret, &oldmask, &tmpdir, &console_bytes);
 	}
 	ret->accel = vm.accel;
 	if (r == 0 && ret->outcome == QEMU_EXITED && ret->exit_status == 1 &&
-	    guest_crashed(guest_log))
+	    guest_crashed(guest_log_fd))
 		ret->outcome = QEMU_PANIC;
 
 	sigaction(SIGINT, &old_int, NULL);

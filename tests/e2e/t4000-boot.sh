@@ -158,13 +158,16 @@ test_expect_success 'Ctrl-C stops imgforge and QEMU with it' '
 '
 
 test_expect_success 'QEMU dies with imgforge, even when imgforge is killed' '
-	"$IMGFORGE" boot --firmware bios hello.img --expect NEVER-SEEN --timeout 60 >out 2>err &
+	mkdir killed-tmp
+	TMPDIR=$PWD/killed-tmp "$IMGFORGE" boot --firmware bios hello.img --expect NEVER-SEEN \
+		--timeout 60 >out 2>err &
 	pid=$! &&
 	for i in $(seq 50); do grep -q MARKER out && break; sleep 0.1; done &&
 	qemu=$(pgrep -P $pid) && test -n "$qemu" &&
 	kill -KILL $pid &&
 	for i in $(seq 100); do kill -0 $qemu 2>/dev/null || break; sleep 0.1; done &&
-	! kill -0 $qemu 2>/dev/null
+	! kill -0 $qemu 2>/dev/null &&
+	rmdir killed-tmp
 '
 
 test_expect_success '--keep leaves the VM running, --forward listens on 127.0.0.1 only' '
