@@ -1187,30 +1187,37 @@ static int entry_cmp(const void *a, const void *b)
 /*
  * Content digests are computed while content is streamed, on a second
  * thread, so that hashing overlaps with writing the image. The streaming
- * thread copies each piece into a small ring of buffers (bounded memory);
- * the hasher feeds them to SHA-256: run starts (offsets where data resumes
- * after a hole), the data, and the size at the end, so that the digest does
- * not depend on how the input happened to be cut into pieces.
+ * thread appends records (begin a file, a piece of data, end a file) to a
+ * 1 MiB buffer and hands the buffer over when it is full: a handful of
+ * buffers bound the memory, and the threads meet once per MiB whatever the
+ * file sizes. The hasher feeds SHA-256 the run starts (offsets where data
+ * resumes after a hole), the data and, at the end, the size, so that the
+ * digest does not depend on how the input happened to be cut into pieces.
  */
-#define HQ_SLOTS     8
-#define HQ_SLOT_SIZE (256 * 1024)
+#define HQ_SLOTS     4
+#define HQ_SLOT_SIZE (1024 * 1024)
 
 enum hq_kind { HQ_BEGIN, HQ_DATA, HQ_END, HQ_QUIT };
 
-struct hq_item {
-	enum hq_kind kind;
-	struct tree_inode *ino;
+struct hq_rec {
+	uint32_t kind;
+	uint32_t len; /* bytes of data following the record */
 	uint64_t off;
-	size_t len;
+	struct tree_inode *ino;
+};
+
+struct hq_slot {
 	char *buf;
+	size_t used;
 };
 
 struct hasher {
 	pthread_t thread;
 	pthread_mutex_t mu;
-	pthread_cond_t changed;
-	struct hq_item items[HQ_SLOTS];
-	size_t head, count;
+	pthread_cond_t not_empty, not_full;
+	struct hq_slot slots[HQ_SLOTS];
+	size_t head, count; /* published slots, oldest first (under mu) */
+	size_t tail;        /* the slot being filled: the producer's alone */
 	bool started;
 };
 
@@ -1219,65 +1226,110 @@ static void *hasher_main(void *arg)
 	struct hasher *hq = arg;
 	struct sha256 *h = sha256_new();
 	uint64_t end = 0;
-	bool first = true;
+	bool first = true, quit = false;
 
-	for (;;) {
-		struct hq_item *it;
+	while (!quit) {
+		struct hq_slot *sl;
+		size_t pos = 0;
 
 		pthread_mutex_lock(&hq->mu);
 		while (hq->count == 0)
-			pthread_cond_wait(&hq->changed, &hq->mu);
-		it = &hq->items[hq->head];
+			pthread_cond_wait(&hq->not_empty, &hq->mu);
+		sl = &hq->slots[hq->head];
 		pthread_mutex_unlock(&hq->mu);
-		if (it->kind == HQ_QUIT)
-			break;
-		switch (it->kind) {
-		case HQ_BEGIN:
-			end = 0;
-			first = true;
-			break;
-		case HQ_DATA:
-			if (first || it->off != end)
-				sha256_update_u64(h, it->off);
-			sha256_update(h, it->buf, it->len);
-			end = it->off + it->len;
-			first = false;
-			break;
-		case HQ_END:
-			sha256_update_u64(h, it->ino->size);
-			sha256_final(h, it->ino->digest);
-			break;
-		case HQ_QUIT:
-			break;
+
+		while (pos < sl->used) {
+			struct hq_rec rec;
+
+			memcpy(&rec, sl->buf + pos, sizeof(rec));
+			pos += sizeof(rec);
+			switch (rec.kind) {
+			case HQ_BEGIN:
+				end = 0;
+				first = true;
+				break;
+			case HQ_DATA:
+				if (first || rec.off != end)
+					sha256_update_u64(h, rec.off);
+				sha256_update(h, sl->buf + pos, rec.len);
+				end = rec.off + rec.len;
+				first = false;
+				break;
+			case HQ_END:
+				sha256_update_u64(h, rec.ino->size);
+				sha256_final(h, rec.ino->digest);
+				break;
+			default:
+				quit = true;
+				break;
+			}
+			pos += rec.len;
 		}
+
 		pthread_mutex_lock(&hq->mu);
+		sl->used = 0;
 		hq->head = (hq->head + 1) % HQ_SLOTS;
-		hq->count--;
-		pthread_cond_broadcast(&hq->changed);
+		if (hq->count-- == HQ_SLOTS)
+			pthread_cond_signal(&hq->not_full);
 		pthread_mutex_unlock(&hq->mu);
 	}
 	sha256_free(h);
 	return NULL;
 }
 
+/* The slot being filled, just after the published ones. */
+static struct hq_slot *hq_current(struct hasher *hq)
+{
+	return &hq->slots[hq->tail];
+}
+
+/* Hand the current slot to the hasher and wait until the next one is free. */
+static void hq_publish(struct hasher *hq)
+{
+	pthread_mutex_lock(&hq->mu);
+	if (hq->count++ == 0)
+		pthread_cond_signal(&hq->not_empty);
+	hq->tail = (hq->tail + 1) % HQ_SLOTS;
+	while (hq->count == HQ_SLOTS)
+		pthread_cond_wait(&hq->not_full, &hq->mu);
+	pthread_mutex_unlock(&hq->mu);
+}
+
+static void hq_append(struct hasher *hq, enum hq_kind kind, struct tree_inode *ino, uint64_t off,
+		      const void *buf, size_t len)
+{
+	struct hq_slot *sl = hq_current(hq);
+	struct hq_rec rec = { kind, (uint32_t)len, off, ino };
+
+	memcpy(sl->buf + sl->used, &rec, sizeof(rec));
+	if (len)
+		memcpy(sl->buf + sl->used + sizeof(rec), buf, len);
+	sl->used += sizeof(rec) + len;
+}
+
 static void hq_push(struct hasher *hq, enum hq_kind kind, struct tree_inode *ino, uint64_t off,
 		    const void *buf, size_t len)
 {
-	struct hq_item *it;
+	const char *p = buf;
 
-	pthread_mutex_lock(&hq->mu);
-	while (hq->count == HQ_SLOTS)
-		pthread_cond_wait(&hq->changed, &hq->mu);
-	it = &hq->items[(hq->head + hq->count) % HQ_SLOTS];
-	it->kind = kind;
-	it->ino = ino;
-	it->off = off;
-	it->len = len;
-	if (len)
-		memcpy(it->buf, buf, len);
-	hq->count++;
-	pthread_cond_broadcast(&hq->changed);
-	pthread_mutex_unlock(&hq->mu);
+	for (;;) {
+		struct hq_slot *sl = hq_current(hq);
+		size_t room = HQ_SLOT_SIZE - sl->used, n;
+
+		/* leave a slot rather than split data into crumbs */
+		if (room < sizeof(struct hq_rec) + (len ? 4096 : 0) &&
+		    room < sizeof(struct hq_rec) + len) {
+			hq_publish(hq);
+			continue;
+		}
+		n = len < room - sizeof(struct hq_rec) ? len : room - sizeof(struct hq_rec);
+		hq_append(hq, kind, ino, off, p, n);
+		p += n;
+		off += n;
+		len -= n;
+		if (len == 0)
+			return;
+	}
 }
 
 static void hq_init(struct hasher *hq)
@@ -1286,9 +1338,10 @@ static void hq_init(struct hasher *hq)
 
 	memset(hq, 0, sizeof(*hq));
 	pthread_mutex_init(&hq->mu, NULL);
-	pthread_cond_init(&hq->changed, NULL);
+	pthread_cond_init(&hq->not_empty, NULL);
+	pthread_cond_init(&hq->not_full, NULL);
 	for (i = 0; i < HQ_SLOTS; i++)
-		hq->items[i].buf = xmalloc(HQ_SLOT_SIZE);
+		hq->slots[i].buf = xmalloc(HQ_SLOT_SIZE);
 	hq->started = pthread_create(&hq->thread, NULL, hasher_main, hq) == 0;
 }
 
@@ -1299,11 +1352,13 @@ static void hq_finish(struct hasher *hq)
 
 	if (hq->started) {
 		hq_push(hq, HQ_QUIT, NULL, 0, NULL, 0);
+		hq_publish(hq);
 		pthread_join(hq->thread, NULL);
 	}
 	for (i = 0; i < HQ_SLOTS; i++)
-		free(hq->items[i].buf);
-	pthread_cond_destroy(&hq->changed);
+		free(hq->slots[i].buf);
+	pthread_cond_destroy(&hq->not_full);
+	pthread_cond_destroy(&hq->not_empty);
 	pthread_mutex_destroy(&hq->mu);
 }
 
@@ -1330,14 +1385,9 @@ static int tee_data(void *ctx, struct tree_inode *ino, uint64_t offset, const vo
 		    struct strbuf *err)
 {
 	struct tee *te = ctx;
-	size_t done;
 
-	for (done = 0; done < len && te->hq->started;) {
-		size_t n = len - done < HQ_SLOT_SIZE ? len - done : HQ_SLOT_SIZE;
-
-		hq_push(te->hq, HQ_DATA, ino, offset + done, (const char *)buf + done, n);
-		done += n;
-	}
+	if (te->hq->started && len)
+		hq_push(te->hq, HQ_DATA, ino, offset, buf, len);
 	if (!te->hq->started && len) {
 		if (offset != te->end)
 			sha256_update_u64(te->h, offset);

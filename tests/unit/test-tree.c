@@ -255,6 +255,122 @@ TEST(test_host_dir_and_digest)
 	strbuf_release(&err);
 }
 
+/*
+ * The content digest must not depend on how content arrives: the same files
+ * inline (one piece each) and on the host (read in large pieces), many
+ * small ones and a large one, so that the hasher's buffers fill up at every
+ * kind of record.
+ */
+TEST(test_digest_independent_of_pieces)
+{
+	static const struct tree_content_ops ops = { .data = count_data };
+	struct tree *a = tree_new(), *b = tree_new();
+	struct strbuf err = STRBUF_INIT;
+	uint8_t da[SHA256_LEN], db[SHA256_LEN];
+	struct timespec ts[2] = { { 1600000000, 0 }, { 1600000000, 0 } };
+	size_t big = 3 << 20, i;
+	char *data = xmalloc(big);
+
+	for (i = 0; i < big; i++)
+		data[i] = (char)(i * 7 + i / 4096);
+	CHECK(mkdir_p("host/d", 0755) == 0);
+	tree_set_default_mtime(a, 1600000000);
+	tree_set_default_mtime(b, 1600000000);
+	for (i = 0; i < 3000; i++) {
+		char name[64];
+		_cleanup_free_ char *hp = NULL;
+
+		snprintf(name, sizeof(name), "d/f%04zu", i);
+		hp = path_join("host", name);
+		CHECK(write_file_atomic(hp, data + i, 700 + i % 5, 0644) == 0);
+		CHECK(chmod(hp, 0644) == 0 && utimensat(AT_FDCWD, hp, ts, 0) == 0);
+		CHECK_INT(tree_add_file(a, name, data + i, 700 + i % 5, NULL, 0644, 0, 0, 1600000000,
+					&err),
+			  0);
+	}
+	CHECK(write_file_atomic("host/d/big", data, big, 0644) == 0);
+	CHECK(chmod("host/d/big", 0644) == 0 && utimensat(AT_FDCWD, "host/d/big", ts, 0) == 0);
+	CHECK_INT(tree_add_file(a, "d/big", data, big, NULL, 0644, 0, 0, 1600000000, &err), 0);
+	CHECK(chmod("host", 0755) == 0 && chmod("host/d", 0755) == 0);
+	CHECK(utimensat(AT_FDCWD, "host/d", ts, 0) == 0 && utimensat(AT_FDCWD, "host", ts, 0) == 0);
+	CHECK_INT(tree_add_dir(b, "host", "", 0, 0, &err), 0);
+
+	CHECK_INT(tree_stream_content(a, &ops, NULL, &err), 0);
+	CHECK_INT(tree_stream_content(b, &ops, NULL, &err), 0);
+	tree_digest(a, 2000000000, true, da);
+	tree_digest(b, 2000000000, true, db);
+	CHECK(!memcmp(da, db, SHA256_LEN));
+	/* every file's digest is the one it has when streamed alone */
+	for (i = 0; i < 3001; i++) {
+		struct tree *one = tree_new();
+		char name[64];
+		size_t len = i < 3000 ? 700 + i % 5 : big;
+		struct tree_node *n;
+
+		snprintf(name, sizeof(name), i < 3000 ? "d/f%04zu" : "d/big", i);
+		CHECK_INT(tree_add_file(one, name, data + (i < 3000 ? i : 0), len, NULL, 0644, 0, 0,
+					1600000000, &err),
+			  0);
+		CHECK_INT(tree_stream_content(one, &ops, NULL, &err), 0);
+		n = tree_lookup(a, name);
+		if (!n || memcmp(n->inode->digest, tree_lookup(one, name)->inode->digest, SHA256_LEN)) {
+			printf("#   digest of %s differs\n", name);
+			tap_child_failures++;
+			tree_free(one);
+			break;
+		}
+		tree_free(one);
+	}
+	/* and one changed byte in the large file changes it */
+	data[big / 2] ^= 1;
+	CHECK(write_file_atomic("host/d/big", data, big, 0644) == 0);
+	CHECK(chmod("host/d/big", 0644) == 0 && utimensat(AT_FDCWD, "host/d/big", ts, 0) == 0);
+	tree_free(b);
+	b = tree_new();
+	tree_set_default_mtime(b, 1600000000);
+	CHECK_INT(tree_add_dir(b, "host", "", 0, 0, &err), 0);
+	CHECK_INT(tree_stream_content(b, &ops, NULL, &err), 0);
+	tree_digest(b, 2000000000, true, db);
+	CHECK(memcmp(da, db, SHA256_LEN) != 0);
+	free(data);
+	tree_free(a);
+	tree_free(b);
+	strbuf_release(&err);
+}
+
+/*
+ * Files whose data ends exactly where one of the hasher's buffers does: the
+ * record that ends the file must still reach the hasher.
+ */
+TEST(test_digest_at_buffer_edges)
+{
+	static const struct tree_content_ops ops = { .data = count_data };
+	struct strbuf err = STRBUF_INIT;
+	size_t n, size = 1 << 20;
+	char *data = xcalloc(1, size);
+
+	memset(data, 'x', size);
+	for (n = size - 160; n <= size; n++) {
+		struct tree *x = tree_new(), *y = tree_new();
+
+		CHECK_INT(tree_add_file(x, "f", data, n, NULL, 0644, 0, 0, 0, &err), 0);
+		CHECK_INT(tree_add_file(y, "a", "1", 1, NULL, 0644, 0, 0, 0, &err), 0);
+		CHECK_INT(tree_add_file(y, "f", data, n, NULL, 0644, 0, 0, 0, &err), 0);
+		CHECK_INT(tree_stream_content(x, &ops, NULL, &err), 0);
+		CHECK_INT(tree_stream_content(y, &ops, NULL, &err), 0);
+		if (memcmp(tree_lookup(x, "f")->inode->digest, tree_lookup(y, "f")->inode->digest,
+			   SHA256_LEN)) {
+			printf("#   digest of a %zu-byte file depends on what came before\n", n);
+			tap_child_failures++;
+			n = size;
+		}
+		tree_free(x);
+		tree_free(y);
+	}
+	free(data);
+	strbuf_release(&err);
+}
+
 int main(void)
 {
 	RUN(test_normalize);
@@ -262,5 +378,7 @@ int main(void)
 	RUN(test_symlink_in_path_refused);
 	RUN(test_archive_layers_and_hardlinks);
 	RUN(test_host_dir_and_digest);
+	RUN(test_digest_independent_of_pieces);
+	RUN(test_digest_at_buffer_edges);
 	return tap_done();
 }
