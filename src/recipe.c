@@ -1401,8 +1401,19 @@ static uint64_t size_or(const struct ynode *map, const char *key, uint64_t def)
 static void check_disk(const struct ynode *root, struct diags *d)
 {
 	const struct ynode *disk = ynode_map_get(root, "disk");
-	uint64_t size, root_size, data, esp, need;
+	const struct ynode *rootfs = ynode_map_get(root, "rootfs");
+	uint64_t size, root_size, data, esp, need, fs;
 	char a[32], b[32];
+
+	/* A fixed root filesystem size must fit its slot. */
+	if (disk && disk->kind == YNODE_MAP && rootfs && rootfs->kind == YNODE_MAP &&
+	    (fs = size_or(rootfs, "size", 0)) && (root_size = size_or(disk, "root_size", 0)) &&
+	    fs > root_size)
+		diags_add(d, &ynode_map_get(rootfs, "size")->pos,
+			  "rootfs.size %s is larger than its slot (disk.root_size %s): raise "
+			  "root_size to at least %s",
+			  ynode_map_get(rootfs, "size")->str, ynode_map_get(disk, "root_size")->str,
+			  format_size(fs, a, sizeof(a)));
 
 	if (!disk || disk->kind != YNODE_MAP || !ynode_map_get(disk, "size"))
 		return;

@@ -310,6 +310,12 @@ TEST(test_disk_too_small)
 	expect_error("ds.yaml", "ds.yaml", 4, 14, "disk size 2G is too small");
 }
 
+TEST(test_rootfs_larger_than_slot)
+{
+	put("rs.yaml", MINI "rootfs: {size: 2G}\ndisk: {size: 8G, root_size: 1G}\n");
+	expect_error("rs.yaml", "rs.yaml", 4, 16, "rootfs.size 2G is larger than its slot");
+}
+
 TEST(test_tarball_base_rules)
 {
 	put("tb.yaml", "image: t\nversion: '1'\nbase: {tarball: ./r.tar}\n");
@@ -412,6 +418,7 @@ int main(void)
 	RUN(test_variable_cycle);
 	RUN(test_every_error_reported);
 	RUN(test_disk_too_small);
+	RUN(test_rootfs_larger_than_slot);
 	RUN(test_tarball_base_rules);
 	RUN(test_overlay_checks);
 	RUN(test_stage_keys);
