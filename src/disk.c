@@ -110,16 +110,13 @@ static int copy_into(int out, uint64_t offset, const char *src, struct strbuf *e
 		hole = lseek(in, data, SEEK_HOLE);
 		if (hole < 0)
 			goto fail;
-		while (data < hole) {
-			off_t o_in = data;
-			loff_t o_out = (loff_t)(offset + (uint64_t)data);
-			ssize_t n = copy_file_range(in, &o_in, out, &o_out, (size_t)(hole - data), 0);
-			if (n <= 0) {
-				if (n == 0)
-					errno = EIO;
+		{
+			int r = copy_range(in, (uint64_t)data, out, offset + (uint64_t)data,
+					   (uint64_t)(hole - data));
+			if (r < 0) {
+				errno = -r;
 				goto fail;
 			}
-			data += n;
 		}
 		off = hole;
 	}

@@ -856,16 +856,8 @@ static int copy_file(const char *src, const char *dst)
 				r = -errno;
 				break;
 			}
-			while (data < hole) {
-				off_t o_in = data, o_out = data;
-				ssize_t n = copy_file_range(in, &o_in, out, &o_out,
-							    (size_t)(hole - data), 0);
-				if (n <= 0) {
-					r = n < 0 ? -errno : -EIO;
-					break;
-				}
-				data += n;
-			}
+			r = copy_range(in, (uint64_t)data, out, (uint64_t)data,
+				       (uint64_t)(hole - data));
 			if (r < 0)
 				break;
 			off = hole;

@@ -2057,6 +2057,22 @@ static int hash_tree(struct sha256 *h, const char *root, const char *rel, int de
 	return r;
 }
 
+/*
+ * The tools a stage runs are inputs too: their bytes are hashed (a version
+ * string can stay the same across rebuilds of a package; the bytes cannot).
+ * A missing tool hashes as missing; the stage itself reports it.
+ */
+static void hash_tool(struct sha256 *h, const char *path)
+{
+	char hex[SHA256_HEX_LEN];
+
+	sha256_update_str(h, path);
+	if (sha256_file(path, hex, NULL) < 0)
+		sha256_update_str(h, "missing");
+	else
+		sha256_update_str(h, hex);
+}
+
 static void hash_json(struct sha256 *h, const struct ynode *n, const struct field *f)
 {
 	struct strbuf sb = STRBUF_INIT;
@@ -2144,6 +2160,8 @@ int recipe_stage_keys(const struct recipe *r, struct stage_keys *ret, struct dia
 		}
 		if (base->n && ynode_map_get(base, "keyring"))
 			rr = hash_paths(h, ynode_map_get(base, "keyring"), d);
+		if (!ynode_map_get(base, "tarball"))
+			hash_tool(h, "/usr/bin/mmdebstrap");
 	}
 	for (i = 0; pkgs && i < pkgs->n; i++) {
 		GROW(names, alloc, n + 1);
@@ -2176,6 +2194,10 @@ int recipe_stage_keys(const struct recipe *r, struct stage_keys *ret, struct dia
 	sha256_update_str(h, k.rootfs);
 	hash_key(h, r, "disk");
 	hash_key(h, r, "boot");
+	hash_tool(h, "/usr/bin/grub-mkimage");
+	hash_tool(h, "/usr/lib/grub/x86_64-efi/kernel.img");
+	hash_tool(h, "/usr/lib/grub/i386-pc/kernel.img");
+	hash_tool(h, "/usr/lib/grub/i386-pc/boot.img");
 	sha256_final_hex(h, k.disk);
 	sha256_free(h);
 

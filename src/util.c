@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -423,6 +424,52 @@ int write_file_atomic(const char *path, const void *data, size_t len, unsigned m
 	if (r < 0)
 		unlink(tmp);
 	return r;
+}
+
+int copy_range(int in, uint64_t in_off, int out, uint64_t out_off, uint64_t len)
+{
+	static char buf[1 << 20];
+	bool fallback = false;
+
+	while (len > 0) {
+		ssize_t n;
+
+		if (!fallback) {
+			loff_t oi = (loff_t)in_off, oo = (loff_t)out_off;
+			n = copy_file_range(in, &oi, out, &oo, len, 0);
+			if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
+				      errno == EOPNOTSUPP)) {
+				fallback = true;
+				continue;
+			}
+		} else {
+			size_t want = len < sizeof(buf) ? (size_t)len : sizeof(buf);
+			n = pread(in, buf, want, (off_t)in_off);
+			if (n > 0) {
+				ssize_t w = 0, k;
+				while (w < n) {
+					k = pwrite(out, buf + w, (size_t)(n - w), (off_t)(out_off + (uint64_t)w));
+					if (k < 0) {
+						if (errno == EINTR)
+							continue;
+						return -errno;
+					}
+					w += k;
+				}
+			}
+		}
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EIO; /* the source is shorter than it said */
+		in_off += (uint64_t)n;
+		out_off += (uint64_t)n;
+		len -= (uint64_t)n;
+	}
+	return 0;
 }
 
 int mkdir_p(const char *path, unsigned mode)

@@ -111,6 +111,11 @@ const char *format_size(uint64_t n, char *buf, size_t len);
 int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len);
 /* Write data to path atomically (temp file in the same directory, fsync, rename). */
 int write_file_atomic(const char *path, const void *data, size_t len, unsigned mode);
+/*
+ * Copy len bytes from in at in_off to out at out_off: copy_file_range()
+ * where the kernel can (same filesystem), read/write where it cannot.
+ */
+int copy_range(int in, uint64_t in_off, int out, uint64_t out_off, uint64_t len);
 /* mkdir -p */
 int mkdir_p(const char *path, unsigned mode);
 /* rm -rf; returns -errno of the first failure. */

@@ -104,6 +104,22 @@ test_expect_success 'ls, show and diff the registered builds' '
 	grep -E "/etc/app/motd" diff.out
 '
 
+if [ "$(id -u)" = 0 ] && mkdir -p full && mount -t tmpfs -o size=6m tmpfs full 2>/dev/null; then
+	trap 'umount "$TEST_DIR/full" 2>/dev/null; cd /; rm -rf "$TEST_DIR"' EXIT
+	test_expect_success 'disk full: one clear error, nothing registered, no partial output' '
+		n0=$(imgforge ls --json --registry cache/registry.db | grep -o "\"id\"" | wc -l) &&
+		setup f base-files=12.4 &&
+		head -c 12000000 /dev/urandom >f/ovl/etc/app/big &&
+		test_must_fail imgforge build --cache cache -o full/out f/image.yaml 2>err &&
+		grep_one "^error: cannot write .full/out/root.ext4.: No space left on device" err &&
+		! test -e full/out/root.ext4 && ! ls -A full/out | grep -vx build.log | grep -q . &&
+		n1=$(imgforge ls --json --registry cache/registry.db | grep -o "\"id\"" | wc -l) &&
+		test "$n0" -eq "$n1"
+	'
+else
+	test_skip 'disk full: one clear error, nothing registered' 'needs root to mount a small tmpfs'
+fi
+
 test_expect_success 'a build killed at any point leaves no partial output and no row' '
 	setup k base-files=12.4 &&
 	head -c 30000000 /dev/urandom >k/ovl/etc/app/big &&
