@@ -1324,11 +1324,11 @@ static void hq_push(struct hasher *hq, enum hq_kind kind, struct tree_inode *ino
 		}
 		n = len < room - sizeof(struct hq_rec) ? len : room - sizeof(struct hq_rec);
 		hq_append(hq, kind, ino, off, p, n);
+		if (len == n)
+			return;
 		p += n;
 		off += n;
 		len -= n;
-		if (len == 0)
-			return;
 	}
 }
 
@@ -1446,7 +1446,8 @@ int tree_stream_content(struct tree *t, const struct tree_content_ops *user_ops,
 	for (i = 0; i < c.n; i++)
 		if (c.inodes[i]->src == TREE_SRC_ARCHIVE)
 			c.inodes[start++] = c.inodes[i];
-	qsort(c.inodes, start, sizeof(*c.inodes), entry_cmp);
+	if (start > 1)
+		qsort(c.inodes, start, sizeof(*c.inodes), entry_cmp);
 	for (i = 0; i < start && r >= 0;) {
 		size_t j = i;
 
