@@ -71,7 +71,7 @@ all: imgforge
 # ./imgforge is a copy of the flavour last built, so that `make` and
 # `make SANITIZE=...` each leave the binary they were asked for.
 imgforge: $(O)/imgforge FORCE
-	@cmp -s $(O)/imgforge $@ || cp $(O)/imgforge $@
+	@cmp -s $(O)/imgforge $@ || { cp $(O)/imgforge $@.tmp && mv -f $@.tmp $@; }
 
 $(O)/imgforge: $(O)/build.o $(O)/libimgforge.a
 	$(QUIET_LINK)$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm

@@ -127,6 +127,51 @@ static const char *const minimize_excludes[] = {
 	"path-exclude=/usr/share/lintian/*", "path-exclude=/usr/share/linda/*",
 };
 
+/*
+ * Copy mmdebstrap's output into the build log, and on a terminal keep one
+ * live line with the elapsed time and its latest message (it does not
+ * scroll; the full output is in the log).
+ */
+static void follow_output(struct ctx *c, int fd, struct timespec *t0)
+{
+	bool live = isatty(2) && log_get_level() == LOG_NORMAL;
+	struct strbuf line = STRBUF_INIT;
+	char buf[8192];
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof(buf))) != 0) {
+		ssize_t i;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (write(c->log_fd, buf, (size_t)n) < 0) {
+			/* the log is best effort */
+		}
+		if (log_get_level() >= LOG_VERBOSE && write(2, buf, (size_t)n) < 0) {
+			/* nothing to do */
+		}
+		for (i = 0; i < n; i++) {
+			if (buf[i] != '\n') {
+				strbuf_addch(&line, buf[i]);
+				continue;
+			}
+			if (live && line.len) {
+				double e = elapsed(t0);
+				fprintf(stderr, "\r\033[Kbase: mmdebstrap %d:%02d %.60s",
+					(int)e / 60, (int)e % 60, line.buf);
+				fflush(stderr);
+			}
+			strbuf_reset(&line);
+		}
+	}
+	if (live)
+		fputs("\r\033[K", stderr);
+	close(fd);
+	strbuf_release(&line);
+}
+
 static int run_mmdebstrap(struct ctx *c, const char *out_tar)
 {
 	const struct ynode *base = recipe_get(c->r, "base");
@@ -143,7 +188,7 @@ static int run_mmdebstrap(struct ctx *c, const char *out_tar)
 	struct timespec t;
 	off_t log_start;
 	pid_t pid;
-	int status = 0, r = 0;
+	int status = 0, r = 0, pipefd[2];
 
 #define ARG(s) (GROW(argv, alloc, n + 2), argv[n++] = (s))
 	ARG(xstrdup("mmdebstrap"));
@@ -187,20 +232,24 @@ static int run_mmdebstrap(struct ctx *c, const char *out_tar)
 	}
 	log_start = lseek(c->log_fd, 0, SEEK_END);
 	clock_gettime(CLOCK_MONOTONIC, &t);
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return fail(c, -errno, "cannot start mmdebstrap: %s", strerror(errno));
 	pid = fork();
 	if (pid == 0) {
 		int devnull = open("/dev/null", O_RDONLY);
 		if (devnull >= 0)
 			dup2(devnull, 0);
-		dup2(c->log_fd, 1);
-		dup2(c->log_fd, 2);
+		dup2(pipefd[1], 1);
+		dup2(pipefd[1], 2);
 		execvp(argv[0], argv);
 		dprintf(2, "E: cannot run mmdebstrap: %s\n", strerror(errno));
 		_exit(127);
 	}
+	close(pipefd[1]);
 	if (pid < 0)
 		r = fail(c, -errno, "cannot start mmdebstrap: %s", strerror(errno));
 	else {
+		follow_output(c, pipefd[0], &t);
 		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 			;
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
