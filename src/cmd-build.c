@@ -30,6 +30,33 @@ static const char build_usage[] =
 	"SOURCE_DATE_EPOCH sets the time every timestamp is clamped to; with it, the\n"
 	"same inputs give the same root.ext4, byte for byte.\n";
 
+/* build's own options: -o/--output, --cache, --registry (each with a value), --verify. */
+static int build_option(void *userdata, int argc, char **argv, int *i)
+{
+	struct build_opts *o = userdata;
+	const char *arg = argv[*i];
+	const char **slot = NULL;
+
+	if (!strcmp(arg, "--verify")) {
+		o->verify = true;
+		return 1;
+	}
+	if (!strcmp(arg, "-o") || !strcmp(arg, "--output"))
+		slot = &o->outdir;
+	else if (!strcmp(arg, "--cache"))
+		slot = &o->cache;
+	else if (!strcmp(arg, "--registry"))
+		slot = &o->registry;
+	if (!slot)
+		return 0;
+	if (*i + 1 >= argc) {
+		error("build: option '%s' needs a value", arg);
+		return -1;
+	}
+	*slot = argv[++*i];
+	return 1;
+}
+
 int cmd_build(int argc, char **argv)
 {
 	struct recipe_args a = { 0 };
@@ -38,57 +65,10 @@ int cmd_build(int argc, char **argv)
 	struct recipe *r = NULL;
 	struct stage_keys keys;
 	struct diags d = { 0 };
-	int i, k, ret = 0;
+	int ret = 0;
 
-	for (i = 1; i < argc; i++) {
-		const char *arg = argv[i];
-
-		if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
-			recipe_args_release(&a);
-			return usage_print(build_usage, true);
-		}
-		k = recipe_args_parse(&a, argc, argv, &i);
-		if (k < 0) {
-			ret = EXIT_USAGE;
-			goto out;
-		}
-		if (k > 0)
-			continue;
-		if ((!strcmp(arg, "-o") || !strcmp(arg, "--output") || !strcmp(arg, "--cache") ||
-		     !strcmp(arg, "--registry"))) {
-			if (i + 1 >= argc) {
-				error("build: option '%s' needs a value", arg);
-				ret = EXIT_USAGE;
-				goto out;
-			}
-			if (arg[1] == 'o' || arg[2] == 'o')
-				o.outdir = argv[++i];
-			else if (!strcmp(arg, "--cache"))
-				o.cache = argv[++i];
-			else
-				o.registry = argv[++i];
-			continue;
-		}
-		if (!strcmp(arg, "--verify")) {
-			o.verify = true;
-			continue;
-		}
-		if (arg[0] == '-' && arg[1]) {
-			error("build: unknown option '%s'; see 'imgforge build --help'", arg);
-			ret = EXIT_USAGE;
-			goto out;
-		}
-		if (a.image) {
-			error("build: more than one image given ('%s' and '%s')", a.image, arg);
-			ret = EXIT_USAGE;
-			goto out;
-		}
-		a.image = arg;
-	}
-	if (!a.image) {
-		ret = usage_print(build_usage, false);
+	if (recipe_cmd_parse("build", build_usage, argc, argv, &a, build_option, &o, &ret) < 0)
 		goto out;
-	}
 	if (recipe_args_load(&a, &r) < 0) {
 		ret = 1;
 		goto out;

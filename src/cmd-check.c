@@ -24,36 +24,10 @@ int cmd_check(int argc, char **argv)
 {
 	struct recipe_args a = { 0 };
 	struct recipe *r = NULL;
-	int i, k, ret = 0;
+	int ret = 0;
 
-	for (i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			recipe_args_release(&a);
-			return usage_print(check_usage, true);
-		}
-		k = recipe_args_parse(&a, argc, argv, &i);
-		if (k < 0) {
-			ret = EXIT_USAGE;
-			goto out;
-		}
-		if (k > 0)
-			continue;
-		if (argv[i][0] == '-' && argv[i][1]) {
-			error("check: unknown option '%s'; see 'imgforge check --help'", argv[i]);
-			ret = EXIT_USAGE;
-			goto out;
-		}
-		if (a.image) {
-			error("check: more than one image given ('%s' and '%s')", a.image, argv[i]);
-			ret = EXIT_USAGE;
-			goto out;
-		}
-		a.image = argv[i];
-	}
-	if (!a.image) {
-		ret = usage_print(check_usage, false);
+	if (recipe_cmd_parse("check", check_usage, argc, argv, &a, NULL, NULL, &ret) < 0)
 		goto out;
-	}
 	if (recipe_args_load(&a, &r) < 0) {
 		ret = 1;
 		goto out;

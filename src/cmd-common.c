@@ -92,6 +92,45 @@ void recipe_args_release(struct recipe_args *a)
 	a->nsets = 0;
 }
 
+int recipe_cmd_parse(const char *name, const char *usage, int argc, char **argv,
+		     struct recipe_args *a, recipe_extra_fn extra, void *userdata, int *ret_exit)
+{
+	int i, k;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			*ret_exit = usage_print(usage, true);
+			return -1;
+		}
+		k = recipe_args_parse(a, argc, argv, &i);
+		if (k == 0 && extra)
+			k = extra(userdata, argc, argv, &i);
+		if (k < 0) {
+			*ret_exit = EXIT_USAGE;
+			return -1;
+		}
+		if (k > 0)
+			continue;
+		if (argv[i][0] == '-' && argv[i][1]) {
+			error("%s: unknown option '%s'; see 'imgforge %s --help'", name, argv[i], name);
+			*ret_exit = EXIT_USAGE;
+			return -1;
+		}
+		if (a->image) {
+			error("%s: more than one image given ('%s' and '%s')", name, a->image,
+			      argv[i]);
+			*ret_exit = EXIT_USAGE;
+			return -1;
+		}
+		a->image = argv[i];
+	}
+	if (!a->image) {
+		*ret_exit = usage_print(usage, false);
+		return -1;
+	}
+	return 0;
+}
+
 int recipe_args_load(struct recipe_args *a, struct recipe **ret)
 {
 	struct recipe_opts opts = { 0 };

@@ -28,36 +28,10 @@ int cmd_plan(int argc, char **argv)
 	struct strbuf out = STRBUF_INIT;
 	struct stage_keys keys;
 	struct diags d = { 0 };
-	int i, k, ret = 0;
+	int ret = 0;
 
-	for (i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			recipe_args_release(&a);
-			return usage_print(plan_usage, true);
-		}
-		k = recipe_args_parse(&a, argc, argv, &i);
-		if (k < 0) {
-			ret = EXIT_USAGE;
-			goto out;
-		}
-		if (k > 0)
-			continue;
-		if (argv[i][0] == '-' && argv[i][1]) {
-			error("plan: unknown option '%s'; see 'imgforge plan --help'", argv[i]);
-			ret = EXIT_USAGE;
-			goto out;
-		}
-		if (a.image) {
-			error("plan: more than one image given ('%s' and '%s')", a.image, argv[i]);
-			ret = EXIT_USAGE;
-			goto out;
-		}
-		a.image = argv[i];
-	}
-	if (!a.image) {
-		ret = usage_print(plan_usage, false);
+	if (recipe_cmd_parse("plan", plan_usage, argc, argv, &a, NULL, NULL, &ret) < 0)
 		goto out;
-	}
 	if (recipe_args_load(&a, &r) < 0) {
 		ret = 1;
 		goto out;

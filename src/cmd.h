@@ -48,6 +48,16 @@ struct recipe_args {
  */
 int recipe_args_parse(struct recipe_args *a, int argc, char **argv, int *i);
 void recipe_args_release(struct recipe_args *a);
+/*
+ * Parse the arguments of a command that reads an image definition: recipe
+ * options, -h/--help, one IMAGE, and the command's own options through
+ * extra (which returns 1 if it took argv[*i], 0 if not, -1 on a usage
+ * error it reported). Returns 0, or -1 with *ret_exit the exit status when
+ * the command must stop (help printed, usage error).
+ */
+typedef int (*recipe_extra_fn)(void *userdata, int argc, char **argv, int *i);
+int recipe_cmd_parse(const char *name, const char *usage, int argc, char **argv,
+		     struct recipe_args *a, recipe_extra_fn extra, void *userdata, int *ret_exit);
 /* Load the image with the options; print every diagnostic. Returns 0 or -errno. */
 int recipe_args_load(struct recipe_args *a, struct recipe **ret);
 
