@@ -6,5 +6,13 @@ Gunicorn exits instead of serving a half-configured application.
 """
 
 from atarys import create_app
+from atarys.config import ConfigError
 
-app = create_app()
+try:
+    app = create_app()
+except ConfigError:
+    # create_app() logged the reason in one line. Status 3 is Gunicorn's
+    # "worker failed to boot" (Arbiter.WORKER_BOOT_ERROR): the master stops
+    # rather than starting workers again, and prints no traceback over the
+    # message. Under --preload the master itself exits with 3.
+    raise SystemExit(3) from None

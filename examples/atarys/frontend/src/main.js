@@ -48,7 +48,8 @@ async function showHealth() {
     const h = await health();
     $('health').textContent = `environnement ${h.env} · base de données ${h.database}`;
   } catch (err) {
-    $('health').textContent = `service indisponible : ${err.message}`;
+    $('health').textContent =
+      err.status === 503 ? 'base de données injoignable' : `service indisponible : ${err.message}`;
   }
 }
 
