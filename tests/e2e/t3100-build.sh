@@ -90,6 +90,17 @@ test_expect_success 'a sha256 mismatch names both hashes and builds nothing' '
 	! test -f badout/root.ext4
 '
 
+test_expect_success 'a disk from a root filesystem without a kernel fails at build time' '
+	setup nk &&
+	printf "disk: {root_size: 64M, data_size: 32M}\n" >>nk/image.yaml &&
+	test_must_fail imgforge build --cache cache -o nkout nk/image.yaml 2>err &&
+	grep_one "^error: the root filesystem has no initramfs \(initrd.img-\*\) in /boot, so the disk could not boot: add a kernel package" err &&
+	! test -e nkout/disk.raw && ! test -e nkout/root.ext4 &&
+	printf "remove: [/boot/vmlinuz-6.1.0-test]\n" >>nk/image.yaml &&
+	test_must_fail imgforge build --cache cache -o nkout nk/image.yaml 2>err &&
+	grep_one "^error: the root filesystem has no kernel \(vmlinuz-\*\) in /boot" err
+'
+
 test_expect_success 'ls, show and diff the registered builds' '
 	setup b base-files=12.4 nginx=1.24.0-1 curl=7.88.1 &&
 	echo "changed" >b/ovl/etc/app/motd &&
