@@ -191,7 +191,9 @@ test_expect_success 'metrics count by route template across both workers' '
 	grep_one "^# TYPE atarys_http_request_duration_seconds histogram$" metrics &&
 	grep_one "^atarys_database_up 1$" metrics &&
 	grep_one "^atarys_chantiers_total 2$" metrics &&
-	ls "$ATARYS_METRICS_DIR"/atarys-*.json >files && test "$(wc -l <files)" = 2 &&
+	"$PY" -c "import glob, json, sys
+print(sum(1 for f in glob.glob(sys.argv[1] + \"/atarys-*.json\") if json.load(open(f))[\"requests\"]))" \
+		"$ATARYS_METRICS_DIR" >served && test "$(cat served)" = 2 &&
 	curl -sS -o metrics2 "$BASE/metrics" &&
 	grep_one "^atarys_http_requests_total\{method=\"GET\",path=\"/metrics\",status=\"200\"\} 1$" metrics2
 '
@@ -233,6 +235,14 @@ test_expect_success 'an invalid ATARYS_ENV also stops it, also with --preload' '
 		--bind "127.0.0.1:$SPARE_PORT" wsgi:app >out 2>&1 || rc=$? &&
 	test "$rc" = 3 &&
 	grep_one "cannot start: ATARYS_ENV .prod. is not one of dev, staging, production" out
+'
+
+test_expect_success 'an unusable ATARYS_METRICS_DIR stops it' '
+	rc=0 && : >afile &&
+	ATARYS_METRICS_DIR=$PWD/afile/m timeout 30 "$GUNICORN" --chdir "$APP/backend" \
+		--bind "127.0.0.1:$SPARE_PORT" wsgi:app >out 2>&1 || rc=$? &&
+	test "$rc" = 3 &&
+	grep_one "cannot start: ATARYS_METRICS_DIR .*/afile/m. is not a writable directory: Not a directory" out
 '
 
 test_expect_success 'the frontend builds with npm ci and vite' '

@@ -69,7 +69,15 @@ def create_app(environ=None):
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)
 
     database = dbmod.Database(cfg.database_url)
-    metrics = Metrics(cfg.metrics_dir)
+    try:
+        metrics = Metrics(cfg.metrics_dir)
+    except OSError as e:
+        log.critical(
+            "cannot start: ATARYS_METRICS_DIR '%s' is not a writable directory: %s",
+            cfg.metrics_dir,
+            e.strerror,
+        )
+        raise ConfigError(f"ATARYS_METRICS_DIR '{cfg.metrics_dir}': {e.strerror}") from e
     app.extensions["atarys"] = {"config": cfg, "db": database, "metrics": metrics}
 
     try:

@@ -11,9 +11,12 @@ when the service stops (systemd's RuntimeDirectory=).
 """
 
 import json
+import logging
 import os
 import threading
 import uuid
+
+log = logging.getLogger("atarys")
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -41,11 +44,14 @@ class Metrics:
         self._durations = {}  # "method\0path" -> [bucket counts..., sum, count]
         self._dir = directory
         self._file = None
+        self._save_failed = False
         if directory:
-            os.makedirs(directory, exist_ok=True)
             # A fresh name per process: a reused pid must not overwrite the
             # totals of the worker that had it before.
             self._file = os.path.join(directory, f"atarys-{os.getpid()}-{uuid.uuid4().hex}.json")
+            # Raises OSError now, at startup, if the directory is unusable.
+            os.makedirs(directory, exist_ok=True)
+            self._write()
 
     def observe(self, method, path, status, seconds):
         key = f"{method}\0{path}\0{status}"
@@ -64,6 +70,17 @@ class Metrics:
                 self._save()
 
     def _save(self):
+        """Write this process' totals; a failure costs metrics, never the request."""
+        try:
+            self._write()
+        except OSError as e:
+            if not self._save_failed:
+                log.warning("cannot write metrics to '%s': %s", self._dir, e.strerror)
+            self._save_failed = True
+        else:
+            self._save_failed = False
+
+    def _write(self):
         data = json.dumps({"requests": self._requests, "durations": self._durations})
         tmp = self._file + ".tmp"
         with open(tmp, "w", encoding="utf-8") as f:
@@ -75,8 +92,13 @@ class Metrics:
         if not self._dir:
             with self._lock:
                 return dict(self._requests), {k: list(v) for k, v in self._durations.items()}
+        try:
+            names = sorted(os.listdir(self._dir))
+        except OSError as e:
+            log.warning("cannot read metrics from '%s': %s", self._dir, e.strerror)
+            names = []
         requests, durations = {}, {}
-        for name in sorted(os.listdir(self._dir)):
+        for name in names:
             if not (name.startswith("atarys-") and name.endswith(".json")):
                 continue
             try:

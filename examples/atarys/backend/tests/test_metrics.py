@@ -49,6 +49,19 @@ class Render(unittest.TestCase):
             self.assertIn('{method="GET",path="/x",status="500"} 1\n', text)
             self.assertIn('atarys_http_request_duration_seconds_count{method="GET",path="/x"} 3\n', text)
 
+    def test_lost_directory_costs_metrics_not_requests(self):
+        with tempfile.TemporaryDirectory() as d:
+            m = Metrics(os.path.join(d, "m"))
+            for name in os.listdir(os.path.join(d, "m")):
+                os.remove(os.path.join(d, "m", name))
+            os.rmdir(os.path.join(d, "m"))
+            with self.assertLogs("atarys", "WARNING") as logs:
+                m.observe("GET", "/x", 200, 0.01)
+                m.observe("GET", "/x", 200, 0.01)
+                text = m.render(True, 0)
+            self.assertEqual(len([r for r in logs.output if "cannot write" in r]), 1)
+            self.assertIn("atarys_database_up 1\n", text)
+
 
 class RouteTemplate(unittest.TestCase):
     def test_converters_dropped(self):
