@@ -57,8 +57,8 @@ def create_app(environ=None):
     except ConfigError as e:
         setup_logging(logging.INFO)
         log.critical("cannot start: %s", e)
-        # An exception, not SystemExit: Gunicorn then reports that the worker
-        # failed to boot and stops, instead of starting workers forever.
+        # Raised, not exited: wsgi.py turns it into Gunicorn's boot-failure
+        # status; other callers (tests, a debugger) get the exception.
         raise
     setup_logging(cfg.log_level)
 
@@ -84,7 +84,7 @@ def create_app(environ=None):
         database.ensure_schema()
     except dbmod.Error as e:
         log.warning(
-            "database not reachable at startup (%s: %s); the schema is created on first use",
+            "schema not created at startup (%s: %s); retried on first use",
             type(e).__name__,
             str(e).strip().splitlines()[0] if str(e).strip() else "",
         )
