@@ -15,10 +15,12 @@ export IMGFORGE_MIRROR
 echo "demo: imgforge $(./imgforge --version | cut -d' ' -f2)"
 echo "demo: not yet here: building, booting and testing the appliance (see README.md)."
 echo
-echo "demo: checking images/atarys.yaml with every profile"
-for p in staging production; do
-	./imgforge check --profile "$p" images/atarys.yaml
+dist=$(mktemp -d)
+trap 'rm -rf "$dist"' EXIT
+echo "demo: checking the ATARYS images"
+for e in production staging dev; do
+	./imgforge check --set frontend_dist="$dist" images/atarys-$e.yaml
 done
 echo
 echo "demo: the resolved production recipe and its stage keys:"
-./imgforge plan --profile production images/atarys.yaml
+./imgforge plan --set frontend_dist="$dist" images/atarys-production.yaml

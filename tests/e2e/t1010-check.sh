@@ -20,18 +20,29 @@ expect_bad() {
 	! grep -q AddressSanitizer err && ! grep -q "runtime error" err
 }
 
+# The appliance images take the built frontend (not in a fresh clone) as an
+# input directory: an empty one stands in for it.
 test_expect_success 'the repository images check clean' '
+	mkdir -p dist &&
 	for f in "$SRCDIR"/images/*.yaml; do
-		"$IF" check --mirror http://mirror.invalid/debian "$f" || exit 1
+		set -- --mirror http://mirror.invalid/debian --set frontend_dist="$TEST_DIR/dist"
+		"$IF" check "$@" "$f" || exit 1
 		for p in $(sed -n "/^profiles:/,\$p" "$f" | sed -n "s/^  \([a-z0-9_-]*\):.*/\1/p"); do
-			"$IF" check --mirror http://mirror.invalid/debian --profile "$p" "$f" || exit 1
+			"$IF" check "$@" --profile "$p" "$f" || exit 1
 		done
 	done
 '
 
+test_expect_success 'an appliance image without its frontend names the missing directory' '
+	test_must_fail "$IF" check --mirror http://mirror.invalid/debian \
+		--set frontend_dist="$TEST_DIR/no-dist" "$SRCDIR/images/atarys-production.yaml" 2>err &&
+	grep -q "no-dist" err
+'
+
 test_expect_success 'the mirror comes from IMGFORGE_MIRROR when not set' '
-	IMGFORGE_MIRROR=http://mirror.invalid/debian "$IF" check "$SRCDIR/images/atarys.yaml" &&
-	test_must_fail "$IF" check "$SRCDIR/images/atarys.yaml" 2>err &&
+	mkdir -p dist && set -- --set frontend_dist="$TEST_DIR/dist" "$SRCDIR/images/atarys-production.yaml" &&
+	IMGFORGE_MIRROR=http://mirror.invalid/debian "$IF" check "$@" &&
+	test_must_fail "$IF" check "$@" 2>err &&
 	grep_one "base-debian-bookworm.yaml:[0-9]+:[0-9]+: error: undefined variable .mirror." err
 '
 

@@ -2,15 +2,37 @@
 # imgforge plan: the resolved recipe and stage keys, stable byte for byte.
 . "$SRCDIR/tests/e2e/lib.sh"
 
-IMG=$SRCDIR/images/atarys.yaml
 M=--mirror=http://mirror.invalid/debian
+
+# A small image with profiles, next to the repository's recipes and overlays.
+mkdir -p repo/images && ln -s "$SRCDIR/recipes" "$SRCDIR/overlays" repo/
+cat >repo/images/atarys.yaml <<'EOF'
+image: atarys
+version: 1.0.0
+include: [../recipes/base-debian-bookworm.yaml, ../recipes/nginx.yaml]
+variables:
+  domain: atarys.example
+  workers: 4
+  log_level: INFO
+packages: [postgresql]
+files:
+  - path: /etc/atarys/app.env
+    mode: "0640"
+    owner: "root:www-data"
+    content: "LOG_LEVEL=${log_level}\nDOMAIN=${domain}\nWORKERS=${workers}\n"
+disk: {size: 4G, root_size: 1536M, data_size: 512M}
+profiles:
+  staging:    {variables: {domain: staging.atarys.example}}
+  production: {variables: {log_level: WARNING}}
+EOF
+IMG=$TEST_DIR/repo/images/atarys.yaml
 
 test_expect_success 'plan prints the resolved recipe and three stage keys' '
 	imgforge plan $M "$IMG" >plan.yaml &&
 	grep -E "^profile: default$" plan.yaml &&
 	grep -E "^  image: atarys$" plan.yaml &&
 	grep -E "^  packages: \[nginx, postgresql\]$" plan.yaml &&
-	grep -E "^    enable: \[systemd-networkd, nginx\]$" plan.yaml &&
+	grep -E "^    enable: \[systemd-networkd.service, nginx\]$" plan.yaml &&
 	grep -E "^  base: [0-9a-f]{64}$" plan.yaml &&
 	grep -E "^  rootfs: [0-9a-f]{64}$" plan.yaml &&
 	grep -E "^  disk: [0-9a-f]{64}$" plan.yaml
@@ -20,7 +42,7 @@ test_expect_success 'the same input gives the same output, from any directory' '
 	imgforge plan $M "$IMG" >a &&
 	imgforge plan $M "$IMG" >b &&
 	cmp a b &&
-	(cd "$SRCDIR" && "$IMGFORGE" plan $M images/atarys.yaml) >c &&
+	(cd repo && "$IMGFORGE" plan $M images/atarys.yaml) >c &&
 	cmp a c
 '
 
@@ -75,6 +97,18 @@ except ImportError:
 d = yaml.safe_load(open(\"plan.yaml\"))
 assert d[\"recipe\"][\"image\"] == \"atarys\"
 "
+'
+
+test_expect_success 'the ATARYS images differ in their settings, not in their packages' '
+	mkdir -p dist &&
+	for e in production staging; do
+		imgforge plan $M --set frontend_dist="$TEST_DIR/dist" "$SRCDIR/images/atarys-$e.yaml" >$e || exit 1
+	done &&
+	grep -F "workers = 4" production && grep -F "workers = 2" staging &&
+	grep -F "LOG_LEVEL=WARNING" production && grep -F "LOG_LEVEL=INFO" staging &&
+	grep -F "DOMAIN=atarys.example" production && grep -F "DOMAIN=staging.atarys.example" staging &&
+	test "$(grep "^  base:" production)" = "$(grep "^  base:" staging)" &&
+	test "$(grep "^  rootfs:" production)" != "$(grep "^  rootfs:" staging)"
 '
 
 test_expect_success 'plan of a bad recipe fails like check' '
