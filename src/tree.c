@@ -783,9 +783,57 @@ static int read_host_xattrs(struct tree_inode *ino, const char *path, const stru
 	return 0;
 }
 
-static int add_host_tree(struct tree *t, const char *hostpath, const char *dest, uint32_t uid,
-			 uint32_t gid, const struct origin *parent_o, struct strbuf *err)
+/* Hard links on the host stay hard links: files seen with more than one name. */
+struct host_link {
+	dev_t dev;
+	ino_t ino;
+	struct tree_inode *inode;
+};
+
+struct host_walk {
+	uint32_t uid, gid;
+	struct host_link *links;
+	size_t n_links, alloc_links;
+};
+
+static struct tree_inode *host_link_find(const struct host_walk *hw, const struct stat *st)
 {
+	size_t i;
+
+	for (i = 0; i < hw->n_links; i++)
+		if (hw->links[i].dev == st->st_dev && hw->links[i].ino == st->st_ino)
+			return hw->links[i].inode;
+	return NULL;
+}
+
+/* Give an inode already in the tree one more name, norm. */
+static int link_existing(struct tree *t, const char *norm, struct tree_inode *ino,
+			 const struct origin *o, struct strbuf *err)
+{
+	struct tree_node *dir, *old;
+	const char *leaf;
+	int r;
+
+	r = walk_parent(t, norm, true, o, &dir, &leaf, err);
+	if (r < 0)
+		return r;
+	old = child_lookup(t, dir, leaf, strlen(leaf));
+	if (old) {
+		if (old->inode == ino)
+			return 0;
+		if (S_ISDIR(old->inode->mode))
+			return origin_fail(err, o, -EEXIST, "a hard link would replace the directory '/%s'",
+					   norm);
+		node_free(t, old);
+	}
+	child_add(t, dir, leaf, strlen(leaf), ino);
+	return 0;
+}
+
+static int add_host_tree(struct tree *t, const char *hostpath, const char *dest,
+			 struct host_walk *hw, const struct origin *parent_o, struct strbuf *err)
+{
+	const uint32_t uid = hw->uid, gid = hw->gid;
 	DIR *d;
 	struct dirent *de;
 	int r = 0;
@@ -813,6 +861,12 @@ static int add_host_tree(struct tree *t, const char *hostpath, const char *dest,
 		r = normalize_or_fail(tp, &norm, &o, err);
 		if (r < 0)
 			break;
+		if (S_ISREG(st.st_mode) && st.st_nlink > 1 && (ino = host_link_find(hw, &st))) {
+			r = link_existing(t, norm, ino, &o, err);
+			if (r < 0)
+				break;
+			continue;
+		}
 		ino = inode_new((uint32_t)(st.st_mode & (S_IFMT | 07777)),
 				uid == TREE_OWNER_HOST ? st.st_uid : uid,
 				uid == TREE_OWNER_HOST ? st.st_gid : gid, st.st_mtime);
@@ -866,9 +920,13 @@ static int add_host_tree(struct tree *t, const char *hostpath, const char *dest,
 			r = place(t, norm, ino, &o, &n, err);
 			if (r < 0)
 				break;
+			if (S_ISREG(st.st_mode) && st.st_nlink > 1) {
+				GROW(hw->links, hw->alloc_links, hw->n_links + 1);
+				hw->links[hw->n_links++] = (struct host_link){ st.st_dev, st.st_ino, ino };
+			}
 		}
 		if (S_ISDIR(st.st_mode)) {
-			r = add_host_tree(t, hp, norm, uid, gid, &o, err);
+			r = add_host_tree(t, hp, norm, hw, &o, err);
 			if (r < 0)
 				break;
 		}
@@ -907,7 +965,13 @@ int tree_add_dir(struct tree *t, const char *hostdir, const char *dest, uint32_t
 		if (r < 0)
 			return r;
 	}
-	return add_host_tree(t, hostdir, norm, uid, gid, &o, err);
+	{
+		struct host_walk hw = { uid, gid, NULL, 0, 0 };
+
+		r = add_host_tree(t, hostdir, norm, &hw, &o, err);
+		free(hw.links);
+	}
+	return r;
 }
 
 /* --- owners ------------------------------------------------------------------ */

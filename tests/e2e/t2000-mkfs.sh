@@ -191,6 +191,7 @@ test_expect_success 'later layers win; --from DIR keeps host owners; --overlay i
 	python3 -c "import socket; s = socket.socket(socket.AF_UNIX); s.bind(\"base/sock\")" &&
 	echo over >over/etc/motd && chown 999:999 over/etc/motd && chmod 0640 over/etc/motd &&
 	echo new >over/srv/new && chown 5:5 over/srv/new &&
+	ln over/srv/new over/srv/new-link &&
 	require_tool setfattr attr &&
 	setfattr -n user.origin -v host base/etc/motd &&
 	imgforge -q mkfs --from everything.tar --from base -o layered.ext4 &&
@@ -204,6 +205,8 @@ test_expect_success 'later layers win; --from DIR keeps host owners; --overlay i
 	test "$(stat_field layered.ext4 /etc/motd User)" = 0 &&
 	test "$(stat_field layered.ext4 /etc/motd Mode)" = 0640 &&
 	test "$(stat_field layered.ext4 /srv/new Group)" = 0 &&
+	test "$(stat_field layered.ext4 /srv/new Links)" = 2 &&
+	test "$(dbg layered.ext4 "cat /srv/new-link")" = new &&
 	test "$(dbg layered.ext4 "cat /etc/passwd" | head -1)" = "root:x:0:0:root:/root:/bin/sh"
 '
 
