@@ -26,6 +26,7 @@ struct tarball {
 	uint64_t next_index;
 	struct tarball_xattr *xattrs;
 	size_t n_xattrs, alloc_xattrs;
+	struct strbuf acl[2]; /* system.posix_acl_{access,default} values */
 };
 
 static int archive_to_errno(struct archive *a)
@@ -203,6 +204,86 @@ static const char *entry_linkname(struct archive_entry *e)
 	return p ? p : archive_entry_symlink(e);
 }
 
+/* An ACL entry in the Linux xattr format (struct posix_acl_xattr_entry), for sorting. */
+struct acl_ent {
+	uint16_t tag, perm;
+	uint32_t id;
+};
+
+static int acl_ent_cmp(const void *a, const void *b)
+{
+	const struct acl_ent *x = a, *y = b;
+
+	if (x->tag != y->tag)
+		return x->tag < y->tag ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static void put_le16(struct strbuf *sb, uint16_t v)
+{
+	char b[2] = { (char)(v & 0xff), (char)(v >> 8) };
+
+	strbuf_add(sb, b, 2);
+}
+
+static void put_le32(struct strbuf *sb, uint32_t v)
+{
+	put_le16(sb, (uint16_t)(v & 0xffff));
+	put_le16(sb, (uint16_t)(v >> 16));
+}
+
+/*
+ * POSIX.1e ACLs of an entry (pax SCHILY.acl.*, libarchive's ACL interface)
+ * as the value of system.posix_acl_access or _default in the Linux xattr
+ * format: version 2, then (tag, perm, id) sorted by tag and id. libext2fs
+ * turns that into ext4's on-disk form. Returns false without ACLs of type.
+ */
+static bool acl_xattr(struct archive_entry *e, int type, struct strbuf *out)
+{
+	struct acl_ent *v;
+	int n = archive_entry_acl_reset(e, type), i = 0, atype, perm, tag, qual;
+	const char *name;
+
+	strbuf_reset(out);
+	if (n <= 0)
+		return false;
+	v = xcalloc((size_t)n, sizeof(*v));
+	while (i < n && archive_entry_acl_next(e, type, &atype, &perm, &tag, &qual, &name) ==
+				ARCHIVE_OK) {
+		static const struct {
+			int la;
+			uint16_t lx;
+		} tags[] = {
+			{ ARCHIVE_ENTRY_ACL_USER_OBJ, 0x01 }, { ARCHIVE_ENTRY_ACL_USER, 0x02 },
+			{ ARCHIVE_ENTRY_ACL_GROUP_OBJ, 0x04 }, { ARCHIVE_ENTRY_ACL_GROUP, 0x08 },
+			{ ARCHIVE_ENTRY_ACL_MASK, 0x10 },     { ARCHIVE_ENTRY_ACL_OTHER, 0x20 },
+		};
+		size_t k;
+
+		for (k = 0; k < ARRAY_SIZE(tags); k++)
+			if (tags[k].la == tag)
+				break;
+		if (k == ARRAY_SIZE(tags))
+			continue;
+		v[i].tag = tags[k].lx;
+		v[i].perm = (uint16_t)(perm & (ARCHIVE_ENTRY_ACL_READ | ARCHIVE_ENTRY_ACL_WRITE |
+					       ARCHIVE_ENTRY_ACL_EXECUTE));
+		v[i].id = (tag == ARCHIVE_ENTRY_ACL_USER || tag == ARCHIVE_ENTRY_ACL_GROUP)
+				  ? (uint32_t)qual
+				  : 0xffffffffU;
+		i++;
+	}
+	qsort(v, (size_t)i, sizeof(*v), acl_ent_cmp);
+	put_le32(out, 2);
+	for (n = 0; n < i; n++) {
+		put_le16(out, v[n].tag);
+		put_le16(out, v[n].perm);
+		put_le32(out, v[n].id);
+	}
+	free(v);
+	return i > 0;
+}
+
 int tarball_next(struct tarball *t, struct tarball_entry *ret, struct strbuf *err)
 {
 	struct archive_entry *e;
@@ -293,6 +374,16 @@ int tarball_next(struct tarball *t, struct tarball_entry *ret, struct strbuf *er
 		GROW(t->xattrs, t->alloc_xattrs, t->n_xattrs + 1);
 		t->xattrs[t->n_xattrs++] = (struct tarball_xattr){ name, value, size };
 	}
+	if (acl_xattr(e, ARCHIVE_ENTRY_ACL_TYPE_ACCESS, &t->acl[0])) {
+		GROW(t->xattrs, t->alloc_xattrs, t->n_xattrs + 1);
+		t->xattrs[t->n_xattrs++] = (struct tarball_xattr){ "system.posix_acl_access",
+								   t->acl[0].buf, t->acl[0].len };
+	}
+	if (acl_xattr(e, ARCHIVE_ENTRY_ACL_TYPE_DEFAULT, &t->acl[1])) {
+		GROW(t->xattrs, t->alloc_xattrs, t->n_xattrs + 1);
+		t->xattrs[t->n_xattrs++] = (struct tarball_xattr){ "system.posix_acl_default",
+								   t->acl[1].buf, t->acl[1].len };
+	}
 	ret->xattrs = t->xattrs;
 	ret->n_xattrs = t->n_xattrs;
 	ret->index = t->next_index++;
@@ -333,6 +424,8 @@ void tarball_free(struct tarball *t)
 		close(t->fd);
 	free(t->xattrs);
 	strbuf_release(&t->prev_path);
+	strbuf_release(&t->acl[0]);
+	strbuf_release(&t->acl[1]);
 	free(t->member);
 	free(t->path);
 	free(t);

@@ -4,6 +4,7 @@
 #
 #   mkfs-fixture.py everything OUT.tar MANIFEST   every entry type mkfs must carry
 #   mkfs-fixture.py big OUT.tar N                 N small files in one directory
+#   mkfs-fixture.py acl OUT.tar                   POSIX ACLs (pax SCHILY.acl.*)
 #   mkfs-fixture.py hostile KIND OUT.tar          one hostile archive (see below)
 #
 # MANIFEST gets "sha256 path" lines for the regular files, computed here from
@@ -86,6 +87,19 @@ def everything(out, manifest):
             f.write("%s /%s\n" % (digest, name))
 
 
+def acl(out):
+    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
+        d = info("shared", tarfile.DIRTYPE, 0o770)
+        d.pax_headers = {
+            "SCHILY.acl.access": "user::rwx,user:1001:rwx,group::r-x,mask::rwx,other::---",
+            "SCHILY.acl.default": "user::rwx,group::r-x,group:1002:rwx,mask::rwx,other::---"}
+        tar.addfile(d)
+        f = info("shared/f", mode=0o640)
+        f.pax_headers = {"SCHILY.acl.access": "user::rw-,user:1001:r--,group::r--,mask::r--,other::---"}
+        f.size = 2
+        tar.addfile(f, io.BytesIO(b"x\n"))
+
+
 def big(out, n):
     with tarfile.open(out, "w") as tar:
         tar.addfile(info("many", tarfile.DIRTYPE, 0o755))
@@ -133,6 +147,8 @@ def hostile(kind, out):
 if __name__ == "__main__":
     if sys.argv[1] == "everything":
         everything(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "acl":
+        acl(sys.argv[2])
     elif sys.argv[1] == "big":
         big(sys.argv[2], int(sys.argv[3]))
     elif sys.argv[1] == "hostile":

@@ -210,6 +210,16 @@ test_expect_success 'later layers win; --from DIR keeps host owners; --overlay i
 	test "$(dbg layered.ext4 "cat /etc/passwd" | head -1)" = "root:x:0:0:root:/root:/bin/sh"
 '
 
+test_expect_success 'POSIX ACLs become system.posix_acl_* in ext4 format' '
+	python3 "$SRCDIR/tests/e2e/mkfs-fixture.py" acl acl.tar &&
+	imgforge -q mkfs --from acl.tar -o acl.ext4 &&
+	e2fsck -fn acl.ext4 &&
+	dbg acl.ext4 "ea_list /shared/f" >acl.out &&
+	grep -F "system.posix_acl_access (28) = 01 00 00 00 01 00 06 00 02 00 04 00 e9 03 00 00 04 00 04 00 10 00 04 00 20 00 00 00" acl.out &&
+	dbg acl.ext4 "ea_list /shared" >acl.out &&
+	grep -F "system.posix_acl_default (28) = 01 00 00 00 01 00 07 00 04 00 05 00 08 00 07 00 ea 03 00 00 10 00 07 00 20 00 00 00" acl.out
+'
+
 test_expect_success 'a .deb is read through its data.tar' '
 	mkdir -p deb/DEBIAN deb/usr/share/doc/hello &&
 	printf "Package: hello\nVersion: 1\nArchitecture: all\nMaintainer: x <x@example.org>\nDescription: x\n" >deb/DEBIAN/control &&
