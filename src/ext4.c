@@ -18,6 +18,7 @@
  * journal need no explicit zeroing, and no byte of the image is left
  * uninitialised.
  */
+#define _GNU_SOURCE /* O_TMPFILE */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -1132,12 +1133,13 @@ int ext4_write(struct tree *t, const char *out_path, const struct ext4_opts *o,
 	       uint64_t *ret_size, struct strbuf *err)
 {
 	struct writer w = { .t = t, .o = o, .err = err, .next_ino = EXT2_GOOD_OLD_FIRST_INO + 1 };
-	_cleanup_free_ char *tmp = NULL;
+	_cleanup_free_ char *tmp = NULL, *dev = NULL, *dir = path_dirname(out_path);
 	struct tree_node *lf;
+	bool anon = false;
 	uint64_t blocks, min_blocks;
 	uint8_t uuid[16], seed[16], digest[SHA256_LEN];
 	char a[32], b[32];
-	int fd, r;
+	int fd = -1, r;
 
 	initialize_ext2_error_table();
 	if (o->label && strlen(o->label) > 16) {
@@ -1166,25 +1168,42 @@ int ext4_write(struct tree *t, const char *out_path, const struct ext4_opts *o,
 	if (r < 0)
 		goto out_numbers;
 
-	tmp = xasprintf("%s.tmp-XXXXXX", out_path);
-	fd = mkstemp(tmp);
-	if (fd < 0) {
-		r = -errno;
-		strbuf_addf(err, "cannot create '%s': %s", tmp, strerror(errno));
-		goto out_numbers;
+	/*
+	 * The image is written to an unnamed file in the output's directory
+	 * (O_TMPFILE), which vanishes by itself whatever happens, and is given
+	 * its name only when complete. libext2fs opens it by its /proc path.
+	 * Where that is not possible, a named temporary file is used instead.
+	 */
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0666);
+	if (fd >= 0) {
+		dev = xasprintf("/proc/self/fd/%d", fd);
+		if (access(dev, R_OK | W_OK) == 0) {
+			anon = true;
+		} else {
+			close(fd);
+			fd = -1;
+			free(TAKE_PTR(dev));
+		}
 	}
-	{
+	if (!anon) {
 		mode_t mask = umask(0);
 
 		umask(mask);
+		tmp = xasprintf("%s.tmp-XXXXXX", out_path);
+		fd = mkstemp(tmp);
+		if (fd < 0) {
+			r = -errno;
+			strbuf_addf(err, "cannot create '%s': %s", tmp, strerror(errno));
+			free(TAKE_PTR(tmp));
+			goto out_numbers;
+		}
 		if (fchmod(fd, 0666 & ~mask) < 0) {
 			r = -errno;
-			close(fd);
 			strbuf_addf(err, "cannot create '%s': %s", tmp, strerror(-r));
 			goto out;
 		}
+		dev = xstrdup(tmp);
 	}
-	close(fd);
 
 	if (o->size) {
 		struct tree_stats st;
@@ -1201,7 +1220,7 @@ int ext4_write(struct tree *t, const char *out_path, const struct ext4_opts *o,
 			r = -EFBIG;
 			goto out;
 		}
-		r = size_auto(&w, tmp, 0, &min_blocks);
+		r = size_auto(&w, dev, 0, &min_blocks);
 		if (r < 0)
 			goto out;
 		if (blocks < min_blocks) {
@@ -1214,22 +1233,33 @@ int ext4_write(struct tree *t, const char *out_path, const struct ext4_opts *o,
 			goto out;
 		}
 	} else {
-		r = size_auto(&w, tmp, o->headroom_percent, &blocks);
+		r = size_auto(&w, dev, o->headroom_percent, &blocks);
 		if (r < 0)
 			goto out;
 	}
-	if (truncate(tmp, (off_t)(blocks * BLOCK_SIZE)) < 0) {
+	if (ftruncate(fd, (off_t)(blocks * BLOCK_SIZE)) < 0) {
 		r = -errno;
-		strbuf_addf(err, "cannot size '%s': %s", tmp, strerror(errno));
+		strbuf_addf(err, "cannot size the image for '%s': %s", out_path, strerror(errno));
 		goto out;
 	}
 	/* Without --uuid, a provisional one from the metadata; the final one comes last. */
 	if (!o->uuid)
 		derive_uuid(digest, o, blocks, uuid);
-	r = build(&w, tmp, blocks, inodes_for(&w, blocks, o->size ? 0 : o->headroom_percent, !!o->size),
+	r = build(&w, dev, blocks, inodes_for(&w, blocks, o->size ? 0 : o->headroom_percent, !!o->size),
 		  uuid, seed);
 	if (r < 0)
 		goto out;
+	if (anon) {
+		/* a name next to the output first, then the atomic rename over it */
+		tmp = xasprintf("%s.tmp-%ld", out_path, (long)getpid());
+		unlink(tmp);
+		if (linkat(AT_FDCWD, dev, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) < 0) {
+			r = -errno;
+			strbuf_addf(err, "cannot create '%s': %s", tmp, strerror(errno));
+			free(TAKE_PTR(tmp));
+			goto out;
+		}
+	}
 	if (rename(tmp, out_path) < 0) {
 		r = -errno;
 		strbuf_addf(err, "cannot rename '%s' to '%s': %s", tmp, out_path, strerror(errno));
@@ -1241,8 +1271,10 @@ int ext4_write(struct tree *t, const char *out_path, const struct ext4_opts *o,
 out:
 	if (w.fs)
 		ext2fs_free(w.fs);
-	if (r < 0)
+	if (r < 0 && tmp)
 		unlink(tmp);
+	if (fd >= 0)
+		close(fd);
 out_numbers:
 	for (size_t k = 0; k < w.n_order; k++)
 		w.order[k]->inode->ino = 0;

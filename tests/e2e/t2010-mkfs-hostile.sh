@@ -101,6 +101,18 @@ test_expect_success 'a missing input is named' '
 	refuse "cannot open .nope.tar.: No such file or directory" --from nope.tar
 '
 
+test_expect_success 'killed while writing: no temporary file, no partial image' '
+	fixture big many.tar 20000 &&
+	for delay in 0.05 0.1 0.2 0.3 0.5; do
+		rm -f out.ext4 &&
+		{ timeout -s KILL $delay "$IMGFORGE" mkfs --from many.tar --from whole.tar \
+			-o out.ext4 2>/dev/null || true; } &&
+		! ls out.ext4.tmp-* 2>/dev/null &&
+		if [ -e out.ext4 ]; then e2fsck -fn out.ext4 >/dev/null 2>&1; fi ||
+			{ echo "after $delay s"; exit 1; }
+	done
+'
+
 test_expect_success 'nothing on the host was touched' '
 	! grep -q pwned /etc/passwd /etc/shadow 2>/dev/null &&
 	test ! -e etc/shadow && test ! -e a/passwd
