@@ -5,14 +5,16 @@
  * Order of work, all of it deterministic:
  *  1. walk the tree depth-first with children sorted by name, numbering
  *     inodes in that order (root 2, lost+found 11, the rest from 12) and
- *     counting the blocks every inode needs;
+ *     counting the blocks every inode needs (directories laid out with the
+ *     hash seed derived from the tree's metadata);
  *  2. size the filesystem and create it with the features of Debian's
- *     mke2fs.conf for ext4, the UUID and hash seed derived from the tree;
+ *     mke2fs.conf for ext4 and a provisional UUID;
  *  3. write every inode, directory, symlink and xattr in walk order;
  *  4. stream file content from the inputs (one more pass over each
  *     archive) straight into freshly allocated extents, leaving all-zero
- *     blocks as holes;
- *  5. clamp the remaining timestamps and close.
+ *     blocks as holes, while tree.c hashes it on another thread;
+ *  5. set the UUID derived from everything, content included, rewriting
+ *     every metadata checksum; clamp the remaining timestamps and close.
  *
  * The image file is created empty (all zeros), so the inode tables and the
  * journal need no explicit zeroing, and no byte of the image is left
