@@ -37,6 +37,8 @@ struct tree {
 	struct layer *layers;
 	size_t n_layers, alloc_layers;
 	int64_t default_mtime;
+	char **aliases; /* pairs: path, target (normalised) */
+	size_t n_aliases, alloc_aliases;
 	bool content_hashed; /* every content digest is set (tree_stream_content()) */
 };
 
@@ -227,6 +229,9 @@ void tree_free(struct tree *t)
 	node_free(t, t->root);
 	for (i = 0; i < t->n_layers; i++)
 		free(t->layers[i].path);
+	for (i = 0; i < 2 * t->n_aliases; i++)
+		free(t->aliases[i]);
+	free(t->aliases);
 	free(t->layers);
 	free(t->buckets);
 	free(t);
@@ -376,11 +381,57 @@ static int normalize_or_fail(const char *path, char **ret, const struct origin *
 	return r;
 }
 
+/* The directory an alias for the first len bytes of norm leads to, or NULL. */
+static struct tree_node *alias_dir(struct tree *t, const char *norm, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < t->n_aliases; i++) {
+		const char *a = t->aliases[2 * i];
+		struct tree_node *n = t->root;
+		const char *p = t->aliases[2 * i + 1];
+
+		if (strlen(a) != len || strncmp(a, norm, len))
+			continue;
+		/* the target itself is taken literally: directories only */
+		while (n && *p) {
+			const char *end = strchrnul(p, '/');
+
+			n = child_lookup(t, n, p, (size_t)(end - p));
+			if (!n || !S_ISDIR(n->inode->mode))
+				return NULL;
+			p = *end ? end + 1 : end;
+		}
+		return n;
+	}
+	return NULL;
+}
+
+int tree_add_alias(struct tree *t, const char *path, const char *target, struct strbuf *err)
+{
+	char *p = NULL, *q = NULL;
+
+	if (tree_normalize_path(path, &p) < 0 || tree_normalize_path(target, &q) < 0 || !*p ||
+	    !strcmp(p, q)) {
+		strbuf_addf(err, "alias '%s' -> '%s': give two different paths inside the image", path,
+			    target);
+		free(p);
+		free(q);
+		return -EINVAL;
+	}
+	GROW(t->aliases, t->alloc_aliases, 2 * t->n_aliases + 2);
+	t->aliases[2 * t->n_aliases] = p;
+	t->aliases[2 * t->n_aliases + 1] = q;
+	t->n_aliases++;
+	return 0;
+}
+
 /*
  * Walk to the directory that holds the last component of norm, creating
  * missing directories (0755, root) when create is set. A symlink or a
  * non-directory in the way is refused: nothing is ever written through a
- * symlink, whether it points inside the image or not.
+ * symlink, whether it points inside the image or not, unless the caller
+ * declared that path an alias (tree_add_alias()).
  */
 static int walk_parent(struct tree *t, const char *norm, bool create, const struct origin *o,
 		       struct tree_node **ret_dir, const char **ret_leaf, struct strbuf *err)
@@ -405,10 +456,14 @@ static int walk_parent(struct tree *t, const char *norm, bool create, const stru
 			c = child_add(t, n, p, (size_t)(end - p),
 				      inode_new(S_IFDIR | 0755, 0, 0, t->default_mtime));
 		} else if (S_ISLNK(c->inode->mode)) {
-			return origin_fail(err, o, -ELOOP,
-					   "would be written through the symlink '/%.*s' (-> %s); "
-					   "imgforge never follows symlinks inside the image",
-					   (int)(end - norm), norm, c->inode->symlink);
+			struct tree_node *a = alias_dir(t, norm, (size_t)(end - norm));
+
+			if (!a)
+				return origin_fail(err, o, -ELOOP,
+						   "would be written through the symlink '/%.*s' (-> %s); "
+						   "imgforge never follows symlinks inside the image",
+						   (int)(end - norm), norm, c->inode->symlink);
+			c = a; /* an alias the caller declared: go on in its target */
 		} else if (!S_ISDIR(c->inode->mode)) {
 			return origin_fail(err, o, -ENOTDIR, "'/%.*s' is not a directory",
 					   (int)(end - norm), norm);

@@ -114,6 +114,15 @@ int tree_add_symlink(struct tree *t, const char *path, const char *target, uint3
 /* Set an extended attribute (replacing one of the same name) on an existing entry. */
 int tree_set_xattr(struct tree *t, const char *path, const char *name, const void *value,
 		   size_t size, struct strbuf *err);
+/*
+ * Declare path an alias of the directory target, both inside the image: an
+ * entry below path, where the tree has a symlink at path, is placed below
+ * target instead. Off by default (symlinks in the way are refused); for
+ * layering packages that ship /bin/x over a merged-/usr root:
+ * tree_add_alias(t, "bin", "usr/bin"). The target is taken literally and
+ * must be a directory when used.
+ */
+int tree_add_alias(struct tree *t, const char *path, const char *target, struct strbuf *err);
 /* Remove an entry and everything below it. -ENOENT if it does not exist. */
 int tree_remove(struct tree *t, const char *path, struct strbuf *err);
 

@@ -128,6 +128,32 @@ TEST(test_symlink_in_path_refused)
 	strbuf_release(&err);
 }
 
+TEST(test_aliases)
+{
+	struct tree *t = tree_new();
+	struct strbuf err = STRBUF_INIT;
+	struct tree_node *n;
+
+	CHECK_INT(tree_add_directory(t, "usr/bin", 0755, 0, 0, 0, &err), 0);
+	CHECK_INT(tree_add_symlink(t, "bin", "usr/bin", 0, 0, 0, &err), 0);
+	CHECK_INT(tree_add_symlink(t, "etc2", "/etc", 0, 0, 0, &err), 0);
+	CHECK_INT(tree_add_file(t, "bin/ls", "ls", 2, NULL, 0755, 0, 0, 0, &err), -ELOOP);
+	strbuf_reset(&err);
+	CHECK_INT(tree_add_alias(t, "/bin/", "usr/bin", &err), 0);
+	CHECK_INT(tree_add_file(t, "bin/ls", "ls", 2, NULL, 0755, 0, 0, 0, &err), 0);
+	n = tree_lookup(t, "usr/bin/ls");
+	CHECK(n && n->inode->size == 2);
+	CHECK(tree_lookup(t, "bin") && S_ISLNK(tree_lookup(t, "bin")->inode->mode));
+	/* other symlinks are still refused */
+	CHECK_INT(tree_add_file(t, "etc2/passwd", "x", 1, NULL, 0644, 0, 0, 0, &err), -ELOOP);
+	/* an alias whose target is not a directory does not apply */
+	CHECK_INT(tree_add_alias(t, "etc2", "nowhere", &err), 0);
+	CHECK_INT(tree_add_file(t, "etc2/passwd", "x", 1, NULL, 0644, 0, 0, 0, &err), -ELOOP);
+	CHECK_INT(tree_add_alias(t, "x", "x", &err), -EINVAL);
+	tree_free(t);
+	strbuf_release(&err);
+}
+
 TEST(test_archive_layers_and_hardlinks)
 {
 	static const struct tar_ent l1[] = {
@@ -376,6 +402,7 @@ int main(void)
 	RUN(test_normalize);
 	RUN(test_layering);
 	RUN(test_symlink_in_path_refused);
+	RUN(test_aliases);
 	RUN(test_archive_layers_and_hardlinks);
 	RUN(test_host_dir_and_digest);
 	RUN(test_digest_independent_of_pieces);
