@@ -223,13 +223,65 @@ static int dent_hash_cmp(const void *a, const void *b)
 
 /* dx entries in the root block: (block size - dots - root info - tail) / 8 */
 #define DX_ROOT_LIMIT ((BLOCK_SIZE - 32 - sizeof(struct ext2_dx_tail)) / sizeof(struct ext2_dx_entry))
+/* dx entries in an index node: (block size - empty dirent - tail) / 8 */
+#define DX_NODE_LIMIT ((BLOCK_SIZE - 8 - sizeof(struct ext2_dx_tail)) / sizeof(struct ext2_dx_entry))
+
+/* The htree root block: "." and "..", the root info, then count dx entries. */
+static struct ext2_dx_entry *dx_root(struct writer *w, char *blk, uint32_t self, uint32_t parent,
+				     unsigned levels, unsigned count)
+{
+	struct ext2_dx_root_info *info = (void *)(blk + 24);
+	struct ext2_dx_countlimit *cl = (void *)(blk + 32);
+
+	put_dirent(w, blk, self, ".", 1, EXT2_FT_DIR, 12);
+	put_dirent(w, blk + 12, parent, "..", 2, EXT2_FT_DIR, BLOCK_SIZE - 12);
+	info->reserved_zero = 0;
+	info->hash_version = EXT2_HASH_HALF_MD4;
+	info->info_length = sizeof(*info);
+	info->indirect_levels = (__u8)levels;
+	info->unused_flags = 0;
+	cl->limit = ext2fs_cpu_to_le16(DX_ROOT_LIMIT);
+	cl->count = ext2fs_cpu_to_le16(count);
+	return (struct ext2_dx_entry *)(blk + 32);
+}
+
+/* An htree index node: an empty dirent spanning the block, then count dx entries. */
+static struct ext2_dx_entry *dx_node(struct writer *w, char *blk, unsigned count)
+{
+	struct ext2_dir_entry *de = (struct ext2_dir_entry *)blk;
+	struct ext2_dx_countlimit *cl = (void *)(blk + 8);
+
+	de->inode = 0;
+	ext2fs_set_rec_len(w->fs, BLOCK_SIZE, de);
+	cl->limit = ext2fs_cpu_to_le16(DX_NODE_LIMIT);
+	cl->count = ext2fs_cpu_to_le16(count);
+	return (struct ext2_dx_entry *)(blk + 8);
+}
+
+/*
+ * Fill count dx entries mapping hash ranges to blocks: entry 0 (whose hash
+ * field holds the count and limit) to first_block, entry k to first_block + k
+ * from hash starts[k].
+ */
+static void dx_fill(struct ext2_dx_entry *e, const uint32_t *starts, uint64_t count,
+		    uint64_t first_block)
+{
+	uint64_t k;
+
+	e[0].block = ext2fs_cpu_to_le32((uint32_t)first_block);
+	for (k = 1; k < count; k++) {
+		e[k].hash = ext2fs_cpu_to_le32(starts[k]);
+		e[k].block = ext2fs_cpu_to_le32((uint32_t)(first_block + k));
+	}
+}
 
 /*
  * Lay a directory out: ".", "..", then the children. A directory that fits
  * in one block is linear, in name order. A larger one is hash-indexed
- * (dir_index, one level, as the kernel builds them): a root block mapping
- * hash ranges to leaf blocks holding the entries in hash order. Beyond one
- * level (about 500 leaf blocks) it stays linear. With buf NULL only count.
+ * (dir_index, as the kernel builds them): a root block mapping hash ranges
+ * to leaf blocks holding the entries in hash order, through one level of
+ * index nodes beyond 507 leaves. Beyond two levels (about 258,000 leaves,
+ * millions of entries) it stays linear. With buf NULL only count.
  * *ret_indexed tells whether the htree was used.
  */
 static uint64_t dir_layout(struct writer *w, const struct tree_node *dir, struct tree_node **c,
@@ -259,34 +311,46 @@ static uint64_t dir_layout(struct writer *w, const struct tree_node *dir, struct
 		starts = xcalloc(nc, sizeof(*starts));
 		leaves = pack(w, d, nc, false, 0, 0, NULL, starts);
 		if (leaves <= DX_ROOT_LIMIT) {
+			/* one level: root -> leaves (blocks 1..) */
 			*ret_indexed = true;
 			nblocks = 1 + leaves;
 			if (buf) {
-				struct ext2_dx_root_info *info = (void *)(buf + 24);
-				struct ext2_dx_countlimit *cl = (void *)(buf + 32);
-				struct ext2_dx_entry *e = (void *)(buf + 32);
-
-				put_dirent(w, buf, self, ".", 1, EXT2_FT_DIR, 12);
-				put_dirent(w, buf + 12, parent, "..", 2, EXT2_FT_DIR, BLOCK_SIZE - 12);
-				info->reserved_zero = 0;
-				info->hash_version = EXT2_HASH_HALF_MD4;
-				info->info_length = sizeof(*info);
-				info->indirect_levels = 0;
-				info->unused_flags = 0;
-				cl->limit = ext2fs_cpu_to_le16(DX_ROOT_LIMIT);
-				cl->count = ext2fs_cpu_to_le16(leaves);
-				e[0].block = ext2fs_cpu_to_le32(1);
-				for (b = 1; b < leaves; b++) {
-					e[b].hash = ext2fs_cpu_to_le32(starts[b]);
-					e[b].block = ext2fs_cpu_to_le32((uint32_t)b + 1);
-				}
+				dx_fill(dx_root(w, buf, self, parent, 0, (unsigned)leaves), starts,
+					leaves, 1);
 				pack(w, d, nc, false, 0, 0, buf + BLOCK_SIZE, NULL);
 			}
 			free(starts);
 			free(d);
 			return nblocks;
 		}
-		/* too large for one level: linear, in name order again */
+		if (leaves <= DX_ROOT_LIMIT * DX_NODE_LIMIT) {
+			/* two levels: root -> index nodes (blocks 1..) -> leaves (after them) */
+			uint64_t nodes = div_up(leaves, DX_NODE_LIMIT), k;
+
+			*ret_indexed = true;
+			nblocks = 1 + nodes + leaves;
+			if (buf) {
+				uint32_t *node_starts = xcalloc(nodes, sizeof(*node_starts));
+
+				for (k = 0; k < nodes; k++) {
+					uint64_t first = k * DX_NODE_LIMIT;
+					uint64_t n = leaves - first < DX_NODE_LIMIT ? leaves - first
+										    : DX_NODE_LIMIT;
+
+					node_starts[k] = starts[first];
+					dx_fill(dx_node(w, buf + (1 + k) * BLOCK_SIZE, (unsigned)n),
+						starts + first, n, 1 + nodes + first);
+				}
+				dx_fill(dx_root(w, buf, self, parent, 1, (unsigned)nodes), node_starts,
+					nodes, 1);
+				pack(w, d, nc, false, 0, 0, buf + (1 + nodes) * BLOCK_SIZE, NULL);
+				free(node_starts);
+			}
+			free(starts);
+			free(d);
+			return nblocks;
+		}
+		/* too large for two levels: linear, in name order again */
 		free(starts);
 		for (i = 0; i < nc; i++) {
 			d[i].name = c[i]->name;

@@ -3,7 +3,7 @@
 # so that no binary fixture is committed.
 #
 #   mkfs-fixture.py everything OUT.tar MANIFEST   every entry type mkfs must carry
-#   mkfs-fixture.py big OUT.tar N                 N small files in one directory
+#   mkfs-fixture.py big OUT.tar N [PREFIX]        N small files in one directory
 #   mkfs-fixture.py acl OUT.tar                   POSIX ACLs (pax SCHILY.acl.*)
 #   mkfs-fixture.py hostile KIND OUT.tar          one hostile archive (see below)
 #
@@ -100,12 +100,12 @@ def acl(out):
         tar.addfile(f, io.BytesIO(b"x\n"))
 
 
-def big(out, n):
+def big(out, n, prefix="file-"):
     with tarfile.open(out, "w") as tar:
         tar.addfile(info("many", tarfile.DIRTYPE, 0o755))
         for i in range(n):
             data = b"%d\n" % i
-            ti = info("many/file-%05d" % i)
+            ti = info("many/%s%05d" % (prefix, i))
             ti.size = len(data)
             tar.addfile(ti, io.BytesIO(data))
 
@@ -150,7 +150,7 @@ if __name__ == "__main__":
     elif sys.argv[1] == "acl":
         acl(sys.argv[2])
     elif sys.argv[1] == "big":
-        big(sys.argv[2], int(sys.argv[3]))
+        big(sys.argv[2], int(sys.argv[3]), *sys.argv[4:5])
     elif sys.argv[1] == "hostile":
         hostile(sys.argv[2], sys.argv[3])
     else:
