@@ -2183,6 +2183,9 @@ int recipe_stage_keys(const struct recipe *r, struct stage_keys *ret, struct dia
 	hash_key(h, r, "remove");
 	hash_key(h, r, "services");
 	hash_key(h, r, "rootfs");
+	/* A bootable image's root filesystem gets /boot/vmlinuz and /boot/initrd.img
+	 * links (and must have a kernel): it differs from the same tree without a disk. */
+	sha256_update_str(h, ynode_map_get(r->root, "disk") ? "bootable" : "not bootable");
 	if (rr == 0 && ynode_map_get(r->root, "overlays"))
 		rr = hash_paths(h, ynode_map_get(r->root, "overlays"), d);
 	if (rr == 0 && ynode_map_get(r->root, "files"))

@@ -369,6 +369,13 @@ TEST(test_stage_keys)
 	CHECK(strcmp(k1.rootfs, k3.rootfs) != 0);
 	CHECK(strcmp(k1.disk, k3.disk) != 0);
 	recipe_free(r);
+	/* Without a disk the root filesystem differs (no kernel links): another key. */
+	put("k.yaml", MINI "overlays: [ovl]\n");
+	CHECK_INT(load("k.yaml", NULL, NULL, 0, &r, &d), 0);
+	CHECK(recipe_stage_keys(r, &k2, &d) == 0);
+	CHECK_STR(k2.base, k3.base);
+	CHECK(strcmp(k2.rootfs, k3.rootfs) != 0);
+	recipe_free(r);
 	diags_release(&d);
 }
 
