@@ -63,8 +63,8 @@ FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(O)/tests/%,$(FUZZ_SRCS))
 # The sanitizer flavour make check runs the unit tests under.
 CHECK_SANITIZE := address,undefined
 
-.PHONY: all deps check check-fast check-unit check-e2e check-san demo install format clean \
-	unit-bins fuzz FORCE
+.PHONY: all deps check check-fast check-unit check-e2e check-san check-appliance-bios demo install \
+	format clean unit-bins fuzz FORCE
 
 all: imgforge
 
@@ -127,7 +127,7 @@ DEB_PACKAGES := gcc make pkg-config libc6-dev \
 	e2fsprogs libarchive-tools xz-utils zstd bzip2 gzip coreutils attr python3 sqlite3 \
 	mmdebstrap debian-archive-keyring ca-certificates time bc \
 	qemu-system-x86 qemu-utils ovmf seabios \
-	postgresql curl python3-flask python3-psycopg2 gunicorn
+	postgresql curl python3-flask python3-psycopg2 gunicorn openssh-client
 
 deps:
 	@missing=$$(dpkg-query -W -f='$${Package} $${Status}\n' $(DEB_PACKAGES) 2>/dev/null | \
@@ -155,6 +155,12 @@ check-fast: deps
 	@$(MAKE) --no-print-directory all unit-bins
 	@tests/run.sh --fast --build $(O) --imgforge $(O)/imgforge
 
+# The appliance checklist (tests/e2e/t6100-appliance.sh) booted with BIOS
+# firmware; `make check` runs it with UEFI.
+check-appliance-bios: deps
+	@$(MAKE) --no-print-directory all
+	@IMGFORGE_APPLIANCE_FIRMWARE=bios tests/run.sh --only t6100 --build $(O) --imgforge $(O)/imgforge
+
 check-unit: unit-bins
 	@tests/run.sh --unit-only --build $(O) --imgforge $(O)/imgforge
 
@@ -172,7 +178,8 @@ fuzz:
 
 # --- demo, install, format, clean ------------------------------------------
 
-demo: deps all
+# The demo runs `make deps` and `make all` itself, to time each step.
+demo:
 	@examples/demo.sh
 
 install: all

@@ -1,0 +1,312 @@
+#!/bin/bash
+# The ATARYS deployment checklist, automated: build images/atarys-production.yaml
+# with the sample app, scan root.ext4 for secrets, boot disk.raw in QEMU
+# (UEFI; IMGFORGE_APPLIANCE_FIRMWARE=bios for BIOS, as `make
+# check-appliance-bios` does) and check, from the host through forwarded
+# ports and from inside over SSH, everything the guide asks; then power off,
+# boot the same disk again and check that the data persisted and the first
+# boot did not run again. About 8 minutes under TCG on 2 cores.
+# imgforge-test: slow
+. "$SRCDIR/tests/e2e/lib.sh"
+
+for t in mmdebstrap:mmdebstrap qemu-system-x86_64:qemu-system-x86 curl:curl ssh:openssh-client \
+	ssh-keygen:openssh-client debugfs:e2fsprogs npm:npm python3:python3; do
+	require_tool "${t%%:*}" "${t#*:}" || exit 1
+done
+FW=${IMGFORGE_APPLIANCE_FIRMWARE:-uefi}
+if [ "$FW" = uefi ]; then
+	test -e /usr/share/OVMF/OVMF_CODE_4M.fd || test -e /usr/share/OVMF/OVMF_CODE.fd ||
+		{ echo "missing OVMF: install the Debian package 'ovmf'" >&2; exit 1; }
+fi
+export IMGFORGE_MIRROR=$("$SRCDIR/tests/helpers/host-mirror.sh") || exit 1
+APP=$SRCDIR/examples/atarys
+test -f "$APP/backend/wsgi.py" || { echo "missing the sample app in $APP" >&2; exit 1; }
+
+# Free ports on 127.0.0.1 for HTTPS, HTTP and SSH, a set for each boot:
+# QEMU cannot listen again at once on a port whose connections it closed
+# (TIME_WAIT).
+read -r -a PORTS < <(python3 -c '
+import socket
+ss = [socket.socket() for _ in range(6)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in ss])')
+use_ports() { # 1|2
+	local i=$((($1 - 1) * 3))
+	P443=${PORTS[$i]} P80=${PORTS[$((i + 1))]} P22=${PORTS[$((i + 2))]}
+	URL=https://127.0.0.1:$P443
+}
+use_ports 1
+
+# The running VM's QEMU pid is in $TEST_DIR/vm.pid (test bodies are subshells).
+vm_pid() { cat "$TEST_DIR/vm.pid" 2>/dev/null; }
+stop_vm() {
+	local pid
+	pid=$(vm_pid) && [ -n "$pid" ] || return 0
+	kill "$pid" 2>/dev/null
+	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+	kill -9 "$pid" 2>/dev/null
+	rm -f "$TEST_DIR/vm.pid"
+}
+trap 'stop_vm; cd /; rm -rf "$TEST_DIR"' EXIT
+
+# boot_vm LOG REGEX...: boot vm.raw, keep it running, remember QEMU's pid.
+boot_vm() {
+	local log=$1 args=() re; shift
+	for re in "$@"; do args+=(--expect "$re"); done
+	imgforge boot vm.raw --firmware "$FW" --keep --memory 2048 --timeout 900 --quiet \
+		--forward "tcp:$P443:443" --forward "tcp:$P80:80" --forward "tcp:$P22:22" \
+		--log "$TEST_DIR/$log" "${args[@]}" 2>"$TEST_DIR/$log.err" || { cat "$TEST_DIR/$log.err"; return 1; }
+	sed -n "s/.*keeps running as pid \([0-9]*\).*/\1/p" "$TEST_DIR/$log.err" >"$TEST_DIR/vm.pid"
+	test -s "$TEST_DIR/vm.pid"
+}
+vm() {
+	ssh -i "$TEST_DIR/key" -p "$P22" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+		-o LogLevel=ERROR -o ConnectTimeout=20 -o BatchMode=yes root@127.0.0.1 "$@"
+}
+# Wait until /api/health answers 200 (nginx, Gunicorn and PostgreSQL are up).
+wait_health() {
+	for _ in $(seq 180); do
+		[ "$(curl -sk -o /dev/null -w "%{http_code}" "$URL/api/health")" = 200 ] && return 0
+		sleep 1
+	done
+	echo "no healthy /api/health after 180 s" >&2
+	return 1
+}
+elapsed() { echo "# $1: $((SECONDS - ${2:-0})) s"; }
+
+test_expect_success 'the sample frontend builds with npm' '
+	mkdir frontend &&
+	tar -C "$APP/frontend" --exclude=node_modules --exclude=dist -cf - . | tar -C frontend -xf - &&
+	(cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run build) >npm.log 2>&1 ||
+		{ tail -20 npm.log; exit 1; }
+	test -f frontend/dist/index.html
+'
+
+test_expect_success 'atarys-production builds with the test key' '
+	ssh-keygen -q -t ed25519 -N "" -C imgforge-test -f key &&
+	start=$SECONDS &&
+	imgforge build --cache cache -o out --set backend_dir="$APP/backend" \
+		--set frontend_dist="$TEST_DIR/frontend/dist" \
+		--set ssh_authorized_keys="$(cat key.pub)" \
+		"$SRCDIR/images/atarys-production.yaml" 2>build.err || { tail -20 build.err; exit 1; }
+	elapsed build $start >>"$TEST_DIR/timings" &&
+	test -f out/disk.raw && test -f out/root.ext4
+'
+
+test_expect_success 'root.ext4 holds no private key, host key, secret or build-host password' '
+	mkdir rootfs && debugfs -R "rdump /etc /var /root /home /opt /srv /data rootfs" out/root.ext4 >/dev/null 2>&1 &&
+	test -f rootfs/etc/passwd && test -f rootfs/opt/atarys/backend/wsgi.py &&
+	# A PEM private key is a BEGIN line followed by base64, not a string in a program.
+	{ grep -rlE -- "^-----BEGIN [A-Z ]*PRIVATE KEY-----" rootfs >pem || true; } &&
+	if [ -s pem ]; then echo "private keys in the image:"; cat pem; exit 1; fi &&
+	! ls rootfs/etc/ssh | grep -E "^ssh_host_" &&
+	test ! -s rootfs/etc/machine-id &&
+	test -z "$(ls -A rootfs/data)" &&
+	test -z "$(ls -A rootfs/var/lib/postgresql)" &&
+	test ! -e rootfs/etc/ssl/private/ssl-cert-snakeoil.key &&
+	! grep -rqs "SECRET_KEY=" rootfs/etc rootfs/opt &&
+	# The whole filesystem, binaries included: no piece of the test private
+	# key, of this host s SSH host keys, or of its password hashes.
+	sed -n "3,4p" key >needles &&
+	for k in /etc/ssh/ssh_host_*_key; do [ -r "$k" ] && sed -n "3p" "$k" >>needles; done;
+	awk -F: "length(\$2) > 20 { print \$2 }" /etc/shadow >>needles 2>/dev/null;
+	test -s needles && ! grep -aqF -f needles out/root.ext4 &&
+	# Only the public half of the test key, where the recipe puts it.
+	grep -qF "$(cut -d" " -f2 key.pub)" rootfs/etc/ssh/authorized_keys.d/root
+'
+
+test_expect_success "boots ($FW) and runs the first boot" '
+	cp --sparse=always out/disk.raw vm.raw &&
+	start=$SECONDS &&
+	boot_vm console1.log "appliance: first boot done" "slot A marked good" &&
+	wait_health && elapsed "first boot to healthy" $start >>"$TEST_DIR/timings" &&
+	grep -q "appliance: first boot: 20-ssh-host-keys" console1.log &&
+	grep -q "appliance: first boot: 40-atarys-database" console1.log
+'
+
+test_expect_success 'HTTPS / serves the frontend, and unknown paths fall back to index.html' '
+	curl -skf "$URL/" -o index.html && cmp index.html frontend/dist/index.html &&
+	curl -skf "$URL/chantiers/42" -o spa.html && cmp spa.html frontend/dist/index.html &&
+	asset=$(cd frontend/dist && ls assets/*.js | head -1) &&
+	curl -skf "$URL/$asset" -o asset.js && cmp asset.js "frontend/dist/$asset"
+'
+
+test_expect_success 'HTTP redirects to HTTPS' '
+	curl -s -o /dev/null -D h80 "http://127.0.0.1:$P80/chantiers?x=1" &&
+	head -1 h80 | grep -q " 301" &&
+	grep -qi "^location: https://127.0.0.1/chantiers?x=1" h80
+'
+
+test_expect_success 'TLS 1.2 and 1.3 only' '
+	curl -sk -o /dev/null --tlsv1.3 "$URL/" &&
+	curl -sk -o /dev/null --tlsv1.2 --tls-max 1.2 "$URL/" &&
+	echo | openssl s_client -connect "127.0.0.1:$P443" -tls1_2 2>/dev/null | grep -q "Protocol *: TLSv1.2" &&
+	vm "nginx -T 2>/dev/null" | grep -E "^\s*ssl_protocols" | tr -s " \t" " " | sed "s/^ //" | sort -u >protos &&
+	test "$(cat protos)" = "ssl_protocols TLSv1.2 TLSv1.3;"
+'
+
+test_expect_success 'a chantier created with POST comes back from GET' '
+	curl -skf -X POST -H "Content-Type: application/json" \
+		-d "{\"name\": \"Checklist $$\", \"client\": \"imgforge\", \"status\": \"active\"}" \
+		"$URL/api/chantiers" >created.json &&
+	id=$(python3 -c "import json; print(json.load(open(\"created.json\"))[\"id\"])") &&
+	echo "$id" >chantier.id &&
+	curl -skf "$URL/api/chantiers/$id" >got.json &&
+	python3 -c "
+import json
+c = json.load(open(\"got.json\"))
+assert c[\"name\"] == \"Checklist $$\" and c[\"status\"] == \"active\", c" &&
+	curl -skf "$URL/api/chantiers" | grep -qF "Checklist $$"
+'
+
+test_expect_success '/api/health is 200 and reports the database' '
+	curl -sk -D hh "$URL/api/health" >health.json &&
+	head -1 hh | grep -q " 200" &&
+	python3 -c "
+import json
+h = json.load(open(\"health.json\"))
+assert h[\"status\"] == \"ok\" and h[\"database\"] == \"ok\" and h[\"env\"] == \"production\", h"
+'
+
+test_expect_success 'security headers, gzip and the long cache of assets' '
+	for p in / /api/health; do
+		curl -sk -o /dev/null -D h "$URL$p" &&
+		grep -qi "^strict-transport-security: max-age=[0-9]" h &&
+		grep -qi "^x-content-type-options: nosniff" h &&
+		grep -qi "^x-frame-options: DENY" h || { echo "headers of $p:"; cat h; exit 1; }
+	done &&
+	asset=$(cd frontend/dist && ls assets/*.js | head -1) &&
+	curl -sk -o /dev/null -D ha -H "Accept-Encoding: gzip" "$URL/$asset" &&
+	grep -qi "^content-encoding: gzip" ha &&
+	grep -qi "^cache-control: .*max-age=31536000.*immutable" ha &&
+	grep -qi "^x-frame-options: DENY" ha &&
+	curl -sk -o /dev/null -D hs "$URL/static/nothing-here" && grep -qi "^cache-control: .*immutable" hs &&
+	test "$(curl -sk -o /dev/null -w "%{http_code}" "$URL/metrics")" = 404
+'
+
+test_expect_success 'more than 20 rapid requests to /api/ get 429s' '
+	sleep 3 &&
+	# 60 requests back to back on one connection (no TLS handshake each), to
+	# a path the backend answers 404 at once (no database): the burst of 20
+	# passes, then about one request in 100 ms, the others get 429.
+	args=() && for i in $(seq 60); do args+=(-o /dev/null "$URL/api/rate-limit-probe?n=$i"); done &&
+	curl -sk --http1.1 -w "%{http_code}\n" "${args[@]}" >codes &&
+	sort codes | uniq -c &&
+	test "$(wc -l <codes)" -eq 60 &&
+	test "$(grep -c "^429$" codes)" -ge 10 &&
+	test "$(grep -c "^404$" codes)" -ge 20 &&
+	test "$(grep -vc "^\(404\|429\)$" codes)" -eq 0
+'
+
+test_expect_success 'ufw is active with default deny incoming, 22/80/443 allowed' '
+	vm "ufw status verbose" >ufw &&
+	cat ufw &&
+	grep -q "^Status: active" ufw &&
+	grep -q "^Default: deny (incoming)" ufw &&
+	for p in 22 80 443; do grep -qE "^$p/tcp +ALLOW IN +Anywhere" ufw || exit 1; done &&
+	vm "iptables -S ufw-user-input" | grep -q -- "--dport 443 -j ACCEPT"
+'
+
+test_expect_success 'no failed unit; root read-only; /tmp tmpfs; state on /data' '
+	vm "systemctl --failed --no-legend --plain" >failed &&
+	{ test ! -s failed || { cat failed; exit 1; }; } &&
+	vm "findmnt -no OPTIONS /" | grep -qE "^ro(,|$)" &&
+	! vm "touch /usr/imgforge-rw-test" 2>/dev/null &&
+	test "$(vm "findmnt -no FSTYPE /tmp")" = tmpfs &&
+	for d in /var/log /var/lib/postgresql /var/lib/prometheus /root; do
+		vm "findmnt -no SOURCE $d" | grep -q "\[/" || { echo "$d is not on /data"; exit 1; }
+	done &&
+	vm "systemctl is-active nginx atarys-backend postgresql@15-main ssh" &&
+	vm "test -s /data/atarys/secrets.env && stat -c %a /data/atarys/secrets.env" | grep -qx 600 &&
+	vm "ps -o user= -C gunicorn | sort -u" >gu && ! grep -q root gu
+'
+
+test_expect_success 'SSH takes keys only' '
+	vm "sshd -T" >sshd &&
+	grep -qx "passwordauthentication no" sshd &&
+	grep -qx "kbdinteractiveauthentication no" sshd &&
+	grep -qx "permitrootlogin without-password" sshd &&
+	! ssh -p "$P22" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes \
+		-o PubkeyAuthentication=no -o ConnectTimeout=20 root@127.0.0.1 true 2>nokey &&
+	grep -q "Permission denied (publickey)" nokey
+'
+
+test_expect_success 'the secrets made at first boot are not in the image' '
+	vm "sed -n \"s/^SECRET_KEY=//p; s/^DATABASE_PASSWORD=//p\" /data/atarys/secrets.env" >secrets &&
+	test "$(wc -l <secrets)" -eq 2 &&
+	vm "cat /data/ssh/ssh_host_ed25519_key.pub" | cut -d" " -f2 >>secrets &&
+	! grep -aqF -f secrets out/root.ext4
+'
+
+test_expect_success 'the TLS fallback: certbot failed without internet, self-signed served, nothing failed' '
+	vm "readlink /data/tls/live" | grep -qx /data/tls/self-signed &&
+	echo | openssl s_client -connect "127.0.0.1:$P443" 2>/dev/null | grep -q "CN *= *atarys.example" &&
+	vm "systemctl list-timers --all --no-legend atarys-certbot.timer" | grep -q atarys-certbot
+'
+
+test_expect_success 'node exporter and Prometheus are up, scraping, with the alert rules loaded' '
+	vm "systemctl is-active prometheus prometheus-node-exporter" &&
+	for _ in $(seq 60); do
+		vm "curl -sf http://127.0.0.1:9090/api/v1/targets" >targets.json 2>/dev/null &&
+		python3 -c "
+import json, sys
+t = {x[\"labels\"][\"job\"]: x[\"health\"] for x in json.load(open(\"targets.json\"))[\"data\"][\"activeTargets\"]}
+sys.exit(0 if t.get(\"node\") == \"up\" and t.get(\"atarys\") == \"up\" else 1)" && break
+		sleep 2
+	done &&
+	cat targets.json | python3 -m json.tool | grep -E "\"(job|health)\"" &&
+	python3 -c "
+import json, sys
+t = {x[\"labels\"][\"job\"]: x[\"health\"] for x in json.load(open(\"targets.json\"))[\"data\"][\"activeTargets\"]}
+assert t[\"node\"] == \"up\" and t[\"atarys\"] == \"up\", t" &&
+	vm "curl -sf http://127.0.0.1:9090/api/v1/rules" >rules.json &&
+	python3 -c "
+import json
+names = {r[\"name\"] for g in json.load(open(\"rules.json\"))[\"data\"][\"groups\"] for r in g[\"rules\"]}
+want = {\"HighCpuUsage\", \"HighMemoryUsage\", \"DiskSpaceLow\", \"HighErrorRate\", \"DatabaseUnreachable\"}
+assert want <= names, names" &&
+	vm "ss -Hltn" >listen && cat listen &&
+	grep -qE "127\.0\.0\.1:9090 " listen && grep -qE "127\.0\.0\.1:9100 " listen &&
+	grep -qE "127\.0\.0\.1:5000 " listen && grep -qE "127\.0\.0\.1:5432 " listen &&
+	! grep -qE "(\*|0\.0\.0\.0|\[::\]):(9090|9100|5000|5432) " listen
+'
+
+test_expect_success 'the backup service makes a .sql.gz that restores into a scratch database' '
+	vm "systemctl start appliance-backup.service && ls -t /data/backups/*.sql.gz | head -1" >backup &&
+	grep -qE "^/data/backups/atarys-[0-9]{8}-[0-9]{6}\.sql\.gz$" backup &&
+	vm "gzip -t $(cat backup) && appliance-restore $(cat backup) scratch" &&
+	vm "cd / && runuser -u postgres -- psql -d scratch -XtAc \"SELECT name FROM chantiers\"" >names &&
+	grep -qxF "Checklist $$" names &&
+	vm "cd / && runuser -u postgres -- dropdb scratch" &&
+	vm "systemctl list-timers --all --no-legend appliance-backup.timer" | grep -q appliance-backup &&
+	vm "systemctl cat appliance-backup.timer" | grep -q "OnCalendar=\*-\*-\* 02:00:00"
+'
+
+test_expect_success 'logs go to /var/log on /data, rotated daily, 30 kept, compressed' '
+	vm "test -s /var/log/atarys/access.log && test -s /var/log/nginx/atarys.access.log" &&
+	vm "logrotate -d /etc/logrotate.d/atarys 2>&1" >lr &&
+	grep -q "atarys/access.log" lr &&
+	vm "cat /etc/logrotate.d/atarys" >lrc &&
+	grep -qw daily lrc && grep -qE "rotate +30" lrc && grep -qw compress lrc
+'
+
+test_expect_success 'power off, boot the same disk again: data kept, first boot not run again' '
+	vm "cat /data/.appliance-initialised /etc/machine-id; cat /data/ssh/ssh_host_ed25519_key.pub" >before &&
+	vm "systemctl poweroff" || true
+	pid=$(vm_pid) && test -n "$pid" &&
+	for _ in $(seq 120); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done &&
+	! kill -0 "$pid" 2>/dev/null && rm -f "$TEST_DIR/vm.pid" &&
+	use_ports 2 && start=$SECONDS &&
+	boot_vm console2.log "slot A marked good" &&
+	wait_health && elapsed "second boot to healthy" $start >>"$TEST_DIR/timings" &&
+	! grep -q "appliance: first boot" console2.log &&
+	vm "cat /data/.appliance-initialised /etc/machine-id; cat /data/ssh/ssh_host_ed25519_key.pub" >after &&
+	cmp before after &&
+	vm "systemctl show -p ConditionResult --value appliance-firstboot.service" | grep -qx no &&
+	curl -skf "$URL/api/chantiers/$(cat chantier.id)" | grep -qF "Checklist $$" &&
+	vm "systemctl --failed --no-legend --plain" >failed2 && { test ! -s failed2 || { cat failed2; exit 1; }; }
+'
+
+cat "$TEST_DIR/timings" 2>/dev/null | sed 's/^/# /'
+
+test_done
