@@ -388,9 +388,15 @@ static int scrub(struct ctx *c, struct tree *t)
 	for (i = 0; i < ARRAY_SIZE(scrub_paths); i++)
 		if (tree_lookup(t, scrub_paths[i]) && tree_remove(t, scrub_paths[i], &err) == 0)
 			removed++;
-	/* An empty machine-id makes systemd generate one on first boot. */
-	if (tree_lookup(t, "/etc/machine-id"))
+	/* An empty machine-id makes systemd generate one on first boot; D-Bus's
+	 * copy becomes a link to it, as Debian makes it, so nothing needs to
+	 * write it on a read-only root. */
+	if (tree_lookup(t, "/etc/machine-id")) {
 		r = tree_add_file(t, "/etc/machine-id", "", 0, NULL, 0444, 0, 0, c->epoch, &err);
+		if (r == 0 && tree_lookup(t, "/var/lib/dbus"))
+			r = tree_add_symlink(t, "/var/lib/dbus/machine-id", "/etc/machine-id", 0, 0,
+					     c->epoch, &err);
+	}
 	if (r < 0)
 		r = fail(c, r, "rootfs: cannot reset /etc/machine-id: %s", err.buf);
 	if (removed)

@@ -126,13 +126,21 @@ static int enable_one(struct tree *t, const char *unit, int64_t mtime, int depth
 	return 0;
 }
 
-int services_enable(struct tree *t, const char *unit, int64_t mtime, struct strbuf *err)
+/* Like systemctl, a name without a unit type means a service. */
+static char *unit_name(const char *unit)
 {
+	return strchr(unit, '.') ? xstrdup(unit) : xasprintf("%s.service", unit);
+}
+
+int services_enable(struct tree *t, const char *name, int64_t mtime, struct strbuf *err)
+{
+	_cleanup_free_ char *unit = unit_name(name);
 	return enable_one(t, unit, mtime, 0, err);
 }
 
-int services_disable(struct tree *t, const char *unit, struct strbuf *err)
+int services_disable(struct tree *t, const char *name, struct strbuf *err)
 {
+	_cleanup_free_ char *unit = unit_name(name);
 	struct tree_node *etc = tree_lookup(t, "/etc/systemd/system");
 	struct tree_node **kids = NULL;
 	size_t n = 0, i;
@@ -142,15 +150,15 @@ int services_disable(struct tree *t, const char *unit, struct strbuf *err)
 	tree_sorted_children(etc, &kids, &n);
 	for (i = 0; i < n; i++) {
 		_cleanup_free_ char *p = NULL;
-		const char *name = kids[i]->name;
-		size_t l = strlen(name);
+		const char *dir = kids[i]->name;
+		size_t l = strlen(dir);
 
 		if (!kids[i]->inode || !S_ISDIR(kids[i]->inode->mode))
 			continue;
-		if (!(l > 6 && !strcmp(name + l - 6, ".wants")) &&
-		    !(l > 9 && !strcmp(name + l - 9, ".requires")))
+		if (!(l > 6 && !strcmp(dir + l - 6, ".wants")) &&
+		    !(l > 9 && !strcmp(dir + l - 9, ".requires")))
 			continue;
-		p = xasprintf("/etc/systemd/system/%s/%s", name, unit);
+		p = xasprintf("/etc/systemd/system/%s/%s", dir, unit);
 		if (tree_lookup(t, p))
 			tree_remove(t, p, err);
 	}
@@ -158,8 +166,10 @@ int services_disable(struct tree *t, const char *unit, struct strbuf *err)
 	return 0;
 }
 
-int services_mask(struct tree *t, const char *unit, int64_t mtime, struct strbuf *err)
+int services_mask(struct tree *t, const char *name, int64_t mtime, struct strbuf *err)
 {
+	_cleanup_free_ char *unit = unit_name(name);
+
 	services_disable(t, unit, err);
 	return add_link(t, "/etc/systemd/system", unit, "/dev/null", mtime, err);
 }

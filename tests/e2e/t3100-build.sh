@@ -22,7 +22,7 @@ setup() { # NAME PKG=VER...
 	files:
 	  - {path: /etc/app/env, mode: "0640", owner: "root:www-data", content: "GREETING=\${greeting}\n"}
 	  - {path: /etc/app/link, type: symlink, target: env}
-	services: {enable: [nginx.service]}
+	services: {enable: [nginx]}
 	EOT
 }
 
@@ -59,7 +59,8 @@ test_expect_success 'the image holds the recipe: overlays, files, owners, servic
 test_expect_success 'no SSH host key or machine-id is baked into the image' '
 	! dbg "ls -l /etc/ssh" out/root.ext4 | grep -q ssh_host_ &&
 	dbg "ls -l /etc/ssh" out/root.ext4 | grep -q sshd_config &&
-	dbg "stat /etc/machine-id" out/root.ext4 | grep -E "Size: 0$"
+	dbg "stat /etc/machine-id" out/root.ext4 | grep -E "Size: 0$" &&
+	dbg "stat /var/lib/dbus/machine-id" out/root.ext4 | grep -F "Fast link dest: \"/etc/machine-id\""
 '
 
 test_expect_success 'the second build is a cache hit and says so' '

@@ -25,6 +25,7 @@ files = {
                   "app:x:1001:1001::/srv/app:/usr/sbin/nologin\n",
     "etc/group": "root:x:0:\nwww-data:x:33:\napp:x:1001:\n",
     "etc/machine-id": "0123456789abcdef0123456789abcdef\n",
+    "var/lib/dbus/machine-id": "0123456789abcdef0123456789abcdef\n",
     "etc/ssh/ssh_host_ed25519_key": "-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-real-key\n",
     "etc/ssh/ssh_host_ed25519_key.pub": "ssh-ed25519 AAAA test\n",
     "etc/ssh/sshd_config": "PermitRootLogin no\n",
@@ -35,7 +36,7 @@ files = {
     "usr/lib/systemd/system/unused.service": "[Service]\nExecStart=/bin/true\n",
     "boot/vmlinuz-6.1.0-test": "kernel",
 }
-dirs = ["etc", "etc/ssh", "var", "var/lib", "var/lib/dpkg", "usr", "usr/lib", "usr/lib/systemd",
+dirs = ["etc", "etc/ssh", "var", "var/lib", "var/lib/dpkg", "var/lib/dbus", "usr", "usr/lib", "usr/lib/systemd",
         "usr/lib/systemd/system", "etc/systemd", "etc/systemd/system", "boot", "tmp", "srv"]
 
 with tarfile.open(out, "w:gz", format=tarfile.PAX_FORMAT) as tar:
