@@ -1745,7 +1745,7 @@ const char *recipe_get_str(const struct recipe *r, const char *dotted, const cha
 /* canonical output */
 
 /* Keys in schema order, then (for free-form maps) sorted by name. */
-static size_t *ordered_keys(const struct ynode *map, const struct field *fields)
+static size_t *ordered_keys(const struct ynode *map, const struct field *fields, size_t *ret_n)
 {
 	size_t *idx = xcalloc(map->n ? map->n : 1, sizeof(*idx));
 	size_t n = 0, i, j;
@@ -1757,6 +1757,7 @@ static size_t *ordered_keys(const struct ynode *map, const struct field *fields)
 			if (k >= 0)
 				idx[n++] = (size_t)k;
 		}
+		*ret_n = n;
 		return idx;
 	}
 	for (i = 0; i < map->n; i++)
@@ -1767,6 +1768,7 @@ static size_t *ordered_keys(const struct ynode *map, const struct field *fields)
 			idx[j] = idx[j - 1];
 			idx[j - 1] = t;
 		}
+	*ret_n = n;
 	return idx;
 }
 
@@ -1803,15 +1805,8 @@ static void json_node(struct json *j, const struct ynode *n, const struct field 
 	}
 	{
 		const struct field *fields = map_fields(f);
-		_cleanup_free_ size_t *idx = ordered_keys(n, fields);
-		size_t cnt = 0;
-		const struct field *ff;
-
-		if (fields)
-			for (ff = fields; ff->key; ff++)
-				cnt += ynode_map_get(n, ff->key) ? 1 : 0;
-		else
-			cnt = n->n;
+		size_t cnt;
+		_cleanup_free_ size_t *idx = ordered_keys(n, fields, &cnt);
 		json_begin_object(j);
 		for (i = 0; i < cnt; i++) {
 			json_key(j, n->k[idx[i]]);
@@ -1826,12 +1821,8 @@ void recipe_print_json(const struct recipe *r, const struct stage_keys *keys, st
 {
 	struct json j;
 	size_t i;
-	_cleanup_free_ size_t *idx = ordered_keys(r->root, top_fields);
-	const struct field *ff;
-	size_t cnt = 0;
-
-	for (ff = top_fields; ff->key; ff++)
-		cnt += ynode_map_get(r->root, ff->key) ? 1 : 0;
+	size_t cnt;
+	_cleanup_free_ size_t *idx = ordered_keys(r->root, top_fields, &cnt);
 	json_init(&j, out, pretty);
 	json_begin_object(&j);
 	json_kv_string(&j, "profile", r->profile);
@@ -1906,15 +1897,8 @@ static int emit_node(yaml_emitter_t *e, const struct ynode *n, const struct fiel
 	}
 	{
 		const struct field *fields = map_fields(f);
-		_cleanup_free_ size_t *idx = ordered_keys(n, fields);
-		size_t cnt = 0;
-		const struct field *ff;
-
-		if (fields)
-			for (ff = fields; ff->key; ff++)
-				cnt += ynode_map_get(n, ff->key) ? 1 : 0;
-		else
-			cnt = n->n;
+		size_t cnt;
+		_cleanup_free_ size_t *idx = ordered_keys(n, fields, &cnt);
 		yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE);
 		if (!yaml_emitter_emit(e, &ev))
 			return 0;
