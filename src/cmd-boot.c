@@ -34,28 +34,6 @@ static const char boot_usage[] =
 	"   --quiet           do not copy the console to standard output\n"
 	"   --accel A         auto (default: KVM when /dev/kvm is usable, else TCG), kvm, tcg\n";
 
-/* Match "--name value" or "--name=value"; set *ret_val and advance *i. */
-static int boot_opt(const char *name, int argc, char **argv, int *i, const char **ret_val)
-{
-	const char *a = argv[*i];
-	size_t n = strlen(name);
-
-	if (strncmp(a, name, n))
-		return 0;
-	if (a[n] == '=') {
-		*ret_val = a + n + 1;
-		return 1;
-	}
-	if (a[n])
-		return 0;
-	if (*i + 1 >= argc) {
-		error("boot: option '%s' needs a value", name);
-		return -1;
-	}
-	*ret_val = argv[++*i];
-	return 1;
-}
-
 static int parse_uint(const char *s, unsigned long max, unsigned long *ret)
 {
 	char *end;
@@ -148,7 +126,7 @@ int cmd_boot(int argc, char **argv)
 			o.keep = true;
 		} else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
 			quiet = true;
-		} else if ((k = boot_opt("--firmware", argc, argv, &i, &v))) {
+		} else if ((k = cmd_opt_value("boot", "--firmware", argc, argv, &i, &v))) {
 			if (k < 0)
 				goto out;
 			if (!strcmp(v, "uefi")) {
@@ -159,7 +137,7 @@ int cmd_boot(int argc, char **argv)
 				error("boot: --firmware takes uefi or bios, not '%s'", v);
 				goto out;
 			}
-		} else if ((k = boot_opt("--accel", argc, argv, &i, &v))) {
+		} else if ((k = cmd_opt_value("boot", "--accel", argc, argv, &i, &v))) {
 			if (k < 0)
 				goto out;
 			if (!strcmp(v, "auto")) {
@@ -172,7 +150,7 @@ int cmd_boot(int argc, char **argv)
 				error("boot: --accel takes auto, kvm or tcg, not '%s'", v);
 				goto out;
 			}
-		} else if ((k = boot_opt("--memory", argc, argv, &i, &v))) {
+		} else if ((k = cmd_opt_value("boot", "--memory", argc, argv, &i, &v))) {
 			if (k < 0)
 				goto out;
 			if (parse_memory(v, &o.vm.memory_mib) < 0) {
@@ -181,7 +159,7 @@ int cmd_boot(int argc, char **argv)
 				      v);
 				goto out;
 			}
-		} else if ((k = boot_opt("--cpus", argc, argv, &i, &v))) {
+		} else if ((k = cmd_opt_value("boot", "--cpus", argc, argv, &i, &v))) {
 			if (k < 0)
 				goto out;
 			if (parse_uint(v, 255, &n) < 0 || n == 0) {
@@ -189,7 +167,7 @@ int cmd_boot(int argc, char **argv)
 				goto out;
 			}
 			o.vm.cpus = (unsigned)n;
-		} else if ((k = boot_opt("--timeout", argc, argv, &i, &v))) {
+		} else if ((k = cmd_opt_value("boot", "--timeout", argc, argv, &i, &v))) {
 			if (k < 0)
 				goto out;
 			if (parse_uint(v, 7 * 24 * 3600, &n) < 0) {
@@ -198,12 +176,12 @@ int cmd_boot(int argc, char **argv)
 			}
 			o.timeout_sec = (unsigned)n;
 			timeout_arg = v;
-		} else if ((k = boot_opt("--expect", argc, argv, &i, &v))) {
+		} else if ((k = cmd_opt_value("boot", "--expect", argc, argv, &i, &v))) {
 			if (k < 0)
 				goto out;
 			GROW(expect, expect_alloc, o.nexpect + 1);
 			expect[o.nexpect++] = v;
-		} else if ((k = boot_opt("--forward", argc, argv, &i, &v))) {
+		} else if ((k = cmd_opt_value("boot", "--forward", argc, argv, &i, &v))) {
 			if (k < 0)
 				goto out;
 			GROW(fwd, fwd_alloc, o.vm.nforwards + 1);
@@ -213,7 +191,7 @@ int cmd_boot(int argc, char **argv)
 				goto out;
 			}
 			o.vm.nforwards++;
-		} else if ((k = boot_opt("--log", argc, argv, &i, &v))) {
+		} else if ((k = cmd_opt_value("boot", "--log", argc, argv, &i, &v))) {
 			if (k < 0)
 				goto out;
 			log_path = v;

@@ -14,8 +14,8 @@ int usage_print(const char *text, bool to_stdout)
 	return to_stdout ? 0 : EXIT_USAGE;
 }
 
-/* Match "--name value" or "--name=value"; set *ret_val and advance *i. */
-static int opt_value(const char *name, int argc, char **argv, int *i, const char **ret_val)
+int cmd_opt_value(const char *cmd, const char *name, int argc, char **argv, int *i,
+		  const char **ret_val)
 {
 	const char *a = argv[*i];
 	size_t n = strlen(name);
@@ -29,7 +29,10 @@ static int opt_value(const char *name, int argc, char **argv, int *i, const char
 	if (a[n])
 		return 0;
 	if (*i + 1 >= argc) {
-		error("option '%s' needs a value", name);
+		if (cmd)
+			error("%s: option '%s' needs a value", cmd, name);
+		else
+			error("option '%s' needs a value", name);
 		return -1;
 	}
 	*ret_val = argv[++*i];
@@ -41,7 +44,7 @@ int recipe_args_parse(struct recipe_args *a, int argc, char **argv, int *i)
 	const char *val;
 	int r;
 
-	if ((r = opt_value("--profile", argc, argv, i, &val)) != 0) {
+	if ((r = cmd_opt_value(NULL, "--profile", argc, argv, i, &val)) != 0) {
 		if (r < 0)
 			return -1;
 		if (!*val) {
@@ -51,7 +54,7 @@ int recipe_args_parse(struct recipe_args *a, int argc, char **argv, int *i)
 		a->profile = val;
 		return 1;
 	}
-	if ((r = opt_value("--set", argc, argv, i, &val)) != 0) {
+	if ((r = cmd_opt_value(NULL, "--set", argc, argv, i, &val)) != 0) {
 		if (r < 0)
 			return -1;
 		if (!strchr(val, '=')) {
@@ -62,7 +65,7 @@ int recipe_args_parse(struct recipe_args *a, int argc, char **argv, int *i)
 		a->sets[a->nsets++] = val;
 		return 1;
 	}
-	if ((r = opt_value("--mirror", argc, argv, i, &val)) != 0) {
+	if ((r = cmd_opt_value(NULL, "--mirror", argc, argv, i, &val)) != 0) {
 		if (r < 0)
 			return -1;
 		a->owned = xrealloc(a->owned, (a->nowned + 1) * sizeof(*a->owned));

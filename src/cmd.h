@@ -28,6 +28,15 @@ int cmd_show(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_boot(int argc, char **argv);
 
+/*
+ * Match the option name at argv[*i] as "--name value" or "--name=value":
+ * returns 1 with *ret_val set (and *i advanced past a separate value), 0 if
+ * argv[*i] is another option, -1 after "CMD: option '--name' needs a value"
+ * (without the prefix when cmd is NULL).
+ */
+int cmd_opt_value(const char *cmd, const char *name, int argc, char **argv, int *i,
+		  const char **ret_val);
+
 /* Shared by commands: print a usage text and return EXIT_USAGE or 0. */
 int usage_print(const char *text, bool to_stdout);
 
