@@ -126,7 +126,8 @@ DEB_PACKAGES := gcc make pkg-config libc6-dev \
 	libcurl4-openssl-dev libssl-dev zlib1g-dev \
 	e2fsprogs libarchive-tools xz-utils zstd bzip2 gzip coreutils attr python3 sqlite3 \
 	mmdebstrap debian-archive-keyring ca-certificates time bc \
-	qemu-system-x86 qemu-utils ovmf seabios \
+	qemu-system-x86 qemu-utils ovmf seabios grub-efi-amd64-bin grub-pc-bin \
+	fdisk gdisk dosfstools mtools \
 	postgresql curl python3-flask python3-psycopg2 gunicorn openssh-client
 
 deps:
