@@ -53,7 +53,7 @@ O ?= build/san-$(subst $(comma),-,$(SANITIZE))
 else
 O ?= build/default
 endif
-SRCS       := $(sort $(wildcard src/*.c))
+SRCS       := $(sort $(wildcard src/*/*.c))
 OBJS       := $(patsubst src/%.c,$(O)/src/%.o,$(SRCS))
 UNIT_SRCS  := $(sort $(wildcard tests/unit/test-*.c))
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRCS))
@@ -116,7 +116,7 @@ $(O)/.flags: FORCE
 
 unit-bins: $(UNIT_BINS) $(FUZZ_BINS) $(O)/imgforge
 
--include $(wildcard $(O)/*.d $(O)/src/*.d $(O)/tests/*.d)
+-include $(wildcard $(O)/*.d $(O)/src/*/*.d $(O)/tests/*.d)
 
 # --- dependencies ----------------------------------------------------------
 
@@ -174,7 +174,7 @@ fuzz:
 		n=$$(basename $$t .c); echo " FUZZ build/fuzz/$$n"; \
 		$(FUZZ_CC) -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
 			-DIMGFORGE_VERSION='"$(VERSION)"' $(PKG_CFLAGS) -o build/fuzz/$$n $$t \
-			$(filter-out src/cmd-%.c,$(SRCS)) $(PKG_LIBS) -lm || exit 1; \
+			$(filter-out src/cmd/%.c,$(SRCS)) $(PKG_LIBS) -lm || exit 1; \
 	done
 
 # --- demo, install, format, clean ------------------------------------------
@@ -188,7 +188,7 @@ install: all
 	install -m 0755 imgforge $(DESTDIR)$(BINDIR)/imgforge
 
 format:
-	clang-format -i build.c src/*.c src/*.h tests/unit/*.c tests/unit/*.h
+	clang-format -i build.c src/*/*.c src/*/*.h tests/unit/*.c tests/unit/*.h
 
 clean:
 	rm -rf build imgforge

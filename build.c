@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cmd.h"
-#include "util.h"
+#include "cmd/cmd.h"
+#include "core/util.h"
 
 static const struct cmd commands[] = {
 	{ "check", cmd_check, "validate an image definition and its recipes" },

@@ -7,9 +7,9 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "ext4.h"
-#include "tree.h"
-#include "util.h"
+#include "fs/ext4.h"
+#include "fs/tree.h"
+#include "core/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -16,7 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "core/util.h"
 
 static int tap_count, tap_failed, tap_child_failures;
 static char tap_origin[4096];

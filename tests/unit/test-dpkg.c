@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #include <string.h>
 
-#include "dpkg.h"
+#include "fs/dpkg.h"
 #include "tap.h"
-#include "util.h"
+#include "core/util.h"
 
 static const char sample[] =
 	"Package: libc6\n"

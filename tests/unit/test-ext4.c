@@ -2,10 +2,10 @@
 #include <errno.h>
 #include <sys/stat.h>
 
-#include "ext4.h"
+#include "fs/ext4.h"
 #include "tap.h"
-#include "tree.h"
-#include "util.h"
+#include "fs/tree.h"
+#include "core/util.h"
 
 #define EPOCH 1700000000
 

@@ -15,10 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fetch.h"
-#include "hash.h"
+#include "net/fetch.h"
+#include "core/hash.h"
 #include "tap.h"
-#include "util.h"
+#include "core/util.h"
 
 #define FILE_SIZE 200000
 

@@ -6,10 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "fat.h"
-#include "gpt.h"
+#include "fs/fat.h"
+#include "fs/gpt.h"
 #include "tap.h"
-#include "util.h"
+#include "core/util.h"
 
 #define MIB (1ULL << 20)
 

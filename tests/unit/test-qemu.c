@@ -5,7 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "qemu.h"
+#include "vm/qemu.h"
 #include "tap.h"
 
 /* Index of the first argument equal to s, or -1. */

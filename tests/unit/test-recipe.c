@@ -4,9 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "recipe.h"
+#include "recipe/recipe.h"
 #include "tap.h"
-#include "util.h"
+#include "core/util.h"
 
 static void put(const char *path, const char *text)
 {

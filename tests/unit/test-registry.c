@@ -7,11 +7,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "db.h"
-#include "dpkg.h"
-#include "registry.h"
+#include "store/db.h"
+#include "fs/dpkg.h"
+#include "store/registry.h"
 #include "tap.h"
-#include "util.h"
+#include "core/util.h"
 
 #define H1 "1111111111111111111111111111111111111111111111111111111111111111"
 #define H2 "2222222222222222222222222222222222222222222222222222222222222222"

@@ -4,8 +4,8 @@
 #include <sys/stat.h>
 
 #include "tap.h"
-#include "tree.h"
-#include "util.h"
+#include "fs/tree.h"
+#include "core/util.h"
 
 /* A minimal ustar writer, so that tests feed real archives without tools. */
 struct tar_ent {

@@ -3,10 +3,10 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-#include "hash.h"
-#include "json.h"
+#include "core/hash.h"
+#include "core/json.h"
 #include "tap.h"
-#include "util.h"
+#include "core/util.h"
 
 TEST(test_parse_size)
 {

@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * imgforge cache ls | gc: look into and trim the stage cache. A thin layer
+ * over cache.c.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "store/cache.h"
+#include "cmd/cmd.h"
+#include "core/json.h"
+#include "core/util.h"
+
+static const char usage[] =
+	"usage: imgforge cache ls [--json] [--cache <dir>]\n"
+	"   or: imgforge cache gc [--max-size <size>] [--cache <dir>]\n"
+	"\n"
+	"Look into and trim the stage cache (default $XDG_CACHE_HOME/imgforge,\n"
+	"else ~/.cache/imgforge).\n"
+	"\n"
+	"   ls                  list the entries, least recently used first\n"
+	"   gc                  delete files left by interrupted builds, partial\n"
+	"                       downloads no build is using and, with --max-size, the\n"
+	"                       least recently used entries until the cache holds at\n"
+	"                       most that much (e.g. 20G; 0 empties it)\n"
+	"\n"
+	"   --json              print the list as JSON\n"
+	"   --cache <dir>       the cache directory\n"
+	"\n"
+	"See docs/cache.md.\n";
+
+enum { OPT_JSON = 256, OPT_CACHE, OPT_MAX_SIZE };
+
+static void format_time(int64_t t, char *buf, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (!gmtime_r(&tt, &tm) || !strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm))
+		snprintf(buf, len, "%" PRId64, t);
+}
+
+static int cache_ls(struct cache *c, bool json)
+{
+	struct strbuf err = STRBUF_INIT, out = STRBUF_INIT;
+	struct cache_entry *e = NULL;
+	uint64_t total = 0;
+	size_t n = 0, i;
+	char sz[32], used[32];
+	int r;
+
+	r = cache_list(c, &e, &n, &err);
+	if (r < 0) {
+		error("cache ls: %s", strbuf_str(&err));
+		strbuf_release(&err);
+		return 1;
+	}
+	for (i = 0; i < n; i++)
+		total += e[i].size;
+	if (json) {
+		struct json j;
+
+		json_init(&j, &out, true);
+		json_begin_object(&j);
+		json_kv_string(&j, "cache", cache_dir(c));
+		json_kv_uint(&j, "total_size", total);
+		json_key(&j, "entries");
+		json_begin_array(&j);
+		for (i = 0; i < n; i++) {
+			json_begin_object(&j);
+			json_kv_string(&j, "key", e[i].key);
+			json_kv_string(&j, "stage", e[i].stage);
+			json_kv_string(&j, "path", e[i].path);
+			json_kv_string(&j, "sha256", e[i].sha256);
+			json_kv_uint(&j, "size", e[i].size);
+			json_kv_int(&j, "created", e[i].created);
+			json_kv_int(&j, "last_used", e[i].last_used);
+			json_end_object(&j);
+		}
+		json_end_array(&j);
+		json_end_object(&j);
+	} else {
+		if (n)
+			strbuf_addf(&out, "%-12s  %-8s  %10s  %s\n", "KEY", "STAGE", "SIZE",
+				    "LAST USED (UTC)");
+		for (i = 0; i < n; i++) {
+			format_time(e[i].last_used, used, sizeof(used));
+			strbuf_addf(&out, "%.12s  %-8s  %10s  %s\n", e[i].key, e[i].stage,
+				    format_size(e[i].size, sz, sizeof(sz)), used);
+		}
+		strbuf_addf(&out, "%zu %s, %s in '%s'\n", n, n == 1 ? "entry" : "entries",
+			    format_size(total, sz, sizeof(sz)), cache_dir(c));
+	}
+	fwrite(out.buf, 1, out.len, stdout);
+	cache_entries_free(e, n);
+	strbuf_release(&out);
+	return 0;
+}
+
+static int cache_gc_cmd(struct cache *c, bool have_max, uint64_t max)
+{
+	struct strbuf err = STRBUF_INIT;
+	struct cache_gc_stats st;
+	char freed[32], kept[32], dls[32];
+
+	if (cache_gc(c, have_max ? max : UINT64_MAX, &st, &err) < 0) {
+		error("cache gc: %s", strbuf_str(&err));
+		strbuf_release(&err);
+		return 1;
+	}
+	info("removed %zu %s (%s), %zu leftover %s of interrupted builds and %zu abandoned "
+	     "%s (%s); %zu %s (%s) kept",
+	     st.removed, st.removed == 1 ? "entry" : "entries",
+	     format_size(st.freed, freed, sizeof(freed)), st.orphans,
+	     st.orphans == 1 ? "file" : "files", st.downloads,
+	     st.downloads == 1 ? "download" : "downloads",
+	     format_size(st.downloads_size, dls, sizeof(dls)), st.kept,
+	     st.kept == 1 ? "entry" : "entries", format_size(st.kept_size, kept, sizeof(kept)));
+	return 0;
+}
+
+int cmd_cache(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"json", no_argument, NULL, OPT_JSON},
+		{"cache", required_argument, NULL, OPT_CACHE},
+		{"max-size", required_argument, NULL, OPT_MAX_SIZE},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct strbuf err = STRBUF_INIT;
+	struct cache *c = NULL;
+	const char *dir = NULL, *sub;
+	bool json = false, have_max = false;
+	uint64_t max = 0;
+	int opt, r;
+
+	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
+		return usage_print(usage, true);
+	if (argc < 2 || argv[1][0] == '-') {
+		error("cache: give a subcommand, 'ls' or 'gc'; see 'imgforge cache --help'");
+		return EXIT_USAGE;
+	}
+	sub = argv[1];
+	if (strcmp(sub, "ls") && strcmp(sub, "gc")) {
+		error("cache: unknown subcommand '%s'; use 'ls' or 'gc'", sub);
+		return EXIT_USAGE;
+	}
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc - 1, argv + 1, "h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case OPT_JSON:
+			json = true;
+			break;
+		case OPT_CACHE:
+			dir = optarg;
+			break;
+		case OPT_MAX_SIZE:
+			if (parse_size(optarg, &max) < 0) {
+				error("cache gc: invalid --max-size '%s': give a size such as 500M "
+				      "or 20G",
+				      optarg);
+				return EXIT_USAGE;
+			}
+			have_max = true;
+			break;
+		case 'h':
+			return usage_print(usage, true);
+		default:
+			error("cache %s: unknown option '%s'; see 'imgforge cache --help'", sub,
+			      argv[optind]);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc - 1) {
+		error("cache %s: unexpected argument '%s'", sub, argv[optind + 1]);
+		return EXIT_USAGE;
+	}
+	if ((json && !strcmp(sub, "gc")) || (have_max && !strcmp(sub, "ls"))) {
+		error("cache %s: %s is an option of 'cache %s'", sub,
+		      json ? "--json" : "--max-size", json ? "ls" : "gc");
+		return EXIT_USAGE;
+	}
+	if (cache_open(dir, &c, &err) < 0) {
+		error("cache %s: %s", sub, strbuf_str(&err));
+		strbuf_release(&err);
+		return 1;
+	}
+	r = !strcmp(sub, "ls") ? cache_ls(c, json) : cache_gc_cmd(c, have_max, max);
+	cache_close(c);
+	return r;
+}

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/* imgforge plan: print the resolved recipe and the stage cache keys. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+#include "recipe/recipe.h"
+#include "core/util.h"
+
+static const char plan_usage[] =
+	"usage: imgforge plan IMAGE.yaml [--profile P] [--set NAME=VALUE]... [--mirror URL]\n"
+	"                     [--json]\n"
+	"\n"
+	"Print the fully resolved recipe (after includes, profile and variables) and\n"
+	"one content hash per build stage: base, rootfs and disk. `imgforge build`\n"
+	"uses these hashes as cache keys. The same inputs give the same output, byte\n"
+	"for byte.\n"
+	"\n"
+	"   --profile P        apply profile P from the file's profiles: map\n"
+	"   --set NAME=VALUE   set a variable (wins over the recipe's variables:)\n"
+	"   --mirror URL       shorthand for --set mirror=URL\n"
+	"   --json             print JSON instead of YAML\n";
+
+int cmd_plan(int argc, char **argv)
+{
+	struct recipe_args a = { 0 };
+	struct recipe *r = NULL;
+	struct strbuf out = STRBUF_INIT;
+	struct stage_keys keys;
+	struct diags d = { 0 };
+	int ret = 0;
+
+	if (recipe_cmd_parse("plan", plan_usage, argc, argv, &a, NULL, NULL, &ret) < 0)
+		goto out;
+	if (recipe_args_load(&a, &r) < 0) {
+		ret = 1;
+		goto out;
+	}
+	if (recipe_stage_keys(r, &keys, &d) < 0) {
+		diags_print(&d);
+		ret = 1;
+		goto out;
+	}
+	if (a.json)
+		recipe_print_json(r, &keys, &out, true);
+	else if (recipe_print_yaml(r, &keys, &out) < 0) {
+		error("plan: cannot format the recipe as YAML");
+		ret = 1;
+		goto out;
+	}
+	fwrite(out.buf, 1, out.len, stdout);
+	if (fflush(stdout) != 0) {
+		error("plan: cannot write the output");
+		ret = 1;
+	}
+out:
+	diags_release(&d);
+	strbuf_release(&out);
+	recipe_free(r);
+	recipe_args_release(&a);
+	return ret;
+}

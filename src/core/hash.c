@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "core/hash.h"
+#include "core/util.h"
+
+struct sha256 {
+	EVP_MD_CTX *ctx;
+};
+
+static void sha256_reset(struct sha256 *h)
+{
+	if (EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) != 1) {
+		/* Only fails on allocation failure inside OpenSSL. */
+		fputs("fatal: OpenSSL cannot initialise SHA-256\n", stderr);
+		exit(70);
+	}
+}
+
+struct sha256 *sha256_new(void)
+{
+	struct sha256 *h = xcalloc(1, sizeof(*h));
+
+	h->ctx = EVP_MD_CTX_new();
+	if (!h->ctx) {
+		fputs("fatal: out of memory\n", stderr);
+		exit(70);
+	}
+	sha256_reset(h);
+	return h;
+}
+
+void sha256_update(struct sha256 *h, const void *data, size_t len)
+{
+	if (len)
+		EVP_DigestUpdate(h->ctx, data, len);
+}
+
+void sha256_update_u64(struct sha256 *h, uint64_t v)
+{
+	uint8_t b[8];
+	int i;
+
+	for (i = 0; i < 8; i++)
+		b[i] = (uint8_t)(v >> (8 * i));
+	sha256_update(h, b, sizeof(b));
+}
+
+void sha256_update_str(struct sha256 *h, const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	sha256_update_u64(h, n);
+	sha256_update(h, s, n);
+}
+
+void sha256_final(struct sha256 *h, uint8_t out[SHA256_LEN])
+{
+	unsigned int n = 0;
+
+	EVP_DigestFinal_ex(h->ctx, out, &n);
+	sha256_reset(h);
+}
+
+void hex_encode(const uint8_t *data, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		out[2 * i] = digits[data[i] >> 4];
+		out[2 * i + 1] = digits[data[i] & 15];
+	}
+	out[2 * len] = '\0';
+}
+
+void sha256_final_hex(struct sha256 *h, char out[SHA256_HEX_LEN])
+{
+	uint8_t d[SHA256_LEN];
+
+	sha256_final(h, d);
+	hex_encode(d, sizeof(d), out);
+}
+
+void sha256_free(struct sha256 *h)
+{
+	if (!h)
+		return;
+	EVP_MD_CTX_free(h->ctx);
+	free(h);
+}
+
+void sha256_hex(const void *data, size_t len, char out[SHA256_HEX_LEN])
+{
+	struct sha256 *h = sha256_new();
+
+	sha256_update(h, data, len);
+	sha256_final_hex(h, out);
+	sha256_free(h);
+}
+
+int sha256_file(const char *path, char out[SHA256_HEX_LEN], uint64_t *ret_size)
+{
+	_cleanup_close_ int fd = -1;
+	struct sha256 *h;
+	uint64_t total = 0;
+	char *buf;
+	int r = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	buf = xmalloc(1 << 20);
+	h = sha256_new();
+	for (;;) {
+		ssize_t n = read(fd, buf, 1 << 20);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		sha256_update(h, buf, (size_t)n);
+		total += (uint64_t)n;
+	}
+	if (r == 0) {
+		sha256_final_hex(h, out);
+		if (ret_size)
+			*ret_size = total;
+	}
+	sha256_free(h);
+	free(buf);
+	return r;
+}
+
+int is_sha256_hex(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < 64; i++)
+		if (!isxdigit((unsigned char)s[i]))
+			return 0;
+	return s[64] == '\0';
+}

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef IMGFORGE_TARBALL_H
+#define IMGFORGE_TARBALL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/util.h"
+
+/*
+ * Reading archives: tar in every dialect libarchive knows (ustar, pax, GNU,
+ * with sparse files and xattrs) under any compression it can undo (gzip,
+ * xz, zstd, bzip2, lz4, lzma ...), and Debian packages (.deb), whose
+ * data.tar member is read transparently.
+ *
+ * This is the only module that includes <archive.h>. It is called
+ * "tarball" and not "archive" because a src/archive.h would shadow
+ * libarchive's own <archive.h> under -Isrc.
+ *
+ * Errors: functions return -errno and append one line to err naming the
+ * archive (and the entry when there is one).
+ */
+
+enum tarball_type {
+	TARBALL_REG,
+	TARBALL_DIR,
+	TARBALL_SYMLINK,
+	TARBALL_HARDLINK,
+	TARBALL_CHR,
+	TARBALL_BLK,
+	TARBALL_FIFO,
+	TARBALL_SOCK,
+};
+
+struct tarball_xattr {
+	const char *name;
+	const void *value;
+	size_t size;
+};
+
+/* One entry. Every pointer is owned by the reader and valid until the next call. */
+struct tarball_entry {
+	enum tarball_type type;
+	const char *path;     /* as stored: not normalised */
+	const char *linkname; /* symlink target or hard link target, else NULL */
+	uint32_t mode;        /* permission bits incl. setuid/setgid/sticky */
+	uint32_t uid, gid;
+	int64_t mtime;
+	uint32_t rdev_major, rdev_minor;
+	uint64_t size;        /* logical size of a regular file */
+	uint64_t data_bytes;  /* bytes stored: size, or the sum of a sparse file's runs */
+	uint32_t data_runs;   /* contiguous runs of data: 1, or a sparse file's map */
+	size_t n_xattrs;
+	const struct tarball_xattr *xattrs;
+	uint64_t index;       /* ordinal of the entry in the archive, from 0 */
+};
+
+struct tarball;
+
+/*
+ * Open the archive at path for reading. If fd >= 0 the archive is read
+ * from that descriptor (from its start) instead, and path names it in messages.
+ * The caller owns *ret and frees it with tarball_free().
+ */
+int tarball_open(const char *path, int fd, struct tarball **ret, struct strbuf *err);
+/* Next entry: 1 and *ret filled, 0 at the end, -errno on error. */
+int tarball_next(struct tarball *t, struct tarball_entry *ret, struct strbuf *err);
+/*
+ * Next piece of the current entry's data: 1 with the buffer, its length and
+ * its offset within the file (holes of sparse files are skipped), 0 at its end.
+ */
+int tarball_read(struct tarball *t, const void **ret_buf, size_t *ret_len, uint64_t *ret_offset,
+		 struct strbuf *err);
+void tarball_free(struct tarball *t);
+
+#endif

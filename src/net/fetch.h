@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef IMGFORGE_FETCH_H
+#define IMGFORGE_FETCH_H
+
+#include <stdint.h>
+
+#include "core/util.h"
+
+/*
+ * Download a file over http, https or file:// (or copy a plain local path),
+ * verified against a known SHA-256 before it appears under its final name.
+ * The only module that includes <curl/curl.h>.
+ */
+
+/*
+ * Progress callback: done and total are bytes of the whole file (total is 0
+ * while unknown); done includes bytes resumed from an earlier attempt.
+ * Also called every 100 ms while waiting to retry (with total 0). Return
+ * non-zero to cancel the download (fetch_file then returns -ECANCELED and
+ * keeps the .part file for a later resume): the way to stop on Ctrl-C when
+ * the caller handles SIGINT itself.
+ */
+typedef int (*fetch_progress_fn)(void *userdata, uint64_t done, uint64_t total);
+
+struct fetch_opts {
+	/* Further attempts after the first one fails with a transient error. */
+	unsigned retries;
+	/* Wait before the first retry; doubled before each further retry, capped at 60 s. */
+	unsigned retry_delay_ms;
+	/* Give up connecting after this many seconds (0: libcurl's default). */
+	unsigned connect_timeout_s;
+	/* Abort an attempt (then retry it) that receives nothing for this many seconds (0: never).
+	 */
+	unsigned stall_timeout_s;
+	/* PEM file of CA certificates to trust for https instead of the system's (NULL: system). */
+	const char *ca_file;
+	fetch_progress_fn progress;
+	void *userdata;
+};
+
+#define FETCH_OPTS_DEFAULT                                                                         \
+	{                                                                                          \
+		.retries = 4, .retry_delay_ms = 1000, .connect_timeout_s = 30,                     \
+		.stall_timeout_s = 60                                                              \
+	}
+
+/*
+ * Fetch url (http://, https://, file:// or a plain path) into dest.
+ *
+ * The data goes to "<dest>.part" first. An existing .part from an earlier,
+ * interrupted run is resumed with a Range request (and restarted from zero
+ * when the server cannot resume it). Transient failures (connection refused
+ * or dropped, timeouts, HTTP 408, 429 and 5xx) are retried opts->retries
+ * times with exponential backoff, each retry resuming where the last one
+ * stopped. Other HTTP errors (404, 403, ...) fail at once.
+ *
+ * The SHA-256 is computed while the data streams in. When want_sha256 is
+ * not NULL it must match, else the .part is deleted and -EBADMSG returned
+ * with a message naming both hashes. (Without want_sha256 nothing can tell
+ * a stale .part of a different file from a good one: pass the hash.) Only
+ * a complete, verified file is fsync'ed and renamed to dest, so dest never
+ * holds a partial download.
+ *
+ * The .part is locked while in use: a second process fetching to the same
+ * dest waits, and then finds dest complete (with want_sha256 given, a dest
+ * that already has that hash is not fetched again).
+ *
+ * opts may be NULL for FETCH_OPTS_DEFAULT. ret_sha256 (may be NULL)
+ * receives the hex digest of the file on success. Returns 0 or -errno; on
+ * failure one line describing the problem (with the URL) is appended to err.
+ */
+int fetch_file(const char *url, const char *dest, const char *want_sha256,
+	       const struct fetch_opts *opts, char *ret_sha256, struct strbuf *err);
+
+#endif

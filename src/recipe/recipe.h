@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef IMGFORGE_RECIPE_H
+#define IMGFORGE_RECIPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/util.h"
+
+/*
+ * The recipe language: an image definition (in images/) that includes
+ * recipe fragments (in recipes/), merged, with a profile and variables
+ * applied, validated against a typed schema. See docs/recipes.md.
+ *
+ * The resolved recipe is kept as a tree of nodes that remember where each
+ * value came from (file:line:col), so later stages can point users at the
+ * line that caused a problem.
+ */
+
+/* Limits that keep hostile input from exhausting memory or the stack. */
+#define RECIPE_MAX_FILE_SIZE (1024 * 1024)
+#define RECIPE_MAX_DEPTH     64
+#define RECIPE_MAX_INCLUDES  256
+
+struct ypos {
+	const char *file; /* owned by the recipe's file table */
+	int line;	  /* 1-based; 0 when not from a file */
+	int col;	  /* 1-based */
+};
+
+enum ynode_kind { YNODE_SCALAR, YNODE_SEQ, YNODE_MAP };
+
+struct ynode {
+	enum ynode_kind kind;
+	struct ypos pos;
+	char *str;	 /* YNODE_SCALAR: the value, after substitution once resolved */
+	char *abspath;	 /* path-typed scalars: absolute host path (resolved relative to
+			    the file that wrote it), NULL otherwise */
+	bool plain;	 /* scalar written without quotes */
+	bool had_var;	 /* scalar contained ${...} before substitution */
+	size_t n;	 /* number of items (SEQ) or keys (MAP) */
+	size_t alloc;
+	struct ynode **v; /* SEQ items, MAP values */
+	char **k;	  /* MAP keys */
+	struct ypos *kpos; /* MAP key positions */
+};
+
+/* One diagnostic: "file:line:col: error: message". */
+struct diag {
+	char *file;
+	int line, col;
+	char *msg;
+};
+
+struct diags {
+	struct diag *v;
+	size_t n, alloc;
+};
+
+void diags_add(struct diags *d, const struct ypos *pos, const char *fmt, ...) _printf_(3, 4);
+/* Print every diagnostic to stderr, in the order found. */
+void diags_print(const struct diags *d);
+void diags_release(struct diags *d);
+
+struct recipe_opts {
+	const char *profile;	 /* NULL: the "default" profile if the file defines one */
+	const char *const *sets; /* "name=value" strings from --set, in order */
+	size_t nsets;
+	const char *const *defaults; /* "name=value" used only where the recipe sets nothing */
+	size_t ndefaults;
+};
+
+struct recipe {
+	char *path;	    /* the image definition as given */
+	char *profile;	    /* selected profile name ("default" when none given) */
+	struct ynode *root; /* resolved tree: no include:, no profiles: */
+	char **files;	    /* every file loaded, image file first (owns ypos.file) */
+	size_t nfiles, files_alloc;
+};
+
+/*
+ * Load, merge and validate an image definition. On success returns 0 and
+ * *ret is a new recipe (free with recipe_free()). On failure returns
+ * -EINVAL (or -errno) and every problem found is in diags, each pointing at
+ * the file, line and column of the offending key or value.
+ */
+int recipe_load(const char *path, const struct recipe_opts *opts, struct recipe **ret,
+		struct diags *diags);
+void recipe_free(struct recipe *r);
+
+/* --- reading the resolved tree -------------------------------------------- */
+/* Look up a dotted key ("base.suite"); NULL when absent. Owned by the recipe. */
+const struct ynode *recipe_get(const struct recipe *r, const char *dotted);
+/* Scalar value of a dotted key, or def when absent or not a scalar. */
+const char *recipe_get_str(const struct recipe *r, const char *dotted, const char *def);
+const struct ynode *ynode_map_get(const struct ynode *map, const char *key);
+
+/*
+ * Stage keys: SHA-256 hex digests of everything each stage depends on,
+ * used as cache keys by `imgforge build`. Overlay trees and file sources are
+ * hashed by content. Returns 0, or -errno with a diagnostic added.
+ */
+struct stage_keys {
+	char base[65];
+	char rootfs[65];
+	char disk[65];
+};
+int recipe_stage_keys(const struct recipe *r, struct stage_keys *ret, struct diags *diags);
+
+/* Canonical output of the resolved recipe (and keys, when not NULL). */
+int recipe_print_yaml(const struct recipe *r, const struct stage_keys *keys, struct strbuf *out);
+void recipe_print_json(const struct recipe *r, const struct stage_keys *keys, struct strbuf *out,
+		       bool pretty);
+
+/* Parse YAML text into a node tree; used by the fuzz target and tests. */
+int ynode_parse(const char *file, const char *buf, size_t len, struct ynode **ret,
+		struct diags *diags);
+void ynode_free(struct ynode *n);
+
+#endif

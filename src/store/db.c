@@ -1,0 +1,340 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "store/db.h"
+#include "core/util.h"
+
+/* How long a writer waits for another imgforge process holding the lock. */
+#define BUSY_TIMEOUT_MS 10000
+
+struct db {
+	sqlite3 *h;
+	char *path;
+};
+
+struct db_stmt {
+	sqlite3_stmt *st;
+	struct db *db;
+};
+
+/* Map an SQLite result code to -errno; the message comes from sqlite3_errmsg(). */
+static int sqlite_to_errno(sqlite3 *h, int rc)
+{
+	int sys;
+
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_ROW:
+	case SQLITE_DONE:
+		return 0;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_READONLY:
+		return -EROFS;
+	case SQLITE_INTERRUPT:
+		return -EINTR;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_CANTOPEN:
+		sys = h ? sqlite3_system_errno(h) : 0;
+		return sys > 0 ? -sys : -EIO;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return -EBADMSG;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		return -EACCES;
+	case SQLITE_TOOBIG:
+		return -E2BIG;
+	case SQLITE_MISMATCH:
+	case SQLITE_RANGE:
+	case SQLITE_MISUSE:
+	case SQLITE_ERROR:
+		return -EINVAL;
+	case SQLITE_IOERR:
+		sys = h ? sqlite3_system_errno(h) : 0;
+		return sys > 0 ? -sys : -EIO;
+	default:
+		return -EIO;
+	}
+}
+
+static int fail(struct db *db, int rc, struct strbuf *err)
+{
+	int r = sqlite_to_errno(db->h, rc);
+
+	if (r == 0)
+		r = -EIO;
+	if (err) {
+		int sys = db->h ? sqlite3_system_errno(db->h) : 0;
+
+		strbuf_addf(err, "database '%s': %s", db->path,
+			    db->h ? sqlite3_errmsg(db->h) : sqlite3_errstr(rc));
+		/* "disk I/O error" alone does not say a disk is full. */
+		if (sys > 0 && ((rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_FULL ||
+				(rc & 0xff) == SQLITE_CANTOPEN))
+			strbuf_addf(err, " (%s)", strerror(sys));
+	}
+	return r;
+}
+
+const char *db_path(const struct db *db)
+{
+	return db->path;
+}
+
+int db_exec(struct db *db, const char *sql, struct strbuf *err)
+{
+	int rc = sqlite3_exec(db->h, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? 0 : fail(db, rc, err);
+}
+
+int db_begin(struct db *db, struct strbuf *err)
+{
+	return db_exec(db, "BEGIN IMMEDIATE", err);
+}
+
+int db_commit(struct db *db, struct strbuf *err)
+{
+	int r = db_exec(db, "COMMIT", err);
+
+	if (r < 0)
+		db_rollback(db);
+	return r;
+}
+
+void db_rollback(struct db *db)
+{
+	if (!sqlite3_get_autocommit(db->h))
+		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int db_prepare(struct db *db, const char *sql, struct db_stmt **ret, struct strbuf *err)
+{
+	sqlite3_stmt *st = NULL;
+	struct db_stmt *s;
+	int rc;
+
+	rc = sqlite3_prepare_v2(db->h, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return fail(db, rc, err);
+	s = xcalloc(1, sizeof(*s));
+	s->st = st;
+	s->db = db;
+	*ret = s;
+	return 0;
+}
+
+void db_finalize(struct db_stmt *s)
+{
+	if (!s)
+		return;
+	sqlite3_finalize(s->st);
+	free(s);
+}
+
+void db_finalizep(struct db_stmt **s)
+{
+	db_finalize(*s);
+}
+
+int db_bind_text(struct db_stmt *s, int idx, const char *v)
+{
+	int rc = v ? sqlite3_bind_text(s->st, idx, v, -1, SQLITE_TRANSIENT)
+		   : sqlite3_bind_null(s->st, idx);
+	return rc == SQLITE_OK ? 0 : sqlite_to_errno(s->db->h, rc);
+}
+
+int db_bind_int64(struct db_stmt *s, int idx, int64_t v)
+{
+	int rc = sqlite3_bind_int64(s->st, idx, v);
+	return rc == SQLITE_OK ? 0 : sqlite_to_errno(s->db->h, rc);
+}
+
+int db_step(struct db_stmt *s, struct strbuf *err)
+{
+	int rc = sqlite3_step(s->st);
+
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return fail(s->db, rc, err);
+}
+
+int db_step_done(struct db_stmt *s, struct strbuf *err)
+{
+	int r = db_step(s, err);
+
+	sqlite3_reset(s->st);
+	sqlite3_clear_bindings(s->st);
+	if (r > 0) {
+		if (err)
+			strbuf_addf(err, "database '%s': statement returned rows", s->db->path);
+		return -EINVAL;
+	}
+	return r;
+}
+
+int db_reset(struct db_stmt *s)
+{
+	sqlite3_reset(s->st);
+	sqlite3_clear_bindings(s->st);
+	return 0;
+}
+
+const char *db_column_text(struct db_stmt *s, int col)
+{
+	return (const char *)sqlite3_column_text(s->st, col);
+}
+
+char *db_column_strdup(struct db_stmt *s, int col)
+{
+	const char *t = db_column_text(s, col);
+	return t ? xstrdup(t) : NULL;
+}
+
+int64_t db_column_int64(struct db_stmt *s, int col)
+{
+	return sqlite3_column_int64(s->st, col);
+}
+
+bool db_column_is_null(struct db_stmt *s, int col)
+{
+	return sqlite3_column_type(s->st, col) == SQLITE_NULL;
+}
+
+int64_t db_changes(struct db *db)
+{
+	return sqlite3_changes64(db->h);
+}
+
+int db_user_version(struct db *db, int *ret, struct strbuf *err)
+{
+	_cleanup_stmt_ struct db_stmt *s = NULL;
+	int r;
+
+	r = db_prepare(db, "PRAGMA user_version", &s, err);
+	if (r < 0)
+		return r;
+	r = db_step(s, err);
+	if (r < 0)
+		return r;
+	*ret = r > 0 ? (int)db_column_int64(s, 0) : 0;
+	return 0;
+}
+
+/*
+ * Apply the migrations the database has not seen, in one IMMEDIATE
+ * transaction: two processes opening a fresh database at once cannot both
+ * migrate it, and a crash midway leaves the old version intact.
+ */
+static int migrate(struct db *db, const struct db_migration *m, size_t n, struct strbuf *err)
+{
+	int version, r;
+	size_t i;
+
+	r = db_user_version(db, &version, err);
+	if (r < 0)
+		return r;
+	if (version >= 0 && (size_t)version == n)
+		return 0;
+	r = db_begin(db, err);
+	if (r < 0)
+		return r;
+	/* Read again under the lock: another process may have migrated meanwhile. */
+	r = db_user_version(db, &version, err);
+	if (r < 0)
+		goto out;
+	if (version < 0 || (size_t)version > n) {
+		if (err)
+			strbuf_addf(err,
+				    "database '%s' has schema version %d, newer than this imgforge "
+				    "knows (%zu); use a newer imgforge",
+				    db->path, version, n);
+		r = -EPROTONOSUPPORT;
+		goto out;
+	}
+	for (i = (size_t)version; i < n; i++) {
+		_cleanup_free_ char *set = xasprintf("PRAGMA user_version = %zu", i + 1);
+
+		r = db_exec(db, m[i].sql, err);
+		if (r < 0) {
+			if (err)
+				strbuf_addf(err, " (while migrating to schema version %zu)", i + 1);
+			goto out;
+		}
+		r = db_exec(db, set, err);
+		if (r < 0)
+			goto out;
+	}
+	r = db_commit(db, err);
+out:
+	if (r < 0)
+		db_rollback(db);
+	return r;
+}
+
+int db_open(const char *path, const struct db_migration *migrations, size_t n_migrations,
+	    struct db **ret, struct strbuf *err)
+{
+	struct db *db = xcalloc(1, sizeof(*db));
+	int rc, r;
+
+	db->path = xstrdup(path);
+	rc = sqlite3_open_v2(path, &db->h,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			     NULL);
+	if (rc != SQLITE_OK) {
+		r = fail(db, rc, err);
+		goto fail;
+	}
+	sqlite3_extended_result_codes(db->h, 1);
+	sqlite3_busy_timeout(db->h, BUSY_TIMEOUT_MS);
+	/*
+	 * WAL: readers (imgforge ls) never block a build that is registering.
+	 * synchronous=FULL: a COMMIT that returned is on disk, so a build
+	 * reported as registered survives a power cut.
+	 */
+	r = db_exec(db,
+		    "PRAGMA journal_mode = WAL;"
+		    "PRAGMA synchronous = FULL;"
+		    "PRAGMA foreign_keys = ON;",
+		    err);
+	if (r < 0)
+		goto fail;
+	if (migrations) {
+		r = migrate(db, migrations, n_migrations, err);
+		if (r < 0)
+			goto fail;
+	}
+	*ret = db;
+	return 0;
+fail:
+	db_close(db);
+	return r;
+}
+
+void db_close(struct db *db)
+{
+	if (!db)
+		return;
+	if (db->h)
+		sqlite3_close_v2(db->h);
+	free(db->path);
+	free(db);
+}
+
+void db_closep(struct db **db)
+{
+	db_close(*db);
+}

@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef IMGFORGE_DB_H
+#define IMGFORGE_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/util.h"
+
+/*
+ * A thin layer over SQLite: the only module that includes <sqlite3.h>. It
+ * opens a database with the settings every imgforge database uses (WAL,
+ * busy timeout, foreign keys, full sync), brings its schema up to date from
+ * an ordered list of migrations, and turns SQLITE_* codes into -errno plus a
+ * message naming the database file.
+ *
+ * Errors: functions taking a struct strbuf *err append one line to it on
+ * failure (err may be NULL when the caller does not want it).
+ */
+
+struct db;
+struct db_stmt;
+
+/*
+ * One step of a schema. Migrations are listed in order; migration i brings
+ * a database from user_version i to i + 1. A database's schema is the list
+ * of its migrations, in one place, in the module that owns the database.
+ * Never edit a released migration: append a new one.
+ */
+struct db_migration {
+	const char *sql; /* one or more statements */
+};
+
+/*
+ * Open (creating if needed) the SQLite database at path and apply the
+ * migrations it has not seen yet, all in one transaction. A database whose
+ * user_version is newer than n_migrations is refused with -EPROTONOSUPPORT
+ * (it was written by a newer imgforge). With migrations NULL the schema is
+ * left as it is (for inspecting a database, and for tests that build old
+ * versions). *ret is the caller's; free it with db_close().
+ */
+int db_open(const char *path, const struct db_migration *migrations, size_t n_migrations,
+	    struct db **ret, struct strbuf *err);
+/* Close the database (NULL is fine). Unfinished statements are the caller's bug. */
+void db_close(struct db *db);
+void db_closep(struct db **db);
+#define _cleanup_db_ _cleanup_(db_closep)
+
+const char *db_path(const struct db *db);
+/* The schema version (PRAGMA user_version). */
+int db_user_version(struct db *db, int *ret, struct strbuf *err);
+
+/* Run SQL without results (may hold several statements). */
+int db_exec(struct db *db, const char *sql, struct strbuf *err);
+
+/*
+ * Transactions. db_begin() takes the write lock at once (BEGIN IMMEDIATE),
+ * so that a busy database is detected before any work is done, not at
+ * COMMIT. db_rollback() is safe to call when no transaction is open.
+ */
+int db_begin(struct db *db, struct strbuf *err);
+int db_commit(struct db *db, struct strbuf *err);
+void db_rollback(struct db *db);
+
+/* Statements: prepare, bind (1-based), step, read columns (0-based), finalize. */
+int db_prepare(struct db *db, const char *sql, struct db_stmt **ret, struct strbuf *err);
+void db_finalize(struct db_stmt *s);
+void db_finalizep(struct db_stmt **s);
+#define _cleanup_stmt_ _cleanup_(db_finalizep)
+
+int db_bind_text(struct db_stmt *s, int idx, const char *v); /* NULL binds NULL */
+int db_bind_int64(struct db_stmt *s, int idx, int64_t v);
+/* Returns 1 when a row is ready, 0 when done, -errno on failure. */
+int db_step(struct db_stmt *s, struct strbuf *err);
+/* Step a statement that returns no rows, then reset it for reuse. */
+int db_step_done(struct db_stmt *s, struct strbuf *err);
+int db_reset(struct db_stmt *s);
+/* Text of a column, NULL for SQL NULL; valid until the next step/reset. */
+const char *db_column_text(struct db_stmt *s, int col);
+/* Same, malloc'd (NULL for SQL NULL). */
+char *db_column_strdup(struct db_stmt *s, int col);
+int64_t db_column_int64(struct db_stmt *s, int col);
+bool db_column_is_null(struct db_stmt *s, int col);
+
+/* Rows changed by the last INSERT/UPDATE/DELETE. */
+int64_t db_changes(struct db *db);
+
+#endif
