@@ -1061,7 +1061,7 @@ int pipeline_build(struct recipe *r, const struct stage_keys *keys, const struct
 	c.rec->key_rootfs = xstrdup(keys->rootfs);
 	{
 		struct strbuf in = STRBUF_INIT;
-		recipe_print_json(r, keys, &in, false);
+		keys_print_json(r, keys, &in, false);
 		c.rec->inputs = strbuf_detach(&in);
 	}
 	step(&c, "build %s: %s %s (profile %s) into %s", c.rec->id, c.rec->image,

@@ -4,7 +4,7 @@
 
 #include <stdbool.h>
 
-#include "recipe/recipe.h"
+#include "build/keys.h"
 #include "core/util.h"
 
 /*

@@ -73,7 +73,7 @@ int cmd_build(int argc, char **argv)
 		ret = 1;
 		goto out;
 	}
-	if (recipe_stage_keys(r, &keys, &d) < 0) {
+	if (keys_compute(r, &keys, &d) < 0) {
 		diags_print(&d);
 		ret = 1;
 		goto out;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
+#include "build/keys.h"
 #include "recipe/recipe.h"
 #include "core/util.h"
 
@@ -36,14 +37,14 @@ int cmd_plan(int argc, char **argv)
 		ret = 1;
 		goto out;
 	}
-	if (recipe_stage_keys(r, &keys, &d) < 0) {
+	if (keys_compute(r, &keys, &d) < 0) {
 		diags_print(&d);
 		ret = 1;
 		goto out;
 	}
 	if (a.json)
-		recipe_print_json(r, &keys, &out, true);
-	else if (recipe_print_yaml(r, &keys, &out) < 0) {
+		keys_print_json(r, &keys, &out, true);
+	else if (keys_print_yaml(r, &keys, &out) < 0) {
 		error("plan: cannot format the recipe as YAML");
 		ret = 1;
 		goto out;

@@ -96,21 +96,25 @@ const char *recipe_get_str(const struct recipe *r, const char *dotted, const cha
 const struct ynode *ynode_map_get(const struct ynode *map, const char *key);
 
 /*
- * Stage keys: SHA-256 hex digests of everything each stage depends on,
- * used as cache keys by `imgforge build`. Overlay trees and file sources are
- * hashed by content. Returns 0, or -errno with a diagnostic added.
+ * Canonical output of the resolved recipe. stages (may be NULL when
+ * nstages is 0) are printed after it, in the order given, as a "stages:"
+ * map of name to key: the build layer's cache keys (build/keys.h).
  */
-struct stage_keys {
-	char base[65];
-	char rootfs[65];
-	char disk[65];
+struct recipe_stage {
+	const char *name;
+	const char *key;
 };
-int recipe_stage_keys(const struct recipe *r, struct stage_keys *ret, struct diags *diags);
+int recipe_print_yaml(const struct recipe *r, const struct recipe_stage *stages, size_t nstages,
+		      struct strbuf *out);
+void recipe_print_json(const struct recipe *r, const struct recipe_stage *stages, size_t nstages,
+		       struct strbuf *out, bool pretty);
 
-/* Canonical output of the resolved recipe (and keys, when not NULL). */
-int recipe_print_yaml(const struct recipe *r, const struct stage_keys *keys, struct strbuf *out);
-void recipe_print_json(const struct recipe *r, const struct stage_keys *keys, struct strbuf *out,
-		       bool pretty);
+/*
+ * The canonical compact JSON of n (NULL: null), typed by the schema of the
+ * dotted key it sits under ("overlays", "base.keyring"): what a cache key
+ * hashes, so that two spellings of one value give one key.
+ */
+void recipe_value_json(const char *dotted, const struct ynode *n, struct strbuf *out);
 
 /* Parse YAML text into a node tree; used by the fuzz target and tests. */
 int ynode_parse(const char *file, const char *buf, size_t len, struct ynode **ret,

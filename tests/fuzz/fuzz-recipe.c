@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (write(fd, data, size) == (ssize_t)size) {
 		if (recipe_load(path, &o, &r, &d) == 0) {
 			struct strbuf sb = STRBUF_INIT;
-			recipe_print_yaml(r, NULL, &sb);
+			recipe_print_yaml(r, NULL, 0, &sb);
 			strbuf_release(&sb);
 			recipe_free(r);
 		}

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "build/keys.h"
 #include "recipe/recipe.h"
 #include "tap.h"
 #include "core/util.h"
@@ -357,14 +358,14 @@ TEST(test_stage_keys)
 	put("ovl/etc/motd", "hello\n");
 	put("k.yaml", MINI "overlays: [ovl]\ndisk: {size: 8G}\n");
 	CHECK_INT(load("k.yaml", NULL, NULL, 0, &r, &d), 0);
-	CHECK(recipe_stage_keys(r, &k1, &d) == 0);
-	CHECK(recipe_stage_keys(r, &k2, &d) == 0);
+	CHECK(keys_compute(r, &k1, &d) == 0);
+	CHECK(keys_compute(r, &k2, &d) == 0);
 	CHECK_STR(k1.rootfs, k2.rootfs);
 	recipe_free(r);
 	/* Overlay content changes rootfs and disk keys, not base. */
 	put("ovl/etc/motd", "hello!\n");
 	CHECK_INT(load("k.yaml", NULL, NULL, 0, &r, &d), 0);
-	CHECK(recipe_stage_keys(r, &k3, &d) == 0);
+	CHECK(keys_compute(r, &k3, &d) == 0);
 	CHECK_STR(k1.base, k3.base);
 	CHECK(strcmp(k1.rootfs, k3.rootfs) != 0);
 	CHECK(strcmp(k1.disk, k3.disk) != 0);
@@ -372,7 +373,7 @@ TEST(test_stage_keys)
 	/* Without a disk the root filesystem differs (no kernel links): another key. */
 	put("k.yaml", MINI "overlays: [ovl]\n");
 	CHECK_INT(load("k.yaml", NULL, NULL, 0, &r, &d), 0);
-	CHECK(recipe_stage_keys(r, &k2, &d) == 0);
+	CHECK(keys_compute(r, &k2, &d) == 0);
 	CHECK_STR(k2.base, k3.base);
 	CHECK(strcmp(k2.rootfs, k3.rootfs) != 0);
 	recipe_free(r);
@@ -387,8 +388,8 @@ TEST(test_plan_output_stable)
 
 	put("y.yaml", MINI "packages: [b1, a1]\nvariables: {z: '1', a: 'yes'}\n");
 	CHECK_INT(load("y.yaml", NULL, NULL, 0, &r, &d), 0);
-	CHECK(recipe_print_yaml(r, NULL, &a) == 0);
-	recipe_print_json(r, NULL, &b, false);
+	CHECK(recipe_print_yaml(r, NULL, 0, &a) == 0);
+	recipe_print_json(r, NULL, 0, &b, false);
 	CHECK(strstr(a.buf, "packages: [b1, a1]") != NULL);
 	CHECK(strstr(a.buf, "a: \"yes\"") != NULL);
 	CHECK(strstr(b.buf, "\"packages\":[\"b1\",\"a1\"]") != NULL);

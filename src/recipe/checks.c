@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: MIT */
+/* Checks of the resolved recipe across keys: base kind, files, overlays, disk layout. */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "recipe/recipe-internal.h"
+
+/* ------------------------------------------------------------------------ */
+/* whole-recipe checks after resolution */
+
+static const struct ypos *key_pos(const struct ynode *map, const char *key)
+{
+	ssize_t i = ynode_map_index(map, key);
+	return i < 0 ? &map->pos : &map->kpos[i];
+}
+
+static uint64_t size_or(const struct ynode *map, const char *key, uint64_t def)
+{
+	const struct ynode *n = ynode_map_get(map, key);
+	uint64_t v;
+
+	if (!n || n->kind != YNODE_SCALAR || parse_size(n->str, &v) < 0)
+		return def;
+	return v;
+}
+
+static void check_disk(const struct ynode *root, struct diags *d)
+{
+	const struct ynode *disk = ynode_map_get(root, "disk");
+	const struct ynode *rootfs = ynode_map_get(root, "rootfs");
+	uint64_t size, root_size, data, esp, need, fs;
+	char a[32], b[32];
+
+	/* A fixed root filesystem size must fit its slot. */
+	if (disk && disk->kind == YNODE_MAP && rootfs && rootfs->kind == YNODE_MAP &&
+	    (fs = size_or(rootfs, "size", 0)) && (root_size = size_or(disk, "root_size", 0)) &&
+	    fs > root_size)
+		diags_add(d, &ynode_map_get(rootfs, "size")->pos,
+			  "rootfs.size %s is larger than its slot (disk.root_size %s): raise "
+			  "root_size to at least %s",
+			  ynode_map_get(rootfs, "size")->str, ynode_map_get(disk, "root_size")->str,
+			  format_size(fs, a, sizeof(a)));
+
+	if (!disk || disk->kind != YNODE_MAP || !ynode_map_get(disk, "size"))
+		return;
+	size = size_or(disk, "size", 0);
+	root_size = size_or(disk, "root_size", 0);
+	data = size_or(disk, "data_size", 0);
+	esp = size_or(disk, "esp_size", 128ULL << 20);
+	if (!size)
+		return;
+	/* 1 MiB before the first partition, BIOS boot 1 MiB, backup GPT 1 MiB. */
+	need = (3ULL << 20) + esp + 2 * root_size + data;
+	if (need > size)
+		diags_add(d, &ynode_map_get(disk, "size")->pos,
+			  "disk size %s is too small: the partitions need %s (1 MiB BIOS boot + "
+			  "%s ESP + 2 x %s root slots + %s data + 2 MiB for the partition tables)",
+			  ynode_map_get(disk, "size")->str, format_size(need, a, sizeof(a)),
+			  ynode_map_get(disk, "esp_size") ? ynode_map_get(disk, "esp_size")->str
+							  : "128M",
+			  ynode_map_get(disk, "root_size") ? ynode_map_get(disk, "root_size")->str
+							   : "0",
+			  ynode_map_get(disk, "data_size") ? ynode_map_get(disk, "data_size")->str
+							   : "0");
+	(void)b;
+}
+
+static void check_files(const struct ynode *root, struct diags *d)
+{
+	const struct ynode *files = ynode_map_get(root, "files");
+	size_t i;
+
+	if (!files || files->kind != YNODE_SEQ)
+		return;
+	for (i = 0; i < files->n; i++) {
+		const struct ynode *f = files->v[i];
+		const struct ynode *type, *content, *source, *target;
+		const char *t;
+
+		if (f->kind != YNODE_MAP)
+			continue;
+		if (!ynode_map_get(f, "path")) {
+			diags_add(d, &f->pos, "file entry needs 'path:'");
+			continue;
+		}
+		type = ynode_map_get(f, "type");
+		t = type ? type->str : "file";
+		content = ynode_map_get(f, "content");
+		source = ynode_map_get(f, "source");
+		target = ynode_map_get(f, "target");
+		if (!strcmp(t, "file") && !!content == !!source)
+			diags_add(d, &f->pos, "file '%s' needs exactly one of 'content:' or 'source:'",
+				  ynode_map_get(f, "path")->str);
+		if (!strcmp(t, "symlink") && !target)
+			diags_add(d, &f->pos, "symlink '%s' needs 'target:'",
+				  ynode_map_get(f, "path")->str);
+		if (strcmp(t, "symlink") && target)
+			diags_add(d, key_pos(f, "target"), "'target:' is only for type: symlink");
+		if (strcmp(t, "file") && (content || source))
+			diags_add(d, key_pos(f, content ? "content" : "source"),
+				  "'%s:' is only for type: file", content ? "content" : "source");
+		if (source && source->abspath && access(source->abspath, R_OK) < 0)
+			diags_add(d, &source->pos, "cannot read source '%s': %s", source->str,
+				  strerror(errno));
+	}
+}
+
+static void check_base(const struct ynode *root, struct diags *d)
+{
+	const struct ynode *base = ynode_map_get(root, "base");
+	const struct ynode *tarball, *pkgs, *bpkgs;
+
+	if (!base || base->kind != YNODE_MAP) {
+		diags_add(d, &root->pos,
+			  "no 'base:': give a package base (distro, suite) or a tarball (tarball, "
+			  "sha256)");
+		return;
+	}
+	tarball = ynode_map_get(base, "tarball");
+	pkgs = ynode_map_get(root, "packages");
+	bpkgs = ynode_map_get(base, "packages");
+	if (tarball) {
+		static const char *const pkg_only[] = { "distro", "suite", "mirror", "components",
+							"keyring", "variant" };
+		size_t i;
+		if (!ynode_map_get(base, "sha256"))
+			diags_add(d, key_pos(base, "tarball"),
+				  "a tarball base needs 'sha256:' so that the download can be "
+				  "verified");
+		if (pkgs && pkgs->n)
+			diags_add(d, key_pos(root, "packages"),
+				  "'packages' needs a package base: a tarball base is used as it "
+				  "is; add files with overlays, or build a new tarball");
+		if (bpkgs && bpkgs->n)
+			diags_add(d, key_pos(base, "packages"),
+				  "'base.packages' needs a package base (distro, suite), not a "
+				  "tarball");
+		for (i = 0; i < ARRAY_SIZE(pkg_only); i++)
+			if (ynode_map_get(base, pkg_only[i]))
+				diags_add(d, key_pos(base, pkg_only[i]),
+					  "'%s' is for package bases; this base is a tarball",
+					  pkg_only[i]);
+		return;
+	}
+	if (!ynode_map_get(base, "distro"))
+		diags_add(d, &base->pos, "base needs 'distro:' (debian or ubuntu) or 'tarball:'");
+	if (!ynode_map_get(base, "suite"))
+		diags_add(d, &base->pos, "base needs 'suite:' (like bookworm or noble)");
+	if (ynode_map_get(base, "sha256"))
+		diags_add(d, key_pos(base, "sha256"), "'sha256' is for tarball bases");
+}
+
+static void check_overlays(const struct ynode *root, struct diags *d)
+{
+	const struct ynode *ov = ynode_map_get(root, "overlays");
+	size_t i;
+
+	if (!ov || ov->kind != YNODE_SEQ)
+		return;
+	for (i = 0; i < ov->n; i++) {
+		const struct ynode *src = ov->v[i];
+		struct stat st;
+
+		if (src->kind == YNODE_MAP)
+			src = ynode_map_get(src, "source");
+		if (!src || !src->abspath)
+			continue;
+		if (stat(src->abspath, &st) < 0)
+			diags_add(d, &src->pos, "overlay '%s': %s", src->str, strerror(errno));
+		else if (!S_ISDIR(st.st_mode))
+			diags_add(d, &src->pos, "overlay '%s' is not a directory", src->str);
+	}
+}
+
+
+void checks_run(const struct ynode *root, struct diags *d)
+{
+	check_base(root, d);
+	check_files(root, d);
+	check_overlays(root, d);
+	check_disk(root, d);
+}

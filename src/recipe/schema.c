@@ -1,0 +1,557 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The schema of image definitions and recipes: one typed field table, the
+ * checks of each value type, and validation of a tree against the table.
+ * docs/recipes.md describes every key and rule.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/hash.h"
+#include "recipe/recipe-internal.h"
+
+/* ------------------------------------------------------------------------ */
+/* schema */
+
+static const char *const distro_choices[] = { "debian", "ubuntu", NULL };
+static const char *const variant_choices[] = { "extract", "custom", "essential", "apt",
+					       "required", "minbase", "buildd", "important",
+					       "standard", NULL };
+static const char *const arch_choices[] = { "amd64", NULL };
+static const char *const filetype_choices[] = { "file", "directory", "symlink", NULL };
+
+static const struct field str_item[] = { { NULL, T_STR, NULL, NULL, 0, 0, NULL, NULL } };
+static const struct field pkg_item[] = { { NULL, T_PKG, NULL, NULL, 0, 0, NULL, NULL } };
+static const struct field unit_item[] = { { NULL, T_UNIT, NULL, NULL, 0, 0, NULL, NULL } };
+static const struct field abspath_item[] = { { NULL, T_ABSPATH, NULL, NULL, 0, 0, NULL, NULL } };
+static const struct field hostpath_item[] = { { NULL, T_HOSTPATH, NULL, NULL, 0, 0, NULL, NULL } };
+
+static const struct field base_fields[] = {
+	{ "distro", T_ENUM, NULL, distro_choices, 0, 0, NULL, NULL },
+	{ "suite", T_NAME, NULL, NULL, 0, 0, NULL, NULL },
+	{ "mirror", T_STR, NULL, NULL, 0, 0, NULL, NULL },
+	{ "components", T_LIST, str_item, NULL, 0, 0, NULL, NULL },
+	{ "keyring", T_HOSTPATH, NULL, NULL, 0, 0, NULL, NULL },
+	{ "variant", T_ENUM, NULL, variant_choices, 0, 0, NULL, NULL },
+	{ "architecture", T_ENUM, NULL, arch_choices, 0, 0, NULL, NULL },
+	{ "packages", T_LIST, pkg_item, NULL, 0, 0, NULL, NULL },
+	{ "minimize", T_BOOL, NULL, NULL, 0, 0, NULL, NULL },
+	{ "exclude", T_LIST, abspath_item, NULL, 0, 0, NULL, NULL },
+	{ "tarball", T_SOURCE, NULL, NULL, 0, 0, NULL, NULL },
+	{ "sha256", T_SHA256, NULL, NULL, 0, 0, NULL, NULL },
+	{ NULL, 0, NULL, NULL, 0, 0, NULL, NULL },
+};
+
+static const struct field overlay_fields[] = {
+	{ "source", T_HOSTPATH, NULL, NULL, 0, 0, NULL, NULL },
+	{ "target", T_ABSPATH, NULL, NULL, 0, 0, NULL, NULL },
+	{ "owner", T_OWNER, NULL, NULL, 0, 0, NULL, NULL },
+	{ NULL, 0, NULL, NULL, 0, 0, NULL, NULL },
+};
+static const struct field overlay_item[] = {
+	{ NULL, T_OVERLAY, overlay_fields, NULL, 0, 0, NULL, NULL }
+};
+
+static const struct field file_fields[] = {
+	{ "path", T_ABSPATH, NULL, NULL, 0, 0, NULL, NULL },
+	{ "type", T_ENUM, NULL, filetype_choices, 0, 0, NULL, NULL },
+	{ "mode", T_MODE, NULL, NULL, 0, 0, NULL, NULL },
+	{ "owner", T_OWNER, NULL, NULL, 0, 0, NULL, NULL },
+	{ "content", T_STR, NULL, NULL, 0, 0, NULL, NULL },
+	{ "source", T_HOSTPATH, NULL, NULL, 0, 0, NULL, NULL },
+	{ "target", T_STR, NULL, NULL, 0, 0, NULL, NULL },
+	{ NULL, 0, NULL, NULL, 0, 0, NULL, NULL },
+};
+static const struct field file_item[] = { { NULL, T_MAP, file_fields, NULL, 0, 0, "path", NULL } };
+
+static const struct field services_fields[] = {
+	{ "enable", T_LIST, unit_item, NULL, 0, 0, NULL, NULL },
+	{ "disable", T_LIST, unit_item, NULL, 0, 0, NULL, NULL },
+	{ "mask", T_LIST, unit_item, NULL, 0, 0, NULL, NULL },
+	{ NULL, 0, NULL, NULL, 0, 0, NULL, NULL },
+};
+
+static const struct field rootfs_fields[] = {
+	{ "size", T_SIZE_AUTO, NULL, NULL, 0, 0, NULL, NULL },
+	{ "headroom", T_INT, NULL, NULL, 0, 1000, NULL, "a percentage from 0 to 1000" },
+	{ "label", T_STR, NULL, NULL, 0, 16, NULL, NULL },
+	{ NULL, 0, NULL, NULL, 0, 0, NULL, NULL },
+};
+
+static const struct field disk_fields[] = {
+	{ "size", T_SIZE, NULL, NULL, 0, 0, NULL, NULL },
+	{ "root_size", T_SIZE, NULL, NULL, 0, 0, NULL, NULL },
+	{ "data_size", T_SIZE, NULL, NULL, 0, 0, NULL, NULL },
+	{ "esp_size", T_SIZE, NULL, NULL, 0, 0, NULL, NULL },
+	{ NULL, 0, NULL, NULL, 0, 0, NULL, NULL },
+};
+
+static const struct field boot_fields[] = {
+	{ "cmdline", T_STR, NULL, NULL, 0, 0, NULL, NULL },
+	{ "tries", T_INT, NULL, NULL, 1, 100, NULL, "a number of tries from 1 to 100" },
+	{ "timeout", T_INT, NULL, NULL, 0, 600, NULL, "seconds from 0 to 600" },
+	{ NULL, 0, NULL, NULL, 0, 0, NULL, NULL },
+};
+
+/* Keys a profile may set: everything but the image's identity and structure. */
+#define BODY_FIELDS                                                                                \
+	{ "description", T_STR, NULL, NULL, 0, 0, NULL, NULL },                                    \
+		{ "variables", T_VARS, NULL, NULL, 0, 0, NULL, NULL },                             \
+		{ "base", T_MAP, base_fields, NULL, 0, 0, NULL, NULL },                            \
+		{ "packages", T_LIST, pkg_item, NULL, 0, 0, NULL, NULL },                          \
+		{ "overlays", T_LIST, overlay_item, NULL, 0, 0, NULL, NULL },                      \
+		{ "files", T_LIST, file_item, NULL, 0, 0, NULL, NULL },                            \
+		{ "remove", T_LIST, abspath_item, NULL, 0, 0, NULL, NULL },                        \
+		{ "services", T_MAP, services_fields, NULL, 0, 0, NULL, NULL },                    \
+		{ "rootfs", T_MAP, rootfs_fields, NULL, 0, 0, NULL, NULL },                        \
+		{ "disk", T_MAP, disk_fields, NULL, 0, 0, NULL, NULL },                            \
+		{ "boot", T_MAP, boot_fields, NULL, 0, 0, NULL, NULL }
+
+static const struct field profile_fields[] = {
+	BODY_FIELDS,
+	{ NULL, 0, NULL, NULL, 0, 0, NULL, NULL },
+};
+
+const struct field schema_top_fields[] = {
+	{ "image", T_NAME, NULL, NULL, 0, 0, NULL, NULL },
+	{ "version", T_VERSION, NULL, NULL, 0, 0, NULL, NULL },
+	{ "include", T_LIST, hostpath_item, NULL, 0, 0, NULL, NULL },
+	BODY_FIELDS,
+	{ "profiles", T_PROFILES, profile_fields, NULL, 0, 0, NULL, NULL },
+	{ NULL, 0, NULL, NULL, 0, 0, NULL, NULL },
+};
+
+const struct field schema_top = { NULL, T_MAP, schema_top_fields, NULL, 0, 0, NULL, NULL };
+
+const struct field *schema_field_find(const struct field *fields, const char *key)
+{
+	for (; fields && fields->key; fields++)
+		if (!strcmp(fields->key, key))
+			return fields;
+	return NULL;
+}
+
+static const char *field_suggest(const struct field *fields, const char *key)
+{
+	const char *best = NULL;
+	size_t best_d = SIZE_MAX;
+
+	for (; fields && fields->key; fields++) {
+		size_t dist = str_distance(key, fields->key);
+		if (dist < best_d) {
+			best_d = dist;
+			best = fields->key;
+		}
+	}
+	if (best && (best_d <= 2 || (best_d <= 3 && strlen(key) >= 8)))
+		return best;
+	return NULL;
+}
+
+static const char *type_name(const struct field *f)
+{
+	switch (f->type) {
+	case T_LIST: return "a list";
+	case T_MAP: case T_VARS: case T_PROFILES: return "a map";
+	case T_OVERLAY: return "a path or a map";
+	case T_INT: return "a number";
+	case T_BOOL: return "true or false";
+	default: return "a scalar";
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* value checks */
+
+static bool valid_name(const char *s, size_t max)
+{
+	size_t i, n = strlen(s);
+
+	if (!n || n > max || !isalnum((unsigned char)s[0]))
+		return false;
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && !strchr("._-", s[i]))
+			return false;
+	return true;
+}
+
+static bool valid_pkg(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	/* name[:arch][=version], as apt takes them */
+	if (n < 2 || n > 200 || !(islower((unsigned char)s[0]) || isdigit((unsigned char)s[0])))
+		return false;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (!islower(c) && !isdigit(c) && !strchr("+-.:=~", c))
+			return false;
+	}
+	return true;
+}
+
+static bool valid_version(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n && n <= 64 && isalnum((unsigned char)s[0]) &&
+	       strspn(s, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.+~_-") == n;
+}
+
+static bool valid_user(const char *s, size_t n)
+{
+	size_t i;
+
+	if (!n || n > 32)
+		return false;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (!isalnum(c) && !strchr("_-.", c) && !(c == '$' && i == n - 1))
+			return false;
+	}
+	return true;
+}
+
+static bool parse_mode(const char *s, unsigned *ret)
+{
+	size_t i, n = strlen(s);
+	unsigned v = 0;
+
+	if (n < 3 || n > 5)
+		return false;
+	for (i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '7')
+			return false;
+		v = v * 8 + (unsigned)(s[i] - '0');
+	}
+	if (v > 07777)
+		return false;
+	*ret = v;
+	return true;
+}
+
+bool schema_parse_bool(const char *s, bool *ret)
+{
+	static const char *const yes[] = { "true", "yes", "on", "True", "Yes", "On", "TRUE" };
+	static const char *const no[] = { "false", "no", "off", "False", "No", "Off", "FALSE" };
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(yes); i++) {
+		if (!strcmp(s, yes[i])) {
+			*ret = true;
+			return true;
+		}
+		if (!strcmp(s, no[i])) {
+			*ret = false;
+			return true;
+		}
+	}
+	return false;
+}
+
+bool schema_parse_long(const char *s, long *ret)
+{
+	char *end;
+	long v;
+
+	if (!*s || isspace((unsigned char)*s))
+		return false;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end)
+		return false;
+	*ret = v;
+	return true;
+}
+
+/* Check a scalar's value against its type. Adds a diagnostic and returns false if bad. */
+static bool check_value(const struct field *f, const char *name, const struct ynode *n,
+			struct diags *d)
+{
+	const char *s = n->str;
+	uint64_t size;
+	unsigned mode;
+	long l;
+	bool b;
+	const char *const *c;
+
+	switch (f->type) {
+	case T_STR:
+		if (f->max && strlen(s) > (size_t)f->max) {
+			diags_add(d, &n->pos, "'%s' is longer than %ld characters", name, f->max);
+			return false;
+		}
+		return true;
+	case T_NAME:
+		if (valid_name(s, 64))
+			return true;
+		diags_add(d, &n->pos,
+			  "invalid %s '%s': use letters, digits, '.', '_' and '-' (at most 64)", name,
+			  s);
+		return false;
+	case T_VERSION:
+		if (valid_version(s))
+			return true;
+		diags_add(d, &n->pos, "invalid version '%s': use letters, digits and '.+~_-'", s);
+		return false;
+	case T_INT:
+		if (!schema_parse_long(s, &l) || l < f->min || l > f->max) {
+			diags_add(d, &n->pos, "invalid %s '%s': expected %s", name, s,
+				  f->help ? f->help : "a number");
+			return false;
+		}
+		return true;
+	case T_BOOL:
+		if (schema_parse_bool(s, &b))
+			return true;
+		diags_add(d, &n->pos, "invalid %s '%s': expected true or false", name, s);
+		return false;
+	case T_SIZE_AUTO:
+		if (!strcmp(s, "auto"))
+			return true;
+		/* fall through */
+	case T_SIZE:
+		if (parse_size(s, &size) == 0 && size > 0)
+			return true;
+		diags_add(d, &n->pos, "invalid size '%s' for %s: use a number with K, M, G or T%s",
+			  s, name, f->type == T_SIZE_AUTO ? ", or auto" : " (like 512M or 4G)");
+		return false;
+	case T_MODE:
+		if (parse_mode(s, &mode))
+			return true;
+		diags_add(d, &n->pos, "invalid mode '%s': expected octal permission bits like 0644",
+			  s);
+		return false;
+	case T_OWNER: {
+		const char *colon = strchr(s, ':');
+		size_t ul = colon ? (size_t)(colon - s) : strlen(s);
+		if (valid_user(s, ul) && (!colon || valid_user(colon + 1, strlen(colon + 1))))
+			return true;
+		diags_add(d, &n->pos, "invalid owner '%s': expected user:group (names or numbers)",
+			  s);
+		return false;
+	}
+	case T_ABSPATH:
+		if (s[0] == '/' && !strstr(s, "/../") && !str_endswith(s, "/..") &&
+		    strlen(s) < 4096)
+			return true;
+		diags_add(d, &n->pos,
+			  "invalid path '%s' for %s: expected an absolute path inside the image, "
+			  "without '..'",
+			  s, name);
+		return false;
+	case T_HOSTPATH:
+	case T_SOURCE:
+		if (*s && strlen(s) < 4096)
+			return true;
+		diags_add(d, &n->pos, "empty path for %s", name);
+		return false;
+	case T_PKG:
+		if (valid_pkg(s))
+			return true;
+		diags_add(d, &n->pos,
+			  "invalid package name '%s': Debian package names use lowercase letters, "
+			  "digits and '+-.'",
+			  s);
+		return false;
+	case T_UNIT:
+		if (valid_name(s, 255) || (strchr(s, '@') && strlen(s) < 256))
+			return true;
+		diags_add(d, &n->pos, "invalid unit name '%s'", s);
+		return false;
+	case T_ENUM:
+		for (c = f->choices; *c; c++)
+			if (!strcmp(*c, s))
+				return true;
+		{
+			struct strbuf sb = STRBUF_INIT;
+			for (c = f->choices; *c; c++)
+				strbuf_addf(&sb, "%s%s", c == f->choices ? "" : ", ", *c);
+			diags_add(d, &n->pos, "invalid %s '%s': expected one of %s", name, s,
+				  sb.buf);
+			strbuf_release(&sb);
+		}
+		return false;
+	case T_SHA256:
+		if (is_sha256_hex(s))
+			return true;
+		diags_add(d, &n->pos, "invalid sha256 '%s': expected 64 hex digits", s);
+		return false;
+	default:
+		return true;
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* validation: structure (per file) and values */
+
+bool schema_valid_var_name(const char *s)
+{
+	size_t i;
+
+	if (!s[0] || (!isalpha((unsigned char)s[0]) && s[0] != '_'))
+		return false;
+	for (i = 0; s[i]; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '_')
+			return false;
+	return i <= 64;
+}
+
+static void validate_map(struct vctx *v, const struct field *fields, const char *name,
+			 struct ynode *n)
+{
+	size_t i;
+
+	for (i = 0; i < n->n; i++) {
+		const struct field *sub = schema_field_find(fields, n->k[i]);
+		if (!sub) {
+			const char *hint = field_suggest(fields, n->k[i]);
+			if (v->mode == V_VALUES)
+				continue;
+			if (hint)
+				diags_add(v->d, &n->kpos[i],
+					  "unknown key '%s'%s%s (did you mean '%s'?)", n->k[i],
+					  name ? " in " : "", name ? name : "", hint);
+			else
+				diags_add(v->d, &n->kpos[i], "unknown key '%s'%s%s", n->k[i],
+					  name ? " in " : "", name ? name : "");
+			continue;
+		}
+		schema_validate(v, sub, sub->key, n->v[i]);
+	}
+}
+
+static void set_abspath(struct vctx *v, struct ynode *n)
+{
+	if (!v->dir || n->had_var)
+		return;
+	free(n->abspath);
+	if (n->str[0] == '/')
+		n->abspath = xstrdup(n->str);
+	else
+		n->abspath = path_join(v->dir, n->str);
+}
+
+void schema_validate(struct vctx *v, const struct field *f, const char *name, struct ynode *n)
+{
+	size_t i;
+
+	/* An empty value (`key:` with nothing) means an empty list or map. */
+	if (ynode_is_null(n) && (f->type == T_LIST || f->type == T_MAP || f->type == T_VARS ||
+				 f->type == T_PROFILES)) {
+		free(n->str);
+		n->str = NULL;
+		n->kind = f->type == T_LIST ? YNODE_SEQ : YNODE_MAP;
+		return;
+	}
+
+	switch (f->type) {
+	case T_LIST:
+		if (n->kind != YNODE_SEQ) {
+			if (v->mode == V_STRUCTURE)
+				diags_add(v->d, &n->pos, "'%s' must be a list, not %s", name,
+					  ynode_kind_name(n));
+			return;
+		}
+		for (i = 0; i < n->n; i++)
+			schema_validate(v, &f->sub[0], name, n->v[i]);
+		return;
+	case T_MAP:
+		if (n->kind != YNODE_MAP) {
+			if (v->mode == V_STRUCTURE)
+				diags_add(v->d, &n->pos, "'%s' must be a map, not %s",
+					  name ? name : "a recipe", ynode_kind_name(n));
+			return;
+		}
+		validate_map(v, f->sub, name, n);
+		return;
+	case T_VARS:
+		if (n->kind != YNODE_MAP) {
+			if (v->mode == V_STRUCTURE)
+				diags_add(v->d, &n->pos, "'variables' must be a map, not %s",
+					  ynode_kind_name(n));
+			return;
+		}
+		if (v->mode != V_STRUCTURE)
+			return;
+		for (i = 0; i < n->n; i++) {
+			if (!schema_valid_var_name(n->k[i]))
+				diags_add(v->d, &n->kpos[i],
+					  "invalid variable name '%s': use letters, digits and '_'",
+					  n->k[i]);
+			if (n->v[i]->kind != YNODE_SCALAR)
+				diags_add(v->d, &n->v[i]->pos,
+					  "variable '%s' must be a scalar, not %s", n->k[i],
+					  ynode_kind_name(n->v[i]));
+		}
+		return;
+	case T_PROFILES:
+		if (n->kind != YNODE_MAP) {
+			if (v->mode == V_STRUCTURE)
+				diags_add(v->d, &n->pos, "'profiles' must be a map, not %s",
+					  ynode_kind_name(n));
+			return;
+		}
+		for (i = 0; i < n->n; i++) {
+			if (v->mode == V_STRUCTURE && !valid_name(n->k[i], 64))
+				diags_add(v->d, &n->kpos[i], "invalid profile name '%s'", n->k[i]);
+			if (ynode_is_null(n->v[i])) {
+				free(n->v[i]->str);
+				n->v[i]->str = NULL;
+				n->v[i]->kind = YNODE_MAP;
+			}
+			if (n->v[i]->kind != YNODE_MAP) {
+				if (v->mode == V_STRUCTURE)
+					diags_add(v->d, &n->v[i]->pos,
+						  "profile '%s' must be a map, not %s", n->k[i],
+						  ynode_kind_name(n->v[i]));
+				continue;
+			}
+			validate_map(v, f->sub, "a profile", n->v[i]);
+		}
+		return;
+	case T_OVERLAY:
+		if (n->kind == YNODE_MAP) {
+			validate_map(v, f->sub, "an overlay", n);
+			if (v->mode == V_STRUCTURE && !ynode_map_get(n, "source"))
+				diags_add(v->d, &n->pos, "overlay needs 'source:' (a directory)");
+			return;
+		}
+		if (n->kind != YNODE_SCALAR) {
+			if (v->mode == V_STRUCTURE)
+				diags_add(v->d, &n->pos,
+					  "an overlay is a directory path or a map, not %s",
+					  ynode_kind_name(n));
+			return;
+		}
+		{
+			static const struct field hp = { NULL, T_HOSTPATH, NULL, NULL, 0, 0, NULL, NULL };
+			schema_validate(v, &hp, "overlay", n);
+		}
+		return;
+	default:
+		break;
+	}
+
+	/* Scalars. */
+	if (n->kind != YNODE_SCALAR) {
+		if (v->mode == V_STRUCTURE)
+			diags_add(v->d, &n->pos, "'%s' must be %s, not %s", name ? name : "value",
+				  type_name(f), ynode_kind_name(n));
+		return;
+	}
+	if (v->mode == V_STRUCTURE) {
+		if (strstr(n->str, "${")) {
+			n->had_var = true;
+			return; /* checked after substitution */
+		}
+		check_value(f, name ? name : "value", n, v->d);
+		if (f->type == T_HOSTPATH || (f->type == T_SOURCE && !strstr(n->str, "://")))
+			set_abspath(v, n);
+	} else if (n->had_var) {
+		check_value(f, name ? name : "value", n, v->d);
+	}
+}
