@@ -140,6 +140,12 @@ static int hash_paths(struct sha256 *h, const struct ynode *n, struct diags *d)
 		}
 		if (S_ISDIR(st.st_mode)) {
 			r = hash_tree(h, n->abspath, "", 0);
+		} else if (!S_ISREG(st.st_mode)) {
+			/* A device or FIFO would be read forever or block: refuse it unopened. */
+			r = -EINVAL;
+			diags_add(d, &n->pos, "cannot hash '%s': not a regular file or directory",
+				  n->str);
+			return r;
 		} else {
 			r = sha256_file(n->abspath, hex, NULL);
 			if (r == 0)

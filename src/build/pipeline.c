@@ -549,8 +549,13 @@ static int apply_recipe(struct ctx *c, struct tree *t)
 			if (r < 0)
 				r = fail(c, r, "%s:%d:%d: %s", u->pos.file, u->pos.line, u->pos.col,
 					 err.buf);
+			else if (r > 0)
+				warning("%s:%d:%d: %s", u->pos.file, u->pos.line, u->pos.col,
+					err.buf);
 			else
 				step(c, "rootfs: %s %s", svc->k[i], u->str);
+			strbuf_reset(&err);
+			r = r > 0 ? 0 : r;
 		}
 	}
 	for (i = 0; rm && i < rm->n && r == 0; i++) {

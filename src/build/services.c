@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include "build/services.h"
+#include "recipe/recipe.h"
 
 static const char *const unit_dirs[] = { "/etc/systemd/system", "/usr/lib/systemd/system",
 					 "/lib/systemd/system" };
@@ -105,6 +106,12 @@ static int enable_one(struct tree *t, const char *unit, int64_t mtime, int depth
 
 			name = xstrdup(is_inst || !strchr(file, '@') ? unit : file);
 			target = xasprintf("%s", path);
+			/* Unit files come from packages and overlays: their names are input too. */
+			if (!recipe_unit_name_valid(word)) {
+				strbuf_addf(err, "cannot enable '%s': %s names an invalid unit in %s=",
+					    unit, path, line);
+				return -EINVAL;
+			}
 			if (!strcmp(line, "WantedBy") || !strcmp(line, "RequiredBy")) {
 				dir = xasprintf("/etc/systemd/system/%s.%s", word,
 						!strcmp(line, "WantedBy") ? "wants" : "requires");
@@ -126,24 +133,35 @@ static int enable_one(struct tree *t, const char *unit, int64_t mtime, int depth
 	return 0;
 }
 
-/* Like systemctl, a name without a unit type means a service. */
-static char *unit_name(const char *unit)
+/*
+ * Like systemctl, a name without a unit type means a service. A name that
+ * is not a unit name (one with '/' or "..") never reaches a path: NULL and
+ * a message in err.
+ */
+static char *unit_name(const char *unit, const char *what, struct strbuf *err)
 {
+	if (!recipe_unit_name_valid(unit)) {
+		strbuf_addf(err, "cannot %s '%s': not a valid unit name", what, unit);
+		return NULL;
+	}
 	return strchr(unit, '.') ? xstrdup(unit) : xasprintf("%s.service", unit);
 }
 
 int services_enable(struct tree *t, const char *name, int64_t mtime, struct strbuf *err)
 {
-	_cleanup_free_ char *unit = unit_name(name);
+	_cleanup_free_ char *unit = unit_name(name, "enable", err);
+
+	if (!unit)
+		return -EINVAL;
 	return enable_one(t, unit, mtime, 0, err);
 }
 
-int services_disable(struct tree *t, const char *name, struct strbuf *err)
+static int disable_links(struct tree *t, const char *unit, struct strbuf *err)
 {
-	_cleanup_free_ char *unit = unit_name(name);
 	struct tree_node *etc = tree_lookup(t, "/etc/systemd/system");
 	struct tree_node **kids = NULL;
 	size_t n = 0, i;
+	int removed = 0;
 
 	if (!etc)
 		return 0;
@@ -159,17 +177,36 @@ int services_disable(struct tree *t, const char *name, struct strbuf *err)
 		    !(l > 9 && !strcmp(dir + l - 9, ".requires")))
 			continue;
 		p = xasprintf("/etc/systemd/system/%s/%s", dir, unit);
-		if (tree_lookup(t, p))
-			tree_remove(t, p, err);
+		if (tree_lookup(t, p) && tree_remove(t, p, err) >= 0)
+			removed++;
 	}
 	free(kids);
+	return removed;
+}
+
+int services_disable(struct tree *t, const char *name, struct strbuf *err)
+{
+	_cleanup_free_ char *unit = unit_name(name, "disable", err);
+	_cleanup_free_ char *path = NULL, *file = NULL;
+
+	if (!unit)
+		return -EINVAL;
+	if (disable_links(t, unit, err) > 0)
+		return 0;
+	/* Nothing to disable, and no such unit: most likely a typo in the recipe. */
+	if (find_unit(t, unit, &path, &file) == -ENOENT) {
+		strbuf_addf(err, "disable '%s': no such unit in the image", unit);
+		return 1;
+	}
 	return 0;
 }
 
 int services_mask(struct tree *t, const char *name, int64_t mtime, struct strbuf *err)
 {
-	_cleanup_free_ char *unit = unit_name(name);
+	_cleanup_free_ char *unit = unit_name(name, "mask", err);
 
-	services_disable(t, unit, err);
+	if (!unit)
+		return -EINVAL;
+	disable_links(t, unit, err);
 	return add_link(t, "/etc/systemd/system", unit, "/dev/null", mtime, err);
 }

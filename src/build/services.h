@@ -12,7 +12,10 @@
  * /etc/systemd/system; disable removes them; mask links the unit to
  * /dev/null. Units are looked up in /etc/systemd/system, /usr/lib/systemd/system
  * and /lib/systemd/system of the tree, never on the host.
- * Each returns 0 or -errno with one line appended to err.
+ * Each returns 0 or -errno with one line appended to err; a unit name that
+ * is not valid by systemd's grammar is refused (-EINVAL) before it is
+ * joined to any path. services_disable returns 1 with a line in err when
+ * there was nothing to disable and the image has no such unit: a warning.
  */
 int services_enable(struct tree *t, const char *unit, int64_t mtime, struct strbuf *err);
 int services_disable(struct tree *t, const char *unit, struct strbuf *err);

@@ -9,6 +9,7 @@
 
 static const char check_usage[] =
 	"usage: imgforge check IMAGE.yaml [--profile P] [--set NAME=VALUE]... [--mirror URL]\n"
+	"                      [--json]\n"
 	"\n"
 	"Load IMAGE.yaml with its includes, apply the profile and variables, and\n"
 	"check every key and value. Prints every problem found as FILE:LINE:COL and\n"
@@ -17,8 +18,32 @@ static const char check_usage[] =
 	"   --profile P        apply profile P from the file's profiles: map\n"
 	"   --set NAME=VALUE   set a variable (wins over the recipe's variables:)\n"
 	"   --mirror URL       shorthand for --set mirror=URL\n"
+	"   --json             print the problems on stdout as a JSON array of\n"
+	"                      {file, line, column, severity, message}\n"
 	"\n"
 	"The variable 'mirror' defaults to $IMGFORGE_MIRROR when the recipe sets none.\n";
+
+/* check --json: every diagnostic, errors and warnings, as one JSON array on stdout. */
+static int check_json(struct recipe_args *a)
+{
+	struct strbuf out = STRBUF_INIT;
+	struct diags d = { 0 };
+	struct recipe *r = NULL;
+	int ret;
+
+	ret = recipe_args_load_diags(a, &r, &d) < 0 ? 1 : 0;
+	diags_json(&d, &out);
+	strbuf_addch(&out, '\n');
+	fwrite(out.buf, 1, out.len, stdout);
+	if (fflush(stdout) != 0) {
+		error("check: cannot write the output");
+		ret = 1;
+	}
+	strbuf_release(&out);
+	diags_release(&d);
+	recipe_free(r);
+	return ret;
+}
 
 int cmd_check(int argc, char **argv)
 {
@@ -28,6 +53,10 @@ int cmd_check(int argc, char **argv)
 
 	if (recipe_cmd_parse("check", check_usage, argc, argv, &a, NULL, NULL, &ret) < 0)
 		goto out;
+	if (a.json) {
+		ret = check_json(&a);
+		goto out;
+	}
 	if (recipe_args_load(&a, &r) < 0) {
 		ret = 1;
 		goto out;

@@ -69,5 +69,8 @@ int recipe_cmd_parse(const char *name, const char *usage, int argc, char **argv,
 		     struct recipe_args *a, recipe_extra_fn extra, void *userdata, int *ret_exit);
 /* Load the image with the options; print every diagnostic. Returns 0 or -errno. */
 int recipe_args_load(struct recipe_args *a, struct recipe **ret);
+/* The same, with the diagnostics handed to the caller instead of printed. */
+struct diags;
+int recipe_args_load_diags(struct recipe_args *a, struct recipe **ret, struct diags *d);
 
 #endif

@@ -41,7 +41,8 @@ int cmd_opt_value(const char *cmd, const char *name, int argc, char **argv, int 
 
 int recipe_args_parse(struct recipe_args *a, int argc, char **argv, int *i)
 {
-	const char *val;
+	_cleanup_free_ char *name = NULL;
+	const char *val, *eq;
 	int r;
 
 	if ((r = cmd_opt_value(NULL, "--profile", argc, argv, i, &val)) != 0) {
@@ -57,8 +58,15 @@ int recipe_args_parse(struct recipe_args *a, int argc, char **argv, int *i)
 	if ((r = cmd_opt_value(NULL, "--set", argc, argv, i, &val)) != 0) {
 		if (r < 0)
 			return -1;
-		if (!strchr(val, '=')) {
-			error("'--set %s' needs the form name=value", val);
+		eq = strchr(val, '=');
+		if (!eq || eq == val) {
+			error("'--set %s': expected NAME=VALUE", val);
+			return -1;
+		}
+		name = xstrndup(val, (size_t)(eq - val));
+		if (!recipe_var_name_valid(name)) {
+			error("'--set %s': invalid variable name '%s': use letters, digits and '_'",
+			      val, name);
 			return -1;
 		}
 		a->sets = xrealloc(a->sets, (a->nsets + 1) * sizeof(*a->sets));
@@ -134,13 +142,13 @@ int recipe_cmd_parse(const char *name, const char *usage, int argc, char **argv,
 	return 0;
 }
 
-int recipe_args_load(struct recipe_args *a, struct recipe **ret)
+int recipe_args_load_diags(struct recipe_args *a, struct recipe **ret, struct diags *d)
 {
 	struct recipe_opts opts = { 0 };
-	struct diags d = { 0 };
 	_cleanup_free_ char *env_default = NULL;
 	const char *defaults[1];
 	const char *mirror = getenv("IMGFORGE_MIRROR");
+	size_t i, j;
 	int r;
 
 	opts.profile = a->profile;
@@ -152,10 +160,34 @@ int recipe_args_load(struct recipe_args *a, struct recipe **ret)
 		opts.defaults = defaults;
 		opts.ndefaults = 1;
 	}
-	r = recipe_load(a->image, &opts, ret, &d);
+	r = recipe_load(a->image, &opts, ret, d);
+	if (r < 0)
+		return r;
+	/* A --set nothing uses is most likely a misspelt name (--mirror is for every image). */
+	for (i = 0; i < a->nsets; i++) {
+		const char *eq = strchr(a->sets[i], '=');
+		_cleanup_free_ char *name = xstrndup(a->sets[i], (size_t)(eq - a->sets[i]));
+		struct ypos pos = { "--set", 0, 0 };
+		bool from_mirror = false;
+
+		for (j = 0; j < a->nowned; j++)
+			from_mirror |= a->owned[j] == a->sets[i];
+		if (!from_mirror && !recipe_var_used(*ret, name))
+			diags_warn(d, &pos, "'--set %s': no recipe uses the variable '%s'",
+				   a->sets[i], name);
+	}
+	return 0;
+}
+
+int recipe_args_load(struct recipe_args *a, struct recipe **ret)
+{
+	struct diags d = { 0 };
+	int r;
+
+	r = recipe_args_load_diags(a, ret, &d);
 	diags_print(&d);
-	if (r < 0 && d.n > 1)
-		fprintf(stderr, "%s: %zu errors\n", a->image, d.n);
+	if (r < 0 && d.nerrors > 1)
+		fprintf(stderr, "%s: %zu errors\n", a->image, d.nerrors);
 	diags_release(&d);
 	return r;
 }

@@ -50,6 +50,11 @@ static int add_source(struct tree *t, const char *src, bool overlay, struct strb
 		strbuf_addf(err, "cannot open '%s': %s", src, strerror(errno));
 		return -errno;
 	}
+	/* A FIFO blocks and a device never ends: only files and directories are read. */
+	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+		strbuf_addf(err, "cannot read '%s': not a regular file or directory", src);
+		return -EINVAL;
+	}
 	if (overlay)
 		return tree_add_dir(t, src, "", 0, 0, err);
 	if (S_ISDIR(st.st_mode))

@@ -32,7 +32,8 @@ static void check_disk(const struct ynode *root, struct diags *d)
 	const struct ynode *disk = ynode_map_get(root, "disk");
 	const struct ynode *rootfs = ynode_map_get(root, "rootfs");
 	uint64_t size, root_size, data, esp, need, fs;
-	char a[32], b[32];
+	char a[32];
+	bool over;
 
 	/* A fixed root filesystem size must fit its slot. */
 	if (disk && disk->kind == YNODE_MAP && rootfs && rootfs->kind == YNODE_MAP &&
@@ -52,20 +53,44 @@ static void check_disk(const struct ynode *root, struct diags *d)
 	esp = size_or(disk, "esp_size", 128ULL << 20);
 	if (!size)
 		return;
-	/* 1 MiB before the first partition, BIOS boot 1 MiB, backup GPT 1 MiB. */
-	need = (3ULL << 20) + esp + 2 * root_size + data;
-	if (need > size)
+	/*
+	 * 1 MiB before the first partition, BIOS boot 1 MiB, backup GPT 1 MiB.
+	 * Each size is below 2^64 on its own, their sum need not be: checked.
+	 */
+	over = __builtin_mul_overflow(root_size, 2, &need) ||
+	       __builtin_add_overflow(need, esp, &need) ||
+	       __builtin_add_overflow(need, data, &need) ||
+	       __builtin_add_overflow(need, 3ULL << 20, &need);
+	if (over || need > size)
 		diags_add(d, &ynode_map_get(disk, "size")->pos,
-			  "disk size %s is too small: the partitions need %s (1 MiB BIOS boot + "
+			  "disk size %s is too small: the partitions need %s%s (1 MiB BIOS boot + "
 			  "%s ESP + 2 x %s root slots + %s data + 2 MiB for the partition tables)",
-			  ynode_map_get(disk, "size")->str, format_size(need, a, sizeof(a)),
+			  ynode_map_get(disk, "size")->str, over ? "more than " : "",
+			  over ? "16 EiB" : format_size(need, a, sizeof(a)),
 			  ynode_map_get(disk, "esp_size") ? ynode_map_get(disk, "esp_size")->str
 							  : "128M",
 			  ynode_map_get(disk, "root_size") ? ynode_map_get(disk, "root_size")->str
 							   : "0",
 			  ynode_map_get(disk, "data_size") ? ynode_map_get(disk, "data_size")->str
 							   : "0");
-	(void)b;
+}
+
+/*
+ * A file source is read whole at build time and hashed by plan: it must be
+ * a readable regular file. stat() alone decides, without opening: opening
+ * a FIFO blocks, reading /dev/zero never ends.
+ */
+static void check_source(const struct ynode *source, struct diags *d)
+{
+	char ex[RECIPE_EXCERPT_SIZE];
+	struct stat st;
+
+	if (stat(source->abspath, &st) < 0 || access(source->abspath, R_OK) < 0)
+		diags_add(d, &source->pos, "cannot read source '%s': %s",
+			  recipe_excerpt(source->str, ex), strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		diags_add(d, &source->pos, "source '%s' is not a regular file (%s)",
+			  recipe_excerpt(source->str, ex), load_kind_name(st.st_mode));
 }
 
 static void check_files(const struct ynode *root, struct diags *d)
@@ -102,9 +127,8 @@ static void check_files(const struct ynode *root, struct diags *d)
 		if (strcmp(t, "file") && (content || source))
 			diags_add(d, key_pos(f, content ? "content" : "source"),
 				  "'%s:' is only for type: file", content ? "content" : "source");
-		if (source && source->abspath && access(source->abspath, R_OK) < 0)
-			diags_add(d, &source->pos, "cannot read source '%s': %s", source->str,
-				  strerror(errno));
+		if (source && source->abspath)
+			check_source(source, d);
 	}
 }
 

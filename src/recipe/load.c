@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* Reading recipe files with their includes, and merging them in order. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "recipe/recipe-internal.h"
 
@@ -21,6 +24,72 @@ static const char *intern_file(struct recipe *r, const char *path)
 	return r->files[r->nfiles++];
 }
 
+const char *load_kind_name(mode_t mode)
+{
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISCHR(mode))
+		return "a character device";
+	if (S_ISBLK(mode))
+		return "a block device";
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	if (S_ISLNK(mode))
+		return "a symbolic link";
+	return "not a file";
+}
+
+/*
+ * Read a recipe file of at most max bytes. Only regular files: a device
+ * (/dev/zero) never ends and a FIFO blocks before the first byte, so the
+ * file is opened without blocking and checked with fstat before any read.
+ * Returns -EINVAL with *ret_mode set for the other kinds.
+ */
+static int read_regular(const char *path, size_t max, char **ret_buf, size_t *ret_len,
+			mode_t *ret_mode)
+{
+	_cleanup_close_ int fd = -1;
+	struct strbuf sb = STRBUF_INIT;
+	struct stat st;
+	char chunk[65536];
+
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
+	if (!S_ISREG(st.st_mode)) {
+		*ret_mode = st.st_mode;
+		return -EINVAL;
+	}
+	if ((uint64_t)st.st_size > max)
+		return -EFBIG;
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = -errno;
+			strbuf_release(&sb);
+			return e;
+		}
+		if (n == 0)
+			break;
+		if (sb.len + (size_t)n > max) {
+			strbuf_release(&sb);
+			return -EFBIG;
+		}
+		strbuf_add(&sb, chunk, (size_t)n);
+	}
+	*ret_len = sb.len;
+	*ret_buf = strbuf_detach(&sb);
+	return 0;
+}
+
 /*
  * Load one file and everything it includes; return the merged tree of the
  * file (its includes first, the file itself last), without include:.
@@ -31,21 +100,33 @@ struct ynode *load_file(struct loader *l, const char *path, const struct ypos *f
 	struct ynode *root = NULL, *merged = NULL;
 	const char *file;
 	size_t len = 0, i, before;
+	mode_t mode = 0;
 	struct vctx v;
 	ssize_t inc;
 	int r;
 
+	if (l->too_many)
+		return NULL;
+	if (l->depth >= RECIPE_MAX_INCLUDES || ++l->loaded > RECIPE_MAX_INCLUDES) {
+		/* Once: every further include would say the same. */
+		diags_add(l->d, from, "more than %d included files", RECIPE_MAX_INCLUDES);
+		l->too_many = true;
+		return NULL;
+	}
 	file = intern_file(l->r, path);
-	r = read_file(path, RECIPE_MAX_FILE_SIZE, &buf, &len);
+	r = read_regular(path, RECIPE_MAX_FILE_SIZE, &buf, &len, &mode);
 	if (r < 0) {
 		struct ypos top = { file, 1, 1 };
+		_cleanup_free_ char *why = r == -EINVAL ? xasprintf("not a regular file (%s)",
+								     load_kind_name(mode))
+							: xstrdup(strerror(-r));
 		if (r == -EFBIG)
 			diags_add(l->d, &top, "file is larger than the %d KiB recipe limit",
 				  RECIPE_MAX_FILE_SIZE / 1024);
 		else if (from)
-			diags_add(l->d, from, "cannot read include '%s': %s", path, strerror(-r));
+			diags_add(l->d, from, "cannot read include '%s': %s", path, why);
 		else
-			diags_add(l->d, NULL, "cannot read '%s': %s", path, strerror(-r));
+			diags_add(l->d, NULL, "cannot read '%s': %s", path, why);
 		return NULL;
 	}
 	real = realpath(path, NULL);
@@ -63,18 +144,20 @@ struct ynode *load_file(struct loader *l, const char *path, const struct ypos *f
 			return NULL;
 		}
 	}
-	if (l->depth >= RECIPE_MAX_INCLUDES || ++l->loaded > RECIPE_MAX_INCLUDES) {
-		diags_add(l->d, from, "more than %d included files", RECIPE_MAX_INCLUDES);
-		return NULL;
-	}
-
-	before = l->d->n;
+	before = l->d->nerrors;
 	r = ynode_parse(file, buf, len, &root, l->d);
 	if (r < 0)
 		return NULL;
-	if (root->kind != YNODE_MAP) {
-		diags_add(l->d, &root->pos, "a recipe must be a map of keys, not %s",
-			  ynode_kind_name(root));
+	/*
+	 * A file that is not a recipe at all (a password file, a key someone
+	 * named by mistake) is one error that does not show its content.
+	 */
+	if (root->kind != YNODE_MAP || !schema_looks_like_recipe(root)) {
+		struct ypos top = { file, 1, 1 };
+		char ex[RECIPE_EXCERPT_SIZE];
+		diags_add(l->d, &top, "'%s' is not a recipe (%s)", recipe_excerpt(path, ex),
+			  root->kind != YNODE_MAP ? "expected a YAML mapping"
+						  : "none of its keys is a recipe key");
 		ynode_free(root);
 		return NULL;
 	}
@@ -83,7 +166,7 @@ struct ynode *load_file(struct loader *l, const char *path, const struct ypos *f
 	v.mode = V_STRUCTURE;
 	v.dir = dir;
 	schema_validate(&v, &schema_top, NULL, root);
-	if (l->d->n > before) {
+	if (l->d->nerrors > before) {
 		ynode_free(root);
 		return NULL;
 	}

@@ -47,6 +47,7 @@ enum vtype {
 	T_SOURCE,    /* URL or host path */
 	T_PKG,	     /* Debian package name */
 	T_UNIT,	     /* systemd unit name */
+	T_CMDLINE,   /* kernel command line: recipe_cmdline_valid(), at most .max */
 	T_ENUM,
 	T_SHA256,
 	T_LIST,	    /* items described by .sub[0] */
@@ -74,6 +75,8 @@ const struct field *schema_field_find(const struct field *fields, const char *ke
 bool schema_parse_bool(const char *s, bool *ret);
 bool schema_parse_long(const char *s, long *ret);
 bool schema_valid_var_name(const char *s);
+/* False for a map none of whose keys is, or is close to, a top-level recipe key. */
+bool schema_looks_like_recipe(const struct ynode *root);
 
 enum vmode {
 	V_STRUCTURE, /* kinds and keys; values without ${...} */
@@ -102,7 +105,11 @@ struct loader {
 	const char *chain_shown[RECIPE_MAX_INCLUDES];
 	int depth;
 	int loaded;
+	bool too_many; /* more than RECIPE_MAX_INCLUDES, reported */
 };
+
+/* "a FIFO", "a character device", ... for messages about a host path. */
+const char *load_kind_name(mode_t mode);
 
 /*
  * Load one file and everything it includes; return the merged tree of the
@@ -114,15 +121,29 @@ struct ynode *load_file(struct loader *l, const char *path, const struct ypos *f
 void load_merge(struct ynode *dst, const struct ynode *src, const struct field *f);
 
 /* --- variables (subst.c) -------------------------------------------------- */
+enum subst_state { SUBST_UNUSED, SUBST_ACTIVE, SUBST_DONE, SUBST_FAILED, SUBST_TOO_BIG };
+
 struct subst {
-	const struct ynode *vars;
+	struct ynode *vars;
 	struct diags *d;
-	const char *stack[16];
+	enum subst_state *state; /* per variable, in the order of vars */
+	char **value;		 /* per variable: its expansion, once SUBST_DONE */
+	size_t total;		 /* bytes produced so far, against RECIPE_MAX_EXPANDED */
+	bool total_exceeded;
+	char *too_big;	     /* the outermost variable that grew past RECIPE_MAX_VALUE */
+	bool stopped;	     /* a size limit was hit and reported: substitute no more */
+	const char *stack[RECIPE_MAX_VAR_DEPTH];
 	int depth;
 };
 
+void subst_init(struct subst *s, struct ynode *vars, struct diags *d);
 /* Expand ${name}, ${name:-default} and $$ in a string, appending to out. */
 int subst_expand(struct subst *s, const char *in, const struct ypos *pos, struct strbuf *out);
+/* Replace the variables that were used by their expansion (the others stay as written). */
+void subst_finish(struct subst *s);
+/* Whether anything expanded the variable. */
+bool subst_used(const struct subst *s, const char *name);
+void subst_release(struct subst *s);
 /* Substitute every scalar under n in place. */
 void subst_tree(struct subst *s, struct ynode *n);
 /* Resolve host paths of values that were only known after substitution. */

@@ -20,16 +20,16 @@ int recipe_load(const char *path, const struct recipe_opts *opts, struct recipe 
 	struct recipe *r = xcalloc(1, sizeof(*r));
 	struct loader l = { .r = r, .d = d };
 	struct ynode *root, *vars;
-	struct subst s = { .d = d };
+	struct subst s;
 	struct vctx v;
 	const char *profile = opts && opts->profile ? opts->profile : NULL;
-	size_t before = d->n, i;
+	size_t before = d->nerrors, i;
 	ssize_t pi;
 
 	r->path = xstrdup(path);
 	root = load_file(&l, path, NULL);
 	r->root = root;
-	if (!root || d->n > before)
+	if (!root || d->nerrors > before)
 		goto fail;
 
 	/* The image's identity is required at the top. */
@@ -125,27 +125,26 @@ int recipe_load(const char *path, const struct recipe_opts *opts, struct recipe 
 			ynode_map_push(vars, name, &pos, ynode_scalar(eq + 1, &pos));
 		}
 	}
-	if (d->n > before)
+	if (d->nerrors > before)
 		goto fail;
 
-	/* Substitute everywhere but in the variables themselves (expanded on use). */
-	s.vars = vars;
+	/*
+	 * Substitute everywhere but in the variables themselves: they are
+	 * expanded when used, once each; plan shows the used ones expanded.
+	 */
+	subst_init(&s, vars, d);
 	for (i = 0; i < root->n; i++)
 		if (root->v[i] != vars)
 			subst_tree(&s, root->v[i]);
-	/* Then the variables, so that plan shows their final values. */
+	subst_finish(&s);
 	for (i = 0; i < vars->n; i++) {
-		struct strbuf out = STRBUF_INIT;
-		s.depth = 0;
-		s.stack[s.depth++] = vars->k[i];
-		if (subst_expand(&s, vars->v[i]->str, &vars->v[i]->pos, &out) == 0) {
-			free(vars->v[i]->str);
-			vars->v[i]->str = strbuf_detach(&out);
-		}
-		strbuf_release(&out);
+		if (!subst_used(&s, vars->k[i]))
+			continue;
+		GROW(r->vars_used, r->vars_used_alloc, r->nvars_used + 1);
+		r->vars_used[r->nvars_used++] = xstrdup(vars->k[i]);
 	}
-	s.depth = 0;
-	if (d->n > before)
+	subst_release(&s);
+	if (d->nerrors > before)
 		goto fail;
 
 	/* Values that were only known after substitution. */
@@ -156,7 +155,7 @@ int recipe_load(const char *path, const struct recipe_opts *opts, struct recipe 
 	subst_late_paths(root, &schema_top);
 
 	checks_run(root, d);
-	if (d->n > before)
+	if (d->nerrors > before)
 		goto fail;
 
 	*ret = r;
@@ -176,6 +175,9 @@ void recipe_free(struct recipe *r)
 	for (i = 0; i < r->nfiles; i++)
 		free(r->files[i]);
 	free(r->files);
+	for (i = 0; i < r->nvars_used; i++)
+		free(r->vars_used[i]);
+	free(r->vars_used);
 	free(r->path);
 	free(r->profile);
 	free(r);
@@ -193,6 +195,16 @@ const struct ynode *recipe_get(const struct recipe *r, const char *dotted)
 		p = dot ? dot + 1 : p + strlen(p);
 	}
 	return n;
+}
+
+bool recipe_var_used(const struct recipe *r, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < r->nvars_used; i++)
+		if (!strcmp(r->vars_used[i], name))
+			return true;
+	return false;
 }
 
 const char *recipe_get_str(const struct recipe *r, const char *dotted, const char *def)

@@ -21,6 +21,11 @@
 #define RECIPE_MAX_FILE_SIZE (1024 * 1024)
 #define RECIPE_MAX_DEPTH     64
 #define RECIPE_MAX_INCLUDES  256
+/* ${var} substitution: one value, and all values of a recipe together (docs/recipes.md). */
+#define RECIPE_MAX_VALUE     (1024 * 1024)
+#define RECIPE_MAX_EXPANDED  (64 * 1024 * 1024)
+/* How deep variables may refer to variables. */
+#define RECIPE_MAX_VAR_DEPTH 64
 
 struct ypos {
 	const char *file; /* owned by the recipe's file table */
@@ -45,22 +50,39 @@ struct ynode {
 	struct ypos *kpos; /* MAP key positions */
 };
 
-/* One diagnostic: "file:line:col: error: message". */
+/* One diagnostic: "file:line:col: error: message" (or "warning:"). */
 struct diag {
 	char *file;
 	int line, col;
+	bool warning;
 	char *msg;
 };
 
 struct diags {
 	struct diag *v;
 	size_t n, alloc;
+	size_t nerrors; /* entries that are errors, not warnings */
 };
 
 void diags_add(struct diags *d, const struct ypos *pos, const char *fmt, ...) _printf_(3, 4);
+void diags_warn(struct diags *d, const struct ypos *pos, const char *fmt, ...) _printf_(3, 4);
 /* Print every diagnostic to stderr, in the order found. */
 void diags_print(const struct diags *d);
+/*
+ * Every diagnostic as a JSON array of {file, line, column, severity,
+ * message} objects (line and column 0 when there is no position).
+ */
+void diags_json(const struct diags *d, struct strbuf *out);
 void diags_release(struct diags *d);
+
+/*
+ * A value or key as messages may show it: at most 40 bytes, control and
+ * non-ASCII bytes escaped as \xNN, "..." when cut. A file that is not a
+ * recipe (a password file, a key) must not end up on a terminal or in a CI
+ * log. Returns buf.
+ */
+#define RECIPE_EXCERPT_SIZE 200
+const char *recipe_excerpt(const char *s, char buf[RECIPE_EXCERPT_SIZE]);
 
 struct recipe_opts {
 	const char *profile;	 /* NULL: the "default" profile if the file defines one */
@@ -76,6 +98,8 @@ struct recipe {
 	struct ynode *root; /* resolved tree: no include:, no profiles: */
 	char **files;	    /* every file loaded, image file first (owns ypos.file) */
 	size_t nfiles, files_alloc;
+	char **vars_used; /* variables some value expanded (the others are shown as written) */
+	size_t nvars_used, vars_used_alloc;
 };
 
 /*
@@ -91,6 +115,8 @@ void recipe_free(struct recipe *r);
 /* --- reading the resolved tree -------------------------------------------- */
 /* Look up a dotted key ("base.suite"); NULL when absent. Owned by the recipe. */
 const struct ynode *recipe_get(const struct recipe *r, const char *dotted);
+/* Whether any value of the resolved recipe used the variable. */
+bool recipe_var_used(const struct recipe *r, const char *name);
 /* Scalar value of a dotted key, or def when absent or not a scalar. */
 const char *recipe_get_str(const struct recipe *r, const char *dotted, const char *def);
 const struct ynode *ynode_map_get(const struct ynode *map, const char *key);
@@ -115,6 +141,24 @@ void recipe_print_json(const struct recipe *r, const struct recipe_stage *stages
  * hashes, so that two spellings of one value give one key.
  */
 void recipe_value_json(const char *dotted, const struct ynode *n, struct strbuf *out);
+
+/* Whether a variable name is valid: a letter or '_', then letters, digits, '_'. */
+bool recipe_var_name_valid(const char *name);
+
+/*
+ * Whether a name follows systemd's unit name grammar (NAME.TYPE, NAME@.TYPE,
+ * NAME@INSTANCE.TYPE; NAME alone means NAME.service). Shared by the schema
+ * and by the build code that joins unit names to paths.
+ */
+bool recipe_unit_name_valid(const char *name);
+
+/*
+ * Whether a kernel command line uses only letters, digits, spaces and
+ * CMDLINE_PUNCT: nothing that ends the line or the menu entry in grub.cfg,
+ * quotes, expands a GRUB variable or starts a command or comment.
+ */
+#define CMDLINE_PUNCT "=,._-:/+@%~"
+bool recipe_cmdline_valid(const char *cmdline);
 
 /* Parse YAML text into a node tree; used by the fuzz target and tests. */
 int ynode_parse(const char *file, const char *buf, size_t len, struct ynode **ret,

@@ -90,7 +90,7 @@ static const struct field disk_fields[] = {
 };
 
 static const struct field boot_fields[] = {
-	{ "cmdline", T_STR, NULL, NULL, 0, 0, NULL, NULL },
+	{ "cmdline", T_CMDLINE, NULL, NULL, 0, 4096, NULL, NULL },
 	{ "tries", T_INT, NULL, NULL, 1, 100, NULL, "a number of tries from 1 to 100" },
 	{ "timeout", T_INT, NULL, NULL, 0, 600, NULL, "seconds from 0 to 600" },
 	{ NULL, 0, NULL, NULL, 0, 0, NULL, NULL },
@@ -149,6 +149,19 @@ static const char *field_suggest(const struct field *fields, const char *key)
 	if (best && (best_d <= 2 || (best_d <= 3 && strlen(key) >= 8)))
 		return best;
 	return NULL;
+}
+
+bool schema_looks_like_recipe(const struct ynode *root)
+{
+	size_t i;
+
+	if (!root->n)
+		return true;
+	for (i = 0; i < root->n; i++)
+		if (schema_field_find(schema_top_fields, root->k[i]) ||
+		    field_suggest(schema_top_fields, root->k[i]))
+			return true;
+	return false;
 }
 
 static const char *type_name(const struct field *f)
@@ -267,11 +280,64 @@ bool schema_parse_long(const char *s, long *ret)
 	return true;
 }
 
+/*
+ * systemd's unit name grammar (unit_name_is_valid()): PREFIX[@[INSTANCE]].TYPE
+ * of [a-zA-Z0-9:_.\\-] with at most one '@', a known type, at most 255
+ * bytes. Recipes may leave out ".service", as systemctl does. A name that
+ * passes cannot leave /etc/systemd/system when joined to it.
+ */
+bool recipe_unit_name_valid(const char *s)
+{
+	static const char *const types[] = { "service", "socket", "target",	"device",
+					      "mount",	 "automount", "swap", "timer",
+					      "path",	 "slice",     "scope" };
+	_cleanup_free_ char *full = NULL;
+	const char *dot, *at;
+	size_t i, n = strlen(s);
+	bool typed = false;
+
+	if (!n || n > 255)
+		return false;
+	dot = strrchr(s, '.');
+	for (i = 0; dot && i < ARRAY_SIZE(types); i++)
+		typed |= !strcmp(dot + 1, types[i]);
+	if (!typed) {
+		if (dot)
+			return false;
+		full = xasprintf("%s.service", s);
+		return recipe_unit_name_valid(full);
+	}
+	if (dot == s)
+		return false;
+	for (i = 0; i < (size_t)(dot - s); i++)
+		if (!isalnum((unsigned char)s[i]) && !strchr(":_.\\-@", s[i]))
+			return false;
+	at = strchr(s, '@');
+	if (at && (at == s || at > dot || memchr(at + 1, '@', (size_t)(dot - at - 1))))
+		return false;
+	return true;
+}
+
+bool recipe_var_name_valid(const char *name)
+{
+	return schema_valid_var_name(name);
+}
+
+bool recipe_cmdline_valid(const char *s)
+{
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != ' ' && !strchr(CMDLINE_PUNCT, *s))
+			return false;
+	return true;
+}
+
 /* Check a scalar's value against its type. Adds a diagnostic and returns false if bad. */
 static bool check_value(const struct field *f, const char *name, const struct ynode *n,
 			struct diags *d)
 {
 	const char *s = n->str;
+	char ex[RECIPE_EXCERPT_SIZE];
+	const char *q = recipe_excerpt(s, ex); /* s as messages show it */
 	uint64_t size;
 	unsigned mode;
 	long l;
@@ -290,16 +356,16 @@ static bool check_value(const struct field *f, const char *name, const struct yn
 			return true;
 		diags_add(d, &n->pos,
 			  "invalid %s '%s': use letters, digits, '.', '_' and '-' (at most 64)", name,
-			  s);
+			  q);
 		return false;
 	case T_VERSION:
 		if (valid_version(s))
 			return true;
-		diags_add(d, &n->pos, "invalid version '%s': use letters, digits and '.+~_-'", s);
+		diags_add(d, &n->pos, "invalid version '%s': use letters, digits and '.+~_-'", q);
 		return false;
 	case T_INT:
 		if (!schema_parse_long(s, &l) || l < f->min || l > f->max) {
-			diags_add(d, &n->pos, "invalid %s '%s': expected %s", name, s,
+			diags_add(d, &n->pos, "invalid %s '%s': expected %s", name, q,
 				  f->help ? f->help : "a number");
 			return false;
 		}
@@ -307,7 +373,7 @@ static bool check_value(const struct field *f, const char *name, const struct yn
 	case T_BOOL:
 		if (schema_parse_bool(s, &b))
 			return true;
-		diags_add(d, &n->pos, "invalid %s '%s': expected true or false", name, s);
+		diags_add(d, &n->pos, "invalid %s '%s': expected true or false", name, q);
 		return false;
 	case T_SIZE_AUTO:
 		if (!strcmp(s, "auto"))
@@ -317,13 +383,13 @@ static bool check_value(const struct field *f, const char *name, const struct yn
 		if (parse_size(s, &size) == 0 && size > 0)
 			return true;
 		diags_add(d, &n->pos, "invalid size '%s' for %s: use a number with K, M, G or T%s",
-			  s, name, f->type == T_SIZE_AUTO ? ", or auto" : " (like 512M or 4G)");
+			  q, name, f->type == T_SIZE_AUTO ? ", or auto" : " (like 512M or 4G)");
 		return false;
 	case T_MODE:
 		if (parse_mode(s, &mode))
 			return true;
 		diags_add(d, &n->pos, "invalid mode '%s': expected octal permission bits like 0644",
-			  s);
+			  q);
 		return false;
 	case T_OWNER: {
 		const char *colon = strchr(s, ':');
@@ -331,7 +397,7 @@ static bool check_value(const struct field *f, const char *name, const struct yn
 		if (valid_user(s, ul) && (!colon || valid_user(colon + 1, strlen(colon + 1))))
 			return true;
 		diags_add(d, &n->pos, "invalid owner '%s': expected user:group (names or numbers)",
-			  s);
+			  q);
 		return false;
 	}
 	case T_ABSPATH:
@@ -341,7 +407,7 @@ static bool check_value(const struct field *f, const char *name, const struct yn
 		diags_add(d, &n->pos,
 			  "invalid path '%s' for %s: expected an absolute path inside the image, "
 			  "without '..'",
-			  s, name);
+			  q, name);
 		return false;
 	case T_HOSTPATH:
 	case T_SOURCE:
@@ -355,12 +421,23 @@ static bool check_value(const struct field *f, const char *name, const struct yn
 		diags_add(d, &n->pos,
 			  "invalid package name '%s': Debian package names use lowercase letters, "
 			  "digits and '+-.'",
-			  s);
+			  q);
 		return false;
 	case T_UNIT:
-		if (valid_name(s, 255) || (strchr(s, '@') && strlen(s) < 256))
+		if (recipe_unit_name_valid(s))
 			return true;
-		diags_add(d, &n->pos, "invalid unit name '%s'", s);
+		diags_add(d, &n->pos,
+			  "invalid unit name '%s': expected NAME.TYPE (like nginx.service or "
+			  "getty@tty1.service) with letters, digits and ':_.\\-', at most 255",
+			  q);
+		return false;
+	case T_CMDLINE:
+		if (recipe_cmdline_valid(s) && strlen(s) <= (size_t)f->max)
+			return true;
+		diags_add(d, &n->pos,
+			  "invalid kernel command line '%s': use letters, digits, spaces and "
+			  "'%s' (at most %ld characters; it is written into grub.cfg)",
+			  q, CMDLINE_PUNCT, f->max);
 		return false;
 	case T_ENUM:
 		for (c = f->choices; *c; c++)
@@ -370,7 +447,7 @@ static bool check_value(const struct field *f, const char *name, const struct yn
 			struct strbuf sb = STRBUF_INIT;
 			for (c = f->choices; *c; c++)
 				strbuf_addf(&sb, "%s%s", c == f->choices ? "" : ", ", *c);
-			diags_add(d, &n->pos, "invalid %s '%s': expected one of %s", name, s,
+			diags_add(d, &n->pos, "invalid %s '%s': expected one of %s", name, q,
 				  sb.buf);
 			strbuf_release(&sb);
 		}
@@ -378,7 +455,7 @@ static bool check_value(const struct field *f, const char *name, const struct yn
 	case T_SHA256:
 		if (is_sha256_hex(s))
 			return true;
-		diags_add(d, &n->pos, "invalid sha256 '%s': expected 64 hex digits", s);
+		diags_add(d, &n->pos, "invalid sha256 '%s': expected 64 hex digits", q);
 		return false;
 	default:
 		return true;
@@ -403,6 +480,7 @@ bool schema_valid_var_name(const char *s)
 static void validate_map(struct vctx *v, const struct field *fields, const char *name,
 			 struct ynode *n)
 {
+	char ex[RECIPE_EXCERPT_SIZE];
 	size_t i;
 
 	for (i = 0; i < n->n; i++) {
@@ -413,10 +491,12 @@ static void validate_map(struct vctx *v, const struct field *fields, const char 
 				continue;
 			if (hint)
 				diags_add(v->d, &n->kpos[i],
-					  "unknown key '%s'%s%s (did you mean '%s'?)", n->k[i],
+					  "unknown key '%s'%s%s (did you mean '%s'?)",
+					  recipe_excerpt(n->k[i], ex),
 					  name ? " in " : "", name ? name : "", hint);
 			else
-				diags_add(v->d, &n->kpos[i], "unknown key '%s'%s%s", n->k[i],
+				diags_add(v->d, &n->kpos[i], "unknown key '%s'%s%s",
+					  recipe_excerpt(n->k[i], ex),
 					  name ? " in " : "", name ? name : "");
 			continue;
 		}
@@ -437,6 +517,7 @@ static void set_abspath(struct vctx *v, struct ynode *n)
 
 void schema_validate(struct vctx *v, const struct field *f, const char *name, struct ynode *n)
 {
+	char ex[RECIPE_EXCERPT_SIZE];
 	size_t i;
 
 	/* An empty value (`key:` with nothing) means an empty list or map. */
@@ -497,7 +578,8 @@ void schema_validate(struct vctx *v, const struct field *f, const char *name, st
 		}
 		for (i = 0; i < n->n; i++) {
 			if (v->mode == V_STRUCTURE && !valid_name(n->k[i], 64))
-				diags_add(v->d, &n->kpos[i], "invalid profile name '%s'", n->k[i]);
+				diags_add(v->d, &n->kpos[i], "invalid profile name '%s'",
+					  recipe_excerpt(n->k[i], ex));
 			if (ynode_is_null(n->v[i])) {
 				free(n->v[i]->str);
 				n->v[i]->str = NULL;

@@ -4,31 +4,52 @@
  * every file of the recipe module uses, and the diagnostics list.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <yaml.h>
 
+#include "core/json.h"
 #include "recipe/recipe-internal.h"
 
 /* ------------------------------------------------------------------------ */
 /* diagnostics */
 
-void diags_add(struct diags *d, const struct ypos *pos, const char *fmt, ...)
+static void diags_vadd(struct diags *d, const struct ypos *pos, bool warning, const char *fmt,
+		       va_list ap)
 {
 	struct strbuf sb = STRBUF_INIT;
 	struct diag *e;
-	va_list ap;
 
-	va_start(ap, fmt);
 	strbuf_vaddf(&sb, fmt, ap);
-	va_end(ap);
 	GROW(d->v, d->alloc, d->n + 1);
 	e = &d->v[d->n++];
 	e->file = xstrdup(pos && pos->file ? pos->file : "imgforge");
 	e->line = pos ? pos->line : 0;
 	e->col = pos ? pos->col : 0;
+	e->warning = warning;
 	e->msg = strbuf_detach(&sb);
+	if (!warning)
+		d->nerrors++;
+}
+
+void diags_add(struct diags *d, const struct ypos *pos, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	diags_vadd(d, pos, false, fmt, ap);
+	va_end(ap);
+}
+
+void diags_warn(struct diags *d, const struct ypos *pos, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	diags_vadd(d, pos, true, fmt, ap);
+	va_end(ap);
 }
 
 void diags_print(const struct diags *d)
@@ -36,12 +57,53 @@ void diags_print(const struct diags *d)
 	size_t i;
 
 	for (i = 0; i < d->n; i++) {
+		const char *sev = d->v[i].warning ? "warning" : "error";
 		if (d->v[i].line > 0)
-			fprintf(stderr, "%s:%d:%d: error: %s\n", d->v[i].file, d->v[i].line,
-				d->v[i].col, d->v[i].msg);
+			fprintf(stderr, "%s:%d:%d: %s: %s\n", d->v[i].file, d->v[i].line,
+				d->v[i].col, sev, d->v[i].msg);
 		else
-			fprintf(stderr, "%s: error: %s\n", d->v[i].file, d->v[i].msg);
+			fprintf(stderr, "%s: %s: %s\n", d->v[i].file, sev, d->v[i].msg);
 	}
+}
+
+void diags_json(const struct diags *d, struct strbuf *out)
+{
+	struct json j;
+	size_t i;
+
+	json_init(&j, out, true);
+	json_begin_array(&j);
+	for (i = 0; i < d->n; i++) {
+		json_begin_object(&j);
+		json_kv_string(&j, "file", d->v[i].file);
+		json_key(&j, "line");
+		json_int(&j, d->v[i].line);
+		json_key(&j, "column");
+		json_int(&j, d->v[i].col);
+		json_kv_string(&j, "severity", d->v[i].warning ? "warning" : "error");
+		json_kv_string(&j, "message", d->v[i].msg);
+		json_end_object(&j);
+	}
+	json_end_array(&j);
+}
+
+const char *recipe_excerpt(const char *s, char buf[RECIPE_EXCERPT_SIZE])
+{
+	size_t i, n = 0;
+
+	for (i = 0; s[i] && i < 40; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '\\')
+			n += (size_t)snprintf(buf + n, RECIPE_EXCERPT_SIZE - n, "\\\\");
+		else if (c < 0x20 || c >= 0x7f)
+			n += (size_t)snprintf(buf + n, RECIPE_EXCERPT_SIZE - n, "\\x%02x", c);
+		else
+			buf[n++] = (char)c;
+	}
+	if (s[i])
+		n += (size_t)snprintf(buf + n, RECIPE_EXCERPT_SIZE - n, "...");
+	buf[n] = '\0';
+	return buf;
 }
 
 void diags_release(struct diags *d)
@@ -245,6 +307,11 @@ int ynode_parse(const char *file, const char *buf, size_t len, struct ynode **re
 	bool done = false;
 	const char *nul;
 
+	/* Editors on some systems start UTF-8 files with a byte-order mark: skip it. */
+	if (len >= 3 && !memcmp(buf, "\xef\xbb\xbf", 3)) {
+		buf += 3;
+		len -= 3;
+	}
 	nul = memchr(buf, '\0', len);
 	if (nul) {
 		struct ypos pos = { file, 1, 1 };
@@ -266,6 +333,7 @@ int ynode_parse(const char *file, const char *buf, size_t len, struct ynode **re
 
 	while (!done) {
 		yaml_event_t ev;
+		char ex[RECIPE_EXCERPT_SIZE];
 		struct ynode *node = NULL;
 		struct ypos pos;
 
@@ -290,7 +358,7 @@ int ynode_parse(const char *file, const char *buf, size_t len, struct ynode **re
 		case YAML_ALIAS_EVENT:
 			diags_add(d, &pos,
 				  "aliases (*%s) are not supported: use include: or variables",
-				  ev.data.alias.anchor);
+				  recipe_excerpt((const char *)ev.data.alias.anchor, ex));
 			r = -EINVAL;
 			break;
 		case YAML_SCALAR_EVENT:
@@ -305,7 +373,7 @@ int ynode_parse(const char *file, const char *buf, size_t len, struct ynode **re
 			if (anchor) {
 				diags_add(d, &pos,
 					  "anchors (&%s) are not supported: use include: or variables",
-					  anchor);
+					  recipe_excerpt((const char *)anchor, ex));
 				r = -EINVAL;
 				break;
 			}
@@ -323,7 +391,9 @@ int ynode_parse(const char *file, const char *buf, size_t len, struct ynode **re
 								    (const char *)ev.data.scalar.value);
 					diags_add(d, &pos,
 						  "duplicate key '%s' (first defined at line %d)",
-						  ev.data.scalar.value, top->node->kpos[i].line);
+						  recipe_excerpt((const char *)ev.data.scalar.value,
+								 ex),
+						  top->node->kpos[i].line);
 					r = -EINVAL;
 					break;
 				}

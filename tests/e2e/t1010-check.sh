@@ -150,4 +150,139 @@ test_expect_success 'a missing image file' '
 	test $rc -eq 1 && grep_one "^imgforge: error: cannot read .nope.yaml.: No such file" err
 '
 
+# Hostile recipes: each must end in one error line, fast, whatever the input.
+# The plain binary under a memory limit (the sanitizer build cannot run under
+# ulimit -v), so that a regression fails the test instead of the machine.
+bounded() { (ulimit -v 2000000; timeout 20 "$IMGFORGE" "$@"); }
+laughs() { # LEVELS: a0 .. aLEVELS, each twice the one before
+	mini; echo "variables:"; echo "  a0: \"ha\""
+	for i in $(seq 1 "$1"); do echo "  a$i: \"\${a$((i - 1))}\${a$((i - 1))}\""; done
+}
+
+test_expect_success 'billion laughs: one error at the use, no exhaustion' '
+	{ laughs 40; echo "description: \"\${a40}\""; echo "files: [{path: /x, content: \"\${a39}\"}]"; } >bad.yaml &&
+	rc=0; bounded check bad.yaml 2>err || rc=$?
+	test $rc -eq 1 &&
+	grep_one "^bad.yaml:46:14: error: variable .a40. expands to more than 1 MiB" err &&
+	test "$(grep -c "error:" err)" -eq 1
+'
+
+test_expect_success 'unused variables are not expanded' '
+	laughs 40 >ok.yaml &&
+	bounded check ok.yaml
+'
+
+test_expect_success 'many uses of a large value stop at the total limit' '
+	{ laughs 18; echo "files:"; for i in $(seq 1 200); do echo "  - {path: /f$i, content: \"\${a18}\"}"; done; } >bad.yaml &&
+	rc=0; bounded check bad.yaml 2>err || rc=$?
+	test $rc -eq 1 &&
+	grep_one "^bad.yaml:[0-9]+:[0-9]+: error: variables expand to more than 64 MiB in all" err &&
+	test "$(grep -c "error:" err)" -eq 1
+'
+
+test_expect_success 'a device or FIFO as a file source is refused, not read' '
+	mkfifo fifo &&
+	{ mini; echo "files: [{path: /x, source: /dev/zero}, {path: /y, source: fifo}]"; } >bad.yaml &&
+	rc=0; bounded check bad.yaml 2>err || rc=$?
+	test $rc -eq 1 &&
+	grep_one "^bad.yaml:4:28: error: source ./dev/zero. is not a regular file \(a character device\)" err &&
+	grep_one "^bad.yaml:4:59: error: source .fifo. is not a regular file \(a FIFO\)" err
+'
+
+test_expect_success 'a FIFO as an include or as the image is refused, not read' '
+	rm -f fifo && mkfifo fifo &&
+	{ mini; echo "include: [fifo]"; } >bad.yaml &&
+	rc=0; bounded check bad.yaml 2>err || rc=$?
+	test $rc -eq 1 &&
+	grep_one "^bad.yaml:4:11: error: cannot read include .fifo.: not a regular file \(a FIFO\)" err &&
+	rc=0; bounded check fifo 2>err || rc=$?
+	test $rc -eq 1 &&
+	grep_one "^imgforge: error: cannot read .fifo.: not a regular file \(a FIFO\)" err
+'
+
+test_expect_success 'a file that is not a recipe is one error, its content not shown' '
+	printf "root:\$6\$secret\$hash:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n" >shadow &&
+	{ mini; echo "include: [shadow]"; } >bad.yaml &&
+	expect_bad bad.yaml "^shadow:1:1: error: .shadow. is not a recipe \(none of its keys is a recipe key\)$" &&
+	! grep -q secret err &&
+	printf "just some\ntext\n" >text &&
+	{ mini; echo "include: [text]"; } >bad.yaml &&
+	expect_bad bad.yaml "^text:1:1: error: .text. is not a recipe \(expected a YAML mapping\)$" &&
+	! grep -q "some" err
+'
+
+test_expect_success 'long or binary keys are shown as a short escaped excerpt' '
+	{ mini; printf "k\\303\\251%0200d: 1\n" 0; } >bad.yaml &&
+	expect_bad bad.yaml "^bad.yaml:4:1: error: unknown key .k\\\\xc3\\\\xa90000000000000000000000000000000000000\.\.\..$"
+'
+
+test_expect_success 'a kernel command line that would break grub.cfg is refused' '
+	{ mini; echo "boot: {cmdline: \"quiet\\n}\\nmenuentry evil {\"}"; } >bad.yaml &&
+	expect_bad bad.yaml "^bad.yaml:4:17: error: invalid kernel command line .quiet\\\\n\}\\\\nmenuentry evil \{.: " &&
+	{ mini; echo "boot: {cmdline: \"console=ttyS0 \\\$(reboot)\"}"; } >bad.yaml &&
+	expect_bad bad.yaml "^bad.yaml:4:17: error: invalid kernel command line" &&
+	{ mini; echo "boot: {cmdline: \"console=ttyS0,115200 quiet root=PARTLABEL=root-a ro init=/sbin/init x.y=1-2:3/4\"}"; } >ok.yaml &&
+	"$IF" check ok.yaml
+'
+
+test_expect_success 'unit names follow systemd'"'"'s grammar' '
+	{ mini; echo "services: {mask: [\"x@/../../../../usr/bin/sh\"]}"; } >bad.yaml &&
+	expect_bad bad.yaml "^bad.yaml:4:19: error: invalid unit name .x@/\.\./\.\./\.\./\.\./usr/bin/sh." &&
+	{ mini; echo "services: {enable: [a@b@c.service]}"; } >bad.yaml &&
+	expect_bad bad.yaml "invalid unit name .a@b@c.service." &&
+	{ mini; echo "services: {enable: [foo.bogus]}"; } >bad.yaml &&
+	expect_bad bad.yaml "invalid unit name .foo.bogus." &&
+	{ mini; echo "services: {enable: [getty@tty1.service, serial-getty@ttyS0, foo@.service, var-lib.mount, a.timer, nginx, \"sys-devices-x\\\\x2dy.device\"]}"; } >ok.yaml &&
+	"$IF" check ok.yaml
+'
+
+test_expect_success 'sizes that overflow 64 bits are refused' '
+	{ mini; echo "disk: {size: 1G, root_size: 8388608T}"; } >bad.yaml &&
+	expect_bad bad.yaml "^bad.yaml:4:14: error: disk size 1G is too small: the partitions need more than 16 EiB"
+'
+
+test_expect_success 'a byte-order mark at the start is accepted' '
+	{ printf "\357\273\277"; mini; } >ok.yaml &&
+	"$IF" check ok.yaml
+'
+
+test_expect_success '--set without a name or without = is a usage error' '
+	mini >ok.yaml &&
+	rc=0; "$IF" check --set novalue ok.yaml 2>err || rc=$?
+	test $rc -eq 2 && test "$(wc -l <err)" -eq 1 &&
+	grep_one "error: .--set novalue.: expected NAME=VALUE" err &&
+	rc=0; "$IF" check --set =v ok.yaml 2>err || rc=$?
+	test $rc -eq 2 && test "$(wc -l <err)" -eq 1 &&
+	grep_one "error: .--set =v.: expected NAME=VALUE" err &&
+	rc=0; "$IF" check --set "1x=v" ok.yaml 2>err || rc=$?
+	test $rc -eq 2 && grep_one "error: .--set 1x=v.: invalid variable name .1x." err
+'
+
+test_expect_success 'more than 256 includes is one error' '
+	{ mini; printf "include: ["; for i in $(seq 1 300); do printf "i%d.yaml, " $i; echo "packages: [p$i]" >i$i.yaml; done; echo "]"; } >bad.yaml &&
+	expect_bad bad.yaml "^bad.yaml:4:[0-9]+: error: more than 256 included files" &&
+	test "$(grep -c error: err)" -eq 1
+'
+
+test_expect_success '--set of a variable nothing uses warns' '
+	mini >ok.yaml &&
+	"$IF" check --set nothing=1 ok.yaml 2>err &&
+	grep_one "warning: .--set nothing=1.: no recipe uses the variable .nothing." err
+'
+
+test_expect_success 'check --json prints the diagnostics as JSON' '
+	{ mini; echo "pakages: [nginx]"; echo "disk: {size: lots}"; } >bad.yaml &&
+	rc=0; "$IF" check --json bad.yaml >out.json 2>err || rc=$?
+	test $rc -eq 1 &&
+	python3 -c "
+import json
+d = json.load(open(\"out.json\"))
+assert isinstance(d, list) and len(d) == 2, d
+assert d[0] == {\"file\": \"bad.yaml\", \"line\": 4, \"column\": 1, \"severity\": \"error\", \"message\": \"unknown key '"'"'pakages'"'"' (did you mean '"'"'packages'"'"'?)\"}, d[0]
+assert d[1][\"line\"] == 5 and d[1][\"column\"] == 14, d[1]
+" &&
+	mini >ok.yaml && "$IF" check --json ok.yaml >ok.json &&
+	test "$(cat ok.json)" = "[]"
+'
+
 test_done

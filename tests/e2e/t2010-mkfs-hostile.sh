@@ -113,6 +113,14 @@ test_expect_success 'killed while writing: no temporary file, no partial image' 
 	done
 '
 
+test_expect_success 'a FIFO or a device as --from is refused, not read' '
+	mkfifo from.fifo &&
+	rc=0; timeout 20 "$IMGFORGE" mkfs --from from.fifo -o fifo.ext4 2>err || rc=$?
+	test $rc -eq 1 && grep -q "cannot read .from.fifo.: not a regular file or directory" err &&
+	rc=0; timeout 20 "$IMGFORGE" mkfs --from /dev/zero -o zero.ext4 2>err || rc=$?
+	test $rc -eq 1 && grep -q "cannot read ./dev/zero.: not a regular file or directory" err
+'
+
 test_expect_success 'nothing on the host was touched' '
 	! grep -q pwned /etc/passwd /etc/shadow 2>/dev/null &&
 	test ! -e etc/shadow && test ! -e a/passwd
