@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
+#include "core/json.h"
 #include "build/pipeline.h"
 #include "recipe/recipe.h"
 #include "core/util.h"
@@ -82,9 +83,19 @@ int cmd_build(int argc, char **argv)
 		ret = 1;
 		goto out;
 	}
-	if (a.json)
-		printf("{\"build_id\": \"%s\", \"outdir\": \"%s\"}\n", res.id, res.outdir);
-	else if (log_get_level() == LOG_QUIET)
+	if (a.json) {
+		/* The output directory is a user's path: any bytes, escaped by the writer. */
+		struct strbuf out = STRBUF_INIT;
+		struct json j;
+
+		json_init(&j, &out, false);
+		json_begin_object(&j);
+		json_kv_string(&j, "build_id", res.id);
+		json_kv_string(&j, "outdir", res.outdir);
+		json_end_object(&j);
+		printf("%s\n", out.buf);
+		strbuf_release(&out);
+	} else if (log_get_level() == LOG_QUIET)
 		printf("%s\n", res.id);
 out:
 	build_result_release(&res);

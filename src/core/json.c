@@ -35,26 +35,66 @@ static void before_value(struct json *j)
 		newline(j);
 }
 
+/*
+ * Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF), or 0 if there is none.
+ */
+static size_t utf8_len(const unsigned char *p)
+{
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		return (p[1] & 0xc0) == 0x80 ? 2 : 0;
+	if (p[0] >= 0xe0 && p[0] <= 0xef) {
+		unsigned char lo = p[0] == 0xe0 ? 0xa0 : 0x80, hi = p[0] == 0xed ? 0x9f : 0xbf;
+		return p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 ? 3 : 0;
+	}
+	if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+		unsigned char lo = p[0] == 0xf0 ? 0x90 : 0x80, hi = p[0] == 0xf4 ? 0x8f : 0xbf;
+		return p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 &&
+				       (p[3] & 0xc0) == 0x80
+			       ? 4
+			       : 0;
+	}
+	return 0;
+}
+
+/*
+ * JSON strings are Unicode; file names and tar entries are bytes. A byte
+ * that is not part of well-formed UTF-8 is written as \udcXX (XX its
+ * value), as Python's surrogateescape does: the output stays valid JSON,
+ * names that differ only in such bytes stay distinct, and Python's
+ * os.fsencode() turns the string back into the original bytes.
+ */
 void json_quote(struct strbuf *sb, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
 
 	strbuf_addch(sb, '"');
-	for (; *p; p++) {
+	while (*p) {
+		size_t n;
+
 		switch (*p) {
-		case '"': strbuf_addstr(sb, "\\\""); break;
-		case '\\': strbuf_addstr(sb, "\\\\"); break;
-		case '\n': strbuf_addstr(sb, "\\n"); break;
-		case '\t': strbuf_addstr(sb, "\\t"); break;
-		case '\r': strbuf_addstr(sb, "\\r"); break;
-		case '\b': strbuf_addstr(sb, "\\b"); break;
-		case '\f': strbuf_addstr(sb, "\\f"); break;
-		default:
-			if (*p < 0x20 || *p == 0x7f)
-				strbuf_addf(sb, "\\u%04x", *p);
-			else
-				strbuf_addch(sb, (char)*p);
+		case '"': strbuf_addstr(sb, "\\\""); p++; continue;
+		case '\\': strbuf_addstr(sb, "\\\\"); p++; continue;
+		case '\n': strbuf_addstr(sb, "\\n"); p++; continue;
+		case '\t': strbuf_addstr(sb, "\\t"); p++; continue;
+		case '\r': strbuf_addstr(sb, "\\r"); p++; continue;
+		case '\b': strbuf_addstr(sb, "\\b"); p++; continue;
+		case '\f': strbuf_addstr(sb, "\\f"); p++; continue;
+		default: break;
 		}
+		if (*p < 0x20 || *p == 0x7f) {
+			strbuf_addf(sb, "\\u%04x", *p++);
+			continue;
+		}
+		n = utf8_len(p);
+		if (!n) {
+			strbuf_addf(sb, "\\udc%02x", *p++);
+			continue;
+		}
+		strbuf_add(sb, p, n);
+		p += n;
 	}
 	strbuf_addch(sb, '"');
 }

@@ -156,4 +156,16 @@ test_expect_success 'a build killed at any point leaves no partial output and no
 	ls cache/tmp | wc -l | grep -qx 0
 '
 
+test_expect_success 'build --json is valid JSON whatever the output directory is called' '
+	setup j base-files=12.4 &&
+	dir=$(printf "out \"quoted\" \\\\ \377") &&
+	imgforge build --json --cache cache -o "$dir" j/image.yaml >out.json 2>err &&
+	python3 -m json.tool out.json >/dev/null &&
+	python3 -c "
+import json, os
+d = json.load(open(\"out.json\"))
+assert os.fsencode(d[\"outdir\"]) == b\"out \\\"quoted\\\" \\\\ \\xff\", d
+"
+'
+
 test_done

@@ -88,6 +88,55 @@ TEST(test_json)
 	strbuf_release(&sb);
 }
 
+/*
+ * Bytes that are not UTF-8 (tar names from another locale) become \udcXX,
+ * Python's surrogateescape convention: the output is valid JSON, and two
+ * names that differ only in such bytes stay different.
+ */
+TEST(test_json_invalid_utf8)
+{
+	static const char *const in[] = {
+		"caf\xc3\xa9",	       /* valid two-byte sequence: kept as is */
+		"caf\xe9",	       /* Latin-1 byte */
+		"\xff\xfe",	       /* never valid */
+		"\xc0\xaf",	       /* overlong "/" */
+		"\xed\xa0\x80",	       /* a UTF-16 surrogate encoded in UTF-8 */
+		"\xf4\x90\x80\x80",    /* above U+10FFFF */
+		"\xe2\x82",	       /* cut short */
+		"\xf0\x9f\x98\x80 ok", /* valid four-byte sequence */
+	};
+	static const char *const want[] = {
+		"\"caf\xc3\xa9\"",
+		"\"caf\\udce9\"",
+		"\"\\udcff\\udcfe\"",
+		"\"\\udcc0\\udcaf\"",
+		"\"\\udced\\udca0\\udc80\"",
+		"\"\\udcf4\\udc90\\udc80\\udc80\"",
+		"\"\\udce2\\udc82\"",
+		"\"\xf0\x9f\x98\x80 ok\"",
+	};
+	struct strbuf sb = STRBUF_INIT, all = STRBUF_INIT;
+	struct json j;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(in); i++) {
+		strbuf_reset(&sb);
+		json_quote(&sb, in[i]);
+		CHECK_STR(sb.buf, want[i]);
+	}
+	json_init(&j, &all, true);
+	json_begin_array(&j);
+	for (i = 0; i < ARRAY_SIZE(in); i++)
+		json_string(&j, in[i]);
+	json_end_array(&j);
+	strbuf_addch(&all, '\n');
+	CHECK(write_file_atomic("out.json", all.buf, all.len, 0644) == 0);
+	/* A real JSON parser must take it. */
+	CHECK_INT(system("python3 -m json.tool out.json >/dev/null"), 0);
+	strbuf_release(&sb);
+	strbuf_release(&all);
+}
+
 TEST(test_files)
 {
 	char *buf = NULL;
@@ -129,6 +178,7 @@ int main(void)
 	RUN(test_distance);
 	RUN(test_sha256);
 	RUN(test_json);
+	RUN(test_json_invalid_utf8);
 	RUN(test_files);
 	RUN(test_paths);
 	return tap_done();
