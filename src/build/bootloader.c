@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "build/bootloader.h"
+#include "recipe/recipe.h"
 
 #define GRUB_EFI_DIR "/usr/lib/grub/x86_64-efi"
 #define GRUB_PC_DIR  "/usr/lib/grub/i386-pc"
@@ -109,6 +110,13 @@ int bootloader_images(const struct boot_settings *s, const char *tmpdir, struct 
 	char *buf = NULL;
 	int r;
 
+	/* grub.cfg takes the command line as it is: refuse what would end or extend its line. */
+	if (s->cmdline && !recipe_cmdline_valid(s->cmdline)) {
+		strbuf_addf(err, "the kernel command line has characters grub.cfg cannot hold "
+				 "(allowed: letters, digits, spaces and '%s')",
+			    CMDLINE_PUNCT);
+		return -EINVAL;
+	}
 	cfg = xasprintf("search --no-floppy --fs-uuid --set=root %s\n"
 			"set prefix=($root)/EFI/BOOT\n",
 			s->esp_uuid);

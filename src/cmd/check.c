@@ -32,8 +32,7 @@ static int check_json(struct recipe_args *a)
 	int ret;
 
 	ret = recipe_args_load_diags(a, &r, &d) < 0 ? 1 : 0;
-	diags_json(&d, &out);
-	strbuf_addch(&out, '\n');
+	diags_json(&d, &out); /* pretty: ends with a newline */
 	fwrite(out.buf, 1, out.len, stdout);
 	if (fflush(stdout) != 0) {
 		error("check: cannot write the output");

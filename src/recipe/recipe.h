@@ -70,7 +70,8 @@ void diags_warn(struct diags *d, const struct ypos *pos, const char *fmt, ...) _
 void diags_print(const struct diags *d);
 /*
  * Every diagnostic as a JSON array of {file, line, column, severity,
- * message} objects (line and column 0 when there is no position).
+ * message} objects (line and column 0 when there is no position), pretty
+ * printed, ending with a newline.
  */
 void diags_json(const struct diags *d, struct strbuf *out);
 void diags_release(struct diags *d);

@@ -117,4 +117,34 @@ test_expect_success 'plan of a bad recipe fails like check' '
 	grep -q "^bad.yaml:1:1: error: missing .version:." err
 '
 
+# plan reads and hashes what the recipe names: it must not hang or run out
+# of memory on hostile input (plain binary, bounded; see t1010).
+bounded() { (ulimit -v 2000000; timeout 20 "$IMGFORGE" "$@"); }
+mini() { printf "image: t\nversion: \"1\"\nbase: {distro: debian, suite: bookworm}\n"; }
+
+test_expect_success 'plan refuses a device or FIFO as a source instead of hashing it forever' '
+	mkfifo fifo &&
+	{ mini; echo "files: [{path: /z, source: /dev/zero}]"; } >zero.yaml &&
+	rc=0; bounded plan zero.yaml >out 2>err || rc=$?
+	test $rc -eq 1 && grep -q "^zero.yaml:4:28: error: source ./dev/zero. is not a regular file" err &&
+	{ mini; echo "files: [{path: /f, source: fifo}]"; } >fifo.yaml &&
+	rc=0; bounded plan fifo.yaml >out 2>err || rc=$?
+	test $rc -eq 1 && grep -q "^fifo.yaml:4:28: error: source .fifo. is not a regular file" err
+'
+
+test_expect_success 'plan of a billion laughs is one error' '
+	{ mini; echo "variables:"; echo "  a0: ha"
+	  for i in $(seq 1 40); do echo "  a$i: \"\${a$((i - 1))}\${a$((i - 1))}\""; done
+	  echo "description: \"\${a40}\""; } >laughs.yaml &&
+	rc=0; bounded plan laughs.yaml >out 2>err || rc=$?
+	test $rc -eq 1 && test ! -s out &&
+	grep -q "^laughs.yaml:46:14: error: variable .a40. expands to more than 1 MiB" err
+'
+
+test_expect_success 'plan shows unused variables as written' '
+	{ mini; echo "variables: {a: x, b: \"\${a}\${a}\", c: \"\${a}-\$\$\"}"; echo "description: \"\${b}\""; } >lazy.yaml &&
+	imgforge plan lazy.yaml >out &&
+	grep -qx "    b: xx" out && grep -qxF "    c: \${a}-\$\$" out
+'
+
 test_done

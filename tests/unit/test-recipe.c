@@ -405,6 +405,106 @@ TEST(test_plan_output_stable)
 	diags_release(&d);
 }
 
+TEST(test_unit_names)
+{
+	static const char *const good[] = { "nginx", "nginx.service", "getty@tty1.service",
+					    "getty@.service", "serial-getty@ttyS0", "var-lib.mount",
+					    "sys-devices-x\\x2dy.device", "a:b_c.timer", "x.socket" };
+	static const char *const bad[] = { "", "x@/../../../../usr/bin/sh", "../x.service",
+					   "a/b", "a@b@c.service", "@x.service", ".service",
+					   "foo.bogus", "x@y@z", "a b.service", "x\n.service" };
+	char longname[300];
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(good); i++)
+		if (!recipe_unit_name_valid(good[i])) {
+			printf("#   refused '%s'\n", good[i]);
+			tap_child_failures++;
+		}
+	for (i = 0; i < ARRAY_SIZE(bad); i++)
+		if (recipe_unit_name_valid(bad[i])) {
+			printf("#   accepted '%s'\n", bad[i]);
+			tap_child_failures++;
+		}
+	memset(longname, 'a', sizeof(longname));
+	strcpy(longname + 247, ".service"); /* 255 bytes */
+	CHECK(recipe_unit_name_valid(longname));
+	strcpy(longname + 248, ".service"); /* 256 bytes */
+	CHECK(!recipe_unit_name_valid(longname));
+}
+
+TEST(test_cmdline_chars)
+{
+	CHECK(recipe_cmdline_valid("console=ttyS0,115200n8 quiet root=PARTLABEL=a ro x.y=1-2:3/4"));
+	CHECK(recipe_cmdline_valid(""));
+	CHECK(!recipe_cmdline_valid("quiet\n}\nmenuentry evil {"));
+	CHECK(!recipe_cmdline_valid("a=$root"));
+	CHECK(!recipe_cmdline_valid("a;b"));
+	CHECK(!recipe_cmdline_valid("a=\"b c\""));
+	CHECK(!recipe_cmdline_valid("a\\b"));
+	CHECK(!recipe_cmdline_valid("\xc3\xa9"));
+}
+
+TEST(test_excerpt)
+{
+	char buf[RECIPE_EXCERPT_SIZE];
+
+	CHECK_STR(recipe_excerpt("short", buf), "short");
+	CHECK_STR(recipe_excerpt("a\x1b[2Jb\\", buf), "a\\x1b[2Jb\\\\");
+	CHECK_STR(recipe_excerpt("0123456789012345678901234567890123456789X", buf),
+		  "0123456789012345678901234567890123456789...");
+	/* The worst case fits: 40 bytes that each take four characters, and "...". */
+	CHECK_INT(strlen(recipe_excerpt("\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
+					"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
+					"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff",
+					buf)),
+		  163);
+}
+
+/* Each variable is expanded once, when used; the unused stay as written. */
+TEST(test_lazy_variables)
+{
+	struct diags d = { 0 };
+	struct recipe *r = NULL;
+	const struct ynode *vars;
+
+	put("a.yaml", MINI "variables:\n  a: x\n  b: \"${a}${a}\"\n  c: \"${nope}\"\n"
+			  "description: \"${b}\"\n");
+	CHECK_INT(load("a.yaml", NULL, NULL, 0, &r, &d), 0);
+	if (r) {
+		vars = recipe_get(r, "variables");
+		CHECK_STR(recipe_get_str(r, "description", NULL), "xx");
+		CHECK_STR(ynode_map_get(vars, "b")->str, "xx");
+		CHECK_STR(ynode_map_get(vars, "c")->str, "${nope}");
+		CHECK(recipe_var_used(r, "a") && recipe_var_used(r, "b"));
+		CHECK(!recipe_var_used(r, "c"));
+	}
+	recipe_free(r);
+	diags_release(&d);
+}
+
+TEST(test_check_json)
+{
+	struct diags d = { 0 };
+	struct strbuf sb = STRBUF_INIT;
+	struct ypos pos = { "f.yaml", 3, 7 };
+
+	diags_json(&d, &sb);
+	CHECK_STR(sb.buf, "[]\n");
+	strbuf_reset(&sb);
+	diags_add(&d, &pos, "bad \"%s\"", "x");
+	diags_warn(&d, NULL, "careful");
+	CHECK_INT(d.n, 2);
+	CHECK_INT(d.nerrors, 1);
+	diags_json(&d, &sb);
+	CHECK(strstr(sb.buf, "\"file\": \"f.yaml\",\n    \"line\": 3,\n    \"column\": 7,\n"
+			     "    \"severity\": \"error\",\n    \"message\": \"bad \\\"x\\\"\"") != NULL);
+	CHECK(strstr(sb.buf, "\"file\": \"imgforge\",\n    \"line\": 0") != NULL);
+	CHECK(strstr(sb.buf, "\"severity\": \"warning\"") != NULL);
+	strbuf_release(&sb);
+	diags_release(&d);
+}
+
 int main(void)
 {
 	RUN(test_minimal_ok);
@@ -431,5 +531,10 @@ int main(void)
 	RUN(test_overlay_checks);
 	RUN(test_stage_keys);
 	RUN(test_plan_output_stable);
+	RUN(test_unit_names);
+	RUN(test_cmdline_chars);
+	RUN(test_excerpt);
+	RUN(test_lazy_variables);
+	RUN(test_check_json);
 	return tap_done();
 }
