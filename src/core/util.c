@@ -358,16 +358,12 @@ const char *format_size(uint64_t n, char *buf, size_t len)
 
 /* --- files --- */
 
-int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len)
+int read_fd(int fd, size_t max, char **ret_buf, size_t *ret_len)
 {
-	_cleanup_close_ int fd = -1;
 	struct strbuf sb = STRBUF_INIT;
 	struct stat st;
 	char chunk[65536];
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	if (S_ISDIR(st.st_mode))
@@ -393,6 +389,16 @@ int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len)
 	*ret_len = sb.len;
 	*ret_buf = strbuf_detach(&sb);
 	return 0;
+}
+
+int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len)
+{
+	_cleanup_close_ int fd = -1;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	return read_fd(fd, max, ret_buf, ret_len);
 }
 
 int write_file_atomic(const char *path, const void *data, size_t len, unsigned mode)

@@ -109,6 +109,8 @@ const char *format_size(uint64_t n, char *buf, size_t len);
  * max bytes give -EFBIG (nothing is allocated). *ret_buf is the caller's.
  */
 int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len);
+/* The same from an open file descriptor, read to its end (not closed). */
+int read_fd(int fd, size_t max, char **ret_buf, size_t *ret_len);
 /* Write data to path atomically (temp file in the same directory, fsync, rename). */
 int write_file_atomic(const char *path, const void *data, size_t len, unsigned mode);
 /*

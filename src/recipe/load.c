@@ -51,43 +51,18 @@ static int read_regular(const char *path, size_t max, char **ret_buf, size_t *re
 			mode_t *ret_mode)
 {
 	_cleanup_close_ int fd = -1;
-	struct strbuf sb = STRBUF_INIT;
 	struct stat st;
-	char chunk[65536];
 
 	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) < 0)
 		return -errno;
-	if (S_ISDIR(st.st_mode))
-		return -EISDIR;
-	if (!S_ISREG(st.st_mode)) {
+	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
 		*ret_mode = st.st_mode;
 		return -EINVAL;
 	}
-	if ((uint64_t)st.st_size > max)
-		return -EFBIG;
-	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int e = -errno;
-			strbuf_release(&sb);
-			return e;
-		}
-		if (n == 0)
-			break;
-		if (sb.len + (size_t)n > max) {
-			strbuf_release(&sb);
-			return -EFBIG;
-		}
-		strbuf_add(&sb, chunk, (size_t)n);
-	}
-	*ret_len = sb.len;
-	*ret_buf = strbuf_detach(&sb);
-	return 0;
+	return read_fd(fd, max, ret_buf, ret_len);
 }
 
 /*
