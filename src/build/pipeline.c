@@ -357,8 +357,7 @@ static int owner_of(struct ctx *c, struct tree *t, const struct ynode *n, uint32
 		return 0;
 	r = tree_resolve_owner(t, n->str, uid, gid, &err);
 	if (r < 0)
-		r = fail(c, r, "%s:%d:%d: owner '%s': %s", n->pos.file, n->pos.line, n->pos.col,
-			 n->str, err.buf);
+		r = fail(c, r, "%s:%d:%d: %s", n->pos.file, n->pos.line, n->pos.col, err.buf);
 	strbuf_release(&err);
 	return r;
 }

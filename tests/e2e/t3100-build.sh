@@ -168,4 +168,16 @@ assert os.fsencode(d[\"outdir\"]) == b\"out \\\"quoted\\\" \\\\ \\xff\", d
 "
 '
 
+test_expect_success 'an unknown owner is named once; disable of a unit the image lacks warns' '
+	setup w base-files=12.4 &&
+	sed -i "s/owner: \"root:www-data\"/owner: \"nosuch:root\"/" w/image.yaml &&
+	test_must_fail imgforge build --cache cache -o wout w/image.yaml 2>err &&
+	grep -q "image.yaml:7:[0-9]*: .*no user .nosuch." err &&
+	test "$(grep -o "owner .nosuch:root." err | wc -l)" -eq 1 &&
+	setup v base-files=12.4 nginx=1.22.1-9 &&
+	sed -i "s/services: {enable: \[nginx\]}/services: {enable: [nginx], disable: [nope]}/" v/image.yaml &&
+	imgforge build --cache cache -o vout v/image.yaml 2>err &&
+	grep -q "warning: .*image.yaml:9:[0-9]*: disable .nope.service.: no such unit in the image" err
+'
+
 test_done
