@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Tests for src/recipe.c: parsing, bad input, merge rules, substitution. */
+/* Tests for src/recipe/: parsing, bad input, merge rules, substitution, limits, diagnostics. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
