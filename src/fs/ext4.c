@@ -943,8 +943,8 @@ static errcode_t rewrite_dir_blocks(struct writer *w, uint32_t ino, struct ext2_
  * Give the filesystem its final UUID. Every metadata checksum is seeded
  * from the UUID, so every checksummed structure in use is written again:
  * inodes, directory blocks (leaves and htree nodes), extent tree blocks and
- * xattr blocks here; bitmaps, group descriptors and the superblock when the
- * filesystem is closed. The journal superblock records the UUID too.
+ * xattr blocks and every group descriptor here; bitmaps and the superblock
+ * when the filesystem is closed. The journal superblock records the UUID too.
  */
 static int set_final_uuid(struct writer *w, const uint8_t uuid[16])
 {
@@ -952,6 +952,7 @@ static int set_final_uuid(struct writer *w, const uint8_t uuid[16])
 	char inode_buf[INODE_SIZE], *blk = xmalloc(BLOCK_SIZE);
 	struct ext2_inode *in = (struct ext2_inode *)inode_buf;
 	uint32_t ino;
+	dgrp_t g;
 	blk64_t p;
 	errcode_t e = 0;
 
@@ -959,8 +960,7 @@ static int set_final_uuid(struct writer *w, const uint8_t uuid[16])
 	memcpy(fs->super->s_uuid, uuid, 16);
 	ext2fs_init_csum_seed(fs);
 	for (ino = 1; !e && ino <= fs->super->s_inodes_count; ino++) {
-		uint32_t g = (ino - 1) / fs->super->s_inodes_per_group;
-
+		g = (ino - 1) / fs->super->s_inodes_per_group;
 		if (ext2fs_bg_flags_test(fs, g, EXT2_BG_INODE_UNINIT)) {
 			ino = (g + 1) * fs->super->s_inodes_per_group;
 			continue;
@@ -992,6 +992,13 @@ static int set_final_uuid(struct writer *w, const uint8_t uuid[16])
 			e = io_channel_write_blk64(fs->io, p, 1, blk);
 		}
 	}
+	/*
+	 * Closing writes the bitmaps of initialised groups and sets their
+	 * descriptors' checksums; those of groups left BLOCK_UNINIT or
+	 * INODE_UNINIT would keep the provisional UUID's.
+	 */
+	for (g = 0; g < fs->group_desc_count; g++)
+		ext2fs_group_desc_csum_set(fs, g);
 	fs->flags &= ~EXT2_FLAG_IGNORE_CSUM_ERRORS;
 	ext2fs_mark_ib_dirty(fs);
 	ext2fs_mark_bb_dirty(fs);

@@ -89,6 +89,27 @@ TEST(test_write_and_check)
 	strbuf_release(&err);
 }
 
+/*
+ * Without --uuid the UUID is set last: groups never written (BLOCK_UNINIT,
+ * INODE_UNINIT) must have their descriptor checksums recomputed too.
+ */
+TEST(test_checksums_across_groups)
+{
+	struct tree *t = small_tree("hello, world\n");
+	struct ext4_opts o = EXT4_OPTS_INIT;
+	struct strbuf err = STRBUF_INIT;
+
+	o.epoch = EPOCH;
+	o.size = 512 << 20;
+	CHECK_INT(ext4_write(t, "g.ext4", &o, NULL, &err), 0);
+	CHECK_INT(sh("PATH=$PATH:/sbin:/usr/sbin dumpe2fs g.ext4 2>/dev/null | "
+		     "grep -q BLOCK_UNINIT"),
+		  0);
+	CHECK_INT(sh("PATH=$PATH:/sbin:/usr/sbin e2fsck -fn g.ext4 >fsck.out 2>&1"), 0);
+	tree_free(t);
+	strbuf_release(&err);
+}
+
 TEST(test_refusals_leave_nothing)
 {
 	struct tree *t = tree_new();
@@ -144,6 +165,7 @@ TEST(test_parse_uuid)
 int main(void)
 {
 	RUN(test_write_and_check);
+	RUN(test_checksums_across_groups);
 	RUN(test_refusals_leave_nothing);
 	RUN(test_parse_uuid);
 	return tap_done();
