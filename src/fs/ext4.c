@@ -40,6 +40,8 @@
 #define INLINE_XATTR_MAX 92  /* in-inode EA space of a 256-byte inode, minus the header */
 #define MIN_BLOCKS	 4096 /* 16 MiB */
 #define LOST_FOUND_BLOCKS 4
+/* The kernel's s_maxbytes for extent-mapped files: 2^32 - 1 blocks (logical block numbers are 32-bit). */
+#define FILE_SIZE_MAX	 (((1ULL << 32) - 1) * BLOCK_SIZE)
 
 struct writer {
 	ext2_filsys fs;
@@ -386,6 +388,67 @@ static uint64_t xattr_bytes(const struct tree_inode *ino)
 	return n;
 }
 
+/* The Linux xattr form of a POSIX ACL (struct posix_acl_xattr_header and _entry). */
+#define ACL_XATTR_VERSION 2
+#define ACL_HEADER_SIZE	  4
+#define ACL_ENTRY_SIZE	  8
+
+/*
+ * Whether an ACL xattr value is one libext2fs can store: its version, whole
+ * entries, at least one, each of a known tag (USER_OBJ, USER, GROUP_OBJ,
+ * GROUP, MASK, OTHER). libext2fs checks the same, but answers "Cannot
+ * allocate memory" or "Invalid argument".
+ */
+static bool acl_valid(const uint8_t *v, size_t size)
+{
+	size_t i;
+
+	if (size < ACL_HEADER_SIZE + ACL_ENTRY_SIZE || (size - ACL_HEADER_SIZE) % ACL_ENTRY_SIZE ||
+	    (v[0] | v[1] << 8 | v[2] << 16 | (uint32_t)v[3] << 24) != ACL_XATTR_VERSION)
+		return false;
+	for (i = ACL_HEADER_SIZE; i < size; i += ACL_ENTRY_SIZE) {
+		unsigned tag = v[i] | v[i + 1] << 8;
+
+		if (tag != 0x01 && tag != 0x02 && tag != 0x04 && tag != 0x08 && tag != 0x10 &&
+		    tag != 0x20)
+			return false;
+	}
+	return true;
+}
+
+/* ext4's limits on one inode, checked before anything is written. */
+static int check_limits(struct writer *w, const struct tree_node *n)
+{
+	const struct tree_inode *ino = n->inode;
+	_cleanup_free_ char *p = NULL, *origin = NULL;
+	const char *acl = NULL;
+	size_t i;
+
+	for (i = 0; i < ino->n_xattrs && !acl; i++)
+		if ((!strcmp(ino->xattrs[i].name, "system.posix_acl_access") ||
+		     !strcmp(ino->xattrs[i].name, "system.posix_acl_default")) &&
+		    !acl_valid(ino->xattrs[i].value, ino->xattrs[i].size))
+			acl = ino->xattrs[i].name;
+	if (!acl && (S_ISDIR(ino->mode) || ino->nlink <= EXT2_LINK_MAX) &&
+	    (!S_ISREG(ino->mode) || ino->size <= FILE_SIZE_MAX))
+		return 0;
+	p = tree_node_path(n);
+	origin = tree_inode_origin(w->t, ino);
+	if (acl) {
+		strbuf_addf(w->err, "'%s' (%s): malformed POSIX ACL in %s (%zu bytes)", p, origin,
+			    acl, ino->xattrs[i - 1].size);
+		return -EINVAL;
+	}
+	if (!S_ISDIR(ino->mode) && ino->nlink > EXT2_LINK_MAX) {
+		strbuf_addf(w->err, "'%s' (%s) has %u hard links; ext4 allows at most %u per file",
+			    p, origin, ino->nlink, EXT2_LINK_MAX);
+		return -EMLINK;
+	}
+	strbuf_addf(w->err, "'%s' (%s): file size %llu exceeds ext4's maximum file size of %llu bytes",
+		    p, origin, (unsigned long long)ino->size, (unsigned long long)FILE_SIZE_MAX);
+	return -EFBIG;
+}
+
 static int number(struct writer *w, struct tree_node *n)
 {
 	struct tree_inode *ino = n->inode;
@@ -397,6 +460,9 @@ static int number(struct writer *w, struct tree_node *n)
 	if (ino->ino == 0) {
 		uint64_t xb;
 
+		r = check_limits(w, n);
+		if (r < 0)
+			return r;
 		if (!n->parent)
 			ino->ino = EXT2_ROOT_INO;
 		else if (n == w->lost_found)
