@@ -47,8 +47,10 @@ static int add_source(struct tree *t, const char *src, bool overlay, struct strb
 	struct stat st;
 
 	if (stat(src, &st) < 0) {
-		strbuf_addf(err, "cannot open '%s': %s", src, strerror(errno));
-		return -errno;
+		int e = errno; /* before strbuf_addf, which may change it */
+
+		strbuf_addf(err, "cannot open '%s': %s", src, strerror(e));
+		return -e;
 	}
 	if (overlay)
 		return tree_add_dir(t, src, "", 0, 0, err);
