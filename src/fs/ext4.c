@@ -40,7 +40,7 @@
 #define INLINE_XATTR_MAX 92  /* in-inode EA space of a 256-byte inode, minus the header */
 #define MIN_BLOCKS	 4096 /* 16 MiB */
 #define LOST_FOUND_BLOCKS 4
-/* The kernel's s_maxbytes for extent-mapped files: 2^32 - 1 blocks (logical block numbers are 32-bit). */
+/* The kernel's s_maxbytes for extent-mapped files: 2^32 - 1 blocks (32-bit logical blocks). */
 #define FILE_SIZE_MAX	 (((1ULL << 32) - 1) * BLOCK_SIZE)
 
 struct writer {
@@ -468,15 +468,15 @@ static bool acl_valid(const uint8_t *v, size_t size)
 static int check_limits(struct writer *w, const struct tree_node *n)
 {
 	const struct tree_inode *ino = n->inode;
+	const struct tree_xattr *acl = NULL;
 	_cleanup_free_ char *p = NULL, *origin = NULL;
-	const char *acl = NULL;
 	size_t i;
 
 	for (i = 0; i < ino->n_xattrs && !acl; i++)
 		if ((!strcmp(ino->xattrs[i].name, "system.posix_acl_access") ||
 		     !strcmp(ino->xattrs[i].name, "system.posix_acl_default")) &&
 		    !acl_valid(ino->xattrs[i].value, ino->xattrs[i].size))
-			acl = ino->xattrs[i].name;
+			acl = &ino->xattrs[i];
 	if (!acl && (S_ISDIR(ino->mode) || ino->nlink <= EXT2_LINK_MAX) &&
 	    (!S_ISREG(ino->mode) || ino->size <= FILE_SIZE_MAX))
 		return 0;
@@ -484,7 +484,7 @@ static int check_limits(struct writer *w, const struct tree_node *n)
 	origin = tree_inode_origin(w->t, ino);
 	if (acl) {
 		strbuf_addf(w->err, "'%s' (%s): malformed POSIX ACL in %s (%zu bytes)", p, origin,
-			    acl, ino->xattrs[i - 1].size);
+			    acl->name, acl->size);
 		return -EINVAL;
 	}
 	if (!S_ISDIR(ino->mode) && ino->nlink > EXT2_LINK_MAX) {
@@ -492,8 +492,9 @@ static int check_limits(struct writer *w, const struct tree_node *n)
 			    p, origin, ino->nlink, EXT2_LINK_MAX);
 		return -EMLINK;
 	}
-	strbuf_addf(w->err, "'%s' (%s): file size %llu exceeds ext4's maximum file size of %llu bytes",
-		    p, origin, (unsigned long long)ino->size, (unsigned long long)FILE_SIZE_MAX);
+	strbuf_addf(w->err, "'%s' (%s): file size %llu exceeds ext4's maximum file size of %llu "
+		    "bytes", p, origin, (unsigned long long)ino->size,
+		    (unsigned long long)FILE_SIZE_MAX);
 	return -EFBIG;
 }
 
