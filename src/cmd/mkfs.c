@@ -47,8 +47,10 @@ static int add_source(struct tree *t, const char *src, bool overlay, struct strb
 	struct stat st;
 
 	if (stat(src, &st) < 0) {
-		strbuf_addf(err, "cannot open '%s': %s", src, strerror(errno));
-		return -errno;
+		int e = errno; /* before strbuf_addf, which may change it */
+
+		strbuf_addf(err, "cannot open '%s': %s", src, strerror(e));
+		return -e;
 	}
 	/* A FIFO blocks and a device never ends: only files and directories are read. */
 	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {

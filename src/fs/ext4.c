@@ -40,6 +40,8 @@
 #define INLINE_XATTR_MAX 92  /* in-inode EA space of a 256-byte inode, minus the header */
 #define MIN_BLOCKS	 4096 /* 16 MiB */
 #define LOST_FOUND_BLOCKS 4
+/* The kernel's s_maxbytes for extent-mapped files: 2^32 - 1 blocks (32-bit logical blocks). */
+#define FILE_SIZE_MAX	 (((1ULL << 32) - 1) * BLOCK_SIZE)
 
 struct writer {
 	ext2_filsys fs;
@@ -53,6 +55,9 @@ struct writer {
 	uint64_t need_inodes;
 	struct tree_node *lost_found;
 	__u32 hash_seed[4]; /* the directory hash seed, as the superblock holds it */
+	const char *out_path;
+	int fd;		/* the image file */
+	int host_errno; /* why writing the image file failed, once it has */
 
 	/* the file whose content is being streamed */
 	struct tree_inode *cur;
@@ -81,8 +86,28 @@ static int ext_errno(errcode_t e)
 	}
 }
 
+/* The first path of an inode, in walk order. */
+static char *node_path_of(struct writer *w, const struct tree_inode *ino)
+{
+	size_t i;
+
+	for (i = 0; i < w->n_order; i++)
+		if (w->order[i]->inode == ino)
+			return tree_node_path(w->order[i]);
+	return xstrdup("?");
+}
+
+/* The image file could not be written (the disk is full): that is all the user needs to know. */
+static int host_fail(struct writer *w)
+{
+	strbuf_addf(w->err, "cannot write '%s': %s", w->out_path, strerror(w->host_errno));
+	return -w->host_errno;
+}
+
 static int ext_fail(struct writer *w, errcode_t e, const struct tree_node *n, const char *what)
 {
+	if (w->host_errno)
+		return host_fail(w);
 	if (n) {
 		_cleanup_free_ char *p = tree_node_path(n);
 
@@ -97,6 +122,31 @@ static int ext_fail(struct writer *w, errcode_t e, const struct tree_node *n, co
 static uint64_t div_up(uint64_t a, uint64_t b)
 {
 	return (a + b - 1) / b;
+}
+
+/*
+ * libext2fs reports a write to the image file that wrote less than asked
+ * as a "short write", which on a regular file means the disk is full (or a
+ * quota or file size limit is reached). Writing the rest once more gets the
+ * system's reason. Either way it is kept for the message.
+ */
+static errcode_t io_write_error(io_channel ch, unsigned long block, int count, const void *data,
+				size_t size, int actual, errcode_t error)
+{
+	struct writer *w = ch->app_data;
+
+	(void)count;
+	if (error == EXT2_ET_SHORT_WRITE && actual >= 0 && (size_t)actual < size) {
+		off_t off = (off_t)block * ch->block_size + actual;
+		ssize_t n = pwrite(w->fd, (const char *)data + actual, size - (size_t)actual, off);
+
+		if (n == (ssize_t)(size - (size_t)actual))
+			return 0;
+		error = n < 0 ? (errcode_t)errno : ENOSPC;
+	}
+	if (error > 0 && error < 4096 && !w->host_errno)
+		w->host_errno = (int)error;
+	return error;
 }
 
 /* --- 1. numbering and counting -------------------------------------------- */
@@ -386,6 +436,68 @@ static uint64_t xattr_bytes(const struct tree_inode *ino)
 	return n;
 }
 
+/* The Linux xattr form of a POSIX ACL (struct posix_acl_xattr_header and _entry). */
+#define ACL_XATTR_VERSION 2
+#define ACL_HEADER_SIZE	  4
+#define ACL_ENTRY_SIZE	  8
+
+/*
+ * Whether an ACL xattr value is one libext2fs can store: its version, whole
+ * entries, at least one, each of a known tag (USER_OBJ, USER, GROUP_OBJ,
+ * GROUP, MASK, OTHER). libext2fs checks the same, but answers "Cannot
+ * allocate memory" or "Invalid argument".
+ */
+static bool acl_valid(const uint8_t *v, size_t size)
+{
+	size_t i;
+
+	if (size < ACL_HEADER_SIZE + ACL_ENTRY_SIZE || (size - ACL_HEADER_SIZE) % ACL_ENTRY_SIZE ||
+	    (v[0] | v[1] << 8 | v[2] << 16 | (uint32_t)v[3] << 24) != ACL_XATTR_VERSION)
+		return false;
+	for (i = ACL_HEADER_SIZE; i < size; i += ACL_ENTRY_SIZE) {
+		unsigned tag = v[i] | v[i + 1] << 8;
+
+		if (tag != 0x01 && tag != 0x02 && tag != 0x04 && tag != 0x08 && tag != 0x10 &&
+		    tag != 0x20)
+			return false;
+	}
+	return true;
+}
+
+/* ext4's limits on one inode, checked before anything is written. */
+static int check_limits(struct writer *w, const struct tree_node *n)
+{
+	const struct tree_inode *ino = n->inode;
+	const struct tree_xattr *acl = NULL;
+	_cleanup_free_ char *p = NULL, *origin = NULL;
+	size_t i;
+
+	for (i = 0; i < ino->n_xattrs && !acl; i++)
+		if ((!strcmp(ino->xattrs[i].name, "system.posix_acl_access") ||
+		     !strcmp(ino->xattrs[i].name, "system.posix_acl_default")) &&
+		    !acl_valid(ino->xattrs[i].value, ino->xattrs[i].size))
+			acl = &ino->xattrs[i];
+	if (!acl && (S_ISDIR(ino->mode) || ino->nlink <= EXT2_LINK_MAX) &&
+	    (!S_ISREG(ino->mode) || ino->size <= FILE_SIZE_MAX))
+		return 0;
+	p = tree_node_path(n);
+	origin = tree_inode_origin(w->t, ino);
+	if (acl) {
+		strbuf_addf(w->err, "'%s' (%s): malformed POSIX ACL in %s (%zu bytes)", p, origin,
+			    acl->name, acl->size);
+		return -EINVAL;
+	}
+	if (!S_ISDIR(ino->mode) && ino->nlink > EXT2_LINK_MAX) {
+		strbuf_addf(w->err, "'%s' (%s) has %u hard links; ext4 allows at most %u per file",
+			    p, origin, ino->nlink, EXT2_LINK_MAX);
+		return -EMLINK;
+	}
+	strbuf_addf(w->err, "'%s' (%s): file size %llu exceeds ext4's maximum file size of %llu "
+		    "bytes", p, origin, (unsigned long long)ino->size,
+		    (unsigned long long)FILE_SIZE_MAX);
+	return -EFBIG;
+}
+
 static int number(struct writer *w, struct tree_node *n)
 {
 	struct tree_inode *ino = n->inode;
@@ -397,6 +509,9 @@ static int number(struct writer *w, struct tree_node *n)
 	if (ino->ino == 0) {
 		uint64_t xb;
 
+		r = check_limits(w, n);
+		if (r < 0)
+			return r;
 		if (!n->parent)
 			ino->ino = EXT2_ROOT_INO;
 		else if (n == w->lost_found)
@@ -488,10 +603,11 @@ static void set_sb_time(__u32 *lo, __u8 *hi, int64_t t)
 
 /*
  * Create the filesystem structure in the file fd refers to (path names it
- * for libext2fs) with total blocks and inodes.
+ * for libext2fs) with total blocks and inodes. EXT2_ET_TOO_MANY_INODES when
+ * the inode tables do not fit in that many blocks.
  */
-static int fs_create(struct writer *w, const char *path, uint64_t blocks, uint64_t inodes,
-		     const uint8_t uuid[16], const uint8_t hash_seed[16], ext2_filsys *ret)
+static errcode_t fs_init(struct writer *w, const char *path, uint64_t blocks, uint64_t inodes,
+			 const uint8_t uuid[16], const uint8_t hash_seed[16], ext2_filsys *ret)
 {
 	struct ext2_super_block param;
 	ext2_filsys fs = NULL;
@@ -519,7 +635,7 @@ static int fs_create(struct writer *w, const char *path, uint64_t blocks, uint64
 
 	e = ext2fs_initialize(path, EXT2_FLAG_64BITS, &param, unix_io_manager, &fs);
 	if (e)
-		return ext_fail(w, e, NULL, "creating the filesystem");
+		return e;
 	fs->now = w->o->epoch;
 	fs->super->s_checksum_type = EXT2_CRC32C_CHKSUM;
 	memcpy(fs->super->s_uuid, uuid, 16);
@@ -536,6 +652,14 @@ static int fs_create(struct writer *w, const char *path, uint64_t blocks, uint64
 			sizeof(fs->super->s_volume_name));
 	*ret = fs;
 	return 0;
+}
+
+static int fs_create(struct writer *w, const char *path, uint64_t blocks, uint64_t inodes,
+		     const uint8_t uuid[16], const uint8_t hash_seed[16], ext2_filsys *ret)
+{
+	errcode_t e = fs_init(w, path, blocks, inodes, uuid, hash_seed, ret);
+
+	return e ? ext_fail(w, e, NULL, "creating the filesystem") : 0;
 }
 
 /* --- 3. inodes -------------------------------------------------------------- */
@@ -784,6 +908,15 @@ static int stage_flush(struct writer *w, struct strbuf *err)
 				break;
 		e = write_blocks(w, w->cur->ino, &w->cur_inode, w->stage_lblk + i, j - i,
 				 w->stage + i * BLOCK_SIZE, false);
+		if (e && w->host_errno)
+			return host_fail(w);
+		if (e && ext_errno(e) == -ENOSPC) {
+			_cleanup_free_ char *p = node_path_of(w, w->cur);
+
+			strbuf_addf(w->err, "the image is full while writing '%s'; use a larger "
+				    "--size or --size auto", p);
+			return -ENOSPC;
+		}
 		if (e) {
 			_cleanup_free_ char *origin = tree_inode_origin(w->t, w->cur);
 
@@ -943,8 +1076,8 @@ static errcode_t rewrite_dir_blocks(struct writer *w, uint32_t ino, struct ext2_
  * Give the filesystem its final UUID. Every metadata checksum is seeded
  * from the UUID, so every checksummed structure in use is written again:
  * inodes, directory blocks (leaves and htree nodes), extent tree blocks and
- * xattr blocks here; bitmaps, group descriptors and the superblock when the
- * filesystem is closed. The journal superblock records the UUID too.
+ * xattr blocks and every group descriptor here; bitmaps and the superblock
+ * when the filesystem is closed. The journal superblock records the UUID too.
  */
 static int set_final_uuid(struct writer *w, const uint8_t uuid[16])
 {
@@ -952,6 +1085,7 @@ static int set_final_uuid(struct writer *w, const uint8_t uuid[16])
 	char inode_buf[INODE_SIZE], *blk = xmalloc(BLOCK_SIZE);
 	struct ext2_inode *in = (struct ext2_inode *)inode_buf;
 	uint32_t ino;
+	dgrp_t g;
 	blk64_t p;
 	errcode_t e = 0;
 
@@ -959,8 +1093,7 @@ static int set_final_uuid(struct writer *w, const uint8_t uuid[16])
 	memcpy(fs->super->s_uuid, uuid, 16);
 	ext2fs_init_csum_seed(fs);
 	for (ino = 1; !e && ino <= fs->super->s_inodes_count; ino++) {
-		uint32_t g = (ino - 1) / fs->super->s_inodes_per_group;
-
+		g = (ino - 1) / fs->super->s_inodes_per_group;
 		if (ext2fs_bg_flags_test(fs, g, EXT2_BG_INODE_UNINIT)) {
 			ino = (g + 1) * fs->super->s_inodes_per_group;
 			continue;
@@ -992,6 +1125,13 @@ static int set_final_uuid(struct writer *w, const uint8_t uuid[16])
 			e = io_channel_write_blk64(fs->io, p, 1, blk);
 		}
 	}
+	/*
+	 * Closing writes the bitmaps of initialised groups and sets their
+	 * descriptors' checksums; those of groups left BLOCK_UNINIT or
+	 * INODE_UNINIT would keep the provisional UUID's.
+	 */
+	for (g = 0; g < fs->group_desc_count; g++)
+		ext2fs_group_desc_csum_set(fs, g);
 	fs->flags &= ~EXT2_FLAG_IGNORE_CSUM_ERRORS;
 	ext2fs_mark_ib_dirty(fs);
 	ext2fs_mark_bb_dirty(fs);
@@ -1000,18 +1140,25 @@ static int set_final_uuid(struct writer *w, const uint8_t uuid[16])
 	return e ? ext_fail(w, e, NULL, "setting the UUID") : 0;
 }
 
-/* Free blocks the content may use in a filesystem of `blocks` blocks. */
+/*
+ * Free blocks the content may use in a filesystem of `blocks` blocks: 0 if
+ * their inode tables cannot hold that many inodes.
+ */
 static int usable_blocks(struct writer *w, const char *path, uint64_t blocks, uint64_t inodes,
 			 uint64_t *ret)
 {
 	static const uint8_t zero[16];
 	ext2_filsys fs;
 	errcode_t e;
-	int r, jblocks;
+	int jblocks;
 
-	r = fs_create(w, path, blocks, inodes, zero, zero, &fs);
-	if (r < 0)
-		return r;
+	e = fs_init(w, path, blocks, inodes, zero, zero, &fs);
+	if (e == EXT2_ET_TOO_MANY_INODES) {
+		*ret = 0;
+		return 0;
+	}
+	if (e)
+		return ext_fail(w, e, NULL, "creating the filesystem");
 	e = ext2fs_allocate_tables(fs);
 	if (e) {
 		ext2fs_free(fs);
@@ -1042,37 +1189,41 @@ static uint64_t inodes_for(const struct writer *w, uint64_t blocks, unsigned hea
 	return fixed && ratio > n ? ratio : n;
 }
 
-/* The smallest block count holding need_blocks plus headroom. */
+/*
+ * The smallest block count holding need_blocks plus headroom, and inode
+ * tables for the inodes: with many entries and little data (empty files,
+ * symlinks, devices) the inode tables are what sizes the image.
+ */
 static int size_auto(struct writer *w, const char *path, unsigned headroom, uint64_t *ret)
 {
 	uint64_t target = w->need_blocks * (100 + headroom) / 100 + 16;
+	uint64_t inodes = inodes_for(w, 0, headroom, false);
+	uint64_t itable = div_up(inodes * INODE_SIZE, BLOCK_SIZE);
 	uint64_t blocks = target + target / 16 + 1024, usable = 0;
 	int i, r;
 
+	if (blocks < itable + itable / 16 + 1024)
+		blocks = itable + itable / 16 + 1024;
 	if (blocks < MIN_BLOCKS)
 		blocks = MIN_BLOCKS;
-	for (i = 0; i < 32; i++) {
-		r = usable_blocks(w, path, blocks, inodes_for(w, blocks, headroom, false), &usable);
+	for (i = 0; i < 64; i++) {
+		r = usable_blocks(w, path, blocks, inodes, &usable);
 		if (r < 0)
 			return r;
 		if (usable >= target)
 			break;
-		blocks += target - usable + 256;
+		/* no usable space at all: the inode tables do not fit yet */
+		blocks += usable ? target - usable + 256 : blocks / 8 + 256;
+	}
+	if (usable < target) {
+		strbuf_addf(w->err, "cannot find an image size for %llu blocks of content and %llu "
+			    "inodes", (unsigned long long)target, (unsigned long long)inodes);
+		return -EFBIG;
 	}
 	/* round up to a whole MiB */
 	blocks = div_up(blocks, 256) * 256;
 	*ret = blocks;
 	return 0;
-}
-
-static char *node_path_of(struct writer *w, const struct tree_inode *ino)
-{
-	size_t i;
-
-	for (i = 0; i < w->n_order; i++)
-		if (w->order[i]->inode == ino)
-			return tree_node_path(w->order[i]);
-	return xstrdup("?");
 }
 
 static void derive_uuid(const uint8_t digest[SHA256_LEN], const struct ext4_opts *o,
@@ -1092,6 +1243,8 @@ static int build(struct writer *w, const char *tmp, uint64_t blocks, uint64_t in
 	r = fs_create(w, tmp, blocks, inodes, uuid, seed, &w->fs);
 	if (r < 0)
 		return r;
+	w->fs->io->app_data = w;
+	w->fs->io->write_error = io_write_error;
 	e = ext2fs_allocate_tables(w->fs);
 	if (e)
 		return ext_fail(w, e, NULL, "laying out the filesystem");
@@ -1127,16 +1280,8 @@ static int build(struct writer *w, const char *tmp, uint64_t blocks, uint64_t in
 	}
 	w->stage = xmalloc(STAGE_BLOCKS * BLOCK_SIZE);
 	r = tree_stream_content(w->t, &ops, w, w->err);
-	if (r < 0) {
-		if (w->cur && r == -ENOSPC) {
-			_cleanup_free_ char *p = node_path_of(w, w->cur);
-
-			strbuf_reset(w->err);
-			strbuf_addf(w->err, "the image is full while writing '%s'; use a larger "
-				    "--size or --size auto", p);
-		}
+	if (r < 0)
 		return r;
-	}
 	r = fix_reserved_times(w);
 	if (r < 0)
 		return r;
@@ -1198,7 +1343,8 @@ static void derive_uuid(const uint8_t digest[SHA256_LEN], const struct ext4_opts
 int ext4_write(struct tree *t, const char *out_path, const struct ext4_opts *o,
 	       uint64_t *ret_size, struct strbuf *err)
 {
-	struct writer w = { .t = t, .o = o, .err = err, .next_ino = EXT2_GOOD_OLD_FIRST_INO + 1 };
+	struct writer w = { .t = t, .o = o, .err = err, .next_ino = EXT2_GOOD_OLD_FIRST_INO + 1,
+			    .out_path = out_path, .fd = -1 };
 	_cleanup_free_ char *tmp = NULL, *dev = NULL, *dir = path_dirname(out_path);
 	struct tree_node *lf;
 	bool anon = false;
@@ -1311,6 +1457,7 @@ int ext4_write(struct tree *t, const char *out_path, const struct ext4_opts *o,
 	/* Without --uuid, a provisional one from the metadata; the final one comes last. */
 	if (!o->uuid)
 		derive_uuid(digest, o, blocks, uuid);
+	w.fd = fd;
 	r = build(&w, dev, blocks, inodes_for(&w, blocks, o->size ? 0 : o->headroom_percent, !!o->size),
 		  uuid, seed);
 	if (r < 0)

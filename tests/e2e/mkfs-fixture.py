@@ -6,6 +6,12 @@
 #   mkfs-fixture.py big OUT.tar N [PREFIX]        N small files in one directory
 #   mkfs-fixture.py acl OUT.tar                   POSIX ACLs (pax SCHILY.acl.*)
 #   mkfs-fixture.py hostile KIND OUT.tar          one hostile archive (see below)
+#   mkfs-fixture.py links OUT.tar N               the file f and N-1 hard links to it
+#   mkfs-fixture.py link OUT.tar NAME TARGET      one hard link (a layer on top)
+#   mkfs-fixture.py subdirs OUT.tar N             the directory d with N subdirectories
+#   mkfs-fixture.py empty OUT.tar N [symlink]     N empty files (or symlinks) in e/
+#   mkfs-fixture.py sparse OUT.tar SIZE [OFFSET]  the file big of SIZE bytes, 4 KiB of data
+#                                                 at OFFSET (default 0), the rest holes
 #
 # MANIFEST gets "sha256 path" lines for the regular files, computed here from
 # the bytes put into the archive.
@@ -140,8 +146,96 @@ def hostile(kind, out):
             add(info("a/passwd"), b"pwned\n")
         elif kind == "big":
             add(info("big"), b"\xa5" * (3 << 20))
+        elif kind in ("acl-short", "acl-tag"):
+            # a system.posix_acl_access xattr that is no ACL: too short, or an unknown tag
+            value = "\x02\x00" if kind == "acl-short" else \
+                "\x02\x00\x00\x00" "\x40\x00\x06\x00\x00\x00\x00\x00"
+            f = info("f")
+            f.pax_headers = {"SCHILY.xattr.system.posix_acl_access": value}
+            add(f, b"x")
         else:
             raise SystemExit("unknown hostile kind " + kind)
+
+
+def ustar(name, type_=tarfile.REGTYPE, linkname="", size=0, mode=0o644):
+    """One ustar header, root-owned, for the bulk fixtures below."""
+    h = bytearray(512)
+
+    def put(off, val):
+        h[off:off + len(val)] = val
+
+    put(0, name.encode())
+    put(100, b"%07o\0" % mode)
+    put(108, b"0000000\0")
+    put(116, b"0000000\0")
+    put(124, b"%011o\0" % size)
+    put(136, b"%011o\0" % (EPOCH - 3600))
+    put(148, b" " * 8)
+    put(156, type_)
+    put(157, linkname.encode())
+    put(257, b"ustar\x0000")
+    put(148, b"%06o\0 " % sum(h))
+    return bytes(h)
+
+
+def ustar_many(prefix, n, type_, linkname="", mode=0o644, start=0):
+    """n headers named PREFIX00000...: one template, only the name and checksum vary
+    (tarfile takes seconds for tens of thousands of entries, this a fraction)."""
+    base = bytearray(ustar(prefix + "00000", type_, linkname, mode=mode))
+    at = len(prefix.encode())
+    base[148:156] = b" " * 8
+    s0 = sum(base) - sum(b"00000")
+    out = []
+    for i in range(start, start + n):
+        d = b"%05d" % i
+        base[at:at + 5] = d
+        base[148:156] = b"%06o\0 " % (s0 + sum(d))
+        out.append(bytes(base))
+        base[148:156] = b" " * 8
+    return b"".join(out)
+
+
+def write_ustar(out, *parts):
+    with open(out, "wb") as f:
+        for p in parts:
+            f.write(p)
+        f.write(b"\0" * 1024)
+
+
+def links(out, n):
+    write_ustar(out, ustar("f", size=2), b"f\n".ljust(512, b"\0"),
+                ustar("l", tarfile.DIRTYPE, mode=0o755),
+                ustar_many("l/", n - 1, tarfile.LNKTYPE, "f", start=1))
+
+
+def link(out, name, target):
+    write_ustar(out, ustar(name, tarfile.LNKTYPE, target))
+
+
+def subdirs(out, n):
+    write_ustar(out, ustar("d", tarfile.DIRTYPE, mode=0o755),
+                ustar_many("d/", n, tarfile.DIRTYPE, mode=0o755))
+
+
+def empty(out, n, kind="file"):
+    if kind == "symlink":
+        entries = ustar_many("e/", n, tarfile.SYMTYPE, "t", mode=0o777)
+    else:
+        entries = ustar_many("e/", n, tarfile.REGTYPE)
+    write_ustar(out, ustar("e", tarfile.DIRTYPE, mode=0o755), entries)
+
+
+def sparse(out, size, offset=0):
+    """A GNU sparse 1.0 (pax) file: the map, then the data, as GNU tar writes it."""
+    data = bytes(range(256)) * 16
+    smap = b"1\n%d\n%d\n" % (offset, len(data))
+    smap += b"\0" * (-len(smap) % 512)
+    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
+        ti = info("GNUSparseFile.0/big")
+        ti.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0",
+                          "GNU.sparse.name": "big", "GNU.sparse.realsize": str(size)}
+        ti.size = len(smap) + len(data)
+        tar.addfile(ti, io.BytesIO(smap + data))
 
 
 if __name__ == "__main__":
@@ -153,5 +247,15 @@ if __name__ == "__main__":
         big(sys.argv[2], int(sys.argv[3]), *sys.argv[4:5])
     elif sys.argv[1] == "hostile":
         hostile(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "links":
+        links(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1] == "link":
+        link(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif sys.argv[1] == "subdirs":
+        subdirs(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1] == "empty":
+        empty(sys.argv[2], int(sys.argv[3]), *sys.argv[4:5])
+    elif sys.argv[1] == "sparse":
+        sparse(sys.argv[2], int(sys.argv[3]), *map(int, sys.argv[4:5]))
     else:
         raise SystemExit("usage: see the comment at the top")

@@ -150,6 +150,7 @@ test_expect_success 'two runs give byte-identical images; other content another 
 	imgforge -q mkfs --from everything.tar.zst --from sparse.tar --from many.tar -o again.ext4 &&
 	test "$(sha256sum <root.ext4)" = "$(sha256sum <again.ext4)" &&
 	imgforge -q mkfs --from everything.tar -o one.ext4 &&
+	e2fsck -fn one.ext4 &&
 	uuid1=$(dumpe2fs -h one.ext4 2>/dev/null | sed -n "s/^Filesystem UUID: *//p") &&
 	uuid2=$(dumpe2fs -h root.ext4 2>/dev/null | sed -n "s/^Filesystem UUID: *//p") &&
 	test -n "$uuid1" && test "$uuid1" != "$uuid2"
@@ -195,6 +196,7 @@ test_expect_success 'later layers win; --from DIR keeps host owners; --overlay i
 	require_tool setfattr attr &&
 	setfattr -n user.origin -v host base/etc/motd &&
 	imgforge -q mkfs --from everything.tar --from base -o layered.ext4 &&
+	e2fsck -fn layered.ext4 &&
 	test "$(stat_field layered.ext4 /etc/motd User)" = 1234 &&
 	dbg layered.ext4 "ea_list /etc/motd" | grep -F "user.origin (4) = \"host\"" &&
 	test "$(dbg layered.ext4 "cat /etc/motd")" = base &&
@@ -227,6 +229,7 @@ test_expect_success 'a .deb is read through its data.tar' '
 	require_tool dpkg-deb dpkg &&
 	dpkg-deb --root-owner-group -Zxz -b deb hello.deb >/dev/null &&
 	imgforge -q mkfs --from everything.tar --from hello.deb -o deb.ext4 &&
+	e2fsck -fn deb.ext4 &&
 	test "$(dbg deb.ext4 "cat /usr/share/doc/hello/README")" = hi &&
 	dbg deb.ext4 "ls -p /" | grep -v DEBIAN >/dev/null &&
 	! dbg deb.ext4 "ls -p /" | grep -F "/DEBIAN/"

@@ -97,6 +97,15 @@ test_expect_success 'a file larger than the whole image is refused' '
 		--from big.tar --size 2M
 '
 
+test_expect_success 'a malformed POSIX ACL xattr is refused, naming the entry' '
+	fixture hostile acl-short acls.tar &&
+	refuse ".?/f. \(entry 0 of archive .acls.tar.\): malformed POSIX ACL in system.posix_acl_access \(2 bytes\)" \
+		--from acls.tar &&
+	fixture hostile acl-tag aclt.tar &&
+	refuse ".?/f. \(entry 0 of archive .aclt.tar.\): malformed POSIX ACL in system.posix_acl_access \(12 bytes\)" \
+		--from aclt.tar
+'
+
 test_expect_success 'a missing input is named' '
 	refuse "cannot open .nope.tar.: No such file or directory" --from nope.tar
 '

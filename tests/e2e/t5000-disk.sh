@@ -52,6 +52,7 @@ boot() { # DISK FIRMWARE REGEX...   ($BOOT_OPTS: more options)
 test_expect_success 'build writes a disk.raw that the partitioning tools find clean' '
 	imgforge build --cache cache -o out "$IMG" 2>err &&
 	test -f out/disk.raw && test -f out/root.ext4 &&
+	e2fsck -fn out/root.ext4 &&
 	sgdisk -v out/disk.raw | grep -q "No problems found" &&
 	sfdisk --verify out/disk.raw &&
 	sfdisk --dump out/disk.raw >dump &&

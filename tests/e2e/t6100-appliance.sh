@@ -91,7 +91,8 @@ test_expect_success 'atarys-production builds with the test key' '
 		--set ssh_authorized_keys="$(cat key.pub)" \
 		"$SRCDIR/images/atarys-production.yaml" 2>build.err || { tail -20 build.err; exit 1; }
 	elapsed build $start >>"$TEST_DIR/timings" &&
-	test -f out/disk.raw && test -f out/root.ext4
+	test -f out/disk.raw && test -f out/root.ext4 &&
+	e2fsck -fn out/root.ext4
 '
 
 test_expect_success 'root.ext4 holds no private key, host key, secret or build-host password' '

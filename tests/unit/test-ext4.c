@@ -89,6 +89,27 @@ TEST(test_write_and_check)
 	strbuf_release(&err);
 }
 
+/*
+ * Without --uuid the UUID is set last: groups never written (BLOCK_UNINIT,
+ * INODE_UNINIT) must have their descriptor checksums recomputed too.
+ */
+TEST(test_checksums_across_groups)
+{
+	struct tree *t = small_tree("hello, world\n");
+	struct ext4_opts o = EXT4_OPTS_INIT;
+	struct strbuf err = STRBUF_INIT;
+
+	o.epoch = EPOCH;
+	o.size = 512 << 20;
+	CHECK_INT(ext4_write(t, "g.ext4", &o, NULL, &err), 0);
+	CHECK_INT(sh("PATH=$PATH:/sbin:/usr/sbin dumpe2fs g.ext4 2>/dev/null | "
+		     "grep -q BLOCK_UNINIT"),
+		  0);
+	CHECK_INT(sh("PATH=$PATH:/sbin:/usr/sbin e2fsck -fn g.ext4 >fsck.out 2>&1"), 0);
+	tree_free(t);
+	strbuf_release(&err);
+}
+
 TEST(test_refusals_leave_nothing)
 {
 	struct tree *t = tree_new();
@@ -130,6 +151,40 @@ TEST(test_refusals_leave_nothing)
 	strbuf_release(&err);
 }
 
+/*
+ * The image fills up while content is written (a host file that was a hole
+ * when the tree was made has data when it is written): the message names
+ * the file, and what the caller had in its error buffer stays there.
+ */
+TEST(test_image_full_keeps_callers_message)
+{
+	struct tree *t = tree_new();
+	struct ext4_opts o = EXT4_OPTS_INIT;
+	struct strbuf err = STRBUF_INIT;
+	char *junk = xmalloc(1 << 20);
+	FILE *f;
+	int i;
+
+	CHECK_INT(sh("truncate -s 64M grown"), 0);
+	CHECK_INT(tree_add_file(t, "grown", NULL, 0, "grown", 0644, 0, 0, EPOCH, &err), 0);
+	f = fopen("grown", "r+");
+	CHECK(f != NULL);
+	memset(junk, 'x', 1 << 20);
+	for (i = 0; f && i < 64; i++)
+		CHECK(fwrite(junk, 1, 1 << 20, f) == 1 << 20);
+	if (f)
+		fclose(f);
+	o.epoch = EPOCH;
+	strbuf_addstr(&err, "while writing the root filesystem: ");
+	CHECK_INT(ext4_write(t, "full.ext4", &o, NULL, &err), -ENOSPC);
+	CHECK_STR(err.buf, "while writing the root filesystem: the image is full while writing "
+			   "'/grown'; use a larger --size or --size auto");
+	CHECK(access("full.ext4", F_OK) < 0);
+	free(junk);
+	tree_free(t);
+	strbuf_release(&err);
+}
+
 TEST(test_parse_uuid)
 {
 	uint8_t u[16];
@@ -144,7 +199,9 @@ TEST(test_parse_uuid)
 int main(void)
 {
 	RUN(test_write_and_check);
+	RUN(test_checksums_across_groups);
 	RUN(test_refusals_leave_nothing);
+	RUN(test_image_full_keeps_callers_message);
 	RUN(test_parse_uuid);
 	return tap_done();
 }
