@@ -6,6 +6,7 @@
 #                        ... with sanitizers (objects kept apart in build/san-*)
 #   make check           unit tests (plain and ASan+UBSan builds) + end-to-end tests
 #   make check-fast      unit tests + the quick end-to-end tests, plain build only
+#   make fuzz FUZZ_SECONDS=N  build the libFuzzer targets and run each N seconds
 #   make deps            install every Debian package needed to build, test and demo
 #   make demo            build and boot the sample appliance (see README.md)
 #   make install         PREFIX=/usr/local DESTDIR=
@@ -165,16 +166,30 @@ check-appliance-bios: deps
 check-unit: unit-bins
 	@tests/run.sh --unit-only --build $(O) --imgforge $(O)/imgforge
 
-# libFuzzer builds of the fuzz targets (clang): build/fuzz/fuzz-NAME, run as
-#   build/fuzz/fuzz-recipe -max_total_time=60 tests/fuzz/corpus/recipe
+# libFuzzer builds of the fuzz targets (clang): build/fuzz/fuzz-NAME. Then,
+# with FUZZ_SECONDS=N (default 60), each target runs N seconds in turn: new
+# inputs go to build/fuzz/corpus/NAME, the committed seeds in
+# tests/fuzz/corpus/NAME are read, crashes land in build/fuzz/crashes/.
+# FUZZ_SECONDS=0 only builds. See tests/fuzz/README.md.
 FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
 fuzz:
-	@mkdir -p build/fuzz
+	@command -v $(FUZZ_CC) >/dev/null || { echo "fuzz: $(FUZZ_CC) not found: apt-get install clang" >&2; exit 1; }
+	@mkdir -p build/fuzz/crashes
 	@for t in $(FUZZ_SRCS); do \
 		n=$$(basename $$t .c); echo " FUZZ build/fuzz/$$n"; \
 		$(FUZZ_CC) -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
 			-DIMGFORGE_VERSION='"$(VERSION)"' $(PKG_CFLAGS) -o build/fuzz/$$n $$t \
 			$(filter-out src/cmd/%.c,$(SRCS)) $(PKG_LIBS) -lm || exit 1; \
+	done
+	@[ "$(FUZZ_SECONDS)" = 0 ] || for t in $(FUZZ_SRCS); do \
+		n=$$(basename $$t .c); c=$${n#fuzz-}; mkdir -p build/fuzz/corpus/$$c; \
+		echo " RUN  build/fuzz/$$n for $(FUZZ_SECONDS) s"; \
+		build/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			-artifact_prefix=build/fuzz/crashes/$$c- \
+			build/fuzz/corpus/$$c tests/fuzz/corpus/$$c \
+			>build/fuzz/$$n.log 2>&1 || { tail -30 build/fuzz/$$n.log; exit 1; }; \
+		grep -E '^stat::number_of_executed_units|^Done' build/fuzz/$$n.log | sed 's/^/      /'; \
 	done
 
 # --- demo, install, format, clean ------------------------------------------

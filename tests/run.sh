@@ -23,7 +23,10 @@ done
 [ -n "$imgforge" ] || imgforge=$build/imgforge
 imgforge=$(cd "$(dirname "$imgforge")" && pwd)/$(basename "$imgforge")
 
-passed=0 failed=0 skipped=0
+passed=0 failed=0 skipped=0 replayed=0
+# What tally counts a passing line as: a test, or (for a fuzz target's
+# corpus) one input replayed, which is not a test of its own.
+kind=test
 failures=()
 logdir=$SRCDIR/build/test-logs
 mkdir -p "$logdir"
@@ -45,13 +48,24 @@ tally() { # label logfile rc
 		f=1
 		echo "not ok - $label ran no test" >>"$log"
 	fi
-	passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+	if [ "$kind" = replay ]; then
+		replayed=$((replayed + p))
+		# The target as a whole counts as one test, when every input passed.
+		[ "$f" -eq 0 ] && passed=$((passed + 1))
+	else
+		passed=$((passed + p))
+	fi
+	failed=$((failed + f)); skipped=$((skipped + s))
 	if [ "$f" -gt 0 ]; then
 		failures+=("$label")
 		printf '%-48s FAIL (%d passed, %d failed)\n' "$label" "$p" "$f"
 		grep -E '^(not ok|#)' "$log" | head -40 | sed 's/^/    /'
 	else
-		printf '%-48s ok (%d passed%s)\n' "$label" "$p" "$([ "$s" -gt 0 ] && echo ", $s skipped")"
+		if [ "$kind" = replay ]; then
+			printf '%-48s ok (%d inputs replayed)\n' "$label" "$p"
+		else
+			printf '%-48s ok (%d passed%s)\n' "$label" "$p" "$([ "$s" -gt 0 ] && echo ", $s skipped")"
+		fi
 	fi
 }
 
@@ -80,7 +94,9 @@ run_fuzz_dir() { # dir label-suffix
 		log=$logdir/$name$suffix.log
 		(cd "$SRCDIR" && timeout 600 "$t" "$corpus") >"$log" 2>&1
 		rc=$?
+		kind=replay
 		tally "fuzz/$name$suffix" "$log" "$rc"
+		kind=test
 	done
 }
 
@@ -117,5 +133,6 @@ echo "logs in build/test-logs/; took $(( $(date +%s) - start ))s"
 if [ "${#failures[@]}" -gt 0 ]; then
 	echo "failed: ${failures[*]}"
 fi
+[ "$replayed" -eq 0 ] || echo "fuzz corpus: $replayed inputs replayed (each target counts as one test above)"
 echo "check: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -10,7 +10,7 @@
 
 static const char boot_usage[] =
 	"usage: imgforge boot DISK [--firmware uefi|bios] [--memory M] [--cpus N]\n"
-	"                     [--expect REGEX]... [--timeout S] [--forward tcp:HOST:GUEST]...\n"
+	"                     [--expect REGEX]... [--timeout S] [--forward tcp|udp:HOST:GUEST]...\n"
 	"                     [--snapshot] [--log FILE] [--keep] [--quiet] [--accel auto|kvm|tcg]\n"
 	"\n"
 	"Boot DISK (raw, or qcow2 by its header) in qemu-system-x86_64 with a virtio\n"
@@ -26,7 +26,7 @@ static const char boot_usage[] =
 	"   --expect REGEX    POSIX extended regex matched against each console line,\n"
 	"                     without \\r and escape sequences; repeatable\n"
 	"   --timeout S       give up after S seconds (default 300 with --expect, 0: never)\n"
-	"   --forward tcp:HOSTPORT:GUESTPORT\n"
+	"   --forward tcp:HOSTPORT:GUESTPORT, --forward udp:HOSTPORT:GUESTPORT\n"
 	"                     forward 127.0.0.1:HOSTPORT to the guest's GUESTPORT; repeatable\n"
 	"   --snapshot        discard every write to DISK\n"
 	"   --log FILE        also write the console to FILE\n"
@@ -186,7 +186,8 @@ int cmd_boot(int argc, char **argv)
 				goto out;
 			GROW(fwd, fwd_alloc, o.vm.nforwards + 1);
 			if (qemu_forward_parse(v, &fwd[o.vm.nforwards]) < 0) {
-				error("boot: bad --forward '%s': expected tcp:HOSTPORT:GUESTPORT",
+				error("boot: bad --forward '%s': expected tcp:HOSTPORT:GUESTPORT "
+				      "or udp:HOSTPORT:GUESTPORT",
 				      v);
 				goto out;
 			}

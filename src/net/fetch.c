@@ -36,6 +36,10 @@ struct xfer {
 	uint64_t last_bytes;	/* bytes of this attempt at the last change */
 	int64_t last_change_ms; /* when they last changed (monotonic), 0 at start */
 	bool stalled;		/* aborted by progress_cb: nothing received for too long */
+	uint64_t max_size;	/* the most bytes the whole file may have */
+	bool too_big;		/* the response announced or delivered more than max_size */
+	int64_t deadline_ms;	/* monotonic end of the whole fetch, 0 if none */
+	bool out_of_time;	/* aborted by progress_cb: total_timeout_s passed */
 };
 
 static bool curl_ready;
@@ -121,6 +125,10 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *userdata)
 			}
 		}
 	}
+	if (n > x->max_size || x->offset + x->written > x->max_size - n) {
+		x->too_big = true;
+		return 0;
+	}
 	r = write_all(x->fd, data, n);
 	if (r < 0) {
 		x->write_errno = -r;
@@ -155,6 +163,15 @@ static int progress_cb(void *userdata, curl_off_t dltotal, curl_off_t dlnow, cur
 
 	(void)ultotal;
 	(void)ulnow;
+	/* Refuse an announced length that cannot fit before receiving any of it. */
+	if (total > x->max_size || (dltotal > 0 && (uint64_t)dltotal > x->max_size)) {
+		x->too_big = true;
+		return 1;
+	}
+	if (x->deadline_ms && t > x->deadline_ms) {
+		x->out_of_time = true;
+		return 1;
+	}
 	if (now != x->last_bytes || !x->last_change_ms) {
 		x->last_bytes = now;
 		x->last_change_ms = t;
@@ -365,7 +382,12 @@ static void setup_attempt(struct xfer *x, const char *url, char *errbuf)
 		curl_easy_setopt(c, CURLOPT_CAINFO, x->opts->ca_file);
 	if (x->opts->connect_timeout_s)
 		curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)x->opts->connect_timeout_s);
-	if (x->opts->progress || x->opts->stall_timeout_s) {
+	if (x->opts->min_speed_bps && x->opts->min_speed_window_s) {
+		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, (long)x->opts->min_speed_bps);
+		curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)x->opts->min_speed_window_s);
+	}
+	/* progress_cb also enforces max_size and the overall deadline: always on. */
+	{
 		curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 		curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress_cb);
 		curl_easy_setopt(c, CURLOPT_XFERINFODATA, x);
@@ -373,6 +395,7 @@ static void setup_attempt(struct xfer *x, const char *url, char *errbuf)
 	x->last_bytes = 0;
 	x->last_change_ms = 0;
 	x->stalled = false;
+	x->too_big = false;
 	x->written = 0;
 	x->range_start = -1;
 	x->first_write_done = false;
@@ -524,12 +547,23 @@ int fetch_file(const char *src, const char *dest, const char *want_sha256,
 	x.fd = fd;
 	x.part = part;
 	x.opts = opts;
+	x.max_size = opts->max_size ? opts->max_size : FETCH_MAX_SIZE_DEFAULT;
+	if (opts->total_timeout_s)
+		x.deadline_ms = monotonic_ms() + (int64_t)opts->total_timeout_s * 1000;
 	x.h = sha256_new();
 	x.is_http = !strncasecmp(url, "http://", 7) || !strncasecmp(url, "https://", 8);
 	r = hash_existing(&x);
 	if (r < 0) {
 		strbuf_addf(err, "cannot read '%s': %s", part, strerror(-r));
 		goto out;
+	}
+	if (x.offset > x.max_size) {
+		/* Left by an older run without the limit: it cannot be the file. */
+		r = restart_from_zero(&x);
+		if (r < 0) {
+			strbuf_addf(err, "cannot truncate '%s': %s", part, strerror(-r));
+			goto out;
+		}
 	}
 	if (x.offset > 0 && want_sha256) {
 		/*
@@ -567,6 +601,24 @@ int fetch_file(const char *src, const char *dest, const char *want_sha256,
 		x.offset += x.written;
 		if (c == CURLE_OK)
 			break;
+		if (x.too_big) {
+			unlink(part);
+			strbuf_addf(err,
+				    "cannot fetch '%s': the file is larger than %" PRIu64
+				    " bytes, the most a download may have; the partial download was "
+				    "deleted (check the URL)",
+				    url, x.max_size);
+			r = -EFBIG;
+			goto out;
+		}
+		if (x.out_of_time) {
+			strbuf_addf(err,
+				    "cannot fetch '%s': not complete after %u s; the partial download "
+				    "is kept and the next build resumes it",
+				    url, opts->total_timeout_s);
+			r = -ETIMEDOUT;
+			goto out;
+		}
 		if (x.write_errno) {
 			r = -x.write_errno;
 			strbuf_addf(err, "cannot write '%s': %s", part, strerror(x.write_errno));
@@ -605,6 +657,12 @@ int fetch_file(const char *src, const char *dest, const char *want_sha256,
 		      (c == CURLE_HTTP_RETURNED_ERROR && http_status_transient(http_code)))) {
 			r = curl_to_errno(c, http_code);
 			describe_failure(err, url, c, http_code, errbuf, attempt);
+			goto out;
+		}
+		if (x.deadline_ms && monotonic_ms() + delay > x.deadline_ms) {
+			r = -ETIMEDOUT;
+			describe_failure(err, url, c, http_code, errbuf, attempt);
+			strbuf_addf(err, "; no time left to retry within %u s", opts->total_timeout_s);
 			goto out;
 		}
 		if (!wait_retry(&x, delay)) {

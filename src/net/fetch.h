@@ -32,16 +32,37 @@ struct fetch_opts {
 	/* Abort an attempt (then retry it) that receives nothing for this many seconds (0: never).
 	 */
 	unsigned stall_timeout_s;
+	/*
+	 * Give up an attempt (then retry it) whose average speed stays below
+	 * min_speed_bps bytes per second for min_speed_window_s seconds: a
+	 * server that trickles a byte now and then never trips stall_timeout_s.
+	 * 0 for either: no such limit.
+	 */
+	unsigned min_speed_bps;
+	unsigned min_speed_window_s;
+	/* Give up the whole fetch, all attempts together, after this many seconds (0: never). */
+	unsigned total_timeout_s;
+	/*
+	 * The most bytes the file may have (0: FETCH_MAX_SIZE_DEFAULT). A
+	 * response that announces or delivers more is abandoned and its .part
+	 * deleted: it cannot be the file, and an endless body must not fill
+	 * the disk.
+	 */
+	uint64_t max_size;
 	/* PEM file of CA certificates to trust for https instead of the system's (NULL: system). */
 	const char *ca_file;
 	fetch_progress_fn progress;
 	void *userdata;
 };
 
+/* 64 GiB: more than any root filesystem tarball imgforge is meant to ingest. */
+#define FETCH_MAX_SIZE_DEFAULT (UINT64_C(64) << 30)
+
 #define FETCH_OPTS_DEFAULT                                                                         \
 	{                                                                                          \
 		.retries = 4, .retry_delay_ms = 1000, .connect_timeout_s = 30,                     \
-		.stall_timeout_s = 60                                                              \
+		.stall_timeout_s = 60, .min_speed_bps = 1024, .min_speed_window_s = 120,           \
+		.total_timeout_s = 4 * 3600                                                        \
 	}
 
 /*
@@ -53,6 +74,11 @@ struct fetch_opts {
  * or dropped, timeouts, HTTP 408, 429 and 5xx) are retried opts->retries
  * times with exponential backoff, each retry resuming where the last one
  * stopped. Other HTTP errors (404, 403, ...) fail at once.
+ *
+ * Every attempt is bounded: nothing received for stall_timeout_s, or less
+ * than min_speed_bps over min_speed_window_s, ends it (and it is retried);
+ * total_timeout_s bounds them all. A body larger than max_size fails at
+ * once with -EFBIG and the .part is deleted.
  *
  * The SHA-256 is computed while the data streams in. When want_sha256 is
  * not NULL it must match, else the .part is deleted and -EBADMSG returned

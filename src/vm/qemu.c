@@ -194,7 +194,7 @@ int qemu_forward_parse(const char *s, struct qemu_forward *ret)
 int qemu_disk_format(const char *path, const char **ret_format)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	unsigned char magic[4];
+	unsigned char sector[512];
 	struct stat st;
 	ssize_t n;
 
@@ -204,10 +204,19 @@ int qemu_disk_format(const char *path, const char **ret_format)
 		return -errno;
 	if (S_ISDIR(st.st_mode))
 		return -EISDIR;
-	n = read(fd, magic, sizeof(magic));
+	n = pread(fd, sector, sizeof(sector), 0);
 	if (n < 0)
 		return -errno;
-	*ret_format = n == 4 && !memcmp(magic, "QFI\xfb", 4) ? "qcow2" : "raw";
+	if (n >= 4 && !memcmp(sector, "QFI\xfb", 4)) {
+		*ret_format = "qcow2";
+		return 0;
+	}
+	if (n < (ssize_t)sizeof(sector))
+		return -ENODATA;
+	/* An MBR, or the protective MBR in front of a GPT, ends the first sector with 55 AA. */
+	if (sector[510] != 0x55 || sector[511] != 0xaa)
+		return -ENOEXEC;
+	*ret_format = "raw";
 	return 0;
 }
 
@@ -873,6 +882,15 @@ int qemu_boot(const struct qemu_boot_opts *o, struct qemu_result *ret)
 		tmp = "/tmp";
 	if (!vm.disk_format) {
 		r = qemu_disk_format(vm.disk, &vm.disk_format);
+		if (r == -ENODATA || r == -ENOEXEC) {
+			ret->error = xasprintf(
+				"'%s' is not a disk image: %s; boot the disk.raw (or a qcow2 of it) "
+				"that 'imgforge build' writes for an image with a disk: section",
+				vm.disk,
+				r == -ENODATA ? "it is shorter than one sector"
+					      : "no qcow2 header and no partition table (MBR or GPT)");
+			return r;
+		}
 		if (r < 0) {
 			ret->error = xasprintf("cannot open '%s': %s", vm.disk, strerror(-r));
 			return r;

@@ -62,7 +62,12 @@ void qemu_argv_free(char **argv);
 /* "tcp:HOSTPORT:GUESTPORT" (or udp:) into *ret. -EINVAL on anything else. */
 int qemu_forward_parse(const char *s, struct qemu_forward *ret);
 
-/* "qcow2" when the file starts with the qcow2 magic, else "raw"; -errno if unreadable. */
+/*
+ * "qcow2" when the file starts with the qcow2 magic, "raw" when its first
+ * sector ends with the MBR signature (as an MBR and GPT's protective MBR do).
+ * -ENODATA for a file shorter than a sector, -ENOEXEC for one that is neither
+ * (no firmware boots it), other -errno when it cannot be read.
+ */
 int qemu_disk_format(const char *path, const char **ret_format);
 
 /* Whether /dev/kvm can be opened read-write (what -accel kvm needs). */

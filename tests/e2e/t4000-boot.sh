@@ -2,12 +2,13 @@
 # imgforge boot: real QEMU boots of tiny disks made here. Under BIOS, a boot
 # sector (tests/e2e/boot-fixture.py) prints a message on COM1: SeaBIOS, the
 # virtio disk, the serial console and the matching. Under UEFI, OVMF with a
-# disk that holds no bootloader prints its boot manager and shell on the
+# GPT disk that holds no bootloader prints its boot manager and shell on the
 # serial console.
 . "$SRCDIR/tests/e2e/lib.sh"
 
 require_tool qemu-system-x86_64 qemu-system-x86 || exit 1
 require_tool python3 python3 || exit 1
+require_tool sgdisk gdisk || exit 1
 [ -f /usr/share/seabios/bios-256k.bin ] || {
 	echo "missing SeaBIOS: install the Debian package seabios (make deps does)" >&2
 	exit 1
@@ -59,6 +60,21 @@ test_expect_success 'a missing disk is one error line' '
 	expect_code 1 imgforge boot nope.img --expect x 2>err &&
 	grep_one "^error: boot: cannot open .nope.img.: No such file or directory$" err &&
 	test $(grep -c . err) -eq 1
+'
+
+test_expect_success 'a file that is not a disk image is refused before QEMU starts' '
+	: >empty.img &&
+	truncate -s 1M zeros.img &&
+	printf "not a disk" >short.img &&
+	for d in empty short; do
+		expect_code 1 imgforge boot $d.img --expect x 2>err &&
+		grep_one "^error: boot: .$d.img. is not a disk image: it is shorter than one sector" err &&
+		test $(grep -c . err) -eq 1 || return 1
+	done &&
+	expect_code 1 imgforge boot zeros.img --expect x 2>err &&
+	grep_one "^error: boot: .zeros.img. is not a disk image: no qcow2 header and no partition table \(MBR or GPT\)" err &&
+	test $(grep -c . err) -eq 1 &&
+	! grep -q "qemu" err
 '
 
 test_expect_success 'missing QEMU names the package to install' '
@@ -185,8 +201,8 @@ test_expect_success '--keep leaves the VM running, --forward listens on 127.0.0.
 '
 
 test_expect_success 'UEFI: OVMF boot manager and shell on the serial console' '
-	truncate -s 4M empty.img &&
-	mkdir tmp && TMPDIR=$PWD/tmp imgforge boot empty.img --expect "^BdsDxe: (loading|starting) Boot[0-9A-F]+ \"EFI Internal Shell\"" \
+	truncate -s 4M nobootloader.img && sgdisk -o nobootloader.img >/dev/null &&
+	mkdir tmp && TMPDIR=$PWD/tmp imgforge boot nobootloader.img --expect "^BdsDxe: (loading|starting) Boot[0-9A-F]+ \"EFI Internal Shell\"" \
 		--expect "^UEFI Interactive Shell" --expect "^Shell> $" --timeout 120 \
 		--log uefi.log >out 2>err &&
 	grep_one "^boot: 3 patterns seen after " err &&

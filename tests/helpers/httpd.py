@@ -23,6 +23,9 @@ test can say "fail twice, then work":
     ?delay=MS           wait MS milliseconds before sending the body
     ?stall=MS&times=K   send half the body, then nothing for MS milliseconds
                         before closing, for the first K requests
+    ?trickle=MS         send the body one byte every MS milliseconds
+    ?endless=1          answer 200 with a chunked body that never ends (until
+                        the client hangs up)
     /redirect?to=URL    answer 302 with Location: URL
 
 Each request is appended to --log as one line:
@@ -117,6 +120,20 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        if q.get("endless"):
+            self.record(200)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            chunk = b"%x\r\n%s\r\n" % (65536, b"\0" * 65536)
+            try:
+                while True:
+                    self.wfile.write(chunk)
+            except OSError:
+                pass
+            self.close_connection = True
+            return
         if "status" in q and take(key, times):
             return self.simple(int(q["status"]), b"injected failure\n")
         if not os.path.isfile(full):
@@ -152,6 +169,16 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body[:len(body) // 2])
             self.wfile.flush()
             time.sleep(int(q["stall"]) / 1000.0)
+            self.close_connection = True
+            return
+        if "trickle" in q:
+            try:
+                for i in range(len(body)):
+                    self.wfile.write(body[i:i + 1])
+                    self.wfile.flush()
+                    time.sleep(int(q["trickle"]) / 1000.0)
+            except OSError:
+                pass
             self.close_connection = True
             return
         if "drop" in q and take(key + "#drop", times):

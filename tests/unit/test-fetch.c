@@ -506,6 +506,104 @@ TEST(test_stall_times_out_and_resumes)
 	strbuf_release(&err);
 }
 
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* An endless body is cut off at max_size, not written until the disk is full. */
+TEST(test_endless_body_refused)
+{
+	struct strbuf err = STRBUF_INIT;
+	_cleanup_free_ char *u = NULL;
+	struct fetch_opts o = fast_opts;
+	struct stat st;
+	double t0;
+
+	if (server_start() < 0) {
+		CHECK(!"server started");
+		return;
+	}
+	o.max_size = 4 << 20;
+	u = url("endless?endless=1");
+	t0 = now_s();
+	CHECK_INT(fetch_file(u, "out.tar", NULL, &o, NULL, &err), -EFBIG);
+	CHECK(now_s() - t0 < 30);
+	CHECK(strstr(strbuf_str(&err), "larger than 4194304 bytes") != NULL);
+	CHECK(!exists("out.tar"));
+	CHECK(!exists("out.tar.part"));
+	/* Not retried: a body too large is not a transient failure. */
+	CHECK_INT(count_lines("requests.log", "endless=1"), 1);
+	CHECK(stat(".", &st) == 0);
+	server_stop();
+	strbuf_release(&err);
+}
+
+/* An announced length beyond max_size is refused before any of it is received. */
+TEST(test_announced_length_refused)
+{
+	struct strbuf err = STRBUF_INIT;
+	char want[SHA256_HEX_LEN];
+	_cleanup_free_ char *u = NULL;
+	struct fetch_opts o = fast_opts;
+
+	make_file("base.tar", FILE_SIZE, want);
+	if (server_start() < 0) {
+		CHECK(!"server started");
+		return;
+	}
+	o.max_size = 1000;
+	u = url("base.tar?delay=3000");
+	CHECK_INT(fetch_file(u, "out.tar", want, &o, NULL, &err), -EFBIG);
+	CHECK(strstr(strbuf_str(&err), "larger than 1000 bytes") != NULL);
+	CHECK(!exists("out.tar.part"));
+	CHECK(!exists("out.tar"));
+	server_stop();
+	strbuf_release(&err);
+}
+
+/* A byte now and then resets no stall timer: the speed limit ends the attempt. */
+TEST(test_trickle_times_out)
+{
+	struct strbuf err = STRBUF_INIT;
+	char want[SHA256_HEX_LEN];
+	_cleanup_free_ char *u = NULL;
+	struct fetch_opts o = fast_opts;
+	double t0;
+
+	make_file("small.tar", 40, want);
+	if (server_start() < 0) {
+		CHECK(!"server started");
+		return;
+	}
+	/* 40 bytes at one per 250 ms would complete after 10 s without the limit. */
+	o.retries = 1;
+	o.min_speed_bps = 100;
+	o.min_speed_window_s = 1;
+	u = url("small.tar?trickle=250");
+	t0 = now_s();
+	CHECK_INT(fetch_file(u, "out.tar", want, &o, NULL, &err), -ETIMEDOUT);
+	CHECK(now_s() - t0 < 8);
+	CHECK(strstr(strbuf_str(&err), "2 attempts") != NULL);
+	CHECK(!exists("out.tar"));
+
+	/* The overall timeout bounds a fetch even with no speed limit. */
+	strbuf_reset(&err);
+	o.min_speed_bps = 0;
+	o.retries = 5;
+	o.total_timeout_s = 2;
+	t0 = now_s();
+	CHECK_INT(fetch_file(u, "again.tar", want, &o, NULL, &err), -ETIMEDOUT);
+	CHECK(now_s() - t0 < 6);
+	CHECK(strstr(strbuf_str(&err), "not complete after 2 s") != NULL);
+	CHECK(!exists("again.tar"));
+	server_stop();
+	strbuf_release(&err);
+}
+
 /* https: verified against the given CA; an unknown certificate is refused, not retried. */
 TEST(test_https)
 {
@@ -664,6 +762,9 @@ int main(void)
 	RUN(test_concurrent_fetch_same_dest);
 	RUN(test_redirects);
 	RUN(test_stall_times_out_and_resumes);
+	RUN(test_endless_body_refused);
+	RUN(test_announced_length_refused);
+	RUN(test_trickle_times_out);
 	RUN(test_https);
 	RUN(test_cancel_keeps_part);
 	RUN(test_cancel_during_backoff);

@@ -145,16 +145,27 @@ TEST(disk_format_by_magic)
 	fclose(f);
 	f = fopen("r.img", "w");
 	fwrite("\xeb\x63\x90", 1, 3, f);
+	fseek(f, 510, SEEK_SET);
+	fwrite("\x55\xaa", 1, 2, f);
 	fclose(f);
 	f = fopen("empty.img", "w");
+	fclose(f);
+	f = fopen("zero.img", "w");
+	fseek(f, 1 << 20, SEEK_SET);
+	fwrite("", 1, 1, f);
+	fclose(f);
+	f = fopen("short.img", "w");
+	fwrite("\xeb\x63\x90", 1, 3, f);
 	fclose(f);
 
 	CHECK_INT(qemu_disk_format("q.img", &fmt), 0);
 	CHECK_STR(fmt, "qcow2");
 	CHECK_INT(qemu_disk_format("r.img", &fmt), 0);
 	CHECK_STR(fmt, "raw");
-	CHECK_INT(qemu_disk_format("empty.img", &fmt), 0);
-	CHECK_STR(fmt, "raw");
+	/* Nothing a firmware could boot: refused before QEMU starts. */
+	CHECK_INT(qemu_disk_format("empty.img", &fmt), -ENODATA);
+	CHECK_INT(qemu_disk_format("short.img", &fmt), -ENODATA);
+	CHECK_INT(qemu_disk_format("zero.img", &fmt), -ENOEXEC);
 	CHECK_INT(qemu_disk_format("missing.img", &fmt), -ENOENT);
 	CHECK_INT(qemu_disk_format(".", &fmt), -EISDIR);
 }
