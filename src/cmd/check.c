@@ -12,21 +12,22 @@ static const char check_usage[] =
 	"\n"
 	"Load IMAGE.yaml with its includes, apply the profile and variables, and\n"
 	"check every key and value. Prints every problem found as FILE:LINE:COL and\n"
-	"exits 1 if there is any, 0 if the image definition is valid.\n"
-	"\n"
-	"   --profile P        apply profile P from the file's profiles: map\n"
-	"   --set NAME=VALUE   set a variable (wins over the recipe's variables:)\n"
-	"   --mirror URL       shorthand for --set mirror=URL\n"
-	"\n"
-	"The variable 'mirror' defaults to $IMGFORGE_MIRROR when the recipe sets none.\n";
+	"exits 1 if there is any, 0 if the image definition is valid.\n";
 
 int cmd_check(int argc, char **argv)
 {
 	struct recipe_args a = { 0 };
 	struct recipe *r = NULL;
+	const struct opt opts[] = {
+		RECIPE_OPTIONS(&a),
+		/* Taken for symmetry with plan and build; check prints no data. */
+		OPT_FLAG(0, "json", &a.json, NULL),
+		OPT_END(),
+	};
+	const struct opt_cmd cmd = { "check", check_usage, opts, NULL };
 	int ret = 0;
 
-	if (recipe_cmd_parse("check", check_usage, argc, argv, &a, NULL, NULL, &ret) < 0)
+	if (recipe_cmd_parse(&cmd, argc, argv, &a, &ret) < 0)
 		goto out;
 	if (recipe_args_load(&a, &r) < 0) {
 		ret = 1;

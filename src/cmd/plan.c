@@ -14,12 +14,7 @@ static const char plan_usage[] =
 	"Print the fully resolved recipe (after includes, profile and variables) and\n"
 	"one content hash per build stage: base, rootfs and disk. `imgforge build`\n"
 	"uses these hashes as cache keys. The same inputs give the same output, byte\n"
-	"for byte.\n"
-	"\n"
-	"   --profile P        apply profile P from the file's profiles: map\n"
-	"   --set NAME=VALUE   set a variable (wins over the recipe's variables:)\n"
-	"   --mirror URL       shorthand for --set mirror=URL\n"
-	"   --json             print JSON instead of YAML\n";
+	"for byte.\n";
 
 int cmd_plan(int argc, char **argv)
 {
@@ -28,9 +23,15 @@ int cmd_plan(int argc, char **argv)
 	struct strbuf out = STRBUF_INIT;
 	struct stage_keys keys;
 	struct diags d = { 0 };
+	const struct opt opts[] = {
+		RECIPE_OPTIONS(&a),
+		OPT_FLAG(0, "json", &a.json, "print JSON instead of YAML"),
+		OPT_END(),
+	};
+	const struct opt_cmd cmd = { "plan", plan_usage, opts, NULL };
 	int ret = 0;
 
-	if (recipe_cmd_parse("plan", plan_usage, argc, argv, &a, NULL, NULL, &ret) < 0)
+	if (recipe_cmd_parse(&cmd, argc, argv, &a, &ret) < 0)
 		goto out;
 	if (recipe_args_load(&a, &r) < 0) {
 		ret = 1;
