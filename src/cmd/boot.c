@@ -53,38 +53,6 @@ static int parse_memory(const char *s, uint64_t *ret_mib)
 	return 0;
 }
 
-static int opt_firmware(const struct opt *o, const char *arg, struct strbuf *err)
-{
-	enum qemu_firmware *fw = o->value;
-
-	if (!strcmp(arg, "uefi"))
-		*fw = QEMU_FW_UEFI;
-	else if (!strcmp(arg, "bios"))
-		*fw = QEMU_FW_BIOS;
-	else {
-		strbuf_addf(err, "--firmware takes uefi or bios, not '%s'", arg);
-		return -EINVAL;
-	}
-	return 0;
-}
-
-static int opt_accel(const struct opt *o, const char *arg, struct strbuf *err)
-{
-	enum qemu_accel *accel = o->value;
-
-	if (!strcmp(arg, "auto"))
-		*accel = QEMU_ACCEL_AUTO;
-	else if (!strcmp(arg, "kvm"))
-		*accel = QEMU_ACCEL_KVM;
-	else if (!strcmp(arg, "tcg"))
-		*accel = QEMU_ACCEL_TCG;
-	else {
-		strbuf_addf(err, "--accel takes auto, kvm or tcg, not '%s'", arg);
-		return -EINVAL;
-	}
-	return 0;
-}
-
 static int opt_memory(const struct opt *o, const char *arg, struct strbuf *err)
 {
 	if (parse_memory(arg, o->value) < 0) {
@@ -145,6 +113,13 @@ static void boot_on_start(enum qemu_accel accel, const char *kvm_failure, void *
 									       : "no KVM");
 }
 
+/* In the order of enum qemu_firmware and enum qemu_accel. */
+static const char *const firmwares[] = { "uefi", "bios", NULL };
+static const char *const accels[] = { "auto", "kvm", "tcg", NULL };
+_Static_assert(QEMU_FW_UEFI == 0 && QEMU_FW_BIOS == 1, "firmwares[] follows enum qemu_firmware");
+_Static_assert(QEMU_ACCEL_AUTO == 0 && QEMU_ACCEL_KVM == 1 && QEMU_ACCEL_TCG == 2,
+	       "accels[] follows enum qemu_accel");
+
 int cmd_boot(int argc, char **argv)
 {
 	struct qemu_boot_opts o = {0};
@@ -156,8 +131,8 @@ int cmd_boot(int argc, char **argv)
 	bool quiet = false;
 	unsigned timeout = UINT_MAX; /* not given */
 	const struct opt opts[] = {
-		OPT_CALLBACK(0, "firmware", &o.vm.firmware, "F",
-			     "uefi (OVMF, default) or bios (SeaBIOS)", opt_firmware),
+		OPT_CHOICE(0, "firmware", &o.vm.firmware, "F", firmwares,
+			   "uefi (OVMF, default) or bios (SeaBIOS)"),
 		OPT_CALLBACK(0, "memory", &o.vm.memory_mib, "M",
 			     "guest memory: MiB, or with a unit (1G, 1536M); default 1024",
 			     opt_memory),
@@ -175,9 +150,8 @@ int cmd_boot(int argc, char **argv)
 		OPT_FLAG(0, "keep", &o.keep,
 			 "once the patterns appeared, leave the VM running (prints its pid)"),
 		OPT_FLAG('q', "quiet", &quiet, "do not copy the console to standard output"),
-		OPT_CALLBACK(0, "accel", &o.vm.accel, "A",
-			     "auto (default: KVM when /dev/kvm is usable, else TCG), kvm, tcg",
-			     opt_accel),
+		OPT_CHOICE(0, "accel", &o.vm.accel, "A", accels,
+			   "auto (default: KVM when /dev/kvm is usable, else TCG), kvm, tcg"),
 		OPT_END(),
 	};
 	const struct opt_cmd cmd = { "boot", boot_usage, opts, NULL };

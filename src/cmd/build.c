@@ -46,12 +46,10 @@ int cmd_build(int argc, char **argv)
 	const struct opt_cmd cmd = { "build", build_usage, opts, build_footer };
 	int ret = 0;
 
-	if (recipe_cmd_parse(&cmd, argc, argv, &a, &ret) < 0)
+	ret = recipe_cmd_load(&cmd, argc, argv, &a, &r);
+	if (ret >= 0)
 		goto out;
-	if (recipe_args_load(&a, &r) < 0) {
-		ret = 1;
-		goto out;
-	}
+	ret = 0;
 	if (recipe_stage_keys(r, &keys, &d) < 0) {
 		diags_print(&d);
 		ret = 1;

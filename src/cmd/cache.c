@@ -26,15 +26,6 @@ static const char usage[] =
 	"                       least recently used entries until the cache holds at\n"
 	"                       most that much (e.g. 20G; 0 empties it)\n";
 
-static void format_time(int64_t t, char *buf, size_t len)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	if (!gmtime_r(&tt, &tm) || !strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm))
-		snprintf(buf, len, "%" PRId64, t);
-}
-
 static int cache_ls(struct cache *c, bool json)
 {
 	struct strbuf err = STRBUF_INIT, out = STRBUF_INIT;
@@ -79,7 +70,7 @@ static int cache_ls(struct cache *c, bool json)
 			strbuf_addf(&out, "%-12s  %-8s  %10s  %s\n", "KEY", "STAGE", "SIZE",
 				    "LAST USED (UTC)");
 		for (i = 0; i < n; i++) {
-			format_time(e[i].last_used, used, sizeof(used));
+			format_time(e[i].last_used, false, used, sizeof(used));
 			strbuf_addf(&out, "%.12s  %-8s  %10s  %s\n", e[i].key, e[i].stage,
 				    format_size(e[i].size, sz, sizeof(sz)), used);
 		}

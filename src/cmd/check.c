@@ -27,12 +27,10 @@ int cmd_check(int argc, char **argv)
 	const struct opt_cmd cmd = { "check", check_usage, opts, NULL };
 	int ret = 0;
 
-	if (recipe_cmd_parse(&cmd, argc, argv, &a, &ret) < 0)
+	ret = recipe_cmd_load(&cmd, argc, argv, &a, &r);
+	if (ret >= 0)
 		goto out;
-	if (recipe_args_load(&a, &r) < 0) {
-		ret = 1;
-		goto out;
-	}
+	ret = 0;
 	info("%s: ok (image %s %s, profile %s)", a.image, recipe_get_str(r, "image", "?"),
 	     recipe_get_str(r, "version", "?"), r->profile);
 out:

@@ -55,14 +55,13 @@ int recipe_opt_mirror(const struct opt *o, const char *arg, struct strbuf *err);
 
 void recipe_args_release(struct recipe_args *a);
 /*
- * Parse the arguments of a command that reads an image definition: the
- * command's options (RECIPE_OPTIONS() and its own) and one IMAGE, stored in
- * a->image. Returns 0, or -1 with *ret_exit the exit status when the command
- * must stop (help printed, usage error).
+ * Parse the arguments of a command that reads an image definition (the
+ * command's options, RECIPE_OPTIONS() and its own, and one IMAGE, stored in
+ * a->image) and load the image, printing every diagnostic. Returns -1 with
+ * *ret set to go on, else the exit status to stop with (help printed: 0,
+ * usage error: EXIT_USAGE, the image did not load: 1).
  */
-int recipe_cmd_parse(const struct opt_cmd *cmd, int argc, char **argv, struct recipe_args *a,
-		     int *ret_exit);
-/* Load the image with the options; print every diagnostic. Returns 0 or -errno. */
-int recipe_args_load(struct recipe_args *a, struct recipe **ret);
+int recipe_cmd_load(const struct opt_cmd *cmd, int argc, char **argv, struct recipe_args *a,
+		    struct recipe **ret);
 
 #endif

@@ -62,30 +62,27 @@ void recipe_args_release(struct recipe_args *a)
 	a->nsets = 0;
 }
 
-int recipe_cmd_parse(const struct opt_cmd *cmd, int argc, char **argv, struct recipe_args *a,
-		     int *ret_exit)
+/* Returns -1 to go on, else the exit status. */
+static int recipe_cmd_parse(const struct opt_cmd *cmd, int argc, char **argv,
+			    struct recipe_args *a)
 {
 	int n = parse_options(cmd, argc, argv);
 
-	if (n < 0) {
-		*ret_exit = opt_exit_status(n);
-		return -1;
-	}
+	if (n < 0)
+		return opt_exit_status(n);
 	if (n == 0) {
 		opt_print_help(cmd, stderr);
-		*ret_exit = EXIT_USAGE;
-		return -1;
+		return EXIT_USAGE;
 	}
 	if (n > 1) {
 		error("%s: more than one image given ('%s' and '%s')", cmd->name, argv[0], argv[1]);
-		*ret_exit = EXIT_USAGE;
-		return -1;
+		return EXIT_USAGE;
 	}
 	a->image = argv[0];
-	return 0;
+	return -1;
 }
 
-int recipe_args_load(struct recipe_args *a, struct recipe **ret)
+static int recipe_args_load(struct recipe_args *a, struct recipe **ret)
 {
 	struct recipe_opts opts = { 0 };
 	struct diags d = { 0 };
@@ -109,4 +106,14 @@ int recipe_args_load(struct recipe_args *a, struct recipe **ret)
 		fprintf(stderr, "%s: %zu errors\n", a->image, d.n);
 	diags_release(&d);
 	return r;
+}
+
+int recipe_cmd_load(const struct opt_cmd *cmd, int argc, char **argv, struct recipe_args *a,
+		    struct recipe **ret)
+{
+	int r = recipe_cmd_parse(cmd, argc, argv, a);
+
+	if (r >= 0)
+		return r;
+	return recipe_args_load(a, ret) < 0 ? 1 : -1;
 }

@@ -114,15 +114,6 @@ fail:
 	return 1;
 }
 
-static void format_time(int64_t t, char *buf, size_t len)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	if (!gmtime_r(&tt, &tm) || !strftime(buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm))
-		snprintf(buf, len, "%" PRId64, t);
-}
-
 static void flush_out(struct strbuf *out)
 {
 	fwrite(out->buf ? out->buf : "", 1, out->len, stdout);
@@ -196,7 +187,7 @@ int cmd_ls(int argc, char **argv)
 		strbuf_addf(&out, "%-24s  %-16s  %-10s  %-10s  %-23s  %s\n", "BUILD", "IMAGE",
 			    "VERSION", "PROFILE", "CREATED", "PACKAGES");
 		for (i = 0; i < n; i++) {
-			format_time(s[i].created, when, sizeof(when));
+			format_time(s[i].created, true, when, sizeof(when));
 			strbuf_addf(&out, "%-24s  %-16s  %-10s  %-10s  %-23s  %zu\n", s[i].id,
 				    s[i].image, s[i].version, s[i].profile ? s[i].profile : "-",
 				    when, s[i].n_packages);
@@ -288,7 +279,7 @@ static void show_text(const struct registry_build *b, struct strbuf *out)
 	char when[64], sz[32];
 	size_t i;
 
-	format_time(b->created, when, sizeof(when));
+	format_time(b->created, true, when, sizeof(when));
 	strbuf_addf(out, "build     %s\n", b->id);
 	strbuf_addf(out, "image     %s %s", b->image, b->version);
 	if (b->profile)

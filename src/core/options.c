@@ -61,6 +61,24 @@ static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *ret)
 	return 0;
 }
 
+/* "--firmware takes uefi or bios, not 'x'" unless arg is one of the choices. */
+static int parse_choice(const struct opt *o, const char *arg, const char *name,
+			struct strbuf *err)
+{
+	size_t i, n;
+
+	for (n = 0; o->choices[n]; n++)
+		if (!strcmp(arg, o->choices[n])) {
+			*(int *)o->value = (int)n;
+			return 0;
+		}
+	strbuf_addf(err, "%s takes ", name);
+	for (i = 0; i < n; i++)
+		strbuf_addf(err, "%s%s", i == 0 ? "" : i + 1 < n ? ", " : " or ", o->choices[i]);
+	strbuf_addf(err, ", not '%s'", arg);
+	return -EINVAL;
+}
+
 /* Store arg (NULL for a flag) into the option's target. */
 static int apply(const struct opt_cmd *cmd, const struct opt *o, const char *arg)
 {
@@ -100,6 +118,9 @@ static int apply(const struct opt_cmd *cmd, const struct opt *o, const char *arg
 		l->v[l->n++] = arg;
 		break;
 	}
+	case OPTION_CHOICE:
+		r = parse_choice(o, arg, name, &err);
+		break;
 	case OPTION_CALLBACK:
 		r = o->cb(o, arg, &err);
 		if (r < 0 && !err.len)

@@ -39,6 +39,7 @@ enum opt_type {
 	OPTION_SIZE,	 /* uint64_t *value = parse_size(argument) */
 	OPTION_UINT,	 /* unsigned *value = a decimal number from min to max */
 	OPTION_LIST,	 /* struct opt_list *value: every argument, in command-line order */
+	OPTION_CHOICE,	 /* int (or enum) *value = the argument's index in choices */
 	OPTION_CALLBACK, /* cb(opt, argument, err); argument is NULL when argh is NULL */
 };
 
@@ -59,6 +60,7 @@ struct opt {
 	const char *help; /* NULL: accepted but not listed */
 	opt_cb cb;
 	unsigned min, max; /* OPTION_UINT */
+	const char *const *choices; /* OPTION_CHOICE: the words, NULL-terminated */
 	intptr_t data;	   /* for a callback that serves several options */
 };
 
@@ -77,6 +79,9 @@ struct opt {
 #define OPT_LIST(s, l, v, a, h)                                                            \
 	{ .type = OPTION_LIST, .short_name = (s), .long_name = (l), .value = (v), .argh = (a), \
 	  .help = (h) }
+#define OPT_CHOICE(s, l, v, a, c, h)                                                         \
+	{ .type = OPTION_CHOICE, .short_name = (s), .long_name = (l), .value = (v), .argh = (a), \
+	  .help = (h), .choices = (c) }
 #define OPT_CALLBACK(s, l, v, a, h, f)                                                         \
 	{ .type = OPTION_CALLBACK, .short_name = (s), .long_name = (l), .value = (v), .argh = (a), \
 	  .help = (h), .cb = (f) }
