@@ -33,6 +33,14 @@
 		_p;                                                                                \
 	})
 
+/* Hand a descriptor on: return it and leave -1 behind, so _cleanup_close_ skips it. */
+#define TAKE_FD(fd)                                                                                \
+	({                                                                                         \
+		int _fd = (fd);                                                                    \
+		(fd) = -1;                                                                         \
+		_fd;                                                                               \
+	})
+
 void freep(void *p);
 void fclosep(void *p);
 void closep(const int *fd);

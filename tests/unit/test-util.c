@@ -242,6 +242,28 @@ TEST(test_clocks_and_times)
 	CHECK_STR(format_time(0, false, buf, sizeof(buf)), "1970-01-01 00:00:00");
 }
 
+TEST(test_take)
+{
+	int fd;
+	char *p;
+
+	{
+		_cleanup_close_ int owned = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		_cleanup_free_ char *s = xstrdup("kept");
+
+		CHECK(owned >= 0);
+		fd = TAKE_FD(owned);
+		CHECK_INT(owned, -1);
+		p = TAKE_PTR(s);
+		CHECK(s == NULL);
+	}
+	/* Neither was released when its variable left scope. */
+	CHECK(fcntl(fd, F_GETFD) >= 0);
+	CHECK_STR(p, "kept");
+	close(fd);
+	free(p);
+}
+
 int main(void)
 {
 	RUN(test_parse_size);
@@ -256,5 +278,6 @@ int main(void)
 	RUN(test_data_extents_and_sparse_copy);
 	RUN(test_fsync_dir);
 	RUN(test_clocks_and_times);
+	RUN(test_take);
 	return tap_done();
 }
