@@ -20,11 +20,11 @@ static const char usage[] =
 	"Look into and trim the stage cache (default $XDG_CACHE_HOME/imgforge,\n"
 	"else ~/.cache/imgforge).\n"
 	"\n"
-	"   ls                  list the entries, least recently used first\n"
-	"   gc                  delete files left by interrupted builds, partial\n"
-	"                       downloads no build is using and, with --max-size, the\n"
-	"                       least recently used entries until the cache holds at\n"
-	"                       most that much (e.g. 20G; 0 empties it)\n";
+	"   ls                   list the entries, least recently used first\n"
+	"   gc                   delete files left by interrupted builds, partial\n"
+	"                        downloads no build is using and, with --max-size, the\n"
+	"                        least recently used entries until the cache holds at\n"
+	"                        most that much (e.g. 20G; 0 empties it)\n";
 
 static int cache_ls(struct cache *c, bool json)
 {

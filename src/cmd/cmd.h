@@ -50,7 +50,7 @@ int recipe_opt_mirror(const struct opt *o, const char *arg, struct strbuf *err);
 	OPT_CALLBACK(0, "set", (a), "NAME=VALUE",                                               \
 		     "set a variable (wins over the recipe's variables:)", recipe_opt_set),     \
 	OPT_CALLBACK(0, "mirror", (a), "URL",                                                   \
-		     "shorthand for --set mirror=URL ($IMGFORGE_MIRROR by default)",            \
+		     "shorthand for --set mirror=URL\n($IMGFORGE_MIRROR by default)",          \
 		     recipe_opt_mirror)
 
 void recipe_args_release(struct recipe_args *a);
