@@ -154,7 +154,7 @@ int cmd_boot(int argc, char **argv)
 			   "auto (default: KVM when /dev/kvm is usable, else\nTCG), kvm, tcg"),
 		OPT_END(),
 	};
-	const struct opt_cmd cmd = { "boot", boot_usage, opts, NULL };
+	const struct opt_cmd cmd = { .name = "boot", .usage = boot_usage, .opts = opts };
 	int n, ret = EXIT_USAGE;
 
 	o.vm.firmware = QEMU_FW_UEFI;

@@ -43,7 +43,12 @@ int cmd_build(int argc, char **argv)
 		OPT_FLAG(0, "json", &a.json, "print the result as JSON"),
 		OPT_END(),
 	};
-	const struct opt_cmd cmd = { "build", build_usage, opts, build_footer };
+	const struct opt_cmd cmd = {
+		.name = "build",
+		.usage = build_usage,
+		.opts = opts,
+		.footer = build_footer,
+	};
 	int ret = 0;
 
 	ret = recipe_cmd_load(&cmd, argc, argv, &a, &r);

@@ -118,7 +118,12 @@ int cmd_cache(int argc, char **argv)
 		OPT_SIZE(0, "max-size", &max, "<size>", "the most the cache may hold (gc)"),
 		OPT_END(),
 	};
-	struct opt_cmd cmd = { "cache", usage, opts, "See docs/cache.md.\n" };
+	struct opt_cmd cmd = {
+		.name = "cache",
+		.usage = usage,
+		.opts = opts,
+		.footer = "See docs/cache.md.\n",
+	};
 	_cleanup_free_ char *name = NULL;
 	int n, r;
 

@@ -24,7 +24,7 @@ int cmd_check(int argc, char **argv)
 		OPT_FLAG(0, "json", &a.json, NULL),
 		OPT_END(),
 	};
-	const struct opt_cmd cmd = { "check", check_usage, opts, NULL };
+	const struct opt_cmd cmd = { .name = "check", .usage = check_usage, .opts = opts };
 	int ret = 0;
 
 	ret = recipe_cmd_load(&cmd, argc, argv, &a, &r);

@@ -109,7 +109,12 @@ int cmd_mkfs(int argc, char **argv)
 			   "filesystem UUID (default: derived from the content)"),
 		OPT_END(),
 	};
-	const struct opt_cmd cmd = { "mkfs", usage, options, footer };
+	const struct opt_cmd cmd = {
+		.name = "mkfs",
+		.usage = usage,
+		.opts = options,
+		.footer = footer,
+	};
 	size_t i;
 	uint64_t size = 0;
 	char sz[32];

@@ -28,7 +28,7 @@ int cmd_plan(int argc, char **argv)
 		OPT_FLAG(0, "json", &a.json, "print JSON instead of YAML"),
 		OPT_END(),
 	};
-	const struct opt_cmd cmd = { "plan", plan_usage, opts, NULL };
+	const struct opt_cmd cmd = { .name = "plan", .usage = plan_usage, .opts = opts };
 	int ret = 0;
 
 	ret = recipe_cmd_load(&cmd, argc, argv, &a, &r);

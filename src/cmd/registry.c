@@ -57,7 +57,12 @@ static int parse_opts(int argc, char **argv, struct reg_opts *o, int want_args)
 			   "the cache directory (default $XDG_CACHE_HOME/imgforge)"),
 		OPT_END(),
 	};
-	const struct opt_cmd cmd = { o->name, o->usage, opts, "See docs/registry.md.\n" };
+	const struct opt_cmd cmd = {
+		.name = o->name,
+		.usage = o->usage,
+		.opts = opts,
+		.footer = "See docs/registry.md.\n",
+	};
 	int n = parse_options(&cmd, argc, argv);
 
 	if (n < 0)

@@ -79,6 +79,12 @@ static int parse_choice(const struct opt *o, const char *arg, const char *name,
 	return -EINVAL;
 }
 
+/* "error: build: <what>", or "error: <what>" for imgforge's own options. */
+static void cmd_error(const struct opt_cmd *cmd, const char *what)
+{
+	error("%s%s%s", cmd->name, cmd->name[0] ? ": " : "", what);
+}
+
 /* Store arg (NULL for a flag) into the option's target. */
 static int apply(const struct opt_cmd *cmd, const struct opt *o, const char *arg)
 {
@@ -130,7 +136,7 @@ static int apply(const struct opt_cmd *cmd, const struct opt *o, const char *arg
 		break;
 	}
 	if (r < 0)
-		error("%s: %s", cmd->name, err.buf);
+		cmd_error(cmd, err.buf);
 	strbuf_release(&err);
 	return r < 0 ? OPT_ERROR : 0;
 }
@@ -142,6 +148,7 @@ static int apply(const struct opt_cmd *cmd, const struct opt *o, const char *arg
 static int unknown(const struct opt_cmd *cmd, const char *arg, size_t len)
 {
 	_cleanup_free_ char *name = xstrndup(arg, len);
+	_cleanup_free_ char *full = xasprintf("imgforge%s%s", cmd->name[0] ? " " : "", cmd->name);
 	const struct opt *o, *best = NULL;
 	size_t i, d, best_d = 3;
 
@@ -168,18 +175,18 @@ static int unknown(const struct opt_cmd *cmd, const char *arg, size_t len)
 		}
 	}
 	if (best)
-		error("unknown option '%s' for 'imgforge %s' (did you mean '--%s'?); "
-		      "see 'imgforge %s --help'",
-		      name, cmd->name, best->long_name, cmd->name);
+		error("unknown option '%s' for '%s' (did you mean '--%s'?); see '%s --help'", name,
+		      full, best->long_name, full);
 	else
-		error("unknown option '%s' for 'imgforge %s'; see 'imgforge %s --help'", name,
-		      cmd->name, cmd->name);
+		error("unknown option '%s' for '%s'; see '%s --help'", name, full, full);
 	return OPT_ERROR;
 }
 
 static int needs_value(const struct opt_cmd *cmd, const char *spelled)
 {
-	error("%s: option '%s' needs a value", cmd->name, spelled);
+	_cleanup_free_ char *what = xasprintf("option '%s' needs a value", spelled);
+
+	cmd_error(cmd, what);
 	return OPT_ERROR;
 }
 
@@ -195,7 +202,10 @@ static int parse_long(const struct opt_cmd *cmd, const char *arg, int argc, char
 			continue;
 		if (!takes_value(o)) {
 			if (eq) {
-				error("%s: option '--%s' takes no value", cmd->name, o->long_name);
+				_cleanup_free_ char *what =
+					xasprintf("option '--%s' takes no value", o->long_name);
+
+				cmd_error(cmd, what);
 				return OPT_ERROR;
 			}
 			return apply(cmd, o, NULL);
@@ -257,6 +267,8 @@ int parse_options(const struct opt_cmd *cmd, int argc, char **argv)
 
 		if (dashdash || a[0] != '-' || !a[1]) {
 			argv[n++] = a; /* n < i: that slot was read already */
+			if (cmd->stop_at_operand)
+				dashdash = true;
 			continue;
 		}
 		if (!strcmp(a, "--")) {

@@ -18,7 +18,7 @@
  *		OPT_STRING('o', "output", &dir, "DIR", "where to write the outputs"),
  *		OPT_END(),
  *	};
- *	const struct opt_cmd cmd = { "build", usage_text, opts, NULL };
+ *	const struct opt_cmd cmd = { .name = "build", .usage = usage_text, .opts = opts };
  *	int n = parse_options(&cmd, argc, argv);
  *	if (n < 0)
  *		return opt_exit_status(n);
@@ -99,10 +99,11 @@ void opt_list_release(struct opt_list *l);
 
 /* A command as the parser and its help see it. */
 struct opt_cmd {
-	const char *name;     /* "build", "cache gc": as messages name it after "imgforge " */
+	const char *name; /* "build", "cache gc": as messages name it after "imgforge "; "": main */
 	const char *usage;    /* "usage: imgforge ...\n\ndescription\n", before the options */
 	const struct opt *opts; /* ends with OPT_END() */
 	const char *footer;   /* printed after the options; NULL: nothing */
+	bool stop_at_operand; /* the first operand and all after it are operands (a command name) */
 };
 
 /* The exit status of a usage error (0 is success, 1 a failure). */

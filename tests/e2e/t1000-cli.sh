@@ -113,6 +113,17 @@ test_expect_success 'a missing value and a value given to a flag are usage error
 	test $rc -eq 2 && grep_one "option .--json. takes no value" err
 '
 
+test_expect_success 'global options: the same parser, did-you-mean, -q and -v bundled' '
+	rc=0; imgforge --verbos check x.yaml 2>err || rc=$?
+	test $rc -eq 2 &&
+	grep_one "^error: unknown option .--verbos. for .imgforge. \(did you mean .--verbose.\?\); see .imgforge --help.$" err &&
+	rc=0; imgforge --version=1 2>err || rc=$?
+	test $rc -eq 2 && grep_one "^error: option .--version. takes no value$" err &&
+	mini >x.yaml &&
+	imgforge -qv check x.yaml 2>err &&
+	grep -q "x.yaml: ok" err
+'
+
 for cmd in build cache ls show diff boot; do
 	test_expect_success "$cmd --help lists its options from the table" "
 		imgforge $cmd --help >out &&

@@ -56,7 +56,12 @@ static int parse(struct vals *v, const char *const *args)
 		OPT_STRING(0, "hidden", &v->out, "X", NULL),
 		OPT_END(),
 	};
-	const struct opt_cmd cmd = { "t", usage, opts, "footer\n" };
+	const struct opt_cmd cmd = {
+		.name = "t",
+		.usage = usage,
+		.opts = opts,
+		.footer = "footer\n",
+	};
 	int argc = 0, r;
 
 	for (argc = 0; args[argc]; argc++)
