@@ -30,7 +30,6 @@ int cmd_build(int argc, char **argv)
 	struct build_result res = { 0 };
 	struct recipe *r = NULL;
 	struct stage_keys keys;
-	struct diags d = { 0 };
 	const struct opt opts[] = {
 		RECIPE_OPTIONS(&a),
 		OPT_STRING('o', "output", &o.outdir, "DIR", "where to write the outputs"),
@@ -49,17 +48,12 @@ int cmd_build(int argc, char **argv)
 		.opts = opts,
 		.footer = build_footer,
 	};
-	int ret = 0;
+	int ret;
 
-	ret = recipe_cmd_load(&cmd, argc, argv, &a, &r);
+	ret = recipe_cmd_load(&cmd, argc, argv, &a, &r, &keys);
 	if (ret >= 0)
 		goto out;
 	ret = 0;
-	if (recipe_stage_keys(r, &keys, &d) < 0) {
-		diags_print(&d);
-		ret = 1;
-		goto out;
-	}
 	if (pipeline_build(r, &keys, &o, &res) < 0) {
 		ret = 1;
 		goto out;
@@ -70,7 +64,6 @@ int cmd_build(int argc, char **argv)
 		printf("%s\n", res.id);
 out:
 	build_result_release(&res);
-	diags_release(&d);
 	recipe_free(r);
 	recipe_args_release(&a);
 	return ret;

@@ -25,9 +25,9 @@ int cmd_check(int argc, char **argv)
 		OPT_END(),
 	};
 	const struct opt_cmd cmd = { .name = "check", .usage = check_usage, .opts = opts };
-	int ret = 0;
+	int ret;
 
-	ret = recipe_cmd_load(&cmd, argc, argv, &a, &r);
+	ret = recipe_cmd_load(&cmd, argc, argv, &a, &r, NULL);
 	if (ret >= 0)
 		goto out;
 	ret = 0;

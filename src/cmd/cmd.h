@@ -57,11 +57,13 @@ void recipe_args_release(struct recipe_args *a);
 /*
  * Parse the arguments of a command that reads an image definition (the
  * command's options, RECIPE_OPTIONS() and its own, and one IMAGE, stored in
- * a->image) and load the image, printing every diagnostic. Returns -1 with
- * *ret set to go on, else the exit status to stop with (help printed: 0,
- * usage error: EXIT_USAGE, the image did not load: 1).
+ * a->image) and load the image, and with ret_keys its stage keys, printing
+ * every diagnostic. Returns -1 with *ret (and *ret_keys) set to go on, else
+ * the exit status to stop with (help printed: 0, usage error: EXIT_USAGE,
+ * the image did not load: 1).
  */
+struct stage_keys;
 int recipe_cmd_load(const struct opt_cmd *cmd, int argc, char **argv, struct recipe_args *a,
-		    struct recipe **ret);
+		    struct recipe **ret, struct stage_keys *ret_keys);
 
 #endif

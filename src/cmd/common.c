@@ -109,11 +109,22 @@ static int recipe_args_load(struct recipe_args *a, struct recipe **ret)
 }
 
 int recipe_cmd_load(const struct opt_cmd *cmd, int argc, char **argv, struct recipe_args *a,
-		    struct recipe **ret)
+		    struct recipe **ret, struct stage_keys *ret_keys)
 {
+	struct diags d = { 0 };
+	struct recipe *rec = NULL;
 	int r = recipe_cmd_parse(cmd, argc, argv, a);
 
 	if (r >= 0)
 		return r;
-	return recipe_args_load(a, ret) < 0 ? 1 : -1;
+	if (recipe_args_load(a, &rec) < 0)
+		return 1;
+	if (ret_keys && recipe_stage_keys(rec, ret_keys, &d) < 0) {
+		diags_print(&d);
+		diags_release(&d);
+		recipe_free(rec);
+		return 1;
+	}
+	*ret = rec;
+	return -1;
 }

@@ -22,24 +22,18 @@ int cmd_plan(int argc, char **argv)
 	struct recipe *r = NULL;
 	struct strbuf out = STRBUF_INIT;
 	struct stage_keys keys;
-	struct diags d = { 0 };
 	const struct opt opts[] = {
 		RECIPE_OPTIONS(&a),
 		OPT_FLAG(0, "json", &a.json, "print JSON instead of YAML"),
 		OPT_END(),
 	};
 	const struct opt_cmd cmd = { .name = "plan", .usage = plan_usage, .opts = opts };
-	int ret = 0;
+	int ret;
 
-	ret = recipe_cmd_load(&cmd, argc, argv, &a, &r);
+	ret = recipe_cmd_load(&cmd, argc, argv, &a, &r, &keys);
 	if (ret >= 0)
 		goto out;
 	ret = 0;
-	if (recipe_stage_keys(r, &keys, &d) < 0) {
-		diags_print(&d);
-		ret = 1;
-		goto out;
-	}
 	if (a.json)
 		recipe_print_json(r, &keys, &out, true);
 	else if (recipe_print_yaml(r, &keys, &out) < 0) {
@@ -53,7 +47,6 @@ int cmd_plan(int argc, char **argv)
 		ret = 1;
 	}
 out:
-	diags_release(&d);
 	strbuf_release(&out);
 	recipe_free(r);
 	recipe_args_release(&a);
