@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * imgforge: main(), global options and the command table. Each command lives
- * in src/cmd-<name>.c and is a thin layer over the modules in src/.
+ * in src/cmd/<name>.c and is a thin layer over the modules in src/.
  */
 #include <stdio.h>
 #include <string.h>
@@ -20,29 +20,6 @@ static const struct cmd commands[] = {
 	{ "diff", cmd_diff, "compare the packages and files of two builds" },
 	{ "boot", cmd_boot, "boot a disk image in QEMU and wait for patterns" },
 };
-
-static void print_help(FILE *f)
-{
-	size_t i;
-
-	fputs("usage: imgforge [-v | -q] [--version] [--help] <command> [<args>]\n"
-	      "\n"
-	      "Build reproducible, bootable appliance images from YAML recipes.\n"
-	      "\n"
-	      "Commands:\n",
-	      f);
-	for (i = 0; i < ARRAY_SIZE(commands); i++)
-		fprintf(f, "   %-10s %s\n", commands[i].name, commands[i].summary);
-	fputs("\n"
-	      "Global options:\n"
-	      "   -v, --verbose   say more about each step\n"
-	      "   -q, --quiet     print only errors and requested data\n"
-	      "   --version       print the version and exit\n"
-	      "   -h, --help      print this help and exit\n"
-	      "\n"
-	      "Run 'imgforge <command> --help' for a command's options.\n",
-	      f);
-}
 
 static const struct cmd *find_command(const char *name)
 {
@@ -65,46 +42,88 @@ static void suggest_command(const char *name)
 		}
 }
 
+/* -v once: verbose; twice: debug. In command-line order with -q, the last one wins. */
+static int opt_verbose(const struct opt *o, const char *arg, struct strbuf *err)
+{
+	(void)o, (void)arg, (void)err;
+	log_set_level(log_get_level() >= LOG_VERBOSE ? LOG_DEBUG : LOG_VERBOSE);
+	return 0;
+}
+
+static int opt_quiet(const struct opt *o, const char *arg, struct strbuf *err)
+{
+	(void)o, (void)arg, (void)err;
+	log_set_level(LOG_QUIET);
+	return 0;
+}
+
+/* The usage line, the description and the command table. */
+static char *main_usage(void)
+{
+	struct strbuf sb = STRBUF_INIT;
+	size_t i;
+
+	strbuf_addstr(&sb, "usage: imgforge [-v | -q] [--version] [--help] <command> [<args>]\n"
+			   "\n"
+			   "Build reproducible, bootable appliance images from YAML recipes.\n"
+			   "\n"
+			   "Commands:\n");
+	for (i = 0; i < ARRAY_SIZE(commands); i++)
+		strbuf_addf(&sb, "   %-10s %s\n", commands[i].name, commands[i].summary);
+	return strbuf_detach(&sb);
+}
+
 int main(int argc, char **argv)
 {
+	_cleanup_free_ char *usage = main_usage();
+	bool version = false, help = false;
+	const struct opt opts[] = {
+		OPT_CALLBACK('v', "verbose", NULL, NULL, "say more about each step", opt_verbose),
+		OPT_CALLBACK('q', "quiet", NULL, NULL, "print only errors and requested data",
+			     opt_quiet),
+		OPT_FLAG(0, "version", &version, "print the version and exit"),
+		OPT_FLAG('h', "help", &help, "print this help and exit"),
+		OPT_END(),
+	};
+	const struct opt_cmd cmd = {
+		.name = "",
+		.usage = usage,
+		.opts = opts,
+		.footer = "Run 'imgforge <command> --help' for a command's options.\n",
+		.stop_at_operand = true,
+	};
 	const struct cmd *c;
-	int i;
+	int n;
 
-	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
-		const char *a = argv[i];
-
-		if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
-			log_set_level(log_get_level() >= LOG_VERBOSE ? LOG_DEBUG : LOG_VERBOSE);
-		} else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
-			log_set_level(LOG_QUIET);
-		} else if (!strcmp(a, "--version")) {
-			printf("imgforge %s\n", IMGFORGE_VERSION);
-			return 0;
-		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			print_help(stdout);
-			return 0;
-		} else {
-			error("unknown option '%s'; see 'imgforge --help'", a);
-			return EXIT_USAGE;
-		}
-	}
-	if (i >= argc) {
-		print_help(stderr);
-		return EXIT_USAGE;
-	}
-	if (!strcmp(argv[i], "help")) {
-		if (i + 1 < argc && (c = find_command(argv[i + 1]))) {
-			char *sub[] = { argv[i + 1], (char *)"--help", NULL };
-			return c->fn(2, sub);
-		}
-		print_help(stdout);
+	n = parse_options(&cmd, argc, argv);
+	if (n < 0)
+		return opt_exit_status(n);
+	if (version) {
+		printf("imgforge %s\n", IMGFORGE_VERSION);
 		return 0;
 	}
-	c = find_command(argv[i]);
-	if (!c) {
-		error("'%s' is not an imgforge command; see 'imgforge --help'", argv[i]);
-		suggest_command(argv[i]);
+	if (help) {
+		opt_print_help(&cmd, stdout);
+		return 0;
+	}
+	if (n == 0) {
+		opt_print_help(&cmd, stderr);
 		return EXIT_USAGE;
 	}
-	return c->fn(argc - i, argv + i);
+	/* argv[0] is now the command's name, the command's own arguments after it. */
+	if (!strcmp(argv[0], "help")) {
+		if (n > 1 && (c = find_command(argv[1]))) {
+			char *sub[] = { argv[1], (char *)"--help", NULL };
+			return c->fn(2, sub);
+		}
+		opt_print_help(&cmd, stdout);
+		return 0;
+	}
+	c = find_command(argv[0]);
+	if (!c) {
+		error("'%s' is not an imgforge command; see 'imgforge --help'", argv[0]);
+		suggest_command(argv[0]);
+		return EXIT_USAGE;
+	}
+	return c->fn(n, argv);
 }

@@ -178,13 +178,6 @@ void boot_images_release(struct boot_images *b)
 	memset(b, 0, sizeof(*b));
 }
 
-static void put64(uint8_t *p, uint64_t v)
-{
-	int i;
-	for (i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 void bootloader_patch_bios(struct boot_images *b, uint64_t core_lba)
 {
 	uint8_t *bl = b->core + 512 - 12;
@@ -192,12 +185,12 @@ void bootloader_patch_bios(struct boot_images *b, uint64_t core_lba)
 
 	/* boot.img: where core.img starts; use the drive the BIOS booted from;
 	 * the floppy check replaced with two nops, as grub-install does for disks. */
-	put64(b->boot + 0x5c, core_lba);
+	put_le64(b->boot + 0x5c, core_lba);
 	b->boot[0x64] = 0xff;
 	b->boot[0x66] = 0x90;
 	b->boot[0x67] = 0x90;
 	/* core.img's first sector loads the rest: start, count, segment 0x820. */
-	put64(bl, core_lba + 1);
+	put_le64(bl, core_lba + 1);
 	bl[8] = (uint8_t)sectors;
 	bl[9] = (uint8_t)(sectors >> 8);
 	bl[10] = 0x20;

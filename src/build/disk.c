@@ -94,36 +94,16 @@ static int copy_into(int out, uint64_t offset, const char *src, struct strbuf *e
 {
 	_cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC);
 	struct stat st;
-	off_t off = 0;
+	int r;
 
 	if (in < 0 || fstat(in, &st) < 0) {
 		strbuf_addf(err, "cannot read '%s': %s", src, strerror(errno));
 		return -errno;
 	}
-	while (off < st.st_size) {
-		off_t data = lseek(in, off, SEEK_DATA), hole;
-		if (data < 0) {
-			if (errno == ENXIO)
-				break;
-			goto fail;
-		}
-		hole = lseek(in, data, SEEK_HOLE);
-		if (hole < 0)
-			goto fail;
-		{
-			int r = copy_range(in, (uint64_t)data, out, offset + (uint64_t)data,
-					   (uint64_t)(hole - data));
-			if (r < 0) {
-				errno = -r;
-				goto fail;
-			}
-		}
-		off = hole;
-	}
-	return 0;
-fail:
-	strbuf_addf(err, "cannot copy '%s' into the disk image: %s", src, strerror(errno));
-	return -errno;
+	r = copy_sparse(in, (uint64_t)st.st_size, out, offset);
+	if (r < 0)
+		strbuf_addf(err, "cannot copy '%s' into the disk image: %s", src, strerror(-r));
+	return r;
 }
 
 static int write_esp(int fd, const struct disk_opts *o, const struct disk_layout *l,
@@ -227,9 +207,8 @@ int disk_write(const struct disk_opts *o, const char *out_path, struct disk_layo
 	r = write_esp(fd, o, &l, &imgs, err);
 	if (r < 0)
 		goto out;
-	if (pwrite(fd, imgs.core, imgs.core_len, (off_t)l.start[P_BIOS]) !=
-	    (ssize_t)imgs.core_len) {
-		r = errno ? -errno : -EIO;
+	r = pwrite_all(fd, imgs.core, imgs.core_len, l.start[P_BIOS]);
+	if (r < 0) {
 		strbuf_addf(err, "cannot write GRUB's core.img: %s", strerror(-r));
 		goto out;
 	}

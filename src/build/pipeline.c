@@ -83,14 +83,6 @@ static int fail(struct ctx *c, int r, const char *fmt, ...)
 	return r < 0 ? r : -EINVAL;
 }
 
-static double elapsed(struct timespec *a)
-{
-	struct timespec b;
-
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	return (double)(b.tv_sec - a->tv_sec) + (double)(b.tv_nsec - a->tv_nsec) / 1e9;
-}
-
 /* ------------------------------------------------------------------------ */
 /* base stage */
 
@@ -132,7 +124,7 @@ static const char *const minimize_excludes[] = {
  * live line with the elapsed time and its latest message (it does not
  * scroll; the full output is in the log).
  */
-static void follow_output(struct ctx *c, int fd, struct timespec *t0)
+static void follow_output(struct ctx *c, int fd, int64_t t0)
 {
 	bool live = isatty(2) && log_get_level() == LOG_NORMAL;
 	struct strbuf line = STRBUF_INIT;
@@ -158,7 +150,7 @@ static void follow_output(struct ctx *c, int fd, struct timespec *t0)
 				continue;
 			}
 			if (live && line.len) {
-				double e = elapsed(t0);
+				double e = seconds_since(t0);
 				fprintf(stderr, "\r\033[Kbase: mmdebstrap %d:%02d %.60s",
 					(int)e / 60, (int)e % 60, line.buf);
 				fflush(stderr);
@@ -185,7 +177,7 @@ static int run_mmdebstrap(struct ctx *c, const char *out_tar)
 	char **argv = NULL;
 	size_t n = 0, alloc = 0, i;
 	struct strbuf inc = STRBUF_INIT, cs = STRBUF_INIT;
-	struct timespec t;
+	int64_t t;
 	off_t log_start;
 	pid_t pid;
 	int status = 0, r = 0, pipefd[2];
@@ -231,7 +223,7 @@ static int run_mmdebstrap(struct ctx *c, const char *out_tar)
 		strbuf_release(&line);
 	}
 	log_start = lseek(c->log_fd, 0, SEEK_END);
-	clock_gettime(CLOCK_MONOTONIC, &t);
+	t = monotonic_ms();
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		return fail(c, -errno, "cannot start mmdebstrap: %s", strerror(errno));
 	pid = fork();
@@ -249,7 +241,7 @@ static int run_mmdebstrap(struct ctx *c, const char *out_tar)
 	if (pid < 0)
 		r = fail(c, -errno, "cannot start mmdebstrap: %s", strerror(errno));
 	else {
-		follow_output(c, pipefd[0], &t);
+		follow_output(c, pipefd[0], t);
 		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 			;
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
@@ -262,7 +254,7 @@ static int run_mmdebstrap(struct ctx *c, const char *out_tar)
 				r = fail(c, -EIO, "mmdebstrap failed: %s (full log: %s)", why,
 					 c->log_path);
 		} else {
-			step(c, "base: mmdebstrap done in %.0f s", elapsed(&t));
+			step(c, "base: mmdebstrap done in %.0f s", seconds_since(t));
 		}
 	}
 	for (i = 0; i < n; i++)
@@ -717,7 +709,7 @@ static int rootfs_stage(struct ctx *c, const char *base_path, char **ret_path)
 	struct ext4_opts eo = EXT4_OPTS_INIT;
 	char mkey[SHA256_HEX_LEN];
 	struct tree *t = NULL;
-	struct timespec ts;
+	int64_t ts;
 	uint64_t size = 0;
 	const char *sz;
 	int r;
@@ -742,7 +734,7 @@ static int rootfs_stage(struct ctx *c, const char *base_path, char **ret_path)
 		step(c, "rootfs: cache entry dropped: %s", err.buf);
 	strbuf_reset(&err);
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts = monotonic_ms();
 	t = tree_new();
 	tree_set_default_mtime(t, c->epoch);
 	step(c, "rootfs: reading the base");
@@ -773,7 +765,7 @@ static int rootfs_stage(struct ctx *c, const char *base_path, char **ret_path)
 	{
 		char a[32];
 		step(c, "rootfs: %s ext4 written in %.1f s", format_size(size, a, sizeof(a)),
-		     elapsed(&ts));
+		     seconds_since(ts));
 	}
 	make_meta(c, t, &meta);
 	r = cache_tmpfile(c->cache, "meta", &mtmp, &err);
@@ -820,7 +812,7 @@ static int disk_stage(struct ctx *c, const char *root_path, char **ret_path)
 	_cleanup_free_ char *tmp = NULL, *tmpdir = NULL;
 	struct disk_opts o = { 0 };
 	struct disk_layout l;
-	struct timespec ts;
+	int64_t ts;
 	int r;
 
 	r = cache_lookup(c->cache, c->keys->disk,
@@ -856,7 +848,7 @@ static int disk_stage(struct ctx *c, const char *root_path, char **ret_path)
 	o.cmdline = recipe_get_str(c->r, "boot.cmdline", "console=ttyS0,115200");
 	o.epoch = c->epoch;
 	o.tmpdir = tmpdir;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts = monotonic_ms();
 	step(c, "disk: writing GPT, ESP with GRUB, root-a, root-b, data");
 	r = disk_write(&o, tmp, &l, &err);
 	rm_rf(tmpdir);
@@ -867,7 +859,7 @@ static int disk_stage(struct ctx *c, const char *root_path, char **ret_path)
 	{
 		char a[32];
 		step(c, "disk: %s written in %.1f s (root slots %llu MiB, data %llu MiB)",
-		     format_size(l.size, a, sizeof(a)), elapsed(&ts),
+		     format_size(l.size, a, sizeof(a)), seconds_since(ts),
 		     (unsigned long long)(l.len[2] >> 20), (unsigned long long)(l.len[4] >> 20));
 	}
 	r = cache_store(c->cache, c->keys->disk, "disk", tmp, ret_path, NULL, &err);
@@ -885,52 +877,6 @@ out:
 /* ------------------------------------------------------------------------ */
 /* outputs */
 
-static int copy_file(const char *src, const char *dst)
-{
-	_cleanup_close_ int in = -1;
-	int out, r = 0;
-	struct stat st;
-
-	in = open(src, O_RDONLY | O_CLOEXEC);
-	if (in < 0)
-		return -errno;
-	if (fstat(in, &st) < 0)
-		return -errno;
-	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (out < 0)
-		return -errno;
-	/* Keep holes: copy data extents only. */
-	{
-		off_t off = 0;
-		while (off < st.st_size) {
-			off_t data = lseek(in, off, SEEK_DATA), hole;
-			if (data < 0) {
-				if (errno == ENXIO)
-					break;
-				r = -errno;
-				break;
-			}
-			hole = lseek(in, data, SEEK_HOLE);
-			if (hole < 0) {
-				r = -errno;
-				break;
-			}
-			r = copy_range(in, (uint64_t)data, out, (uint64_t)data,
-				       (uint64_t)(hole - data));
-			if (r < 0)
-				break;
-			off = hole;
-		}
-	}
-	if (r == 0 && ftruncate(out, st.st_size) < 0)
-		r = -errno;
-	if (r == 0 && fsync(out) < 0)
-		r = -errno;
-	if (close(out) < 0 && r == 0)
-		r = -errno;
-	return r;
-}
-
 static int publish(struct ctx *c, const char *name, const char *src)
 {
 	_cleanup_free_ char *dst = path_join(c->outdir, name);
@@ -939,7 +885,7 @@ static int publish(struct ctx *c, const char *name, const char *src)
 	uint64_t size = 0;
 	int r;
 
-	r = copy_file(src, tmp);
+	r = copy_file(src, tmp, 0644);
 	if (r == 0)
 		r = sha256_file(tmp, sha, &size);
 	if (r == 0 && rename(tmp, dst) < 0)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* imgforge boot: boot a disk image in QEMU and wait for console patterns. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,21 +19,7 @@ static const char boot_usage[] =
 	"--expect, exit 0 as soon as every pattern has appeared on the console (in\n"
 	"any order) and stop the VM; exit 1 with the last console lines on timeout,\n"
 	"guest kernel panic or QEMU failure. Without --expect, run until QEMU exits\n"
-	"and exit with its status.\n"
-	"\n"
-	"   --firmware F      uefi (OVMF, default) or bios (SeaBIOS)\n"
-	"   --memory M        guest memory: MiB, or with a unit (1G, 1536M); default 1024\n"
-	"   --cpus N          virtual CPUs (default 2)\n"
-	"   --expect REGEX    POSIX extended regex matched against each console line,\n"
-	"                     without \\r and escape sequences; repeatable\n"
-	"   --timeout S       give up after S seconds (default 300 with --expect, 0: never)\n"
-	"   --forward tcp:HOSTPORT:GUESTPORT, --forward udp:HOSTPORT:GUESTPORT\n"
-	"                     forward 127.0.0.1:HOSTPORT to the guest's GUESTPORT; repeatable\n"
-	"   --snapshot        discard every write to DISK\n"
-	"   --log FILE        also write the console to FILE\n"
-	"   --keep            once the patterns appeared, leave the VM running (prints its pid)\n"
-	"   --quiet           do not copy the console to standard output\n"
-	"   --accel A         auto (default: KVM when /dev/kvm is usable, else TCG), kvm, tcg\n";
+	"and exit with its status.\n";
 
 static int parse_uint(const char *s, unsigned long max, unsigned long *ret)
 {
@@ -63,6 +50,37 @@ static int parse_memory(const char *s, uint64_t *ret_mib)
 	if (bytes % (1 << 20) || bytes < (16 << 20) || bytes > ((uint64_t)1 << 44))
 		return -EINVAL;
 	*ret_mib = bytes >> 20;
+	return 0;
+}
+
+static int opt_memory(const struct opt *o, const char *arg, struct strbuf *err)
+{
+	if (parse_memory(arg, o->value) < 0) {
+		strbuf_addf(err, "bad --memory '%s': give MiB or a size such as 1G or 1536M "
+			    "(at least 16M)", arg);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+struct forwards {
+	struct qemu_forward *v;
+	size_t n, alloc;
+};
+
+static int opt_forward(const struct opt *o, const char *arg, struct strbuf *err)
+{
+	struct forwards *f = o->value;
+
+	GROW(f->v, f->alloc, f->n + 1);
+	if (qemu_forward_parse(arg, &f->v[f->n]) < 0) {
+		strbuf_addf(err,
+			    "bad --forward '%s': expected tcp:HOSTPORT:GUESTPORT or "
+			    "udp:HOSTPORT:GUESTPORT",
+			    arg);
+		return -EINVAL;
+	}
+	f->n++;
 	return 0;
 }
 
@@ -98,135 +116,88 @@ static void boot_on_start(enum qemu_accel accel, const char *kvm_failure, void *
 									       : "no KVM");
 }
 
+/* In the order of enum qemu_firmware and enum qemu_accel. */
+static const char *const firmwares[] = { "uefi", "bios", NULL };
+static const char *const accels[] = { "auto", "kvm", "tcg", NULL };
+_Static_assert(QEMU_FW_UEFI == 0 && QEMU_FW_BIOS == 1, "firmwares[] follows enum qemu_firmware");
+_Static_assert(QEMU_ACCEL_AUTO == 0 && QEMU_ACCEL_KVM == 1 && QEMU_ACCEL_TCG == 2,
+	       "accels[] follows enum qemu_accel");
+
 int cmd_boot(int argc, char **argv)
 {
 	struct qemu_boot_opts o = {0};
 	struct qemu_result res = {0};
-	const char **expect = NULL;
-	struct qemu_forward *fwd = NULL;
-	size_t expect_alloc = 0, fwd_alloc = 0;
-	const char *v, *log_path = NULL, *timeout_arg = NULL;
+	struct opt_list expect = {0};
+	struct forwards fwd = {0};
+	const char *log_path = NULL;
 	_cleanup_fclose_ FILE *log = NULL;
 	bool quiet = false;
-	unsigned long n;
-	int i, k, ret = EXIT_USAGE;
+	unsigned timeout = UINT_MAX; /* not given */
+	const struct opt opts[] = {
+		OPT_CHOICE(0, "firmware", &o.vm.firmware, "F", firmwares,
+			   "uefi (OVMF, default) or bios (SeaBIOS)"),
+		OPT_CALLBACK(0, "memory", &o.vm.memory_mib, "M",
+			     "guest memory: MiB, or with a unit (1G, 1536M);\ndefault 1024",
+			     opt_memory),
+		OPT_UINT(0, "cpus", &o.vm.cpus, "N", 1, 255, "virtual CPUs (default 2)"),
+		OPT_LIST(0, "expect", &expect, "REGEX",
+			 "POSIX extended regex matched against each console line,\n"
+			 "without \\r and escape sequences; repeatable"),
+		OPT_UINT(0, "timeout", &timeout, "S", 0, 7 * 24 * 3600,
+			 "give up after S seconds (default 300 with --expect,\n0: never)"),
+		OPT_CALLBACK(0, "forward", &fwd, "tcp|udp:HOSTPORT:GUESTPORT",
+			     "forward 127.0.0.1:HOSTPORT to the guest's GUESTPORT;\nrepeatable",
+			     opt_forward),
+		OPT_FLAG(0, "snapshot", &o.vm.snapshot, "discard every write to DISK"),
+		OPT_STRING(0, "log", &log_path, "FILE", "also write the console to FILE"),
+		OPT_FLAG(0, "keep", &o.keep,
+			 "once the patterns appeared, leave the VM running\n(prints its pid)"),
+		OPT_FLAG('q', "quiet", &quiet, "do not copy the console to standard output"),
+		OPT_CHOICE(0, "accel", &o.vm.accel, "A", accels,
+			   "auto (default: KVM when /dev/kvm is usable, else\nTCG), kvm, tcg"),
+		OPT_END(),
+	};
+	const struct opt_cmd cmd = { .name = "boot", .usage = boot_usage, .opts = opts };
+	int n, ret = EXIT_USAGE;
 
 	o.vm.firmware = QEMU_FW_UEFI;
 	o.vm.memory_mib = 1024;
 	o.vm.cpus = 2;
-	for (i = 1; i < argc; i++) {
-		const char *a = argv[i];
-
-		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			ret = usage_print(boot_usage, true);
-			goto out;
-		} else if (!strcmp(a, "--snapshot")) {
-			o.vm.snapshot = true;
-		} else if (!strcmp(a, "--keep")) {
-			o.keep = true;
-		} else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
-			quiet = true;
-		} else if ((k = cmd_opt_value("boot", "--firmware", argc, argv, &i, &v))) {
-			if (k < 0)
-				goto out;
-			if (!strcmp(v, "uefi")) {
-				o.vm.firmware = QEMU_FW_UEFI;
-			} else if (!strcmp(v, "bios")) {
-				o.vm.firmware = QEMU_FW_BIOS;
-			} else {
-				error("boot: --firmware takes uefi or bios, not '%s'", v);
-				goto out;
-			}
-		} else if ((k = cmd_opt_value("boot", "--accel", argc, argv, &i, &v))) {
-			if (k < 0)
-				goto out;
-			if (!strcmp(v, "auto")) {
-				o.vm.accel = QEMU_ACCEL_AUTO;
-			} else if (!strcmp(v, "kvm")) {
-				o.vm.accel = QEMU_ACCEL_KVM;
-			} else if (!strcmp(v, "tcg")) {
-				o.vm.accel = QEMU_ACCEL_TCG;
-			} else {
-				error("boot: --accel takes auto, kvm or tcg, not '%s'", v);
-				goto out;
-			}
-		} else if ((k = cmd_opt_value("boot", "--memory", argc, argv, &i, &v))) {
-			if (k < 0)
-				goto out;
-			if (parse_memory(v, &o.vm.memory_mib) < 0) {
-				error("boot: bad --memory '%s': give MiB or a size such as 1G or "
-				      "1536M (at least 16M)",
-				      v);
-				goto out;
-			}
-		} else if ((k = cmd_opt_value("boot", "--cpus", argc, argv, &i, &v))) {
-			if (k < 0)
-				goto out;
-			if (parse_uint(v, 255, &n) < 0 || n == 0) {
-				error("boot: bad --cpus '%s': give a number from 1 to 255", v);
-				goto out;
-			}
-			o.vm.cpus = (unsigned)n;
-		} else if ((k = cmd_opt_value("boot", "--timeout", argc, argv, &i, &v))) {
-			if (k < 0)
-				goto out;
-			if (parse_uint(v, 7 * 24 * 3600, &n) < 0) {
-				error("boot: bad --timeout '%s': give whole seconds", v);
-				goto out;
-			}
-			o.timeout_sec = (unsigned)n;
-			timeout_arg = v;
-		} else if ((k = cmd_opt_value("boot", "--expect", argc, argv, &i, &v))) {
-			if (k < 0)
-				goto out;
-			GROW(expect, expect_alloc, o.nexpect + 1);
-			expect[o.nexpect++] = v;
-		} else if ((k = cmd_opt_value("boot", "--forward", argc, argv, &i, &v))) {
-			if (k < 0)
-				goto out;
-			GROW(fwd, fwd_alloc, o.vm.nforwards + 1);
-			if (qemu_forward_parse(v, &fwd[o.vm.nforwards]) < 0) {
-				error("boot: bad --forward '%s': expected tcp:HOSTPORT:GUESTPORT "
-				      "or udp:HOSTPORT:GUESTPORT",
-				      v);
-				goto out;
-			}
-			o.vm.nforwards++;
-		} else if ((k = cmd_opt_value("boot", "--log", argc, argv, &i, &v))) {
-			if (k < 0)
-				goto out;
-			log_path = v;
-		} else if (a[0] == '-' && a[1]) {
-			error("boot: unknown option '%s'; see 'imgforge boot --help'", a);
-			goto out;
-		} else if (o.vm.disk) {
-			error("boot: more than one disk given ('%s' and '%s')", o.vm.disk, a);
-			goto out;
-		} else {
-			o.vm.disk = a;
-		}
+	n = parse_options(&cmd, argc, argv);
+	if (n < 0) {
+		ret = opt_exit_status(n);
+		goto out;
 	}
+	if (n > 1) {
+		error("boot: more than one disk given ('%s' and '%s')", argv[0], argv[1]);
+		goto out;
+	}
+	o.vm.disk = argv[0];
+	o.nexpect = expect.n;
+	o.vm.nforwards = fwd.n;
 	if (!o.vm.disk) {
-		ret = usage_print(boot_usage, false);
+		opt_print_help(&cmd, stderr);
 		goto out;
 	}
 	if (o.keep && !o.nexpect) {
 		error("boot: --keep needs --expect (it keeps the VM once the patterns appeared)");
 		goto out;
 	}
-	o.expect = expect;
-	o.vm.forwards = fwd;
+	o.expect = expect.v;
+	o.vm.forwards = fwd.v;
 	if (o.nexpect) {
 		struct qemu_console *check = NULL;
 		_cleanup_free_ char *msg = NULL;
 
-		if (qemu_console_new(expect, o.nexpect, &check, &msg) < 0) {
+		if (qemu_console_new(expect.v, o.nexpect, &check, &msg) < 0) {
 			error("boot: --expect: %s", msg);
 			goto out;
 		}
 		qemu_console_free(check);
 	}
-	if (!timeout_arg && o.nexpect)
+	if (timeout != UINT_MAX)
+		o.timeout_sec = timeout;
+	else if (o.nexpect)
 		o.timeout_sec = 300;
 
 	ret = 1;
@@ -298,7 +269,7 @@ int cmd_boot(int argc, char **argv)
 	}
 out:
 	qemu_result_release(&res);
-	free(expect);
-	free(fwd);
+	opt_list_release(&expect);
+	free(fwd.v);
 	return ret;
 }

@@ -18,45 +18,11 @@ static const char build_usage[] =
 	"cached under the key `imgforge plan` prints and is not run again while its\n"
 	"inputs are unchanged. Writes root.ext4, manifest.json and build.log into\n"
 	"OUTDIR (default out/<image>-<version>-<profile>) and records the build in the\n"
-	"registry (see imgforge ls, show, diff).\n"
-	"\n"
-	"   --profile P        apply profile P from the file's profiles: map\n"
-	"   --set NAME=VALUE   set a variable (wins over the recipe's variables:)\n"
-	"   --mirror URL       shorthand for --set mirror=URL ($IMGFORGE_MIRROR by default)\n"
-	"   -o, --output DIR   where to write the outputs\n"
-	"   --cache DIR        cache directory (default $XDG_CACHE_HOME/imgforge)\n"
-	"   --registry PATH    build registry (default <cache>/registry.db)\n"
-	"   --verify           re-hash cached files instead of trusting their metadata\n"
-	"\n"
+	"registry (see imgforge ls, show, diff).\n";
+
+static const char build_footer[] =
 	"SOURCE_DATE_EPOCH sets the time every timestamp is clamped to; with it, the\n"
 	"same inputs give the same root.ext4, byte for byte.\n";
-
-/* build's own options: -o/--output, --cache, --registry (each with a value), --verify. */
-static int build_option(void *userdata, int argc, char **argv, int *i)
-{
-	struct build_opts *o = userdata;
-	const char *arg = argv[*i];
-	const char **slot = NULL;
-
-	if (!strcmp(arg, "--verify")) {
-		o->verify = true;
-		return 1;
-	}
-	if (!strcmp(arg, "-o") || !strcmp(arg, "--output"))
-		slot = &o->outdir;
-	else if (!strcmp(arg, "--cache"))
-		slot = &o->cache;
-	else if (!strcmp(arg, "--registry"))
-		slot = &o->registry;
-	if (!slot)
-		return 0;
-	if (*i + 1 >= argc) {
-		error("build: option '%s' needs a value", arg);
-		return -1;
-	}
-	*slot = argv[++*i];
-	return 1;
-}
 
 int cmd_build(int argc, char **argv)
 {
@@ -65,20 +31,30 @@ int cmd_build(int argc, char **argv)
 	struct build_result res = { 0 };
 	struct recipe *r = NULL;
 	struct stage_keys keys;
-	struct diags d = { 0 };
-	int ret = 0;
+	const struct opt opts[] = {
+		RECIPE_OPTIONS(&a),
+		OPT_STRING('o', "output", &o.outdir, "DIR", "where to write the outputs"),
+		OPT_STRING(0, "cache", &o.cache, "DIR",
+			   "cache directory (default $XDG_CACHE_HOME/imgforge)"),
+		OPT_STRING(0, "registry", &o.registry, "PATH",
+			   "build registry (default <cache>/registry.db)"),
+		OPT_FLAG(0, "verify", &o.verify,
+			 "re-hash cached files instead of trusting their metadata"),
+		OPT_FLAG(0, "json", &a.json, "print the result as JSON"),
+		OPT_END(),
+	};
+	const struct opt_cmd cmd = {
+		.name = "build",
+		.usage = build_usage,
+		.opts = opts,
+		.footer = build_footer,
+	};
+	int ret;
 
-	if (recipe_cmd_parse("build", build_usage, argc, argv, &a, build_option, &o, &ret) < 0)
+	ret = recipe_cmd_load(&cmd, argc, argv, &a, &r, &keys);
+	if (ret >= 0)
 		goto out;
-	if (recipe_args_load(&a, &r) < 0) {
-		ret = 1;
-		goto out;
-	}
-	if (keys_compute(r, &keys, &d) < 0) {
-		diags_print(&d);
-		ret = 1;
-		goto out;
-	}
+	ret = 0;
 	if (pipeline_build(r, &keys, &o, &res) < 0) {
 		ret = 1;
 		goto out;
@@ -99,7 +75,6 @@ int cmd_build(int argc, char **argv)
 		printf("%s\n", res.id);
 out:
 	build_result_release(&res);
-	diags_release(&d);
 	recipe_free(r);
 	recipe_args_release(&a);
 	return ret;

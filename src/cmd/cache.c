@@ -3,7 +3,6 @@
  * imgforge cache ls | gc: look into and trim the stage cache. A thin layer
  * over cache.c.
  */
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,27 +20,11 @@ static const char usage[] =
 	"Look into and trim the stage cache (default $XDG_CACHE_HOME/imgforge,\n"
 	"else ~/.cache/imgforge).\n"
 	"\n"
-	"   ls                  list the entries, least recently used first\n"
-	"   gc                  delete files left by interrupted builds, partial\n"
-	"                       downloads no build is using and, with --max-size, the\n"
-	"                       least recently used entries until the cache holds at\n"
-	"                       most that much (e.g. 20G; 0 empties it)\n"
-	"\n"
-	"   --json              print the list as JSON\n"
-	"   --cache <dir>       the cache directory\n"
-	"\n"
-	"See docs/cache.md.\n";
-
-enum { OPT_JSON = 256, OPT_CACHE, OPT_MAX_SIZE };
-
-static void format_time(int64_t t, char *buf, size_t len)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	if (!gmtime_r(&tt, &tm) || !strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm))
-		snprintf(buf, len, "%" PRId64, t);
-}
+	"   ls                   list the entries, least recently used first\n"
+	"   gc                   delete files left by interrupted builds, partial\n"
+	"                        downloads no build is using and, with --max-size, the\n"
+	"                        least recently used entries until the cache holds at\n"
+	"                        most that much (e.g. 20G; 0 empties it)\n";
 
 static int cache_ls(struct cache *c, bool json)
 {
@@ -87,7 +70,7 @@ static int cache_ls(struct cache *c, bool json)
 			strbuf_addf(&out, "%-12s  %-8s  %10s  %s\n", "KEY", "STAGE", "SIZE",
 				    "LAST USED (UTC)");
 		for (i = 0; i < n; i++) {
-			format_time(e[i].last_used, used, sizeof(used));
+			format_time(e[i].last_used, false, used, sizeof(used));
 			strbuf_addf(&out, "%.12s  %-8s  %10s  %s\n", e[i].key, e[i].stage,
 				    format_size(e[i].size, sz, sizeof(sz)), used);
 		}
@@ -124,22 +107,30 @@ static int cache_gc_cmd(struct cache *c, bool have_max, uint64_t max)
 
 int cmd_cache(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"json", no_argument, NULL, OPT_JSON},
-		{"cache", required_argument, NULL, OPT_CACHE},
-		{"max-size", required_argument, NULL, OPT_MAX_SIZE},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	struct strbuf err = STRBUF_INIT;
 	struct cache *c = NULL;
 	const char *dir = NULL, *sub;
-	bool json = false, have_max = false;
-	uint64_t max = 0;
-	int opt, r;
+	bool json = false, have_max;
+	uint64_t max = UINT64_MAX;
+	const struct opt opts[] = {
+		OPT_FLAG(0, "json", &json, "print the list as JSON (ls)"),
+		OPT_STRING(0, "cache", &dir, "<dir>", "the cache directory"),
+		OPT_SIZE(0, "max-size", &max, "<size>", "the most the cache may hold (gc)"),
+		OPT_END(),
+	};
+	struct opt_cmd cmd = {
+		.name = "cache",
+		.usage = usage,
+		.opts = opts,
+		.footer = "See docs/cache.md.\n",
+	};
+	_cleanup_free_ char *name = NULL;
+	int n, r;
 
-	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
-		return usage_print(usage, true);
+	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		opt_print_help(&cmd, stdout);
+		return 0;
+	}
 	if (argc < 2 || argv[1][0] == '-') {
 		error("cache: give a subcommand, 'ls' or 'gc'; see 'imgforge cache --help'");
 		return EXIT_USAGE;
@@ -149,37 +140,17 @@ int cmd_cache(int argc, char **argv)
 		error("cache: unknown subcommand '%s'; use 'ls' or 'gc'", sub);
 		return EXIT_USAGE;
 	}
-	optind = 1;
-	opterr = 0;
-	while ((opt = getopt_long(argc - 1, argv + 1, "h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case OPT_JSON:
-			json = true;
-			break;
-		case OPT_CACHE:
-			dir = optarg;
-			break;
-		case OPT_MAX_SIZE:
-			if (parse_size(optarg, &max) < 0) {
-				error("cache gc: invalid --max-size '%s': give a size such as 500M "
-				      "or 20G",
-				      optarg);
-				return EXIT_USAGE;
-			}
-			have_max = true;
-			break;
-		case 'h':
-			return usage_print(usage, true);
-		default:
-			error("cache %s: unknown option '%s'; see 'imgforge cache --help'", sub,
-			      argv[optind]);
-			return EXIT_USAGE;
-		}
-	}
-	if (optind < argc - 1) {
-		error("cache %s: unexpected argument '%s'", sub, argv[optind + 1]);
+	name = xasprintf("cache %s", sub);
+	cmd.name = name;
+	n = parse_options(&cmd, argc - 1, argv + 1);
+	if (n < 0)
+		return opt_exit_status(n);
+	if (n > 0) {
+		error("cache %s: unexpected argument '%s'", sub, argv[1]);
 		return EXIT_USAGE;
 	}
+	/* parse_size() stops short of UINT64_MAX: it only stands for "not given". */
+	have_max = max != UINT64_MAX;
 	if ((json && !strcmp(sub, "gc")) || (have_max && !strcmp(sub, "ls"))) {
 		error("cache %s: %s is an option of 'cache %s'", sub,
 		      json ? "--json" : "--max-size", json ? "ls" : "gc");

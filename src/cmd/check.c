@@ -8,20 +8,11 @@
 #include "core/util.h"
 
 static const char check_usage[] =
-	"usage: imgforge check IMAGE.yaml [--profile P] [--set NAME=VALUE]... [--mirror URL]\n"
-	"                      [--json]\n"
+	"usage: imgforge check IMAGE.yaml [--profile P] [--set NAME=VALUE]... [--mirror URL] [--json]\n"
 	"\n"
 	"Load IMAGE.yaml with its includes, apply the profile and variables, and\n"
 	"check every key and value. Prints every problem found as FILE:LINE:COL and\n"
-	"exits 1 if there is any, 0 if the image definition is valid.\n"
-	"\n"
-	"   --profile P        apply profile P from the file's profiles: map\n"
-	"   --set NAME=VALUE   set a variable (wins over the recipe's variables:)\n"
-	"   --mirror URL       shorthand for --set mirror=URL\n"
-	"   --json             print the problems on stdout as a JSON array of\n"
-	"                      {file, line, column, severity, message}\n"
-	"\n"
-	"The variable 'mirror' defaults to $IMGFORGE_MIRROR when the recipe sets none.\n";
+	"exits 1 if there is any, 0 if the image definition is valid.\n";
 
 /* check --json: every diagnostic, errors and warnings, as one JSON array on stdout. */
 static int check_json(struct recipe_args *a)
@@ -48,9 +39,18 @@ int cmd_check(int argc, char **argv)
 {
 	struct recipe_args a = { 0 };
 	struct recipe *r = NULL;
-	int ret = 0;
+	const struct opt opts[] = {
+		RECIPE_OPTIONS(&a),
+		OPT_FLAG(0, "json", &a.json,
+			 "print the problems on stdout as a JSON array of\n"
+			 "{file, line, column, severity, message}"),
+		OPT_END(),
+	};
+	const struct opt_cmd cmd = { .name = "check", .usage = check_usage, .opts = opts };
+	int ret;
 
-	if (recipe_cmd_parse("check", check_usage, argc, argv, &a, NULL, NULL, &ret) < 0)
+	ret = recipe_cmd_parse(&cmd, argc, argv, &a);
+	if (ret >= 0)
 		goto out;
 	if (a.json) {
 		ret = check_json(&a);
@@ -60,6 +60,7 @@ int cmd_check(int argc, char **argv)
 		ret = 1;
 		goto out;
 	}
+	ret = 0;
 	info("%s: ok (image %s %s, profile %s)", a.image, recipe_get_str(r, "image", "?"),
 	     recipe_get_str(r, "version", "?"), r->profile);
 out:

@@ -5,13 +5,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/*
- * One function per command, each in src/cmd-<name>.c. They parse their own
- * options (argv[0] is the command name), log their own errors once, and
- * return the process exit status: 0 success, 1 failure, 2 usage error.
- */
-#define EXIT_USAGE 2
+#include "core/options.h"
 
+/*
+ * One function per command, each in src/cmd/<name>.c. They parse their own
+ * options with parse_options() (argv[0] is the command name), log their own
+ * errors once, and return the process exit status: 0 success, 1 failure,
+ * EXIT_USAGE (2) usage error.
+ */
 struct cmd {
 	const char *name;
 	int (*fn)(int argc, char **argv);
@@ -28,18 +29,6 @@ int cmd_show(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_boot(int argc, char **argv);
 
-/*
- * Match the option name at argv[*i] as "--name value" or "--name=value":
- * returns 1 with *ret_val set (and *i advanced past a separate value), 0 if
- * argv[*i] is another option, -1 after "CMD: option '--name' needs a value"
- * (without the prefix when cmd is NULL).
- */
-int cmd_opt_value(const char *cmd, const char *name, int argc, char **argv, int *i,
-		  const char **ret_val);
-
-/* Shared by commands: print a usage text and return EXIT_USAGE or 0. */
-int usage_print(const char *text, bool to_stdout);
-
 struct recipe;
 struct recipe_args {
 	const char *image;
@@ -51,26 +40,37 @@ struct recipe_args {
 	bool json;
 };
 
-/*
- * Parse one recipe option (--profile P, --set k=v, --mirror URL, --json)
- * at argv[*i]; returns 1 if taken, 0 if not a recipe option, -1 on error.
- */
-int recipe_args_parse(struct recipe_args *a, int argc, char **argv, int *i);
+/* The options of every command that reads an image definition, into a struct recipe_args. */
+int recipe_opt_profile(const struct opt *o, const char *arg, struct strbuf *err);
+int recipe_opt_set(const struct opt *o, const char *arg, struct strbuf *err);
+int recipe_opt_mirror(const struct opt *o, const char *arg, struct strbuf *err);
+#define RECIPE_OPTIONS(a)                                                                      \
+	OPT_CALLBACK(0, "profile", (a), "P", "apply profile P from the file's profiles: map",   \
+		     recipe_opt_profile),                                                       \
+	OPT_CALLBACK(0, "set", (a), "NAME=VALUE",                                               \
+		     "set a variable (wins over the recipe's variables:)", recipe_opt_set),     \
+	OPT_CALLBACK(0, "mirror", (a), "URL",                                                   \
+		     "shorthand for --set mirror=URL\n($IMGFORGE_MIRROR by default)",          \
+		     recipe_opt_mirror)
+
 void recipe_args_release(struct recipe_args *a);
 /*
- * Parse the arguments of a command that reads an image definition: recipe
- * options, -h/--help, one IMAGE, and the command's own options through
- * extra (which returns 1 if it took argv[*i], 0 if not, -1 on a usage
- * error it reported). Returns 0, or -1 with *ret_exit the exit status when
- * the command must stop (help printed, usage error).
+ * Parse the arguments of a command that reads an image definition (the
+ * command's options, RECIPE_OPTIONS() and its own, and one IMAGE, stored in
+ * a->image) and load the image, and with ret_keys its stage keys, printing
+ * every diagnostic. Returns -1 with *ret (and *ret_keys) set to go on, else
+ * the exit status to stop with (help printed: 0, usage error: EXIT_USAGE,
+ * the image did not load: 1).
  */
-typedef int (*recipe_extra_fn)(void *userdata, int argc, char **argv, int *i);
-int recipe_cmd_parse(const char *name, const char *usage, int argc, char **argv,
-		     struct recipe_args *a, recipe_extra_fn extra, void *userdata, int *ret_exit);
-/* Load the image with the options; print every diagnostic. Returns 0 or -errno. */
-int recipe_args_load(struct recipe_args *a, struct recipe **ret);
-/* The same, with the diagnostics handed to the caller instead of printed. */
+struct stage_keys;
+/* Only the parsing: -1 to go on (a->image set), else the exit status to stop with. */
+int recipe_cmd_parse(const struct opt_cmd *cmd, int argc, char **argv, struct recipe_args *a);
+/* Load a->image with the options, the diagnostics handed to the caller. 0 or -errno. */
 struct diags;
 int recipe_args_load_diags(struct recipe_args *a, struct recipe **ret, struct diags *d);
+/* The same, printing every diagnostic. */
+int recipe_args_load(struct recipe_args *a, struct recipe **ret);
+int recipe_cmd_load(const struct opt_cmd *cmd, int argc, char **argv, struct recipe_args *a,
+		    struct recipe **ret, struct stage_keys *ret_keys);
 
 #endif

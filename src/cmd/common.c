@@ -1,91 +1,60 @@
 /* SPDX-License-Identifier: MIT */
 /* Helpers shared by the commands that read an image definition. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "build/keys.h"
 #include "cmd/cmd.h"
 #include "recipe/recipe.h"
 #include "core/util.h"
 
-int usage_print(const char *text, bool to_stdout)
+int recipe_opt_profile(const struct opt *o, const char *arg, struct strbuf *err)
 {
-	fputs(text, to_stdout ? stdout : stderr);
-	return to_stdout ? 0 : EXIT_USAGE;
+	struct recipe_args *a = o->value;
+
+	if (!*arg) {
+		strbuf_addstr(err, "--profile needs a profile name");
+		return -EINVAL;
+	}
+	a->profile = arg;
+	return 0;
 }
 
-int cmd_opt_value(const char *cmd, const char *name, int argc, char **argv, int *i,
-		  const char **ret_val)
+static void add_set(struct recipe_args *a, const char *set)
 {
-	const char *a = argv[*i];
-	size_t n = strlen(name);
-
-	if (strncmp(a, name, n))
-		return 0;
-	if (a[n] == '=') {
-		*ret_val = a + n + 1;
-		return 1;
-	}
-	if (a[n])
-		return 0;
-	if (*i + 1 >= argc) {
-		if (cmd)
-			error("%s: option '%s' needs a value", cmd, name);
-		else
-			error("option '%s' needs a value", name);
-		return -1;
-	}
-	*ret_val = argv[++*i];
-	return 1;
+	a->sets = xrealloc(a->sets, (a->nsets + 1) * sizeof(*a->sets));
+	a->sets[a->nsets++] = set;
 }
 
-int recipe_args_parse(struct recipe_args *a, int argc, char **argv, int *i)
+int recipe_opt_set(const struct opt *o, const char *arg, struct strbuf *err)
 {
 	_cleanup_free_ char *name = NULL;
-	const char *val, *eq;
-	int r;
+	const char *eq = strchr(arg, '=');
 
-	if ((r = cmd_opt_value(NULL, "--profile", argc, argv, i, &val)) != 0) {
-		if (r < 0)
-			return -1;
-		if (!*val) {
-			error("--profile needs a profile name");
-			return -1;
-		}
-		a->profile = val;
-		return 1;
+	if (!eq || eq == arg) {
+		strbuf_addf(err, "'--set %s': expected NAME=VALUE", arg);
+		return -EINVAL;
 	}
-	if ((r = cmd_opt_value(NULL, "--set", argc, argv, i, &val)) != 0) {
-		if (r < 0)
-			return -1;
-		eq = strchr(val, '=');
-		if (!eq || eq == val) {
-			error("'--set %s': expected NAME=VALUE", val);
-			return -1;
-		}
-		name = xstrndup(val, (size_t)(eq - val));
-		if (!recipe_var_name_valid(name)) {
-			error("'--set %s': invalid variable name '%s': use letters, digits and '_'",
-			      val, name);
-			return -1;
-		}
-		a->sets = xrealloc(a->sets, (a->nsets + 1) * sizeof(*a->sets));
-		a->sets[a->nsets++] = val;
-		return 1;
+	name = xstrndup(arg, (size_t)(eq - arg));
+	if (!recipe_var_name_valid(name)) {
+		strbuf_addf(err, "'--set %s': invalid variable name '%s': use letters, digits and '_'",
+			    arg, name);
+		return -EINVAL;
 	}
-	if ((r = cmd_opt_value(NULL, "--mirror", argc, argv, i, &val)) != 0) {
-		if (r < 0)
-			return -1;
-		a->owned = xrealloc(a->owned, (a->nowned + 1) * sizeof(*a->owned));
-		a->owned[a->nowned] = xasprintf("mirror=%s", val);
-		a->sets = xrealloc(a->sets, (a->nsets + 1) * sizeof(*a->sets));
-		a->sets[a->nsets++] = a->owned[a->nowned++];
-		return 1;
-	}
-	if (!strcmp(argv[*i], "--json")) {
-		a->json = true;
-		return 1;
-	}
+	add_set(o->value, arg);
+	return 0;
+}
+
+int recipe_opt_mirror(const struct opt *o, const char *arg, struct strbuf *err)
+{
+	struct recipe_args *a = o->value;
+
+	(void)err;
+	a->owned = xrealloc(a->owned, (a->nowned + 1) * sizeof(*a->owned));
+	a->owned[a->nowned] = xasprintf("mirror=%s", arg);
+	add_set(a, a->owned[a->nowned++]);
 	return 0;
 }
 
@@ -103,43 +72,22 @@ void recipe_args_release(struct recipe_args *a)
 	a->nsets = 0;
 }
 
-int recipe_cmd_parse(const char *name, const char *usage, int argc, char **argv,
-		     struct recipe_args *a, recipe_extra_fn extra, void *userdata, int *ret_exit)
+int recipe_cmd_parse(const struct opt_cmd *cmd, int argc, char **argv, struct recipe_args *a)
 {
-	int i, k;
+	int n = parse_options(cmd, argc, argv);
 
-	for (i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			*ret_exit = usage_print(usage, true);
-			return -1;
-		}
-		k = recipe_args_parse(a, argc, argv, &i);
-		if (k == 0 && extra)
-			k = extra(userdata, argc, argv, &i);
-		if (k < 0) {
-			*ret_exit = EXIT_USAGE;
-			return -1;
-		}
-		if (k > 0)
-			continue;
-		if (argv[i][0] == '-' && argv[i][1]) {
-			error("%s: unknown option '%s'; see 'imgforge %s --help'", name, argv[i], name);
-			*ret_exit = EXIT_USAGE;
-			return -1;
-		}
-		if (a->image) {
-			error("%s: more than one image given ('%s' and '%s')", name, a->image,
-			      argv[i]);
-			*ret_exit = EXIT_USAGE;
-			return -1;
-		}
-		a->image = argv[i];
+	if (n < 0)
+		return opt_exit_status(n);
+	if (n == 0) {
+		opt_print_help(cmd, stderr);
+		return EXIT_USAGE;
 	}
-	if (!a->image) {
-		*ret_exit = usage_print(usage, false);
-		return -1;
+	if (n > 1) {
+		error("%s: more than one image given ('%s' and '%s')", cmd->name, argv[0], argv[1]);
+		return EXIT_USAGE;
 	}
-	return 0;
+	a->image = argv[0];
+	return -1;
 }
 
 int recipe_args_load_diags(struct recipe_args *a, struct recipe **ret, struct diags *d)
@@ -190,4 +138,25 @@ int recipe_args_load(struct recipe_args *a, struct recipe **ret)
 		fprintf(stderr, "%s: %zu errors\n", a->image, d.nerrors);
 	diags_release(&d);
 	return r;
+}
+
+int recipe_cmd_load(const struct opt_cmd *cmd, int argc, char **argv, struct recipe_args *a,
+		    struct recipe **ret, struct stage_keys *ret_keys)
+{
+	struct diags d = { 0 };
+	struct recipe *rec = NULL;
+	int r = recipe_cmd_parse(cmd, argc, argv, a);
+
+	if (r >= 0)
+		return r;
+	if (recipe_args_load(a, &rec) < 0)
+		return 1;
+	if (ret_keys && keys_compute(rec, ret_keys, &d) < 0) {
+		diags_print(&d);
+		diags_release(&d);
+		recipe_free(rec);
+		return 1;
+	}
+	*ret = rec;
+	return -1;
 }

@@ -4,7 +4,6 @@
  * directories, as an ordinary user. A thin layer over tree.c and ext4.c.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,26 +20,48 @@ static const char usage[] =
 	"                     [--label <label>] [--uuid <uuid>]\n"
 	"\n"
 	"Write an ext4 filesystem image from tarballs and directories, without root\n"
-	"and without unpacking: owners, modes, xattrs and devices come from the inputs.\n"
-	"\n"
-	"   --from <src>        a tarball (any compression), a .deb, or a directory\n"
-	"                       (owners and xattrs taken from the host); repeatable,\n"
-	"                       later sources win\n"
-	"   --overlay <dir>     a host directory laid over the result, owned by root\n"
-	"                       (--from and --overlay apply in command-line order)\n"
-	"   -o, --output <file> the image to write (replaced only on success)\n"
-	"   --size auto|<size>  image size, e.g. 2G; 'auto' (default) fits the content\n"
-	"                       plus the headroom\n"
-	"   --headroom <pct>    free space for --size auto, in percent of the content\n"
-	"                       (default 15)\n"
-	"   --label <label>     filesystem label (up to 16 bytes)\n"
-	"   --uuid <uuid>       filesystem UUID (default: derived from the content)\n"
-	"\n"
+	"and without unpacking: owners, modes, xattrs and devices come from the inputs.\n";
+
+static const char footer[] =
 	"All timestamps are clamped to SOURCE_DATE_EPOCH (default: now); with the same\n"
 	"inputs and SOURCE_DATE_EPOCH the image is the same, byte for byte.\n"
 	"See docs/mkfs.md.\n";
 
-enum { OPT_FROM = 256, OPT_OVERLAY, OPT_SIZE, OPT_HEADROOM, OPT_LABEL, OPT_UUID };
+/* The sources, --from and --overlay in command-line order. */
+struct sources {
+	const char **path;
+	bool *is_overlay;
+	size_t n, alloc, alloc_overlay;
+};
+
+static int opt_source(const struct opt *o, const char *arg, struct strbuf *err)
+{
+	struct sources *s = o->value;
+
+	(void)err;
+	GROW(s->path, s->alloc, s->n + 1);
+	GROW(s->is_overlay, s->alloc_overlay, s->n + 1);
+	s->is_overlay[s->n] = o->data;
+	s->path[s->n++] = arg;
+	return 0;
+}
+
+static int opt_size(const struct opt *o, const char *arg, struct strbuf *err)
+{
+	uint64_t size;
+
+	if (!strcmp(arg, "auto")) {
+		*(uint64_t *)o->value = 0;
+		return 0;
+	}
+	if (parse_size(arg, &size) < 0 || size < (1 << 20)) {
+		strbuf_addf(err, "invalid --size '%s': give 'auto' or a size such as 512M or 2G "
+			    "(at least 1M)", arg);
+		return -EINVAL;
+	}
+	*(uint64_t *)o->value = size;
+	return 0;
+}
 
 static int add_source(struct tree *t, const char *src, bool overlay, struct strbuf *err)
 {
@@ -66,89 +87,57 @@ static int add_source(struct tree *t, const char *src, bool overlay, struct strb
 
 int cmd_mkfs(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "from", required_argument, NULL, OPT_FROM },
-		{ "overlay", required_argument, NULL, OPT_OVERLAY },
-		{ "output", required_argument, NULL, 'o' },
-		{ "size", required_argument, NULL, OPT_SIZE },
-		{ "headroom", required_argument, NULL, OPT_HEADROOM },
-		{ "label", required_argument, NULL, OPT_LABEL },
-		{ "uuid", required_argument, NULL, OPT_UUID },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct ext4_opts opts = EXT4_OPTS_INIT;
 	struct strbuf err = STRBUF_INIT;
+	struct sources srcs = { 0 };
 	struct tree *t = NULL;
 	const char *out = NULL;
-	char **srcs;
-	bool *is_overlay;
-	size_t n_srcs = 0, i;
+	const struct opt options[] = {
+		OPT_CALLBACK_DATA(0, "from", &srcs, "<src>",
+				  "a tarball (any compression), a .deb, or a directory\n"
+				  "(owners and xattrs taken from the host); repeatable,\n"
+				  "later sources win",
+				  opt_source, false),
+		OPT_CALLBACK_DATA(0, "overlay", &srcs, "<dir>",
+				  "a host directory laid over the result, owned by root\n"
+				  "(--from and --overlay apply in command-line order)",
+				  opt_source, true),
+		OPT_STRING('o', "output", &out, "<file>",
+			   "the image to write (replaced only on success)"),
+		OPT_CALLBACK(0, "size", &opts.size, "auto|<size>",
+			     "image size, e.g. 2G; 'auto' (default) fits the content\n"
+			     "plus the headroom",
+			     opt_size),
+		OPT_UINT(0, "headroom", &opts.headroom_percent, "<pct>", 0, 1000,
+			 "free space for --size auto, in percent of the content\n"
+			 "(default 15)"),
+		OPT_STRING(0, "label", &opts.label, "<label>", "filesystem label (up to 16 bytes)"),
+		OPT_STRING(0, "uuid", &opts.uuid, "<uuid>",
+			   "filesystem UUID (default: derived from the content)"),
+		OPT_END(),
+	};
+	const struct opt_cmd cmd = {
+		.name = "mkfs",
+		.usage = usage,
+		.opts = options,
+		.footer = footer,
+	};
+	size_t i;
 	uint64_t size = 0;
 	char sz[32];
-	int c, r = 1;
+	int n, r = 1;
 
-	srcs = xcalloc((size_t)argc, sizeof(*srcs));
-	is_overlay = xcalloc((size_t)argc, sizeof(*is_overlay));
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
-		switch (c) {
-		case OPT_FROM:
-		case OPT_OVERLAY:
-			is_overlay[n_srcs] = c == OPT_OVERLAY;
-			srcs[n_srcs++] = optarg;
-			break;
-		case 'o':
-			out = optarg;
-			break;
-		case OPT_SIZE:
-			if (!strcmp(optarg, "auto")) {
-				opts.size = 0;
-			} else if (parse_size(optarg, &size) < 0 || size < (1 << 20)) {
-				error("mkfs: invalid --size '%s': give 'auto' or a size such as 512M or 2G "
-				      "(at least 1M)", optarg);
-				r = EXIT_USAGE;
-				goto out;
-			} else {
-				opts.size = size;
-			}
-			break;
-		case OPT_HEADROOM: {
-			char *end;
-			long v = strtol(optarg, &end, 10);
-
-			if (*end || end == optarg || v < 0 || v > 1000) {
-				error("mkfs: invalid --headroom '%s': give a percentage from 0 to 1000",
-				      optarg);
-				r = EXIT_USAGE;
-				goto out;
-			}
-			opts.headroom_percent = (unsigned)v;
-			break;
-		}
-		case OPT_LABEL:
-			opts.label = optarg;
-			break;
-		case OPT_UUID:
-			opts.uuid = optarg;
-			break;
-		case 'h':
-			r = usage_print(usage, true);
-			goto out;
-		default:
-			error("mkfs: unknown option '%s'; see 'imgforge mkfs --help'",
-			      argv[optind - 1]);
-			r = EXIT_USAGE;
-			goto out;
-		}
+	n = parse_options(&cmd, argc, argv);
+	if (n < 0) {
+		r = opt_exit_status(n);
+		goto out;
 	}
-	if (optind < argc) {
-		error("mkfs: unexpected argument '%s'; sources are given with --from", argv[optind]);
+	if (n > 0) {
+		error("mkfs: unexpected argument '%s'; sources are given with --from", argv[0]);
 		r = EXIT_USAGE;
 		goto out;
 	}
-	if (!out || n_srcs == 0) {
+	if (!out || srcs.n == 0) {
 		error("mkfs: %s; see 'imgforge mkfs --help'",
 		      !out ? "no output given (-o <file>)" : "no source given (--from <src>)");
 		r = EXIT_USAGE;
@@ -158,9 +147,9 @@ int cmd_mkfs(int argc, char **argv)
 
 	t = tree_new();
 	tree_set_default_mtime(t, opts.epoch);
-	for (i = 0; i < n_srcs; i++) {
-		verbose("mkfs: reading '%s'", srcs[i]);
-		if (add_source(t, srcs[i], is_overlay[i], &err) < 0) {
+	for (i = 0; i < srcs.n; i++) {
+		verbose("mkfs: reading '%s'", srcs.path[i]);
+		if (add_source(t, srcs.path[i], srcs.is_overlay[i], &err) < 0) {
 			error("%s", err.buf);
 			goto out;
 		}
@@ -175,7 +164,7 @@ int cmd_mkfs(int argc, char **argv)
 out:
 	tree_free(t);
 	strbuf_release(&err);
-	free(srcs);
-	free(is_overlay);
+	free(srcs.path);
+	free(srcs.is_overlay);
 	return r;
 }

@@ -3,8 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cmd/cmd.h"
 #include "build/keys.h"
+#include "cmd/cmd.h"
 #include "recipe/recipe.h"
 #include "core/util.h"
 
@@ -15,12 +15,7 @@ static const char plan_usage[] =
 	"Print the fully resolved recipe (after includes, profile and variables) and\n"
 	"one content hash per build stage: base, rootfs and disk. `imgforge build`\n"
 	"uses these hashes as cache keys. The same inputs give the same output, byte\n"
-	"for byte.\n"
-	"\n"
-	"   --profile P        apply profile P from the file's profiles: map\n"
-	"   --set NAME=VALUE   set a variable (wins over the recipe's variables:)\n"
-	"   --mirror URL       shorthand for --set mirror=URL\n"
-	"   --json             print JSON instead of YAML\n";
+	"for byte.\n";
 
 int cmd_plan(int argc, char **argv)
 {
@@ -28,20 +23,18 @@ int cmd_plan(int argc, char **argv)
 	struct recipe *r = NULL;
 	struct strbuf out = STRBUF_INIT;
 	struct stage_keys keys;
-	struct diags d = { 0 };
-	int ret = 0;
+	const struct opt opts[] = {
+		RECIPE_OPTIONS(&a),
+		OPT_FLAG(0, "json", &a.json, "print JSON instead of YAML"),
+		OPT_END(),
+	};
+	const struct opt_cmd cmd = { .name = "plan", .usage = plan_usage, .opts = opts };
+	int ret;
 
-	if (recipe_cmd_parse("plan", plan_usage, argc, argv, &a, NULL, NULL, &ret) < 0)
+	ret = recipe_cmd_load(&cmd, argc, argv, &a, &r, &keys);
+	if (ret >= 0)
 		goto out;
-	if (recipe_args_load(&a, &r) < 0) {
-		ret = 1;
-		goto out;
-	}
-	if (keys_compute(r, &keys, &d) < 0) {
-		diags_print(&d);
-		ret = 1;
-		goto out;
-	}
+	ret = 0;
 	if (a.json)
 		keys_print_json(r, &keys, &out, true);
 	else if (keys_print_yaml(r, &keys, &out) < 0) {
@@ -55,7 +48,6 @@ int cmd_plan(int argc, char **argv)
 		ret = 1;
 	}
 out:
-	diags_release(&d);
 	strbuf_release(&out);
 	recipe_free(r);
 	recipe_args_release(&a);

@@ -5,7 +5,6 @@
  * parsing and the way the registry is found.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,35 +17,23 @@
 #include "store/registry.h"
 #include "core/util.h"
 
-#define COMMON_OPTIONS                                                                             \
-	"   --json              print JSON\n"                                                      \
-	"   --registry <path>   the registry database (default: registry.db in the cache\n"        \
-	"                       directory)\n"                                                      \
-	"   --cache <dir>       the cache directory (default $XDG_CACHE_HOME/imgforge)\n"
-
 static const char usage_ls[] = "usage: imgforge ls [--json] [--registry <path>] [--cache <dir>]\n"
 			       "\n"
-			       "List the registered builds, oldest first.\n"
-			       "\n" COMMON_OPTIONS "\n"
-			       "See docs/registry.md.\n";
+			       "List the registered builds, oldest first.\n";
 
 static const char usage_show[] =
 	"usage: imgforge show <build> [--json] [--registry <path>] [--cache <dir>]\n"
 	"\n"
 	"Show a registered build: its inputs, stage keys, outputs and packages (and,\n"
 	"with --json, its file list). <build> is a build id or a unique prefix of one;\n"
-	"'imgforge ls' lists them.\n"
-	"\n" COMMON_OPTIONS "\n"
-	"See docs/registry.md.\n";
+	"'imgforge ls' lists them.\n";
 
 static const char usage_diff[] =
 	"usage: imgforge diff <build1> <build2> [--json] [--registry <path>] [--cache <dir>]\n"
 	"\n"
 	"Compare two registered builds: packages added, removed, upgraded and\n"
 	"downgraded (by dpkg's version order), and files added, removed and changed\n"
-	"(content, mode, owner or size).\n"
-	"\n" COMMON_OPTIONS "\n"
-	"See docs/registry.md.\n";
+	"(content, mode, owner or size).\n";
 
 struct reg_opts {
 	const char *name;
@@ -58,43 +45,30 @@ struct reg_opts {
 	int n_args;
 };
 
-enum { OPT_JSON = 256, OPT_REGISTRY, OPT_CACHE };
-
 /* Parse the options common to ls/show/diff; returns -1 to go on, else an exit status. */
 static int parse_opts(int argc, char **argv, struct reg_opts *o, int want_args)
 {
-	static const struct option longopts[] = {
-		{"json", no_argument, NULL, OPT_JSON},
-		{"registry", required_argument, NULL, OPT_REGISTRY},
-		{"cache", required_argument, NULL, OPT_CACHE},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	const struct opt opts[] = {
+		OPT_FLAG(0, "json", &o->json, "print JSON"),
+		OPT_STRING(0, "registry", &o->registry, "<path>",
+			   "the registry database (default: registry.db in the cache\n"
+			   "directory)"),
+		OPT_STRING(0, "cache", &o->cache, "<dir>",
+			   "the cache directory (default $XDG_CACHE_HOME/imgforge)"),
+		OPT_END(),
 	};
-	int c;
+	const struct opt_cmd cmd = {
+		.name = o->name,
+		.usage = o->usage,
+		.opts = opts,
+		.footer = "See docs/registry.md.\n",
+	};
+	int n = parse_options(&cmd, argc, argv);
 
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case OPT_JSON:
-			o->json = true;
-			break;
-		case OPT_REGISTRY:
-			o->registry = optarg;
-			break;
-		case OPT_CACHE:
-			o->cache = optarg;
-			break;
-		case 'h':
-			return usage_print(o->usage, true);
-		default:
-			error("%s: unknown option '%s'; see 'imgforge %s --help'", o->name,
-			      argv[optind - 1], o->name);
-			return EXIT_USAGE;
-		}
-	}
-	o->args = argv + optind;
-	o->n_args = argc - optind;
+	if (n < 0)
+		return opt_exit_status(n);
+	o->args = argv;
+	o->n_args = n;
 	if (o->n_args != want_args) {
 		if (o->n_args > want_args)
 			error("%s: unexpected argument '%s'; see 'imgforge %s --help'", o->name,
@@ -143,15 +117,6 @@ fail:
 	error("%s: %s", o->name, strbuf_str(&err));
 	strbuf_release(&err);
 	return 1;
-}
-
-static void format_time(int64_t t, char *buf, size_t len)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	if (!gmtime_r(&tt, &tm) || !strftime(buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm))
-		snprintf(buf, len, "%" PRId64, t);
 }
 
 static void flush_out(struct strbuf *out)
@@ -227,7 +192,7 @@ int cmd_ls(int argc, char **argv)
 		strbuf_addf(&out, "%-24s  %-16s  %-10s  %-10s  %-23s  %s\n", "BUILD", "IMAGE",
 			    "VERSION", "PROFILE", "CREATED", "PACKAGES");
 		for (i = 0; i < n; i++) {
-			format_time(s[i].created, when, sizeof(when));
+			format_time(s[i].created, true, when, sizeof(when));
 			strbuf_addf(&out, "%-24s  %-16s  %-10s  %-10s  %-23s  %zu\n", s[i].id,
 				    s[i].image, s[i].version, s[i].profile ? s[i].profile : "-",
 				    when, s[i].n_packages);
@@ -319,7 +284,7 @@ static void show_text(const struct registry_build *b, struct strbuf *out)
 	char when[64], sz[32];
 	size_t i;
 
-	format_time(b->created, when, sizeof(when));
+	format_time(b->created, true, when, sizeof(when));
 	strbuf_addf(out, "build     %s\n", b->id);
 	strbuf_addf(out, "image     %s %s", b->image, b->version);
 	if (b->profile)

@@ -1,8 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -258,6 +256,22 @@ const char *strbuf_str(struct strbuf *sb)
 	return sb->buf;
 }
 
+void strbuf_add_le16(struct strbuf *sb, uint16_t v)
+{
+	uint8_t b[2];
+
+	put_le16(b, v);
+	strbuf_add(sb, b, sizeof(b));
+}
+
+void strbuf_add_le32(struct strbuf *sb, uint32_t v)
+{
+	uint8_t b[4];
+
+	put_le32(b, v);
+	strbuf_add(sb, b, sizeof(b));
+}
+
 void strbuf_release(struct strbuf *sb)
 {
 	free(sb->buf);
@@ -354,253 +368,4 @@ const char *format_size(uint64_t n, char *buf, size_t len)
 	else
 		snprintf(buf, len, "%.1f %s", v, units[u]);
 	return buf;
-}
-
-/* --- files --- */
-
-int read_fd(int fd, size_t max, char **ret_buf, size_t *ret_len)
-{
-	struct strbuf sb = STRBUF_INIT;
-	struct stat st;
-	char chunk[65536];
-
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (S_ISDIR(st.st_mode))
-		return -EISDIR;
-	if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > max)
-		return -EFBIG;
-	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof(chunk));
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			strbuf_release(&sb);
-			return -errno;
-		}
-		if (n == 0)
-			break;
-		if (sb.len + (size_t)n > max) {
-			strbuf_release(&sb);
-			return -EFBIG;
-		}
-		strbuf_add(&sb, chunk, (size_t)n);
-	}
-	*ret_len = sb.len;
-	*ret_buf = strbuf_detach(&sb);
-	return 0;
-}
-
-int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len)
-{
-	_cleanup_close_ int fd = -1;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	return read_fd(fd, max, ret_buf, ret_len);
-}
-
-int write_file_atomic(const char *path, const void *data, size_t len, unsigned mode)
-{
-	_cleanup_free_ char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
-	const char *p = data;
-	int fd, r = 0;
-
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	if (fd < 0)
-		return -errno;
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			r = -errno;
-			break;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
-	if (close(fd) < 0 && r == 0)
-		r = -errno;
-	if (r == 0 && rename(tmp, path) < 0)
-		r = -errno;
-	if (r < 0)
-		unlink(tmp);
-	return r;
-}
-
-int copy_range(int in, uint64_t in_off, int out, uint64_t out_off, uint64_t len)
-{
-	static char buf[1 << 20];
-	bool fallback = false;
-
-	while (len > 0) {
-		ssize_t n;
-
-		if (!fallback) {
-			loff_t oi = (loff_t)in_off, oo = (loff_t)out_off;
-			n = copy_file_range(in, &oi, out, &oo, len, 0);
-			if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
-				      errno == EOPNOTSUPP)) {
-				fallback = true;
-				continue;
-			}
-		} else {
-			size_t want = len < sizeof(buf) ? (size_t)len : sizeof(buf);
-			n = pread(in, buf, want, (off_t)in_off);
-			if (n > 0) {
-				ssize_t w = 0, k;
-				while (w < n) {
-					k = pwrite(out, buf + w, (size_t)(n - w), (off_t)(out_off + (uint64_t)w));
-					if (k < 0) {
-						if (errno == EINTR)
-							continue;
-						return -errno;
-					}
-					w += k;
-				}
-			}
-		}
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO; /* the source is shorter than it said */
-		in_off += (uint64_t)n;
-		out_off += (uint64_t)n;
-		len -= (uint64_t)n;
-	}
-	return 0;
-}
-
-int mkdir_p(const char *path, unsigned mode)
-{
-	_cleanup_free_ char *p = xstrdup(path);
-	char *s;
-
-	for (s = p + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(p, mode) < 0 && errno != EEXIST)
-			return -errno;
-		*s = '/';
-	}
-	if (mkdir(p, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
-int rm_rf(const char *path)
-{
-	struct stat st;
-	DIR *d;
-	struct dirent *de;
-	int r = 0;
-
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISDIR(st.st_mode))
-		return unlink(path) < 0 ? -errno : 0;
-	d = opendir(path);
-	if (!d)
-		return -errno;
-	while ((de = readdir(d))) {
-		_cleanup_free_ char *sub = NULL;
-		int k;
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		sub = path_join(path, de->d_name);
-		k = rm_rf(sub);
-		if (k < 0 && r == 0)
-			r = k;
-	}
-	closedir(d);
-	if (rmdir(path) < 0 && r == 0)
-		r = -errno;
-	return r;
-}
-
-char *path_join(const char *a, const char *b)
-{
-	size_t la = strlen(a);
-
-	if (!la)
-		return xstrdup(b);
-	while (*b == '/')
-		b++;
-	if (a[la - 1] == '/')
-		return xasprintf("%s%s", a, b);
-	return xasprintf("%s/%s", a, b);
-}
-
-char *path_dirname(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-
-	if (!slash)
-		return xstrdup(".");
-	if (slash == path)
-		return xstrdup("/");
-	return xstrndup(path, (size_t)(slash - path));
-}
-
-char *path_normalize(char *path)
-{
-	bool abs = path[0] == '/';
-	char **parts = NULL;
-	size_t n = 0, alloc = 0, i;
-	char *copy = xstrdup(path), *tok, *save = NULL;
-	struct strbuf sb = STRBUF_INIT;
-
-	for (tok = strtok_r(copy, "/", &save); tok; tok = strtok_r(NULL, "/", &save)) {
-		if (!strcmp(tok, "."))
-			continue;
-		if (!strcmp(tok, "..") && n > 0 && strcmp(parts[n - 1], "..")) {
-			n--;
-			continue;
-		}
-		if (!strcmp(tok, "..") && abs)
-			continue;
-		GROW(parts, alloc, n + 1);
-		parts[n++] = tok;
-	}
-	if (abs)
-		strbuf_addch(&sb, '/');
-	for (i = 0; i < n; i++)
-		strbuf_addf(&sb, "%s%s", i ? "/" : "", parts[i]);
-	if (!sb.len)
-		strbuf_addch(&sb, '.');
-	/* The result is never longer than the input. */
-	memcpy(path, sb.buf, sb.len + 1);
-	strbuf_release(&sb);
-	free(parts);
-	free(copy);
-	return path;
-}
-
-const char *path_basename(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	return slash ? slash + 1 : path;
-}
-
-int64_t source_date_epoch(int64_t fallback)
-{
-	const char *s = getenv("SOURCE_DATE_EPOCH");
-	char *end;
-	long long v;
-
-	if (!s || !*s)
-		return fallback;
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno || *end || v < 0)
-		return fallback;
-	return v;
 }

@@ -33,6 +33,14 @@
 		_p;                                                                                \
 	})
 
+/* Hand a descriptor on: return it and leave -1 behind, so _cleanup_close_ skips it. */
+#define TAKE_FD(fd)                                                                                \
+	({                                                                                         \
+		int _fd = (fd);                                                                    \
+		(fd) = -1;                                                                         \
+		_fd;                                                                               \
+	})
+
 void freep(void *p);
 void fclosep(void *p);
 void closep(const int *fd);
@@ -103,39 +111,30 @@ int parse_size(const char *s, uint64_t *ret);
 /* Format a byte count for people: "1.5 GiB". Writes into buf. */
 const char *format_size(uint64_t n, char *buf, size_t len);
 
-/* --- files --------------------------------------------------------------------- */
-/*
- * Read a whole file into a NUL-terminated malloc'd buffer. Files larger than
- * max bytes give -EFBIG (nothing is allocated). *ret_buf is the caller's.
- */
-int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len);
-/* The same from an open file descriptor, read to its end (not closed). */
-int read_fd(int fd, size_t max, char **ret_buf, size_t *ret_len);
-/* Write data to path atomically (temp file in the same directory, fsync, rename). */
-int write_file_atomic(const char *path, const void *data, size_t len, unsigned mode);
-/*
- * Copy len bytes from in at in_off to out at out_off: copy_file_range()
- * where the kernel can (same filesystem), read/write where it cannot.
- */
-int copy_range(int in, uint64_t in_off, int out, uint64_t out_off, uint64_t len);
-/* mkdir -p */
-int mkdir_p(const char *path, unsigned mode);
-/* rm -rf; returns -errno of the first failure. */
-int rm_rf(const char *path);
+/* --- little-endian fields of on-disk formats ------------------------------------ */
+static inline void put_le16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
 
-/* Join two paths with one '/', result malloc'd. */
-char *path_join(const char *a, const char *b);
-/* Directory part of a path ("." when none), malloc'd. */
-char *path_dirname(const char *path);
-/*
- * Normalise a path in place, lexically: drop "." components and repeated
- * slashes, fold "dir/.." pairs. Leading ".." of a relative path stay.
- */
-char *path_normalize(char *path);
-/* Base name, pointing into path. */
-const char *path_basename(const char *path);
+static inline void put_le32(uint8_t *p, uint32_t v)
+{
+	put_le16(p, (uint16_t)v);
+	put_le16(p + 2, (uint16_t)(v >> 16));
+}
 
-/* SOURCE_DATE_EPOCH if set and valid, else fallback. */
-int64_t source_date_epoch(int64_t fallback);
+static inline void put_le64(uint8_t *p, uint64_t v)
+{
+	put_le32(p, (uint32_t)v);
+	put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
+void strbuf_add_le16(struct strbuf *sb, uint16_t v);
+void strbuf_add_le32(struct strbuf *sb, uint32_t v);
+
+/* Files and paths; clocks and timestamps. */
+#include "core/file.h"
+#include "core/clock.h"
 
 #endif

@@ -30,18 +30,6 @@ struct layout {
 	uint32_t cbytes;
 };
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
-
 /* Split into an 8.3 name; -EINVAL if it needs a long name. */
 static int short_name(const char *name, uint8_t out[11], uint8_t *ntres)
 {
@@ -186,14 +174,14 @@ static void dirent(uint8_t *e, const uint8_t name[11], uint8_t attr, uint8_t ntr
 	memcpy(e, name, 11);
 	e[11] = attr;
 	e[12] = ntres;
-	put16(e + 14, t);
-	put16(e + 16, d);
-	put16(e + 18, d);
-	put16(e + 20, (uint16_t)(cluster >> 16));
-	put16(e + 22, t);
-	put16(e + 24, d);
-	put16(e + 26, (uint16_t)cluster);
-	put32(e + 28, size);
+	put_le16(e + 14, t);
+	put_le16(e + 16, d);
+	put_le16(e + 18, d);
+	put_le16(e + 20, (uint16_t)(cluster >> 16));
+	put_le16(e + 22, t);
+	put_le16(e + 24, d);
+	put_le16(e + 26, (uint16_t)cluster);
+	put_le32(e + 28, size);
 }
 
 /* Write only the non-zero sectors of buf: the region already reads as zeros. */
@@ -204,10 +192,13 @@ static int write_sparse(int fd, const uint8_t *buf, size_t len, uint64_t off)
 
 	for (i = 0; i < len; i += SECTOR) {
 		size_t n = len - i < SECTOR ? len - i : SECTOR;
+		int r;
+
 		if (!memcmp(buf + i, zero, n))
 			continue;
-		if (pwrite(fd, buf + i, n, (off_t)(off + i)) != (ssize_t)n)
-			return errno ? -errno : -EIO;
+		r = pwrite_all(fd, buf + i, n, off + i);
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }
@@ -320,22 +311,22 @@ int fat_write(int fd, uint64_t offset, const struct fat_opts *o, const struct fa
 		uint8_t *b = resv;
 		b[0] = 0xEB, b[1] = 0x58, b[2] = 0x90;
 		memcpy(b + 3, "IMGFORGE", 8);
-		put16(b + 11, SECTOR);
+		put_le16(b + 11, SECTOR);
 		b[13] = (uint8_t)l.spc;
-		put16(b + 14, RESERVED);
+		put_le16(b + 14, RESERVED);
 		b[16] = 2;
 		b[21] = 0xF8;
-		put16(b + 24, 32);
-		put16(b + 26, 64);
-		put32(b + 28, o->hidden_sectors);
-		put32(b + 32, l.total);
-		put32(b + 36, l.fatsz);
-		put32(b + 44, 2);
-		put16(b + 48, 1);
-		put16(b + 50, 6);
+		put_le16(b + 24, 32);
+		put_le16(b + 26, 64);
+		put_le32(b + 28, o->hidden_sectors);
+		put_le32(b + 32, l.total);
+		put_le32(b + 36, l.fatsz);
+		put_le32(b + 44, 2);
+		put_le16(b + 48, 1);
+		put_le16(b + 50, 6);
 		b[64] = 0x80;
 		b[66] = 0x29;
-		put32(b + 67, o->volume_id);
+		put_le32(b + 67, o->volume_id);
 		memset(b + 71, ' ', 11);
 		for (i = 0; o->label && o->label[i] && i < 11; i++)
 			b[71 + i] = (uint8_t)toupper((unsigned char)o->label[i]);
@@ -343,18 +334,18 @@ int fat_write(int fd, uint64_t offset, const struct fat_opts *o, const struct fa
 		b[510] = 0x55, b[511] = 0xAA;
 
 		b = resv + SECTOR;
-		put32(b, 0x41615252);
-		put32(b + 484, 0x61417272);
-		put32(b + 488, l.clusters + 2 - l.next);
-		put32(b + 492, l.next);
-		put32(b + 508, 0xAA550000);
+		put_le32(b, 0x41615252);
+		put_le32(b + 484, 0x61417272);
+		put_le32(b + 488, l.clusters + 2 - l.next);
+		put_le32(b + 492, l.next);
+		put_le32(b + 508, 0xAA550000);
 		memcpy(resv + 6 * SECTOR, resv, 2 * SECTOR);
 	}
 	r = write_sparse(fd, resv, RESERVED * SECTOR, offset);
 
 	fatbuf = xcalloc(l.fatsz, SECTOR);
 	for (i = 0; i < (size_t)l.clusters + 2; i++)
-		put32(fatbuf + 4 * i, l.fat[i]);
+		put_le32(fatbuf + 4 * i, l.fat[i]);
 	if (r == 0)
 		r = write_sparse(fd, fatbuf, (size_t)l.fatsz * SECTOR, offset + RESERVED * SECTOR);
 	if (r == 0)

@@ -20,26 +20,6 @@ uint32_t gpt_crc32(const void *buf, size_t len)
 	return (uint32_t)crc32(0L, buf, (uInt)len);
 }
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	int i;
-	for (i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	int i;
-	for (i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 static int hexval(int c)
 {
 	if (c >= '0' && c <= '9')
@@ -99,24 +79,6 @@ void gpt_guid_derive(const char *seed, const char *name, uint8_t ret[16])
 	ret[8] = (uint8_t)((ret[8] & 0x3f) | 0x80);
 }
 
-static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
-{
-	const uint8_t *p = buf;
-
-	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
 static void header(uint8_t *h, const struct gpt *g, uint64_t my_lba, uint64_t alt_lba,
 		   uint64_t entries_lba, uint32_t entries_crc)
 {
@@ -124,18 +86,18 @@ static void header(uint8_t *h, const struct gpt *g, uint64_t my_lba, uint64_t al
 
 	memset(h, 0, GPT_SECTOR);
 	memcpy(h, "EFI PART", 8);
-	put32(h + 8, 0x00010000);
-	put32(h + 12, 92);
-	put64(h + 24, my_lba);
-	put64(h + 32, alt_lba);
-	put64(h + 40, 2 + ENTRY_SECTORS);	  /* first usable */
-	put64(h + 48, last - ENTRY_SECTORS - 1); /* last usable */
+	put_le32(h + 8, 0x00010000);
+	put_le32(h + 12, 92);
+	put_le64(h + 24, my_lba);
+	put_le64(h + 32, alt_lba);
+	put_le64(h + 40, 2 + ENTRY_SECTORS);	  /* first usable */
+	put_le64(h + 48, last - ENTRY_SECTORS - 1); /* last usable */
 	memcpy(h + 56, g->disk_uuid, 16);
-	put64(h + 72, entries_lba);
-	put32(h + 80, GPT_MAX_PARTS);
-	put32(h + 84, ENTRY_SIZE);
-	put32(h + 88, entries_crc);
-	put32(h + 16, gpt_crc32(h, 92));
+	put_le64(h + 72, entries_lba);
+	put_le32(h + 80, GPT_MAX_PARTS);
+	put_le32(h + 84, ENTRY_SIZE);
+	put_le32(h + 88, entries_crc);
+	put_le32(h + 16, gpt_crc32(h, 92));
 }
 
 int gpt_write(int fd, const struct gpt *g, struct strbuf *err)
@@ -179,11 +141,11 @@ int gpt_write(int fd, const struct gpt *g, struct strbuf *err)
 		}
 		memcpy(e, p->type, 16);
 		memcpy(e + 16, p->uuid, 16);
-		put64(e + 32, first);
-		put64(e + 40, lastp);
-		put64(e + 48, p->attrs);
+		put_le64(e + 32, first);
+		put_le64(e + 40, lastp);
+		put_le64(e + 48, p->attrs);
 		for (j = 0; j < 36 && p->name[j]; j++)
-			put16(e + 56 + 2 * j, (uint8_t)p->name[j]);
+			put_le16(e + 56 + 2 * j, (uint8_t)p->name[j]);
 	}
 	ecrc = gpt_crc32(entries, ENTRIES_BYTES);
 
@@ -194,8 +156,8 @@ int gpt_write(int fd, const struct gpt *g, struct strbuf *err)
 	mbr[446 + 1] = 0x00, mbr[446 + 2] = 0x02, mbr[446 + 3] = 0x00; /* CHS 0/0/2 */
 	mbr[446 + 4] = 0xEE;
 	mbr[446 + 5] = 0xFF, mbr[446 + 6] = 0xFF, mbr[446 + 7] = 0xFF;
-	put32(mbr + 446 + 8, 1);
-	put32(mbr + 446 + 12, last_lba > 0xFFFFFFFFULL ? 0xFFFFFFFFU : (uint32_t)last_lba);
+	put_le32(mbr + 446 + 8, 1);
+	put_le32(mbr + 446 + 12, last_lba > 0xFFFFFFFFULL ? 0xFFFFFFFFU : (uint32_t)last_lba);
 	mbr[510] = 0x55;
 	mbr[511] = 0xAA;
 

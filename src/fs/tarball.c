@@ -219,19 +219,6 @@ static int acl_ent_cmp(const void *a, const void *b)
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
-static void put_le16(struct strbuf *sb, uint16_t v)
-{
-	char b[2] = { (char)(v & 0xff), (char)(v >> 8) };
-
-	strbuf_add(sb, b, 2);
-}
-
-static void put_le32(struct strbuf *sb, uint32_t v)
-{
-	put_le16(sb, (uint16_t)(v & 0xffff));
-	put_le16(sb, (uint16_t)(v >> 16));
-}
-
 /*
  * POSIX.1e ACLs of an entry (pax SCHILY.acl.*, libarchive's ACL interface)
  * as the value of system.posix_acl_access or _default in the Linux xattr
@@ -274,11 +261,11 @@ static bool acl_xattr(struct archive_entry *e, int type, struct strbuf *out)
 		i++;
 	}
 	qsort(v, (size_t)i, sizeof(*v), acl_ent_cmp);
-	put_le32(out, 2);
+	strbuf_add_le32(out, 2);
 	for (n = 0; n < i; n++) {
-		put_le16(out, v[n].tag);
-		put_le16(out, v[n].perm);
-		put_le32(out, v[n].id);
+		strbuf_add_le16(out, v[n].tag);
+		strbuf_add_le16(out, v[n].perm);
+		strbuf_add_le32(out, v[n].id);
 	}
 	free(v);
 	return i > 0;

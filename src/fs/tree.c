@@ -567,7 +567,7 @@ static int scan_host_file(struct tree_inode *ino, const char *path, const struct
 {
 	_cleanup_close_ int fd = -1;
 	struct stat st;
-	off_t pos = 0;
+	uint64_t pos = 0, off = 0, len = 0;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0 || fstat(fd, &st) < 0)
@@ -577,17 +577,10 @@ static int scan_host_file(struct tree_inode *ino, const char *path, const struct
 	ino->size = (uint64_t)st.st_size;
 	ino->data_bytes = 0;
 	ino->data_runs = 0;
-	while (pos < st.st_size) {
-		off_t data = lseek(fd, pos, SEEK_DATA), hole;
-
-		if (data < 0 || data >= st.st_size)
-			break; /* ENXIO: only a hole is left */
-		hole = lseek(fd, data, SEEK_HOLE);
-		if (hole < 0 || hole > st.st_size)
-			hole = st.st_size;
+	while (next_data_extent(fd, pos, ino->size, &off, &len) > 0) {
 		ino->data_runs++;
-		ino->data_bytes += (uint64_t)(hole - data);
-		pos = hole;
+		ino->data_bytes += len;
+		pos = off + len;
 	}
 	return 0;
 }
@@ -1225,7 +1218,8 @@ static int stream_host(struct tree_inode *ino, const struct tree_content_ops *op
 {
 	_cleanup_close_ int fd = -1;
 	static char buf[1 << 20];
-	off_t pos = 0, size = (off_t)ino->size;
+	uint64_t next = 0, off = 0, len = 0;
+	off_t pos, hole;
 	int r = 0;
 
 	fd = open(ino->host_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -1233,15 +1227,10 @@ static int stream_host(struct tree_inode *ino, const struct tree_content_ops *op
 		strbuf_addf(err, "cannot open '%s': %s", ino->host_path, strerror(errno));
 		return -errno;
 	}
-	while (pos < size && r >= 0) {
-		off_t data = lseek(fd, pos, SEEK_DATA), hole;
-
-		if (data < 0 || data >= size)
-			break;
-		hole = lseek(fd, data, SEEK_HOLE);
-		if (hole < 0 || hole > size)
-			hole = size;
-		for (pos = data; pos < hole && r >= 0;) {
+	while (r >= 0 && next_data_extent(fd, next, ino->size, &off, &len) > 0) {
+		hole = (off_t)(off + len);
+		next = off + len;
+		for (pos = (off_t)off; pos < hole && r >= 0;) {
 			size_t want = (size_t)(hole - pos) < sizeof(buf) ? (size_t)(hole - pos)
 									 : sizeof(buf);
 			ssize_t n = pread(fd, buf, want, pos);

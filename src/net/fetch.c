@@ -59,21 +59,6 @@ static int ensure_curl_init(struct strbuf *err)
 	return 0;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t k = write(fd, p, n);
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
 /* Remember where the body of the current response starts, to check resumes. */
 static size_t header_cb(char *data, size_t size, size_t nmemb, void *userdata)
 {
@@ -137,14 +122,6 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *userdata)
 	sha256_update(x->h, data, n);
 	x->written += n;
 	return n;
-}
-
-static int64_t monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /*
@@ -415,16 +392,6 @@ static void describe_failure(struct strbuf *err, const char *url, CURLcode c, lo
 		strbuf_addf(err, " (gave up after %u attempts)", attempts);
 }
 
-/* fsync the directory holding path, so that a rename into it is durable. */
-static void fsync_parent(const char *path)
-{
-	_cleanup_free_ char *dir = path_dirname(path);
-	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd >= 0)
-		(void)fsync(fd);
-}
-
 static int finish(struct xfer *x, const char *url, const char *dest, const char *want,
 		  char *ret_sha256, struct strbuf *err)
 {
@@ -449,7 +416,7 @@ static int finish(struct xfer *x, const char *url, const char *dest, const char 
 		strbuf_addf(err, "cannot rename '%s' to '%s': %s", x->part, dest, strerror(errno));
 		return r;
 	}
-	fsync_parent(dest);
+	(void)fsync_parent(dest);
 	if (ret_sha256)
 		memcpy(ret_sha256, got, SHA256_HEX_LEN);
 	return 0;

@@ -111,14 +111,6 @@ const char *cache_dir(const struct cache *c)
 	return c->dir;
 }
 
-static void fsync_dir(const char *dir)
-{
-	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd >= 0)
-		(void)fsync(fd);
-}
-
 /* Cache times are wall-clock times of use, not SOURCE_DATE_EPOCH. */
 static int64_t now(void)
 {
@@ -431,7 +423,7 @@ int cache_store(struct cache *c, const char *key, const char *stage, const char 
 		goto fail;
 	}
 	renamed = true;
-	fsync_dir(c->objects);
+	(void)fsync_dir(c->objects);
 	if (stat(obj, &st) < 0) {
 		r = -errno;
 		strbuf_addf(err, "cannot stat '%s': %s", obj, strerror(errno));

@@ -497,47 +497,6 @@ static void boot_on_signal(int sig)
 	boot_signal = sig;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int copy_file(const char *src, const char *dst)
-{
-	_cleanup_close_ int in = -1, out = -1;
-	char buf[65536];
-	ssize_t n;
-
-	in = open(src, O_RDONLY | O_CLOEXEC);
-	if (in < 0)
-		return -errno;
-	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (out < 0)
-		return -errno;
-	while ((n = read(in, buf, sizeof(buf))) != 0) {
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		for (char *p = buf; n > 0;) {
-			ssize_t w = write(out, p, (size_t)n);
-
-			if (w < 0) {
-				if (errno == EINTR)
-					continue;
-				return -errno;
-			}
-			p += w;
-			n -= w;
-		}
-	}
-	return 0;
-}
-
 /* What one run needs besides the options: pipes, child, buffers. */
 struct boot_run {
 	const struct qemu_boot_opts *o;
@@ -643,8 +602,8 @@ static void boot_stop(struct boot_run *b, const sigset_t *unblocked)
 	if (boot_reap(b, false))
 		return;
 	kill(b->pid, SIGTERM);
-	end = now_ms() + STOP_GRACE_MS;
-	while (!boot_reap(b, false) && now_ms() < end) {
+	end = monotonic_ms() + STOP_GRACE_MS;
+	while (!boot_reap(b, false) && monotonic_ms() < end) {
 		boot_wait(b, 50, unblocked);
 		boot_drain(b);
 	}
@@ -702,7 +661,7 @@ static int boot_once(const struct qemu_boot_opts *o, const struct qemu_opts *vm,
 		goto out;
 	}
 	fflush(NULL);
-	start = now_ms();
+	start = monotonic_ms();
 	b.pid = fork();
 	if (b.pid < 0) {
 		r = -errno;
@@ -724,7 +683,7 @@ static int boot_once(const struct qemu_boot_opts *o, const struct qemu_opts *vm,
 		int64_t t, wait = -1;
 
 		boot_drain(&b);
-		t = now_ms();
+		t = monotonic_ms();
 		/*
 		 * The firmware is printing, so QEMU has opened every file in the
 		 * temporary directory: remove it now, and nothing is left behind
@@ -771,7 +730,7 @@ static int boot_once(const struct qemu_boot_opts *o, const struct qemu_opts *vm,
 			wait = panic_deadline - t;
 		boot_wait(&b, wait, oldmask);
 	}
-	ret->seconds = (double)(now_ms() - start) / 1000.0;
+	ret->seconds = (double)(monotonic_ms() - start) / 1000.0;
 	/* What QEMU says while being stopped ("terminating on signal") is noise. */
 	err_len = b.err.len;
 
@@ -922,7 +881,7 @@ int qemu_boot(const struct qemu_boot_opts *o, struct qemu_result *ret)
 	if (vm.firmware == QEMU_FW_UEFI) {
 		/* The guest writes its variable store: give it a private copy. */
 		vars = path_join(tmpdir, "OVMF_VARS.fd");
-		r = copy_file(vm.ovmf_vars, vars);
+		r = copy_file(vm.ovmf_vars, vars, 0600);
 		if (r < 0) {
 			ret->error = xasprintf("cannot copy '%s' to '%s': %s", vm.ovmf_vars, vars,
 					       strerror(-r));

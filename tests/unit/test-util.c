@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/hash.h"
 #include "core/json.h"
@@ -171,6 +173,146 @@ TEST(test_paths)
 	CHECK_STR(path_basename("a/b/c"), "c");
 }
 
+TEST(test_le_fields)
+{
+	uint8_t b[8];
+	struct strbuf sb = STRBUF_INIT;
+
+	put_le16(b, 0x1234);
+	CHECK(b[0] == 0x34 && b[1] == 0x12);
+	put_le32(b, 0x12345678);
+	CHECK(b[0] == 0x78 && b[1] == 0x56 && b[2] == 0x34 && b[3] == 0x12);
+	put_le64(b, 0x0102030405060708ULL);
+	CHECK(b[0] == 8 && b[3] == 5 && b[4] == 4 && b[7] == 1);
+	strbuf_add_le16(&sb, 0xabcd);
+	strbuf_add_le32(&sb, 2);
+	CHECK_INT(sb.len, 6);
+	CHECK(!memcmp(sb.buf, "\xcd\xab\x02\x00\x00\x00", 6));
+	strbuf_release(&sb);
+}
+
+TEST(test_write_all)
+{
+	_cleanup_close_ int fd = open("f", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+
+	CHECK(fd >= 0);
+	CHECK_INT(write_all(fd, "hello ", 6), 0);
+	CHECK_INT(write_all(fd, "world", 5), 0);
+	CHECK_INT(pwrite_all(fd, "W", 1, 6), 0);
+	CHECK_INT(pwrite_all(fd, "!", 1, 11), 0);
+	CHECK_INT(read_file("f", 100, &buf, &len), 0);
+	CHECK_STR(buf, "hello World!");
+	CHECK_INT(write_all(-1, "x", 1), -EBADF);
+	CHECK_INT(pwrite_all(-1, "x", 1, 0), -EBADF);
+}
+
+/* A file with data at 0 and at 1 MiB + 5, holes around, 3 MiB long. */
+static void make_sparse(const char *path)
+{
+	_cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	CHECK(fd >= 0);
+	CHECK_INT(pwrite_all(fd, "head", 4, 0), 0);
+	CHECK_INT(pwrite_all(fd, "middle", 6, (1 << 20) + 5), 0);
+	CHECK(ftruncate(fd, 3 << 20) == 0);
+}
+
+TEST(test_data_extents_and_sparse_copy)
+{
+	_cleanup_close_ int fd = -1, out = -1;
+	uint64_t pos = 0, off = 0, len = 0, data = 0;
+	_cleanup_free_ char *a = NULL, *b = NULL;
+	size_t la, lb;
+	struct stat st;
+	int n = 0, r;
+
+	make_sparse("sparse");
+	fd = open("sparse", O_RDONLY | O_CLOEXEC);
+	CHECK(fd >= 0);
+	while ((r = next_data_extent(fd, pos, 3 << 20, &off, &len)) > 0) {
+		CHECK(off <= (1 << 20) + 5 && off + len >= 4);
+		data += len;
+		pos = off + len;
+		n++;
+	}
+	CHECK_INT(r, 0);
+	/* Two runs of a block or so each, unless the filesystem has no holes. */
+	CHECK(n >= 1 && n <= 2);
+	CHECK(n == 1 || data < (1 << 20));
+	CHECK_INT(next_data_extent(fd, 3 << 20, 3 << 20, &off, &len), 0);
+	/* A size shorter than the file stops the walk there. */
+	CHECK_INT(next_data_extent(fd, 0, 2, &off, &len), 1);
+	CHECK_INT(off, 0);
+	CHECK_INT(len, 2);
+
+	CHECK_INT(copy_file("sparse", "copy", 0600), 0);
+	CHECK_INT(read_file("sparse", 4 << 20, &a, &la), 0);
+	CHECK_INT(read_file("copy", 4 << 20, &b, &lb), 0);
+	CHECK_INT(lb, 3 << 20);
+	CHECK(la == lb && !memcmp(a, b, la));
+	CHECK(stat("copy", &st) == 0);
+	CHECK_INT(st.st_mode & 07777, 0600);
+	if (n == 2)
+		CHECK((uint64_t)st.st_blocks * 512 < (1 << 20)); /* the holes stayed holes */
+	CHECK_INT(copy_file("nonexistent", "copy2", 0600), -ENOENT);
+
+	/* Into the middle of another file: data runs land at out_off + offset. */
+	out = open("disk", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	CHECK(out >= 0);
+	CHECK(ftruncate(out, 8 << 20) == 0);
+	CHECK_INT(copy_sparse(fd, 3 << 20, out, 4096), 0);
+	free(b);
+	b = NULL;
+	CHECK_INT(read_file("disk", 16 << 20, &b, &lb), 0);
+	CHECK(!memcmp(b + 4096, "head", 4));
+	CHECK(!memcmp(b + 4096 + (1 << 20) + 5, "middle", 6));
+}
+
+TEST(test_fsync_dir)
+{
+	CHECK_INT(mkdir("d", 0755), 0);
+	CHECK_INT(fsync_dir("d"), 0);
+	CHECK_INT(fsync_parent("d/file"), 0);
+	CHECK_INT(fsync_dir("missing"), -ENOENT);
+}
+
+TEST(test_clocks_and_times)
+{
+	char buf[64];
+	int64_t t0 = monotonic_ms();
+
+	CHECK(t0 > 0);
+	CHECK(monotonic_ms() >= t0);
+	CHECK(seconds_since(t0) >= 0.0 && seconds_since(t0) < 60.0);
+	CHECK_STR(format_time(1700000000, false, buf, sizeof(buf)), "2023-11-14 22:13:20");
+	CHECK_STR(format_time(1700000000, true, buf, sizeof(buf)), "2023-11-14 22:13:20 UTC");
+	CHECK_STR(format_time(0, false, buf, sizeof(buf)), "1970-01-01 00:00:00");
+}
+
+TEST(test_take)
+{
+	int fd;
+	char *p;
+
+	{
+		_cleanup_close_ int owned = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		_cleanup_free_ char *s = xstrdup("kept");
+
+		CHECK(owned >= 0);
+		fd = TAKE_FD(owned);
+		CHECK_INT(owned, -1);
+		p = TAKE_PTR(s);
+		CHECK(s == NULL);
+	}
+	/* Neither was released when its variable left scope. */
+	CHECK(fcntl(fd, F_GETFD) >= 0);
+	CHECK_STR(p, "kept");
+	close(fd);
+	free(p);
+}
+
 int main(void)
 {
 	RUN(test_parse_size);
@@ -181,5 +323,11 @@ int main(void)
 	RUN(test_json_invalid_utf8);
 	RUN(test_files);
 	RUN(test_paths);
+	RUN(test_le_fields);
+	RUN(test_write_all);
+	RUN(test_data_extents_and_sparse_copy);
+	RUN(test_fsync_dir);
+	RUN(test_clocks_and_times);
+	RUN(test_take);
 	return tap_done();
 }
