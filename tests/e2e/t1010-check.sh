@@ -250,12 +250,12 @@ test_expect_success '--set without a name or without = is a usage error' '
 	mini >ok.yaml &&
 	rc=0; "$IF" check --set novalue ok.yaml 2>err || rc=$?
 	test $rc -eq 2 && test "$(wc -l <err)" -eq 1 &&
-	grep_one "error: .--set novalue.: expected NAME=VALUE" err &&
+	grep_one "error: check: .--set novalue.: expected NAME=VALUE" err &&
 	rc=0; "$IF" check --set =v ok.yaml 2>err || rc=$?
 	test $rc -eq 2 && test "$(wc -l <err)" -eq 1 &&
-	grep_one "error: .--set =v.: expected NAME=VALUE" err &&
+	grep_one "error: check: .--set =v.: expected NAME=VALUE" err &&
 	rc=0; "$IF" check --set "1x=v" ok.yaml 2>err || rc=$?
-	test $rc -eq 2 && grep_one "error: .--set 1x=v.: invalid variable name .1x." err
+	test $rc -eq 2 && grep_one "error: check: .--set 1x=v.: invalid variable name .1x." err
 '
 
 test_expect_success 'more than 256 includes is one error' '
