@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +24,7 @@
 #include "net/fetch.h"
 #include "core/hash.h"
 #include "core/json.h"
+#include "core/spawn.h"
 #include "build/pipeline.h"
 #include "store/registry.h"
 #include "build/services.h"
@@ -128,48 +128,27 @@ static const char *const minimize_excludes[] = {
 };
 
 /*
- * Copy mmdebstrap's output into the build log, and on a terminal keep one
- * live line with the elapsed time and its latest message (it does not
- * scroll; the full output is in the log).
+ * mmdebstrap's output goes to the build log (spawn_run copies it there); on
+ * a terminal one live line shows the elapsed time and its latest message
+ * (it does not scroll), and --verbose echoes every line.
  */
-static void follow_output(struct ctx *c, int fd, struct timespec *t0)
-{
-	bool live = isatty(2) && log_get_level() == LOG_NORMAL;
-	struct strbuf line = STRBUF_INIT;
-	char buf[8192];
-	ssize_t n;
+struct follow {
+	struct timespec t0;
+	bool live;
+};
 
-	while ((n = read(fd, buf, sizeof(buf))) != 0) {
-		ssize_t i;
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (write(c->log_fd, buf, (size_t)n) < 0) {
-			/* the log is best effort */
-		}
-		if (log_get_level() >= LOG_VERBOSE && write(2, buf, (size_t)n) < 0) {
-			/* nothing to do */
-		}
-		for (i = 0; i < n; i++) {
-			if (buf[i] != '\n') {
-				strbuf_addch(&line, buf[i]);
-				continue;
-			}
-			if (live && line.len) {
-				double e = elapsed(t0);
-				fprintf(stderr, "\r\033[Kbase: mmdebstrap %d:%02d %.60s",
-					(int)e / 60, (int)e % 60, line.buf);
-				fflush(stderr);
-			}
-			strbuf_reset(&line);
-		}
+static void follow_line(const char *line, void *userdata)
+{
+	struct follow *f = userdata;
+
+	if (log_get_level() >= LOG_VERBOSE)
+		fprintf(stderr, "%s\n", line);
+	if (f->live && *line) {
+		double e = elapsed(&f->t0);
+		fprintf(stderr, "\r\033[Kbase: mmdebstrap %d:%02d %.60s", (int)e / 60, (int)e % 60,
+			line);
+		fflush(stderr);
 	}
-	if (live)
-		fputs("\r\033[K", stderr);
-	close(fd);
-	strbuf_release(&line);
 }
 
 static int run_mmdebstrap(struct ctx *c, const char *out_tar)
@@ -185,10 +164,11 @@ static int run_mmdebstrap(struct ctx *c, const char *out_tar)
 	char **argv = NULL;
 	size_t n = 0, alloc = 0, i;
 	struct strbuf inc = STRBUF_INIT, cs = STRBUF_INIT;
-	struct timespec t;
+	struct spawn_opts so = { 0 };
+	struct spawn_status st;
+	struct follow f;
 	off_t log_start;
-	pid_t pid;
-	int status = 0, r = 0, pipefd[2];
+	int r = 0;
 
 #define ARG(s) (GROW(argv, alloc, n + 2), argv[n++] = (s))
 	ARG(xstrdup("mmdebstrap"));
@@ -231,39 +211,27 @@ static int run_mmdebstrap(struct ctx *c, const char *out_tar)
 		strbuf_release(&line);
 	}
 	log_start = lseek(c->log_fd, 0, SEEK_END);
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	if (pipe2(pipefd, O_CLOEXEC) < 0)
-		return fail(c, -errno, "cannot start mmdebstrap: %s", strerror(errno));
-	pid = fork();
-	if (pid == 0) {
-		int devnull = open("/dev/null", O_RDONLY);
-		if (devnull >= 0)
-			dup2(devnull, 0);
-		dup2(pipefd[1], 1);
-		dup2(pipefd[1], 2);
-		execvp(argv[0], argv);
-		dprintf(2, "E: cannot run mmdebstrap: %s\n", strerror(errno));
-		_exit(127);
-	}
-	close(pipefd[1]);
-	if (pid < 0)
-		r = fail(c, -errno, "cannot start mmdebstrap: %s", strerror(errno));
-	else {
-		follow_output(c, pipefd[0], &t);
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-			;
-		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-			_cleanup_free_ char *why = last_error_line(c->log_path, log_start);
-			if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
-				r = fail(c, -ENOENT,
-					 "mmdebstrap is not installed: install the Debian package "
-					 "'mmdebstrap' (make deps does)");
-			else
-				r = fail(c, -EIO, "mmdebstrap failed: %s (full log: %s)", why,
-					 c->log_path);
-		} else {
-			step(c, "base: mmdebstrap done in %.0f s", elapsed(&t));
-		}
+	clock_gettime(CLOCK_MONOTONIC, &f.t0);
+	f.live = isatty(2) && log_get_level() == LOG_NORMAL;
+	so.log_fd = c->log_fd;
+	so.on_line = follow_line;
+	so.userdata = &f;
+	r = spawn_run(argv, &so, &st);
+	if (f.live)
+		fputs("\r\033[K", stderr);
+	if (r == -ENOENT) {
+		r = fail(c, r, "mmdebstrap is not installed: install the Debian package "
+			       "'mmdebstrap' (make deps does)");
+	} else if (r < 0) {
+		r = fail(c, r, "cannot run mmdebstrap: %s", strerror(-r));
+	} else if (!spawn_status_ok(&st)) {
+		_cleanup_free_ char *why = last_error_line(c->log_path, log_start);
+		char how[64];
+
+		r = fail(c, -EIO, "mmdebstrap failed: %s (it %s; full log: %s)", why,
+			 spawn_status_describe(&st, how, sizeof(how)), c->log_path);
+	} else {
+		step(c, "base: mmdebstrap done in %.0f s", elapsed(&f.t0));
 	}
 	for (i = 0; i < n; i++)
 		free(argv[i]);
