@@ -148,8 +148,12 @@ int outputs_open(const char *dir, struct build_outputs **ret, struct strbuf *err
 	}
 	active = o;
 	sigemptyset(&sa.sa_mask);
-	for (i = 0; i < ARRAY_SIZE(cleanup_signals); i++)
+	for (i = 0; i < ARRAY_SIZE(cleanup_signals); i++) {
 		sigaction(cleanup_signals[i], &sa, &o->old[i]);
+		/* An ignored signal stays ignored (nohup imgforge build ...). */
+		if (!(o->old[i].sa_flags & SA_SIGINFO) && o->old[i].sa_handler == SIG_IGN)
+			sigaction(cleanup_signals[i], &o->old[i], NULL);
+	}
 	*ret = o;
 	return 0;
 fail:

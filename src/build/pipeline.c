@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -93,13 +94,58 @@ double build_elapsed(struct timespec *a)
 	return (double)(b.tv_sec - a->tv_sec) + (double)(b.tv_nsec - a->tv_nsec) / 1e9;
 }
 
+int build_store(struct build_ctx *c, const char *stage, const char *key, const char *tmp,
+		char **ret_path, struct strbuf *err)
+{
+	struct timespec ts;
+	struct stat st;
+	char a[32];
+	int r;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	/* The cache hashes the whole file, holes included: say so before a long wait. */
+	if (stat(tmp, &st) == 0 && st.st_size >= (off_t)1 << 30)
+		build_step(c, "%s: hashing %s into the cache", stage,
+			   format_size((uint64_t)st.st_size, a, sizeof(a)));
+	r = cache_store(c->cache, key, stage, tmp, ret_path, NULL, err);
+	if (r >= 0 && build_elapsed(&ts) >= 1.0)
+		build_step(c, "%s: stored in the cache in %.1f s", stage, build_elapsed(&ts));
+	return r;
+}
+
 /*
- * Copy (or clone) a stage's output from the cache into the staging
+ * The hash the cache recorded for key when it stored the object (it was
+ * hashed then, and the cache has checked the file since, by metadata or,
+ * with --verify, by hash): hashing a multi-GiB output again would cost more
+ * than copying it. Returns 1 when found.
+ */
+static int cached_hash(struct build_ctx *c, const char *key, char sha[SHA256_HEX_LEN],
+		       uint64_t *ret_size)
+{
+	struct strbuf err = STRBUF_INIT;
+	struct cache_entry *e = NULL;
+	size_t n = 0, i;
+	int found = 0;
+
+	if (cache_list(c->cache, &e, &n, &err) >= 0)
+		for (i = 0; i < n && !found; i++)
+			if (!strcmp(e[i].key, key)) {
+				memcpy(sha, e[i].sha256, SHA256_HEX_LEN);
+				*ret_size = e[i].size;
+				found = 1;
+			}
+	cache_entries_free(e, n);
+	strbuf_release(&err);
+	return found;
+}
+
+/*
+ * Clone (or copy) a stage's output from the cache into the staging
  * directory and record it; say how long it took when that was long.
  */
-static int publish(struct build_ctx *c, const char *name, const char *src)
+static int publish(struct build_ctx *c, const struct stage *s, const char *src)
 {
-	_cleanup_free_ char *staged = outputs_staged_path(c->out, name);
+	_cleanup_free_ char *staged = outputs_staged_path(c->out, s->output);
 	struct strbuf err = STRBUF_INIT;
 	char sha[SHA256_HEX_LEN], a[32];
 	struct timespec ts;
@@ -108,19 +154,21 @@ static int publish(struct build_ctx *c, const char *name, const char *src)
 	int r;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	r = outputs_add_file(c->out, name, src, &cloned, &err);
+	r = outputs_add_file(c->out, s->output, src, &cloned, &err);
 	if (r < 0) {
 		r = build_fail(c, r, "%s", err.buf);
 		goto out;
 	}
-	r = sha256_file(staged, sha, &size);
-	if (r < 0) {
-		r = build_fail(c, r, "cannot read '%s': %s", staged, strerror(-r));
-		goto out;
+	if (!cached_hash(c, s->key(c), sha, &size)) {
+		r = sha256_file(staged, sha, &size);
+		if (r < 0) {
+			r = build_fail(c, r, "cannot read '%s': %s", staged, strerror(-r));
+			goto out;
+		}
 	}
-	registry_build_add_output(c->rec, name, sha, size);
+	registry_build_add_output(c->rec, s->output, sha, size);
 	if (build_elapsed(&ts) >= 1.0)
-		build_step(c, "outputs: %s (%s) %s and hashed in %.1f s", name,
+		build_step(c, "outputs: %s (%s) %s in %.1f s", s->output,
 			   format_size(size, a, sizeof(a)), cloned ? "cloned" : "copied",
 			   build_elapsed(&ts));
 out:
@@ -137,7 +185,7 @@ static int run_stage(struct build_ctx *c, const struct stage *s, const char *inp
 	if (hit < 0)
 		return hit;
 	if (s->output) {
-		int r = publish(c, s->output, *ret_path);
+		int r = publish(c, s, *ret_path);
 		if (r < 0)
 			return r;
 	}

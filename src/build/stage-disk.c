@@ -75,7 +75,7 @@ int stage_disk_run(struct build_ctx *c, const char *root_path, char **ret_path)
 		     format_size(l.size, a, sizeof(a)), build_elapsed(&ts),
 		     (unsigned long long)(l.len[2] >> 20), (unsigned long long)(l.len[4] >> 20));
 	}
-	r = cache_store(c->cache, c->keys->disk, "disk", tmp, ret_path, NULL, &err);
+	r = build_store(c, "disk", c->keys->disk, tmp, ret_path, &err);
 	if (r < 0)
 		goto cache_error;
 	r = 0;

@@ -227,7 +227,7 @@ int stage_rootfs_run(struct build_ctx *c, const char *base_path, char **ret_path
 		r = build_fail(c, r, "cannot write '%s': %s", mtmp, strerror(-r));
 		goto out;
 	}
-	r = cache_store(c->cache, c->keys->rootfs, "rootfs", tmp, ret_path, NULL, &err);
+	r = build_store(c, "rootfs", c->keys->rootfs, tmp, ret_path, &err);
 	if (r < 0)
 		goto cache_error;
 	r = cache_store(c->cache, mkey, "meta", mtmp, &meta_path, NULL, &err);

@@ -57,6 +57,13 @@ int build_fail(struct build_ctx *c, int r, const char *fmt, ...) _printf_(3, 4);
 /* Seconds since *a (CLOCK_MONOTONIC). */
 double build_elapsed(struct timespec *a);
 
+/*
+ * cache_store() of a stage's finished file, saying so when it takes long
+ * (the cache hashes the whole file).
+ */
+int build_store(struct build_ctx *c, const char *stage, const char *key, const char *tmp,
+		char **ret_path, struct strbuf *err);
+
 int stage_base_run(struct build_ctx *c, const char *input, char **ret_path);
 int stage_rootfs_run(struct build_ctx *c, const char *base_path, char **ret_path);
 int stage_disk_run(struct build_ctx *c, const char *root_path, char **ret_path);

@@ -230,6 +230,11 @@ int spawn_run(char *const argv[], const struct spawn_opts *o, struct spawn_statu
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, &old_int);
 	sigaction(SIGTERM, &sa, &old_term);
+	/* An ignored signal stays ignored. */
+	if (!(old_int.sa_flags & SA_SIGINFO) && old_int.sa_handler == SIG_IGN)
+		sigaction(SIGINT, &old_int, NULL);
+	if (!(old_term.sa_flags & SA_SIGINFO) && old_term.sa_handler == SIG_IGN)
+		sigaction(SIGTERM, &old_term, NULL);
 
 	so.stdout_fd = so.stderr_fd = pipefd[1];
 	ret = spawn_start(argv, &so, &r.pid);
