@@ -261,28 +261,24 @@ int outputs_add_data(struct build_outputs *o, const char *name, const void *data
 		     struct strbuf *err)
 {
 	_cleanup_free_ char *dst = path_join(o->dir, name);
-	const char *p = data;
 	int fd = outputs_create(o, name), r = 0;
+	FILE *f;
 
 	if (fd < 0) {
 		strbuf_addf(err, "cannot write '%s': %s", dst, strerror(-fd));
 		return fd;
 	}
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
+	f = fdopen(fd, "w");
+	if (!f) {
+		r = -errno;
+		close(fd);
+	} else {
+		errno = 0;
+		if (fwrite(data, 1, len, f) != len || fflush(f) != 0 || fsync(fd) < 0)
+			r = errno ? -errno : -EIO;
+		if (fclose(f) != 0 && r == 0)
 			r = -errno;
-			break;
-		}
-		p += n;
-		len -= (size_t)n;
 	}
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
-	if (close(fd) < 0 && r == 0)
-		r = -errno;
 	if (r < 0)
 		strbuf_addf(err, "cannot write '%s': %s", dst, strerror(-r));
 	return r;

@@ -94,9 +94,24 @@ double build_elapsed(struct timespec *a)
 	return (double)(b.tv_sec - a->tv_sec) + (double)(b.tv_nsec - a->tv_nsec) / 1e9;
 }
 
-int build_store(struct build_ctx *c, const char *stage, const char *key, const char *tmp,
-		char **ret_path, struct strbuf *err)
+int build_lookup(struct build_ctx *c, const char *stage, const char *key, char **ret_path)
 {
+	struct strbuf err = STRBUF_INIT;
+	int r = cache_lookup(c->cache, key,
+			     c->o->verify ? CACHE_VERIFY_HASH : CACHE_VERIFY_METADATA, ret_path, &err);
+
+	if (r < 0)
+		r = build_fail(c, r, "cache: %s", err.buf);
+	else if (r == 0 && err.len)
+		build_step(c, "%s: cache entry dropped: %s", stage, err.buf);
+	strbuf_release(&err);
+	return r;
+}
+
+int build_store(struct build_ctx *c, const char *stage, const char *key, const char *tmp,
+		char **ret_path)
+{
+	struct strbuf err = STRBUF_INIT;
 	struct timespec ts;
 	struct stat st;
 	char a[32];
@@ -107,9 +122,15 @@ int build_store(struct build_ctx *c, const char *stage, const char *key, const c
 	if (stat(tmp, &st) == 0 && st.st_size >= (off_t)1 << 30)
 		build_step(c, "%s: hashing %s into the cache", stage,
 			   format_size((uint64_t)st.st_size, a, sizeof(a)));
-	r = cache_store(c->cache, key, stage, tmp, ret_path, NULL, err);
-	if (r >= 0 && build_elapsed(&ts) >= 1.0)
-		build_step(c, "%s: stored in the cache in %.1f s", stage, build_elapsed(&ts));
+	r = cache_store(c->cache, key, stage, tmp, ret_path, NULL, &err);
+	if (r < 0)
+		r = build_fail(c, r, "cache: %s", err.buf);
+	else if (build_elapsed(&ts) >= 1.0)
+		build_step(c, "%s: stored in the cache (%.12s) in %.1f s", stage, key,
+			   build_elapsed(&ts));
+	else
+		build_step(c, "%s: stored in the cache (%.12s)", stage, key);
+	strbuf_release(&err);
 	return r;
 }
 

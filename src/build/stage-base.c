@@ -176,19 +176,11 @@ int stage_base_run(struct build_ctx *c, const char *input, char **ret_path)
 	int r;
 
 	(void)input; /* the first stage */
-	r = cache_lookup(c->cache, c->keys->base, c->o->verify ? CACHE_VERIFY_HASH
-							      : CACHE_VERIFY_METADATA,
-			 ret_path, &err);
-	if (r > 0) {
+	r = build_lookup(c, "base", c->keys->base, ret_path);
+	if (r > 0)
 		build_step(c, "base: cached (%.12s)", c->keys->base);
-		strbuf_release(&err);
-		return 1;
-	}
-	if (r < 0)
-		goto cache_error;
-	if (err.len)
-		build_step(c, "base: cache entry dropped: %s", err.buf);
-	strbuf_reset(&err);
+	if (r != 0)
+		return r;
 
 	if (tarball) {
 		struct fetch_opts fo = FETCH_OPTS_DEFAULT;
@@ -216,11 +208,9 @@ int stage_base_run(struct build_ctx *c, const char *input, char **ret_path)
 		if (r < 0)
 			goto out;
 	}
-	r = cache_store(c->cache, c->keys->base, "base", tmp, ret_path, NULL, &err);
-	if (r < 0)
-		goto cache_error;
-	build_step(c, "base: stored in the cache (%.12s)", c->keys->base);
-	r = 0;
+	r = build_store(c, "base", c->keys->base, tmp, ret_path);
+	if (r > 0)
+		r = 0;
 	goto out;
 cache_error:
 	r = build_fail(c, r, "cache: %s", err.buf);

@@ -28,18 +28,11 @@ int stage_disk_run(struct build_ctx *c, const char *root_path, char **ret_path)
 	struct timespec ts;
 	int r;
 
-	r = cache_lookup(c->cache, c->keys->disk,
-			 c->o->verify ? CACHE_VERIFY_HASH : CACHE_VERIFY_METADATA, ret_path, &err);
-	if (r > 0) {
+	r = build_lookup(c, "disk", c->keys->disk, ret_path);
+	if (r > 0)
 		build_step(c, "disk: cached (%.12s)", c->keys->disk);
-		strbuf_release(&err);
-		return 1;
-	}
-	if (r < 0)
-		goto cache_error;
-	if (err.len)
-		build_step(c, "disk: cache entry dropped: %s", err.buf);
-	strbuf_reset(&err);
+	if (r != 0)
+		return r;
 
 	r = cache_tmpfile(c->cache, "disk", &tmp, &err);
 	if (r < 0)
@@ -75,10 +68,9 @@ int stage_disk_run(struct build_ctx *c, const char *root_path, char **ret_path)
 		     format_size(l.size, a, sizeof(a)), build_elapsed(&ts),
 		     (unsigned long long)(l.len[2] >> 20), (unsigned long long)(l.len[4] >> 20));
 	}
-	r = build_store(c, "disk", c->keys->disk, tmp, ret_path, &err);
-	if (r < 0)
-		goto cache_error;
-	r = 0;
+	r = build_store(c, "disk", c->keys->disk, tmp, ret_path);
+	if (r > 0)
+		r = 0;
 	goto out;
 cache_error:
 	r = build_fail(c, r, "cache: %s", err.buf);

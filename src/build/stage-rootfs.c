@@ -166,9 +166,11 @@ int stage_rootfs_run(struct build_ctx *c, const char *base_path, char **ret_path
 	int r;
 
 	meta_key(c->keys->rootfs, mkey);
-	r = cache_lookup(c->cache, c->keys->rootfs,
-			 c->o->verify ? CACHE_VERIFY_HASH : CACHE_VERIFY_METADATA, ret_path, &err);
+	r = build_lookup(c, "rootfs", c->keys->rootfs, ret_path);
+	if (r < 0)
+		return r;
 	if (r > 0) {
+		/* The rootfs is a hit only with its package and file lists. */
 		r = cache_lookup(c->cache, mkey, CACHE_VERIFY_HASH, &meta_path, &err);
 		if (r > 0) {
 			build_step(c, "rootfs: cached (%.12s)", c->keys->rootfs);
@@ -178,12 +180,12 @@ int stage_rootfs_run(struct build_ctx *c, const char *base_path, char **ret_path
 		}
 		free(*ret_path);
 		*ret_path = NULL;
+		if (r < 0)
+			goto cache_error;
+		if (err.len)
+			build_step(c, "rootfs: cache entry dropped: %s", err.buf);
+		strbuf_reset(&err);
 	}
-	if (r < 0)
-		goto cache_error;
-	if (err.len)
-		build_step(c, "rootfs: cache entry dropped: %s", err.buf);
-	strbuf_reset(&err);
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	t = tree_new();
@@ -227,9 +229,9 @@ int stage_rootfs_run(struct build_ctx *c, const char *base_path, char **ret_path
 		r = build_fail(c, r, "cannot write '%s': %s", mtmp, strerror(-r));
 		goto out;
 	}
-	r = build_store(c, "rootfs", c->keys->rootfs, tmp, ret_path, &err);
+	r = build_store(c, "rootfs", c->keys->rootfs, tmp, ret_path);
 	if (r < 0)
-		goto cache_error;
+		goto out;
 	r = cache_store(c->cache, mkey, "meta", mtmp, &meta_path, NULL, &err);
 	if (r < 0)
 		goto cache_error;

@@ -58,11 +58,19 @@ int build_fail(struct build_ctx *c, int r, const char *fmt, ...) _printf_(3, 4);
 double build_elapsed(struct timespec *a);
 
 /*
- * cache_store() of a stage's finished file, saying so when it takes long
- * (the cache hashes the whole file).
+ * Look a stage's key up in the cache (re-hashing with --verify): 1 with
+ * *ret_path on a hit, 0 on a miss (saying why when a bad entry was
+ * dropped), -errno after build_fail().
+ */
+int build_lookup(struct build_ctx *c, const char *stage, const char *key, char **ret_path);
+
+/*
+ * cache_store() of a stage's finished file under key, with a step line
+ * (and one before it for a large file: the cache hashes all of it).
+ * -errno after build_fail().
  */
 int build_store(struct build_ctx *c, const char *stage, const char *key, const char *tmp,
-		char **ret_path, struct strbuf *err);
+		char **ret_path);
 
 int stage_base_run(struct build_ctx *c, const char *input, char **ret_path);
 int stage_rootfs_run(struct build_ctx *c, const char *base_path, char **ret_path);
