@@ -44,7 +44,7 @@ struct build_outputs {
 	struct sigaction old[3];
 };
 
-static const int cleanup_signals[3] = { SIGINT, SIGTERM, SIGHUP };
+static const int cleanup_signals[3] = {SIGINT, SIGTERM, SIGHUP};
 
 /*
  * The one set being written, for the signal handler: it only unlinks the
@@ -63,7 +63,7 @@ static void remove_staging(struct build_outputs *o)
 
 static void on_signal(int sig)
 {
-	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	struct sigaction dfl = {.sa_handler = SIG_DFL};
 
 	if (active)
 		remove_staging(active);
@@ -100,7 +100,7 @@ static void clean_outdir(struct build_outputs *o)
 int outputs_open(const char *dir, struct build_outputs **ret, struct strbuf *err)
 {
 	struct build_outputs *o = xcalloc(1, sizeof(*o));
-	struct sigaction sa = { .sa_handler = on_signal };
+	struct sigaction sa = {.sa_handler = on_signal};
 	char tmpl[] = STAGING_PREFIX "XXXXXX";
 	_cleanup_free_ char *path = NULL;
 	size_t i;
@@ -139,7 +139,8 @@ int outputs_open(const char *dir, struct build_outputs **ret, struct strbuf *err
 		goto fail;
 	}
 	o->staging = xstrdup(path_basename(path));
-	o->staging_fd = openat(o->dir_fd, o->staging, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	o->staging_fd =
+		openat(o->dir_fd, o->staging, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (o->staging_fd < 0) {
 		r = -errno;
 		strbuf_addf(err, "cannot open '%s': %s", path, strerror(-r));
@@ -219,8 +220,8 @@ static int copy_sparse(int in, int out, off_t size)
 	return ftruncate(out, size) < 0 ? -errno : 0;
 }
 
-int outputs_add_file(struct build_outputs *o, const char *name, const char *src,
-		     bool *ret_cloned, struct strbuf *err)
+int outputs_add_file(struct build_outputs *o, const char *name, const char *src, bool *ret_cloned,
+		     struct strbuf *err)
 {
 	_cleanup_close_ int in = -1;
 	_cleanup_free_ char *dst = path_join(o->dir, name);

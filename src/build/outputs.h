@@ -33,8 +33,8 @@ int outputs_create(struct build_outputs *o, const char *name);
  * can (*ret_cloned, may be NULL, says whether it did), else a copy of its
  * data (holes stay holes). Synced.
  */
-int outputs_add_file(struct build_outputs *o, const char *name, const char *src,
-		     bool *ret_cloned, struct strbuf *err);
+int outputs_add_file(struct build_outputs *o, const char *name, const char *src, bool *ret_cloned,
+		     struct strbuf *err);
 int outputs_add_data(struct build_outputs *o, const char *name, const void *data, size_t len,
 		     struct strbuf *err);
 

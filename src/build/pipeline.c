@@ -2,10 +2,10 @@
 /*
  * imgforge build: the table of stages, run in order. Every stage writes into
  * a temporary file and hands it to the cache only when complete; outputs are
- * written under temporary names and renamed; the registry row is the last
+ * staged and committed as a set (outputs.c); the registry row is the last
  * thing written, in one transaction. A build killed at any point therefore
- * leaves no partial file under a final name and no row, and the next build
- * just works.
+ * leaves the previous outputs, no partial file under a final name and no
+ * row, and the next build just works.
  */
 #define _GNU_SOURCE
 #include <errno.h>

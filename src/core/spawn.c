@@ -35,7 +35,7 @@ static int64_t now_ms(void)
 _noreturn_ static void child(char *const argv[], const struct spawn_start_opts *o, pid_t parent,
 			     int errfd)
 {
-	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	struct sigaction dfl = {.sa_handler = SIG_DFL};
 	sigset_t none;
 	int null, err;
 
@@ -56,8 +56,7 @@ _noreturn_ static void child(char *const argv[], const struct spawn_start_opts *
 			_exit(127);
 	}
 	null = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (null < 0 || dup2(null, 0) < 0 ||
-	    dup2(o->stdout_fd >= 0 ? o->stdout_fd : null, 1) < 0 ||
+	if (null < 0 || dup2(null, 0) < 0 || dup2(o->stdout_fd >= 0 ? o->stdout_fd : null, 1) < 0 ||
 	    dup2(o->stderr_fd >= 0 ? o->stderr_fd : null, 2) < 0)
 		goto fail;
 	if (o->search_path)
@@ -200,9 +199,9 @@ static void wait_event(struct run *r, int ms, const sigset_t *unblocked)
 	nfds_t n = 0;
 
 	if (r->out_fd >= 0)
-		p[n++] = (struct pollfd){ .fd = r->out_fd, .events = POLLIN };
+		p[n++] = (struct pollfd){.fd = r->out_fd, .events = POLLIN};
 	if (r->pid_fd >= 0)
-		p[n++] = (struct pollfd){ .fd = r->pid_fd, .events = POLLIN };
+		p[n++] = (struct pollfd){.fd = r->pid_fd, .events = POLLIN};
 	if (r->pid_fd < 0 && (ms < 0 || ms > POLL_FALLBACK_MS))
 		ms = POLL_FALLBACK_MS;
 	ts.tv_sec = ms / 1000;
@@ -212,10 +211,10 @@ static void wait_event(struct run *r, int ms, const sigset_t *unblocked)
 
 int spawn_run(char *const argv[], const struct spawn_opts *o, struct spawn_status *ret_status)
 {
-	struct spawn_start_opts so = { .search_path = true };
-	struct sigaction sa = { .sa_handler = on_signal }, old_int, old_term;
-	struct run r = { .o = o, .pid = -1, .out_fd = -1, .pid_fd = -1, .line = STRBUF_INIT };
-	struct spawn_status st = { 0 };
+	struct spawn_start_opts so = {.search_path = true};
+	struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
+	struct run r = {.o = o, .pid = -1, .out_fd = -1, .pid_fd = -1, .line = STRBUF_INIT};
+	struct spawn_status st = {0};
 	sigset_t block, oldmask;
 	int pipefd[2], status = 0, sig, ret = 0;
 

@@ -21,12 +21,12 @@
  */
 
 struct spawn_start_opts {
-	int stdout_fd;	   /* the child's stdout; -1: /dev/null */
-	int stderr_fd;	   /* the child's stderr; -1: /dev/null */
-	bool new_session;  /* setsid() (no controlling terminal) instead of a new group */
-	bool outlive;	   /* no PR_SET_PDEATHSIG: the child may outlive imgforge */
-	int death_signal;  /* sent when imgforge dies; 0: SIGKILL */
-	bool search_path;  /* look argv[0] up in $PATH */
+	int stdout_fd;	  /* the child's stdout; -1: /dev/null */
+	int stderr_fd;	  /* the child's stderr; -1: /dev/null */
+	bool new_session; /* setsid() (no controlling terminal) instead of a new group */
+	bool outlive;	  /* no PR_SET_PDEATHSIG: the child may outlive imgforge */
+	int death_signal; /* sent when imgforge dies; 0: SIGKILL */
+	bool search_path; /* look argv[0] up in $PATH */
 };
 
 /*
@@ -39,7 +39,7 @@ int spawn_start(char *const argv[], const struct spawn_start_opts *o, pid_t *ret
 
 /* How a child ended. */
 struct spawn_status {
-	bool exited;   /* true: exit code in code; false: killed by signal */
+	bool exited; /* true: exit code in code; false: killed by signal */
 	int code;
 	int signal;
 };

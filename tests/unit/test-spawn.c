@@ -70,15 +70,15 @@ static pid_t read_pid(const char *path, int line)
 
 static int run_sh(const char *script, struct spawn_status *st)
 {
-	char *argv[] = { (char *)"sh", (char *)"-c", (char *)script, NULL };
-	struct spawn_opts o = { .log_fd = -1 };
+	char *argv[] = {(char *)"sh", (char *)"-c", (char *)script, NULL};
+	struct spawn_opts o = {.log_fd = -1};
 
 	return spawn_run(argv, &o, st);
 }
 
 TEST(test_exit_status)
 {
-	struct spawn_status st = { 0 };
+	struct spawn_status st = {0};
 	char buf[128];
 
 	CHECK_INT(run_sh("exit 0", &st), 0);
@@ -92,7 +92,7 @@ TEST(test_exit_status)
 
 TEST(test_signal_death)
 {
-	struct spawn_status st = { 0 };
+	struct spawn_status st = {0};
 	char buf[128];
 
 	CHECK_INT(run_sh("kill -9 $$", &st), 0);
@@ -105,9 +105,9 @@ TEST(test_signal_death)
 
 TEST(test_not_found)
 {
-	char *argv[] = { (char *)"imgforge-no-such-program", NULL };
-	struct spawn_opts o = { .log_fd = -1 };
-	struct spawn_status st = { 0 };
+	char *argv[] = {(char *)"imgforge-no-such-program", NULL};
+	struct spawn_opts o = {.log_fd = -1};
+	struct spawn_status st = {0};
 
 	CHECK_INT(spawn_run(argv, &o, &st), -ENOENT);
 }
@@ -127,11 +127,11 @@ static void on_line(const char *line, void *userdata)
 
 TEST(test_capture)
 {
-	char *argv[] = { (char *)"sh", (char *)"-c",
-			 (char *)"echo one; echo two >&2; printf three; test -t 0 || read x", NULL };
-	struct lines l = { 0 };
-	struct spawn_opts o = { .on_line = on_line, .userdata = &l };
-	struct spawn_status st = { 0 };
+	char *argv[] = {(char *)"sh", (char *)"-c",
+			(char *)"echo one; echo two >&2; printf three; test -t 0 || read x", NULL};
+	struct lines l = {0};
+	struct spawn_opts o = {.on_line = on_line, .userdata = &l};
+	struct spawn_status st = {0};
 	char *log = NULL;
 	size_t len = 0;
 	int i;
@@ -158,7 +158,7 @@ TEST(test_capture)
 /* A daemon that keeps the output open: the run ends with the child, not with EOF. */
 TEST(test_grandchild_keeps_output_open)
 {
-	struct spawn_status st = { 0 };
+	struct spawn_status st = {0};
 	int64_t t0 = now_ms();
 	pid_t gc;
 
@@ -175,7 +175,7 @@ TEST(test_grandchild_keeps_output_open)
 /* SIGTERM to imgforge stops every process of the child's group, then ends imgforge. */
 TEST(test_group_killed_on_sigterm)
 {
-	pid_t imgforge, pids[2] = { -1, -1 };
+	pid_t imgforge, pids[2] = {-1, -1};
 	int64_t end;
 	int status = 0, i;
 
