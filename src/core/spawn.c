@@ -42,6 +42,7 @@ _noreturn_ static void child(char *const argv[], const struct spawn_start_opts *
 	sigemptyset(&dfl.sa_mask);
 	sigaction(SIGINT, &dfl, NULL);
 	sigaction(SIGTERM, &dfl, NULL);
+	sigaction(SIGHUP, &dfl, NULL);
 	sigaction(SIGPIPE, &dfl, NULL);
 	sigaction(SIGCHLD, &dfl, NULL);
 	sigemptyset(&none);
@@ -128,6 +129,9 @@ const char *spawn_status_describe(const struct spawn_status *st, char *buf, size
 
 /* --- spawn_run ------------------------------------------------------------------- */
 
+/* What stops a run: the child's group is stopped, then imgforge gets the signal again. */
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
+
 static volatile sig_atomic_t run_signal;
 
 static void on_signal(int sig)
@@ -212,28 +216,28 @@ static void wait_event(struct run *r, int ms, const sigset_t *unblocked)
 int spawn_run(char *const argv[], const struct spawn_opts *o, struct spawn_status *ret_status)
 {
 	struct spawn_start_opts so = {.search_path = true};
-	struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
+	struct sigaction sa = {.sa_handler = on_signal}, old[ARRAY_SIZE(stop_signals)];
 	struct run r = {.o = o, .pid = -1, .out_fd = -1, .pid_fd = -1, .line = STRBUF_INIT};
 	struct spawn_status st = {0};
 	sigset_t block, oldmask;
 	int pipefd[2], status = 0, sig, ret = 0;
+	size_t i;
 
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		return -errno;
 	/* Blocked outside ppoll(): a signal is seen there, never lost between checks. */
 	sigemptyset(&block);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGTERM);
+	for (i = 0; i < ARRAY_SIZE(stop_signals); i++)
+		sigaddset(&block, stop_signals[i]);
 	sigprocmask(SIG_BLOCK, &block, &oldmask);
 	run_signal = 0;
 	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, &old_int);
-	sigaction(SIGTERM, &sa, &old_term);
-	/* An ignored signal stays ignored. */
-	if (!(old_int.sa_flags & SA_SIGINFO) && old_int.sa_handler == SIG_IGN)
-		sigaction(SIGINT, &old_int, NULL);
-	if (!(old_term.sa_flags & SA_SIGINFO) && old_term.sa_handler == SIG_IGN)
-		sigaction(SIGTERM, &old_term, NULL);
+	for (i = 0; i < ARRAY_SIZE(stop_signals); i++) {
+		sigaction(stop_signals[i], &sa, &old[i]);
+		/* An ignored signal stays ignored. */
+		if (!(old[i].sa_flags & SA_SIGINFO) && old[i].sa_handler == SIG_IGN)
+			sigaction(stop_signals[i], &old[i], NULL);
+	}
 
 	so.stdout_fd = so.stderr_fd = pipefd[1];
 	ret = spawn_start(argv, &so, &r.pid);
@@ -283,8 +287,8 @@ out:
 	if (r.pid_fd >= 0)
 		close(r.pid_fd);
 	strbuf_release(&r.line);
-	sigaction(SIGINT, &old_int, NULL);
-	sigaction(SIGTERM, &old_term, NULL);
+	for (i = 0; i < ARRAY_SIZE(stop_signals); i++)
+		sigaction(stop_signals[i], &old[i], NULL);
 	sig = run_signal;
 	if (sig)
 		raise(sig);

@@ -57,8 +57,12 @@ struct spawn_opts {
 	void *userdata;
 };
 
-/* How long a stopped child gets between SIGTERM and SIGKILL (mmdebstrap unmounts). */
-#define SPAWN_GRACE_MS 10000
+/*
+ * How long a stopped child gets between SIGTERM and SIGKILL: mmdebstrap
+ * unmounts and removes its chroot then, which took about 10 s on a loaded
+ * 2-CPU machine.
+ */
+#define SPAWN_GRACE_MS 30000
 
 /*
  * Run argv to completion (found in $PATH), its stdout and stderr merged and
@@ -66,7 +70,7 @@ struct spawn_opts {
  * process it left behind holding the output open does not hold the caller;
  * what is left in the child's group when it exits is killed.
  *
- * If imgforge gets SIGINT or SIGTERM meanwhile, the child's whole group gets
+ * If imgforge gets SIGINT, SIGTERM or SIGHUP meanwhile, the child's whole group gets
  * SIGTERM, then SIGKILL after SPAWN_GRACE_MS; once it is gone the signal is
  * delivered again to imgforge with the handlers it had before the call (the
  * default ends the process). Returns 0 with the status in *ret_status, -EINTR
