@@ -35,8 +35,10 @@ int stage_disk_run(struct build_ctx *c, const char *root_path, char **ret_path)
 		return r;
 
 	r = cache_tmpfile(c->cache, "disk", &tmp, &err);
-	if (r < 0)
-		goto cache_error;
+	if (r < 0) {
+		r = build_fail(c, r, "cache: %s", err.buf);
+		goto out;
+	}
 	tmpdir = xasprintf("%s.d", tmp);
 	r = mkdir_p(tmpdir, 0700);
 	if (r < 0) {
@@ -69,11 +71,6 @@ int stage_disk_run(struct build_ctx *c, const char *root_path, char **ret_path)
 		     (unsigned long long)(l.len[2] >> 20), (unsigned long long)(l.len[4] >> 20));
 	}
 	r = build_store(c, "disk", c->keys->disk, tmp, ret_path);
-	if (r > 0)
-		r = 0;
-	goto out;
-cache_error:
-	r = build_fail(c, r, "cache: %s", err.buf);
 out:
 	strbuf_release(&err);
 	return r;
