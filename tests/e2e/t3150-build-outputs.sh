@@ -120,6 +120,20 @@ for sig in TERM INT; do
 	'
 done
 
+test_expect_success 'SIGTERM at any point, in-process stages too: no staging directory, outputs consistent' '
+	head -c 30000000 /dev/urandom >img/ovl/big &&
+	for delay in 0.1 0.3 0.6 1 1.5; do
+		echo "$delay" >img/ovl/etc/app/motd
+		"$IMGFORGE" build --cache cache -o out img/image.yaml 2>/dev/null &
+		pid=$!; sleep $delay; kill -TERM $pid 2>/dev/null; wait $pid; rc=$?
+		echo "SIGTERM after $delay s: status $rc"
+		test $rc = 143 || test $rc = 0 || exit 1
+		consistent out || exit 1
+		! ls -A out | grep -v -x -e build.log -e disk.raw -e manifest.json -e root.ext4 || exit 1
+	done &&
+	rm img/ovl/big
+'
+
 test_expect_success 'a second build into the same directory fails at once, the first completes' '
 	echo four >img/ovl/etc/app/motd &&
 	start_held out &&
