@@ -8,14 +8,15 @@
  * boots that slot's /boot/vmlinuz and /boot/initrd.img.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "build/bootloader.h"
 #include "recipe/recipe.h"
+#include "core/spawn.h"
 
 #define GRUB_EFI_DIR "/usr/lib/grub/x86_64-efi"
 #define GRUB_PC_DIR  "/usr/lib/grub/i386-pc"
@@ -30,35 +31,34 @@ static const char *const common_modules[] = {
 
 static int run(char *const argv[], const char *log, struct strbuf *err)
 {
-	pid_t pid = fork();
-	int status = 0;
+	struct spawn_opts o = { .log_fd = -1 };
+	struct spawn_status st;
+	int r;
 
-	if (pid < 0) {
-		strbuf_addf(err, "cannot start %s: %s", argv[0], strerror(errno));
+	o.log_fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (o.log_fd < 0) {
+		strbuf_addf(err, "cannot create '%s': %s", log, strerror(errno));
 		return -errno;
 	}
-	if (pid == 0) {
-		FILE *f = fopen(log, "w");
-		if (f) {
-			dup2(fileno(f), 1);
-			dup2(fileno(f), 2);
-		}
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
+	r = spawn_run(argv, &o, &st);
+	close(o.log_fd);
+	if (r == -ENOENT) {
 		strbuf_addf(err, "%s is not installed: install the Debian package 'grub-common'",
 			    argv[0]);
-		return -ENOENT;
+		return r;
 	}
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+	if (r < 0) {
+		strbuf_addf(err, "cannot run %s: %s", argv[0], strerror(-r));
+		return r;
+	}
+	if (!spawn_status_ok(&st)) {
 		_cleanup_free_ char *out = NULL;
+		char how[64];
 		size_t len = 0;
 		if (read_file(log, 4096, &out, &len) == 0 && len && out[len - 1] == '\n')
 			out[len - 1] = '\0';
-		strbuf_addf(err, "%s failed: %s", argv[0], out && *out ? out : "(no output)");
+		strbuf_addf(err, "%s failed: %s (it %s)", argv[0], out && *out ? out : "(no output)",
+			    spawn_status_describe(&st, how, sizeof(how)));
 		return -EIO;
 	}
 	return 0;

@@ -16,9 +16,11 @@ static const char build_usage[] =
 	"Build the image: the base (mmdebstrap, or a fetched tarball), then the root\n"
 	"filesystem with overlays, files and services, written as ext4. Each stage is\n"
 	"cached under the key `imgforge plan` prints and is not run again while its\n"
-	"inputs are unchanged. Writes root.ext4, manifest.json and build.log into\n"
-	"OUTDIR (default out/<image>-<version>-<profile>) and records the build in the\n"
-	"registry (see imgforge ls, show, diff).\n";
+	"inputs are unchanged. Writes root.ext4 (and disk.raw), manifest.json and\n"
+	"build.log into OUTDIR (default out/<image>-<version>-<profile>) as one set,\n"
+	"replacing the previous set only when the build succeeds, and records the\n"
+	"build in the registry (see imgforge ls, show, diff). One build at a time\n"
+	"writes into an OUTDIR: a second one fails at once.\n";
 
 static const char build_footer[] =
 	"SOURCE_DATE_EPOCH sets the time every timestamp is clamped to; with it, the\n"

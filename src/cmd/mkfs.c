@@ -4,10 +4,13 @@
  * directories, as an ordinary user. A thin layer over tree.c and ext4.c.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cmd/cmd.h"
 #include "fs/ext4.h"
@@ -17,7 +20,7 @@
 static const char usage[] =
 	"usage: imgforge mkfs --from <src> [--from <src>]... [--overlay <dir>]...\n"
 	"                     -o <out.ext4> [--size auto|<size>] [--headroom <percent>]\n"
-	"                     [--label <label>] [--uuid <uuid>]\n"
+	"                     [--label <label>] [--uuid <uuid>] [--device]\n"
 	"\n"
 	"Write an ext4 filesystem image from tarballs and directories, without root\n"
 	"and without unpacking: owners, modes, xattrs and devices come from the inputs.\n";
@@ -85,8 +88,67 @@ static int add_source(struct tree *t, const char *src, bool overlay, struct strb
 	return tree_add_archive(t, src, err);
 }
 
+static const char *file_kind(mode_t mode)
+{
+	if (S_ISCHR(mode))
+		return "a character device";
+	if (S_ISBLK(mode))
+		return "a block device";
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	return "a special file";
+}
+
+/*
+ * The image replaces a regular file by a rename: done to a device node,
+ * that would replace the node with a file and leave the device untouched.
+ * So any other existing target needs --device, which writes onto it.
+ */
+static int check_target(const char *out, bool device)
+{
+	struct stat st;
+
+	if (stat(out, &st) < 0) {
+		if (device || errno != ENOENT)
+			return error("mkfs: cannot open '%s': %s", out, strerror(errno));
+		return 0;
+	}
+	if (device && !S_ISBLK(st.st_mode) && !S_ISCHR(st.st_mode))
+		return error("mkfs: '%s' is not a device: --device writes onto an existing block "
+			     "or character device", out);
+	if (!device && !S_ISREG(st.st_mode))
+		return error("mkfs: '%s' is %s, not a regular file: give --device to write the "
+			     "image onto it", out, file_kind(st.st_mode));
+	return 0;
+}
+
+/* Write the image file onto the device, in place, from its first byte. */
+static int write_device(const char *image, const char *dev, uint64_t size)
+{
+	_cleanup_close_ int in = -1, out = -1;
+	int r;
+
+	in = open(image, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return error("mkfs: cannot read '%s': %s", image, strerror(errno));
+	out = open(dev, O_WRONLY | O_CLOEXEC);
+	if (out < 0)
+		return error("mkfs: cannot open '%s': %s", dev, strerror(errno));
+	r = copy_range(in, 0, out, 0, size);
+	if (r == 0 && fsync(out) < 0 && errno != EINVAL && errno != EROFS)
+		r = -errno;
+	if (r < 0)
+		return error("mkfs: cannot write '%s': %s", dev, strerror(-r));
+	return 0;
+}
+
 int cmd_mkfs(int argc, char **argv)
 {
+	bool device = false;
 	struct ext4_opts opts = EXT4_OPTS_INIT;
 	struct strbuf err = STRBUF_INIT;
 	struct sources srcs = { 0 };
@@ -114,6 +176,10 @@ int cmd_mkfs(int argc, char **argv)
 		OPT_STRING(0, "label", &opts.label, "<label>", "filesystem label (up to 16 bytes)"),
 		OPT_STRING(0, "uuid", &opts.uuid, "<uuid>",
 			   "filesystem UUID (default: derived from the content)"),
+		OPT_FLAG(0, "device", &device,
+			 "-o is a block or character device: write the image onto\n"
+			 "it in place (without it, mkfs refuses any -o that exists\n"
+			 "and is not a regular file)"),
 		OPT_END(),
 	};
 	const struct opt_cmd cmd = {
@@ -123,6 +189,7 @@ int cmd_mkfs(int argc, char **argv)
 		.footer = footer,
 	};
 	size_t i;
+	_cleanup_free_ char *tmpdir = NULL, *image = NULL;
 	uint64_t size = 0;
 	char sz[32];
 	int n, r = 1;
@@ -143,6 +210,8 @@ int cmd_mkfs(int argc, char **argv)
 		r = EXIT_USAGE;
 		goto out;
 	}
+	if (check_target(out, device) < 0)
+		goto out;
 	opts.epoch = source_date_epoch((int64_t)time(NULL));
 
 	t = tree_new();
@@ -155,13 +224,28 @@ int cmd_mkfs(int argc, char **argv)
 		}
 	}
 	verbose("mkfs: writing '%s'", out);
-	if (ext4_write(t, out, &opts, &size, &err) < 0) {
+	if (device) {
+		/* Built whole in a private file first: a failure leaves the device as it was. */
+		const char *tmp = getenv("TMPDIR");
+		tmpdir = xasprintf("%s/imgforge-mkfs-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+		if (!mkdtemp(tmpdir)) {
+			error("mkfs: cannot create a temporary directory: %s", strerror(errno));
+			free(TAKE_PTR(tmpdir));
+			goto out;
+		}
+		image = path_join(tmpdir, "image.ext4");
+	}
+	if (ext4_write(t, image ? image : out, &opts, &size, &err) < 0) {
 		error("%s", err.buf);
 		goto out;
 	}
+	if (image && write_device(image, out, size) < 0)
+		goto out;
 	info("mkfs: wrote '%s' (%s)", out, format_size(size, sz, sizeof(sz)));
 	r = 0;
 out:
+	if (tmpdir)
+		rm_rf(tmpdir);
 	tree_free(t);
 	strbuf_release(&err);
 	free(srcs.path);

@@ -11,13 +11,13 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "vm/qemu.h"
+#include "core/spawn.h"
 #include "core/util.h"
 
 #define QEMU_DEFAULT_BINARY "qemu-system-x86_64"
@@ -601,42 +601,16 @@ static void boot_stop(struct boot_run *b, const sigset_t *unblocked)
 
 	if (boot_reap(b, false))
 		return;
-	kill(b->pid, SIGTERM);
+	kill(-b->pid, SIGTERM);
 	end = monotonic_ms() + STOP_GRACE_MS;
 	while (!boot_reap(b, false) && monotonic_ms() < end) {
 		boot_wait(b, 50, unblocked);
 		boot_drain(b);
 	}
 	if (!b->exited) {
-		kill(b->pid, SIGKILL);
+		kill(-b->pid, SIGKILL);
 		boot_reap(b, true);
 	}
-}
-
-_noreturn_ static void boot_child(const struct qemu_boot_opts *o, char **argv, pid_t parent,
-				  int out_fd, int err_fd, const sigset_t *oldmask)
-{
-	int null = open("/dev/null", O_RDONLY);
-
-	signal(SIGINT, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
-	signal(SIGPIPE, SIG_DFL);
-	sigprocmask(SIG_SETMASK, oldmask, NULL);
-	/*
-	 * A session of its own: the terminal's Ctrl-C reaches imgforge only,
-	 * which stops QEMU itself, and a kept VM outlives the terminal.
-	 */
-	setsid();
-	if (!o->keep) {
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (getppid() != parent)
-			_exit(127);
-	}
-	if (null < 0 || dup2(null, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
-		_exit(127);
-	execv(argv[0], argv);
-	dprintf(2, "cannot run '%s': %s\n", argv[0], strerror(errno));
-	_exit(127);
 }
 
 /*
@@ -651,6 +625,7 @@ static int boot_once(const struct qemu_boot_opts *o, const struct qemu_opts *vm,
 		.o = o, .res = ret, .pid = -1, .out_fd = -1, .err_fd = -1, .err = STRBUF_INIT};
 	char **argv = qemu_argv_build(vm);
 	int out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
+	struct spawn_start_opts so = {0};
 	int64_t start, deadline, panic_deadline = -1;
 	size_t err_len;
 	int r = 0;
@@ -660,16 +635,22 @@ static int boot_once(const struct qemu_boot_opts *o, const struct qemu_opts *vm,
 		ret->error = xasprintf("cannot create a pipe: %s", strerror(-r));
 		goto out;
 	}
-	fflush(NULL);
+	/*
+	 * A session of its own: the terminal's Ctrl-C reaches imgforge only,
+	 * which stops QEMU itself, and a kept VM outlives the terminal (and
+	 * imgforge: no death signal then).
+	 */
+	so.stdout_fd = out_pipe[1];
+	so.stderr_fd = err_pipe[1];
+	so.new_session = true;
+	so.outlive = o->keep;
+	so.death_signal = SIGTERM;
 	start = monotonic_ms();
-	b.pid = fork();
-	if (b.pid < 0) {
-		r = -errno;
-		ret->error = xasprintf("cannot start QEMU: %s", strerror(-r));
+	r = spawn_start(argv, &so, &b.pid);
+	if (r < 0) {
+		ret->error = xasprintf("cannot run '%s': %s", argv[0], strerror(-r));
 		goto out;
 	}
-	if (b.pid == 0)
-		boot_child(o, argv, getppid(), out_pipe[1], err_pipe[1], oldmask);
 	close(out_pipe[1]);
 	close(err_pipe[1]);
 	b.out_fd = out_pipe[0];

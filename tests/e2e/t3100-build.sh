@@ -102,6 +102,35 @@ test_expect_success 'a disk from a root filesystem without a kernel fails at bui
 	grep_one "^error: the root filesystem has no kernel \(vmlinuz-\*\) in /boot" err
 '
 
+# A stand-in for mmdebstrap: writes the fixture as its tarball and leaves a
+# daemon behind that holds its output open, as a service started in a chroot can.
+fake_mmdebstrap() { # DIR
+	mkdir -p "$1/bin" &&
+	cat >"$1/bin/mmdebstrap" <<-EOT &&
+	#!/bin/sh
+	n=0
+	for a; do case "\$a" in --*) ;; *) n=\$((n + 1)); [ \$n = 2 ] && out=\$a ;; esac; done
+	cp "$PWD/$1/rootfs.tar.gz" "\$out" || exit 1
+	sleep 1000 &
+	echo \$! >"$PWD/$1/daemon.pid"
+	echo "I: done"
+	EOT
+	chmod +x "$1/bin/mmdebstrap" &&
+	printf "image: m\nversion: \"1\"\nbase: {distro: debian, suite: bookworm, mirror: \"http://127.0.0.1:9/debian\"}\n" >"$1/image.yaml"
+}
+
+test_expect_success 'a daemon mmdebstrap leaves holding its output does not hang the build' '
+	setup fm base-files=12.4 && fake_mmdebstrap fm &&
+	PATH=$PWD/fm/bin:$PATH timeout 60 "$IMGFORGE" build --cache cache -o fmout fm/image.yaml 2>err ||
+	{ cat err; kill $(cat fm/daemon.pid) 2>/dev/null; false; } &&
+	grep -q "base: mmdebstrap done" err && e2fsck -fn fmout/root.ext4 &&
+	pid=$(cat fm/daemon.pid) &&
+	for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 $pid 2>/dev/null || break; sleep 0.5; done &&
+	if kill -0 $pid 2>/dev/null && ! grep -q "^State:.*Z" /proc/$pid/status; then
+		echo "the daemon $pid survived the build"; kill $pid; false
+	fi
+'
+
 test_expect_success 'ls, show and diff the registered builds' '
 	setup b base-files=12.4 nginx=1.24.0-1 curl=7.88.1 &&
 	echo "changed" >b/ovl/etc/app/motd &&

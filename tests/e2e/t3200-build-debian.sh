@@ -48,7 +48,7 @@ test_expect_success 'the second build reuses the cached base and rootfs' '
 test_expect_success 'an unknown package: mmdebstrap says why, with the log path' '
 	sed "s/packages: \[jq, less\]/packages: [no-such-package-imgforge]/" img.yaml >bad.yaml &&
 	test_must_fail imgforge build --cache cache -o bad bad.yaml 2>err &&
-	grep_one "^error: mmdebstrap failed: .*\(full log: bad/build.log\)$" err &&
+	grep_one "^error: mmdebstrap failed: .*\(it exited with status [0-9]+; full log: bad/build.log\)$" err &&
 	! test -f bad/root.ext4
 '
 

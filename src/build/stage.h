@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef IMGFORGE_STAGE_H
+#define IMGFORGE_STAGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "build/pipeline.h"
+#include "core/util.h"
+#include "recipe/recipe.h"
+
+/*
+ * What the stages of a build share (internal to src/build/). pipeline.c
+ * runs the table of stages in order, each one's output the next one's
+ * input; a stage with an output name has its file published among the
+ * outputs (outputs.c).
+ */
+struct cache;
+struct registry_build;
+struct build_outputs;
+
+struct build_ctx {
+	struct recipe *r;
+	const struct stage_keys *keys;
+	const struct build_opts *o;
+	struct cache *cache;
+	char *outdir;
+	char *log_path; /* where build.log is written now */
+	char *log_name; /* where it ends up, for messages */
+	int log_fd;
+	int64_t epoch;
+	struct registry_build *rec;
+	struct build_outputs *out;
+};
+
+struct stage {
+	const char *name;
+	/* The stage's cache key (see imgforge plan). */
+	const char *(*key)(const struct build_ctx *c);
+	/* Whether the recipe asks for this stage; NULL: always. */
+	bool (*wanted)(const struct build_ctx *c);
+	/*
+	 * Run the stage on the previous stage's output (NULL for the first).
+	 * Returns 1 on a cache hit, 0 when built, with *ret_path the output in
+	 * the cache (malloc'd, the caller's); -errno after build_fail().
+	 */
+	int (*run)(struct build_ctx *c, const char *input, char **ret_path);
+	/* The name the output is published under, or NULL. */
+	const char *output;
+};
+
+/* Log a step: to the terminal (unless --quiet) and always to the build log. */
+void build_step(struct build_ctx *c, const char *fmt, ...) _printf_(2, 3);
+/* Print one error line (and log it); returns r if < 0, else -EINVAL. */
+int build_fail(struct build_ctx *c, int r, const char *fmt, ...) _printf_(3, 4);
+
+/*
+ * Look a stage's key up in the cache (re-hashing with --verify): 1 with
+ * *ret_path on a hit, 0 on a miss (saying why when a bad entry was
+ * dropped), -errno after build_fail().
+ */
+int build_lookup(struct build_ctx *c, const char *stage, const char *key, char **ret_path);
+
+/*
+ * cache_store() of a stage's finished file under key, with a step line
+ * (and one before it for a large file: the cache hashes all of it).
+ * -errno after build_fail().
+ */
+int build_store(struct build_ctx *c, const char *stage, const char *key, const char *tmp,
+		char **ret_path);
+
+int stage_base_run(struct build_ctx *c, const char *input, char **ret_path);
+int stage_rootfs_run(struct build_ctx *c, const char *base_path, char **ret_path);
+int stage_disk_run(struct build_ctx *c, const char *root_path, char **ret_path);
+
+/* rootfs-tree.c: the recipe's overlays, files, services and removals, kernel links, scrub. */
+struct tree;
+int rootfs_apply_recipe(struct build_ctx *c, struct tree *t);
+
+/* manifest.c: manifest.json for the build in c->rec. */
+void build_manifest(struct build_ctx *c, struct strbuf *out);
+
+#endif
