@@ -91,6 +91,25 @@ static double elapsed(struct timespec *a)
 	return (double)(b.tv_sec - a->tv_sec) + (double)(b.tv_nsec - a->tv_nsec) / 1e9;
 }
 
+/*
+ * Take the stage's cache lock: another build of the same key is running, so
+ * wait for it and then hit the cache instead of building the key twice.
+ */
+static int lock_stage(struct ctx *c, const char *stage, const char *key)
+{
+	struct strbuf err = STRBUF_INIT;
+	int r = cache_lock(c->cache, key, false, &err);
+
+	if (r == -EAGAIN) {
+		step(c, "%s: waiting for another build of stage %s (key %.12s)", stage, stage, key);
+		r = cache_lock(c->cache, key, true, &err);
+	}
+	if (r < 0)
+		r = fail(c, r, "cache: %s", err.buf);
+	strbuf_release(&err);
+	return r;
+}
+
 /* ------------------------------------------------------------------------ */
 /* base stage */
 
@@ -1067,12 +1086,20 @@ int pipeline_build(struct recipe *r, const struct stage_keys *keys, const struct
 	step(&c, "build %s: %s %s (profile %s) into %s", c.rec->id, c.rec->image,
 	     c.rec->version, r->profile, c.outdir);
 
+	rr = lock_stage(&c, "base", keys->base);
+	if (rr < 0)
+		goto out;
 	base_hit = base_stage(&c, &base_path);
+	cache_unlock(c.cache, keys->base);
 	if (base_hit < 0) {
 		rr = base_hit;
 		goto out;
 	}
+	rr = lock_stage(&c, "rootfs", keys->rootfs);
+	if (rr < 0)
+		goto out;
 	root_hit = rootfs_stage(&c, base_path, &root_path);
+	cache_unlock(c.cache, keys->rootfs);
 	if (root_hit < 0) {
 		rr = root_hit;
 		goto out;
@@ -1082,7 +1109,13 @@ int pipeline_build(struct recipe *r, const struct stage_keys *keys, const struct
 		goto out;
 	if (recipe_get(r, "disk")) {
 		_cleanup_free_ char *disk_path = NULL;
-		int disk_hit = disk_stage(&c, root_path, &disk_path);
+		int disk_hit;
+
+		rr = lock_stage(&c, "disk", keys->disk);
+		if (rr < 0)
+			goto out;
+		disk_hit = disk_stage(&c, root_path, &disk_path);
+		cache_unlock(c.cache, keys->disk);
 		if (disk_hit < 0) {
 			rr = disk_hit;
 			goto out;

@@ -119,6 +119,13 @@ static int cache_gc_cmd(struct cache *c, bool have_max, uint64_t max)
 	     st.downloads == 1 ? "download" : "downloads",
 	     format_size(st.downloads_size, dls, sizeof(dls)), st.kept,
 	     st.kept == 1 ? "entry" : "entries", format_size(st.kept_size, kept, sizeof(kept)));
+	if (st.unindexed)
+		info("removed %zu %s in '%s/objects' that the index does not list (%s)",
+		     st.unindexed, st.unindexed == 1 ? "file" : "files", cache_dir(c),
+		     format_size(st.unindexed_size, freed, sizeof(freed)));
+	if (st.busy)
+		info("kept %zu %s that running builds are using", st.busy,
+		     st.busy == 1 ? "entry" : "entries");
 	return 0;
 }
 
@@ -185,7 +192,9 @@ int cmd_cache(int argc, char **argv)
 		      json ? "--json" : "--max-size", json ? "ls" : "gc");
 		return EXIT_USAGE;
 	}
-	if (cache_open(dir, &c, &err) < 0) {
+	/* ls only looks: it works on a cache the user cannot write, and cleans nothing. */
+	if ((!strcmp(sub, "ls") ? cache_open_readonly(dir, &c, &err) : cache_open(dir, &c, &err)) <
+	    0) {
 		error("cache %s: %s", sub, strbuf_str(&err));
 		strbuf_release(&err);
 		return 1;

@@ -108,8 +108,10 @@ static int parse_opts(int argc, char **argv, struct reg_opts *o, int want_args)
 }
 
 /*
- * Open the registry. A default registry that does not exist yet is not an
- * error for ls (there are no builds); *ret is then NULL.
+ * Open the registry read-only: these commands never create, migrate or
+ * clean it, so they work on a registry the user cannot write. A default
+ * registry that does not exist yet is not an error for ls (there are no
+ * builds); *ret is then NULL.
  */
 static int open_registry(const struct reg_opts *o, bool missing_ok, struct registry **ret)
 {
@@ -135,7 +137,7 @@ static int open_registry(const struct reg_opts *o, bool missing_ok, struct regis
 		      o->name, path, o->registry ? "" : " (or give --registry <path>)");
 		return 1;
 	}
-	r = registry_open(path, ret, &err);
+	r = registry_open_readonly(path, ret, &err);
 	if (r < 0)
 		goto fail;
 	return 0;

@@ -56,8 +56,17 @@ static const struct db_migration registry_schema[] = {
 	 "CREATE INDEX builds_by_created ON builds (created, id);"},
 };
 
+static const struct db_schema registry_db = {
+	.what = "registry",
+	.application_id = 0x69666772, /* "ifgr" */
+	.table = "builds",
+	.migrations = registry_schema,
+	.n_migrations = ARRAY_SIZE(registry_schema),
+};
+
 struct registry {
 	struct db *db;
+	int version; /* schema version: older ones are read as they are (read-only) */
 };
 
 /* --- records --- */
@@ -170,11 +179,12 @@ void registry_new_id(int64_t created, char ret[REGISTRY_ID_LEN])
 
 /* --- opening --- */
 
-int registry_open(const char *path, struct registry **ret, struct strbuf *err)
+static int open_mode(const char *path, enum db_mode mode, struct registry **ret,
+		     struct strbuf *err)
 {
 	struct registry *r;
 	struct db *db = NULL;
-	int k;
+	int version, k;
 
 	if (str_startswith(path, "postgresql://") || str_startswith(path, "postgres://")) {
 		strbuf_addf(err,
@@ -183,13 +193,32 @@ int registry_open(const char *path, struct registry **ret, struct strbuf *err)
 			    path);
 		return -EOPNOTSUPP;
 	}
-	k = db_open(path, registry_schema, ARRAY_SIZE(registry_schema), &db, err);
+	k = db_open_schema(path, &registry_db, mode, &db, err);
+	if (k == -ENOENT && mode == DB_READONLY)
+		strbuf_addf(err, "no registry at '%s'; builds are registered by 'imgforge build'",
+			    path);
 	if (k < 0)
 		return k;
+	k = db_user_version(db, &version, err);
+	if (k < 0) {
+		db_close(db);
+		return k;
+	}
 	r = xcalloc(1, sizeof(*r));
 	r->db = db;
+	r->version = version;
 	*ret = r;
 	return 0;
+}
+
+int registry_open(const char *path, struct registry **ret, struct strbuf *err)
+{
+	return open_mode(path, DB_READWRITE, ret, err);
+}
+
+int registry_open_readonly(const char *path, struct registry **ret, struct strbuf *err)
+{
+	return open_mode(path, DB_READONLY, ret, err);
 }
 
 void registry_close(struct registry *r)
@@ -432,12 +461,18 @@ int registry_list(struct registry *r, struct registry_summary **ret, size_t *ret
 	size_t n = 0, alloc = 0;
 	int k;
 
+	/* Version 1 had no file lists. */
 	k = db_prepare(r->db,
-		       "SELECT b.id, b.image, b.version, b.profile, b.created,"
-		       " (SELECT count(*) FROM packages p WHERE p.build_id = b.id),"
-		       " (SELECT count(*) FROM files f WHERE f.build_id = b.id),"
-		       " (SELECT count(*) FROM outputs o WHERE o.build_id = b.id)"
-		       " FROM builds b ORDER BY b.created, b.id",
+		       r->version >= 2
+			       ? "SELECT b.id, b.image, b.version, b.profile, b.created,"
+				 " (SELECT count(*) FROM packages p WHERE p.build_id = b.id),"
+				 " (SELECT count(*) FROM files f WHERE f.build_id = b.id),"
+				 " (SELECT count(*) FROM outputs o WHERE o.build_id = b.id)"
+				 " FROM builds b ORDER BY b.created, b.id"
+			       : "SELECT b.id, b.image, b.version, b.profile, b.created,"
+				 " (SELECT count(*) FROM packages p WHERE p.build_id = b.id), 0,"
+				 " (SELECT count(*) FROM outputs o WHERE o.build_id = b.id)"
+				 " FROM builds b ORDER BY b.created, b.id",
 		       &s, err);
 	if (k < 0)
 		return k;
@@ -549,6 +584,8 @@ static int load_lists(struct registry *r, struct registry_build *b, struct strbu
 	if (k < 0)
 		return k;
 	db_finalize(TAKE_PTR(s));
+	if (r->version < 2) /* no file lists yet */
+		return 0;
 
 	k = db_prepare(r->db,
 		       "SELECT path, sha256, mode, uid, gid, size FROM files WHERE build_id = ?1 "
