@@ -979,7 +979,7 @@ static void write_manifest(struct ctx *c, struct strbuf *out)
 	json_kv_string(&j, "profile", c->rec->profile);
 	json_kv_string(&j, "build_id", c->rec->id);
 	json_kv_int(&j, "epoch", c->epoch);
-	json_key(&j, "stages");
+	json_key(&j, "stage_keys");
 	json_begin_object(&j);
 	json_kv_string(&j, "base", c->keys->base);
 	json_kv_string(&j, "rootfs", c->keys->rootfs);
@@ -1078,6 +1078,7 @@ int pipeline_build(struct recipe *r, const struct stage_keys *keys, const struct
 	c.rec->profile = xstrdup(r->profile);
 	c.rec->key_base = xstrdup(keys->base);
 	c.rec->key_rootfs = xstrdup(keys->rootfs);
+	c.rec->outdir = realpath(c.outdir, NULL);
 	{
 		struct strbuf in = STRBUF_INIT;
 		recipe_print_json(r, keys, &in, false);

@@ -54,6 +54,8 @@ static const struct db_migration registry_schema[] = {
 	 "  PRIMARY KEY (build_id, path)"
 	 ") WITHOUT ROWID;"
 	 "CREATE INDEX builds_by_created ON builds (created, id);"},
+	/* 3: where the outputs were written, so that show can say whether they are still there. */
+	{"ALTER TABLE builds ADD COLUMN outdir TEXT;"},
 };
 
 static const struct db_schema registry_db = {
@@ -90,6 +92,7 @@ void registry_build_free(struct registry_build *b)
 	free(b->key_rootfs);
 	free(b->key_disk);
 	free(b->inputs);
+	free(b->outdir);
 	for (i = 0; i < b->n_outputs; i++)
 		free(b->outputs[i].name);
 	free(b->outputs);
@@ -307,7 +310,8 @@ static int insert_rows(struct registry *r, const struct registry_build *b, struc
 
 	k = db_prepare(r->db,
 		       "INSERT INTO builds (id, image, version, profile, created, key_base, "
-		       "key_rootfs, key_disk, inputs) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+		       "key_rootfs, key_disk, inputs, outdir) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+		       "?8, ?9, ?10)",
 		       &s, err);
 	if (k < 0)
 		return k;
@@ -320,6 +324,7 @@ static int insert_rows(struct registry *r, const struct registry_build *b, struc
 	db_bind_text(s, 7, b->key_rootfs);
 	db_bind_text(s, 8, b->key_disk);
 	db_bind_text(s, 9, b->inputs);
+	db_bind_text(s, 10, b->outdir);
 	k = db_step_done(s, err);
 	if (k < 0)
 		return k;
@@ -617,9 +622,12 @@ int registry_get(struct registry *r, const char *id_or_prefix, struct registry_b
 	k = db_exec(r->db, "BEGIN", err);
 	if (k < 0)
 		return k;
+	/* outdir arrived with version 3. */
 	k = db_prepare(r->db,
-		       "SELECT id, image, version, profile, created, key_base, key_rootfs, "
-		       "key_disk, inputs FROM builds WHERE id = ?1",
+		       r->version >= 3 ? "SELECT id, image, version, profile, created, key_base, "
+					 "key_rootfs, key_disk, inputs, outdir FROM builds WHERE id = ?1"
+				       : "SELECT id, image, version, profile, created, key_base, "
+					 "key_rootfs, key_disk, inputs, NULL FROM builds WHERE id = ?1",
 		       &s, err);
 	if (k < 0)
 		goto out;
@@ -642,6 +650,7 @@ int registry_get(struct registry *r, const char *id_or_prefix, struct registry_b
 	b->key_rootfs = db_column_strdup(s, 6);
 	b->key_disk = db_column_strdup(s, 7);
 	b->inputs = db_column_strdup(s, 8);
+	b->outdir = db_column_strdup(s, 9);
 	db_finalize(TAKE_PTR(s));
 	k = load_lists(r, b, err);
 out:

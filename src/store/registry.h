@@ -50,6 +50,7 @@ struct registry_build {
 	char *key_rootfs;
 	char *key_disk;
 	char *inputs; /* canonical JSON of the resolved inputs (valid JSON: shown as is), or NULL */
+	char *outdir; /* absolute path of the output directory; NULL when not recorded */
 	struct registry_output *outputs;
 	size_t n_outputs;
 	struct dpkg_package *packages; /* sorted by name, arch (registry_add sorts) */

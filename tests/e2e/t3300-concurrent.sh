@@ -27,7 +27,7 @@ image() { # DIR TARBALL MOTD
 	cat >"$1/image.yaml" <<-EOT
 	image: $1
 	version: 1.0.0
-	base: {tarball: "$URL/$2?delay=1500", sha256: $(sha256sum "www/$2" | cut -d" " -f1)}
+	base: {tarball: "$URL/$2?delay=1000", sha256: $(sha256sum "www/$2" | cut -d" " -f1)}
 	overlays: [ovl]
 	EOT
 }
@@ -37,7 +37,12 @@ image a one.tar.gz "image a" && image b same-bytes.tar.gz "image b" &&
 image c two.tar.gz "image c" || exit 1
 
 count_rows() {
-	imgforge ls --json --registry reg.db | python3 -c "import json, sys; print(len(json.load(sys.stdin)))"
+	imgforge ls --json --registry reg.db | grep -c "\"build_id\": "
+}
+
+# A string field of manifest.json (written one field a line).
+field() { # FILE NAME
+	sed -n "s/^ *\"$2\": \"\(.*\)\",\{0,1\}\$/\1/p" "$1" | head -1
 }
 
 # Run the four builds with gc looping beside them; $1 is gc's option.
@@ -67,12 +72,8 @@ test_expect_success 'four builds at once on a cold cache, gc looping: all succee
 	run_round r1 &&
 	for b in a1 a2 b c; do
 		e2fsck -fn r1/$b/root.ext4 >/dev/null &&
-		python3 -c "
-import hashlib, json, sys
-m = json.load(open(\"r1/$b/manifest.json\"))
-o = {x[\"name\"]: x for x in m[\"outputs\"]}
-assert o[\"root.ext4\"][\"sha256\"] == hashlib.sha256(open(\"r1/$b/root.ext4\", \"rb\").read()).hexdigest()
-" || exit 1
+		grep -q "\"sha256\": \"$(sha256sum r1/$b/root.ext4 | cut -c1-64)\"" r1/$b/manifest.json ||
+		exit 1
 	done &&
 	cmp r1/a1/root.ext4 r1/a2/root.ext4 &&
 	! grep -v "^$" r1/gc.err
@@ -90,7 +91,7 @@ test_expect_success 'each base and rootfs key was built once; the other build wa
 test_expect_success 'no registry row lost' '
 	test "$(count_rows)" = 4 &&
 	for b in a1 a2 b c; do
-		id=$(python3 -c "import json; print(json.load(open(\"r1/$b/manifest.json\"))[\"build_id\"])") &&
+		id=$(field r1/$b/manifest.json build_id) && test -n "$id" &&
 		imgforge show --registry reg.db "$id" >/dev/null || exit 1
 	done
 '
