@@ -459,6 +459,14 @@ static bool stage_name_valid(const char *stage)
 	return true;
 }
 
+static bool readonly(struct cache *c, struct strbuf *err)
+{
+	if (!c->readonly)
+		return false;
+	strbuf_addf(err, "the cache '%s' was opened read-only", c->dir);
+	return true;
+}
+
 int cache_tmpfile(struct cache *c, const char *stage, char **ret_path, struct strbuf *err)
 {
 	_cleanup_free_ char *path = NULL;
@@ -468,6 +476,8 @@ int cache_tmpfile(struct cache *c, const char *stage, char **ret_path, struct st
 		strbuf_addf(err, "invalid stage name '%s'", stage ? stage : "(null)");
 		return -EINVAL;
 	}
+	if (readonly(c, err))
+		return -EROFS;
 	path = xasprintf("%s/%s.%ld.XXXXXX", c->tmp, stage, (long)getpid());
 	/* Under the write lock, so that clean_orphans() cannot see it unlocked. */
 	r = db_begin(c->db, err);
@@ -500,13 +510,6 @@ static void release_tmp(struct cache *c, const char *path)
 	held_drop(&c->tmps, path);
 }
 
-static bool readonly(struct cache *c, struct strbuf *err)
-{
-	if (!c->readonly)
-		return false;
-	strbuf_addf(err, "the cache '%s' was opened read-only", c->dir);
-	return true;
-}
 
 /*
  * Pin the object of key: hold it open with a shared flock until

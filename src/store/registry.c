@@ -69,6 +69,7 @@ static const struct db_schema registry_db = {
 struct registry {
 	struct db *db;
 	int version; /* schema version: older ones are read as they are (read-only) */
+	bool readonly;
 };
 
 /* --- records --- */
@@ -210,6 +211,7 @@ static int open_mode(const char *path, enum db_mode mode, struct registry **ret,
 	r = xcalloc(1, sizeof(*r));
 	r->db = db;
 	r->version = version;
+	r->readonly = mode == DB_READONLY;
 	*ret = r;
 	return 0;
 }
@@ -389,6 +391,10 @@ int registry_add(struct registry *r, struct registry_build *b, char **ret_id, st
 	bool own_id = !b->id;
 	int k, tries;
 
+	if (r->readonly) {
+		strbuf_addf(err, "registry '%s' was opened read-only", db_path(r->db));
+		return -EROFS;
+	}
 	if (b->n_packages > 1)
 		qsort(b->packages, b->n_packages, sizeof(*b->packages), cmp_pkg);
 	if (b->n_files > 1)
