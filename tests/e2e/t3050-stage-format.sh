@@ -2,7 +2,8 @@
 # A stage's cache key changes when STAGE_FORMAT_VERSION does: an output format
 # change without a bump would let builds reuse outputs of the old format
 # from the cache. This builds a fixed input and compares the root filesystem
-# with the hash recorded under the version it was recorded with.
+# with the hash recorded under the version it was recorded with; and the
+# epoch manifest.json reports for a cached root filesystem.
 . "$SRCDIR/tests/e2e/lib.sh"
 
 # Recorded together: update both, and bump STAGE_FORMAT_VERSION in
@@ -31,6 +32,15 @@ test_expect_success 'the root filesystem of a fixed input matches the recorded f
 			"$RECORDED_VERSION: record root.ext4 sha256 $got and version $version there" >&2
 		exit 1
 	fi
+'
+
+test_expect_success 'manifest.json records the epoch a cached root filesystem was built with' '
+	grep -q "^  \"epoch\": 1700000000,\$" o/manifest.json &&
+	SOURCE_DATE_EPOCH=1800000000 imgforge build --cache c -o o2 image.yaml 2>err &&
+	grep -q "rootfs: cached" err &&
+	grep -q "^  \"epoch\": 1700000000,\$" o2/manifest.json &&
+	SOURCE_DATE_EPOCH=1800000000 imgforge build --cache c2 -o o3 image.yaml 2>err &&
+	grep -q "^  \"epoch\": 1800000000,\$" o3/manifest.json
 '
 
 test_done
