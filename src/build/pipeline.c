@@ -959,7 +959,8 @@ static int publish(struct ctx *c, const char *name, const char *src)
 	int r;
 
 	r = copy_file(src, tmp);
-	if (r == 0)
+	/* A cached object's hash is in the cache index: no need to read the copy again. */
+	if (r == 0 && cache_pinned_sha256(c->cache, src, sha, &size) < 0)
 		r = sha256_file(tmp, sha, &size);
 	if (r == 0 && rename(tmp, dst) < 0)
 		r = -errno;

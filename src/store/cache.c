@@ -58,6 +58,7 @@ static const struct db_schema cache_db = {
 struct held {
 	char *name;
 	int fd;
+	char sha256[SHA256_HEX_LEN]; /* pins: the object's recorded hash */
 };
 
 struct held_list {
@@ -76,12 +77,13 @@ struct cache {
 	struct held_list tmps, key_locks, pins;
 };
 
-static void held_add(struct held_list *l, const char *name, int fd)
+static struct held *held_add(struct held_list *l, const char *name, int fd)
 {
 	GROW(l->v, l->alloc, l->n + 1);
+	memset(&l->v[l->n], 0, sizeof(l->v[l->n]));
 	l->v[l->n].name = xstrdup(name);
 	l->v[l->n].fd = fd;
-	l->n++;
+	return &l->v[l->n++];
 }
 
 static struct held *held_find(struct held_list *l, const char *name)
@@ -517,14 +519,16 @@ static void release_tmp(struct cache *c, const char *path)
  * while this build uses it. -ENOENT when the file at obj is gone or is no
  * longer the one opened (deleted meanwhile).
  */
-static int pin(struct cache *c, const char *key, const char *obj)
+static int pin(struct cache *c, const char *key, const char *obj, const char *sha256)
 {
 	struct held *h = held_find(&c->pins, key);
 	struct stat a, b;
 	int fd, r;
 
-	if (h && fstat(h->fd, &a) == 0 && stat(obj, &b) == 0 && a.st_ino == b.st_ino)
+	if (h && fstat(h->fd, &a) == 0 && stat(obj, &b) == 0 && a.st_ino == b.st_ino) {
+		snprintf(h->sha256, sizeof(h->sha256), "%s", sha256);
 		return 0;
+	}
 	if (h)
 		held_drop(&c->pins, key);
 	fd = open(obj, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -538,7 +542,27 @@ static int pin(struct cache *c, const char *key, const char *obj)
 		close(fd);
 		return r < 0 ? r : -ENOENT;
 	}
-	held_add(&c->pins, key, fd);
+	h = held_add(&c->pins, key, fd);
+	snprintf(h->sha256, sizeof(h->sha256), "%s", sha256);
+	return 0;
+}
+
+int cache_pinned_sha256(struct cache *c, const char *path, char ret[SHA256_HEX_LEN],
+			uint64_t *ret_size)
+{
+	const char *base = path_basename(path);
+	struct held *h;
+	struct stat a, b;
+
+	if (!cache_key_valid(base) || !(h = held_find(&c->pins, base)) || !h->sha256[0])
+		return -ENOENT;
+	/* The same file, not merely the same name: path may be anywhere. */
+	if (fstat(h->fd, &a) < 0 || stat(path, &b) < 0 || a.st_ino != b.st_ino ||
+	    a.st_dev != b.st_dev)
+		return -ENOENT;
+	memcpy(ret, h->sha256, SHA256_HEX_LEN);
+	if (ret_size)
+		*ret_size = (uint64_t)a.st_size;
 	return 0;
 }
 
@@ -747,7 +771,7 @@ done:
 		cache_unlock(c, name);
 	}
 	/* Under the key's lock nobody deletes it meanwhile; without, it may be gone. */
-	r = pin(c, key, obj);
+	r = pin(c, key, obj, hex);
 	if (r < 0) {
 		strbuf_addf(err, "cache entry %.12s (%s) was deleted while being stored: %s", key,
 			    stage, strerror(-r));
@@ -978,7 +1002,7 @@ int cache_lookup(struct cache *c, const char *key, enum cache_verify verify, cha
 				return r;
 		}
 	}
-	if (pin(c, key, obj) < 0)
+	if (pin(c, key, obj, want) < 0)
 		return 0; /* deleted by another process meanwhile */
 	r = cache_touch(c, key, reason);
 	if (r == -ENOENT)

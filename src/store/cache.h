@@ -131,6 +131,15 @@ int cache_store(struct cache *c, const char *key, const char *stage, const char 
  */
 int cache_download_path(struct cache *c, const char *name, char **ret_path, struct strbuf *err);
 
+/*
+ * The sha256 (and size) recorded for the object at path, when it is one this
+ * handle looked up or stored and still pins: a caller that copies the
+ * object out need not read gigabytes again to hash the copy. -ENOENT for
+ * any other file. ret must hold SHA256_HEX_LEN bytes.
+ */
+int cache_pinned_sha256(struct cache *c, const char *path, char ret[SHA256_HEX_LEN],
+			uint64_t *ret_size);
+
 /* Mark key as used now (for gc). -ENOENT if it is not in the cache. */
 int cache_touch(struct cache *c, const char *key, struct strbuf *err);
 

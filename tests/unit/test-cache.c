@@ -120,6 +120,17 @@ TEST(test_store_and_lookup)
 
 	CHECK_INT(cache_lookup(c, KA, CACHE_VERIFY_METADATA, &found, &err), 1);
 	CHECK_STR(found, stored);
+	/* Its hash comes from the index; a copy elsewhere is not the pinned object. */
+	{
+		char pinned[SHA256_HEX_LEN] = "";
+		uint64_t size = 0;
+
+		CHECK_INT(cache_pinned_sha256(c, found, pinned, &size), 0);
+		CHECK_STR(pinned, want);
+		CHECK_INT(size, 14);
+		CHECK(write_file_atomic(KA, "a base tarball", 14, 0644) == 0);
+		CHECK_INT(cache_pinned_sha256(c, KA, pinned, &size), -ENOENT);
+	}
 	CHECK(read_file(found, 100, &data, &len) == 0);
 	CHECK_STR(data, "a base tarball");
 	free(found);
