@@ -342,27 +342,11 @@ static bool key_listed(char **keys, size_t n, const char *name)
 	return n > 0 && bsearch(&name, keys, n, sizeof(*keys), cmp_str) != NULL;
 }
 
-static struct cache *cache_new(const char *dir)
+/* A handle on dir (NULL: the default directory), not opened yet. */
+static int cache_new(const char *dir, struct cache **ret, struct strbuf *err)
 {
-	struct cache *c = xcalloc(1, sizeof(*c));
-
-	c->dir = xstrdup(dir);
-	c->objects = path_join(dir, "objects");
-	c->tmp = path_join(dir, "tmp");
-	c->downloads = path_join(dir, "downloads");
-	c->locks = path_join(dir, "locks");
-	return c;
-}
-
-/* Where the cache directory comes from, for messages that ask for another one. */
-#define CACHE_DIR_HINT "pass --cache DIR or set XDG_CACHE_HOME to use another cache directory"
-
-int cache_open(const char *dir, struct cache **ret, struct strbuf *err)
-{
-	_cleanup_free_ char *def = NULL, *index = NULL;
-	const char *sub[4];
+	_cleanup_free_ char *def = NULL;
 	struct cache *c;
-	size_t i;
 	int r;
 
 	if (!dir) {
@@ -371,7 +355,31 @@ int cache_open(const char *dir, struct cache **ret, struct strbuf *err)
 			return r;
 		dir = def;
 	}
-	c = cache_new(dir);
+	c = xcalloc(1, sizeof(*c));
+	c->dir = xstrdup(dir);
+	c->objects = path_join(dir, "objects");
+	c->tmp = path_join(dir, "tmp");
+	c->downloads = path_join(dir, "downloads");
+	c->locks = path_join(dir, "locks");
+	*ret = c;
+	return 0;
+}
+
+/* Where the cache directory comes from, for messages that ask for another one. */
+#define CACHE_DIR_HINT "pass --cache DIR or set XDG_CACHE_HOME to use another cache directory"
+
+int cache_open(const char *dir, struct cache **ret, struct strbuf *err)
+{
+	_cleanup_free_ char *index = NULL;
+	const char *sub[4];
+	struct cache *c;
+	size_t i;
+	int r;
+
+	r = cache_new(dir, &c, err);
+	if (r < 0)
+		return r;
+	dir = c->dir;
 	sub[0] = c->objects;
 	sub[1] = c->tmp;
 	sub[2] = c->downloads;
@@ -405,19 +413,15 @@ fail:
 
 int cache_open_readonly(const char *dir, struct cache **ret, struct strbuf *err)
 {
-	_cleanup_free_ char *def = NULL, *index = NULL;
+	_cleanup_free_ char *index = NULL;
 	struct cache *c;
 	int r;
 
-	if (!dir) {
-		r = cache_default_dir(&def, err);
-		if (r < 0)
-			return r;
-		dir = def;
-	}
-	c = cache_new(dir);
+	r = cache_new(dir, &c, err);
+	if (r < 0)
+		return r;
 	c->readonly = true;
-	index = path_join(dir, "index.db");
+	index = path_join(c->dir, "index.db");
 	r = db_open_schema(index, &cache_db, DB_READONLY, &c->db, err);
 	if (r < 0 && r != -ENOENT) {
 		cache_close(c);

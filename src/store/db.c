@@ -221,21 +221,6 @@ int64_t db_changes(struct db *db)
 	return sqlite3_changes64(db->h);
 }
 
-int db_user_version(struct db *db, int *ret, struct strbuf *err)
-{
-	_cleanup_stmt_ struct db_stmt *s = NULL;
-	int r;
-
-	r = db_prepare(db, "PRAGMA user_version", &s, err);
-	if (r < 0)
-		return r;
-	r = db_step(s, err);
-	if (r < 0)
-		return r;
-	*ret = r > 0 ? (int)db_column_int64(s, 0) : 0;
-	return 0;
-}
-
 static int pragma_int(struct db *db, const char *sql, int64_t *ret, struct strbuf *err)
 {
 	_cleanup_stmt_ struct db_stmt *s = NULL;
@@ -248,6 +233,17 @@ static int pragma_int(struct db *db, const char *sql, int64_t *ret, struct strbu
 	if (r < 0)
 		return r;
 	*ret = r > 0 ? db_column_int64(s, 0) : 0;
+	return 0;
+}
+
+int db_user_version(struct db *db, int *ret, struct strbuf *err)
+{
+	int64_t v = 0;
+	int r = pragma_int(db, "PRAGMA user_version", &v, err);
+
+	if (r < 0)
+		return r;
+	*ret = (int)v;
 	return 0;
 }
 

@@ -541,11 +541,21 @@ TEST(test_newer_schema_refused)
  * database, an SQLite file without our tables. A read-only open creates
  * nothing.
  */
+static int make_db(const char *path, const char *sql)
+{
+	struct db *db = NULL;
+	int r = db_open(path, NULL, 0, &db, NULL);
+
+	if (r == 0)
+		r = db_exec(db, sql, NULL);
+	db_close(db);
+	return r;
+}
+
 TEST(test_not_a_registry)
 {
 	struct strbuf err = STRBUF_INIT;
 	struct registry *r = NULL;
-	struct db *db = NULL;
 
 	CHECK(write_file_atomic("empty.db", "", 0, 0644) == 0);
 	CHECK_INT(registry_open("empty.db", &r, &err), -EBADMSG);
@@ -555,16 +565,11 @@ TEST(test_not_a_registry)
 	strbuf_reset(&err);
 	CHECK_INT(registry_open_readonly("empty.db", &r, &err), -EBADMSG);
 
-	CHECK_INT(db_open("other.db", NULL, 0, &db, &err), 0);
-	CHECK_INT(db_exec(db, "CREATE TABLE t (x)", &err), 0);
-	db_close(TAKE_PTR(db));
-	strbuf_reset(&err);
+	CHECK_INT(make_db("other.db", "CREATE TABLE t (x)"), 0);
 	CHECK_INT(registry_open("other.db", &r, &err), -EBADMSG);
 	CHECK(strstr(strbuf_str(&err), "no 'builds' table") != NULL);
 
-	CHECK_INT(db_open("app.db", NULL, 0, &db, &err), 0);
-	CHECK_INT(db_exec(db, "PRAGMA application_id = 7; CREATE TABLE builds (x)", &err), 0);
-	db_close(TAKE_PTR(db));
+	CHECK_INT(make_db("app.db", "PRAGMA application_id = 7; CREATE TABLE builds (x)"), 0);
 	strbuf_reset(&err);
 	CHECK_INT(registry_open_readonly("app.db", &r, &err), -EBADMSG);
 	CHECK(strstr(strbuf_str(&err), "another application") != NULL);
