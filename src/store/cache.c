@@ -1172,6 +1172,41 @@ out:
 	return r;
 }
 
+int cache_unindexed(struct cache *c, size_t *ret_n, uint64_t *ret_size, struct strbuf *err)
+{
+	size_t n = 0, n_keys = 0;
+	uint64_t size = 0;
+	char **keys = NULL;
+	struct dirent *de;
+	DIR *d;
+	int r;
+
+	if (c->db) {
+		r = entry_keys(c, &keys, &n_keys, err);
+		if (r < 0)
+			return r;
+	}
+	d = opendir(c->objects);
+	while (d && (de = readdir(d))) {
+		_cleanup_free_ char *p = NULL;
+		struct stat sb;
+
+		if (!cache_key_valid(de->d_name) || key_listed(keys, n_keys, de->d_name))
+			continue;
+		p = path_join(c->objects, de->d_name);
+		if (lstat(p, &sb) == 0 && S_ISREG(sb.st_mode)) {
+			n++;
+			size += (uint64_t)sb.st_size;
+		}
+	}
+	if (d)
+		closedir(d);
+	free_keys(keys, n_keys);
+	*ret_n = n;
+	*ret_size = size;
+	return 0;
+}
+
 /* Delete lock files nobody holds (lockers notice and take the new one). */
 static void clean_locks(struct cache *c)
 {

@@ -157,6 +157,12 @@ struct cache_entry {
 int cache_list(struct cache *c, struct cache_entry **ret, size_t *ret_n, struct strbuf *err);
 void cache_entries_free(struct cache_entry *e, size_t n);
 
+/*
+ * How many files in objects/ have no entry, and their bytes (cache ls
+ * reports them: after a lost index, that is where the cache's space went).
+ */
+int cache_unindexed(struct cache *c, size_t *ret_n, uint64_t *ret_size, struct strbuf *err);
+
 struct cache_gc_stats {
 	size_t removed;	    /* entries removed */
 	uint64_t freed;	    /* their bytes */

@@ -230,6 +230,7 @@ test_expect_success 'cache ls lists entries least recently used first' '
 	printf "%s\n" "bbbbbbbbbbbbrootfs  " "ccccccccccccdisk    " "aaaaaaaaaaaabase    " >expect &&
 	diff -u expect got &&
 	grep -q "^3 entries, 3.2 KiB in " out &&
+	grep -q "^1 file (7 B) in .*objects. not in the index: never used; .imgforge cache gc. deletes them\$" out &&
 	test -e "$CACHE/objects/$(printf "%064d" 0 | tr 0 d)" &&
 	imgforge cache ls --json >out.json &&
 	python3 -c "
