@@ -540,11 +540,14 @@ static int pin(struct cache *c, const char *key, const char *obj, const char *sh
 		return -errno;
 	while ((r = flock(fd, LOCK_SH)) < 0 && errno == EINTR)
 		;
-	if (r < 0 || fstat(fd, &a) < 0 || stat(obj, &b) < 0 || a.st_ino != b.st_ino ||
-	    a.st_nlink == 0) {
-		r = r < 0 || errno != ENOENT ? -errno : -ENOENT;
+	if (r < 0) {
+		r = -errno;
 		close(fd);
-		return r < 0 ? r : -ENOENT;
+		return r;
+	}
+	if (fstat(fd, &a) < 0 || stat(obj, &b) < 0 || a.st_ino != b.st_ino || a.st_nlink == 0) {
+		close(fd);
+		return -ENOENT;
 	}
 	h = held_add(&c->pins, key, fd);
 	snprintf(h->sha256, sizeof(h->sha256), "%s", sha256);
