@@ -516,7 +516,6 @@ static void release_tmp(struct cache *c, const char *path)
 	held_drop(&c->tmps, path);
 }
 
-
 /*
  * Pin the object of key: hold it open with a shared flock until
  * cache_close(), so that gc (which needs it exclusively) leaves it alone

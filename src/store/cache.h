@@ -171,8 +171,8 @@ struct cache_gc_stats {
 	size_t orphans;	    /* files left in tmp/ by crashed processes, deleted */
 	size_t unindexed;   /* files in objects/ without an entry, deleted */
 	uint64_t unindexed_size;
-	size_t busy;	    /* entries gc would have removed but a build is using */
-	size_t downloads;   /* abandoned partial downloads, deleted */
+	size_t busy;	  /* entries gc would have removed but a build is using */
+	size_t downloads; /* abandoned partial downloads, deleted */
 	uint64_t downloads_size;
 };
 

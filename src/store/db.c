@@ -505,7 +505,8 @@ int db_has_table(struct db *db, const char *name, struct strbuf *err)
 	_cleanup_stmt_ struct db_stmt *s = NULL;
 	int r;
 
-	r = db_prepare(db, "SELECT 1 FROM sqlite_master WHERE name = ?1 AND type IN ('table', 'view')",
+	r = db_prepare(db,
+		       "SELECT 1 FROM sqlite_master WHERE name = ?1 AND type IN ('table', 'view')",
 		       &s, err);
 	if (r < 0)
 		return r;

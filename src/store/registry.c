@@ -183,8 +183,7 @@ void registry_new_id(int64_t created, char ret[REGISTRY_ID_LEN])
 
 /* --- opening --- */
 
-static int open_mode(const char *path, enum db_mode mode, struct registry **ret,
-		     struct strbuf *err)
+static int open_mode(const char *path, enum db_mode mode, struct registry **ret, struct strbuf *err)
 {
 	struct registry *r;
 	struct db *db = NULL;
@@ -630,10 +629,11 @@ int registry_get(struct registry *r, const char *id_or_prefix, struct registry_b
 		return k;
 	/* outdir arrived with version 3. */
 	k = db_prepare(r->db,
-		       r->version >= 3 ? "SELECT id, image, version, profile, created, key_base, "
-					 "key_rootfs, key_disk, inputs, outdir FROM builds WHERE id = ?1"
-				       : "SELECT id, image, version, profile, created, key_base, "
-					 "key_rootfs, key_disk, inputs, NULL FROM builds WHERE id = ?1",
+		       r->version >= 3
+			       ? "SELECT id, image, version, profile, created, key_base, "
+				 "key_rootfs, key_disk, inputs, outdir FROM builds WHERE id = ?1"
+			       : "SELECT id, image, version, profile, created, key_base, "
+				 "key_rootfs, key_disk, inputs, NULL FROM builds WHERE id = ?1",
 		       &s, err);
 	if (k < 0)
 		goto out;
