@@ -13,12 +13,17 @@ printf "%s\n" "image: mini" "version: \"1\"" "packages: [less]" \
 
 test_expect_success 'two builds of one mmdebstrap image at once: one mmdebstrap, both succeed' '
 	( while [ ! -e stop ]; do imgforge -q cache gc --cache cache --max-size 0 2>>gc.err || echo "gc failed" >>gc.err; done ) &
-	gcpid=$! rc=0 &&
-	imgforge build --cache cache --registry reg.db -o o1 img.yaml 2>e1 & p1=$!
+	gcpid=$!
+	rc=0
+	imgforge build --cache cache --registry reg.db -o o1 img.yaml 2>e1 &
+	p1=$!
 	sleep 2
-	imgforge build --cache cache --registry reg.db -o o2 img.yaml 2>e2 & p2=$!
-	wait $p1 || rc=1; wait $p2 || rc=1
-	touch stop; wait $gcpid
+	imgforge build --cache cache --registry reg.db -o o2 img.yaml 2>e2 &
+	p2=$!
+	wait $p1 || rc=1
+	wait $p2 || rc=1
+	touch stop
+	wait $gcpid
 	cat e1 e2 gc.err && test $rc = 0 &&
 	test "$(cat o1/build.log o2/build.log | grep -c "base: running mmdebstrap")" = 1 &&
 	test "$(cat e1 e2 | grep -c "waiting for another build of stage base")" = 1 &&
