@@ -534,20 +534,9 @@ static int pin(struct cache *c, const char *key, const char *obj, const char *sh
 	}
 	if (h)
 		held_drop(&c->pins, key);
-	fd = open(obj, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return -errno;
-	while ((r = flock(fd, LOCK_SH)) < 0 && errno == EINTR)
-		;
-	if (r < 0) {
-		r = -errno;
-		close(fd);
+	r = lock_path(obj, LOCK_SH, false, &fd);
+	if (r < 0)
 		return r;
-	}
-	if (fstat(fd, &a) < 0 || stat(obj, &b) < 0 || a.st_ino != b.st_ino || a.st_nlink == 0) {
-		close(fd);
-		return -ENOENT;
-	}
 	h = held_add(&c->pins, key, fd);
 	snprintf(h->sha256, sizeof(h->sha256), "%s", sha256);
 	return 0;
