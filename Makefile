@@ -7,6 +7,7 @@
 #   make check           unit tests (plain and ASan+UBSan builds) + end-to-end tests
 #   make check-fast      unit tests + the quick end-to-end tests, plain build only
 #   make fuzz FUZZ_SECONDS=N  build the libFuzzer targets and run each N seconds
+#   make check-concurrent  concurrent builds with a real mmdebstrap base (minutes)
 #   make deps            install every Debian package needed to build, test and demo
 #   make demo            build and boot the sample appliance (see README.md)
 #   make install         PREFIX=/usr/local DESTDIR=
@@ -64,7 +65,8 @@ FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(O)/tests/%,$(FUZZ_SRCS))
 # The sanitizer flavour make check runs the unit tests under.
 CHECK_SANITIZE := address,undefined
 
-.PHONY: all deps check check-fast check-unit check-e2e check-san check-appliance-bios demo install \
+.PHONY: all deps check check-fast check-unit check-e2e check-san check-appliance-bios \
+	check-concurrent demo install \
 	format clean unit-bins fuzz FORCE
 
 all: imgforge
@@ -162,6 +164,13 @@ check-fast: deps
 check-appliance-bios: deps
 	@$(MAKE) --no-print-directory all
 	@IMGFORGE_APPLIANCE_FIRMWARE=bios tests/run.sh --only t6100 --build $(O) --imgforge $(O)/imgforge
+
+# Concurrent builds of an mmdebstrap image on one cache (tests/e2e/long/): too
+# slow for `make check`, which runs the same race with tarball bases (t3300).
+check-concurrent: deps
+	@$(MAKE) --no-print-directory all
+	@IMGFORGE=$(CURDIR)/$(O)/imgforge SRCDIR=$(CURDIR) \
+		bash tests/e2e/long/t3310-concurrent-mmdebstrap.sh
 
 check-unit: unit-bins
 	@tests/run.sh --unit-only --build $(O) --imgforge $(O)/imgforge

@@ -16,7 +16,7 @@ void build_manifest(struct build_ctx *c, struct strbuf *out)
 	json_kv_string(&j, "profile", c->rec->profile);
 	json_kv_string(&j, "build_id", c->rec->id);
 	json_kv_int(&j, "epoch", c->epoch);
-	json_key(&j, "stages");
+	json_key(&j, "stage_keys");
 	json_begin_object(&j);
 	json_kv_string(&j, "base", c->keys->base);
 	json_kv_string(&j, "rootfs", c->keys->rootfs);

@@ -127,32 +127,6 @@ int build_store(struct build_ctx *c, const char *stage, const char *key, const c
 }
 
 /*
- * The hash the cache recorded for key when it stored the object (it was
- * hashed then, and the cache has checked the file since, by metadata or,
- * with --verify, by hash): hashing a multi-GiB output again would cost more
- * than copying it. Returns 1 when found.
- */
-static int cached_hash(struct build_ctx *c, const char *key, char sha[SHA256_HEX_LEN],
-		       uint64_t *ret_size)
-{
-	struct strbuf err = STRBUF_INIT;
-	struct cache_entry *e = NULL;
-	size_t n = 0, i;
-	int found = 0;
-
-	if (cache_list(c->cache, &e, &n, &err) >= 0)
-		for (i = 0; i < n && !found; i++)
-			if (!strcmp(e[i].key, key)) {
-				memcpy(sha, e[i].sha256, SHA256_HEX_LEN);
-				*ret_size = e[i].size;
-				found = 1;
-			}
-	cache_entries_free(e, n);
-	strbuf_release(&err);
-	return found;
-}
-
-/*
  * Clone (or copy) a stage's output from the cache into the staging
  * directory and record it; say how long it took when that was long.
  */
@@ -172,7 +146,12 @@ static int publish(struct build_ctx *c, const struct stage *s, const char *src)
 		r = build_fail(c, r, "%s", err.buf);
 		goto out;
 	}
-	if (!cached_hash(c, s->key(c), sha, &size)) {
+	/*
+	 * The hash the cache recorded when it stored the object (checked since by
+	 * metadata, or by hash with --verify): hashing a multi-GiB output again
+	 * would cost more than copying it.
+	 */
+	if (cache_pinned_sha256(c->cache, src, sha, &size) < 0) {
 		r = sha256_file(staged, sha, &size);
 		if (r < 0) {
 			r = build_fail(c, r, "cannot read '%s': %s", staged, strerror(-r));
@@ -189,12 +168,40 @@ out:
 	return r;
 }
 
-/* A stage from the table, then its output published. Returns 1 on a cache hit. */
+/*
+ * Take the stage's cache lock: another build of the same key is running, so
+ * wait for it and then hit the cache instead of building the key twice.
+ */
+static int lock_stage(struct build_ctx *c, const char *stage, const char *key)
+{
+	struct strbuf err = STRBUF_INIT;
+	int r = cache_lock(c->cache, key, false, &err);
+
+	if (r == -EAGAIN) {
+		build_step(c, "%s: waiting for another build of stage %s (key %.12s)", stage, stage,
+			   key);
+		r = cache_lock(c->cache, key, true, &err);
+	}
+	if (r < 0)
+		r = build_fail(c, r, "cache: %s", err.buf);
+	strbuf_release(&err);
+	return r;
+}
+
+/*
+ * A stage from the table under its key's lock, then its output published.
+ * Returns 1 on a cache hit.
+ */
 static int run_stage(struct build_ctx *c, const struct stage *s, const char *input,
 		     char **ret_path)
 {
-	int hit = s->run(c, input, ret_path);
+	const char *key = s->key(c);
+	int hit = lock_stage(c, s->name, key);
 
+	if (hit < 0)
+		return hit;
+	hit = s->run(c, input, ret_path);
+	cache_unlock(c->cache, key);
 	if (hit < 0)
 		return hit;
 	if (s->output) {
@@ -259,6 +266,7 @@ int pipeline_build(struct recipe *r, const struct stage_keys *keys, const struct
 	c.rec->profile = xstrdup(r->profile);
 	c.rec->key_base = xstrdup(keys->base);
 	c.rec->key_rootfs = xstrdup(keys->rootfs);
+	c.rec->outdir = realpath(c.outdir, NULL);
 	{
 		struct strbuf in = STRBUF_INIT;
 		keys_print_json(r, keys, &in, false);

@@ -99,6 +99,8 @@ static int make_meta(struct build_ctx *c, struct tree *t, struct strbuf *out)
 	} else {
 		build_step(c, "rootfs: no /var/lib/dpkg/status in the image: no package list");
 	}
+	/* The epoch the image was built with: a later build reusing it reports this one. */
+	strbuf_addf(out, "E\t%" PRId64 "\n", c->epoch);
 	walk_files(t, tree_root(t), out);
 	strbuf_release(&err);
 	return 0;
@@ -137,7 +139,9 @@ static int load_meta(struct build_ctx *c, const char *path)
 			*tab = '\0';
 			p = tab + 1;
 		}
-		if (f[0][0] == 'P' && nf == 4) {
+		if (f[0][0] == 'E' && nf == 2) {
+			c->epoch = strtoll(f[1], NULL, 10);
+		} else if (f[0][0] == 'P' && nf == 4) {
 			_cleanup_free_ char *a = tsv_unescape(f[1]), *b = tsv_unescape(f[2]),
 					    *d = tsv_unescape(f[3]);
 			registry_build_add_package(c->rec, a, b, d);

@@ -30,8 +30,8 @@ static int cache_ls(struct cache *c, bool json)
 {
 	struct strbuf err = STRBUF_INIT, out = STRBUF_INIT;
 	struct cache_entry *e = NULL;
-	uint64_t total = 0;
-	size_t n = 0, i;
+	uint64_t total = 0, unindexed_size = 0;
+	size_t n = 0, i, n_unindexed = 0;
 	char sz[32], used[32];
 	int r;
 
@@ -43,6 +43,12 @@ static int cache_ls(struct cache *c, bool json)
 	}
 	for (i = 0; i < n; i++)
 		total += e[i].size;
+	if (cache_unindexed(c, &n_unindexed, &unindexed_size, &err) < 0) {
+		error("cache ls: %s", strbuf_str(&err));
+		strbuf_release(&err);
+		cache_entries_free(e, n);
+		return 1;
+	}
 	if (json) {
 		struct json j;
 
@@ -50,6 +56,8 @@ static int cache_ls(struct cache *c, bool json)
 		json_begin_object(&j);
 		json_kv_string(&j, "cache", cache_dir(c));
 		json_kv_uint(&j, "total_size", total);
+		json_kv_uint(&j, "unindexed_files", n_unindexed);
+		json_kv_uint(&j, "unindexed_size", unindexed_size);
 		json_key(&j, "entries");
 		json_begin_array(&j);
 		for (i = 0; i < n; i++) {
@@ -76,6 +84,12 @@ static int cache_ls(struct cache *c, bool json)
 		}
 		strbuf_addf(&out, "%zu %s, %s in '%s'\n", n, n == 1 ? "entry" : "entries",
 			    format_size(total, sz, sizeof(sz)), cache_dir(c));
+		if (n_unindexed)
+			strbuf_addf(&out,
+				    "%zu %s (%s) in '%s/objects' not in the index: never used; "
+				    "'imgforge cache gc' deletes them\n",
+				    n_unindexed, n_unindexed == 1 ? "file" : "files",
+				    format_size(unindexed_size, sz, sizeof(sz)), cache_dir(c));
 	}
 	fwrite(out.buf, 1, out.len, stdout);
 	cache_entries_free(e, n);
@@ -102,6 +116,13 @@ static int cache_gc_cmd(struct cache *c, bool have_max, uint64_t max)
 	     st.downloads == 1 ? "download" : "downloads",
 	     format_size(st.downloads_size, dls, sizeof(dls)), st.kept,
 	     st.kept == 1 ? "entry" : "entries", format_size(st.kept_size, kept, sizeof(kept)));
+	if (st.unindexed)
+		info("removed %zu %s in '%s/objects' that the index does not list (%s)",
+		     st.unindexed, st.unindexed == 1 ? "file" : "files", cache_dir(c),
+		     format_size(st.unindexed_size, freed, sizeof(freed)));
+	if (st.busy)
+		info("kept %zu %s that running builds are using", st.busy,
+		     st.busy == 1 ? "entry" : "entries");
 	return 0;
 }
 
@@ -156,7 +177,9 @@ int cmd_cache(int argc, char **argv)
 		      json ? "--json" : "--max-size", json ? "ls" : "gc");
 		return EXIT_USAGE;
 	}
-	if (cache_open(dir, &c, &err) < 0) {
+	/* ls only looks: it works on a cache the user cannot write, and cleans nothing. */
+	if ((!strcmp(sub, "ls") ? cache_open_readonly(dir, &c, &err) : cache_open(dir, &c, &err)) <
+	    0) {
 		error("cache %s: %s", sub, strbuf_str(&err));
 		strbuf_release(&err);
 		return 1;

@@ -82,8 +82,10 @@ static int parse_opts(int argc, char **argv, struct reg_opts *o, int want_args)
 }
 
 /*
- * Open the registry. A default registry that does not exist yet is not an
- * error for ls (there are no builds); *ret is then NULL.
+ * Open the registry read-only: these commands never create, migrate or
+ * clean it, so they work on a registry the user cannot write. A default
+ * registry that does not exist yet is not an error for ls (there are no
+ * builds); *ret is then NULL.
  */
 static int open_registry(const struct reg_opts *o, bool missing_ok, struct registry **ret)
 {
@@ -109,7 +111,7 @@ static int open_registry(const struct reg_opts *o, bool missing_ok, struct regis
 		      o->name, path, o->registry ? "" : " (or give --registry <path>)");
 		return 1;
 	}
-	r = registry_open(path, ret, &err);
+	r = registry_open_readonly(path, ret, &err);
 	if (r < 0)
 		goto fail;
 	return 0;
@@ -173,7 +175,7 @@ int cmd_ls(int argc, char **argv)
 		json_begin_array(&j);
 		for (i = 0; i < n; i++) {
 			json_begin_object(&j);
-			json_kv_string(&j, "id", s[i].id);
+			json_kv_string(&j, "build_id", s[i].id);
 			json_kv_string(&j, "image", s[i].image);
 			json_kv_string(&j, "version", s[i].version);
 			json_key(&j, "profile");
@@ -182,9 +184,9 @@ int cmd_ls(int argc, char **argv)
 			else
 				json_null(&j);
 			json_kv_int(&j, "created", s[i].created);
-			json_kv_uint(&j, "packages", s[i].n_packages);
-			json_kv_uint(&j, "files", s[i].n_files);
-			json_kv_uint(&j, "outputs", s[i].n_outputs);
+			json_kv_uint(&j, "package_count", s[i].n_packages);
+			json_kv_uint(&j, "file_count", s[i].n_files);
+			json_kv_uint(&j, "output_count", s[i].n_outputs);
 			json_end_object(&j);
 		}
 		json_end_array(&j);
@@ -217,6 +219,35 @@ static void json_opt_string(struct json *j, const char *key, const char *v)
 		json_null(j);
 }
 
+/*
+ * Where an output of a build is now: the registry row describes the file as
+ * it was written, and the file may since have been deleted or replaced
+ * (rebuilt into the same directory). Size only: hashing every output on
+ * show would read gigabytes.
+ */
+enum output_state { OUTPUT_UNKNOWN, OUTPUT_PRESENT, OUTPUT_MISSING, OUTPUT_CHANGED };
+
+static enum output_state output_state(const struct registry_build *b,
+				      const struct registry_output *o, char **ret_path)
+{
+	struct stat st;
+
+	*ret_path = NULL;
+	if (!b->outdir)
+		return OUTPUT_UNKNOWN;
+	*ret_path = path_join(b->outdir, o->name);
+	if (stat(*ret_path, &st) < 0 || !S_ISREG(st.st_mode))
+		return OUTPUT_MISSING;
+	return (uint64_t)st.st_size == o->size ? OUTPUT_PRESENT : OUTPUT_CHANGED;
+}
+
+static const char *const output_state_names[] = {
+	[OUTPUT_UNKNOWN] = "unknown",
+	[OUTPUT_PRESENT] = "present",
+	[OUTPUT_MISSING] = "missing",
+	[OUTPUT_CHANGED] = "changed",
+};
+
 static void show_json(const struct registry_build *b, struct strbuf *out)
 {
 	struct json j;
@@ -224,7 +255,7 @@ static void show_json(const struct registry_build *b, struct strbuf *out)
 
 	json_init(&j, out, true);
 	json_begin_object(&j);
-	json_kv_string(&j, "id", b->id);
+	json_kv_string(&j, "build_id", b->id);
 	json_kv_string(&j, "image", b->image);
 	json_kv_string(&j, "version", b->version);
 	json_opt_string(&j, "profile", b->profile);
@@ -243,10 +274,15 @@ static void show_json(const struct registry_build *b, struct strbuf *out)
 	json_key(&j, "outputs");
 	json_begin_array(&j);
 	for (i = 0; i < b->n_outputs; i++) {
+		_cleanup_free_ char *path = NULL;
+		enum output_state st = output_state(b, &b->outputs[i], &path);
+
 		json_begin_object(&j);
 		json_kv_string(&j, "name", b->outputs[i].name);
 		json_kv_string(&j, "sha256", b->outputs[i].sha256);
 		json_kv_uint(&j, "size", b->outputs[i].size);
+		json_opt_string(&j, "path", path);
+		json_kv_string(&j, "state", output_state_names[st]);
 		json_end_object(&j);
 	}
 	json_end_array(&j);
@@ -293,10 +329,20 @@ static void show_text(const struct registry_build *b, struct strbuf *out)
 	strbuf_addf(out, "stages    base %s\n", b->key_base ? b->key_base : "-");
 	strbuf_addf(out, "          rootfs %s\n", b->key_rootfs ? b->key_rootfs : "-");
 	strbuf_addf(out, "          disk %s\n", b->key_disk ? b->key_disk : "-");
-	strbuf_addf(out, "outputs   %zu\n", b->n_outputs);
-	for (i = 0; i < b->n_outputs; i++)
-		strbuf_addf(out, "  %-24s  %s  %s\n", b->outputs[i].name, b->outputs[i].sha256,
+	strbuf_addf(out, "outputs   %zu%s%s\n", b->n_outputs, b->outdir ? " in " : "",
+		    b->outdir ? b->outdir : "");
+	for (i = 0; i < b->n_outputs; i++) {
+		_cleanup_free_ char *path = NULL;
+		enum output_state st = output_state(b, &b->outputs[i], &path);
+
+		strbuf_addf(out, "  %-24s  %s  %s", b->outputs[i].name, b->outputs[i].sha256,
 			    format_size(b->outputs[i].size, sz, sizeof(sz)));
+		if (st == OUTPUT_MISSING)
+			strbuf_addf(out, "  (gone: '%s' no longer exists)", path);
+		else if (st == OUTPUT_CHANGED)
+			strbuf_addf(out, "  (replaced: '%s' is not this file any more)", path);
+		strbuf_addch(out, '\n');
+	}
 	strbuf_addf(out, "packages  %zu\n", b->n_packages);
 	for (i = 0; i < b->n_packages; i++)
 		strbuf_addf(out, "  %-32s  %-28s  %s\n", b->packages[i].name,

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -218,35 +221,52 @@ int64_t db_changes(struct db *db)
 	return sqlite3_changes64(db->h);
 }
 
-int db_user_version(struct db *db, int *ret, struct strbuf *err)
+static int pragma_int(struct db *db, const char *sql, int64_t *ret, struct strbuf *err)
 {
 	_cleanup_stmt_ struct db_stmt *s = NULL;
 	int r;
 
-	r = db_prepare(db, "PRAGMA user_version", &s, err);
+	r = db_prepare(db, sql, &s, err);
 	if (r < 0)
 		return r;
 	r = db_step(s, err);
 	if (r < 0)
 		return r;
-	*ret = r > 0 ? (int)db_column_int64(s, 0) : 0;
+	*ret = r > 0 ? db_column_int64(s, 0) : 0;
+	return 0;
+}
+
+int db_user_version(struct db *db, int *ret, struct strbuf *err)
+{
+	int64_t v = 0;
+	int r = pragma_int(db, "PRAGMA user_version", &v, err);
+
+	if (r < 0)
+		return r;
+	*ret = (int)v;
 	return 0;
 }
 
 /*
  * Apply the migrations the database has not seen, in one IMMEDIATE
  * transaction: two processes opening a fresh database at once cannot both
- * migrate it, and a crash midway leaves the old version intact.
+ * migrate it, and a crash midway leaves the old version intact. A non-zero
+ * app_id is written into the header in the same transaction (files written
+ * before imgforge set it get it on their next migration).
  */
-static int migrate(struct db *db, const struct db_migration *m, size_t n, struct strbuf *err)
+static int migrate(struct db *db, const struct db_migration *m, size_t n, uint32_t app_id,
+		   struct strbuf *err)
 {
+	int64_t app = 0;
 	int version, r;
 	size_t i;
 
 	r = db_user_version(db, &version, err);
+	if (r == 0 && app_id)
+		r = pragma_int(db, "PRAGMA application_id", &app, err);
 	if (r < 0)
 		return r;
-	if (version >= 0 && (size_t)version == n)
+	if (version >= 0 && (size_t)version == n && (uint32_t)app == app_id)
 		return 0;
 	r = db_begin(db, err);
 	if (r < 0)
@@ -277,6 +297,13 @@ static int migrate(struct db *db, const struct db_migration *m, size_t n, struct
 		if (r < 0)
 			goto out;
 	}
+	if (app_id) {
+		_cleanup_free_ char *set = xasprintf("PRAGMA application_id = %ld", (long)app_id);
+
+		r = db_exec(db, set, err);
+		if (r < 0)
+			goto out;
+	}
 	r = db_commit(db, err);
 out:
 	if (r < 0)
@@ -284,44 +311,207 @@ out:
 	return r;
 }
 
-int db_open(const char *path, const struct db_migration *migrations, size_t n_migrations,
-	    struct db **ret, struct strbuf *err)
+static int open_handle(const char *path, int flags, struct db **ret, struct strbuf *err)
 {
 	struct db *db = xcalloc(1, sizeof(*db));
 	int rc, r;
 
 	db->path = xstrdup(path);
-	rc = sqlite3_open_v2(path, &db->h,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-			     NULL);
+	rc = sqlite3_open_v2(path, &db->h, flags | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		r = fail(db, rc, err);
-		goto fail;
+		db_close(db);
+		return r;
 	}
 	sqlite3_extended_result_codes(db->h, 1);
 	sqlite3_busy_timeout(db->h, BUSY_TIMEOUT_MS);
-	/*
-	 * WAL: readers (imgforge ls) never block a build that is registering.
-	 * synchronous=FULL: a COMMIT that returned is on disk, so a build
-	 * reported as registered survives a power cut.
-	 */
-	r = db_exec(db,
-		    "PRAGMA journal_mode = WAL;"
-		    "PRAGMA synchronous = FULL;"
-		    "PRAGMA foreign_keys = ON;",
-		    err);
+	*ret = db;
+	return 0;
+}
+
+/*
+ * WAL: readers (imgforge ls) never block a build that is registering.
+ * synchronous=FULL: a COMMIT that returned is on disk, so a build reported
+ * as registered survives a power cut.
+ */
+static int set_write_pragmas(struct db *db, struct strbuf *err)
+{
+	return db_exec(db,
+		       "PRAGMA journal_mode = WAL;"
+		       "PRAGMA synchronous = FULL;"
+		       "PRAGMA foreign_keys = ON;",
+		       err);
+}
+
+int db_open(const char *path, const struct db_migration *migrations, size_t n_migrations,
+	    struct db **ret, struct strbuf *err)
+{
+	struct db *db = NULL;
+	int r;
+
+	r = open_handle(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &db, err);
+	if (r < 0)
+		return r;
+	r = set_write_pragmas(db, err);
+	if (r == 0 && migrations)
+		r = migrate(db, migrations, n_migrations, 0, err);
+	if (r < 0) {
+		db_close(db);
+		return r;
+	}
+	*ret = db;
+	return 0;
+}
+
+/*
+ * Create the database under a temporary name with its whole schema, then
+ * link it into place: whoever opens path finds either nothing or a complete
+ * imgforge database, so an empty file there is never one being created but
+ * one that lost its content. When another process links first, use theirs.
+ */
+static int create_db(const char *path, const struct db_schema *schema, struct strbuf *err)
+{
+	_cleanup_free_ char *tmp = xasprintf("%s.new-%ld", path, (long)getpid());
+	_cleanup_free_ char *wal = xasprintf("%s-wal", tmp), *shm = xasprintf("%s-shm", tmp);
+	struct db *db = NULL;
+	int r;
+
+	unlink(tmp);
+	unlink(wal);
+	unlink(shm);
+	r = open_handle(tmp, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &db, err);
+	if (r < 0)
+		return r;
+	r = set_write_pragmas(db, err);
+	if (r == 0)
+		r = migrate(db, schema->migrations, schema->n_migrations, schema->application_id,
+			    err);
+	db_close(db);
+	if (r == 0 && link(tmp, path) < 0 && errno != EEXIST) {
+		r = -errno;
+		strbuf_addf(err, "cannot create '%s': %s", path, strerror(errno));
+	}
+	unlink(tmp);
+	unlink(wal);
+	unlink(shm);
+	return r;
+}
+
+/* Is this file an imgforge database of the kind schema describes? */
+static int check_identity(struct db *db, const struct db_schema *schema, struct strbuf *err)
+{
+	struct strbuf why = STRBUF_INIT;
+	int64_t app = 0;
+	int r;
+
+	r = pragma_int(db, "PRAGMA application_id", &app, &why);
+	if (r == -EBADMSG) {
+		strbuf_addf(err,
+			    "'%s' is not an SQLite database, so not an imgforge %s: move it away "
+			    "or give the path of the right file",
+			    db->path, schema->what);
+		goto out;
+	}
+	if (r < 0) {
+		strbuf_addstr(err, strbuf_str(&why));
+		goto out;
+	}
+	if ((uint32_t)app == schema->application_id)
+		goto out;
+	if (app != 0) {
+		strbuf_addf(err,
+			    "'%s' is an SQLite database of another application (application_id "
+			    "0x%08lx), not an imgforge %s: give the path of the right file",
+			    db->path, (unsigned long)(uint32_t)app, schema->what);
+		r = -EBADMSG;
+		goto out;
+	}
+	r = db_has_table(db, schema->table, err);
+	if (r == 0) {
+		strbuf_addf(err,
+			    "'%s' is an SQLite database but not an imgforge %s (it has no '%s' "
+			    "table): move it away or give the path of the right file",
+			    db->path, schema->what, schema->table);
+		r = -EBADMSG;
+	}
+out:
+	strbuf_release(&why);
+	return r < 0 ? r : 0;
+}
+
+int db_open_schema(const char *path, const struct db_schema *schema, enum db_mode mode,
+		   struct db **ret, struct strbuf *err)
+{
+	struct db *db = NULL;
+	struct stat st;
+	int version, r;
+
+	if (stat(path, &st) < 0) {
+		if (errno != ENOENT || mode == DB_READONLY) {
+			r = -errno;
+			if (errno != ENOENT)
+				strbuf_addf(err, "cannot open '%s': %s", path, strerror(errno));
+			return r;
+		}
+		r = create_db(path, schema, err);
+		if (r < 0)
+			return r;
+	} else if (!S_ISREG(st.st_mode)) {
+		strbuf_addf(err, "'%s' is not a file, so not an imgforge %s", path, schema->what);
+		return -EINVAL;
+	} else if (st.st_size == 0) {
+		strbuf_addf(err,
+			    "'%s' is an empty file, not an imgforge %s: delete it to start a new "
+			    "one, or give the path of the right file",
+			    path, schema->what);
+		return -EBADMSG;
+	}
+	r = open_handle(path, mode == DB_READONLY ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE,
+			&db, err);
+	if (r < 0)
+		return r;
+	r = check_identity(db, schema, err);
 	if (r < 0)
 		goto fail;
-	if (migrations) {
-		r = migrate(db, migrations, n_migrations, err);
+	if (mode == DB_READWRITE) {
+		r = set_write_pragmas(db, err);
+		if (r == 0)
+			r = migrate(db, schema->migrations, schema->n_migrations,
+				    schema->application_id, err);
 		if (r < 0)
 			goto fail;
+	} else {
+		r = db_user_version(db, &version, err);
+		if (r < 0)
+			goto fail;
+		if (version < 0 || (size_t)version > schema->n_migrations) {
+			strbuf_addf(err,
+				    "database '%s' has schema version %d, newer than this imgforge "
+				    "knows (%zu); use a newer imgforge",
+				    path, version, schema->n_migrations);
+			r = -EPROTONOSUPPORT;
+			goto fail;
+		}
 	}
 	*ret = db;
 	return 0;
 fail:
 	db_close(db);
 	return r;
+}
+
+int db_has_table(struct db *db, const char *name, struct strbuf *err)
+{
+	_cleanup_stmt_ struct db_stmt *s = NULL;
+	int r;
+
+	r = db_prepare(db,
+		       "SELECT 1 FROM sqlite_master WHERE name = ?1 AND type IN ('table', 'view')",
+		       &s, err);
+	if (r < 0)
+		return r;
+	db_bind_text(s, 1, name);
+	return db_step(s, err);
 }
 
 void db_close(struct db *db)

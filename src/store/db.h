@@ -47,6 +47,47 @@ void db_close(struct db *db);
 void db_closep(struct db **db);
 #define _cleanup_db_ _cleanup_(db_closep)
 
+/*
+ * What an imgforge database is, for db_open_schema(): what to call it in
+ * messages, the PRAGMA application_id that marks it as ours, a table every
+ * version of it has (files written before application_id was set are
+ * recognised by it), and its migrations.
+ */
+struct db_schema {
+	const char *what; /* "registry", "cache index" */
+	uint32_t application_id;
+	const char *table;
+	const struct db_migration *migrations;
+	size_t n_migrations;
+};
+
+enum db_mode {
+	/*
+	 * Create the file when it does not exist (under a temporary name,
+	 * renamed into place once its schema is complete, so that no process
+	 * ever sees a half-created database), and migrate it.
+	 */
+	DB_READWRITE,
+	/*
+	 * Open an existing file with SQLITE_OPEN_READONLY: never create,
+	 * migrate or write anything. An older schema is opened as it is (the
+	 * caller asks db_user_version() and reads what that version has); a
+	 * newer one is refused.
+	 */
+	DB_READONLY,
+};
+
+/*
+ * Open the imgforge database at path. Refused, with one line naming the
+ * file and what to do: an empty (0-byte) file, a file that is not SQLite,
+ * an SQLite database that is not this kind of imgforge database (another
+ * application_id, or none and no schema->table), a schema newer than this
+ * imgforge knows. -ENOENT (and no message) when mode is DB_READONLY and the
+ * file does not exist. *ret is the caller's; free it with db_close().
+ */
+int db_open_schema(const char *path, const struct db_schema *schema, enum db_mode mode,
+		   struct db **ret, struct strbuf *err);
+
 const char *db_path(const struct db *db);
 /* The schema version (PRAGMA user_version). */
 int db_user_version(struct db *db, int *ret, struct strbuf *err);
@@ -82,6 +123,9 @@ const char *db_column_text(struct db_stmt *s, int col);
 char *db_column_strdup(struct db_stmt *s, int col);
 int64_t db_column_int64(struct db_stmt *s, int col);
 bool db_column_is_null(struct db_stmt *s, int col);
+
+/* 1 when the database has a table (or view) of that name, 0 when not. */
+int db_has_table(struct db *db, const char *name, struct strbuf *err);
 
 /* Rows changed by the last INSERT/UPDATE/DELETE. */
 int64_t db_changes(struct db *db);

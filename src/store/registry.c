@@ -54,10 +54,22 @@ static const struct db_migration registry_schema[] = {
 	 "  PRIMARY KEY (build_id, path)"
 	 ") WITHOUT ROWID;"
 	 "CREATE INDEX builds_by_created ON builds (created, id);"},
+	/* 3: where the outputs were written, so that show can say whether they are still there. */
+	{"ALTER TABLE builds ADD COLUMN outdir TEXT;"},
+};
+
+static const struct db_schema registry_db = {
+	.what = "registry",
+	.application_id = 0x69666772, /* "ifgr" */
+	.table = "builds",
+	.migrations = registry_schema,
+	.n_migrations = ARRAY_SIZE(registry_schema),
 };
 
 struct registry {
 	struct db *db;
+	int version; /* schema version: older ones are read as they are (read-only) */
+	bool readonly;
 };
 
 /* --- records --- */
@@ -81,6 +93,7 @@ void registry_build_free(struct registry_build *b)
 	free(b->key_rootfs);
 	free(b->key_disk);
 	free(b->inputs);
+	free(b->outdir);
 	for (i = 0; i < b->n_outputs; i++)
 		free(b->outputs[i].name);
 	free(b->outputs);
@@ -170,11 +183,11 @@ void registry_new_id(int64_t created, char ret[REGISTRY_ID_LEN])
 
 /* --- opening --- */
 
-int registry_open(const char *path, struct registry **ret, struct strbuf *err)
+static int open_mode(const char *path, enum db_mode mode, struct registry **ret, struct strbuf *err)
 {
 	struct registry *r;
 	struct db *db = NULL;
-	int k;
+	int version, k;
 
 	if (str_startswith(path, "postgresql://") || str_startswith(path, "postgres://")) {
 		strbuf_addf(err,
@@ -183,13 +196,33 @@ int registry_open(const char *path, struct registry **ret, struct strbuf *err)
 			    path);
 		return -EOPNOTSUPP;
 	}
-	k = db_open(path, registry_schema, ARRAY_SIZE(registry_schema), &db, err);
+	k = db_open_schema(path, &registry_db, mode, &db, err);
+	if (k == -ENOENT && mode == DB_READONLY)
+		strbuf_addf(err, "no registry at '%s'; builds are registered by 'imgforge build'",
+			    path);
 	if (k < 0)
 		return k;
+	k = db_user_version(db, &version, err);
+	if (k < 0) {
+		db_close(db);
+		return k;
+	}
 	r = xcalloc(1, sizeof(*r));
 	r->db = db;
+	r->version = version;
+	r->readonly = mode == DB_READONLY;
 	*ret = r;
 	return 0;
+}
+
+int registry_open(const char *path, struct registry **ret, struct strbuf *err)
+{
+	return open_mode(path, DB_READWRITE, ret, err);
+}
+
+int registry_open_readonly(const char *path, struct registry **ret, struct strbuf *err)
+{
+	return open_mode(path, DB_READONLY, ret, err);
 }
 
 void registry_close(struct registry *r)
@@ -278,7 +311,8 @@ static int insert_rows(struct registry *r, const struct registry_build *b, struc
 
 	k = db_prepare(r->db,
 		       "INSERT INTO builds (id, image, version, profile, created, key_base, "
-		       "key_rootfs, key_disk, inputs) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+		       "key_rootfs, key_disk, inputs, outdir) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+		       "?8, ?9, ?10)",
 		       &s, err);
 	if (k < 0)
 		return k;
@@ -291,6 +325,7 @@ static int insert_rows(struct registry *r, const struct registry_build *b, struc
 	db_bind_text(s, 7, b->key_rootfs);
 	db_bind_text(s, 8, b->key_disk);
 	db_bind_text(s, 9, b->inputs);
+	db_bind_text(s, 10, b->outdir);
 	k = db_step_done(s, err);
 	if (k < 0)
 		return k;
@@ -355,6 +390,10 @@ int registry_add(struct registry *r, struct registry_build *b, char **ret_id, st
 	bool own_id = !b->id;
 	int k, tries;
 
+	if (r->readonly) {
+		strbuf_addf(err, "registry '%s' was opened read-only", db_path(r->db));
+		return -EROFS;
+	}
 	if (b->n_packages > 1)
 		qsort(b->packages, b->n_packages, sizeof(*b->packages), cmp_pkg);
 	if (b->n_files > 1)
@@ -432,12 +471,18 @@ int registry_list(struct registry *r, struct registry_summary **ret, size_t *ret
 	size_t n = 0, alloc = 0;
 	int k;
 
+	/* Version 1 had no file lists. */
 	k = db_prepare(r->db,
-		       "SELECT b.id, b.image, b.version, b.profile, b.created,"
-		       " (SELECT count(*) FROM packages p WHERE p.build_id = b.id),"
-		       " (SELECT count(*) FROM files f WHERE f.build_id = b.id),"
-		       " (SELECT count(*) FROM outputs o WHERE o.build_id = b.id)"
-		       " FROM builds b ORDER BY b.created, b.id",
+		       r->version >= 2
+			       ? "SELECT b.id, b.image, b.version, b.profile, b.created,"
+				 " (SELECT count(*) FROM packages p WHERE p.build_id = b.id),"
+				 " (SELECT count(*) FROM files f WHERE f.build_id = b.id),"
+				 " (SELECT count(*) FROM outputs o WHERE o.build_id = b.id)"
+				 " FROM builds b ORDER BY b.created, b.id"
+			       : "SELECT b.id, b.image, b.version, b.profile, b.created,"
+				 " (SELECT count(*) FROM packages p WHERE p.build_id = b.id), 0,"
+				 " (SELECT count(*) FROM outputs o WHERE o.build_id = b.id)"
+				 " FROM builds b ORDER BY b.created, b.id",
 		       &s, err);
 	if (k < 0)
 		return k;
@@ -549,6 +594,8 @@ static int load_lists(struct registry *r, struct registry_build *b, struct strbu
 	if (k < 0)
 		return k;
 	db_finalize(TAKE_PTR(s));
+	if (r->version < 2) /* no file lists yet */
+		return 0;
 
 	k = db_prepare(r->db,
 		       "SELECT path, sha256, mode, uid, gid, size FROM files WHERE build_id = ?1 "
@@ -580,9 +627,13 @@ int registry_get(struct registry *r, const char *id_or_prefix, struct registry_b
 	k = db_exec(r->db, "BEGIN", err);
 	if (k < 0)
 		return k;
+	/* outdir arrived with version 3. */
 	k = db_prepare(r->db,
-		       "SELECT id, image, version, profile, created, key_base, key_rootfs, "
-		       "key_disk, inputs FROM builds WHERE id = ?1",
+		       r->version >= 3
+			       ? "SELECT id, image, version, profile, created, key_base, "
+				 "key_rootfs, key_disk, inputs, outdir FROM builds WHERE id = ?1"
+			       : "SELECT id, image, version, profile, created, key_base, "
+				 "key_rootfs, key_disk, inputs, NULL FROM builds WHERE id = ?1",
 		       &s, err);
 	if (k < 0)
 		goto out;
@@ -605,6 +656,7 @@ int registry_get(struct registry *r, const char *id_or_prefix, struct registry_b
 	b->key_rootfs = db_column_strdup(s, 6);
 	b->key_disk = db_column_strdup(s, 7);
 	b->inputs = db_column_strdup(s, 8);
+	b->outdir = db_column_strdup(s, 9);
 	db_finalize(TAKE_PTR(s));
 	k = load_lists(r, b, err);
 out:

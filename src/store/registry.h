@@ -50,6 +50,7 @@ struct registry_build {
 	char *key_rootfs;
 	char *key_disk;
 	char *inputs; /* canonical JSON of the resolved inputs (valid JSON: shown as is), or NULL */
+	char *outdir; /* absolute path of the output directory; NULL when not recorded */
 	struct registry_output *outputs;
 	size_t n_outputs;
 	struct dpkg_package *packages; /* sorted by name, arch (registry_add sorts) */
@@ -80,6 +81,13 @@ void registry_build_take_packages(struct registry_build *b, struct dpkg_package 
  * backend and gives -EOPNOTSUPP for now. Free with registry_close().
  */
 int registry_open(const char *path, struct registry **ret, struct strbuf *err);
+/*
+ * Open an existing registry only to read it (ls, show, diff): nothing is
+ * created, migrated or written, so it works on a file the user cannot
+ * write. An older schema version is read as it is (what it lacks reads as
+ * empty). -ENOENT, with a message, when there is no file at path.
+ */
+int registry_open_readonly(const char *path, struct registry **ret, struct strbuf *err);
 void registry_close(struct registry *r);
 void registry_closep(struct registry **r);
 #define _cleanup_registry_ _cleanup_(registry_closep)

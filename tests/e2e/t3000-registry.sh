@@ -56,20 +56,86 @@ test_expect_success 'show and diff without a registry say where they looked' '
 	grep_one "^error: show: no registry at .*registry.db" err
 '
 
-test_expect_success 'ls lists the builds of an older registry (migrated)' '
+test_expect_success 'ls, show and diff read an older registry as it is, changing nothing' '
 	require_tool sqlite3 sqlite3 &&
 	seed_registry &&
+	cp "$CACHE/registry.db" before.db &&
 	imgforge ls >out &&
 	grep -q "^$A  kiosk .*1.0 .*prod .*2023-11-14 22:13:20 UTC  3\$" out &&
 	grep -q "^$B  kiosk .*1.1 .* - " out &&
-	test "$(sqlite3 "$CACHE/registry.db" "PRAGMA user_version")" = 2 &&
+	imgforge show $A >/dev/null && imgforge diff $A $B >/dev/null &&
+	test "$(sqlite3 "$CACHE/registry.db" "PRAGMA user_version")" = 1 &&
+	cmp before.db "$CACHE/registry.db" &&
 	imgforge ls --json >out.json &&
 	python3 -c "
 import json, sys
 l = json.load(open(\"out.json\"))
-assert [b[\"id\"] for b in l] == [\"$A\", \"$B\"], l
-assert l[0][\"packages\"] == 3 and l[1][\"profile\"] is None, l
+assert [b[\"build_id\"] for b in l] == [\"$A\", \"$B\"], l
+assert l[0][\"package_count\"] == 3 and l[1][\"profile\"] is None, l
 "
+'
+
+# Making a directory read-only: a read-only bind mount as root (which
+# ignores permissions), else permissions.
+if [ "$(id -u)" != 0 ]; then
+	ro_on() { chmod -R a-w "$1"; }
+	ro_off() { chmod -R u+w "$1"; }
+elif mkdir probe && mount --bind -o ro probe probe 2>/dev/null && umount probe; then
+	ro_on() { mount --bind -o ro "$1" "$1"; }
+	ro_off() { umount "$1"; }
+else
+	ro_on() { echo "cannot make a directory read-only here" >&2; return 1; }
+	ro_off() { :; }
+fi
+ro_setup() { mkdir -p ro && cp "$CACHE/registry.db" ro/ && ro_on ro; }
+ro_teardown() { ro_off ro; }
+
+test_expect_success 'ls and show work on a registry the user cannot write' '
+	ro_setup &&
+	imgforge ls --registry ro/registry.db >out 2>err; rc=$?; imgforge show --registry ro/registry.db $A >>out 2>>err || rc=1; ro_teardown &&
+	cat err && test $rc = 0 &&
+	grep -q "^$B  kiosk" out && grep -q "^build     $A" out
+'
+
+test_expect_success 'an empty or foreign registry file is an error naming it, not an empty history' '
+	: >empty.db &&
+	test_must_fail imgforge ls --registry empty.db 2>err &&
+	grep_one "^error: ls: .empty.db. is an empty file, not an imgforge registry: delete it" err &&
+	test_must_fail imgforge build --registry empty.db nothing.yaml 2>/dev/null; test ! -s empty.db &&
+	echo "hello" >text.db &&
+	test_must_fail imgforge show --registry text.db x 2>err &&
+	grep_one "^error: show: .text.db. is not an SQLite database, so not an imgforge registry" err &&
+	sqlite3 other.db "CREATE TABLE t (x)" &&
+	test_must_fail imgforge ls --registry other.db 2>err &&
+	grep_one "^error: ls: .other.db. is an SQLite database but not an imgforge registry \(it has no .builds. table\)" err &&
+	sqlite3 app.db "PRAGMA application_id = 42; CREATE TABLE builds (x)" &&
+	test_must_fail imgforge ls --registry app.db 2>err &&
+	grep_one "another application \(application_id 0x0000002a\)" err
+'
+
+test_expect_success 'a build migrates the registry that ls only read' '
+	python3 "$SRCDIR/tests/helpers/rootfs-fixture.py" m.tar.gz &&
+	printf "image: mig\nversion: 1\nbase: {tarball: m.tar.gz, sha256: %s}\n" \
+		$(sha256sum m.tar.gz | cut -c1-64) >mig.yaml &&
+	imgforge build --cache mcache --registry "$CACHE/registry.db" -o mout mig.yaml 2>/dev/null &&
+	test "$(sqlite3 "$CACHE/registry.db" "PRAGMA user_version")" = 3 &&
+	test "$(sqlite3 "$CACHE/registry.db" "PRAGMA application_id")" = 1768318834 &&
+	imgforge ls >out && grep -q "^$A " out && grep -q " mig " out
+'
+
+test_expect_success 'show says where each output is, and when it is gone or replaced' '
+	id=$(imgforge ls --json | sed -n "s/.*\"build_id\": \"\(2026[^\"]*\|20[3-9][^\"]*\)\".*/\1/p" | tail -1) &&
+	test -n "$id" &&
+	imgforge show $id >out && grep -q "^outputs   2 in $TEST_DIR/mout\$" out &&
+	! grep -q "gone\|replaced" out &&
+	imgforge show --json $id >out.json &&
+	grep -q "\"path\": \"$TEST_DIR/mout/root.ext4\"" out.json &&
+	grep -q "\"state\": \"present\"" out.json &&
+	echo other >mout/manifest.json && rm mout/root.ext4 &&
+	imgforge show $id >out &&
+	grep -q "^  root.ext4 .*(gone: .$TEST_DIR/mout/root.ext4. no longer exists)\$" out &&
+	grep -q "^  manifest.json .*(replaced: .$TEST_DIR/mout/manifest.json. is not this file any more)\$" out &&
+	imgforge show --json $id | grep -q "\"state\": \"missing\""
 '
 
 test_expect_success 'add file lists to the migrated registry' '
@@ -90,7 +156,7 @@ test_expect_success 'show by unique prefix, text and JSON' '
 	python3 -c "
 import json
 b = json.load(open(\"out.json\"))
-assert b[\"id\"] == \"$B\" and b[\"profile\"] is None, b
+assert b[\"build_id\"] == \"$B\" and b[\"profile\"] is None, b
 assert [p[\"name\"] for p in b[\"packages\"]] == [\"bash\", \"curl\", \"pinned\"], b
 assert b[\"files\"][0] == {\"path\": \"/etc/motd\", \"mode\": \"100644\", \"uid\": 0, \"gid\": 0,
                            \"size\": 12, \"sha256\": \"$H2\"}, b
@@ -144,7 +210,7 @@ test_expect_success 'diff: a build against itself is empty; usage errors exit 2'
 '
 
 test_expect_success 'a registry from a newer imgforge is refused' '
-	sqlite3 newer.db "PRAGMA user_version = 42" &&
+	sqlite3 newer.db "CREATE TABLE builds (id); PRAGMA user_version = 42" &&
 	test_must_fail imgforge ls --registry newer.db 2>err &&
 	grep_one "newer than this imgforge" err &&
 	test_must_fail imgforge ls --registry missing.db 2>err &&
@@ -153,7 +219,7 @@ test_expect_success 'a registry from a newer imgforge is refused' '
 
 # A cache with three entries as cache_store() leaves them (and one orphan).
 seed_cache() {
-	imgforge cache ls >/dev/null &&
+	imgforge cache gc 2>/dev/null &&
 	for k in a b c; do
 		key=$(printf "%064d" 0 | tr 0 $k)
 		head -c $(( ${#k} * 1000 + $(printf "%d" "'$k") )) /dev/zero >"$CACHE/objects/$key"
@@ -172,6 +238,8 @@ test_expect_success 'cache ls lists entries least recently used first' '
 	printf "%s\n" "bbbbbbbbbbbbrootfs  " "ccccccccccccdisk    " "aaaaaaaaaaaabase    " >expect &&
 	diff -u expect got &&
 	grep -q "^3 entries, 3.2 KiB in " out &&
+	grep -q "^1 file (7 B) in .*objects. not in the index: never used; .imgforge cache gc. deletes them\$" out &&
+	test -e "$CACHE/objects/$(printf "%064d" 0 | tr 0 d)" &&
 	imgforge cache ls --json >out.json &&
 	python3 -c "
 import json
@@ -181,9 +249,22 @@ assert c[\"total_size\"] == 1097 + 1098 + 1099, c
 "
 '
 
+test_expect_success 'cache ls on a cache that cannot be written; a build there says why' '
+	python3 "$SRCDIR/tests/helpers/rootfs-fixture.py" ro.tar.gz &&
+	printf "image: ro\nversion: 1\nbase: {tarball: ro.tar.gz, sha256: %s}\n" \
+		$(sha256sum ro.tar.gz | cut -c1-64) >ro.yaml &&
+	ro_on "$CACHE" && rc=0 rc2=0 &&
+	{ imgforge cache ls >out 2>err || rc=$?; } &&
+	{ imgforge build -o roout ro.yaml 2>err2 || rc2=$?; } &&
+	ro_off "$CACHE" &&
+	cat err err2 && test $rc = 0 && grep -q "^3 entries" out && test $rc2 = 1 &&
+	grep_one "^error: cache: the cache directory .$CACHE. is not writable \(.*\): pass --cache DIR or set XDG_CACHE_HOME" err2
+'
+
 test_expect_success 'cache gc --max-size removes the least recently used' '
 	imgforge cache gc --max-size 2K 2>err &&
 	grep -q "removed 2 entries" err &&
+	grep -q "removed 1 file in .*objects. that the index does not list" err &&
 	imgforge cache ls --json >out.json &&
 	python3 -c "
 import json

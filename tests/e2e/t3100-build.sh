@@ -39,7 +39,7 @@ m = json.load(open(\"out/manifest.json\"))
 assert m[\"image\"] == \"tiny\" and m[\"version\"] == \"1.0.0\" and m[\"profile\"] == \"default\"
 assert [p[\"name\"] for p in m[\"packages\"]] == [\"base-files\", \"nginx\"], m[\"packages\"]
 assert m[\"packages\"][1][\"version\"] == \"1.22.1-9\" and m[\"packages\"][1][\"architecture\"] == \"amd64\"
-assert len(m[\"stages\"][\"rootfs\"]) == 64 and len(m[\"build_id\"]) > 8
+assert len(m[\"stage_keys\"][\"rootfs\"]) == 64 and len(m[\"build_id\"]) > 8
 o = {x[\"name\"]: x for x in m[\"outputs\"]}
 import hashlib
 assert o[\"root.ext4\"][\"sha256\"] == hashlib.sha256(open(\"out/root.ext4\", \"rb\").read()).hexdigest()

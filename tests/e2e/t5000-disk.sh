@@ -78,7 +78,7 @@ test_expect_success 'rebuilding rootfs and disk gives the same bytes' '
 	python3 -c "
 import json, os
 m = json.load(open(\"out/manifest.json\"))
-for k in (m[\"stages\"][\"rootfs\"], m[\"stages\"][\"disk\"]):
+for k in (m[\"stage_keys\"][\"rootfs\"], m[\"stage_keys\"][\"disk\"]):
     os.remove(os.path.join(\"cache/objects\", k))
 " &&
 	imgforge build --cache cache -o out2 "$IMG" 2>err &&

@@ -51,6 +51,14 @@ static int write_into(const char *path, const void *data, size_t len)
 	return k == (ssize_t)len ? 0 : -EIO;
 }
 
+static bool read_file_ok(const char *path)
+{
+	_cleanup_free_ char *data = NULL;
+	size_t len;
+
+	return read_file(path, 1 << 20, &data, &len) == 0;
+}
+
 /* Write size bytes of c into a new cache temp file and store it under key. */
 static int store(struct cache *c, const char *key, const char *stage, char ch, size_t size,
 		 char **ret_path)
@@ -112,6 +120,17 @@ TEST(test_store_and_lookup)
 
 	CHECK_INT(cache_lookup(c, KA, CACHE_VERIFY_METADATA, &found, &err), 1);
 	CHECK_STR(found, stored);
+	/* Its hash comes from the index; a copy elsewhere is not the pinned object. */
+	{
+		char pinned[SHA256_HEX_LEN] = "";
+		uint64_t size = 0;
+
+		CHECK_INT(cache_pinned_sha256(c, found, pinned, &size), 0);
+		CHECK_STR(pinned, want);
+		CHECK_INT(size, 14);
+		CHECK(write_file_atomic(KA, "a base tarball", 14, 0644) == 0);
+		CHECK_INT(cache_pinned_sha256(c, KA, pinned, &size), -ENOENT);
+	}
 	CHECK(read_file(found, 100, &data, &len) == 0);
 	CHECK_STR(data, "a base tarball");
 	free(found);
@@ -204,6 +223,13 @@ TEST(test_gc_lru)
 	}
 	cache_entries_free(list, n);
 
+	/* This handle pins what it stored and looked up: gc keeps all of it. */
+	CHECK_INT(cache_gc(c, 0, &st, &err), 0);
+	CHECK_INT(st.removed, 0);
+	CHECK_INT(st.busy, 3);
+	cache_close(TAKE_PTR(c));
+	CHECK_INT(cache_open("c", &c, &err), 0);
+
 	/* 600 bytes, at most 350 allowed: B then C go. */
 	CHECK_INT(cache_gc(c, 350, &st, &err), 0);
 	CHECK_INT(st.removed, 2);
@@ -275,13 +301,26 @@ TEST(test_sigkill_leftovers_cleaned)
 	/* A crash between the rename into objects/ and the commit. */
 	CHECK(write_file_atomic("c/objects/" KB, "orphan", 6, 0444) == 0);
 
-	/* While the writer lives, its temp files stay; the orphan object goes. */
+	/*
+	 * While the writer lives, its temp files stay. The object without a row
+	 * is never used; opening leaves it (a lost index must not empty the
+	 * cache behind the user's back), gc deletes it.
+	 */
 	CHECK_INT(cache_open("c", &c, &err), 0);
 	CHECK(exists(buf));
 	CHECK_INT(count_dir("c/tmp"), 2);
-	CHECK(!exists("c/objects/" KB));
+	CHECK(exists("c/objects/" KB));
 	CHECK(exists("c/objects/" KA));
 	CHECK_INT(cache_lookup(c, KB, CACHE_VERIFY_HASH, &found, &err), 0);
+	{
+		struct cache_gc_stats st = {0};
+
+		CHECK_INT(cache_gc(c, UINT64_MAX, &st, &err), 0);
+		CHECK_INT(st.unindexed, 1);
+		CHECK_INT(st.unindexed_size, 6);
+	}
+	CHECK(!exists("c/objects/" KB));
+	CHECK(exists("c/objects/" KA));
 	cache_close(c);
 	c = NULL;
 
@@ -433,6 +472,210 @@ TEST(test_downloads)
 	strbuf_release(&err);
 }
 
+/*
+ * The index is lost (deleted, or replaced by an empty one) while objects/
+ * still holds files: opening the cache, as every build does, must not
+ * delete them (it used to, after handing bsearch() a NULL array), and
+ * storing a key whose file is there without a row replaces that file.
+ */
+TEST(test_lost_index_keeps_objects)
+{
+	struct strbuf err = STRBUF_INIT;
+	struct cache *c = NULL;
+	_cleanup_free_ char *found = NULL;
+	struct cache_entry *list = NULL;
+	size_t n = 9;
+
+	CHECK_INT(cache_open("c", &c, &err), 0);
+	CHECK_INT(store(c, KA, "base", 'a', 10, NULL), 0);
+	CHECK_INT(store(c, KB, "rootfs", 'b', 20, NULL), 0);
+	cache_close(TAKE_PTR(c));
+	CHECK(unlink("c/index.db") == 0);
+	unlink("c/index.db-wal");
+	unlink("c/index.db-shm");
+
+	CHECK_INT(cache_open("c", &c, &err), 0);
+	CHECK_STR(strbuf_str(&err), "");
+	CHECK_INT(count_dir("c/objects"), 2);
+	CHECK_INT(cache_list(c, &list, &n, &err), 0);
+	CHECK_INT(n, 0);
+	CHECK_INT(cache_lookup(c, KA, CACHE_VERIFY_HASH, &found, &err), 0);
+	/* Built again: stored over the file without a row. */
+	CHECK_INT(store(c, KA, "base", 'A', 11, NULL), 0);
+	CHECK_INT(cache_lookup(c, KA, CACHE_VERIFY_HASH, &found, &err), 1);
+	CHECK_INT(count_dir("c/objects"), 2);
+	cache_close(c);
+	strbuf_release(&err);
+}
+
+/* Two processes store the same key: the second keeps the first's object. */
+TEST(test_store_never_replaces)
+{
+	struct strbuf err = STRBUF_INIT;
+	struct cache *c1 = NULL, *c2 = NULL;
+	_cleanup_free_ char *t1 = NULL, *t2 = NULL, *p1 = NULL, *p2 = NULL;
+	char h1[SHA256_HEX_LEN], h2[SHA256_HEX_LEN];
+	struct stat a, b;
+
+	CHECK_INT(cache_open("c", &c1, &err), 0);
+	CHECK_INT(cache_open("c", &c2, &err), 0);
+	CHECK_INT(cache_tmpfile(c1, "base", &t1, &err), 0);
+	CHECK_INT(cache_tmpfile(c2, "base", &t2, &err), 0);
+	CHECK(write_into(t1, "first", 5) == 0 && write_into(t2, "second", 6) == 0);
+	CHECK_INT(cache_store(c1, KA, "base", t1, &p1, h1, &err), 0);
+	CHECK(stat(p1, &a) == 0);
+	CHECK_INT(cache_store(c2, KA, "base", t2, &p2, h2, &err), 0);
+	CHECK_STR(strbuf_str(&err), "");
+	CHECK_STR(p2, p1);
+	CHECK_STR(h2, h1);
+	CHECK(stat(p2, &b) == 0 && a.st_ino == b.st_ino);
+	CHECK(!exists(t2));
+	CHECK_INT(count_dir("c/tmp"), 0);
+	cache_close(c1);
+	cache_close(c2);
+	strbuf_release(&err);
+}
+
+/*
+ * A key's lock is held by one handle at a time; gc leaves alone what a
+ * build has locked or pinned, and deletes it once the build is done.
+ */
+TEST(test_locks_and_pins_stop_gc)
+{
+	struct strbuf err = STRBUF_INIT;
+	struct cache *b1 = NULL, *b2 = NULL, *gc = NULL;
+	_cleanup_free_ char *found = NULL;
+	struct cache_gc_stats st = {0};
+
+	CHECK_INT(cache_open("c", &b1, &err), 0);
+	CHECK_INT(cache_open("c", &b2, &err), 0);
+	CHECK_INT(cache_open("c", &gc, &err), 0);
+	CHECK_INT(cache_lock(b1, KA, false, &err), 0);
+	CHECK_INT(cache_lock(b1, KA, false, &err), 0); /* held already: fine */
+	CHECK_INT(cache_lock(b2, KA, false, &err), -EAGAIN);
+	CHECK_INT(cache_lock(b1, "nope", false, &err), -EINVAL);
+	CHECK_INT(store(b1, KA, "base", 'a', 100, NULL), 0);
+	CHECK_INT(store(gc, KB, "base", 'b', 100, NULL), 0);
+	cache_close(TAKE_PTR(gc));
+	CHECK_INT(cache_open("c", &gc, &err), 0);
+
+	/* b1 holds A's lock and pins it; B is nobody's. */
+	CHECK_INT(cache_gc(gc, 0, &st, &err), 0);
+	CHECK_INT(st.removed, 1);
+	CHECK_INT(st.busy, 1);
+	CHECK(exists("c/objects/" KA) && !exists("c/objects/" KB));
+
+	/* Unlocked, still pinned by b1; b2 takes the lock and hits the cache. */
+	cache_unlock(b1, KA);
+	CHECK_INT(cache_lock(b2, KA, false, &err), 0);
+	CHECK_INT(cache_lookup(b2, KA, CACHE_VERIFY_METADATA, &found, &err), 1);
+	cache_unlock(b2, KA);
+	cache_close(TAKE_PTR(b1));
+	CHECK_INT(cache_gc(gc, 0, &st, &err), 0);
+	CHECK_INT(st.removed, 0);
+	CHECK_INT(st.busy, 1);
+	CHECK(read_file_ok(found));
+
+	/* Nobody uses it any more: gc deletes it, and the lock files. */
+	cache_close(TAKE_PTR(b2));
+	CHECK_INT(cache_gc(gc, 0, &st, &err), 0);
+	CHECK_INT(st.removed, 1);
+	CHECK(!exists("c/objects/" KA));
+	CHECK_INT(count_dir("c/locks"), 0);
+	cache_close(gc);
+	strbuf_release(&err);
+}
+
+/*
+ * Two builds fetching the same file for different keys: the second waits
+ * for the first's download lock, and gc does not delete a finished download
+ * before the build that fetched it has stored it.
+ */
+TEST(test_download_lock)
+{
+	struct strbuf err = STRBUF_INIT;
+	struct cache *b1 = NULL, *gc = NULL;
+	_cleanup_free_ char *dl = NULL;
+	struct cache_gc_stats st = {0};
+	int go[2], status = 0;
+	char ch = 0;
+	pid_t pid;
+
+	/* Forked first: a child must not inherit (and so keep holding) b1's lock. */
+	CHECK(pipe(go) == 0);
+	pid = fork();
+	if (pid == 0) {
+		struct cache *b2 = NULL;
+		char *p = NULL;
+
+		close(go[1]);
+		if (read(go[0], &ch, 1) != 1 || cache_open("c", &b2, &err) < 0)
+			_exit(1);
+		/* Blocks until b1 has stored the file (the download is then gone). */
+		if (cache_download_path(b2, KC, &p, &err) < 0 || exists(p))
+			_exit(2);
+		_exit(0);
+	}
+	close(go[0]);
+	CHECK_INT(cache_open("c", &b1, &err), 0);
+	CHECK_INT(cache_open("c", &gc, &err), 0);
+	CHECK_INT(cache_download_path(b1, KC, &dl, &err), 0);
+	CHECK(write_file_atomic(dl, "tarball", 7, 0644) == 0);
+	CHECK_INT(cache_gc(gc, UINT64_MAX, &st, &err), 0);
+	CHECK_INT(st.downloads, 0);
+	CHECK(exists(dl));
+
+	CHECK(write(go[1], "s", 1) == 1);
+	close(go[1]);
+	usleep(300 * 1000);
+	CHECK(waitpid(pid, &status, WNOHANG) == 0); /* still waiting */
+	CHECK_INT(cache_store(b1, KA, "base", dl, NULL, NULL, &err), 0);
+	CHECK(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	cache_close(b1);
+	cache_close(gc);
+	strbuf_release(&err);
+}
+
+/* cache ls's handle: writes nothing, works without an index, refuses to change anything. */
+TEST(test_open_readonly)
+{
+	struct strbuf err = STRBUF_INIT;
+	struct cache *c = NULL;
+	_cleanup_free_ char *found = NULL, *tmp = NULL;
+	struct cache_entry *list = NULL;
+	struct cache_gc_stats st;
+	size_t n = 9;
+
+	CHECK_INT(cache_open_readonly("none", &c, &err), 0);
+	CHECK_INT(cache_list(c, &list, &n, &err), 0);
+	CHECK_INT(n, 0);
+	CHECK(!exists("none"));
+	cache_close(TAKE_PTR(c));
+
+	CHECK_INT(cache_open("c", &c, &err), 0);
+	CHECK_INT(store(c, KA, "base", 'a', 10, NULL), 0);
+	cache_close(TAKE_PTR(c));
+	CHECK(write_file_atomic("c/objects/" KB, "no row", 6, 0444) == 0);
+	CHECK_INT(cache_open_readonly("c", &c, &err), 0);
+	CHECK_INT(cache_list(c, &list, &n, &err), 0);
+	CHECK_INT(n, 1);
+	cache_entries_free(list, n);
+	CHECK(exists("c/objects/" KB));
+	CHECK_INT(cache_lookup(c, KA, CACHE_VERIFY_HASH, &found, &err), -EROFS);
+	CHECK_INT(cache_tmpfile(c, "base", &tmp, &err), -EROFS);
+	CHECK_INT(cache_gc(c, 0, &st, &err), -EROFS);
+	CHECK_INT(cache_lock(c, KA, true, &err), -EROFS);
+	cache_close(c);
+
+	/* An empty index is not a cache without entries: it lost them. */
+	CHECK(write_file_atomic("c/index.db", "", 0, 0644) == 0);
+	strbuf_reset(&err);
+	CHECK_INT(cache_open("c", &c, &err), -EBADMSG);
+	CHECK(strstr(strbuf_str(&err), "c/index.db' is an empty file") != NULL);
+	strbuf_release(&err);
+}
+
 TEST(test_close_removes_unstored_tmp)
 {
 	struct strbuf err = STRBUF_INIT;
@@ -477,6 +720,11 @@ int main(void)
 	RUN(test_sigkill_leftovers_cleaned);
 	RUN(test_concurrent_processes);
 	RUN(test_downloads);
+	RUN(test_lost_index_keeps_objects);
+	RUN(test_store_never_replaces);
+	RUN(test_locks_and_pins_stop_gc);
+	RUN(test_download_lock);
+	RUN(test_open_readonly);
 	RUN(test_close_removes_unstored_tmp);
 	RUN(test_default_dir);
 	return tap_done();

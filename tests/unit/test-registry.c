@@ -472,6 +472,29 @@ TEST(test_migration_from_v1)
 	db_close(db);
 	db = NULL;
 
+	/* Read as it is, without migrating (ls, show, diff). */
+	{
+		struct registry_summary *list = NULL;
+		size_t n = 0;
+
+		CHECK_INT(registry_open_readonly("registry.db", &r, &err), 0);
+		CHECK_STR(strbuf_str(&err), "");
+		CHECK_INT(registry_list(r, &list, &n, &err), 0);
+		CHECK_INT(n, 1);
+		if (n == 1)
+			CHECK_INT(list[0].n_files, 0);
+		registry_summaries_free(list, n);
+		CHECK_INT(registry_get(r, "20230101", &got, &err), 0);
+		CHECK_INT(registry_add(r, b, NULL, &err), -EROFS);
+		registry_close(TAKE_PTR(r));
+		registry_build_free(TAKE_PTR(got));
+		CHECK_INT(db_open("registry.db", NULL, 0, &db, &err), 0);
+		CHECK_INT(db_user_version(db, &version, &err), 0);
+		CHECK_INT(version, 1);
+		db_close(TAKE_PTR(db));
+	}
+
+	strbuf_reset(&err);
 	CHECK_INT(registry_open("registry.db", &r, &err), 0);
 	CHECK_STR(strbuf_str(&err), "");
 	CHECK_INT(registry_get(r, "20230101", &got, &err), 0);
@@ -484,7 +507,7 @@ TEST(test_migration_from_v1)
 	CHECK_INT(count_rows("registry.db", "files"), 2);
 	CHECK_INT(db_open("registry.db", NULL, 0, &db, &err), 0);
 	CHECK_INT(db_user_version(db, &version, &err), 0);
-	CHECK_INT(version, 2);
+	CHECK_INT(version, 3);
 	db_close(db);
 	strbuf_release(&err);
 }
@@ -496,7 +519,7 @@ TEST(test_newer_schema_refused)
 	struct db *db = NULL;
 
 	CHECK_INT(db_open("registry.db", NULL, 0, &db, &err), 0);
-	CHECK_INT(db_exec(db, "PRAGMA user_version = 99", &err), 0);
+	CHECK_INT(db_exec(db, "CREATE TABLE builds (id); PRAGMA user_version = 99", &err), 0);
 	db_close(db);
 	CHECK_INT(registry_open("registry.db", &r, &err), -EPROTONOSUPPORT);
 	CHECK(r == NULL);
@@ -509,6 +532,99 @@ TEST(test_newer_schema_refused)
 	strbuf_reset(&err);
 	CHECK_INT(registry_open("junk.db", &r, &err), -EBADMSG);
 	CHECK(strstr(strbuf_str(&err), "junk.db") != NULL);
+	strbuf_release(&err);
+}
+
+/*
+ * Files that are not a registry are refused, naming the file, instead of
+ * becoming an empty history: an empty file, another application's
+ * database, an SQLite file without our tables. A read-only open creates
+ * nothing.
+ */
+static int make_db(const char *path, const char *sql)
+{
+	struct db *db = NULL;
+	int r = db_open(path, NULL, 0, &db, NULL);
+
+	if (r == 0)
+		r = db_exec(db, sql, NULL);
+	db_close(db);
+	return r;
+}
+
+TEST(test_not_a_registry)
+{
+	struct strbuf err = STRBUF_INIT;
+	struct registry *r = NULL;
+
+	CHECK(write_file_atomic("empty.db", "", 0, 0644) == 0);
+	CHECK_INT(registry_open("empty.db", &r, &err), -EBADMSG);
+	CHECK(strstr(strbuf_str(&err), "'empty.db' is an empty file, not an imgforge registry") !=
+	      NULL);
+	CHECK_INT(count_rows("empty.db", "builds"), -1);
+	strbuf_reset(&err);
+	CHECK_INT(registry_open_readonly("empty.db", &r, &err), -EBADMSG);
+
+	CHECK_INT(make_db("other.db", "CREATE TABLE t (x)"), 0);
+	CHECK_INT(registry_open("other.db", &r, &err), -EBADMSG);
+	CHECK(strstr(strbuf_str(&err), "no 'builds' table") != NULL);
+
+	CHECK_INT(make_db("app.db", "PRAGMA application_id = 7; CREATE TABLE builds (x)"), 0);
+	strbuf_reset(&err);
+	CHECK_INT(registry_open_readonly("app.db", &r, &err), -EBADMSG);
+	CHECK(strstr(strbuf_str(&err), "another application") != NULL);
+
+	strbuf_reset(&err);
+	CHECK_INT(registry_open_readonly("missing.db", &r, &err), -ENOENT);
+	CHECK(access("missing.db", F_OK) < 0);
+	CHECK(r == NULL);
+	strbuf_release(&err);
+}
+
+/*
+ * Several processes create and write one new registry at once: each opens
+ * it (the first creates it), and every build each registers is there.
+ */
+TEST(test_concurrent_writers_lose_nothing)
+{
+	struct strbuf err = STRBUF_INIT;
+	_cleanup_registry_ struct registry *r = NULL;
+	struct registry_summary *list = NULL;
+	pid_t pids[4];
+	size_t i, n = 0;
+	int status;
+
+	for (i = 0; i < ARRAY_SIZE(pids); i++) {
+		pids[i] = fork();
+		if (pids[i] == 0) {
+			struct registry *w = NULL;
+			int k;
+
+			if (registry_open("registry.db", &w, &err) < 0) {
+				printf("# writer: %s\n", strbuf_str(&err));
+				_exit(1);
+			}
+			for (k = 0; k < 5; k++) {
+				struct registry_build *b = sample_build("1.0", 1700000000 + k);
+
+				if (registry_add(w, b, NULL, &err) < 0) {
+					printf("# writer: %s\n", strbuf_str(&err));
+					_exit(1);
+				}
+				registry_build_free(b);
+			}
+			registry_close(w);
+			_exit(0);
+		}
+	}
+	for (i = 0; i < ARRAY_SIZE(pids); i++) {
+		CHECK(waitpid(pids[i], &status, 0) == pids[i]);
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	CHECK_INT(registry_open_readonly("registry.db", &r, &err), 0);
+	CHECK_INT(registry_list(r, &list, &n, &err), 0);
+	CHECK_INT(n, 20);
+	registry_summaries_free(list, n);
 	strbuf_release(&err);
 }
 
@@ -536,6 +652,8 @@ int main(void)
 	RUN(test_concurrent_writer_waits);
 	RUN(test_migration_from_v1);
 	RUN(test_newer_schema_refused);
+	RUN(test_not_a_registry);
+	RUN(test_concurrent_writers_lose_nothing);
 	RUN(test_new_id_sorts_by_time);
 	return tap_done();
 }
