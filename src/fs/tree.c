@@ -37,9 +37,17 @@ struct tree {
 	struct layer *layers;
 	size_t n_layers, alloc_layers;
 	int64_t default_mtime;
-	char **aliases; /* pairs: path, target (normalised) */
-	size_t n_aliases, alloc_aliases;
 	bool content_hashed; /* every content digest is set (tree_stream_content()) */
+	struct content_cache *cache; /* archive files read by tree_read_content() */
+	size_t n_cache, alloc_cache;
+};
+
+/* Content read once from an archive layer, by (layer, entry): neither is ever reused. */
+struct content_cache {
+	uint32_t layer;
+	uint64_t entry;
+	char *buf;
+	size_t len;
 };
 
 /* --- inodes and nodes ------------------------------------------------------ */
@@ -162,6 +170,7 @@ static struct tree_node *child_add(struct tree *t, struct tree_node *dir, const 
 		hash_grow(t);
 	n->name = xstrndup(name, len);
 	n->parent = dir;
+	n->depth = dir->depth + 1;
 	n->inode = ino;
 	ino->nlink++;
 	b = bucket_of(t, dir, name, len);
@@ -178,12 +187,11 @@ static struct tree_node *child_add(struct tree *t, struct tree_node *dir, const 
 	return n;
 }
 
-static void node_free(struct tree *t, struct tree_node *n)
+/* Unlink n from its parent and the hash table, and free it (it has no children). */
+static void node_free_one(struct tree *t, struct tree_node *n)
 {
 	struct tree_node **pp;
 
-	while (n->first_child)
-		node_free(t, n->first_child);
 	if (n->parent) {
 		for (pp = &t->buckets[bucket_of(t, n->parent, n->name, strlen(n->name))]; *pp;
 		     pp = &(*pp)->hash_next)
@@ -205,6 +213,25 @@ static void node_free(struct tree *t, struct tree_node *n)
 	inode_unref(n->inode);
 	free(n->name);
 	free(n);
+}
+
+/* Free n and everything below it, deepest first, without recursion. */
+static void node_free(struct tree *t, struct tree_node *n)
+{
+	struct tree_node *c = n;
+
+	for (;;) {
+		struct tree_node *parent;
+
+		while (c->first_child)
+			c = c->first_child;
+		if (c == n)
+			break;
+		parent = c->parent;
+		node_free_one(t, c);
+		c = parent;
+	}
+	node_free_one(t, n);
 }
 
 struct tree *tree_new(void)
@@ -229,9 +256,9 @@ void tree_free(struct tree *t)
 	node_free(t, t->root);
 	for (i = 0; i < t->n_layers; i++)
 		free(t->layers[i].path);
-	for (i = 0; i < 2 * t->n_aliases; i++)
-		free(t->aliases[i]);
-	free(t->aliases);
+	for (i = 0; i < t->n_cache; i++)
+		free(t->cache[i].buf);
+	free(t->cache);
 	free(t->layers);
 	free(t->buckets);
 	free(t);
@@ -254,6 +281,7 @@ int tree_normalize_path(const char *path, char **ret)
 {
 	struct strbuf sb = STRBUF_INIT;
 	const char *p = path, *end;
+	size_t depth = 0;
 
 	strbuf_addstr(&sb, "");
 	while (*p) {
@@ -274,13 +302,18 @@ int tree_normalize_path(const char *path, char **ret)
 				strbuf_release(&sb);
 				return -EPERM;
 			}
-			slash = strrchr(sb.buf, '/');
+			slash = memrchr(sb.buf, '/', sb.len);
 			sb.len = slash ? (size_t)(slash - sb.buf) : 0;
 			sb.buf[sb.len] = '\0';
+			depth--;
 		} else {
 			if (len > TREE_NAME_MAX) {
 				strbuf_release(&sb);
 				return -ENAMETOOLONG;
+			}
+			if (++depth > TREE_DEPTH_MAX) {
+				strbuf_release(&sb);
+				return -E2BIG;
 			}
 			if (sb.len)
 				strbuf_addch(&sb, '/');
@@ -345,12 +378,21 @@ struct origin {
 	const char *entry;
 };
 
+/* Names longer than this are cut in messages (a hostile one may have megabytes). */
+#define ORIGIN_NAME_MAX 512
+
 static void origin_add(struct strbuf *err, const struct origin *o)
 {
+	size_t len = strlen(o->entry);
+	_cleanup_free_ char *cut = NULL;
+
+	if (len > ORIGIN_NAME_MAX)
+		cut = xasprintf("%.*s...(%zu bytes)", ORIGIN_NAME_MAX / 2, o->entry, len);
 	if (o->kind)
-		strbuf_addf(err, "%s '%s': entry '%s'", o->kind, o->source, o->entry);
+		strbuf_addf(err, "%s '%s': entry '%s'", o->kind, quote_path(o->source),
+			    quote_path(cut ? cut : o->entry));
 	else
-		strbuf_addf(err, "'%s'", o->entry);
+		strbuf_addf(err, "'%s'", quote_path(cut ? cut : o->entry));
 }
 
 static int origin_fail(struct strbuf *err, const struct origin *o, int r, const char *fmt, ...)
@@ -367,6 +409,13 @@ static int origin_fail(struct strbuf *err, const struct origin *o, int r, const 
 	return r;
 }
 
+static int too_deep(struct strbuf *err, const struct origin *o)
+{
+	return origin_fail(err, o, -E2BIG,
+			   "more than %d levels of directories, the limit of imgforge's trees",
+			   TREE_DEPTH_MAX);
+}
+
 static int normalize_or_fail(const char *path, char **ret, const struct origin *o,
 			     struct strbuf *err)
 {
@@ -378,95 +427,119 @@ static int normalize_or_fail(const char *path, char **ret, const struct origin *
 	if (r == -ENAMETOOLONG)
 		return origin_fail(err, o, r, "a file name is longer than %d bytes, the ext4 limit",
 				   TREE_NAME_MAX);
+	if (r == -E2BIG)
+		return too_deep(err, o);
 	return r;
 }
 
-/* The directory an alias for the first len bytes of norm leads to, or NULL. */
-static struct tree_node *alias_dir(struct tree *t, const char *norm, size_t len)
+/* How many symlinks one lookup may pass, as Linux allows (MAXSYMLINKS). */
+#define TREE_SYMLINKS_MAX 40
+
+/*
+ * The directory the symlink link leads to, resolved inside the image as
+ * the kernel would in a chroot: an absolute target from the image root, a
+ * relative one from the link's directory, ".." physically, symlinks on the
+ * way followed. A target that leaves the image through "..", leads to
+ * anything but a directory of the image, or passes too many symlinks is
+ * refused. *budget counts the symlinks passed.
+ */
+static int follow(struct tree *t, struct tree_node *link, const struct origin *o, int *budget,
+		  struct tree_node **ret, struct strbuf *err)
 {
-	size_t i;
+	const char *p = link->inode->symlink;
+	struct tree_node *dir = p[0] == '/' ? t->root : link->parent;
+	_cleanup_free_ char *lpath = NULL;
 
-	for (i = 0; i < t->n_aliases; i++) {
-		const char *a = t->aliases[2 * i];
-		struct tree_node *n = t->root;
-		const char *p = t->aliases[2 * i + 1];
+	if (--*budget < 0) {
+		lpath = tree_node_path(link);
+		return origin_fail(err, o, -ELOOP, "too many levels of symlinks at '%s'",
+				   quote_path(lpath));
+	}
+	while (*p) {
+		const char *end = strchrnul(p, '/');
+		size_t len = (size_t)(end - p);
+		struct tree_node *c;
+		int r;
 
-		if (strlen(a) != len || strncmp(a, norm, len))
-			continue;
-		/* the target itself is taken literally: directories only */
-		while (n && *p) {
-			const char *end = strchrnul(p, '/');
-
-			n = child_lookup(t, n, p, (size_t)(end - p));
-			if (!n || !S_ISDIR(n->inode->mode))
-				return NULL;
-			p = *end ? end + 1 : end;
+		if (len == 0 || (len == 1 && p[0] == '.')) {
+			/* nothing */
+		} else if (len == 2 && p[0] == '.' && p[1] == '.') {
+			if (!dir->parent)
+				goto outside;
+			dir = dir->parent;
+		} else {
+			c = child_lookup(t, dir, p, len);
+			if (c && S_ISLNK(c->inode->mode)) {
+				r = follow(t, c, o, budget, &c, err);
+				if (r < 0)
+					return r;
+			}
+			if (!c || !S_ISDIR(c->inode->mode))
+				goto not_dir;
+			dir = c;
 		}
-		return n;
+		p = *end ? end + 1 : end;
 	}
-	return NULL;
-}
-
-int tree_add_alias(struct tree *t, const char *path, const char *target, struct strbuf *err)
-{
-	char *p = NULL, *q = NULL;
-
-	if (tree_normalize_path(path, &p) < 0 || tree_normalize_path(target, &q) < 0 || !*p ||
-	    !strcmp(p, q)) {
-		strbuf_addf(err, "alias '%s' -> '%s': give two different paths inside the image", path,
-			    target);
-		free(p);
-		free(q);
-		return -EINVAL;
-	}
-	GROW(t->aliases, t->alloc_aliases, 2 * t->n_aliases + 2);
-	t->aliases[2 * t->n_aliases] = p;
-	t->aliases[2 * t->n_aliases + 1] = q;
-	t->n_aliases++;
+	*ret = dir;
 	return 0;
+outside:
+	lpath = tree_node_path(link);
+	return origin_fail(err, o, -EXDEV, "the symlink '%s' (-> %s) leads out of the image",
+			   quote_path(lpath), quote_path(link->inode->symlink));
+not_dir:
+	lpath = tree_node_path(link);
+	return origin_fail(err, o, -ENOTDIR,
+			   "the symlink '%s' (-> %s) does not lead to a directory of the image",
+			   quote_path(lpath), quote_path(link->inode->symlink));
 }
 
 /*
  * Walk to the directory that holds the last component of norm, creating
- * missing directories (0755, root) when create is set. A symlink or a
- * non-directory in the way is refused: nothing is ever written through a
- * symlink, whether it points inside the image or not, unless the caller
- * declared that path an alias (tree_add_alias()).
+ * missing directories (0755, root) when create is set. A symlink on the way
+ * is followed if it leads to a directory inside the image (a layer over a
+ * merged-/usr root where bin -> usr/bin writes /bin/x into /usr/bin, as
+ * dpkg and tar --keep-directory-symlink do); any other symlink, and a
+ * non-directory, in the way is refused. When create is set, the directory
+ * returned has room for one more level (TREE_DEPTH_MAX).
  */
 static int walk_parent(struct tree *t, const char *norm, bool create, const struct origin *o,
 		       struct tree_node **ret_dir, const char **ret_leaf, struct strbuf *err)
 {
 	struct tree_node *n = t->root;
 	const char *p = norm;
+	int budget = TREE_SYMLINKS_MAX, r;
 
 	for (;;) {
 		const char *end = strchrnul(p, '/');
 		struct tree_node *c;
 
 		if (!*end) {
+			if (create && n->depth >= TREE_DEPTH_MAX)
+				return too_deep(err, o);
 			*ret_dir = n;
 			*ret_leaf = p;
 			return 0;
 		}
 		c = child_lookup(t, n, p, (size_t)(end - p));
 		if (!c) {
-			if (!create)
-				return origin_fail(err, o, -ENOENT, "'%.*s' does not exist in the image",
-						   (int)(end - norm), norm);
+			if (!create) {
+				_cleanup_free_ char *d = xstrndup(norm, (size_t)(end - norm));
+
+				return origin_fail(err, o, -ENOENT, "'/%s' does not exist in the image",
+						   quote_path(d));
+			}
+			if (n->depth >= TREE_DEPTH_MAX)
+				return too_deep(err, o);
 			c = child_add(t, n, p, (size_t)(end - p),
 				      inode_new(S_IFDIR | 0755, 0, 0, t->default_mtime));
 		} else if (S_ISLNK(c->inode->mode)) {
-			struct tree_node *a = alias_dir(t, norm, (size_t)(end - norm));
-
-			if (!a)
-				return origin_fail(err, o, -ELOOP,
-						   "would be written through the symlink '/%.*s' (-> %s); "
-						   "imgforge never follows symlinks inside the image",
-						   (int)(end - norm), norm, c->inode->symlink);
-			c = a; /* an alias the caller declared: go on in its target */
+			r = follow(t, c, o, &budget, &c, err);
+			if (r < 0)
+				return r;
 		} else if (!S_ISDIR(c->inode->mode)) {
-			return origin_fail(err, o, -ENOTDIR, "'/%.*s' is not a directory",
-					   (int)(end - norm), norm);
+			_cleanup_free_ char *d = xstrndup(norm, (size_t)(end - norm));
+
+			return origin_fail(err, o, -ENOTDIR, "'/%s' is not a directory", quote_path(d));
 		}
 		n = c;
 		p = end + 1;
@@ -515,6 +588,23 @@ static int place(struct tree *t, const char *norm, struct tree_inode *ino, const
 		return r;
 	}
 	old = child_lookup(t, dir, leaf, strlen(leaf));
+	if (old && S_ISLNK(old->inode->mode) && S_ISDIR(ino->mode)) {
+		/*
+		 * A directory meeting a symlink to a directory of the image: the
+		 * symlink stays and the directory it leads to keeps its metadata,
+		 * as dpkg and tar --keep-directory-symlink do.
+		 */
+		int budget = TREE_SYMLINKS_MAX;
+
+		ino->nlink = 1;
+		inode_unref(ino);
+		r = follow(t, old, o, &budget, &old, err);
+		if (r < 0)
+			return r;
+		if (ret)
+			*ret = old;
+		return 0;
+	}
 	if (old && S_ISDIR(old->inode->mode) && S_ISDIR(ino->mode)) {
 		struct tree_inode *d = old->inode;
 
@@ -570,10 +660,13 @@ static int scan_host_file(struct tree_inode *ino, const char *path, const struct
 	off_t pos = 0;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return origin_fail(err, o, -errno, "cannot read '%s': %s", path, strerror(errno));
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		int e = errno;
+
+		return origin_fail(err, o, -e, "cannot read '%s': %s", quote_path(path), strerror(e));
+	}
 	if (!S_ISREG(st.st_mode))
-		return origin_fail(err, o, -EINVAL, "'%s' is not a regular file", path);
+		return origin_fail(err, o, -EINVAL, "'%s' is not a regular file", quote_path(path));
 	ino->size = (uint64_t)st.st_size;
 	ino->data_bytes = 0;
 	ino->data_runs = 0;
@@ -631,7 +724,7 @@ int tree_add_symlink(struct tree *t, const char *path, const char *target, uint3
 	struct tree_inode *ino = inode_new(S_IFLNK | 0777, uid, gid, mtime);
 
 	if (!*target) {
-		strbuf_addf(err, "'%s': a symlink needs a target", path);
+		strbuf_addf(err, "'%s': a symlink needs a target", quote_path(path));
 		ino->nlink = 1;
 		inode_unref(ino);
 		return -EINVAL;
@@ -647,7 +740,8 @@ int tree_set_xattr(struct tree *t, const char *path, const char *name, const voi
 	struct tree_node *n = tree_lookup(t, path);
 
 	if (!n) {
-		strbuf_addf(err, "'%s': no such entry in the image to set '%s' on", path, name);
+		strbuf_addf(err, "'%s': no such entry in the image to set '%s' on", quote_path(path),
+			    quote_path(name));
 		return -ENOENT;
 	}
 	inode_set_xattr(n->inode, name, value, size);
@@ -659,11 +753,11 @@ int tree_remove(struct tree *t, const char *path, struct strbuf *err)
 	struct tree_node *n = tree_lookup(t, path);
 
 	if (!n) {
-		strbuf_addf(err, "'%s': no such entry in the image to remove", path);
+		strbuf_addf(err, "'%s': no such entry in the image to remove", quote_path(path));
 		return -ENOENT;
 	}
 	if (!n->parent) {
-		strbuf_addf(err, "'%s': the image root cannot be removed", path);
+		strbuf_addf(err, "'%s': the image root cannot be removed", quote_path(path));
 		return -EINVAL;
 	}
 	node_free(t, n);
@@ -678,6 +772,7 @@ static int add_hardlink(struct tree *t, const char *norm, const char *target,
 	_cleanup_free_ char *tnorm = NULL;
 	struct tree_node *dir, *tn, *old;
 	const char *leaf;
+	size_t mark = err->len;
 	int r;
 
 	r = normalize_or_fail(target, &tnorm, o, err);
@@ -687,30 +782,70 @@ static int add_hardlink(struct tree *t, const char *norm, const char *target,
 		return origin_fail(err, o, -EPERM, "hard link to the image root");
 	r = walk_parent(t, tnorm, false, o, &dir, &leaf, err);
 	if (r == -ENOENT) {
-		strbuf_reset(err);
-		r = -ENOENT;
+		/* said below, the same way for a missing directory or file */
+		err->len = mark;
+		if (err->buf)
+			err->buf[mark] = '\0';
 	}
 	if (r < 0 && r != -ENOENT)
 		return r;
 	tn = r < 0 ? NULL : child_lookup(t, dir, leaf, strlen(leaf));
 	if (!tn)
 		return origin_fail(err, o, -ENOENT,
-				   "hard link to '/%s', which does not exist in the image", tnorm);
+				   "hard link to '/%s', which does not exist in the image",
+				   quote_path(tnorm));
 	if (S_ISDIR(tn->inode->mode))
-		return origin_fail(err, o, -EPERM, "hard link to the directory '/%s'", tnorm);
-	if (!strcmp(tnorm, norm))
-		return 0;
+		return origin_fail(err, o, -EPERM, "hard link to the directory '/%s'",
+				   quote_path(tnorm));
 	r = walk_parent(t, norm, true, o, &dir, &leaf, err);
 	if (r < 0)
 		return r;
 	old = child_lookup(t, dir, leaf, strlen(leaf));
+	if (old == tn)
+		return 0; /* a link to itself, maybe through a directory symlink */
 	if (old) {
 		if (S_ISDIR(old->inode->mode))
 			return origin_fail(err, o, -EEXIST, "a hard link would replace the directory '/%s'",
-					   norm);
+					   quote_path(norm));
 		node_free(t, old);
 	}
 	child_add(t, dir, leaf, strlen(leaf), tn->inode);
+	return 0;
+}
+
+/*
+ * Owners, device numbers and times that ext4 and Linux cannot hold are
+ * refused rather than truncated: GNU tar refuses such owners too, and a
+ * truncated owner of a setuid file could be root.
+ */
+static int check_owner(const char *what, int64_t id, const struct origin *o, struct strbuf *err)
+{
+	if (id < 0 || id > (int64_t)UINT32_MAX - 1)
+		return origin_fail(err, o, -ERANGE, "the %s %lld is out of range (0 to %u)", what,
+				   (long long)id, UINT32_MAX - 1);
+	return 0;
+}
+
+static int check_fields(int64_t uid, int64_t gid, bool dev, uint64_t major, uint64_t minor,
+			int64_t mtime, const struct origin *o, struct strbuf *err)
+{
+	int r = check_owner("owner", uid, o, err);
+
+	if (r == 0)
+		r = check_owner("group", gid, o, err);
+	if (r < 0)
+		return r;
+	if (dev && (major > TREE_MAJOR_MAX || minor > TREE_MINOR_MAX))
+		return origin_fail(err, o, -ERANGE,
+				   "the device number %llu:%llu is beyond what Linux has (%u:%u)",
+				   (unsigned long long)major, (unsigned long long)minor,
+				   TREE_MAJOR_MAX, TREE_MINOR_MAX);
+	if (mtime < TREE_MTIME_MIN || mtime > TREE_MTIME_MAX)
+		return origin_fail(err, o, -ERANGE,
+				   "the modification time %lld is outside what ext4 stores "
+				   "(%lld to %lld, 1901 to 2446)",
+				   (long long)mtime, (long long)TREE_MTIME_MIN,
+				   (long long)TREE_MTIME_MAX);
 	return 0;
 }
 
@@ -752,7 +887,11 @@ static int add_archive_entry(struct tree *t, uint32_t layer,
 		type = S_IFSOCK;
 		break;
 	}
-	ino = inode_new(type | (e->mode & 07777), e->uid, e->gid, e->mtime);
+	r = check_fields(e->uid, e->gid, type == S_IFCHR || type == S_IFBLK, e->rdev_major,
+			 e->rdev_minor, e->mtime, o, err);
+	if (r < 0)
+		return r;
+	ino = inode_new(type | (e->mode & 07777), (uint32_t)e->uid, (uint32_t)e->gid, e->mtime);
 	for (i = 0; i < e->n_xattrs; i++)
 		inode_set_xattr(ino, e->xattrs[i].name, e->xattrs[i].value, e->xattrs[i].size);
 	if (type == S_IFLNK) {
@@ -760,8 +899,8 @@ static int add_archive_entry(struct tree *t, uint32_t layer,
 		ino->size = strlen(e->linkname);
 		ino->mode = S_IFLNK | 0777;
 	} else if (type == S_IFCHR || type == S_IFBLK) {
-		ino->rdev_major = e->rdev_major;
-		ino->rdev_minor = e->rdev_minor;
+		ino->rdev_major = (uint32_t)e->rdev_major;
+		ino->rdev_minor = (uint32_t)e->rdev_minor;
 	} else if (type == S_IFREG) {
 		/*
 		 * The data is not read now: sizes and runs come from the header
@@ -792,7 +931,7 @@ int tree_add_archive(struct tree *t, const char *path, struct strbuf *err)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		r = -errno;
-		strbuf_addf(err, "cannot open archive '%s': %s", path, strerror(-r));
+		strbuf_addf(err, "cannot open archive '%s': %s", quote_path(path), strerror(-r));
 		if (fd >= 0)
 			close(fd);
 		return r;
@@ -821,44 +960,88 @@ static int read_host_xattrs(struct tree_inode *ino, const char *path, const stru
 {
 	char names[65536], value[65536];
 	ssize_t len = llistxattr(path, names, sizeof(names)), i;
+	int e;
 
-	if (len < 0)
-		return errno == ENOTSUP ? 0
-					: origin_fail(err, o, -errno, "cannot list the extended "
-								      "attributes of '%s': %s",
-						      path, strerror(errno));
+	if (len < 0) {
+		e = errno;
+		if (e == ENOTSUP)
+			return 0;
+		return origin_fail(err, o, -e, "cannot list the extended attributes of '%s': %s",
+				   quote_path(path), strerror(e));
+	}
 	for (i = 0; i < len; i += (ssize_t)strlen(names + i) + 1) {
 		ssize_t vlen = lgetxattr(path, names + i, value, sizeof(value));
 
-		if (vlen < 0)
-			return origin_fail(err, o, -errno, "cannot read the attribute '%s' of '%s': %s",
-					   names + i, path, strerror(errno));
+		if (vlen < 0) {
+			e = errno;
+			return origin_fail(err, o, -e, "cannot read the attribute '%s' of '%s': %s",
+					   quote_path(names + i), quote_path(path), strerror(e));
+		}
 		inode_set_xattr(ino, names + i, value, (size_t)vlen);
 	}
 	return 0;
 }
 
-/* Hard links on the host stay hard links: files seen with more than one name. */
+/*
+ * Hard links on the host stay hard links: files seen with more than one
+ * name, found again by device and inode number in an open-addressing table.
+ */
 struct host_link {
 	dev_t dev;
 	ino_t ino;
-	struct tree_inode *inode;
+	struct tree_inode *inode; /* NULL: free slot */
+};
+
+/* A directory still to be read: its host path, its path in the tree and its depth. */
+struct host_dir {
+	char *hostpath, *norm;
 };
 
 struct host_walk {
 	uint32_t uid, gid;
+	const char *source; /* the host directory given, for messages */
 	struct host_link *links;
-	size_t n_links, alloc_links;
+	size_t n_links, cap_links; /* cap_links: a power of two, or 0 */
+	struct host_dir *todo;
+	size_t n_todo, alloc_todo;
 };
+
+static size_t host_link_slot(const struct host_walk *hw, dev_t dev, ino_t ino)
+{
+	uint64_t h = ((uint64_t)dev * 0x9e3779b97f4a7c15ULL) ^ ((uint64_t)ino * 0xc2b2ae3d27d4eb4fULL);
+	size_t i = (size_t)(h ^ (h >> 31)) & (hw->cap_links - 1);
+
+	while (hw->links[i].inode && (hw->links[i].dev != dev || hw->links[i].ino != ino))
+		i = (i + 1) & (hw->cap_links - 1);
+	return i;
+}
 
 static struct tree_inode *host_link_find(const struct host_walk *hw, const struct stat *st)
 {
+	if (!hw->n_links)
+		return NULL;
+	return hw->links[host_link_slot(hw, st->st_dev, st->st_ino)].inode;
+}
+
+static void host_link_add(struct host_walk *hw, const struct stat *st, struct tree_inode *ino)
+{
 	size_t i;
 
-	for (i = 0; i < hw->n_links; i++)
-		if (hw->links[i].dev == st->st_dev && hw->links[i].ino == st->st_ino)
-			return hw->links[i].inode;
-	return NULL;
+	if (2 * (hw->n_links + 1) > hw->cap_links) {
+		struct host_link *old = hw->links;
+		size_t n_old = hw->cap_links;
+
+		hw->cap_links = n_old ? 2 * n_old : 64;
+		hw->links = xcalloc(hw->cap_links, sizeof(*hw->links));
+		for (i = 0; i < n_old; i++)
+			if (old[i].inode)
+				hw->links[host_link_slot(hw, old[i].dev, old[i].ino)] = old[i];
+		free(old);
+	}
+	i = host_link_slot(hw, st->st_dev, st->st_ino);
+	if (!hw->links[i].inode)
+		hw->n_links++;
+	hw->links[i] = (struct host_link){ st->st_dev, st->st_ino, ino };
 }
 
 /* Give an inode already in the tree one more name, norm. */
@@ -878,117 +1061,172 @@ static int link_existing(struct tree *t, const char *norm, struct tree_inode *in
 			return 0;
 		if (S_ISDIR(old->inode->mode))
 			return origin_fail(err, o, -EEXIST, "a hard link would replace the directory '/%s'",
-					   norm);
+					   quote_path(norm));
 		node_free(t, old);
 	}
 	child_add(t, dir, leaf, strlen(leaf), ino);
 	return 0;
 }
 
-static int add_host_tree(struct tree *t, const char *hostpath, const char *dest,
-			 struct host_walk *hw, const struct origin *parent_o, struct strbuf *err)
+/* A host symlink's target, whatever its length. */
+static int read_host_symlink(const char *path, const struct stat *st, char **ret)
+{
+	size_t size = st->st_size > 0 ? (size_t)st->st_size + 1 : 256;
+
+	for (;;) {
+		char *buf = xmalloc(size);
+		ssize_t len = readlink(path, buf, size);
+
+		if (len < 0) {
+			int e = errno;
+
+			free(buf);
+			return -e;
+		}
+		if ((size_t)len < size) {
+			buf[len] = '\0';
+			*ret = buf;
+			return (int)len;
+		}
+		/* filled the buffer: maybe cut short, read again with more room */
+		free(buf);
+		if (size > (1 << 20))
+			return -ENAMETOOLONG;
+		size *= 2;
+	}
+}
+
+/* One entry of a host directory: put it in the tree; directories go on the to-do list. */
+static int add_host_entry(struct tree *t, struct host_walk *hw, const char *hp, const char *tp,
+			  struct strbuf *err)
 {
 	const uint32_t uid = hw->uid, gid = hw->gid;
-	DIR *d;
-	struct dirent *de;
-	int r = 0;
+	struct origin o = { "directory", hw->source, tp };
+	_cleanup_free_ char *norm = NULL;
+	struct tree_inode *ino;
+	struct stat st;
+	int r, e;
 
-	d = opendir(hostpath);
-	if (!d)
-		return origin_fail(err, parent_o, -errno, "cannot open directory: %s",
-				   strerror(errno));
-	while ((errno = 0, de = readdir(d))) {
-		_cleanup_free_ char *hp = NULL, *tp = NULL, *norm = NULL;
-		struct origin o = { "directory", parent_o->source, NULL };
-		struct tree_inode *ino;
-		struct tree_node *n;
-		struct stat st;
-
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		hp = path_join(hostpath, de->d_name);
-		tp = *dest ? xasprintf("%s/%s", dest, de->d_name) : xstrdup(de->d_name);
-		o.entry = tp;
-		if (lstat(hp, &st) < 0) {
-			r = origin_fail(err, &o, -errno, "cannot stat '%s': %s", hp, strerror(errno));
-			break;
-		}
-		r = normalize_or_fail(tp, &norm, &o, err);
+	if (lstat(hp, &st) < 0) {
+		e = errno;
+		return origin_fail(err, &o, -e, "cannot stat '%s': %s", quote_path(hp), strerror(e));
+	}
+	r = normalize_or_fail(tp, &norm, &o, err);
+	if (r < 0)
+		return r;
+	if (S_ISREG(st.st_mode) && st.st_nlink > 1 && (ino = host_link_find(hw, &st)))
+		return link_existing(t, norm, ino, &o, err);
+	r = check_fields(uid == TREE_OWNER_HOST ? st.st_uid : uid,
+			 uid == TREE_OWNER_HOST ? st.st_gid : gid,
+			 S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode), major(st.st_rdev),
+			 minor(st.st_rdev), st.st_mtime, &o, err);
+	if (r < 0)
+		return r;
+	ino = inode_new((uint32_t)(st.st_mode & (S_IFMT | 07777)),
+			uid == TREE_OWNER_HOST ? st.st_uid : uid,
+			uid == TREE_OWNER_HOST ? st.st_gid : gid, st.st_mtime);
+	if (uid == TREE_OWNER_HOST) {
+		r = read_host_xattrs(ino, hp, &o, err);
 		if (r < 0)
-			break;
-		if (S_ISREG(st.st_mode) && st.st_nlink > 1 && (ino = host_link_find(hw, &st))) {
-			r = link_existing(t, norm, ino, &o, err);
-			if (r < 0)
-				break;
-			continue;
+			goto fail;
+	}
+	if (S_ISREG(st.st_mode)) {
+		ino->src = TREE_SRC_HOST;
+		ino->host_path = xstrdup(hp);
+		r = scan_host_file(ino, hp, &o, err);
+		if (r < 0)
+			goto fail;
+		if (ino->data_bytes == 0)
+			ino->src = TREE_SRC_NONE;
+	} else if (S_ISLNK(st.st_mode)) {
+		r = read_host_symlink(hp, &st, &ino->symlink);
+		if (r <= 0) {
+			r = origin_fail(err, &o, r < 0 ? r : -EINVAL, "cannot read the symlink '%s': %s",
+					quote_path(hp), r < 0 ? strerror(-r) : "empty target");
+			goto fail;
 		}
-		ino = inode_new((uint32_t)(st.st_mode & (S_IFMT | 07777)),
-				uid == TREE_OWNER_HOST ? st.st_uid : uid,
-				uid == TREE_OWNER_HOST ? st.st_gid : gid, st.st_mtime);
-		if (uid == TREE_OWNER_HOST) {
-			r = read_host_xattrs(ino, hp, &o, err);
-			if (r < 0) {
-				ino->nlink = 1;
-				inode_unref(ino);
-				break;
-			}
-		}
-		if (S_ISREG(st.st_mode)) {
-			ino->src = TREE_SRC_HOST;
-			ino->host_path = xstrdup(hp);
-			r = scan_host_file(ino, hp, &o, err);
-			if (r < 0) {
-				ino->nlink = 1;
-				inode_unref(ino);
-				break;
-			}
-			if (ino->data_bytes == 0)
-				ino->src = TREE_SRC_NONE;
-		} else if (S_ISLNK(st.st_mode)) {
-			char target[PATH_MAX];
-			ssize_t len = readlink(hp, target, sizeof(target) - 1);
+		ino->size = (uint64_t)r;
+	} else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+		ino->rdev_major = major(st.st_rdev);
+		ino->rdev_minor = minor(st.st_rdev);
+	} else if (S_ISDIR(st.st_mode)) {
+		struct tree_node *old = tree_lookup(t, norm);
 
-			if (len <= 0) {
-				r = origin_fail(err, &o, len < 0 ? -errno : -EINVAL,
-						"cannot read the symlink '%s'", hp);
-				ino->nlink = 1;
-				inode_unref(ino);
-				break;
-			}
-			target[len] = '\0';
-			ino->symlink = xstrdup(target);
-			ino->size = (uint64_t)len;
-		} else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
-			ino->rdev_major = major(st.st_rdev);
-			ino->rdev_minor = minor(st.st_rdev);
-		} else if (S_ISDIR(st.st_mode)) {
-			struct tree_node *old = tree_lookup(t, norm);
-
-			/* Existing directories keep their metadata (docs/mkfs.md). */
-			if (old && S_ISDIR(old->inode->mode)) {
-				ino->nlink = 1;
-				inode_unref(ino);
-				ino = NULL;
-			}
-		}
-		if (ino) {
-			r = place(t, norm, ino, &o, &n, err);
-			if (r < 0)
-				break;
-			if (S_ISREG(st.st_mode) && st.st_nlink > 1) {
-				GROW(hw->links, hw->alloc_links, hw->n_links + 1);
-				hw->links[hw->n_links++] = (struct host_link){ st.st_dev, st.st_ino, ino };
-			}
-		}
-		if (S_ISDIR(st.st_mode)) {
-			r = add_host_tree(t, hp, norm, hw, &o, err);
-			if (r < 0)
-				break;
+		/* Existing directories keep their metadata (docs/mkfs.md). */
+		if (old && S_ISDIR(old->inode->mode)) {
+			ino->nlink = 1;
+			inode_unref(ino);
+			ino = NULL;
 		}
 	}
-	if (r == 0 && errno)
-		r = origin_fail(err, parent_o, -errno, "cannot read directory: %s", strerror(errno));
+	if (ino) {
+		r = place(t, norm, ino, &o, NULL, err);
+		if (r < 0)
+			return r;
+		if (S_ISREG(st.st_mode) && st.st_nlink > 1)
+			host_link_add(hw, &st, ino);
+	}
+	if (S_ISDIR(st.st_mode)) {
+		GROW(hw->todo, hw->alloc_todo, hw->n_todo + 1);
+		hw->todo[hw->n_todo++] = (struct host_dir){ xstrdup(hp), TAKE_PTR(norm) };
+	}
+	return 0;
+fail:
+	ino->nlink = 1;
+	inode_unref(ino);
+	return r;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * Read one host directory: its names are read and the directory closed
+ * before any entry is added, so that no descriptor stays open per level,
+ * and they are added in name order, so that the result does not depend on
+ * the order the host filesystem lists them in.
+ */
+static int add_host_dir(struct tree *t, struct host_walk *hw, const struct host_dir *hd,
+			struct strbuf *err)
+{
+	struct origin o = { "directory", hw->source, *hd->norm ? hd->norm : "/" };
+	char **names = NULL;
+	size_t n = 0, alloc = 0, i;
+	struct dirent *de;
+	int r = 0, e;
+	DIR *d;
+
+	d = opendir(hd->hostpath);
+	if (!d) {
+		e = errno;
+		return origin_fail(err, &o, -e, "cannot open the directory '%s': %s",
+				   quote_path(hd->hostpath), strerror(e));
+	}
+	while ((errno = 0, de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		GROW(names, alloc, n + 1);
+		names[n++] = xstrdup(de->d_name);
+	}
+	e = errno;
 	closedir(d);
+	if (e)
+		r = origin_fail(err, &o, -e, "cannot read the directory '%s': %s",
+				quote_path(hd->hostpath), strerror(e));
+	if (n > 1)
+		qsort(names, n, sizeof(*names), name_cmp);
+	for (i = 0; i < n && r == 0; i++) {
+		_cleanup_free_ char *hp = path_join(hd->hostpath, names[i]);
+		_cleanup_free_ char *tp = *hd->norm ? xasprintf("%s/%s", hd->norm, names[i])
+						     : xstrdup(names[i]);
+
+		r = add_host_entry(t, hw, hp, tp, err);
+	}
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
 	return r;
 }
 
@@ -996,22 +1234,29 @@ int tree_add_dir(struct tree *t, const char *hostdir, const char *dest, uint32_t
 		 struct strbuf *err)
 {
 	struct origin o = { "directory", hostdir, dest && *dest ? dest : "/" };
+	struct host_walk hw = { .uid = uid, .gid = gid, .source = hostdir };
 	_cleanup_free_ char *norm = NULL;
 	struct stat st;
-	int r;
+	int r, e;
 
 	if (stat(hostdir, &st) < 0) {
-		strbuf_addf(err, "cannot open directory '%s': %s", hostdir, strerror(errno));
-		return -errno;
+		e = errno;
+		strbuf_addf(err, "cannot open directory '%s': %s", quote_path(hostdir), strerror(e));
+		return -e;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		strbuf_addf(err, "'%s' is not a directory", hostdir);
+		strbuf_addf(err, "'%s' is not a directory", quote_path(hostdir));
 		return -ENOTDIR;
 	}
 	r = normalize_or_fail(dest ? dest : "", &norm, &o, err);
 	if (r < 0)
 		return r;
 	if (!tree_lookup(t, norm)) {
+		r = check_fields(uid == TREE_OWNER_HOST ? st.st_uid : uid,
+				 uid == TREE_OWNER_HOST ? st.st_gid : gid, false, 0, 0, st.st_mtime,
+				 &o, err);
+		if (r < 0)
+			return r;
 		r = place(t, norm,
 			  inode_new(S_IFDIR | (st.st_mode & 07777),
 				    uid == TREE_OWNER_HOST ? st.st_uid : uid,
@@ -1020,12 +1265,19 @@ int tree_add_dir(struct tree *t, const char *hostdir, const char *dest, uint32_t
 		if (r < 0)
 			return r;
 	}
-	{
-		struct host_walk hw = { uid, gid, NULL, 0, 0 };
+	/* Depth first without recursion: the to-do list is a stack of directories. */
+	GROW(hw.todo, hw.alloc_todo, 1);
+	hw.todo[hw.n_todo++] = (struct host_dir){ xstrdup(hostdir), TAKE_PTR(norm) };
+	while (hw.n_todo) {
+		struct host_dir hd = hw.todo[--hw.n_todo];
 
-		r = add_host_tree(t, hostdir, norm, &hw, &o, err);
-		free(hw.links);
+		if (r == 0)
+			r = add_host_dir(t, &hw, &hd, err);
+		free(hd.hostpath);
+		free(hd.norm);
 	}
+	free(hw.todo);
+	free(hw.links);
 	return r;
 }
 
@@ -1102,7 +1354,7 @@ int tree_resolve_owner(struct tree *t, const char *spec, uint32_t *ret_uid, uint
 	int r;
 
 	if (ulen == 0) {
-		strbuf_addf(err, "owner '%s': no user given", spec);
+		strbuf_addf(err, "owner '%s': no user given", quote_path(spec));
 		return -EINVAL;
 	}
 	if (parse_u32(spec, ulen, &uid)) {
@@ -1114,12 +1366,12 @@ int tree_resolve_owner(struct tree *t, const char *spec, uint32_t *ret_uid, uint
 		r = tree_read_content(t, "etc/passwd", 16 << 20, &passwd, &len, &ignored);
 		if (r < 0) {
 			strbuf_addf(err, "owner '%s': the image has no readable /etc/passwd to look "
-				    "up '%.*s' in; give a number", spec, (int)ulen, spec);
+				    "up '%.*s' in; give a number", quote_path(spec), (int)ulen, spec);
 			return r == -ENOENT ? -ESRCH : r;
 		}
 		if (!db_find(passwd, spec, ulen, NULL, &uid, &pgid)) {
 			strbuf_addf(err, "owner '%s': no user '%.*s' in the image's /etc/passwd",
-				    spec, (int)ulen, spec);
+				    quote_path(spec), (int)ulen, spec);
 			return -ESRCH;
 		}
 		have_pgid = true;
@@ -1130,12 +1382,12 @@ int tree_resolve_owner(struct tree *t, const char *spec, uint32_t *ret_uid, uint
 		r = tree_read_content(t, "etc/group", 16 << 20, &group, &len, &ignored);
 		if (r < 0) {
 			strbuf_addf(err, "owner '%s': the image has no readable /etc/group to look "
-				    "up '%s' in; give a number", spec, colon + 1);
+				    "up '%s' in; give a number", quote_path(spec), quote_path(colon + 1));
 			return r == -ENOENT ? -ESRCH : r;
 		}
 		if (!db_find(group, colon + 1, strlen(colon + 1), NULL, &gid, NULL)) {
-			strbuf_addf(err, "owner '%s': no group '%s' in the image's /etc/group", spec,
-				    colon + 1);
+			strbuf_addf(err, "owner '%s': no group '%s' in the image's /etc/group",
+				    quote_path(spec), quote_path(colon + 1));
 			return -ESRCH;
 		}
 	}
@@ -1159,17 +1411,20 @@ static int stream_layer(struct tree *t, uint32_t layer, struct tree_inode **want
 
 	fd = open(l->path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0) {
-		strbuf_addf(err, "cannot open archive '%s' again: %s", l->path, strerror(errno));
+		int en = errno;
+
 		if (fd >= 0)
 			close(fd);
-		return -errno;
+		strbuf_addf(err, "cannot open archive '%s' again: %s", quote_path(l->path),
+			    strerror(en));
+		return -en;
 	}
 	if (st.st_dev != l->st.st_dev || st.st_ino != l->st.st_ino ||
 	    st.st_size != l->st.st_size || st.st_mtim.tv_sec != l->st.st_mtim.tv_sec ||
 	    st.st_mtim.tv_nsec != l->st.st_mtim.tv_nsec) {
 		close(fd);
 		strbuf_addf(err, "archive '%s' changed while the image was being written; run again",
-			    l->path);
+			    quote_path(l->path));
 		return -ESTALE;
 	}
 	r = tarball_open(l->path, fd, &tb, err);
@@ -1193,8 +1448,8 @@ static int stream_layer(struct tree *t, uint32_t layer, struct tree_inode **want
 			seen += len;
 			if (off + len > ino->size || seen > ino->data_bytes) {
 				strbuf_addf(err, "archive '%s': entry '%s': more data than its header "
-					    "declares; the archive is corrupt", t->layers[layer].path,
-					    e.path);
+					    "declares; the archive is corrupt",
+					    quote_path(t->layers[layer].path), quote_path(e.path));
 				r = -EBADMSG;
 				break;
 			}
@@ -1203,7 +1458,7 @@ static int stream_layer(struct tree *t, uint32_t layer, struct tree_inode **want
 		if (r >= 0 && seen != ino->data_bytes) {
 			strbuf_addf(err, "archive '%s': entry '%s': less data than its header "
 				    "declares; the archive is truncated or corrupt",
-				    t->layers[layer].path, e.path);
+				    quote_path(t->layers[layer].path), quote_path(e.path));
 			r = -EBADMSG;
 		}
 		if (r >= 0 && ops->end)
@@ -1213,7 +1468,7 @@ static int stream_layer(struct tree *t, uint32_t layer, struct tree_inode **want
 	}
 	if (r >= 0 && k < n_want) {
 		strbuf_addf(err, "archive '%s' changed while being read (entries missing)",
-			    t->layers[layer].path);
+			    quote_path(t->layers[layer].path));
 		r = -ESTALE;
 	}
 	tarball_free(tb);
@@ -1230,8 +1485,10 @@ static int stream_host(struct tree_inode *ino, const struct tree_content_ops *op
 
 	fd = open(ino->host_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
-		strbuf_addf(err, "cannot open '%s': %s", ino->host_path, strerror(errno));
-		return -errno;
+		int e = errno;
+
+		strbuf_addf(err, "cannot open '%s': %s", quote_path(ino->host_path), strerror(e));
+		return -e;
 	}
 	while (pos < size && r >= 0) {
 		off_t data = lseek(fd, pos, SEEK_DATA), hole;
@@ -1249,9 +1506,11 @@ static int stream_host(struct tree_inode *ino, const struct tree_content_ops *op
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n <= 0) {
-				strbuf_addf(err, "cannot read '%s': %s", ino->host_path,
-					    n < 0 ? strerror(errno) : "file shrank while read");
-				return n < 0 ? -errno : -ESTALE;
+				int e = n < 0 ? errno : ESTALE;
+
+				strbuf_addf(err, "cannot read '%s': %s", quote_path(ino->host_path),
+					    n < 0 ? strerror(e) : "file shrank while read");
+				return -e;
 			}
 			r = ops->data(ctx, ino, (uint64_t)pos, buf, (size_t)n, err);
 			pos += n;
@@ -1265,27 +1524,64 @@ struct collect {
 	size_t n, alloc;
 };
 
-/* Depth-first, children sorted: the one order every walk uses. */
-static void walk_sorted(struct tree *t, struct tree_node *n,
-			void (*fn)(struct tree *t, struct tree_node *n, void *data), void *data)
-{
-	struct tree_node **c;
-	size_t nc, i;
+typedef void walk_fn(struct tree *t, struct tree_node *n, const char *path, void *data);
 
-	fn(t, n, data);
-	if (!S_ISDIR(n->inode->mode))
-		return;
-	tree_sorted_children(n, &c, &nc);
-	for (i = 0; i < nc; i++)
-		walk_sorted(t, c[i], fn, data);
-	free(c);
+/* One directory on the way down: its sorted children and the next one to visit. */
+struct walk_frame {
+	struct tree_node **c;
+	size_t n, next;
+	size_t path_len; /* length of the directory's path, without a trailing '/' */
+};
+
+/*
+ * Depth-first, children sorted: the one order every walk uses. fn gets
+ * each node with its full path ("/" for the root, "/a/b" below), built
+ * on the way down so that the walk stays linear in the depth. Iterative:
+ * one frame per level, on the heap.
+ */
+static void walk_sorted(struct tree *t, walk_fn *fn, void *data)
+{
+	struct walk_frame *st = NULL;
+	size_t depth = 0, alloc = 0;
+	struct strbuf path = STRBUF_INIT;
+
+	strbuf_addch(&path, '/');
+	fn(t, t->root, path.buf, data);
+	GROW(st, alloc, 1);
+	st[depth] = (struct walk_frame){ NULL, 0, 0, 0 };
+	tree_sorted_children(t->root, &st[depth].c, &st[depth].n);
+	depth++;
+	while (depth) {
+		struct walk_frame *f = &st[depth - 1];
+		struct tree_node *n;
+
+		if (f->next == f->n) {
+			free(f->c);
+			depth--;
+			continue;
+		}
+		n = f->c[f->next++];
+		path.len = f->path_len;
+		strbuf_addch(&path, '/');
+		strbuf_addstr(&path, n->name);
+		fn(t, n, path.buf, data);
+		if (S_ISDIR(n->inode->mode)) {
+			GROW(st, alloc, depth + 1);
+			st[depth] = (struct walk_frame){ NULL, 0, 0, path.len };
+			tree_sorted_children(n, &st[depth].c, &st[depth].n);
+			depth++;
+		}
+	}
+	free(st);
+	strbuf_release(&path);
 }
 
-static void collect_content(struct tree *t, struct tree_node *n, void *data)
+static void collect_content(struct tree *t, struct tree_node *n, const char *path, void *data)
 {
 	struct collect *c = data;
 	struct tree_inode *ino = n->inode;
 
+	(void)path;
 	if (!S_ISREG(ino->mode) || ino->src == TREE_SRC_NONE || ino->writer_data == (void *)t)
 		return;
 	ino->writer_data = t; /* mark: collect each inode once */
@@ -1544,7 +1840,7 @@ int tree_stream_content(struct tree *t, const struct tree_content_ops *user_ops,
 	hq_init(&hq);
 	te.h = sha256_new();
 
-	walk_sorted(t, t->root, collect_content, &c);
+	walk_sorted(t, collect_content, &c);
 	for (i = 0; i < c.n; i++)
 		c.inodes[i]->writer_data = NULL;
 	for (i = 0; i < c.n && r >= 0; i++) {
@@ -1602,6 +1898,38 @@ static int gather_data(void *ctx, struct tree_inode *ino, uint64_t offset, const
 	return 0;
 }
 
+/*
+ * An archive file's content, read once per layer and entry: the owner
+ * lookups of a recipe read /etc/passwd and /etc/group again and again, and
+ * each read of an archive entry decompresses its layer up to it.
+ */
+static int read_archive_content(struct tree *t, struct tree_inode *ino, struct gather *g,
+				struct strbuf *err)
+{
+	static const struct tree_content_ops ops = { .data = gather_data };
+	struct content_cache *c;
+	size_t i;
+	int r;
+
+	for (i = 0; i < t->n_cache; i++) {
+		c = &t->cache[i];
+		if (c->layer == ino->layer && c->entry == ino->entry) {
+			if (c->len > g->max)
+				return -EFBIG;
+			strbuf_add(&g->sb, c->buf, c->len);
+			return 0;
+		}
+	}
+	r = stream_layer(t, ino->layer, &ino, 1, &ops, g, err);
+	if (r < 0)
+		return r;
+	GROW(t->cache, t->alloc_cache, t->n_cache + 1);
+	c = &t->cache[t->n_cache++];
+	*c = (struct content_cache){ ino->layer, ino->entry, xmalloc(g->sb.len + 1), g->sb.len };
+	memcpy(c->buf, g->sb.buf ? g->sb.buf : "", g->sb.len);
+	return 0;
+}
+
 int tree_read_content(struct tree *t, const char *path, size_t max, char **ret_buf,
 		      size_t *ret_len, struct strbuf *err)
 {
@@ -1612,16 +1940,16 @@ int tree_read_content(struct tree *t, const char *path, size_t max, char **ret_b
 	int r = 0;
 
 	if (!n) {
-		strbuf_addf(err, "'/%s' does not exist in the image", path);
+		strbuf_addf(err, "'/%s' does not exist in the image", quote_path(path));
 		return -ENOENT;
 	}
 	ino = n->inode;
 	if (!S_ISREG(ino->mode)) {
-		strbuf_addf(err, "'/%s' is not a regular file in the image", path);
+		strbuf_addf(err, "'/%s' is not a regular file in the image", quote_path(path));
 		return -EINVAL;
 	}
 	if (ino->size > max) {
-		strbuf_addf(err, "'/%s' is too large to read", path);
+		strbuf_addf(err, "'/%s' is too large to read", quote_path(path));
 		return -EFBIG;
 	}
 	if (ino->src == TREE_SRC_INLINE)
@@ -1629,7 +1957,7 @@ int tree_read_content(struct tree *t, const char *path, size_t max, char **ret_b
 	else if (ino->src == TREE_SRC_HOST)
 		r = stream_host(ino, &ops, &g, err);
 	else if (ino->src == TREE_SRC_ARCHIVE)
-		r = stream_layer(t, ino->layer, &ino, 1, &ops, &g, err);
+		r = read_archive_content(t, ino, &g, err);
 	if (r < 0) {
 		strbuf_release(&g.sb);
 		return r;
@@ -1661,11 +1989,12 @@ void tree_sorted_children(const struct tree_node *dir, struct tree_node ***ret, 
 	*ret_n = n;
 }
 
-static void stats_node(struct tree *t, struct tree_node *n, void *data)
+static void stats_node(struct tree *t, struct tree_node *n, const char *path, void *data)
 {
 	struct tree_stats *s = data;
 	struct tree_inode *ino = n->inode;
 
+	(void)path;
 	s->nodes++;
 	if (ino->writer_data == (void *)t)
 		return;
@@ -1681,9 +2010,10 @@ static void stats_node(struct tree *t, struct tree_node *n, void *data)
 	}
 }
 
-static void unmark(struct tree *t, struct tree_node *n, void *data)
+static void unmark(struct tree *t, struct tree_node *n, const char *path, void *data)
 {
 	(void)t;
+	(void)path;
 	(void)data;
 	n->inode->writer_data = NULL;
 }
@@ -1691,8 +2021,8 @@ static void unmark(struct tree *t, struct tree_node *n, void *data)
 void tree_stats(struct tree *t, struct tree_stats *ret)
 {
 	memset(ret, 0, sizeof(*ret));
-	walk_sorted(t, t->root, stats_node, ret);
-	walk_sorted(t, t->root, unmark, NULL);
+	walk_sorted(t, stats_node, ret);
+	walk_sorted(t, unmark, NULL);
 }
 
 char *tree_inode_origin(struct tree *t, const struct tree_inode *ino)
@@ -1700,9 +2030,9 @@ char *tree_inode_origin(struct tree *t, const struct tree_inode *ino)
 	switch (ino->src) {
 	case TREE_SRC_ARCHIVE:
 		return xasprintf("entry %llu of archive '%s'", (unsigned long long)ino->entry,
-				 t->layers[ino->layer].path);
+				 quote_path(t->layers[ino->layer].path));
 	case TREE_SRC_HOST:
-		return xasprintf("'%s'", ino->host_path);
+		return xasprintf("'%s'", quote_path(ino->host_path));
 	default:
 		return xstrdup("inline content");
 	}
@@ -1715,11 +2045,10 @@ struct digest_walk {
 	bool content;
 };
 
-static void digest_node(struct tree *t, struct tree_node *n, void *data)
+static void digest_node(struct tree *t, struct tree_node *n, const char *path, void *data)
 {
 	struct digest_walk *d = data;
 	struct tree_inode *ino = n->inode;
-	_cleanup_free_ char *path = tree_node_path(n);
 	size_t i;
 
 	(void)t;
@@ -1754,8 +2083,8 @@ void tree_digest(struct tree *t, int64_t clamp_mtime, bool content, uint8_t ret[
 
 	assert(!content || t->content_hashed);
 
-	walk_sorted(t, t->root, digest_node, &d);
-	walk_sorted(t, t->root, unmark, NULL);
+	walk_sorted(t, digest_node, &d);
+	walk_sorted(t, unmark, NULL);
 	sha256_final(d.h, ret);
 	sha256_free(d.h);
 }
