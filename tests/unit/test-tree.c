@@ -367,11 +367,14 @@ TEST(test_host_dir_and_digest)
 	struct tree *t = tree_new(), *t2 = tree_new();
 	struct strbuf err = STRBUF_INIT;
 	uint8_t d1[SHA256_LEN], d2[SHA256_LEN], d3[SHA256_LEN];
+	struct timespec ts[2] = { { 1600000000, 0 }, { 1600000000, 0 } };
 	struct tree_node *n;
 
 	CHECK(mkdir_p("over/etc", 0755) == 0);
 	CHECK(write_file_atomic("over/etc/motd", "hi\n", 3, 0640) == 0);
+	CHECK(utimensat(AT_FDCWD, "over/etc/motd", ts, 0) == 0);
 	CHECK(symlink("motd", "over/etc/link") == 0);
+	CHECK(utimensat(AT_FDCWD, "over/etc", ts, 0) == 0);
 	CHECK_INT(tree_add_dir(t, "over", "", 0, 0, &err), 0);
 	n = tree_lookup(t, "etc/motd");
 	CHECK(n && n->inode->src == TREE_SRC_HOST && (n->inode->mode & 07777) == 0640 &&
@@ -387,6 +390,9 @@ TEST(test_host_dir_and_digest)
 	CHECK(!memcmp(d1, d2, SHA256_LEN));
 	/* a same-size edit: the metadata digest stays, the full one changes */
 	CHECK(write_file_atomic("over/etc/motd", "ho\n", 3, 0640) == 0);
+	/* the same times as before, even if a second has passed */
+	CHECK(utimensat(AT_FDCWD, "over/etc/motd", ts, 0) == 0 &&
+	      utimensat(AT_FDCWD, "over/etc", ts, 0) == 0);
 	tree_free(t2);
 	t2 = tree_new();
 	CHECK_INT(tree_add_dir(t2, "over", "", 0, 0, &err), 0);
