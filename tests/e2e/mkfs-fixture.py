@@ -182,6 +182,20 @@ def ingest(kind, out):
                (info("bin", S, 0o777, linkname="usr/bin"), b""),
                (info("lib", S, 0o777, linkname="/usr/lib"), b""),
                (info("usr/lib", D, 0o755), b"")])
+    elif kind == "merged":
+        # base and layer in one archive: the layer's ./bin/ goes through bin -> usr/bin
+        write([(info("usr", D, 0o755), b""), (info("usr/bin", D, 0o755), b""),
+               (info("usr/bin/sh", mode=0o755), b"sh\n"),
+               (info("bin", S, 0o777, linkname="usr/bin"), b""),
+               (info("./bin/", D, 0o700), b""), (info("./bin/foo", mode=0o755), b"foo\n"),
+               (info("bin/sh2", tarfile.LNKTYPE, linkname="usr/bin/sh"), b""),
+               (info("usr/bin/sh3", tarfile.LNKTYPE, linkname="bin/sh"), b"")])
+    elif kind == "hardlinks":
+        # one file with many names in many directories
+        entries = [(info("a/f", mode=0o644), b"shared\n")]
+        for i in range(2000):
+            entries.append((info("d%02d/l%04d" % (i % 50, i), tarfile.LNKTYPE, linkname="a/f"), b""))
+        write(entries)
     elif kind == "bin-layer":
         write([(info("./bin/", D, 0o700, mtime=5), b""), (info("./bin/foo", mode=0o755), b"foo\n"),
                (info("./lib/", D, 0o755), b""), (info("./lib/libx.so", mode=0o644), b"x\n")])
