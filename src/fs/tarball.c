@@ -31,6 +31,7 @@ struct stream {
 	int fd;                  /* the source: this file (not ours), or */
 	struct archive *member;  /* ... the current member of this archive */
 	const char *codec;       /* "gzip", "bzip2", ...; NULL if not compressed */
+	const struct magic *magic; /* the compressor the first bytes look like, if any */
 	const unsigned char *in; /* source bytes read but not consumed yet */
 	size_t in_len;
 	unsigned char *buf;      /* read buffer of an fd source; gzip output */
@@ -43,6 +44,8 @@ struct stream {
 	bool failed;             /* reading or decoding failed: msg says why */
 	struct strbuf msg;
 };
+
+struct magic;
 
 struct tarball {
 	char *path;
@@ -382,6 +385,26 @@ static const struct magic *find_magic(const unsigned char *b, size_t n)
 }
 
 /*
+ * What a file the format reader does not recognise (or finds empty) is: a
+ * compressor's data whose header libarchive rejected or that imgforge does
+ * not read, or no archive at all. The magic bytes are only looked at then,
+ * so that a tar whose first name happens to start like one still reads.
+ */
+static int not_an_archive(struct tarball *t, struct stream *s, bool empty, struct strbuf *err)
+{
+	strbuf_addf(err, "cannot read '%s'", quote_path(t->path));
+	add_where(t, err);
+	if (s->magic && !s->magic->read)
+		strbuf_addf(err, ": compressed with %s, which imgforge does not read; %s",
+			    s->magic->name, ACCEPTED);
+	else if (s->magic && !s->codec)
+		strbuf_addf(err, ": the %s data is corrupt (its header is invalid)", s->magic->name);
+	else
+		strbuf_addf(err, ": %s%s", NOT_AN_ARCHIVE, empty ? ", or an empty one" : "");
+	return -EBADMSG;
+}
+
+/*
  * Set up the decoding of s from its first bytes and open its format
  * reader: tar, and ar too for the outer file (a .deb).
  */
@@ -409,12 +432,7 @@ static int stream_open(struct stream *s, bool outer, struct strbuf *err)
 		n_head = n > 0 ? (size_t)n : 0;
 		s->buf = xmalloc(TARBALL_BLOCK);
 	}
-	m = find_magic(head, n_head);
-	if (m && !m->read) {
-		strbuf_addf(err, "cannot read '%s': compressed with %s, which imgforge does not read; "
-			    "%s", quote_path(t->path), m->name, ACCEPTED);
-		return -EPROTONOSUPPORT;
-	}
+	m = s->magic = find_magic(head, n_head);
 	if (m && !strcmp(m->name, "gzip")) {
 		s->codec = "gzip";
 		s->zout = xmalloc(TARBALL_BLOCK);
@@ -439,11 +457,6 @@ static int stream_open(struct stream *s, bool outer, struct strbuf *err)
 			goto failed;
 		}
 		s->codec = filter_name(archive_filter_code(s->dec, 0));
-		if (!s->codec && m) {
-			/* the magic of a compressor whose own header libarchive rejected */
-			stream_fail(s, "the %s data is corrupt (its header is invalid)", m->name);
-			goto failed;
-		}
 		if (!s->codec && !s->member && lseek(s->fd, 0, SEEK_SET) == 0) {
 			archive_read_free(s->dec);
 			s->dec = NULL;
@@ -462,8 +475,11 @@ static int stream_open(struct stream *s, bool outer, struct strbuf *err)
 		r = archive_read_open_fd(s->fmt, s->fd, TARBALL_BLOCK);
 	else
 		r = archive_read_open(s->fmt, s, NULL, fmt_read_cb, NULL);
-	if (r != ARCHIVE_OK)
-		return fail(t, s->fmt, err);
+	if (r != ARCHIVE_OK) {
+		if (!s->failed)
+			stream_drain(s);
+		return s->failed ? fail(t, s->fmt, err) : not_an_archive(t, s, false, err);
+	}
 	return 0;
 failed:
 	strbuf_addf(err, "cannot read '%s'", quote_path(t->path));
@@ -724,19 +740,19 @@ static int next_header(struct tarball *t, struct tarball_entry *ret, struct strb
 	if (r == ARCHIVE_EOF) {
 		if (t->s == &t->outer && t->next_index == 0) {
 			/* A file of zeros reads as an empty tar: no archive for an image. */
-			strbuf_addf(err, "cannot read '%s': %s, or an empty one", quote_path(t->path),
-				    NOT_AN_ARCHIVE);
-			return -EBADMSG;
+			if (stream_drain(t->s) < 0)
+				return fail(t, t->a, err);
+			return not_an_archive(t, t->s, true, err);
 		}
 		if (stream_drain(t->s) < 0)
 			return fail(t, t->a, err);
 		return 0;
 	}
 	if (r != ARCHIVE_OK) {
-		if (t->s == &t->outer && t->next_index == 0 && !t->s->failed &&
-		    archive_format(t->a) == 0) {
-			strbuf_addf(err, "cannot read '%s': %s", quote_path(t->path), NOT_AN_ARCHIVE);
-			return -EBADMSG;
+		if (t->next_index == 0 && !t->s->failed && archive_format(t->a) == 0) {
+			if (stream_drain(t->s) < 0)
+				return fail(t, t->a, err);
+			return not_an_archive(t, t->s, false, err);
 		}
 		return fail(t, t->a, err);
 	}
