@@ -7,18 +7,6 @@
 IMG=${IMGFORGE_SAN:-$IMGFORGE}
 fixture() { python3 "$SRCDIR/tests/e2e/mkfs-fixture.py" "$@"; }
 
-# refuse REGEX ARGS...: mkfs fails cleanly with exactly one line of error matching REGEX.
-refuse() {
-	local re=$1
-	shift
-	rm -f out.ext4 err
-	test_must_fail "$IMG" mkfs "$@" -o out.ext4 2>err || return 1
-	grep_one "^error: $re" err || return 1
-	test "$(wc -l <err)" = 1 || { echo "more than one line:"; cat err; return 1; }
-	test ! -e out.ext4 || { echo "out.ext4 left behind"; return 1; }
-	! ls out.ext4.tmp-* 2>/dev/null
-}
-
 test_expect_success 'tools' '
 	require_tool python3 python3
 '
