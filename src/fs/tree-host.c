@@ -209,9 +209,16 @@ static int add_host_entry(struct tree *t, struct host_walk *hw, const char *hp, 
 		ino->rdev_major = major(st.st_rdev);
 		ino->rdev_minor = minor(st.st_rdev);
 	} else if (S_ISDIR(st.st_mode)) {
-		struct tree_node *old = tree_lookup(t, norm);
+		struct tree_node *dir, *old = NULL;
+		const char *leaf;
+		size_t mark = err->len;
 
-		/* Existing directories keep their metadata (docs/mkfs.md). */
+		/* Existing directories keep their metadata (docs/mkfs.md), through symlinks too. */
+		if (tree_walk_parent(t, norm, false, &o, &dir, &leaf, err) == 0)
+			old = tree_child_lookup(t, dir, leaf, strlen(leaf));
+		err->len = mark;
+		if (err->buf)
+			err->buf[mark] = '\0';
 		if (old && S_ISDIR(old->inode->mode)) {
 			ino->nlink = 1;
 			tree_inode_unref(ino);

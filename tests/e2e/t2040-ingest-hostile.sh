@@ -38,12 +38,15 @@ test_expect_success 'a layer goes through a directory symlink of the image (tar 
 '
 
 test_expect_success 'an overlay directory goes through a directory symlink too' '
-	mkdir -p over/bin && echo bar >over/bin/bar &&
-	"$IMG" -q mkfs --from base.tar --overlay over -o over.ext4 &&
+	mkdir -p over/bin over/lib/sub && echo bar >over/bin/bar && chmod 0700 over/lib/sub &&
+	"$IMG" -q mkfs --from base.tar --overlay over -o over1.ext4 &&
+	mkdir -p over2/usr/lib/sub && chmod 0750 over2/usr/lib/sub &&
+	"$IMG" -q mkfs --from base.tar --overlay over2 --overlay over -o over.ext4 &&
 	e2fsck -fn over.ext4 &&
 	dbg over.ext4 "stat /bin" | grep -F "Type: symlink" &&
 	test "$(dbg over.ext4 "cat /usr/bin/bar")" = bar &&
-	test "$(dbg over.ext4 "cat /usr/bin/sh")" = sh
+	test "$(dbg over.ext4 "cat /usr/bin/sh")" = sh &&
+	dbg over.ext4 "stat /usr/lib/sub" | grep -F "Mode:  0750"
 '
 
 test_expect_success 'a symlink leaving the image, to a file, or looping is refused' '
