@@ -290,24 +290,23 @@ static ssize_t decoded_read(struct stream *s, const void **ret)
 	return source_read(s, ret);
 }
 
-static la_ssize_t fmt_read_cb(struct archive *a, void *data, const void **buf)
+/* A read callback's result for libarchive: the stream's reason goes with a failure. */
+static la_ssize_t cb_result(struct archive *a, struct stream *s, ssize_t n)
 {
-	struct stream *s = data;
-	ssize_t n = decoded_read(s, buf);
-
 	if (n < 0)
 		archive_set_error(a, EBADMSG, "%s", s->msg.buf);
 	return n;
 }
 
+/* The format reader reads decoded bytes; the decompressor reads the source. */
+static la_ssize_t fmt_read_cb(struct archive *a, void *data, const void **buf)
+{
+	return cb_result(a, data, decoded_read(data, buf));
+}
+
 static la_ssize_t dec_read_cb(struct archive *a, void *data, const void **buf)
 {
-	struct stream *s = data;
-	ssize_t n = source_read(s, buf);
-
-	if (n < 0)
-		archive_set_error(a, EIO, "%s", s->msg.buf);
-	return n;
+	return cb_result(a, data, source_read(data, buf));
 }
 
 /*
