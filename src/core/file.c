@@ -239,10 +239,10 @@ char *path_normalize(char *path)
 		strbuf_addch(&sb, '/');
 	for (i = 0; i < n; i++)
 		strbuf_addf(&sb, "%s%s", i ? "/" : "", parts[i]);
-	if (!sb.len)
+	/* The result is never longer than the input, except "" that becomes ".". */
+	if (!sb.len && *path)
 		strbuf_addch(&sb, '.');
-	/* The result is never longer than the input. */
-	memcpy(path, sb.buf, sb.len + 1);
+	memcpy(path, strbuf_str(&sb), sb.len + 1);
 	strbuf_release(&sb);
 	free(parts);
 	free(copy);

@@ -55,6 +55,7 @@ char *path_dirname(const char *path);
 /*
  * Normalise a path in place, lexically: drop "." components and repeated
  * slashes, fold "dir/.." pairs. Leading ".." of a relative path stay.
+ * A path that folds to nothing becomes "."; "" stays "".
  */
 char *path_normalize(char *path);
 /* Base name, pointing into path. */

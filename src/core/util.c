@@ -281,6 +281,78 @@ void strbuf_release(struct strbuf *sb)
 
 /* --- strings --- */
 
+/* Length of the valid UTF-8 sequence at s (1 to 4), or 0 if none starts there. */
+static size_t utf8_seq(const unsigned char *s)
+{
+	unsigned c = s[0], need, min, cp, i;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		need = 1, min = 0x80, cp = c & 0x1f;
+	else if (c >= 0xe0 && c <= 0xef)
+		need = 2, min = 0x800, cp = c & 0x0f;
+	else if (c >= 0xf0 && c <= 0xf4)
+		need = 3, min = 0x10000, cp = c & 0x07;
+	else
+		return 0;
+	for (i = 1; i <= need; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	/* C1 controls (U+0080..U+009F) drive terminals as much as C0 ones. */
+	if (cp <= 0x9f)
+		return 0;
+	return need + 1;
+}
+
+void strbuf_add_quoted(struct strbuf *sb, const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+
+	while (*s) {
+		size_t n = utf8_seq(s);
+
+		if (*s == '\\') {
+			strbuf_add(sb, "\\\\", 2);
+		} else if (*s == '\n') {
+			strbuf_add(sb, "\\n", 2);
+		} else if (*s == '\t') {
+			strbuf_add(sb, "\\t", 2);
+		} else if (*s == '\r') {
+			strbuf_add(sb, "\\r", 2);
+		} else if (*s < 0x20 || *s == 0x7f || n == 0) {
+			strbuf_addf(sb, "\\x%02x", *s);
+		} else {
+			strbuf_add(sb, s, n);
+			s += n;
+			continue;
+		}
+		s++;
+	}
+}
+
+const char *quote_path(const char *s)
+{
+	static struct strbuf ring[4];
+	static unsigned next;
+	struct strbuf *sb;
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)s; *p; p++)
+		if (*p < 0x20 || *p >= 0x7f || *p == '\\')
+			break;
+	if (!*p)
+		return s;
+	sb = &ring[next++ % ARRAY_SIZE(ring)];
+	strbuf_reset(sb);
+	strbuf_add_quoted(sb, s);
+	return strbuf_str(sb);
+}
+
 bool str_startswith(const char *s, const char *prefix)
 {
 	return strncmp(s, prefix, strlen(prefix)) == 0;

@@ -99,6 +99,16 @@ void strbuf_release(struct strbuf *sb);
 /* --- strings ----------------------------------------------------------------- */
 bool str_startswith(const char *s, const char *prefix);
 bool str_endswith(const char *s, const char *suffix);
+/*
+ * A name from an archive, a host directory or a recipe, made safe for a
+ * one-line message: control characters (C0, DEL and C1), bytes that are not
+ * valid UTF-8, and the backslash are escaped as \n, \t, \r, \\ or \xHH;
+ * valid UTF-8 is kept as it is. quote_path() returns s itself when nothing
+ * needs escaping, else a buffer of its own that stays valid for the next
+ * three calls (for several names in one message; not thread-safe).
+ */
+void strbuf_add_quoted(struct strbuf *sb, const char *s);
+const char *quote_path(const char *s);
 /* Levenshtein distance, capped: used for "did you mean". */
 size_t str_distance(const char *a, const char *b);
 

@@ -10,16 +10,24 @@
 
 /*
  * Reading archives: tar in every dialect libarchive knows (ustar, pax, GNU,
- * with sparse files and xattrs) under any compression it can undo (gzip,
- * xz, zstd, bzip2, lz4, lzma ...), and Debian packages (.deb), whose
- * data.tar member is read transparently.
+ * with sparse files and xattrs), uncompressed or compressed with gzip,
+ * bzip2, xz, lzma or zstd, and Debian packages (.deb), whose data.tar
+ * member is read transparently. Nothing else: no other archive format, and
+ * no decompressor that would run an external program.
  *
- * This is the only module that includes <archive.h>. It is called
- * "tarball" and not "archive" because a src/archive.h would shadow
- * libarchive's own <archive.h> under -Isrc.
+ * Strict where libarchive is lenient: a header libarchive only warns about
+ * (an oversized or malformed pax record it ignored) is an error, a
+ * compressed stream is read to its end so that its checksums are checked
+ * (the gzip CRC with zlib, which libarchive does not check), and a file
+ * with no entries is no archive.
+ *
+ * This is the only module that includes <archive.h>; it also uses zlib's
+ * inflate for gzip. It is called "tarball" and not "archive" because a
+ * src/archive.h would shadow libarchive's own <archive.h> under -Isrc.
  *
  * Errors: functions return -errno and append one line to err naming the
- * archive (and the entry when there is one).
+ * archive (and the entry when there is one); names are quoted with
+ * quote_path().
  */
 
 enum tarball_type {
@@ -45,9 +53,9 @@ struct tarball_entry {
 	const char *path;     /* as stored: not normalised */
 	const char *linkname; /* symlink target or hard link target, else NULL */
 	uint32_t mode;        /* permission bits incl. setuid/setgid/sticky */
-	uint32_t uid, gid;
+	int64_t uid, gid;     /* as stored: the caller checks the range */
 	int64_t mtime;
-	uint32_t rdev_major, rdev_minor;
+	uint64_t rdev_major, rdev_minor;
 	uint64_t size;        /* logical size of a regular file */
 	uint64_t data_bytes;  /* bytes stored: size, or the sum of a sparse file's runs */
 	uint32_t data_runs;   /* contiguous runs of data: 1, or a sparse file's map */

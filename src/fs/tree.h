@@ -19,13 +19,29 @@
  *
  * Paths are always resolved inside the tree, never on the host. The policy
  * for hostile input (docs/mkfs.md) lives here: ".." escaping the root,
- * entries written through a symlink, dangling hard links and names longer
- * than 255 bytes are refused with one line naming the layer and the entry.
+ * symlinks on a path that lead out of the image or to a non-directory,
+ * dangling hard links, names longer than 255 bytes, paths deeper than
+ * TREE_DEPTH_MAX, and owners, device numbers and times ext4 cannot hold
+ * are refused with one line naming the layer and the entry (names quoted
+ * with quote_path()). A symlink to a directory of the image on a path is
+ * followed, as dpkg and tar --keep-directory-symlink do.
  *
  * Errors: functions return -errno and append one line to err.
  */
 
 #define TREE_NAME_MAX 255
+/*
+ * Levels of directories below the root an entry may have. Every walk of a
+ * tree is iterative or bounded by it; the deepest path of a Debian system
+ * has about 20. Paths this deep already pass PATH_MAX with 3-byte names.
+ */
+#define TREE_DEPTH_MAX 1024
+/* Modification times ext4 stores (32-bit seconds and two epoch bits): 1901 to 2446. */
+#define TREE_MTIME_MIN (-(INT64_C(1) << 31))
+#define TREE_MTIME_MAX ((INT64_C(1) << 34) - (INT64_C(1) << 31) - 1)
+/* Device numbers Linux has: 12-bit major, 20-bit minor. */
+#define TREE_MAJOR_MAX 4095
+#define TREE_MINOR_MAX 1048575
 
 enum tree_source {
 	TREE_SRC_NONE,    /* empty regular file, or not a regular file */
@@ -68,6 +84,7 @@ struct tree_node {
 	struct tree_node *parent;
 	struct tree_node *first_child, *last_child, *prev, *next; /* unsorted */
 	size_t n_children;
+	uint32_t depth; /* levels below the root: 0 for the root */
 	struct tree_node *hash_next;
 	struct tree_inode *inode;
 };
@@ -114,15 +131,6 @@ int tree_add_symlink(struct tree *t, const char *path, const char *target, uint3
 /* Set an extended attribute (replacing one of the same name) on an existing entry. */
 int tree_set_xattr(struct tree *t, const char *path, const char *name, const void *value,
 		   size_t size, struct strbuf *err);
-/*
- * Declare path an alias of the directory target, both inside the image: an
- * entry below path, where the tree has a symlink at path, is placed below
- * target instead. Off by default (symlinks in the way are refused); for
- * layering packages that ship /bin/x over a merged-/usr root:
- * tree_add_alias(t, "bin", "usr/bin"). The target is taken literally and
- * must be a directory when used.
- */
-int tree_add_alias(struct tree *t, const char *path, const char *target, struct strbuf *err);
 /* Remove an entry and everything below it. -ENOENT if it does not exist. */
 int tree_remove(struct tree *t, const char *path, struct strbuf *err);
 
@@ -136,7 +144,8 @@ int tree_resolve_owner(struct tree *t, const char *spec, uint32_t *ret_uid, uint
 /*
  * Normalise a path lexically: strip leading "/" and "./", fold "//" and
  * "/./", apply "..". Result is "" for the root. -EPERM if ".." would leave
- * the root, -ENAMETOOLONG if a component is longer than 255 bytes.
+ * the root, -ENAMETOOLONG if a component is longer than 255 bytes, -E2BIG
+ * if the result has more than TREE_DEPTH_MAX components.
  * *ret is malloc'd and the caller's.
  */
 int tree_normalize_path(const char *path, char **ret);

@@ -81,6 +81,20 @@ require_tool() { # tool package
 }
 export PATH=$PATH:/sbin:/usr/sbin
 
+# refuse REGEX ARGS...: `imgforge mkfs ARGS -o out.ext4` (the sanitizer build
+# when there is one) fails cleanly: exactly one line of error matching REGEX,
+# no output file, no temporary file left.
+refuse() {
+	local re=$1
+	shift
+	rm -f out.ext4 err
+	test_must_fail "${IMGFORGE_SAN:-$IMGFORGE}" mkfs "$@" -o out.ext4 2>err || return 1
+	grep_one "^error: $re" err || return 1
+	test "$(wc -l <err)" = 1 || { echo "more than one line:"; cat err; return 1; }
+	test ! -e out.ext4 || { echo "out.ext4 left behind"; return 1; }
+	! ls out.ext4.tmp-* 2>/dev/null
+}
+
 test_done() {
 	echo "1..$test_count"
 	[ "$test_failures" -eq 0 ]

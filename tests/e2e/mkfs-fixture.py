@@ -12,6 +12,7 @@
 #   mkfs-fixture.py empty OUT.tar N [symlink]     N empty files (or symlinks) in e/
 #   mkfs-fixture.py sparse OUT.tar SIZE [OFFSET]  the file big of SIZE bytes, 4 KiB of data
 #                                                 at OFFSET (default 0), the rest holes
+#   mkfs-fixture.py ingest KIND OUT               one archive for t2040-ingest-hostile.sh
 #
 # MANIFEST gets "sha256 path" lines for the regular files, computed here from
 # the bytes put into the archive.
@@ -237,6 +238,100 @@ def sparse(out, size, offset=0):
         ti.size = len(smap) + len(data)
         tar.addfile(ti, io.BytesIO(smap + data))
 
+def pax_raw(records):
+    """A pax extended header block carrying records as given (valid or not)."""
+    body = b"".join(records)
+    ti = tarfile.TarInfo("./PaxHeaders/x")
+    ti.type = tarfile.XHDTYPE
+    ti.size = len(body)
+    hdr = ti.tobuf(tarfile.USTAR_FORMAT)
+    return hdr + body + b"\0" * ((512 - len(body) % 512) % 512)
+
+
+def pax_record(key, value):
+    rec = b" %s=%s\n" % (key, value)
+    n = len(rec)
+    while len(b"%d" % n) + len(rec) != n:
+        n = len(b"%d" % n) + len(rec)
+    return b"%d" % n + rec
+
+
+def ingest(kind, out):
+    """Archives for the ingest tests; see t2040-ingest-hostile.sh."""
+    def write(entries, fmt=tarfile.PAX_FORMAT, opener=None):
+        with (opener or (lambda: tarfile.open(out, "w", format=fmt)))() as tar:
+            for ti, data in entries:
+                if ti.type == tarfile.REGTYPE:
+                    ti.size = len(data)
+                tar.addfile(ti, io.BytesIO(data))
+
+    def deep(levels):
+        return "/".join(["d"] * levels)
+
+    D, S, F = tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.REGTYPE
+    if kind == "merged-base":
+        write([(info("usr", D, 0o755), b""), (info("usr/bin", D, 0o755), b""),
+               (info("usr/bin/sh", mode=0o755), b"sh\n"),
+               (info("bin", S, 0o777, linkname="usr/bin"), b""),
+               (info("lib", S, 0o777, linkname="/usr/lib"), b""),
+               (info("usr/lib", D, 0o755), b"")])
+    elif kind == "merged":
+        # base and layer in one archive: the layer's ./bin/ goes through bin -> usr/bin
+        write([(info("usr", D, 0o755), b""), (info("usr/bin", D, 0o755), b""),
+               (info("usr/bin/sh", mode=0o755), b"sh\n"),
+               (info("bin", S, 0o777, linkname="usr/bin"), b""),
+               (info("./bin/", D, 0o700), b""), (info("./bin/foo", mode=0o755), b"foo\n"),
+               (info("bin/sh2", tarfile.LNKTYPE, linkname="usr/bin/sh"), b""),
+               (info("usr/bin/sh3", tarfile.LNKTYPE, linkname="bin/sh"), b"")])
+    elif kind == "hardlinks":
+        # one file with many names in many directories
+        entries = [(info("a/f", mode=0o644), b"shared\n")]
+        for i in range(2000):
+            entries.append((info("d%02d/l%04d" % (i % 50, i), tarfile.LNKTYPE, linkname="a/f"), b""))
+        write(entries)
+    elif kind == "bin-layer":
+        write([(info("./bin/", D, 0o700, mtime=5), b""), (info("./bin/foo", mode=0o755), b"foo\n"),
+               (info("./lib/", D, 0o755), b""), (info("./lib/libx.so", mode=0o644), b"x\n")])
+    elif kind == "symlink-outside":
+        write([(info("bin", S, 0o777, linkname="../../usr/bin"), b""),
+               (info("bin/", D, 0o755), b""), (info("bin/foo"), b"x")])
+    elif kind == "symlink-file":
+        write([(info("f"), b"x"), (info("l", S, 0o777, linkname="f"), b""), (info("l/foo"), b"x")])
+    elif kind == "symlink-loop":
+        write([(info("a", S, 0o777, linkname="b"), b""), (info("b", S, 0o777, linkname="a"), b""),
+               (info("a/foo"), b"x")])
+    elif kind.startswith("deep-"):
+        # one entry, a path N directories deep (pax path header)
+        levels = int(kind[5:])
+        write([(info(deep(levels) + "/f"), b"x")])
+    elif kind == "pax-oversized":
+        ti = info("etc/sudoers.d/zz-evil", mode=0o440)
+        ti.pax_headers = {"comment": "x" * 1000100, "path": "usr/share/doc/harmless/README"}
+        write([(ti, b"ALL ALL=(ALL) NOPASSWD: ALL\n")])
+    elif kind == "pax-garbage":
+        ti = info("etc/evil", mode=0o644)
+        ti.size = 2
+        with open(out, "wb") as f:
+            f.write(pax_raw([b"garbage without a length\n", pax_record(b"path", b"harmless")]))
+            f.write(ti.tobuf(tarfile.USTAR_FORMAT) + b"x\n" + b"\0" * 510 + b"\0" * 1024)
+    elif kind in ("uid-big", "uid-negative", "dev-big", "mtime-old", "mtime-far"):
+        pax = {"uid-big": {"uid": "4294967296"}, "uid-negative": {"uid": "-1"},
+               "dev-big": {"SCHILY.devmajor": "4294967295", "SCHILY.devminor": "4294967295"},
+               "mtime-old": {"mtime": "-99999999999"}, "mtime-far": {"mtime": "99999999999"}}[kind]
+        ti = info("dev/x", tarfile.CHRTYPE, 0o600) if kind == "dev-big" else info("bin/x", mode=0o4755)
+        ti.pax_headers = pax
+        write([(ti, b"x")])
+    elif kind == "name-newline":
+        write([(info("a\nerror: fake"), b"x"), (info("a\nerror: fake/b"), b"x")])
+    elif kind == "name-escape":
+        write([(info("f"), b"x"), (info("f/\x1b]0;pwned\x07\x1b[31mred\x9b2J"), b"x")])
+    elif kind == "iso":
+        # ISO 9660: 32 KiB of system area (zeros), then a primary volume descriptor
+        with open(out, "wb") as f:
+            f.write(b"\0" * 32768 + b"\x01CD001\x01" + b"\0" * (2048 - 7) + b"\0" * 65536)
+    else:
+        raise SystemExit("unknown ingest kind " + kind)
+
 
 if __name__ == "__main__":
     if sys.argv[1] == "everything":
@@ -245,6 +340,8 @@ if __name__ == "__main__":
         acl(sys.argv[2])
     elif sys.argv[1] == "big":
         big(sys.argv[2], int(sys.argv[3]), *sys.argv[4:5])
+    elif sys.argv[1] == "ingest":
+        ingest(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "hostile":
         hostile(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "links":

@@ -7,18 +7,6 @@
 IMG=${IMGFORGE_SAN:-$IMGFORGE}
 fixture() { python3 "$SRCDIR/tests/e2e/mkfs-fixture.py" "$@"; }
 
-# refuse REGEX ARGS...: mkfs fails cleanly with exactly one line of error matching REGEX.
-refuse() {
-	local re=$1
-	shift
-	rm -f out.ext4 err
-	test_must_fail "$IMG" mkfs "$@" -o out.ext4 2>err || return 1
-	grep_one "^error: $re" err || return 1
-	test "$(wc -l <err)" = 1 || { echo "more than one line:"; cat err; return 1; }
-	test ! -e out.ext4 || { echo "out.ext4 left behind"; return 1; }
-	! ls out.ext4.tmp-* 2>/dev/null
-}
-
 test_expect_success 'tools' '
 	require_tool python3 python3
 '
@@ -35,22 +23,22 @@ test_expect_success 'an absolute path with ".." leaving the root is refused' '
 		--from abs.tar
 '
 
-test_expect_success 'writing through a symlink planted in the same archive is refused' '
+test_expect_success 'writing through a symlink to no directory of the image is refused' '
 	fixture hostile symlink sym.tar &&
-	refuse "archive .sym.tar.: entry .a/passwd.: would be written through the symlink ./a. \(-> /etc\)" \
+	refuse "archive .sym.tar.: entry .a/passwd.: the symlink ./a. \(-> /etc\) does not lead to a directory of the image" \
 		--from sym.tar
 '
 
-test_expect_success 'writing through a relative symlink is refused too' '
+test_expect_success 'writing through a relative symlink leaving the image is refused' '
 	fixture hostile symlink-relative symrel.tar &&
-	refuse "archive .symrel.tar.: entry .d/up/etc/passwd.: would be written through the symlink ./d/up." \
+	refuse "archive .symrel.tar.: entry .d/up/etc/passwd.: the symlink ./d/up. \(-> \.\./\.\.\) leads out of the image" \
 		--from symrel.tar
 '
 
-test_expect_success 'writing through a symlink planted by an earlier layer is refused' '
+test_expect_success 'writing through a symlink planted by an earlier layer is checked too' '
 	fixture hostile symlink-layer1 l1.tar &&
 	fixture hostile symlink-layer2 l2.tar &&
-	refuse "archive .l2.tar.: entry .a/passwd.: would be written through the symlink ./a." \
+	refuse "archive .l2.tar.: entry .a/passwd.: the symlink ./a. \(-> /etc\) does not lead" \
 		--from l1.tar --from l2.tar
 '
 
@@ -76,7 +64,7 @@ test_expect_success 'a truncated archive is refused' '
 	head -c 200000 whole.tar >trunc.tar &&
 	refuse "cannot read .trunc.tar. (at|after) entry .usr/bin/blob.: .*[Tt]runcated" --from trunc.tar &&
 	gzip -c whole.tar | head -c 20000 >trunc.tar.gz &&
-	refuse "cannot read .trunc.tar.gz.( at entry .[^ ]*.)?: .*" --from trunc.tar.gz
+	refuse "cannot read .trunc.tar.gz.( (at|after) entry .[^ ]*.)?: .*" --from trunc.tar.gz
 '
 
 test_expect_success 'a corrupt archive is refused' '

@@ -112,44 +112,156 @@ TEST(test_layering)
 	strbuf_release(&err);
 }
 
-TEST(test_symlink_in_path_refused)
-{
-	struct tree *t = tree_new();
-	struct strbuf err = STRBUF_INIT;
-
-	CHECK_INT(tree_add_symlink(t, "l", "/etc", 0, 0, 0, &err), 0);
-	CHECK_INT(tree_add_file(t, "l/passwd", "x", 1, NULL, 0644, 0, 0, 0, &err), -ELOOP);
-	CHECK(strstr(err.buf, "'l/passwd': would be written through the symlink '/l' (-> /etc)"));
-	CHECK(tree_lookup(t, "etc") == NULL);
-	strbuf_reset(&err);
-	CHECK_INT(tree_add_file(t, "f", "x", 1, NULL, 0644, 0, 0, 0, &err), 0);
-	CHECK_INT(tree_add_file(t, "f/g", "x", 1, NULL, 0644, 0, 0, 0, &err), -ENOTDIR);
-	tree_free(t);
-	strbuf_release(&err);
-}
-
-TEST(test_aliases)
+TEST(test_directory_symlinks)
 {
 	struct tree *t = tree_new();
 	struct strbuf err = STRBUF_INIT;
 	struct tree_node *n;
 
 	CHECK_INT(tree_add_directory(t, "usr/bin", 0755, 0, 0, 0, &err), 0);
+	CHECK_INT(tree_add_file(t, "usr/bin/sh", "sh", 2, NULL, 0755, 0, 0, 0, &err), 0);
 	CHECK_INT(tree_add_symlink(t, "bin", "usr/bin", 0, 0, 0, &err), 0);
-	CHECK_INT(tree_add_symlink(t, "etc2", "/etc", 0, 0, 0, &err), 0);
-	CHECK_INT(tree_add_file(t, "bin/ls", "ls", 2, NULL, 0755, 0, 0, 0, &err), -ELOOP);
-	strbuf_reset(&err);
-	CHECK_INT(tree_add_alias(t, "/bin/", "usr/bin", &err), 0);
+	CHECK_INT(tree_add_symlink(t, "sbin", "/usr/./bin/", 0, 0, 0, &err), 0);
+	CHECK_INT(tree_add_symlink(t, "usr/lib", "../usr/bin/../bin", 0, 0, 0, &err), 0);
+	CHECK_INT(tree_add_symlink(t, "lib", "usr/lib", 0, 0, 0, &err), 0);
+	/* entries below a symlink to a directory of the image land in that directory */
 	CHECK_INT(tree_add_file(t, "bin/ls", "ls", 2, NULL, 0755, 0, 0, 0, &err), 0);
-	n = tree_lookup(t, "usr/bin/ls");
-	CHECK(n && n->inode->size == 2);
-	CHECK(tree_lookup(t, "bin") && S_ISLNK(tree_lookup(t, "bin")->inode->mode));
-	/* other symlinks are still refused */
-	CHECK_INT(tree_add_file(t, "etc2/passwd", "x", 1, NULL, 0644, 0, 0, 0, &err), -ELOOP);
-	/* an alias whose target is not a directory does not apply */
-	CHECK_INT(tree_add_alias(t, "etc2", "nowhere", &err), 0);
-	CHECK_INT(tree_add_file(t, "etc2/passwd", "x", 1, NULL, 0644, 0, 0, 0, &err), -ELOOP);
-	CHECK_INT(tree_add_alias(t, "x", "x", &err), -EINVAL);
+	CHECK_INT(tree_add_file(t, "sbin/init", "i", 1, NULL, 0755, 0, 0, 0, &err), 0);
+	CHECK_INT(tree_add_file(t, "lib/x.so", "x", 1, NULL, 0644, 0, 0, 0, &err), 0);
+	CHECK(tree_lookup(t, "usr/bin/ls") && tree_lookup(t, "usr/bin/init") &&
+	      tree_lookup(t, "usr/bin/x.so") && tree_lookup(t, "usr/bin/sh"));
+	/* a directory meeting one keeps the symlink and the target's metadata */
+	CHECK_INT(tree_add_directory(t, "bin", 0700, 5, 5, 9, &err), 0);
+	n = tree_lookup(t, "bin");
+	CHECK(n && S_ISLNK(n->inode->mode));
+	n = tree_lookup(t, "usr/bin");
+	CHECK(n && (n->inode->mode & 07777) == 0755 && n->inode->uid == 0);
+
+	/* leaving the image, a non-directory, a dangling target, a loop: refused */
+	CHECK_INT(tree_add_symlink(t, "up", "../../etc", 0, 0, 0, &err), 0);
+	CHECK_INT(tree_add_file(t, "up/passwd", "x", 1, NULL, 0644, 0, 0, 0, &err), -EXDEV);
+	CHECK_STR(err.buf, "'up/passwd': the symlink '/up' (-> ../../etc) leads out of the image");
+	strbuf_reset(&err);
+	CHECK_INT(tree_add_directory(t, "up", 0755, 0, 0, 0, &err), -EXDEV);
+	strbuf_reset(&err);
+	CHECK_INT(tree_add_symlink(t, "f", "usr/bin/sh", 0, 0, 0, &err), 0);
+	CHECK_INT(tree_add_file(t, "f/x", "x", 1, NULL, 0644, 0, 0, 0, &err), -ENOTDIR);
+	CHECK_STR(err.buf, "'f/x': the symlink '/f' (-> usr/bin/sh) does not lead to a directory "
+			   "of the image");
+	strbuf_reset(&err);
+	CHECK_INT(tree_add_symlink(t, "l", "/etc", 0, 0, 0, &err), 0);
+	CHECK_INT(tree_add_file(t, "l/passwd", "x", 1, NULL, 0644, 0, 0, 0, &err), -ENOTDIR);
+	CHECK(tree_lookup(t, "etc") == NULL);
+	strbuf_reset(&err);
+	CHECK_INT(tree_add_symlink(t, "a", "b", 0, 0, 0, &err), 0);
+	CHECK_INT(tree_add_symlink(t, "b", "a", 0, 0, 0, &err), 0);
+	CHECK_INT(tree_add_file(t, "a/x", "x", 1, NULL, 0644, 0, 0, 0, &err), -ELOOP);
+	CHECK_STR(err.buf, "'a/x': too many levels of symlinks at '/a'");
+	strbuf_reset(&err);
+	CHECK_INT(tree_add_file(t, "g", "x", 1, NULL, 0644, 0, 0, 0, &err), 0);
+	CHECK_INT(tree_add_file(t, "g/h", "x", 1, NULL, 0644, 0, 0, 0, &err), -ENOTDIR);
+	CHECK_STR(err.buf, "'g/h': '/g' is not a directory");
+	tree_free(t);
+	strbuf_release(&err);
+}
+
+static char *deep_path(size_t levels, const char *leaf)
+{
+	struct strbuf sb = STRBUF_INIT;
+	size_t i;
+
+	for (i = 0; i < levels; i++)
+		strbuf_addstr(&sb, "d/");
+	strbuf_addstr(&sb, leaf);
+	return strbuf_detach(&sb);
+}
+
+static int no_data(void *ctx, struct tree_inode *ino, uint64_t offset, const void *buf,
+		   size_t len, struct strbuf *err)
+{
+	(void)ctx, (void)ino, (void)offset, (void)buf, (void)len, (void)err;
+	return 0;
+}
+
+TEST(test_depth_limit)
+{
+	static const struct tree_content_ops ops = { .data = no_data };
+	_cleanup_free_ char *ok = deep_path(TREE_DEPTH_MAX - 1, "f");
+	_cleanup_free_ char *over = deep_path(TREE_DEPTH_MAX, "f");
+	_cleanup_free_ char *half = deep_path(TREE_DEPTH_MAX / 2, "x");
+	_cleanup_free_ char *via = deep_path(TREE_DEPTH_MAX / 2, "g");
+	_cleanup_free_ char *huge = deep_path(200000, "f");
+	struct tree *t = tree_new();
+	struct strbuf err = STRBUF_INIT;
+	struct tree_stats st;
+	uint8_t d[SHA256_LEN];
+	char *out = NULL;
+
+	CHECK_INT(tree_normalize_path(over, &out), -E2BIG);
+	CHECK_INT(tree_normalize_path(huge, &out), -E2BIG);
+	/* ".." folds before the count */
+	CHECK_INT(norm("d/../d/../d/../x", "x"), 0);
+	CHECK_INT(tree_add_file(t, ok, "x", 1, NULL, 0644, 0, 0, 0, &err), 0);
+	CHECK_INT(tree_add_file(t, over, "x", 1, NULL, 0644, 0, 0, 0, &err), -E2BIG);
+	CHECK(strstr(err.buf, "more than 1024 levels of directories"));
+	strbuf_reset(&err);
+	/* depth counts where an entry lands, through symlinks */
+	CHECK_INT(tree_add_directory(t, half, 0755, 0, 0, 0, &err), 0);
+	CHECK_INT(tree_add_symlink(t, "s", half, 0, 0, 0, &err), 0);
+	CHECK_INT(tree_add_file(t, via, "x", 1, NULL, 0644, 0, 0, 0, &err), 0);
+	{
+		_cleanup_free_ char *p = xasprintf("s/%s", via);
+
+		CHECK_INT(tree_add_file(t, p, "x", 1, NULL, 0644, 0, 0, 0, &err), -E2BIG);
+	}
+	/* every walk copes with the deepest tree allowed */
+	tree_stats(t, &st);
+	CHECK(st.dirs > TREE_DEPTH_MAX); /* the root, 1023 d, x and what the refusal left */
+	CHECK_INT(tree_stream_content(t, &ops, NULL, &err), 0);
+	tree_digest(t, 0, true, d);
+	CHECK_INT(tree_remove(t, "d", &err), 0);
+	CHECK(tree_lookup(t, "d") == NULL);
+	tree_free(t);
+	strbuf_release(&err);
+}
+
+TEST(test_host_hardlinks_and_depth)
+{
+	struct tree *t = tree_new();
+	struct strbuf err = STRBUF_INIT;
+	struct tree_node *a, *b;
+	char name[64], name2[64];
+	int i;
+
+	CHECK(mkdir_p("h/x", 0755) == 0 && mkdir_p("h/y", 0755) == 0);
+	for (i = 0; i < 1000; i++) {
+		snprintf(name, sizeof(name), "h/x/f%d", i);
+		snprintf(name2, sizeof(name2), "h/y/f%d", i);
+		FILE *f = fopen(name, "w");
+
+		CHECK(f && fputs(name, f) >= 0 && fclose(f) == 0);
+		CHECK(link(name, name2) == 0);
+	}
+	CHECK_INT(tree_add_dir(t, "h", "", 0, 0, &err), 0);
+	for (i = 0; i < 1000; i += 7) {
+		snprintf(name, sizeof(name), "x/f%d", i);
+		snprintf(name2, sizeof(name2), "y/f%d", i);
+		a = tree_lookup(t, name);
+		b = tree_lookup(t, name2);
+		CHECK(a && b && a->inode == b->inode && a->inode->nlink == 2);
+	}
+	tree_free(t);
+
+	/* a host tree deeper than the limit is refused, with no descriptor left open */
+	CHECK(mkdir_p("deep", 0755) == 0 && chdir("deep") == 0);
+	for (i = 0; i < TREE_DEPTH_MAX + 5; i++)
+		CHECK(mkdir("d", 0755) == 0 && chdir("d") == 0);
+	for (i = 0; i < TREE_DEPTH_MAX + 6; i++)
+		CHECK(chdir("..") == 0);
+	t = tree_new();
+	CHECK_INT(tree_add_dir(t, "deep", "", 0, 0, &err), -E2BIG);
+	CHECK(strstr(err.buf, "directory 'deep': entry 'd/d/d/") &&
+	      strstr(err.buf, ": more than 1024 levels of directories"));
 	tree_free(t);
 	strbuf_release(&err);
 }
@@ -162,6 +274,7 @@ TEST(test_archive_layers_and_hardlinks)
 		{ "etc/passwd", '0', "root:x:0:0::/root:/bin/sh\nalice:x:1001:1002::/home:/bin/sh\n",
 		  0644, 0, 0 },
 		{ "etc/group", '0', "root:x:0:\nstaff:x:1002:\nwheel:x:10:alice\n", 0644, 0, 0 },
+		{ "etc/motd", '0', "hello\n", 0644, 0, 0 },
 		{ "bin/a", '0', "binary", 04755, 0, 0 },
 		{ "bin/b", '1', "bin/a", 0, 0, 0 },
 		{ "bin/sh", '2', "a", 0777, 0, 0 },
@@ -221,8 +334,15 @@ TEST(test_archive_layers_and_hardlinks)
 		CHECK(utimensat(AT_FDCWD, "l1.tar", ts, 0) == 0);
 		strbuf_reset(&err);
 		buf = NULL;
-		CHECK_INT(tree_read_content(t, "bin/a", 100, &buf, &len, &err), -ESTALE);
+		CHECK_INT(tree_read_content(t, "etc/motd", 100, &buf, &len, &err), -ESTALE);
 		CHECK(strstr(err.buf, "archive 'l1.tar' changed while the image was being written"));
+		free(buf);
+		/* ... but what was read once is not read (decompressed) again */
+		strbuf_reset(&err);
+		CHECK_INT(tree_resolve_owner(t, "alice:wheel", &uid, &gid, &err), 0);
+		CHECK(uid == 1001 && gid == 10);
+		CHECK_INT(tree_read_content(t, "bin/a", 100, &buf, &len, &err), 0);
+		CHECK(len == 6 && !memcmp(buf, "binary", 6));
 		free(buf);
 	}
 	/* a host /etc/passwd is never consulted */
@@ -247,11 +367,14 @@ TEST(test_host_dir_and_digest)
 	struct tree *t = tree_new(), *t2 = tree_new();
 	struct strbuf err = STRBUF_INIT;
 	uint8_t d1[SHA256_LEN], d2[SHA256_LEN], d3[SHA256_LEN];
+	struct timespec ts[2] = { { 1600000000, 0 }, { 1600000000, 0 } };
 	struct tree_node *n;
 
 	CHECK(mkdir_p("over/etc", 0755) == 0);
 	CHECK(write_file_atomic("over/etc/motd", "hi\n", 3, 0640) == 0);
+	CHECK(utimensat(AT_FDCWD, "over/etc/motd", ts, 0) == 0);
 	CHECK(symlink("motd", "over/etc/link") == 0);
+	CHECK(utimensat(AT_FDCWD, "over/etc", ts, 0) == 0);
 	CHECK_INT(tree_add_dir(t, "over", "", 0, 0, &err), 0);
 	n = tree_lookup(t, "etc/motd");
 	CHECK(n && n->inode->src == TREE_SRC_HOST && (n->inode->mode & 07777) == 0640 &&
@@ -267,6 +390,9 @@ TEST(test_host_dir_and_digest)
 	CHECK(!memcmp(d1, d2, SHA256_LEN));
 	/* a same-size edit: the metadata digest stays, the full one changes */
 	CHECK(write_file_atomic("over/etc/motd", "ho\n", 3, 0640) == 0);
+	/* the same times as before, even if a second has passed */
+	CHECK(utimensat(AT_FDCWD, "over/etc/motd", ts, 0) == 0 &&
+	      utimensat(AT_FDCWD, "over/etc", ts, 0) == 0);
 	tree_free(t2);
 	t2 = tree_new();
 	CHECK_INT(tree_add_dir(t2, "over", "", 0, 0, &err), 0);
@@ -401,8 +527,9 @@ int main(void)
 {
 	RUN(test_normalize);
 	RUN(test_layering);
-	RUN(test_symlink_in_path_refused);
-	RUN(test_aliases);
+	RUN(test_directory_symlinks);
+	RUN(test_depth_limit);
+	RUN(test_host_hardlinks_and_depth);
 	RUN(test_archive_layers_and_hardlinks);
 	RUN(test_host_dir_and_digest);
 	RUN(test_digest_independent_of_pieces);

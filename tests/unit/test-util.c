@@ -171,7 +171,32 @@ TEST(test_paths)
 	CHECK_STR(s, ".");
 	free(s);
 	CHECK_STR(path_basename("a/b/c"), "c");
+	/* an empty path has no room for "." (ASan sees a write past the end) */
+	s = xstrdup("");
+	CHECK_STR(path_normalize(s), "");
+	free(s);
+	s = xstrdup("a/..");
+	CHECK_STR(path_normalize(s), ".");
+	free(s);
 }
+
+TEST(test_quote_path)
+{
+	const char *plain = "usr/share/doc/README";
+	struct strbuf sb = STRBUF_INIT;
+
+	CHECK(quote_path(plain) == plain);
+	CHECK_STR(quote_path("a\nerror: b"), "a\\nerror: b");
+	CHECK_STR(quote_path("\x1b]0;x\x07\x1b[31m\t\r"), "\\x1b]0;x\\x07\\x1b[31m\\t\\r");
+	CHECK_STR(quote_path("back\\slash\x7f"), "back\\\\slash\\x7f");
+	/* valid UTF-8 stays, C1 controls, overlong forms and stray bytes do not */
+	CHECK_STR(quote_path("ünïcödé/файл-😀"), "ünïcödé/файл-😀");
+	CHECK_STR(quote_path("csi\xc2\x9b" "2J"), "csi\\xc2\\x9b2J");
+	CHECK_STR(quote_path("\xc0\xaf\xff\xed\xa0\x80"), "\\xc0\\xaf\\xff\\xed\\xa0\\x80");
+	CHECK_STR(quote_path("cut\xe2\x82"), "cut\\xe2\\x82");
+	strbuf_add_quoted(&sb, "x\ny");
+	CHECK_STR(sb.buf, "x\\ny");
+	strbuf_release(&sb);
 
 TEST(test_le_fields)
 {
@@ -323,6 +348,7 @@ int main(void)
 	RUN(test_json_invalid_utf8);
 	RUN(test_files);
 	RUN(test_paths);
+	RUN(test_quote_path);
 	RUN(test_le_fields);
 	RUN(test_write_all);
 	RUN(test_data_extents_and_sparse_copy);
