@@ -127,7 +127,7 @@ unit-bins: $(UNIT_BINS) $(FUZZ_BINS) $(O)/imgforge
 DEB_PACKAGES := gcc make pkg-config libc6-dev \
 	libyaml-dev libarchive-dev libext2fs-dev comerr-dev libsqlite3-dev libpq-dev \
 	libcurl4-openssl-dev libssl-dev zlib1g-dev \
-	e2fsprogs libarchive-tools xz-utils zstd bzip2 gzip coreutils attr python3 sqlite3 \
+	e2fsprogs libarchive-tools xz-utils zstd bzip2 lz4 gzip coreutils attr python3 sqlite3 \
 	mmdebstrap debian-archive-keyring ca-certificates time bc \
 	qemu-system-x86 qemu-utils ovmf seabios grub-efi-amd64-bin grub-pc-bin \
 	fdisk gdisk dosfstools mtools \

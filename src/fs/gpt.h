@@ -10,7 +10,7 @@
  * A GUID partition table written by imgforge: protective MBR, primary and
  * backup headers and entry arrays, CRC32s from zlib. 512-byte sectors,
  * 128 entries of 128 bytes. Partitions are given in bytes and must be
- * 1 MiB aligned. The only module that includes zlib.
+ * 1 MiB aligned. zlib gives the CRC-32s.
  */
 #define GPT_SECTOR  512ULL
 #define GPT_MAX_PARTS 128
