@@ -217,17 +217,13 @@ int outputs_add_file(struct build_outputs *o, const char *name, const char *src,
 		return out;
 	}
 	/* A copy-on-write clone shares the cache's blocks: no data is copied. */
-	if (ioctl(out, FICLONE, in) == 0)
+	if (ioctl(out, FICLONE, in) == 0) {
 		cloned = true;
-	else
-	{
-		/* Holes stay holes: only the data extents are copied. */
-		r = copy_sparse(in, (uint64_t)st.st_size, out, 0);
-		if (r == 0 && ftruncate(out, st.st_size) < 0)
+		if (fsync(out) < 0)
 			r = -errno;
+	} else {
+		r = copy_fd_sparse(in, (uint64_t)st.st_size, out);
 	}
-	if (r == 0 && fsync(out) < 0)
-		r = -errno;
 	if (close(out) < 0 && r == 0)
 		r = -errno;
 	if (r < 0) {

@@ -304,13 +304,20 @@ int copy_file(const char *src, const char *dst, unsigned mode)
 	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (out < 0)
 		return -errno;
-	r = copy_sparse(in, (uint64_t)st.st_size, out, 0);
+	r = copy_fd_sparse(in, (uint64_t)st.st_size, out);
+	if (close(out) < 0 && r == 0)
+		r = -errno;
+	return r;
+}
+
+int copy_fd_sparse(int in, uint64_t size, int out)
+{
+	int r = copy_sparse(in, size, out, 0);
+
 	/* The holes at the end are no extent: the size sets them. */
-	if (r == 0 && ftruncate(out, st.st_size) < 0)
+	if (r == 0 && ftruncate(out, (off_t)size) < 0)
 		r = -errno;
 	if (r == 0 && fsync(out) < 0)
-		r = -errno;
-	if (close(out) < 0 && r == 0)
 		r = -errno;
 	return r;
 }

@@ -40,6 +40,8 @@ int next_data_extent(int fd, uint64_t pos, uint64_t size, uint64_t *ret_off, uin
 int copy_sparse(int in, uint64_t size, int out, uint64_t out_off);
 /* Copy a file, keeping its holes, and fsync the copy; dst is created with mode. */
 int copy_file(const char *src, const char *dst, unsigned mode);
+/* The same between open files: in's first size bytes to the empty file out. */
+int copy_fd_sparse(int in, uint64_t size, int out);
 /* fsync a directory (or the one holding path), so that a rename into it is durable. */
 int fsync_dir(const char *dir);
 int fsync_parent(const char *path);
