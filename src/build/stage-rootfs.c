@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "build/keys.h"
 #include "build/stage.h"
 #include "core/hash.h"
 #include "fs/dpkg.h"
@@ -157,6 +158,32 @@ static int load_meta(struct build_ctx *c, const char *path)
 	return 0;
 }
 
+/*
+ * The rootfs key hashed the overlays and file sources when the build started;
+ * ext4_write() read them minutes later, after the base stage. Hash them again
+ * now that they have been read: an edit in between would otherwise be cached
+ * under the key of the old content. (An edit made and undone again while ext4
+ * reads would pass; nothing short of a copy of the inputs closes that.)
+ */
+static int inputs_unchanged(struct build_ctx *c)
+{
+	struct stage_keys now;
+	struct diags d = { 0 };
+	int r = keys_compute(c->r, &now, &d);
+
+	if (r < 0)
+		r = build_fail(c, r, "rootfs: the inputs cannot be read again: %s",
+			       d.n ? d.v[0].msg : strerror(-r));
+	else if (strcmp(now.rootfs, c->keys->rootfs))
+		r = build_fail(c, -ESTALE,
+			       "rootfs: an overlay or file source changed while the build read it "
+			       "(key %.12s when the build started, %.12s now); nothing was cached: "
+			       "run the build again",
+			       c->keys->rootfs, now.rootfs);
+	diags_release(&d);
+	return r;
+}
+
 int stage_rootfs_run(struct build_ctx *c, const char *base_path, char **ret_path)
 {
 	struct strbuf err = STRBUF_INIT, meta = STRBUF_INIT;
@@ -224,6 +251,9 @@ int stage_rootfs_run(struct build_ctx *c, const char *base_path, char **ret_path
 		build_step(c, "rootfs: %s ext4 written in %.1f s", format_size(size, a, sizeof(a)),
 		     seconds_since(ts));
 	}
+	r = inputs_unchanged(c);
+	if (r < 0)
+		goto out;
 	make_meta(c, t, &meta);
 	r = cache_tmpfile(c->cache, "meta", &mtmp, &err);
 	if (r < 0)

@@ -131,6 +131,26 @@ test_expect_success 'a daemon mmdebstrap leaves holding its output does not hang
 	fi
 '
 
+test_expect_success 'an overlay edited while the build reads it is not cached under the old key' '
+	setup ed base-files=12.4 &&
+	mkdir -p ed/bin &&
+	cat >ed/bin/mmdebstrap <<-EOT &&
+	#!/bin/sh
+	n=0
+	for a; do case "\$a" in --*) ;; *) n=\$((n + 1)); [ \$n = 2 ] && out=\$a ;; esac; done
+	cp "$PWD/ed/rootfs.tar.gz" "\$out" || exit 1
+	echo "edited during the build" >"$PWD/ed/ovl/etc/app/motd"
+	EOT
+	chmod +x ed/bin/mmdebstrap &&
+	printf "image: ed\nversion: \"1\"\nbase: {distro: debian, suite: bookworm, mirror: \"http://127.0.0.1:9/debian\"}\noverlays: [ovl]\n" >ed/image.yaml &&
+	test_must_fail env PATH=$PWD/ed/bin:$PATH "$IMGFORGE" build --cache edcache -o edout ed/image.yaml 2>err &&
+	grep_one "^error: rootfs: an overlay or file source changed while the build read it" err &&
+	test ! -e edout/root.ext4 &&
+	PATH=$PWD/ed/bin:$PATH "$IMGFORGE" build --cache edcache -o edout ed/image.yaml 2>err &&
+	dbg "cat /etc/app/motd" edout/root.ext4 | grep -qx "edited during the build" &&
+	e2fsck -fn edout/root.ext4
+'
+
 test_expect_success 'ls, show and diff the registered builds' '
 	setup b base-files=12.4 nginx=1.24.0-1 curl=7.88.1 &&
 	echo "changed" >b/ovl/etc/app/motd &&
