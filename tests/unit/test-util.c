@@ -197,6 +197,7 @@ TEST(test_quote_path)
 	strbuf_add_quoted(&sb, "x\ny");
 	CHECK_STR(sb.buf, "x\\ny");
 	strbuf_release(&sb);
+}
 
 TEST(test_le_fields)
 {
