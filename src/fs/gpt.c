@@ -120,22 +120,31 @@ int gpt_write(int fd, const struct gpt *g, struct strbuf *err)
 	for (i = 0; i < g->nparts; i++) {
 		const struct gpt_part *p = &g->parts[i];
 		uint8_t *e = entries + i * ENTRY_SIZE;
-		uint64_t first = p->start / GPT_SECTOR, lastp = (p->start + p->size) / GPT_SECTOR - 1;
+		uint64_t first, lastp;
 
 		if (p->start % MIB || p->size % MIB || !p->size) {
-			strbuf_addf(err, "partition %u '%s' is not 1 MiB aligned", i + 1, p->name);
+			strbuf_addf(err, "partition %u '%s' is not 1 MiB aligned", i + 1,
+				    quote_path(p->name));
 			return -EINVAL;
 		}
+		/* start + size must not wrap round to a small number that "fits". */
+		if (p->size > g->disk_size || p->start > g->disk_size - p->size) {
+			strbuf_addf(err, "partition %u '%s' does not fit on a %llu MiB disk", i + 1,
+				    quote_path(p->name), (unsigned long long)(g->disk_size / MIB));
+			return -ENOSPC;
+		}
+		first = p->start / GPT_SECTOR;
+		lastp = (p->start + p->size) / GPT_SECTOR - 1;
 		if (first < first_usable || lastp > last_usable) {
 			strbuf_addf(err, "partition %u '%s' does not fit on a %llu MiB disk", i + 1,
-				    p->name, (unsigned long long)(g->disk_size / MIB));
+				    quote_path(p->name), (unsigned long long)(g->disk_size / MIB));
 			return -ENOSPC;
 		}
 		for (j = 0; j < i; j++) {
 			const struct gpt_part *q = &g->parts[j];
 			if (p->start < q->start + q->size && q->start < p->start + p->size) {
-				strbuf_addf(err, "partitions '%s' and '%s' overlap", q->name,
-					    p->name);
+				strbuf_addf(err, "partitions '%s' and '%s' overlap",
+					    quote_path(q->name), quote_path(p->name));
 				return -EINVAL;
 			}
 		}
