@@ -56,6 +56,12 @@ int cmd_build(int argc, char **argv)
 	ret = recipe_cmd_load(&cmd, argc, argv, &a, &r, &keys);
 	if (ret >= 0)
 		goto out;
+	if (o.outdir && !*o.outdir) {
+		error("build: the output directory name is empty (-o OUTDIR); see 'imgforge build "
+		      "--help'");
+		ret = EXIT_USAGE;
+		goto out;
+	}
 	ret = 0;
 	if (pipeline_build(r, &keys, &o, &res) < 0) {
 		ret = 1;

@@ -204,9 +204,11 @@ int cmd_mkfs(int argc, char **argv)
 		r = EXIT_USAGE;
 		goto out;
 	}
-	if (!out || srcs.n == 0) {
+	if (!out || !*out || srcs.n == 0) {
 		error("mkfs: %s; see 'imgforge mkfs --help'",
-		      !out ? "no output given (-o <file>)" : "no source given (--from <src>)");
+		      !out ? "no output given (-o <file>)"
+		      : !*out ? "the output file name is empty (-o <file>)"
+			      : "no source given (--from <src>)");
 		r = EXIT_USAGE;
 		goto out;
 	}

@@ -124,6 +124,19 @@ test_expect_success 'global options: the same parser, did-you-mean, -q and -v bu
 	grep -q "x.yaml: ok" err
 '
 
+test_expect_success 'an empty -o is a usage error, and nothing is written' '
+	mkdir empty-o && cd empty-o &&
+	mkdir d && echo hi >d/f && tar -cf x.tar -C d . &&
+	rc=0; imgforge mkfs --from x.tar -o "" 2>err || rc=$?
+	test $rc -eq 2 && grep_one "^error: mkfs: the output file name is empty" err &&
+	test $(grep -c . err) -eq 1 &&
+	printf "image: t\nversion: \"1\"\nbase: {tarball: x.tar, sha256: %s}\n" \
+		$(sha256sum x.tar | cut -d" " -f1) >i.yaml &&
+	rc=0; imgforge build --cache c -o "" i.yaml 2>err || rc=$?
+	test $rc -eq 2 && grep_one "^error: build: the output directory name is empty" err &&
+	test "$(ls -A | sort | tr "\n" " ")" = "d err i.yaml x.tar "
+'
+
 for cmd in build cache ls show diff boot; do
 	test_expect_success "$cmd --help lists its options from the table" "
 		imgforge $cmd --help >out &&
