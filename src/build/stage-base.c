@@ -1,12 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /* The base stage: a root file system tarball from mmdebstrap, or fetched. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "build/stage.h"
+#include "core/hash.h"
 #include "core/spawn.h"
 #include "net/fetch.h"
 #include "store/cache.h"
@@ -68,6 +73,89 @@ static void follow_line(const char *line, void *userdata)
 	}
 }
 
+/*
+ * The .deb files of earlier builds from the same archive, suite and
+ * architecture: <cache>/debs/<id>/. mmdebstrap copies them into the chroot's
+ * /var/cache/apt/archives before it downloads (apt checks each against the
+ * archive's hashes and fetches only what is missing or different), and the
+ * files of this build are copied out after it, into a private directory that
+ * is then moved in file by file: two builds at once never write one file.
+ * mmdebstrap's own cleanup empties the archives before the tarball is made,
+ * so nothing of this ends up in the image and the base is the same bytes.
+ */
+struct deb_cache {
+	char *dir; /* shared, read by sync-in */
+	char *out; /* this build's, written by sync-out */
+};
+
+/* mmdebstrap splits a special hook's arguments at spaces: only plain paths. */
+static bool hook_safe_path(const char *p)
+{
+	for (; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || strchr("/._-+", *p)))
+			return false;
+	return true;
+}
+
+static void deb_cache_open(struct build_ctx *c, const char *mirror, struct deb_cache *ret)
+{
+	struct sha256 *h = sha256_new();
+	char id[SHA256_HEX_LEN];
+	_cleanup_free_ char *root = path_join(cache_dir(c->cache), "debs");
+
+	memset(ret, 0, sizeof(*ret));
+	sha256_update_str(h, mirror ? mirror : "");
+	sha256_update_str(h, "\n");
+	sha256_update_str(h, recipe_get_str(c->r, "base.suite", "bookworm"));
+	sha256_update_str(h, "\n");
+	sha256_update_str(h, recipe_get_str(c->r, "base.architecture", "amd64"));
+	sha256_final_hex(h, id);
+	sha256_free(h);
+	id[16] = '\0';
+	ret->dir = path_join(root, id);
+	ret->out = path_join(root, ".new-XXXXXX");
+	if (!hook_safe_path(ret->dir) || mkdir_p(ret->dir, 0755) < 0 || !mkdtemp(ret->out)) {
+		build_step(c, "base: no shared .deb cache under '%s'; every package is downloaded",
+			   root);
+		free(ret->dir);
+		free(ret->out);
+		memset(ret, 0, sizeof(*ret));
+	}
+}
+
+/* Move this build's new .deb files into the shared directory; drop the rest. */
+static void deb_cache_close(struct build_ctx *c, struct deb_cache *d, bool keep)
+{
+	unsigned added = 0;
+	struct dirent *de;
+	DIR *dir;
+
+	if (!d->out)
+		return;
+	dir = keep ? opendir(d->out) : NULL;
+	while (dir && (de = readdir(dir))) {
+		_cleanup_free_ char *from = NULL, *to = NULL;
+
+		if (!str_endswith(de->d_name, ".deb") || de->d_name[0] == '.')
+			continue;
+		from = path_join(d->out, de->d_name);
+		to = path_join(d->dir, de->d_name);
+		if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+			added++;
+	}
+	if (dir)
+		closedir(dir);
+	if (added) {
+		(void)fsync_dir(d->dir);
+		build_step(c, "base: %u new .deb files kept for later builds", added);
+	}
+	rm_rf(d->out);
+	free(d->dir);
+	free(d->out);
+	memset(d, 0, sizeof(*d));
+}
+
 static int run_mmdebstrap(struct build_ctx *c, const char *out_tar)
 {
 	const struct ynode *base = recipe_get(c->r, "base");
@@ -84,9 +172,11 @@ static int run_mmdebstrap(struct build_ctx *c, const char *out_tar)
 	struct spawn_opts so = { 0 };
 	struct spawn_status st;
 	struct follow f;
+	struct deb_cache debs;
 	off_t log_start;
 	int r = 0;
 
+	deb_cache_open(c, mirror, &debs);
 #define ARG(s) (GROW(argv, alloc, n + 2), argv[n++] = (s))
 	ARG(xstrdup("mmdebstrap"));
 	ARG(xasprintf("--mode=%s", geteuid() == 0 ? "root" : "unshare"));
@@ -110,6 +200,12 @@ static int run_mmdebstrap(struct build_ctx *c, const char *out_tar)
 			ARG(xasprintf("--dpkgopt=%s", minimize_excludes[i]));
 	for (i = 0; excl && i < excl->n; i++)
 		ARG(xasprintf("--dpkgopt=path-exclude=%s", excl->v[i]->str));
+	if (debs.dir) {
+		ARG(xstrdup("--skip=essential/unlink"));
+		ARG(xstrdup("--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/"));
+		ARG(xasprintf("--setup-hook=sync-in %s /var/cache/apt/archives/", debs.dir));
+		ARG(xasprintf("--customize-hook=sync-out /var/cache/apt/archives %s", debs.out));
+	}
 	/* Reproducible: mmdebstrap clamps to SOURCE_DATE_EPOCH itself when set. */
 	ARG(xstrdup(recipe_get_str(c->r, "base.suite", "bookworm")));
 	ARG(xstrdup(out_tar));
@@ -150,6 +246,7 @@ static int run_mmdebstrap(struct build_ctx *c, const char *out_tar)
 	} else {
 		build_step(c, "base: mmdebstrap done in %.0f s", seconds_since(f.t0));
 	}
+	deb_cache_close(c, &debs, r == 0);
 	for (i = 0; i < n; i++)
 		free(argv[i]);
 	free(argv);

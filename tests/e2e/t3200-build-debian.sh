@@ -8,6 +8,7 @@ require_tool mmdebstrap mmdebstrap || exit 1
 require_tool debugfs e2fsprogs || exit 1
 MIRROR=$("$SRCDIR/tests/helpers/host-mirror.sh") || exit 1
 export IMGFORGE_MIRROR=$MIRROR
+export SOURCE_DATE_EPOCH=1700000000
 
 cat >img.yaml <<'EOT'
 image: mini
@@ -43,6 +44,22 @@ test_expect_success 'minimize drops documentation and man pages, keeps copyright
 test_expect_success 'the second build reuses the cached base and rootfs' '
 	imgforge build --cache cache -o out2 img.yaml 2>err &&
 	grep -q "base: cached" err && grep -q "rootfs: cached" err
+'
+
+test_expect_success 'the .deb files are kept for later builds and leave no trace in the image' '
+	ls cache/debs/*/jq_*.deb cache/debs/*/dpkg_*.deb &&
+	! debugfs -R "ls /var/cache/apt/archives" out/root.ext4 2>/dev/null | grep -q "\.deb" &&
+	! ls -d cache/debs/.new-* 2>/dev/null
+'
+
+test_expect_success 'a cold build from kept .deb files downloads none again and gives the same image' '
+	mkdir cache2 && cp -a cache/debs cache2/ &&
+	n=$(ls cache2/debs/*/ | wc -l) &&
+	imgforge build --cache cache2 -o out3 img.yaml 2>err &&
+	grep -q "base: mmdebstrap done" err &&
+	! grep -q "new .deb files kept" err &&
+	test $(ls cache2/debs/*/ | wc -l) -eq $n &&
+	cmp out/root.ext4 out3/root.ext4
 '
 
 test_expect_success 'an unknown package: mmdebstrap says why, with the log path' '
