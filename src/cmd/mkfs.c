@@ -73,12 +73,13 @@ static int add_source(struct tree *t, const char *src, bool overlay, struct strb
 	if (stat(src, &st) < 0) {
 		int e = errno; /* before strbuf_addf, which may change it */
 
-		strbuf_addf(err, "cannot open '%s': %s", src, strerror(e));
+		strbuf_addf(err, "cannot open '%s': %s", quote_path(src), strerror(e));
 		return -e;
 	}
 	/* A FIFO blocks and a device never ends: only files and directories are read. */
 	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
-		strbuf_addf(err, "cannot read '%s': not a regular file or directory", src);
+		strbuf_addf(err, "cannot read '%s': not a regular file or directory",
+			    quote_path(src));
 		return -EINVAL;
 	}
 	if (overlay)

@@ -86,14 +86,22 @@ static int ext_errno(errcode_t e)
 	}
 }
 
-/* The first path of an inode, in walk order. */
+/* A node's path for a message: names come from archives, control bytes quoted. */
+static char *msg_path(const struct tree_node *n)
+{
+	_cleanup_free_ char *p = tree_node_path(n);
+
+	return xstrdup(quote_path(p));
+}
+
+/* The first path of an inode, in walk order, for a message. */
 static char *node_path_of(struct writer *w, const struct tree_inode *ino)
 {
 	size_t i;
 
 	for (i = 0; i < w->n_order; i++)
 		if (w->order[i]->inode == ino)
-			return tree_node_path(w->order[i]);
+			return msg_path(w->order[i]);
 	return xstrdup("?");
 }
 
@@ -109,7 +117,7 @@ static int ext_fail(struct writer *w, errcode_t e, const struct tree_node *n, co
 	if (w->host_errno)
 		return host_fail(w);
 	if (n) {
-		_cleanup_free_ char *p = tree_node_path(n);
+		_cleanup_free_ char *p = msg_path(n);
 
 		strbuf_addf(w->err, "cannot write '%s' into the image: %s: %s", p, what,
 			    error_message(e));
@@ -480,7 +488,7 @@ static int check_limits(struct writer *w, const struct tree_node *n)
 	if (!acl && (S_ISDIR(ino->mode) || ino->nlink <= EXT2_LINK_MAX) &&
 	    (!S_ISREG(ino->mode) || ino->size <= FILE_SIZE_MAX))
 		return 0;
-	p = tree_node_path(n);
+	p = msg_path(n);
 	origin = tree_inode_origin(w->t, ino);
 	if (acl) {
 		strbuf_addf(w->err, "'%s' (%s): malformed POSIX ACL in %s (%zu bytes)", p, origin,
@@ -531,7 +539,7 @@ static int number(struct writer *w, struct tree_node *n)
 				w->need_blocks += div_up(extents, 340) + 1;
 		} else if (S_ISLNK(ino->mode)) {
 			if (ino->size >= BLOCK_SIZE) {
-				_cleanup_free_ char *p = tree_node_path(n);
+				_cleanup_free_ char *p = msg_path(n);
 
 				strbuf_addf(w->err, "'%s': a symlink target of %llu bytes is longer "
 					    "than ext4 allows (%d)", p, (unsigned long long)ino->size,
@@ -543,7 +551,7 @@ static int number(struct writer *w, struct tree_node *n)
 		}
 		xb = xattr_bytes(ino);
 		if (xb > BLOCK_SIZE - 32 - 4) {
-			_cleanup_free_ char *p = tree_node_path(n);
+			_cleanup_free_ char *p = msg_path(n);
 
 			strbuf_addf(w->err, "'%s': its extended attributes (%llu bytes) do not fit "
 				    "in one ext4 block", p, (unsigned long long)xb);

@@ -148,4 +148,10 @@ test_expect_success 'names with control characters are quoted in messages' '
 	! grep -q "$(printf "\\033")" err && ! grep -q "$(printf "\\302\\233")" err
 '
 
+test_expect_success 'a --from path with control characters is quoted too' '
+	rc=0; imgforge mkfs --from "$(printf "no\\nerror: such")" -o x.ext4 2>err || rc=$?
+	test $rc -eq 1 && test $(wc -l <err) -eq 1 &&
+	grep_one "^error: cannot open .no\\\\nerror: such.: No such file or directory$" err
+'
+
 test_done
