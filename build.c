@@ -3,6 +3,7 @@
  * imgforge: main(), global options and the command table. Each command lives
  * in src/cmd/<name>.c and is a thin layer over the modules in src/.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -94,6 +95,12 @@ int main(int argc, char **argv)
 	};
 	const struct cmd *c;
 	int n;
+
+	/*
+	 * A SIGCHLD ignored by whoever started imgforge would be inherited, and
+	 * the kernel would then reap children before their status is read.
+	 */
+	signal(SIGCHLD, SIG_DFL);
 
 	n = parse_options(&cmd, argc, argv);
 	if (n < 0)

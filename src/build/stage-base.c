@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -63,6 +64,8 @@ static void follow_line(const char *line, void *userdata)
 {
 	struct follow *f = userdata;
 
+	/* Package scripts print what they like: control bytes reach no terminal. */
+	line = quote_path(line);
 	if (log_get_level() >= LOG_VERBOSE)
 		fprintf(stderr, "%s\n", line);
 	if (f->live && *line) {
@@ -85,8 +88,30 @@ static void follow_line(const char *line, void *userdata)
  */
 struct deb_cache {
 	char *dir; /* shared, read by sync-in */
-	char *out; /* this build's, written by sync-out */
+	char *out; /* this build's, written by sync-out; flock'ed while in use */
+	int out_fd;
 };
+
+/* Remove what interrupted builds left in <root>/.new-*: what no running build holds locked. */
+static void deb_cache_clean(const char *root)
+{
+	struct dirent *de;
+	DIR *d = opendir(root);
+
+	while (d && (de = readdir(d))) {
+		_cleanup_free_ char *p = NULL;
+		_cleanup_close_ int fd = -1;
+
+		if (!str_startswith(de->d_name, ".new-"))
+			continue;
+		p = path_join(root, de->d_name);
+		fd = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
+			rm_rf(p);
+	}
+	if (d)
+		closedir(d);
+}
 
 /* mmdebstrap splits a special hook's arguments at spaces: only plain paths. */
 static bool hook_safe_path(const char *p)
@@ -105,6 +130,7 @@ static void deb_cache_open(struct build_ctx *c, const char *mirror, struct deb_c
 	_cleanup_free_ char *root = path_join(cache_dir(c->cache), "debs");
 
 	memset(ret, 0, sizeof(*ret));
+	ret->out_fd = -1;
 	sha256_update_str(h, mirror ? mirror : "");
 	sha256_update_str(h, "\n");
 	sha256_update_str(h, recipe_get_str(c->r, "base.suite", "bookworm"));
@@ -115,12 +141,22 @@ static void deb_cache_open(struct build_ctx *c, const char *mirror, struct deb_c
 	id[16] = '\0';
 	ret->dir = path_join(root, id);
 	ret->out = path_join(root, ".new-XXXXXX");
-	if (!hook_safe_path(ret->dir) || mkdir_p(ret->dir, 0755) < 0 || !mkdtemp(ret->out)) {
+	if (hook_safe_path(ret->dir) && mkdir_p(ret->dir, 0755) == 0) {
+		deb_cache_clean(root);
+		if (mkdtemp(ret->out))
+			ret->out_fd = open(ret->out, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	}
+	if (ret->out_fd < 0 || flock(ret->out_fd, LOCK_EX) < 0) {
 		build_step(c, "base: no shared .deb cache under '%s'; every package is downloaded",
 			   root);
+		if (ret->out_fd >= 0) {
+			close(ret->out_fd);
+			rm_rf(ret->out);
+		}
 		free(ret->dir);
 		free(ret->out);
 		memset(ret, 0, sizeof(*ret));
+		ret->out_fd = -1;
 	}
 }
 
@@ -151,9 +187,11 @@ static void deb_cache_close(struct build_ctx *c, struct deb_cache *d, bool keep)
 		build_step(c, "base: %u new .deb files kept for later builds", added);
 	}
 	rm_rf(d->out);
+	close(d->out_fd);
 	free(d->dir);
 	free(d->out);
 	memset(d, 0, sizeof(*d));
+	d->out_fd = -1;
 }
 
 static int run_mmdebstrap(struct build_ctx *c, const char *out_tar)
@@ -176,6 +214,11 @@ static int run_mmdebstrap(struct build_ctx *c, const char *out_tar)
 	off_t log_start;
 	int r = 0;
 
+	if (mirror && mirror[0] == '-')
+		return build_fail(c, -EINVAL,
+				  "base.mirror '%s' starts with '-': give a URL such as "
+				  "http://HOST/debian",
+				  quote_path(mirror));
 	deb_cache_open(c, mirror, &debs);
 #define ARG(s) (GROW(argv, alloc, n + 2), argv[n++] = (s))
 	ARG(xstrdup("mmdebstrap"));
@@ -206,6 +249,8 @@ static int run_mmdebstrap(struct build_ctx *c, const char *out_tar)
 		ARG(xasprintf("--setup-hook=sync-in %s /var/cache/apt/archives/", debs.dir));
 		ARG(xasprintf("--customize-hook=sync-out /var/cache/apt/archives %s", debs.out));
 	}
+	/* What follows are operands: a suite or mirror can never be read as an option. */
+	ARG(xstrdup("--"));
 	/* Reproducible: mmdebstrap clamps to SOURCE_DATE_EPOCH itself when set. */
 	ARG(xstrdup(recipe_get_str(c->r, "base.suite", "bookworm")));
 	ARG(xstrdup(out_tar));

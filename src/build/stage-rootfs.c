@@ -174,6 +174,10 @@ static int inputs_unchanged(struct build_ctx *c)
 	if (r < 0)
 		r = build_fail(c, r, "rootfs: the inputs cannot be read again: %s",
 			       d.n ? d.v[0].msg : strerror(-r));
+	else if (strcmp(now.base, c->keys->base))
+		r = build_fail(c, -ESTALE,
+			       "rootfs: what the base stage depends on (mmdebstrap, its keyring) "
+			       "changed during the build; nothing was cached: run the build again");
 	else if (strcmp(now.rootfs, c->keys->rootfs))
 		r = build_fail(c, -ESTALE,
 			       "rootfs: an overlay or file source changed while the build read it "

@@ -24,14 +24,6 @@
 /* Where the kernel has no pidfd, look at the child this often. */
 #define POLL_FALLBACK_MS 100
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 _noreturn_ static void child(char *const argv[], const struct spawn_start_opts *o, pid_t parent,
 			     int errfd)
 {
@@ -215,12 +207,16 @@ static void wait_event(struct run *r, int ms, const sigset_t *unblocked)
 
 int spawn_run(char *const argv[], const struct spawn_opts *o, struct spawn_status *ret_status)
 {
-	struct spawn_start_opts so = {.search_path = true};
+	/*
+	 * SIGTERM, not SIGKILL, when imgforge dies: mmdebstrap then still
+	 * unmounts its chroot and stops what it started.
+	 */
+	struct spawn_start_opts so = {.search_path = true, .death_signal = SIGTERM};
 	struct sigaction sa = {.sa_handler = on_signal}, old[ARRAY_SIZE(stop_signals)];
 	struct run r = {.o = o, .pid = -1, .out_fd = -1, .pid_fd = -1, .line = STRBUF_INIT};
 	struct spawn_status st = {0};
 	sigset_t block, oldmask;
-	int pipefd[2], status = 0, sig, ret = 0;
+	int pipefd[2], status = 0, sig, ret = 0, w;
 	size_t i;
 
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
@@ -254,18 +250,24 @@ int spawn_run(char *const argv[], const struct spawn_opts *o, struct spawn_statu
 	}
 	sig = run_signal;
 	if (sig) {
-		int64_t end = now_ms() + SPAWN_GRACE_MS;
+		int64_t end = monotonic_ms() + SPAWN_GRACE_MS, left;
 
 		kill(-r.pid, SIGTERM);
-		while (!exited(&r) && now_ms() < end) {
-			wait_event(&r, (int)(end - now_ms()), &oldmask);
+		/* The clock read once per turn: a negative wait would be no limit at all. */
+		while (!exited(&r) && (left = end - monotonic_ms()) > 0) {
+			wait_event(&r, (int)left, &oldmask);
 			drain(&r);
 		}
 	}
 	/* Whatever the child left in its group goes with it. */
 	kill(-r.pid, SIGKILL);
-	while (waitpid(r.pid, &status, 0) < 0 && errno == EINTR)
+	while ((w = waitpid(r.pid, &status, 0)) < 0 && errno == EINTR)
 		;
+	if (w < 0) {
+		/* No status (SIGCHLD ignored, say): never report one that was not seen. */
+		ret = -errno;
+		goto out;
+	}
 	drain(&r);
 	if (r.line.len)
 		emit_line(&r);

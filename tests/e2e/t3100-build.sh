@@ -151,6 +151,54 @@ test_expect_success 'an overlay edited while the build reads it is not cached un
 	e2fsck -fn edout/root.ext4
 '
 
+# A stand-in for mmdebstrap that records its arguments, prints an escape
+# sequence as a package script might, and exits with $FAKE_STATUS.
+recording_mmdebstrap() { # DIR
+	mkdir -p "$1/bin" &&
+	cat >"$1/bin/mmdebstrap" <<-EOT &&
+	#!/bin/sh
+	printf "%s\\n" "\$@" >"$PWD/$1/args"
+	n=0
+	for a; do case "\$a" in --*) ;; *) n=\$((n + 1)); [ \$n = 2 ] && out=\$a ;; esac; done
+	cp "$PWD/$1/rootfs.tar.gz" "\$out" || exit 1
+	printf "Setting up evil \\033]0;title\\007\\033[2J ...\\n"
+	exit \${FAKE_STATUS:-0}
+	EOT
+	chmod +x "$1/bin/mmdebstrap" &&
+	printf "image: r\nversion: \"1\"\nbase: {distro: debian, suite: bookworm, mirror: \"\${mirror}\"}\n" >"$1/image.yaml"
+}
+
+test_expect_success 'a failed mmdebstrap is a failure even when imgforge is started with SIGCHLD ignored' '
+	setup sc base-files=12.4 && recording_mmdebstrap sc &&
+	test_must_fail env PATH=$PWD/sc/bin:$PATH FAKE_STATUS=1 python3 -c "
+import os, signal, sys
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+os.execvp(sys.argv[1], sys.argv[1:])
+" "$IMGFORGE" build --cache sccache -o scout --set mirror=http://127.0.0.1:9/debian sc/image.yaml 2>err &&
+	grep -q "mmdebstrap failed" err && test ! -e scout/root.ext4
+'
+
+test_expect_success 'a mirror that looks like an option never reaches mmdebstrap as one' '
+	setup mi base-files=12.4 && recording_mmdebstrap mi &&
+	test_must_fail env PATH=$PWD/mi/bin:$PATH "$IMGFORGE" build --cache micache -o miout \
+		--set "mirror=--customize-hook=touch $PWD/pwned" mi/image.yaml 2>err &&
+	grep_one "^error: base.mirror .--customize-hook=touch .* starts with .-." err &&
+	test ! -e pwned && test ! -e mi/args &&
+	PATH=$PWD/mi/bin:$PATH "$IMGFORGE" build --cache micache -o miout \
+		--set mirror=http://127.0.0.1:9/debian mi/image.yaml 2>err &&
+	grep -A2 -x -- "--" mi/args | sed -n 2p | grep -qx bookworm
+'
+
+test_expect_success 'mmdebstrap output is quoted on the terminal; stale .deb staging is removed' '
+	setup es base-files=12.4 && recording_mmdebstrap es &&
+	mkdir -p escache/debs/.new-stale/x &&
+	PATH=$PWD/es/bin:$PATH "$IMGFORGE" -v build --cache escache -o esout \
+		--set mirror=http://127.0.0.1:9/debian es/image.yaml 2>err &&
+	grep -q "Setting up evil" err &&
+	! grep -q "$(printf "\\033")" err &&
+	test ! -e escache/debs/.new-stale
+'
+
 test_expect_success 'ls, show and diff the registered builds' '
 	setup b base-files=12.4 nginx=1.24.0-1 curl=7.88.1 &&
 	echo "changed" >b/ovl/etc/app/motd &&
