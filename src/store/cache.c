@@ -1092,7 +1092,15 @@ static void claims_finish(struct claim *v, size_t n, bool delete)
 
 	for (i = 0; i < n; i++) {
 		if (delete) {
-			unlink(v[i].obj);
+			struct stat a, b;
+
+			/*
+			 * Only the file that was claimed: a store that ran between the
+			 * commit and here may have moved a new object under the name.
+			 */
+			if (v[i].obj_fd >= 0 && fstat(v[i].obj_fd, &a) == 0 &&
+			    lstat(v[i].obj, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+				unlink(v[i].obj);
 			unlink(v[i].lock);
 		}
 		if (v[i].obj_fd >= 0)
