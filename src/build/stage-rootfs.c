@@ -6,10 +6,12 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "build/keys.h"
 #include "build/stage.h"
@@ -262,7 +264,16 @@ int stage_rootfs_run(struct build_ctx *c, const char *base_path, char **ret_path
 	r = cache_tmpfile(c->cache, "meta", &mtmp, &err);
 	if (r < 0)
 		goto cache_error;
-	r = write_file_atomic(mtmp, meta.buf ? meta.buf : "", meta.len, 0644);
+	/* Into the file cache_tmpfile() made and locked, not a new one renamed over it. */
+	{
+		int fd = open(mtmp, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
+
+		r = fd < 0 ? -errno : write_all(fd, meta.buf ? meta.buf : "", meta.len);
+		if (r == 0 && fsync(fd) < 0)
+			r = -errno;
+		if (fd >= 0 && close(fd) < 0 && r == 0)
+			r = -errno;
+	}
 	if (r < 0) {
 		r = build_fail(c, r, "cannot write '%s': %s", mtmp, strerror(-r));
 		goto out;
