@@ -506,22 +506,13 @@ TEST(test_stall_times_out_and_resumes)
 	strbuf_release(&err);
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* An endless body is cut off at max_size, not written until the disk is full. */
 TEST(test_endless_body_refused)
 {
 	struct strbuf err = STRBUF_INIT;
 	_cleanup_free_ char *u = NULL;
 	struct fetch_opts o = fast_opts;
-	struct stat st;
-	double t0;
+	int64_t t0;
 
 	if (server_start() < 0) {
 		CHECK(!"server started");
@@ -529,15 +520,14 @@ TEST(test_endless_body_refused)
 	}
 	o.max_size = 4 << 20;
 	u = url("endless?endless=1");
-	t0 = now_s();
+	t0 = monotonic_ms();
 	CHECK_INT(fetch_file(u, "out.tar", NULL, &o, NULL, &err), -EFBIG);
-	CHECK(now_s() - t0 < 30);
+	CHECK(seconds_since(t0) < 30);
 	CHECK(strstr(strbuf_str(&err), "larger than 4194304 bytes") != NULL);
 	CHECK(!exists("out.tar"));
 	CHECK(!exists("out.tar.part"));
 	/* Not retried: a body too large is not a transient failure. */
 	CHECK_INT(count_lines("requests.log", "endless=1"), 1);
-	CHECK(stat(".", &st) == 0);
 	server_stop();
 	strbuf_release(&err);
 }
@@ -572,7 +562,7 @@ TEST(test_trickle_times_out)
 	char want[SHA256_HEX_LEN];
 	_cleanup_free_ char *u = NULL;
 	struct fetch_opts o = fast_opts;
-	double t0;
+	int64_t t0;
 
 	make_file("small.tar", 40, want);
 	if (server_start() < 0) {
@@ -584,9 +574,9 @@ TEST(test_trickle_times_out)
 	o.min_speed_bps = 100;
 	o.min_speed_window_s = 1;
 	u = url("small.tar?trickle=250");
-	t0 = now_s();
+	t0 = monotonic_ms();
 	CHECK_INT(fetch_file(u, "out.tar", want, &o, NULL, &err), -ETIMEDOUT);
-	CHECK(now_s() - t0 < 8);
+	CHECK(seconds_since(t0) < 8);
 	CHECK(strstr(strbuf_str(&err), "2 attempts") != NULL);
 	CHECK(!exists("out.tar"));
 
@@ -595,9 +585,9 @@ TEST(test_trickle_times_out)
 	o.min_speed_bps = 0;
 	o.retries = 5;
 	o.total_timeout_s = 2;
-	t0 = now_s();
+	t0 = monotonic_ms();
 	CHECK_INT(fetch_file(u, "again.tar", want, &o, NULL, &err), -ETIMEDOUT);
-	CHECK(now_s() - t0 < 6);
+	CHECK(seconds_since(t0) < 6);
 	CHECK(strstr(strbuf_str(&err), "not complete after 2 s") != NULL);
 	CHECK(!exists("again.tar"));
 	server_stop();
