@@ -8,6 +8,8 @@
 #   make check-fast      unit tests + the quick end-to-end tests, plain build only
 #   make fuzz FUZZ_SECONDS=N  build the libFuzzer targets and run each N seconds
 #   make check-concurrent  concurrent builds with a real mmdebstrap base (minutes)
+#   make check-fresh     make deps, unit tests, a booting disk and the frontend in
+#                        a chroot of a fresh Debian 12 minbase root (root, minutes)
 #   make deps            install every Debian package needed to build, test and demo
 #   make demo            build and boot the sample appliance (see README.md)
 #   make install         PREFIX=/usr/local DESTDIR=
@@ -66,7 +68,7 @@ FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(O)/tests/%,$(FUZZ_SRCS))
 CHECK_SANITIZE := address,undefined
 
 .PHONY: all deps check check-fast check-unit check-e2e check-san check-appliance-bios \
-	check-concurrent demo install \
+	check-concurrent check-fresh demo install \
 	format clean unit-bins fuzz FORCE
 
 all: imgforge
@@ -123,7 +125,8 @@ unit-bins: $(UNIT_BINS) $(FUZZ_BINS) $(O)/imgforge
 
 # --- dependencies ----------------------------------------------------------
 
-# Every Debian package needed to build, test and run the demo.
+# Every Debian package needed to build, test and run the demo, but Node.js
+# (NODE_PACKAGES below).
 DEB_PACKAGES := gcc make pkg-config libc6-dev \
 	libyaml-dev libarchive-dev libext2fs-dev comerr-dev libsqlite3-dev libpq-dev \
 	libcurl4-openssl-dev libssl-dev zlib1g-dev \
@@ -133,9 +136,18 @@ DEB_PACKAGES := gcc make pkg-config libc6-dev \
 	fdisk gdisk dosfstools mtools \
 	postgresql curl python3-flask python3-psycopg2 gunicorn openssh-client
 
+# The sample frontend's toolchain (examples/atarys/frontend: Vite 5.4) runs on
+# Node.js 18 or later, Debian 12's own. A node and npm that work already, such
+# as a newer Node.js from another apt repository whose nodejs package carries
+# its own npm and conflicts with Debian's, are left alone.
+NODE_PACKAGES := nodejs npm
+
 deps:
-	@missing=$$(dpkg-query -W -f='$${Package} $${Status}\n' $(DEB_PACKAGES) 2>/dev/null | \
-		awk '$$NF == "installed" { ok[$$1] = 1 } END { n = split("$(DEB_PACKAGES)", p, " "); \
+	@pkgs="$(DEB_PACKAGES)"; \
+	node -e 'process.exit(process.versions.node.split(".")[0] >= 18 ? 0 : 1)' 2>/dev/null && \
+		npm --version >/dev/null 2>&1 || pkgs="$$pkgs $(NODE_PACKAGES)"; \
+	missing=$$(dpkg-query -W -f='$${Package} $${Status}\n' $$pkgs 2>/dev/null | \
+		awk -v want="$$pkgs" '$$NF == "installed" { ok[$$1] = 1 } END { n = split(want, p, " "); \
 		for (i = 1; i <= n; i++) if (!(p[i] in ok)) printf "%s ", p[i] }'); \
 	if [ -n "$$missing" ]; then \
 		echo "deps: installing $$missing"; \
@@ -171,6 +183,16 @@ check-concurrent: deps
 	@$(MAKE) --no-print-directory all
 	@IMGFORGE=$(CURDIR)/$(O)/imgforge SRCDIR=$(CURDIR) \
 		bash tests/e2e/long/t3310-concurrent-mmdebstrap.sh
+
+# The README on a fresh Debian 12 machine (tests/e2e/long/t9000-fresh-debian.sh):
+# in a chroot of a new minbase root with only make and git, from a clone of
+# the committed tree, `make deps`, `make check-unit`, a disk that boots and the
+# sample frontend's build. 15 to 30 minutes without KVM, and the apt mirror;
+# needs root (sudo otherwise). FRESH_REV=REV checks another commit,
+# FRESH_KEEP=1 keeps the root.
+check-fresh: deps
+	@sudo=; [ "$$(id -u)" = 0 ] || sudo="sudo --preserve-env=IMGFORGE_MIRROR,FRESH_REV,FRESH_KEEP"; \
+	$$sudo env SRCDIR=$(CURDIR) bash tests/e2e/long/t9000-fresh-debian.sh
 
 check-unit: unit-bins
 	@tests/run.sh --unit-only --build $(O) --imgforge $(O)/imgforge
