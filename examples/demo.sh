@@ -21,7 +21,8 @@ step() { step_start=$SECONDS; echo; echo "demo: == $* =="; }
 took() { echo "demo: $1 took $((SECONDS - step_start)) s"; }
 
 for port in "$HTTPS_PORT" "$HTTP_PORT" "$SSH_PORT"; do
-	if python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', $port)) != 0)"; then
+	# bash's /dev/tcp: this runs before make deps, when python3 may be missing.
+	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 		echo "demo: port $port on 127.0.0.1 is in use (another demo VM?); stop it or set" \
 			"DEMO_HTTPS_PORT, DEMO_HTTP_PORT, DEMO_SSH_PORT" >&2
 		exit 1
@@ -41,7 +42,7 @@ IMGFORGE_MIRROR=$(tests/helpers/host-mirror.sh)
 export IMGFORGE_MIRROR
 
 step "3/5 the sample frontend (npm ci && npm run build)"
-command -v npm >/dev/null || { echo "demo: npm is missing: apt-get install npm" >&2; exit 1; }
+command -v npm >/dev/null || { echo "demo: npm is missing: install the Debian packages nodejs and npm" >&2; exit 1; }
 (cd examples/atarys/frontend && npm ci --no-audit --no-fund --loglevel=error && npm run build)
 took "the frontend"
 
