@@ -96,7 +96,8 @@ static int db_parse(struct db *db, struct strbuf *err)
 		}
 		if ((db->nfields > 0 && nf != (size_t)db->nfields) ||
 		    (db->nfields < 0 && nf < (size_t)-db->nfields)) {
-			snprintf(ex, sizeof(ex), "%.40s%s", line, len > 40 ? "..." : "");
+			snprintf(ex, sizeof(ex), "%.*s%s", (int)(len > 40 ? 40 : len), line,
+				 len > 40 ? "..." : "");
 			for (i = 0; ex[i]; i++)
 				if ((unsigned char)ex[i] < 0x20 || (unsigned char)ex[i] >= 0x7f)
 					ex[i] = '?';
