@@ -8,6 +8,7 @@
 #   make check-fast      unit tests + the quick end-to-end tests, plain build only
 #   make fuzz FUZZ_SECONDS=N  build the libFuzzer targets and run each N seconds
 #   make check-concurrent  concurrent builds with a real mmdebstrap base (minutes)
+#   make check-users-boot  users: accounts over SSH and sudo on a booted image (minutes)
 #   make deps            install every Debian package needed to build, test and demo
 #   make demo            build and boot the sample appliance (see README.md)
 #   make install         PREFIX=/usr/local DESTDIR=
@@ -65,7 +66,7 @@ FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(O)/tests/%,$(FUZZ_SRCS))
 # The sanitizer flavour make check runs the unit tests under.
 CHECK_SANITIZE := address,undefined
 
-.PHONY: all deps check check-fast check-unit check-e2e check-san check-appliance-bios \
+.PHONY: all deps check check-fast check-unit check-e2e check-san check-appliance-bios check-users-boot \
 	check-concurrent demo install \
 	format clean unit-bins fuzz FORCE
 
@@ -171,6 +172,15 @@ check-concurrent: deps
 	@$(MAKE) --no-print-directory all
 	@IMGFORGE=$(CURDIR)/$(O)/imgforge SRCDIR=$(CURDIR) \
 		bash tests/e2e/long/t3310-concurrent-mmdebstrap.sh
+
+# users: on a booted image (tests/e2e/long/t4100-users-boot.sh): SSH with the
+# account's key and sudo in QEMU. Minutes and the apt mirror: not in `make
+# check`, which checks the same accounts in root.ext4 (t3110).
+# IMGFORGE_FIRMWARE=bios boots with SeaBIOS.
+check-users-boot: deps
+	@$(MAKE) --no-print-directory all
+	@IMGFORGE=$(CURDIR)/$(O)/imgforge SRCDIR=$(CURDIR) \
+		bash tests/e2e/long/t4100-users-boot.sh
 
 check-unit: unit-bins
 	@tests/run.sh --unit-only --build $(O) --imgforge $(O)/imgforge
