@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "build/users.h"
+#include "recipe/recipe.h"
 
 #define DB_MAX_SIZE (16 << 20)
 #define TMPFILES    "/usr/lib/tmpfiles.d/imgforge-users.conf"
@@ -295,6 +296,43 @@ static int ensure_dir(struct tree *t, const char *path, uint32_t mode, int64_t m
 	return tree_add_directory(t, path, mode, 0, 0, mtime, err);
 }
 
+/* A value that can be a field of /etc/passwd and a word of a tmpfiles.d line. */
+static bool valid_field(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s <= ' ' || *s == ':' || *s == 0x7f)
+			return false;
+	return true;
+}
+
+/* What the recipe checks already, checked again: users_add takes no input on trust. */
+static int check_spec(const struct user_spec *u, struct strbuf *err)
+{
+	size_t i;
+
+	if (!recipe_account_name_valid(u->name)) {
+		strbuf_addf(err, "invalid user name");
+		return -EINVAL;
+	}
+	for (i = 0; i < u->ngroups; i++)
+		if (!recipe_account_name_valid(u->groups[i])) {
+			strbuf_addf(err, "invalid group name");
+			return -EINVAL;
+		}
+	for (i = 0; i < u->nkeys; i++)
+		if (recipe_ssh_key_valid(u->keys[i])) {
+			strbuf_addf(err, "invalid SSH public key");
+			return -EINVAL;
+		}
+	if ((u->shell && (u->shell[0] != '/' || !valid_field(u->shell))) ||
+	    (u->home && (u->home[0] != '/' || !valid_field(u->home)))) {
+		strbuf_addf(err, "a shell or home is an absolute path without spaces, ':' or "
+			    "control characters");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* The lowest id of [lo, hi] that is neither a uid nor a gid of the image. */
 static uint32_t lowest_free(const struct db *passwd, const struct db *group, uint32_t lo,
 			    uint32_t hi)
@@ -371,7 +409,9 @@ int users_add(struct tree *t, const struct user_spec *u, int64_t mtime, uint32_t
 	int r;
 
 	passwd.text = group.text = shadow.text = gshadow.text = (struct strbuf)STRBUF_INIT;
-	r = db_load(t, &passwd, true, err);
+	r = check_spec(u, err);
+	if (r == 0)
+		r = db_load(t, &passwd, true, err);
 	if (r == 0)
 		r = db_load(t, &group, true, err);
 	if (r == 0)

@@ -218,6 +218,19 @@ static void check_users(const struct ynode *root, struct diags *d)
 			continue;
 		name = ynode_map_get(u, "name");
 		uid = ynode_map_get(u, "uid");
+		for (j = 0; j < 2; j++) {
+			const struct ynode *p = ynode_map_get(u, j ? "home" : "shell");
+			const char *c;
+
+			for (c = p && p->kind == YNODE_SCALAR ? p->str : ""; *c; c++)
+				if ((unsigned char)*c <= ' ' || *c == ':' || *c == 0x7f)
+					break;
+			if (p && *c)
+				diags_add(d, &p->pos,
+					  "'%s' cannot hold spaces, ':' or control characters: it is a "
+					  "field of /etc/passwd",
+					  j ? "home" : "shell");
+		}
 		if (!name) {
 			diags_add(d, &u->pos, "user entry needs 'name:'");
 			continue;

@@ -117,6 +117,8 @@ test_expect_success 'check refuses bad names, keys, sudo values and duplicates' 
 	check_err 6:20 "uid 1500 is given to both .a. and .b." \
 		"  - {name: a, uid: 1500}" "  - {name: b, uid: 1500}" &&
 	check_err 5:5 "user entry needs .name:." "  - {uid: 1500}" &&
+	check_err 5:21 ".home. cannot hold spaces, .:. or control characters" \
+		"  - {name: a, home: \"/data/a:b\"}" &&
 	check_err 5:15 "unknown key .group. in users (did you mean .groups.?)" \
 		"  - {name: a, group: [adm]}"
 '

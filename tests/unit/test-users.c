@@ -159,6 +159,12 @@ TEST(test_refusals)
 	expect_fail(t, &u, -ENOENT, "add the package sudo");
 	u = (struct user_spec){ .name = "x", .shell = "/bin/zsh" };
 	expect_fail(t, &u, -ENOENT, "shell '/bin/zsh' is not in the image");
+	u = (struct user_spec){ .name = "x", .home = "/data/a b" };
+	expect_fail(t, &u, -EINVAL, "a shell or home is an absolute path without spaces");
+	u = (struct user_spec){ .name = "x", .shell = "/bin/sh:0:0" };
+	expect_fail(t, &u, -EINVAL, "a shell or home is an absolute path without spaces");
+	u = (struct user_spec){ .name = "x\n" };
+	expect_fail(t, &u, -EINVAL, "invalid user name");
 	after = content(t, "/etc/passwd");
 	CHECK_STR(after, before);
 	tree_free(t);
