@@ -13,11 +13,14 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "build/services.h"
 #include "build/users.h"
 #include "recipe/recipe.h"
 
 #define DB_MAX_SIZE (16 << 20)
-#define TMPFILES    "/usr/lib/tmpfiles.d/imgforge-users.conf"
+#define HOMES	    "/usr/lib/imgforge/users-homes.conf"
+#define HOMES_UNIT  "imgforge-users-homes.service"
+#define UNIT_DIR    "/usr/lib/systemd/system"
 #define SSHD_CONF   "/etc/ssh/sshd_config.d/imgforge-users.conf"
 #define KEYS_DIR    "/etc/ssh/authorized_keys.d"
 
@@ -345,6 +348,39 @@ static uint32_t lowest_free(const struct db *passwd, const struct db *group, uin
 	return 0;
 }
 
+/*
+ * Homes on /data are made at boot, once /data is mounted: not by
+ * systemd-tmpfiles-setup, which a nofail mount (the data partition) is not
+ * ordered before, but by a unit of their own that waits for /data and
+ * runs before logins are allowed.
+ */
+static int homes_unit(struct tree *t, int64_t mtime, struct strbuf *err)
+{
+	static const char unit[] =
+		"# Written by imgforge for the users: of the recipe.\n"
+		"[Unit]\n"
+		"Description=imgforge: home directories of the image's users on /data\n"
+		"RequiresMountsFor=/data\n"
+		"After=appliance-data.service\n"
+		"Before=systemd-user-sessions.service\n"
+		"\n"
+		"[Service]\n"
+		"Type=oneshot\n"
+		"RemainAfterExit=yes\n"
+		"ExecStart=systemd-tmpfiles --create " HOMES "\n"
+		"\n"
+		"[Install]\n"
+		"WantedBy=multi-user.target\n";
+	int r = ensure_dir(t, UNIT_DIR, 0755, mtime, err);
+
+	if (r == 0)
+		r = tree_add_file(t, UNIT_DIR "/" HOMES_UNIT, unit, strlen(unit), NULL, 0644, 0, 0,
+				  mtime, err);
+	if (r == 0)
+		r = services_enable(t, HOMES_UNIT, mtime, err);
+	return r;
+}
+
 static int write_extras(struct tree *t, const struct user_spec *u, uint32_t uid, uint32_t gid,
 			const char *home, int64_t mtime, struct strbuf *err)
 {
@@ -355,9 +391,11 @@ static int write_extras(struct tree *t, const struct user_spec *u, uint32_t uid,
 
 	if (str_startswith(home, "/data/")) {
 		line = xasprintf("d %s 0700 %u %u -\n", home, uid, gid);
-		r = ensure_dir(t, "/usr/lib/tmpfiles.d", 0755, mtime, err);
+		r = ensure_dir(t, "/usr/lib/imgforge", 0755, mtime, err);
 		if (r == 0)
-			r = append_file(t, TMPFILES, line, mtime, err);
+			r = append_file(t, HOMES, line, mtime, err);
+		if (r == 0 && !tree_lookup(t, UNIT_DIR "/" HOMES_UNIT))
+			r = homes_unit(t, mtime, err);
 	}
 	if (r == 0 && u->nkeys) {
 		for (i = 0; i < u->nkeys; i++)

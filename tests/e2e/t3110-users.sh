@@ -82,8 +82,12 @@ test_expect_success 'build writes the accounts into root.ext4' '
 	dbg "cat /etc/sudoers.d/op" out/root.ext4 | grep -qx "op ALL=(ALL:ALL) NOPASSWD: ALL" &&
 	dbg "stat /etc/sudoers.d/op" out/root.ext4 | grep -q "Mode:  0440" &&
 	test -z "$(dbg "stat /etc/sudoers.d/svc" out/root.ext4)" &&
-	dbg "cat /usr/lib/tmpfiles.d/imgforge-users.conf" out/root.ext4 >tmpf &&
+	dbg "cat /usr/lib/imgforge/users-homes.conf" out/root.ext4 >tmpf &&
 	test "$(cat tmpf)" = "d /data/home/op 0700 1000 1000 -" &&
+	dbg "cat /usr/lib/systemd/system/imgforge-users-homes.service" out/root.ext4 |
+		grep -qx "RequiresMountsFor=/data" &&
+	dbg "stat /etc/systemd/system/multi-user.target.wants/imgforge-users-homes.service" \
+		out/root.ext4 | grep -q "Type: symlink" &&
 	dbg "stat /etc/svc.conf" out/root.ext4 | grep -q "User:   101   Group:   101" &&
 	grep -q "rootfs: user svc (uid 101)" err
 '

@@ -90,8 +90,11 @@ TEST(test_regular_user)
 	CHECK_STR(authk, KEY "\n");
 	CHECK_INT(tree_lookup(t, "/etc/ssh/authorized_keys.d/alice")->inode->mode & 07777, 0644);
 	CHECK(tree_lookup(t, "/etc/ssh/sshd_config.d/imgforge-users.conf") != NULL);
-	tmpf = content(t, "/usr/lib/tmpfiles.d/imgforge-users.conf");
+	tmpf = content(t, "/usr/lib/imgforge/users-homes.conf");
 	CHECK_STR(tmpf, "d /data/home/alice 0700 1002 1002 -\n");
+	CHECK(tree_lookup(t, "/usr/lib/systemd/system/imgforge-users-homes.service") != NULL);
+	CHECK(tree_lookup(t, "/etc/systemd/system/multi-user.target.wants/"
+			     "imgforge-users-homes.service") != NULL);
 	CHECK(tree_lookup(t, "/etc/sudoers.d/alice") == NULL);
 	tree_free(t);
 	strbuf_release(&err);
@@ -122,7 +125,7 @@ TEST(test_system_user_and_explicit_uid)
 	group = content(t, "/etc/group");
 	CHECK(strstr(group, "\nfay:x:1002:\n"));
 	/* Homes off /data get no tmpfiles line. */
-	_cleanup_free_ char *tmpf = content(t, "/usr/lib/tmpfiles.d/imgforge-users.conf");
+	_cleanup_free_ char *tmpf = content(t, "/usr/lib/imgforge/users-homes.conf");
 	CHECK_STR(tmpf, "d /data/home/fay 0700 1001 1002 -\n");
 	tree_free(t);
 	strbuf_release(&err);
