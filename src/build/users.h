@@ -14,8 +14,9 @@
  * way adduser would on a running system, but at build time, so that they
  * exist on a read-only root: lines appended to /etc/passwd, /etc/group,
  * /etc/shadow and /etc/gshadow, the user added to its supplementary groups,
- * SSH keys in /etc/ssh/authorized_keys.d/NAME, a sudoers.d file, a
- * tmpfiles.d line for a home on /data. docs/recipes.md describes the rules.
+ * SSH keys in /etc/ssh/authorized_keys.d/NAME, a sudoers.d file, and a
+ * home on /data made at boot by imgforge-users-homes.service.
+ * docs/recipes.md describes the rules.
  */
 
 /* Debian's adduser ranges (adduser.conf FIRST_SYSTEM_UID... LAST_UID). */
