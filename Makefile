@@ -10,6 +10,7 @@
 #   make check-concurrent  concurrent builds with a real mmdebstrap base (minutes)
 #   make check-fresh     make deps, unit tests, a booting disk and the frontend in
 #                        a chroot of a fresh Debian 12 minbase root (root, minutes)
+#   make check-users-boot  users: accounts over SSH and sudo on a booted image (minutes)
 #   make deps            install every Debian package needed to build, test and demo
 #   make demo            build and boot the sample appliance (see README.md)
 #   make install         PREFIX=/usr/local DESTDIR=
@@ -68,7 +69,7 @@ FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(O)/tests/%,$(FUZZ_SRCS))
 CHECK_SANITIZE := address,undefined
 
 .PHONY: all deps check check-fast check-unit check-e2e check-san check-appliance-bios \
-	check-concurrent check-fresh demo install \
+	check-users-boot check-concurrent check-fresh demo install \
 	format clean unit-bins fuzz FORCE
 
 all: imgforge
@@ -193,6 +194,15 @@ check-concurrent: deps
 check-fresh: deps
 	@sudo=; [ "$$(id -u)" = 0 ] || sudo="sudo --preserve-env=IMGFORGE_MIRROR,FRESH_REV,FRESH_KEEP"; \
 	$$sudo env SRCDIR=$(CURDIR) bash tests/e2e/long/t9000-fresh-debian.sh
+
+# users: on a booted image (tests/e2e/long/t4100-users-boot.sh): SSH with the
+# account's key and sudo in QEMU. Minutes and the apt mirror: not in `make
+# check`, which checks the same accounts in root.ext4 (t3110).
+# IMGFORGE_FIRMWARE=bios boots with SeaBIOS.
+check-users-boot: deps
+	@$(MAKE) --no-print-directory all
+	@IMGFORGE=$(CURDIR)/$(O)/imgforge SRCDIR=$(CURDIR) \
+		bash tests/e2e/long/t4100-users-boot.sh
 
 check-unit: unit-bins
 	@tests/run.sh --unit-only --build $(O) --imgforge $(O)/imgforge

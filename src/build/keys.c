@@ -221,6 +221,10 @@ int keys_compute(const struct recipe *r, struct stage_keys *ret, struct diags *d
 	hash_key(h, r, "remove");
 	hash_key(h, r, "services");
 	hash_key(h, r, "rootfs");
+	/* Hashed only when it adds someone: the keys of recipes without users:
+	 * stay as they were before the key existed (the output is the same). */
+	if (ynode_map_get(r->root, "users") && ynode_map_get(r->root, "users")->n)
+		hash_key(h, r, "users");
 	/* A bootable image's root filesystem gets /boot/vmlinuz and /boot/initrd.img
 	 * links (and must have a kernel): it differs from the same tree without a disk. */
 	sha256_update_str(h, ynode_map_get(r->root, "disk") ? "bootable" : "not bootable");

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "build/services.h"
+#include "build/users.h"
 #include "build/stage.h"
 #include "fs/tree.h"
 
@@ -143,6 +144,66 @@ static int kernel_links(struct build_ctx *c, struct tree *t)
 	return r;
 }
 
+/* The strings of a list node, borrowed from it (NULL when empty or absent). */
+static const char **list_strs(const struct ynode *list, size_t *ret_n)
+{
+	const char **v;
+	size_t i;
+
+	*ret_n = list ? list->n : 0;
+	if (!*ret_n)
+		return NULL;
+	v = xcalloc(list->n, sizeof(*v));
+	for (i = 0; i < list->n; i++)
+		v[i] = list->v[i]->str;
+	return v;
+}
+
+/*
+ * users: first, so that overlays and files can name the new accounts as
+ * owners. Each is added in recipe order: the uids given out depend only
+ * on the base and the recipe.
+ */
+static int apply_users(struct build_ctx *c, struct tree *t)
+{
+	const struct ynode *users = recipe_get(c->r, "users");
+	struct strbuf err = STRBUF_INIT;
+	size_t i;
+	int r = 0;
+
+	for (i = 0; users && i < users->n && r == 0; i++) {
+		const struct ynode *u = users->v[i];
+		const struct ynode *name = ynode_map_get(u, "name");
+		const struct ynode *uidn = ynode_map_get(u, "uid");
+		const struct ynode *sudo = ynode_map_get(u, "sudo");
+		const struct ynode *shell = ynode_map_get(u, "shell");
+		const struct ynode *home = ynode_map_get(u, "home");
+		_cleanup_free_ const char **groups = NULL, **keys = NULL;
+		struct user_spec spec = {
+			.name = name->str,
+			.uid = uidn ? (uint32_t)strtoul(uidn->str, NULL, 10) : 0,
+			.system = recipe_bool(ynode_map_get(u, "system"), false),
+			.sudo = sudo && !strcmp(sudo->str, "nopasswd"),
+			.shell = shell ? shell->str : NULL,
+			.home = home ? home->str : NULL,
+		};
+		uint32_t uid;
+
+		groups = list_strs(ynode_map_get(u, "groups"), &spec.ngroups);
+		keys = list_strs(ynode_map_get(u, "ssh-authorized-keys"), &spec.nkeys);
+		spec.groups = groups;
+		spec.keys = keys;
+		r = users_add(t, &spec, c->epoch, &uid, &err);
+		if (r < 0)
+			r = build_fail(c, r, "%s:%d:%d: user '%s': %s", name->pos.file,
+				       name->pos.line, name->pos.col, name->str, err.buf);
+		else
+			build_step(c, "rootfs: user %s (uid %u)", name->str, uid);
+	}
+	strbuf_release(&err);
+	return r;
+}
+
 int rootfs_apply_recipe(struct build_ctx *c, struct tree *t)
 {
 	struct strbuf err = STRBUF_INIT;
@@ -151,7 +212,7 @@ int rootfs_apply_recipe(struct build_ctx *c, struct tree *t)
 	const struct ynode *rm = recipe_get(c->r, "remove");
 	const struct ynode *svc = recipe_get(c->r, "services");
 	size_t i;
-	int r = 0;
+	int r = apply_users(c, t);
 
 	for (i = 0; ov && i < ov->n && r == 0; i++) {
 		const struct ynode *it = ov->v[i];

@@ -2,6 +2,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -149,4 +151,30 @@ int is_sha256_hex(const char *s)
 		if (!isxdigit((unsigned char)s[i]))
 			return 0;
 	return s[64] == '\0';
+}
+
+int base64_decode(const char *s, uint8_t **ret, size_t *ret_len)
+{
+	size_t n = strlen(s), pad = 0;
+	uint8_t *out;
+	int r;
+
+	/* EVP_DecodeBlock skips leading and trailing blanks and pads with zero
+	 * bytes: the strict form is checked here, the length fixed below. */
+	if (!n || n % 4 || n > INT_MAX ||
+	    strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") != n)
+		return -EINVAL;
+	while (pad < 2 && s[n - 1 - pad] == '=')
+		pad++;
+	if (memchr(s, '=', n - pad))
+		return -EINVAL;
+	out = xmalloc(n / 4 * 3 + 1);
+	r = EVP_DecodeBlock(out, (const unsigned char *)s, (int)n);
+	if (r < 0 || (size_t)r != n / 4 * 3) {
+		free(out);
+		return -EINVAL;
+	}
+	*ret = out;
+	*ret_len = (size_t)r - pad;
+	return 0;
 }

@@ -31,5 +31,11 @@ void hex_encode(const uint8_t *data, size_t len, char *out);
 int sha256_file(const char *path, char out[SHA256_HEX_LEN], uint64_t *ret_size);
 /* True if s is 64 lowercase or uppercase hex digits. */
 int is_sha256_hex(const char *s);
+/*
+ * Decode standard base64 (RFC 4648, padded, no blanks or line breaks).
+ * Returns 0 with *ret a new buffer (the caller's) of *ret_len bytes, or
+ * -EINVAL.
+ */
+int base64_decode(const char *s, uint8_t **ret, size_t *ret_len);
 
 #endif

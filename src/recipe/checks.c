@@ -199,6 +199,64 @@ static void check_overlays(const struct ynode *root, struct diags *d)
 	}
 }
 
+/*
+ * users: every entry has a name, no name or explicit uid twice. A later
+ * file's entry with the same name replaces an earlier one when merging
+ * (like files: by path), so a duplicate here is within one file.
+ */
+static void check_users(const struct ynode *root, struct diags *d)
+{
+	const struct ynode *users = ynode_map_get(root, "users");
+	size_t i, j;
+
+	if (!users || users->kind != YNODE_SEQ)
+		return;
+	for (i = 0; i < users->n; i++) {
+		const struct ynode *u = users->v[i], *name, *uid;
+
+		if (u->kind != YNODE_MAP)
+			continue;
+		name = ynode_map_get(u, "name");
+		uid = ynode_map_get(u, "uid");
+		for (j = 0; j < 2; j++) {
+			const struct ynode *p = ynode_map_get(u, j ? "home" : "shell");
+			const char *c;
+
+			for (c = p && p->kind == YNODE_SCALAR ? p->str : ""; *c; c++)
+				if ((unsigned char)*c <= ' ' || *c == ':' || *c == 0x7f)
+					break;
+			if (p && *c)
+				diags_add(d, &p->pos,
+					  "'%s' cannot hold spaces, ':' or control characters: it is a "
+					  "field of /etc/passwd",
+					  j ? "home" : "shell");
+		}
+		if (!name) {
+			diags_add(d, &u->pos, "user entry needs 'name:'");
+			continue;
+		}
+		for (j = 0; j < i; j++) {
+			const struct ynode *o = users->v[j], *oname, *ouid;
+
+			if (o->kind != YNODE_MAP)
+				continue;
+			oname = ynode_map_get(o, "name");
+			ouid = ynode_map_get(o, "uid");
+			if (oname && !strcmp(oname->str, name->str)) {
+				diags_add(d, &name->pos, "user '%s' is defined twice (first at %s:%d)",
+					  name->str, oname->pos.file, oname->pos.line);
+				break;
+			}
+			if (uid && ouid && !strcmp(uid->str, ouid->str)) {
+				diags_add(d, &uid->pos,
+					  "uid %s is given to both '%s' and '%s' (at %s:%d)", uid->str,
+					  oname ? oname->str : "?", name->str, ouid->pos.file,
+					  ouid->pos.line);
+				break;
+			}
+		}
+	}
+}
 
 void checks_run(const struct ynode *root, struct diags *d)
 {
@@ -206,4 +264,5 @@ void checks_run(const struct ynode *root, struct diags *d)
 	check_files(root, d);
 	check_overlays(root, d);
 	check_disk(root, d);
+	check_users(root, d);
 }

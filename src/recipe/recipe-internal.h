@@ -50,6 +50,9 @@ enum vtype {
 	T_CMDLINE,   /* kernel command line: recipe_cmdline_valid(), at most .max */
 	T_ENUM,
 	T_SHA256,
+	T_ACCOUNT, /* user or group name: recipe_account_name_valid() */
+	T_SSHKEY,  /* one OpenSSH public key line: recipe_ssh_key_valid() */
+	T_SUDO,	   /* false or nopasswd */
 	T_LIST,	    /* items described by .sub[0] */
 	T_MAP,	    /* keys described by .sub (NULL-terminated by key) */
 	T_VARS,	    /* map of variable name -> scalar */

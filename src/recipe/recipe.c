@@ -212,3 +212,12 @@ const char *recipe_get_str(const struct recipe *r, const char *dotted, const cha
 	const struct ynode *n = recipe_get(r, dotted);
 	return n && n->kind == YNODE_SCALAR ? n->str : def;
 }
+
+bool recipe_bool(const struct ynode *n, bool def)
+{
+	bool b;
+
+	if (!n || n->kind != YNODE_SCALAR || !schema_parse_bool(n->str, &b))
+		return def;
+	return b;
+}

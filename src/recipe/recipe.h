@@ -121,6 +121,8 @@ bool recipe_var_used(const struct recipe *r, const char *name);
 /* Scalar value of a dotted key, or def when absent or not a scalar. */
 const char *recipe_get_str(const struct recipe *r, const char *dotted, const char *def);
 const struct ynode *ynode_map_get(const struct ynode *map, const char *key);
+/* A T_BOOL value (true, yes, on...) of a validated recipe; def when n is NULL. */
+bool recipe_bool(const struct ynode *n, bool def);
 
 /*
  * Canonical output of the resolved recipe. stages (may be NULL when
@@ -160,6 +162,11 @@ bool recipe_unit_name_valid(const char *name);
  */
 #define CMDLINE_PUNCT "=,._-:/+@%~"
 bool recipe_cmdline_valid(const char *cmdline);
+
+/* Whether a user or group name follows Debian's adduser rule (docs/recipes.md, users:). */
+bool recipe_account_name_valid(const char *name);
+/* NULL when s is one valid OpenSSH public key line, else why not (a static string). */
+const char *recipe_ssh_key_valid(const char *s);
 
 /* Parse YAML text into a node tree; used by the fuzz target and tests. */
 int ynode_parse(const char *file, const char *buf, size_t len, struct ynode **ret,

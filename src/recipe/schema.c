@@ -67,6 +67,21 @@ static const struct field file_fields[] = {
 };
 static const struct field file_item[] = { { NULL, T_MAP, file_fields, NULL, 0, 0, "path", NULL } };
 
+static const struct field account_item[] = { { NULL, T_ACCOUNT, NULL, NULL, 0, 0, NULL, NULL } };
+static const struct field sshkey_item[] = { { NULL, T_SSHKEY, NULL, NULL, 0, 0, NULL, NULL } };
+static const struct field user_fields[] = {
+	{ "name", T_ACCOUNT, NULL, NULL, 0, 0, NULL, NULL },
+	{ "uid", T_INT, NULL, NULL, 1, 59999, NULL, "a number from 1 to 59999" },
+	{ "system", T_BOOL, NULL, NULL, 0, 0, NULL, NULL },
+	{ "groups", T_LIST, account_item, NULL, 0, 0, NULL, NULL },
+	{ "ssh-authorized-keys", T_LIST, sshkey_item, NULL, 0, 0, NULL, NULL },
+	{ "sudo", T_SUDO, NULL, NULL, 0, 0, NULL, NULL },
+	{ "shell", T_ABSPATH, NULL, NULL, 0, 0, NULL, NULL },
+	{ "home", T_ABSPATH, NULL, NULL, 0, 0, NULL, NULL },
+	{ NULL, 0, NULL, NULL, 0, 0, NULL, NULL },
+};
+static const struct field user_item[] = { { NULL, T_MAP, user_fields, NULL, 0, 0, "name", NULL } };
+
 static const struct field services_fields[] = {
 	{ "enable", T_LIST, unit_item, NULL, 0, 0, NULL, NULL },
 	{ "disable", T_LIST, unit_item, NULL, 0, 0, NULL, NULL },
@@ -106,6 +121,7 @@ static const struct field boot_fields[] = {
 		{ "files", T_LIST, file_item, NULL, 0, 0, NULL, NULL },                            \
 		{ "remove", T_LIST, abspath_item, NULL, 0, 0, NULL, NULL },                        \
 		{ "services", T_MAP, services_fields, NULL, 0, 0, NULL, NULL },                    \
+		{ "users", T_LIST, user_item, NULL, 0, 0, NULL, NULL },                            \
 		{ "rootfs", T_MAP, rootfs_fields, NULL, 0, 0, NULL, NULL },                        \
 		{ "disk", T_MAP, disk_fields, NULL, 0, 0, NULL, NULL },                            \
 		{ "boot", T_MAP, boot_fields, NULL, 0, 0, NULL, NULL }
@@ -331,6 +347,69 @@ bool recipe_cmdline_valid(const char *s)
 	return true;
 }
 
+/*
+ * Debian's adduser rule for names (NAME_REGEX and SYS_NAME_REGEX,
+ * "^[a-z_][-a-z0-9_]*$"), at most 32 bytes as useradd allows: a name that
+ * passes can be a file name under /etc/sudoers.d (sudo skips names with a
+ * '.') and under /etc/ssh/authorized_keys.d, and a field of /etc/passwd.
+ */
+bool recipe_account_name_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > 32 || !(islower((unsigned char)s[0]) || s[0] == '_'))
+		return false;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+}
+
+/*
+ * One OpenSSH public key as authorized_keys(5) holds it, without options:
+ * "TYPE BASE64 [COMMENT]". The base64 must decode to a key blob whose first
+ * string is TYPE again, as sshd checks: a truncated or pasted-wrong key is
+ * found at check time, not at the first failed login. NULL when valid, else
+ * why not.
+ */
+const char *recipe_ssh_key_valid(const char *s)
+{
+	static const char *const types[] = { "ssh-ed25519",
+					      "ssh-rsa",
+					      "ecdsa-sha2-nistp256",
+					      "ecdsa-sha2-nistp384",
+					      "ecdsa-sha2-nistp521",
+					      "sk-ssh-ed25519@openssh.com",
+					      "sk-ecdsa-sha2-nistp256@openssh.com" };
+	_cleanup_free_ char *type = NULL, *b64 = NULL;
+	_cleanup_free_ uint8_t *blob = NULL;
+	const char *p = s, *sp;
+	size_t i, len, tlen;
+	bool known = false;
+
+	for (p = s; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return "a key is one line of printable characters";
+	if (strlen(s) > 16384)
+		return "longer than 16384 characters";
+	sp = strchr(s, ' ');
+	if (!sp)
+		return "expected 'TYPE BASE64 [COMMENT]', like 'ssh-ed25519 AAAAC3Nza... user@host'";
+	type = xstrndup(s, (size_t)(sp - s));
+	for (i = 0; i < ARRAY_SIZE(types); i++)
+		known |= !strcmp(type, types[i]);
+	if (!known)
+		return "unknown key type (expected ssh-ed25519, ssh-rsa, ecdsa-sha2-nistp256/384/521 "
+		       "or an sk- key; options before the type are not supported)";
+	p = sp + 1;
+	sp = p + strcspn(p, " ");
+	b64 = xstrndup(p, (size_t)(sp - p));
+	if (base64_decode(b64, &blob, &len) < 0)
+		return "the key data is not valid base64";
+	tlen = strlen(type);
+	if (len < 4 + tlen || blob[0] || blob[1] || blob[2] != (tlen >> 8 & 0xff) ||
+	    blob[3] != (tlen & 0xff) || memcmp(blob + 4, type, tlen))
+		return "the key data does not hold a key of the type named before it";
+	return NULL;
+}
+
 /* Check a scalar's value against its type. Adds a diagnostic and returns false if bad. */
 static bool check_value(const struct field *f, const char *name, const struct ynode *n,
 			struct diags *d)
@@ -456,6 +535,32 @@ static bool check_value(const struct field *f, const char *name, const struct yn
 		if (is_sha256_hex(s))
 			return true;
 		diags_add(d, &n->pos, "invalid sha256 '%s': expected 64 hex digits", q);
+		return false;
+	case T_ACCOUNT:
+		if (recipe_account_name_valid(s))
+			return true;
+		diags_add(d, &n->pos,
+			  "invalid %s '%s': a user or group name starts with a lowercase letter "
+			  "or '_', then lowercase letters, digits, '_' and '-' (at most 32)",
+			  !strcmp(name, "name") ? "user name" : "group name", q);
+		return false;
+	case T_SSHKEY: {
+		const char *why = recipe_ssh_key_valid(s);
+		if (!why)
+			return true;
+		diags_add(d, &n->pos, "invalid SSH public key '%s': %s", q, why);
+		return false;
+	}
+	case T_SUDO:
+		if (!strcmp(s, "nopasswd") || (schema_parse_bool(s, &b) && !b))
+			return true;
+		if (schema_parse_bool(s, &b))
+			diags_add(d, &n->pos,
+				  "sudo: %s would ask for a password, and the accounts imgforge "
+				  "makes have none (key-only logins): write 'sudo: nopasswd'",
+				  q);
+		else
+			diags_add(d, &n->pos, "invalid sudo '%s': expected nopasswd or false", q);
 		return false;
 	default:
 		return true;
