@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -69,6 +70,60 @@ static int scrub(struct build_ctx *c, struct tree *t)
 		r = build_fail(c, r, "rootfs: cannot reset /etc/machine-id: %s", err.buf);
 	if (removed)
 		build_step(c, "rootfs: removed %d host keys and machine secrets from the image", removed);
+	strbuf_release(&err);
+	return r;
+}
+
+/*
+ * What the base brought from the build host rather than from a package:
+ * mmdebstrap copies the host's /etc/resolv.conf (its DNS server) and
+ * /etc/hostname into the chroot so that maintainer scripts reach the
+ * network, and leaves them there. Done before the recipe, so that an
+ * overlay or a file of the recipe can still put its own in place.
+ *
+ * In their stead: no /etc/hostname (systemd takes the name from DHCP,
+ * cloud-init or its fallback), /etc/resolv.conf a link to the file
+ * systemd-resolved writes under /run (the root is read-only: DNS must be
+ * configured at run time) when the image has systemd-resolved, and the
+ * standard /etc/hosts when the base has none. docs/build.md.
+ */
+#define RESOLV_STUB "../run/systemd/resolve/stub-resolv.conf"
+static const char hosts_default[] = "127.0.0.1\tlocalhost\n"
+				    "::1\t\tlocalhost ip6-localhost ip6-loopback\n"
+				    "ff02::1\t\tip6-allnodes\n"
+				    "ff02::2\t\tip6-allrouters\n";
+
+static bool has_resolved(struct tree *t)
+{
+	return tree_lookup(t, "/usr/lib/systemd/systemd-resolved") ||
+	       tree_lookup(t, "/lib/systemd/systemd-resolved");
+}
+
+static int scrub_host(struct build_ctx *c, struct tree *t)
+{
+	struct strbuf err = STRBUF_INIT;
+	struct tree_node *n;
+	int r = 0;
+
+	if (tree_lookup(t, "/etc/hostname") && tree_remove(t, "/etc/hostname", &err) == 0)
+		build_step(c, "rootfs: removed /etc/hostname (the build host's name)");
+	n = tree_lookup(t, "/etc/resolv.conf");
+	if (n && !(n->inode && S_ISLNK(n->inode->mode)) &&
+	    tree_remove(t, "/etc/resolv.conf", &err) == 0) {
+		build_step(c, "rootfs: removed /etc/resolv.conf (the build host's DNS servers)");
+		n = NULL;
+	}
+	strbuf_reset(&err);
+	if (!n && tree_lookup(t, "/etc") && has_resolved(t)) {
+		r = tree_add_symlink(t, "/etc/resolv.conf", RESOLV_STUB, 0, 0, c->epoch, &err);
+		if (r == 0)
+			build_step(c, "rootfs: /etc/resolv.conf -> %s", RESOLV_STUB);
+	}
+	if (r == 0 && !tree_lookup(t, "/etc/hosts") && tree_lookup(t, "/etc"))
+		r = tree_add_file(t, "/etc/hosts", hosts_default, strlen(hosts_default), NULL, 0644,
+				  0, 0, c->epoch, &err);
+	if (r < 0)
+		r = build_fail(c, r, "rootfs: cannot replace the build host's files: %s", err.buf);
 	strbuf_release(&err);
 	return r;
 }
@@ -151,7 +206,7 @@ int rootfs_apply_recipe(struct build_ctx *c, struct tree *t)
 	const struct ynode *rm = recipe_get(c->r, "remove");
 	const struct ynode *svc = recipe_get(c->r, "services");
 	size_t i;
-	int r = 0;
+	int r = scrub_host(c, t);
 
 	for (i = 0; ov && i < ov->n && r == 0; i++) {
 		const struct ynode *it = ov->v[i];

@@ -32,10 +32,10 @@ test_expect_success 'plan prints the resolved recipe and three stage keys' '
 	grep -E "^profile: default$" plan.yaml &&
 	grep -E "^  image: atarys$" plan.yaml &&
 	grep -E "^  packages: \[nginx, postgresql\]$" plan.yaml &&
-	grep -E "^    enable: \[systemd-networkd.service, nginx\]$" plan.yaml &&
-	grep -E "^  base: [0-9a-f]{64}$" plan.yaml &&
-	grep -E "^  rootfs: [0-9a-f]{64}$" plan.yaml &&
-	grep -E "^  disk: [0-9a-f]{64}$" plan.yaml
+	grep -E "^    enable: \[systemd-networkd.service, systemd-resolved.service, nginx\]$" plan.yaml &&
+	grep -E "^  base: (\"?)[0-9a-f]{64}\\1$" plan.yaml &&
+	grep -E "^  rootfs: (\"?)[0-9a-f]{64}\\1$" plan.yaml &&
+	grep -E "^  disk: (\"?)[0-9a-f]{64}\\1$" plan.yaml
 '
 
 test_expect_success 'the same input gives the same output, from any directory' '
@@ -83,7 +83,7 @@ assert p[\"recipe\"][\"packages\"] == [\"nginx\", \"postgresql\"]
 assert len(p[\"stages\"][\"rootfs\"]) == 64
 " &&
 	imgforge plan $M "$IMG" >plan.yaml &&
-	test "$(sed -n "s/^  rootfs: //p" plan.yaml)" = "$(python3 -c "import json; print(json.load(open(\"plan.json\"))[\"stages\"][\"rootfs\"])")"
+	test "$(sed -n "s/^  rootfs: \"\{0,1\}\([0-9a-f]*\)\"\{0,1\}$/\1/p" plan.yaml)" = "$(python3 -c "import json; print(json.load(open(\"plan.json\"))[\"stages\"][\"rootfs\"])")"
 '
 
 test_expect_success 'plan output is itself valid YAML' '

@@ -63,6 +63,31 @@ test_expect_success 'no SSH host key or machine-id is baked into the image' '
 	dbg "stat /var/lib/dbus/machine-id" out/root.ext4 | grep -F "Fast link dest: \"/etc/machine-id\""
 '
 
+test_expect_success 'nothing of the build host: no hostname, no DNS server, the standard hosts' '
+	! grep -a -q -e imgforge-build-host-dns -e imgforge-build-host-name out/root.ext4 &&
+	! dbg "ls /etc" out/root.ext4 | grep -qw hostname &&
+	dbg "stat /etc/resolv.conf" out/root.ext4 |
+		grep -F "Fast link dest: \"../run/systemd/resolve/stub-resolv.conf\"" &&
+	dbg "cat /etc/hosts" out/root.ext4 >hosts &&
+	grep -qx "127.0.0.1	localhost" hosts &&
+	grep -qx "::1		localhost ip6-localhost ip6-loopback" hosts
+'
+
+test_expect_success 'a recipe can still ship its own /etc/resolv.conf, /etc/hostname and /etc/hosts' '
+	setup own &&
+	echo "include: [own.yaml]" >>own/image.yaml &&
+	cat >own/own.yaml <<-EOT &&
+	files:
+	  - {path: /etc/resolv.conf, content: "nameserver 198.51.100.1\n"}
+	  - {path: /etc/hostname, content: "appliance\n"}
+	  - {path: /etc/hosts, content: "127.0.0.1 localhost appliance\n"}
+	EOT
+	imgforge build --cache cache -o ownout own/image.yaml 2>err &&
+	dbg "cat /etc/resolv.conf" ownout/root.ext4 | grep -qx "nameserver 198.51.100.1" &&
+	dbg "cat /etc/hostname" ownout/root.ext4 | grep -qx appliance &&
+	dbg "cat /etc/hosts" ownout/root.ext4 | grep -qx "127.0.0.1 localhost appliance"
+'
+
 test_expect_success 'the second build is a cache hit and says so' '
 	imgforge build --cache cache -o out2 a/image.yaml 2>err &&
 	grep -q "base: cached" err && grep -q "rootfs: cached" err &&
