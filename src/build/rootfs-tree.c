@@ -198,6 +198,67 @@ static int kernel_links(struct build_ctx *c, struct tree *t)
 	return r;
 }
 
+/*
+ * What the boot support of a disk (recipes/ab-boot-files.yaml) runs in the
+ * image, besides systemd: the data partition grows with sfdisk, partx,
+ * e2fsck and resize2fs. A package base gets them from ab-boot.yaml's
+ * packages; a tarball base only has what its tarball has, which is known
+ * once it is read: so this is checked here, before anything is written,
+ * naming everything that is missing at once.
+ */
+static const char *const boot_tools[] = { "sfdisk", "partx", "e2fsck", "resize2fs" };
+
+static bool has_tool(struct tree *t, const char *name)
+{
+	static const char *const dirs[] = { "/usr/sbin/", "/usr/bin/", "/sbin/", "/bin/" };
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(dirs); i++) {
+		_cleanup_free_ char *p = xasprintf("%s%s", dirs[i], name);
+		if (tree_lookup(t, p))
+			return true;
+	}
+	return false;
+}
+
+static bool has_boot_file(struct tree *t, const char *path, const char *prefix)
+{
+	_cleanup_free_ char *found = NULL;
+
+	if (tree_lookup(t, path))
+		return true;
+	found = newest_in_boot(t, prefix);
+	return found != NULL;
+}
+
+static int boot_needs(struct build_ctx *c, struct tree *t)
+{
+	struct strbuf missing = STRBUF_INIT;
+	bool tarball = recipe_get(c->r, "base.tarball") != NULL;
+	size_t i;
+	int r = 0;
+
+	if (!has_boot_file(t, "/boot/vmlinuz", "vmlinuz-"))
+		strbuf_addstr(&missing, ", a kernel (/boot/vmlinuz-*)");
+	if (!has_boot_file(t, "/boot/initrd.img", "initrd.img-"))
+		strbuf_addstr(&missing, ", an initramfs (/boot/initrd.img-*)");
+	for (i = 0; i < ARRAY_SIZE(boot_tools); i++)
+		if (!has_tool(t, boot_tools[i]))
+			strbuf_addf(&missing, ", %s", boot_tools[i]);
+	if (missing.len)
+		r = build_fail(c, -ENOENT,
+			       "the root filesystem lacks %s, so the disk could not boot or grow "
+			       "its data partition: %s",
+			       missing.buf + 2,
+			       tarball ? "the tarball base must contain them (a kernel package, "
+					 "initramfs-tools, fdisk, util-linux and e2fsprogs)"
+				       : "add a kernel package (linux-image-amd64 on Debian, "
+					 "linux-image-virtual on Ubuntu), initramfs-tools, fdisk and "
+					 "e2fsprogs to packages (include ab-boot.yaml)");
+	strbuf_release(&missing);
+	return r;
+}
+
 int rootfs_apply_recipe(struct build_ctx *c, struct tree *t)
 {
 	struct strbuf err = STRBUF_INIT;
@@ -292,6 +353,8 @@ int rootfs_apply_recipe(struct build_ctx *c, struct tree *t)
 				 p->pos.col, p->str, err.buf);
 		}
 	}
+	if (r == 0 && recipe_get(c->r, "disk"))
+		r = boot_needs(c, t);
 	if (r == 0 && recipe_get(c->r, "disk"))
 		r = kernel_links(c, t);
 	if (r == 0)

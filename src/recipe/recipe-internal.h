@@ -152,5 +152,7 @@ void subst_late_paths(struct ynode *n, const struct field *f);
 /* --- checks across keys (checks.c) ---------------------------------------- */
 /* Checks of the resolved tree that no single value can make: base, files, overlays, disk. */
 void checks_run(const struct ynode *root, struct diags *d);
+/* A disk needs imgforge's boot support: run only on a recipe without other errors. */
+void checks_boot_support(const struct ynode *root, struct diags *d);
 
 #endif

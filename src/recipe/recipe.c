@@ -155,6 +155,9 @@ int recipe_load(const char *path, const struct recipe_opts *opts, struct recipe 
 	subst_late_paths(root, &schema_top);
 
 	checks_run(root, d);
+	/* Only for a recipe that is otherwise right: its fix is an include. */
+	if (d->nerrors == before)
+		checks_boot_support(root, d);
 	if (d->nerrors > before)
 		goto fail;
 

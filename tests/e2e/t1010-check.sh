@@ -241,6 +241,20 @@ test_expect_success 'sizes that overflow 64 bits are refused' '
 	expect_bad bad.yaml "^bad.yaml:4:14: error: disk size 1G is too small: the partitions need more than 16 EiB"
 '
 
+test_expect_success 'a disk without the boot support is refused at disk: with the include to add' '
+	{ mini; echo "packages: [nginx]"; echo "disk: {root_size: 1G}"; } >bad.yaml &&
+	expect_bad bad.yaml "^bad.yaml:5:1: error: a disk image needs imgforge.s boot support: imgforge-mark-good.service is not enabled, .*add .include: \[ab-boot.yaml\]." &&
+	sha=$(printf %064d 0) &&
+	printf "image: t\nversion: \"1\"\nbase: {tarball: r.tar, sha256: %s}\ndisk:\n  root_size: 1G\n" $sha >bad.yaml &&
+	expect_bad bad.yaml "^bad.yaml:4:1: error: a disk image needs .*add .include: \[ab-boot-files.yaml\]..*the tarball must bring a kernel, an initramfs, sfdisk" &&
+	{ mini; echo "include: [$SRCDIR/recipes/ab-boot.yaml]"; echo "disk: {root_size: 1G}"; } >ok.yaml &&
+	"$IF" check ok.yaml &&
+	printf "image: t\nversion: \"1\"\nbase: {tarball: r.tar, sha256: %s}\ninclude: [%s]\ndisk: {root_size: 1G}\n" $sha "$SRCDIR/recipes/ab-boot-files.yaml" >ok.yaml &&
+	"$IF" check ok.yaml &&
+	{ mini; echo "disk: {size: 1G, root_size: 8388608T}"; } >bad.yaml &&
+	test_must_fail "$IF" check bad.yaml 2>err && test "$(grep -c error: err)" -eq 1
+'
+
 test_expect_success 'a byte-order mark at the start is accepted' '
 	{ printf "\357\273\277"; mini; } >ok.yaml &&
 	"$IF" check ok.yaml

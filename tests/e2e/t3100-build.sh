@@ -116,15 +116,25 @@ test_expect_success 'a sha256 mismatch names both hashes and builds nothing' '
 	! test -f badout/root.ext4
 '
 
-test_expect_success 'a disk from a root filesystem without a kernel fails at build time' '
+test_expect_success 'a disk from a tarball without a kernel or the boot tools fails at build time, naming each' '
 	setup nk &&
-	printf "disk: {root_size: 64M, data_size: 32M}\n" >>nk/image.yaml &&
+	printf "include: [%s]\ndisk: {root_size: 64M, data_size: 32M}\n" "$SRCDIR/recipes/ab-boot-files.yaml" >>nk/image.yaml &&
+	imgforge check nk/image.yaml &&
 	test_must_fail imgforge build --cache cache -o nkout nk/image.yaml 2>err &&
-	grep_one "^error: the root filesystem has no initramfs \(initrd.img-\*\) in /boot, so the disk could not boot: add a kernel package" err &&
+	grep_one "^error: the root filesystem lacks an initramfs \(/boot/initrd.img-\*\), sfdisk, partx, e2fsck, resize2fs, so the disk could not boot or grow its data partition: the tarball base must contain them" err &&
 	! test -e nkout/disk.raw && ! test -e nkout/root.ext4 &&
 	printf "remove: [/boot/vmlinuz-6.1.0-test]\n" >>nk/image.yaml &&
 	test_must_fail imgforge build --cache cache -o nkout nk/image.yaml 2>err &&
-	grep_one "^error: the root filesystem has no kernel \(vmlinuz-\*\) in /boot" err
+	grep_one "^error: the root filesystem lacks a kernel \(/boot/vmlinuz-\*\), an initramfs" err &&
+	mkdir -p nk/tools/boot nk/tools/usr/sbin nk/tools/usr/bin &&
+	echo initrd >nk/tools/boot/initrd.img-6.1.0-test &&
+	for t in usr/sbin/sfdisk usr/bin/partx usr/sbin/e2fsck usr/sbin/resize2fs; do
+		printf "#!/bin/sh\n" >nk/tools/$t && chmod +x nk/tools/$t || exit 1
+	done &&
+	echo "overlays: [tools]" >nk/tools.yaml &&
+	sed -i -e "/^remove:/d" -e "s|^include: \[\(.*\)\]\$|include: [\1, tools.yaml]|" nk/image.yaml &&
+	imgforge build --cache cache -o nkout nk/image.yaml 2>err &&
+	test -f nkout/disk.raw
 '
 
 # A stand-in for mmdebstrap: writes the fixture as its tarball and leaves a
