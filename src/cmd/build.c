@@ -10,7 +10,7 @@
 #include "core/util.h"
 
 static const char build_usage[] =
-	"usage: imgforge build IMAGE.yaml [--profile P] [--set NAME=VALUE]... [--mirror URL]\n"
+	"usage: imgforge build IMAGE.yaml [--profile P] [--set NAME=VALUE]... [--mirror URL] [-I DIR]...\n"
 	"                      [-o OUTDIR] [--cache DIR] [--registry PATH] [--verify]\n"
 	"\n"
 	"Build the image: the base (mmdebstrap, or a fetched tarball), then the root\n"

@@ -9,7 +9,7 @@
 #include "core/util.h"
 
 static const char plan_usage[] =
-	"usage: imgforge plan IMAGE.yaml [--profile P] [--set NAME=VALUE]... [--mirror URL]\n"
+	"usage: imgforge plan IMAGE.yaml [--profile P] [--set NAME=VALUE]... [--mirror URL] [-I DIR]...\n"
 	"                     [--json]\n"
 	"\n"
 	"Print the fully resolved recipe (after includes, profile and variables) and\n"

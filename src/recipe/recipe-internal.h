@@ -106,6 +106,8 @@ struct loader {
 	int depth;
 	int loaded;
 	bool too_many; /* more than RECIPE_MAX_INCLUDES, reported */
+	const char *const *include_dirs; /* the search path, from recipe_opts */
+	size_t ninclude_dirs;
 };
 
 /* "a FIFO", "a character device", ... for messages about a host path. */

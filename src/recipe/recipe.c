@@ -27,6 +27,10 @@ int recipe_load(const char *path, const struct recipe_opts *opts, struct recipe 
 	ssize_t pi;
 
 	r->path = xstrdup(path);
+	if (opts) {
+		l.include_dirs = opts->include_dirs;
+		l.ninclude_dirs = opts->ninclude_dirs;
+	}
 	root = load_file(&l, path, NULL);
 	r->root = root;
 	if (!root || d->nerrors > before)

@@ -88,7 +88,14 @@ test_expect_success 'size: lots' '
 
 test_expect_success 'missing include file' '
 	{ mini; echo "include: [nope.yaml]"; } >bad.yaml &&
-	expect_bad bad.yaml "^bad.yaml:4:11: error: cannot read include .nope.yaml.: No such file"
+	expect_bad bad.yaml "^bad.yaml:4:11: error: cannot find include .nope.yaml.: looked in .nope.yaml., .[^ ]*/share/imgforge/recipes/nope.yaml. \(add its directory with -I DIR or \\\$IMGFORGE_PATH\)$" &&
+	mkdir -p d1 d2 &&
+	IMGFORGE_PATH=d1::d2 test_must_fail "$IF" check -I sub/dir bad.yaml 2>err &&
+	grep_one "looked in .nope.yaml., .sub/dir/nope.yaml., .d1/nope.yaml., .d2/nope.yaml., .[^ ]*/share/imgforge/recipes/nope.yaml." err &&
+	mkdir -p x.yaml d1/x.yaml && printf "packages: [p]\n" >d1/x.yaml/y &&
+	{ mini; echo "include: [x.yaml]"; } >bad.yaml &&
+	IMGFORGE_PATH=d1 test_must_fail "$IF" check bad.yaml 2>err &&
+	grep_one "^bad.yaml:4:11: error: cannot read include .x.yaml.: Is a directory" err
 '
 
 test_expect_success 'include cycle names the chain' '
