@@ -78,7 +78,8 @@ static int scrub(struct build_ctx *c, struct tree *t)
  * What the base brought from the build host rather than from a package:
  * mmdebstrap copies the host's /etc/resolv.conf (its DNS server) and
  * /etc/hostname into the chroot so that maintainer scripts reach the
- * network, and leaves them there. Done before the recipe, so that an
+ * network, and leaves them there (systemd-resolved's maintainer script
+ * moves resolv.conf to a backup beside it). Done before the recipe, so that an
  * overlay or a file of the recipe can still put its own in place.
  *
  * In their stead: no /etc/hostname (systemd takes the name from DHCP,
@@ -88,6 +89,7 @@ static int scrub(struct build_ctx *c, struct tree *t)
  * standard /etc/hosts when the base has none. docs/build.md.
  */
 #define RESOLV_STUB "../run/systemd/resolve/stub-resolv.conf"
+#define RESOLV_BACKUP "/etc/.resolv.conf.systemd-resolved.bak"
 static const char hosts_default[] = "127.0.0.1\tlocalhost\n"
 				    "::1\t\tlocalhost ip6-localhost ip6-loopback\n"
 				    "ff02::1\t\tip6-allnodes\n"
@@ -107,6 +109,9 @@ static int scrub_host(struct build_ctx *c, struct tree *t)
 
 	if (tree_lookup(t, "/etc/hostname") && tree_remove(t, "/etc/hostname", &err) == 0)
 		build_step(c, "rootfs: removed /etc/hostname (the build host's name)");
+	/* systemd-resolved's postinst keeps the copied file under this name. */
+	if (tree_lookup(t, RESOLV_BACKUP) && tree_remove(t, RESOLV_BACKUP, &err) == 0)
+		build_step(c, "rootfs: removed %s (the build host's DNS servers)", RESOLV_BACKUP);
 	n = tree_lookup(t, "/etc/resolv.conf");
 	if (n && !(n->inode && S_ISLNK(n->inode->mode)) &&
 	    tree_remove(t, "/etc/resolv.conf", &err) == 0) {
@@ -253,8 +258,8 @@ static int boot_needs(struct build_ctx *c, struct tree *t)
 			       tarball ? "the tarball base must contain them (a kernel package, "
 					 "initramfs-tools, fdisk, util-linux and e2fsprogs)"
 				       : "add a kernel package (linux-image-amd64 on Debian, "
-					 "linux-image-virtual on Ubuntu), initramfs-tools, fdisk and "
-					 "e2fsprogs to packages (include ab-boot.yaml)");
+					 "linux-image-virtual on Ubuntu), initramfs-tools, fdisk "
+					 "and e2fsprogs to packages (include ab-boot.yaml)");
 	strbuf_release(&missing);
 	return r;
 }

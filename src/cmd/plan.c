@@ -9,8 +9,8 @@
 #include "core/util.h"
 
 static const char plan_usage[] =
-	"usage: imgforge plan IMAGE.yaml [--profile P] [--set NAME=VALUE]... [--mirror URL] [-I DIR]...\n"
-	"                     [--json]\n"
+	"usage: imgforge plan IMAGE.yaml [--profile P] [--set NAME=VALUE]... [--mirror URL]\n"
+	"                     [-I DIR]... [--json]\n"
 	"\n"
 	"Print the fully resolved recipe (after includes, profile and variables) and\n"
 	"one content hash per build stage: base, rootfs and disk. `imgforge build`\n"

@@ -215,9 +215,11 @@ static const char *const boot_services[] = { "imgforge-mark-good.service",
 static bool enabled(const struct ynode *root, const char *unit)
 {
 	const struct ynode *svc = ynode_map_get(root, "services");
-	const struct ynode *en = svc && svc->kind == YNODE_MAP ? ynode_map_get(svc, "enable") : NULL;
+	const struct ynode *en = NULL;
 	size_t i;
 
+	if (svc && svc->kind == YNODE_MAP)
+		en = ynode_map_get(svc, "enable");
 	for (i = 0; en && en->kind == YNODE_SEQ && i < en->n; i++)
 		if (en->v[i]->kind == YNODE_SCALAR && !strcmp(en->v[i]->str, unit))
 			return true;
@@ -243,8 +245,8 @@ void checks_boot_support(const struct ynode *root, struct diags *d)
 		  "would not be mounted: add 'include: [%s]' (imgforge's recipes/, found by name "
 		  "through -I, $IMGFORGE_PATH or the installed recipes)%s",
 		  boot_services[i], tarball ? "ab-boot-files.yaml" : "ab-boot.yaml",
-		  tarball ? "; the tarball must bring a kernel, an initramfs, sfdisk, partx, e2fsck "
-			    "and resize2fs"
+		  tarball ? "; the tarball must bring a kernel, an initramfs, sfdisk, partx, "
+			    "e2fsck and resize2fs"
 			  : "");
 }
 

@@ -8,7 +8,8 @@
 # listing the given packages, a systemd unit with an [Install] section, and
 # the per-machine files a build must scrub: a machine-id and SSH host keys,
 # and what mmdebstrap copies from the build host: /etc/resolv.conf and
-# /etc/hostname (mode 0755, as a host's umask can leave them), each with a
+# /etc/hostname (mode 0755, as a host's umask can leave them), and the copy
+# systemd-resolved's maintainer script keeps of the former, each with a
 # marker a test can look for in the image.
 import io
 import sys
@@ -40,6 +41,7 @@ files = {
     "boot/vmlinuz-6.1.0-test": "kernel",
     "etc/resolv.conf": "nameserver 192.0.2.53 # imgforge-build-host-dns\n",
     "etc/hostname": "imgforge-build-host-name\n",
+    "etc/.resolv.conf.systemd-resolved.bak": "nameserver 192.0.2.54 # imgforge-build-host-dns\n",
     "usr/lib/systemd/systemd-resolved": "resolved",
 }
 dirs = ["etc", "etc/ssh", "var", "var/lib", "var/lib/dpkg", "var/lib/dbus", "usr", "usr/lib", "usr/lib/systemd",

@@ -57,7 +57,8 @@ static void expect_error(const char *path, const char *file, int line, int col, 
 
 #define MINI "image: t\nversion: '1'\nbase: {distro: debian, suite: bookworm}\n"
 /* What a disk needs besides disk: (recipes/ab-boot-files.yaml). */
-#define BOOT_SUPPORT "services: {enable: [imgforge-grow-data.service, imgforge-mark-good.service]}\n"
+#define BOOT_SUPPORT \
+	"services: {enable: [imgforge-grow-data.service, imgforge-mark-good.service]}\n"
 
 TEST(test_minimal_ok)
 {
