@@ -213,6 +213,7 @@ demo:
 # recipes/ and overlays/ keep their layout (installed recipes name
 # ../overlays/X) and their modes (overlays hold executables).
 install: $(O)/imgforge
+	@test -n "$(DATADIR)" || { echo "install: DATADIR is empty" >&2; exit 1; }
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)
 	install -m 0755 $(O)/imgforge $(DESTDIR)$(BINDIR)/imgforge
 	rm -rf $(DESTDIR)$(DATADIR)/recipes $(DESTDIR)$(DATADIR)/overlays
