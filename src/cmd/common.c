@@ -87,9 +87,10 @@ static const char **search_path(const struct recipe_args *a, char **owned, size_
 	const char *env = getenv("IMGFORGE_PATH");
 	const char **v;
 	size_t n = 0, i, max = a->ninclude_dirs + 2;
-	char *p, *save = NULL, *tok;
+	char *save = NULL, *tok;
+	const char *p;
 
-	for (p = (char *)env; p && *p; p++)
+	for (p = env; p && *p; p++)
 		max += *p == ':';
 	v = xcalloc(max, sizeof(*v));
 	for (i = 0; i < a->ninclude_dirs; i++)
