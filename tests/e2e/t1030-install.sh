@@ -12,7 +12,7 @@ DATA=$ROOT/usr/share/imgforge
 BIN=$ROOT/usr/bin/imgforge
 
 test_expect_success 'make install PREFIX=/usr installs the binary, recipes and overlays' '
-	nice make -s -C "$SRCDIR" O="$TEST_DIR/obj" PREFIX=/usr DESTDIR="$ROOT" install >make.out 2>&1 ||
+	nice make -j2 -s -C "$SRCDIR" O="$TEST_DIR/obj" PREFIX=/usr DESTDIR="$ROOT" install >make.out 2>&1 ||
 		{ cat make.out; exit 1; } &&
 	test -x "$BIN" &&
 	test -f "$DATA/recipes/ab-boot.yaml" && test -f "$DATA/recipes/ab-boot-files.yaml" &&
