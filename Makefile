@@ -13,7 +13,7 @@
 #   make check-users-boot  users: accounts over SSH and sudo on a booted image (minutes)
 #   make deps            install every Debian package needed to build, test and demo
 #   make demo            build and boot the sample appliance (see README.md)
-#   make install         PREFIX=/usr/local DESTDIR=
+#   make install         PREFIX=/usr/local DESTDIR= (the binary, recipes/ and overlays/)
 
 VERSION    := 0.1.0
 comma      := ,
@@ -30,6 +30,9 @@ QUIET_LINK = @echo ' LINK $@';
 endif
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
+# recipes/ and overlays/ are installed here; includes not found next to
+# the including file are looked for in $(DATADIR)/recipes (docs/recipes.md).
+DATADIR    ?= $(PREFIX)/share/imgforge
 DESTDIR    ?=
 CC         ?= cc
 PKG_CONFIG ?= pkg-config
@@ -44,7 +47,7 @@ PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 
 ALL_CFLAGS  = -std=gnu11 $(WARN) $(CFLAGS) -Isrc -D_FILE_OFFSET_BITS=64 \
-	-DIMGFORGE_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
+	-DIMGFORGE_VERSION='"$(VERSION)"' -DIMGFORGE_DATADIR='"$(DATADIR)"' $(PKG_CFLAGS)
 ALL_LDFLAGS = $(LDFLAGS)
 
 ifeq ($(DEV),1)
@@ -220,7 +223,7 @@ fuzz:
 	@for t in $(FUZZ_SRCS); do \
 		n=$$(basename $$t .c); echo " FUZZ build/fuzz/$$n"; \
 		$(FUZZ_CC) -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
-			-DIMGFORGE_VERSION='"$(VERSION)"' $(PKG_CFLAGS) -o build/fuzz/$$n $$t \
+			-DIMGFORGE_VERSION='"$(VERSION)"' -DIMGFORGE_DATADIR='"$(DATADIR)"' $(PKG_CFLAGS) -o build/fuzz/$$n $$t \
 			$(filter-out src/cmd/%.c,$(SRCS)) $(PKG_LIBS) -lm || exit 1; \
 	done
 	@[ "$(FUZZ_SECONDS)" = 0 ] || for t in $(FUZZ_SRCS); do \
@@ -239,9 +242,14 @@ fuzz:
 demo:
 	@examples/demo.sh
 
-install: all
-	install -d $(DESTDIR)$(BINDIR)
-	install -m 0755 imgforge $(DESTDIR)$(BINDIR)/imgforge
+# recipes/ and overlays/ keep their layout (installed recipes name
+# ../overlays/X) and their modes (overlays hold executables).
+install: $(O)/imgforge
+	@test -n "$(DATADIR)" || { echo "install: DATADIR is empty" >&2; exit 1; }
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)
+	install -m 0755 $(O)/imgforge $(DESTDIR)$(BINDIR)/imgforge
+	rm -rf $(DESTDIR)$(DATADIR)/recipes $(DESTDIR)$(DATADIR)/overlays
+	cp -R --no-preserve=ownership --preserve=mode,timestamps recipes overlays $(DESTDIR)$(DATADIR)/
 
 format:
 	clang-format -i build.c src/*/*.c src/*/*.h tests/unit/*.c tests/unit/*.h

@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -70,6 +71,65 @@ static int scrub(struct build_ctx *c, struct tree *t)
 		r = build_fail(c, r, "rootfs: cannot reset /etc/machine-id: %s", err.buf);
 	if (removed)
 		build_step(c, "rootfs: removed %d host keys and machine secrets from the image", removed);
+	strbuf_release(&err);
+	return r;
+}
+
+/*
+ * What the base brought from the build host rather than from a package:
+ * mmdebstrap copies the host's /etc/resolv.conf (its DNS server) and
+ * /etc/hostname into the chroot so that maintainer scripts reach the
+ * network, and leaves them there (systemd-resolved's maintainer script
+ * moves resolv.conf to a backup beside it). Done before the recipe, so that an
+ * overlay or a file of the recipe can still put its own in place.
+ *
+ * In their stead: no /etc/hostname (systemd takes the name from DHCP,
+ * cloud-init or its fallback), /etc/resolv.conf a link to the file
+ * systemd-resolved writes under /run (the root is read-only: DNS must be
+ * configured at run time) when the image has systemd-resolved, and the
+ * standard /etc/hosts when the base has none. docs/build.md.
+ */
+#define RESOLV_STUB "../run/systemd/resolve/stub-resolv.conf"
+#define RESOLV_BACKUP "/etc/.resolv.conf.systemd-resolved.bak"
+static const char hosts_default[] = "127.0.0.1\tlocalhost\n"
+				    "::1\t\tlocalhost ip6-localhost ip6-loopback\n"
+				    "ff02::1\t\tip6-allnodes\n"
+				    "ff02::2\t\tip6-allrouters\n";
+
+static bool has_resolved(struct tree *t)
+{
+	return tree_lookup(t, "/usr/lib/systemd/systemd-resolved") ||
+	       tree_lookup(t, "/lib/systemd/systemd-resolved");
+}
+
+static int scrub_host(struct build_ctx *c, struct tree *t)
+{
+	struct strbuf err = STRBUF_INIT;
+	struct tree_node *n;
+	int r = 0;
+
+	if (tree_lookup(t, "/etc/hostname") && tree_remove(t, "/etc/hostname", &err) == 0)
+		build_step(c, "rootfs: removed /etc/hostname (the build host's name)");
+	/* systemd-resolved's postinst keeps the copied file under this name. */
+	if (tree_lookup(t, RESOLV_BACKUP) && tree_remove(t, RESOLV_BACKUP, &err) == 0)
+		build_step(c, "rootfs: removed %s (the build host's DNS servers)", RESOLV_BACKUP);
+	n = tree_lookup(t, "/etc/resolv.conf");
+	if (n && !(n->inode && S_ISLNK(n->inode->mode)) &&
+	    tree_remove(t, "/etc/resolv.conf", &err) == 0) {
+		build_step(c, "rootfs: removed /etc/resolv.conf (the build host's DNS servers)");
+		n = NULL;
+	}
+	strbuf_reset(&err);
+	if (!n && tree_lookup(t, "/etc") && has_resolved(t)) {
+		r = tree_add_symlink(t, "/etc/resolv.conf", RESOLV_STUB, 0, 0, c->epoch, &err);
+		if (r == 0)
+			build_step(c, "rootfs: /etc/resolv.conf -> %s", RESOLV_STUB);
+	}
+	if (r == 0 && !tree_lookup(t, "/etc/hosts") && tree_lookup(t, "/etc"))
+		r = tree_add_file(t, "/etc/hosts", hosts_default, strlen(hosts_default), NULL, 0644,
+				  0, 0, c->epoch, &err);
+	if (r < 0)
+		r = build_fail(c, r, "rootfs: cannot replace the build host's files: %s", err.buf);
 	strbuf_release(&err);
 	return r;
 }
@@ -204,6 +264,67 @@ static int apply_users(struct build_ctx *c, struct tree *t)
 	return r;
 }
 
+/*
+ * What the boot support of a disk (recipes/ab-boot-files.yaml) runs in the
+ * image, besides systemd: the data partition grows with sfdisk, partx,
+ * e2fsck and resize2fs. A package base gets them from ab-boot.yaml's
+ * packages; a tarball base only has what its tarball has, which is known
+ * once it is read: so this is checked here, before anything is written,
+ * naming everything that is missing at once.
+ */
+static const char *const boot_tools[] = { "sfdisk", "partx", "e2fsck", "resize2fs" };
+
+static bool has_tool(struct tree *t, const char *name)
+{
+	static const char *const dirs[] = { "/usr/sbin/", "/usr/bin/", "/sbin/", "/bin/" };
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(dirs); i++) {
+		_cleanup_free_ char *p = xasprintf("%s%s", dirs[i], name);
+		if (tree_lookup(t, p))
+			return true;
+	}
+	return false;
+}
+
+static bool has_boot_file(struct tree *t, const char *path, const char *prefix)
+{
+	_cleanup_free_ char *found = NULL;
+
+	if (tree_lookup(t, path))
+		return true;
+	found = newest_in_boot(t, prefix);
+	return found != NULL;
+}
+
+static int boot_needs(struct build_ctx *c, struct tree *t)
+{
+	struct strbuf missing = STRBUF_INIT;
+	bool tarball = recipe_get(c->r, "base.tarball") != NULL;
+	size_t i;
+	int r = 0;
+
+	if (!has_boot_file(t, "/boot/vmlinuz", "vmlinuz-"))
+		strbuf_addstr(&missing, ", a kernel (/boot/vmlinuz-*)");
+	if (!has_boot_file(t, "/boot/initrd.img", "initrd.img-"))
+		strbuf_addstr(&missing, ", an initramfs (/boot/initrd.img-*)");
+	for (i = 0; i < ARRAY_SIZE(boot_tools); i++)
+		if (!has_tool(t, boot_tools[i]))
+			strbuf_addf(&missing, ", %s", boot_tools[i]);
+	if (missing.len)
+		r = build_fail(c, -ENOENT,
+			       "the root filesystem lacks %s, so the disk could not boot or grow "
+			       "its data partition: %s",
+			       missing.buf + 2,
+			       tarball ? "the tarball base must contain them (a kernel package, "
+					 "initramfs-tools, fdisk, util-linux and e2fsprogs)"
+				       : "add a kernel package (linux-image-amd64 on Debian, "
+					 "linux-image-virtual on Ubuntu), initramfs-tools, fdisk "
+					 "and e2fsprogs to packages (include ab-boot.yaml)");
+	strbuf_release(&missing);
+	return r;
+}
+
 int rootfs_apply_recipe(struct build_ctx *c, struct tree *t)
 {
 	struct strbuf err = STRBUF_INIT;
@@ -212,7 +333,10 @@ int rootfs_apply_recipe(struct build_ctx *c, struct tree *t)
 	const struct ynode *rm = recipe_get(c->r, "remove");
 	const struct ynode *svc = recipe_get(c->r, "services");
 	size_t i;
-	int r = apply_users(c, t);
+	int r = scrub_host(c, t);
+
+	if (r == 0)
+		r = apply_users(c, t);
 
 	for (i = 0; ov && i < ov->n && r == 0; i++) {
 		const struct ynode *it = ov->v[i];
@@ -298,6 +422,8 @@ int rootfs_apply_recipe(struct build_ctx *c, struct tree *t)
 				 p->pos.col, p->str, err.buf);
 		}
 	}
+	if (r == 0 && recipe_get(c->r, "disk"))
+		r = boot_needs(c, t);
 	if (r == 0 && recipe_get(c->r, "disk"))
 		r = kernel_links(c, t);
 	if (r == 0)

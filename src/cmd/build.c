@@ -11,7 +11,7 @@
 
 static const char build_usage[] =
 	"usage: imgforge build IMAGE.yaml [--profile P] [--set NAME=VALUE]... [--mirror URL]\n"
-	"                      [-o OUTDIR] [--cache DIR] [--registry PATH] [--verify]\n"
+	"                      [-I DIR]... [-o OUTDIR] [--cache DIR] [--registry PATH] [--verify]\n"
 	"\n"
 	"Build the image: the base (mmdebstrap, or a fetched tarball), then the root\n"
 	"filesystem with overlays, files and services, written as ext4. Each stage is\n"

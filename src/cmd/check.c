@@ -8,7 +8,8 @@
 #include "core/util.h"
 
 static const char check_usage[] =
-	"usage: imgforge check IMAGE.yaml [--profile P] [--set NAME=VALUE]... [--mirror URL] [--json]\n"
+	"usage: imgforge check IMAGE.yaml [--profile P] [--set NAME=VALUE]... [--mirror URL]\n"
+	"                      [-I DIR]... [--json]\n"
 	"\n"
 	"Load IMAGE.yaml with its includes, apply the profile and variables, and\n"
 	"check every key and value. Prints every problem found as FILE:LINE:COL and\n"

@@ -37,6 +37,8 @@ struct recipe_args {
 	size_t nsets;
 	char **owned; /* strings made here, freed by recipe_args_release() */
 	size_t nowned;
+	const char **include_dirs; /* -I, in order */
+	size_t ninclude_dirs;
 	bool json;
 };
 
@@ -44,6 +46,7 @@ struct recipe_args {
 int recipe_opt_profile(const struct opt *o, const char *arg, struct strbuf *err);
 int recipe_opt_set(const struct opt *o, const char *arg, struct strbuf *err);
 int recipe_opt_mirror(const struct opt *o, const char *arg, struct strbuf *err);
+int recipe_opt_include_dir(const struct opt *o, const char *arg, struct strbuf *err);
 #define RECIPE_OPTIONS(a)                                                                      \
 	OPT_CALLBACK(0, "profile", (a), "P", "apply profile P from the file's profiles: map",   \
 		     recipe_opt_profile),                                                       \
@@ -51,7 +54,11 @@ int recipe_opt_mirror(const struct opt *o, const char *arg, struct strbuf *err);
 		     "set a variable (wins over the recipe's variables:)", recipe_opt_set),     \
 	OPT_CALLBACK(0, "mirror", (a), "URL",                                                   \
 		     "shorthand for --set mirror=URL\n($IMGFORGE_MIRROR by default)",          \
-		     recipe_opt_mirror)
+		     recipe_opt_mirror),                                                        \
+	OPT_CALLBACK('I', "include-dir", (a), "DIR",                                             \
+		     "look for includes in DIR too (before $IMGFORGE_PATH\nand the installed " \
+		     "recipes)",                                                                \
+		     recipe_opt_include_dir)
 
 void recipe_args_release(struct recipe_args *a);
 /*

@@ -10,6 +10,11 @@
 #include "recipe/recipe.h"
 #include "core/util.h"
 
+/* The installed data directory: the Makefile sets it from PREFIX. */
+#ifndef IMGFORGE_DATADIR
+#define IMGFORGE_DATADIR "/usr/local/share/imgforge"
+#endif
+
 int recipe_opt_profile(const struct opt *o, const char *arg, struct strbuf *err)
 {
 	struct recipe_args *a = o->value;
@@ -58,6 +63,47 @@ int recipe_opt_mirror(const struct opt *o, const char *arg, struct strbuf *err)
 	return 0;
 }
 
+int recipe_opt_include_dir(const struct opt *o, const char *arg, struct strbuf *err)
+{
+	struct recipe_args *a = o->value;
+
+	if (!*arg) {
+		strbuf_addstr(err, "-I needs a directory");
+		return -EINVAL;
+	}
+	a->include_dirs = xrealloc(a->include_dirs, (a->ninclude_dirs + 1) * sizeof(char *));
+	a->include_dirs[a->ninclude_dirs++] = arg;
+	return 0;
+}
+
+/*
+ * The include search path, in order: -I, then each directory of
+ * $IMGFORGE_PATH (colon-separated, empty entries skipped), then the recipes
+ * `make install` put under the data directory (docs/recipes.md). The
+ * strings point into a, the environment, or are in *owned (freed by the caller).
+ */
+static const char **search_path(const struct recipe_args *a, char **owned, size_t *ret_n)
+{
+	const char *env = getenv("IMGFORGE_PATH");
+	const char **v;
+	size_t n = 0, i, max = a->ninclude_dirs + 2;
+	char *save = NULL, *tok;
+	const char *p;
+
+	for (p = env; p && *p; p++)
+		max += *p == ':';
+	v = xcalloc(max, sizeof(*v));
+	for (i = 0; i < a->ninclude_dirs; i++)
+		v[n++] = a->include_dirs[i];
+	*owned = env ? xstrdup(env) : NULL;
+	for (tok = *owned ? strtok_r(*owned, ":", &save) : NULL; tok;
+	     tok = strtok_r(NULL, ":", &save))
+		v[n++] = tok;
+	v[n++] = IMGFORGE_DATADIR "/recipes";
+	*ret_n = n;
+	return v;
+}
+
 void recipe_args_release(struct recipe_args *a)
 {
 	size_t i;
@@ -70,6 +116,9 @@ void recipe_args_release(struct recipe_args *a)
 	free(a->sets);
 	a->sets = NULL;
 	a->nsets = 0;
+	free(a->include_dirs);
+	a->include_dirs = NULL;
+	a->ninclude_dirs = 0;
 }
 
 int recipe_cmd_parse(const struct opt_cmd *cmd, int argc, char **argv, struct recipe_args *a)
@@ -93,7 +142,8 @@ int recipe_cmd_parse(const struct opt_cmd *cmd, int argc, char **argv, struct re
 int recipe_args_load_diags(struct recipe_args *a, struct recipe **ret, struct diags *d)
 {
 	struct recipe_opts opts = { 0 };
-	_cleanup_free_ char *env_default = NULL;
+	_cleanup_free_ char *env_default = NULL, *env_path = NULL;
+	_cleanup_free_ const char **dirs = NULL;
 	const char *defaults[1];
 	const char *mirror = getenv("IMGFORGE_MIRROR");
 	size_t i, j;
@@ -108,6 +158,8 @@ int recipe_args_load_diags(struct recipe_args *a, struct recipe **ret, struct di
 		opts.defaults = defaults;
 		opts.ndefaults = 1;
 	}
+	dirs = search_path(a, &env_path, &opts.ninclude_dirs);
+	opts.include_dirs = dirs;
 	r = recipe_load(a->image, &opts, ret, d);
 	if (r < 0)
 		return r;

@@ -10,7 +10,7 @@
 
 static const char plan_usage[] =
 	"usage: imgforge plan IMAGE.yaml [--profile P] [--set NAME=VALUE]... [--mirror URL]\n"
-	"                     [--json]\n"
+	"                     [-I DIR]... [--json]\n"
 	"\n"
 	"Print the fully resolved recipe (after includes, profile and variables) and\n"
 	"one content hash per build stage: base, rootfs and disk. `imgforge build`\n"

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Checks of the resolved recipe across keys: base kind, files, overlays, disk layout. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -256,6 +257,55 @@ static void check_users(const struct ynode *root, struct diags *d)
 			}
 		}
 	}
+}
+
+/*
+ * A disk boots slot A with a try counter (boot.tries): unless the booted
+ * system marks the slot good, GRUB falls back after that many boots. The
+ * services that do it, and the fstab that mounts /data, come with
+ * recipes/ab-boot.yaml (package bases) or recipes/ab-boot-files.yaml
+ * (tarball bases: files only). A disk without them is refused here, at the
+ * 'disk:' key, rather than built to fail on its fourth boot (docs/boot.md).
+ */
+static const char *const boot_services[] = { "imgforge-mark-good.service",
+					     "imgforge-grow-data.service" };
+
+static bool enabled(const struct ynode *root, const char *unit)
+{
+	const struct ynode *svc = ynode_map_get(root, "services");
+	const struct ynode *en = NULL;
+	size_t i;
+
+	if (svc && svc->kind == YNODE_MAP)
+		en = ynode_map_get(svc, "enable");
+	for (i = 0; en && en->kind == YNODE_SEQ && i < en->n; i++)
+		if (en->v[i]->kind == YNODE_SCALAR && !strcmp(en->v[i]->str, unit))
+			return true;
+	return false;
+}
+
+void checks_boot_support(const struct ynode *root, struct diags *d)
+{
+	const struct ynode *base = ynode_map_get(root, "base");
+	bool tarball = base && base->kind == YNODE_MAP && ynode_map_get(base, "tarball");
+	size_t i;
+
+	if (!ynode_map_get(root, "disk"))
+		return;
+	for (i = 0; i < ARRAY_SIZE(boot_services); i++)
+		if (!enabled(root, boot_services[i]))
+			break;
+	if (i == ARRAY_SIZE(boot_services))
+		return;
+	diags_add(d, key_pos(root, "disk"),
+		  "a disk image needs imgforge's boot support: %s is not enabled, so no boot "
+		  "would mark the slot good (GRUB falls back after boot.tries boots) and /data "
+		  "would not be mounted: add 'include: [%s]' (imgforge's recipes/, found by name "
+		  "through -I, $IMGFORGE_PATH or the installed recipes)%s",
+		  boot_services[i], tarball ? "ab-boot-files.yaml" : "ab-boot.yaml",
+		  tarball ? "; the tarball must bring a kernel, an initramfs, sfdisk, partx, "
+			    "e2fsck and resize2fs"
+			  : "");
 }
 
 void checks_run(const struct ynode *root, struct diags *d)

@@ -66,6 +66,46 @@ static int read_regular(const char *path, size_t max, char **ret_buf, size_t *re
 }
 
 /*
+ * Where an include is read from, as a C compiler finds #include "x": next
+ * to the file that names it first, then in each directory of the search
+ * path in order (-I, $IMGFORGE_PATH, the installed recipes). An absolute
+ * path is taken as it is. The first candidate that exists wins, readable
+ * or not (load_file() reports why it cannot be read). None: one error
+ * naming every place looked in, and NULL.
+ */
+static char *find_include(struct loader *l, const char *fdir, const struct ynode *item)
+{
+	struct strbuf looked = STRBUF_INIT;
+	char ex[RECIPE_EXCERPT_SIZE];
+	struct stat st;
+	char *p;
+	size_t i;
+
+	if (item->str[0] == '/')
+		return path_normalize(xstrdup(item->str));
+	p = path_normalize(path_join(fdir, item->str));
+	if (l->ninclude_dirs == 0 || lstat(p, &st) == 0 || errno != ENOENT)
+		return p;
+	strbuf_addf(&looked, "'%s'", p);
+	free(p);
+	for (i = 0; i < l->ninclude_dirs; i++) {
+		p = path_normalize(path_join(l->include_dirs[i], item->str));
+		if (lstat(p, &st) == 0 || errno != ENOENT) {
+			strbuf_release(&looked);
+			return p;
+		}
+		strbuf_addf(&looked, ", '%s'", p);
+		free(p);
+	}
+	diags_add(l->d, &item->pos,
+		  "cannot find include '%s': looked in %s (add its directory with -I DIR or "
+		  "$IMGFORGE_PATH)",
+		  recipe_excerpt(item->str, ex), looked.buf);
+	strbuf_release(&looked);
+	return NULL;
+}
+
+/*
  * Load one file and everything it includes; return the merged tree of the
  * file (its includes first, the file itself last), without include:.
  */
@@ -166,9 +206,9 @@ struct ynode *load_file(struct loader *l, const char *path, const struct ypos *f
 					  "before variables are known");
 				continue;
 			}
-			ipath = item->str[0] == '/' ? xstrdup(item->str)
-						    : path_join(fdir, item->str);
-			path_normalize(ipath);
+			ipath = find_include(l, fdir, item);
+			if (!ipath)
+				continue;
 			sub = load_file(l, ipath, &item->pos);
 			if (sub) {
 				load_merge(merged, sub, &schema_top);

@@ -109,6 +109,8 @@ struct loader {
 	int depth;
 	int loaded;
 	bool too_many; /* more than RECIPE_MAX_INCLUDES, reported */
+	const char *const *include_dirs; /* the search path, from recipe_opts */
+	size_t ninclude_dirs;
 };
 
 /* "a FIFO", "a character device", ... for messages about a host path. */
@@ -155,5 +157,7 @@ void subst_late_paths(struct ynode *n, const struct field *f);
 /* --- checks across keys (checks.c) ---------------------------------------- */
 /* Checks of the resolved tree that no single value can make: base, files, overlays, disk. */
 void checks_run(const struct ynode *root, struct diags *d);
+/* A disk needs imgforge's boot support: run only on a recipe without other errors. */
+void checks_boot_support(const struct ynode *root, struct diags *d);
 
 #endif

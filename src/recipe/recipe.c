@@ -27,6 +27,10 @@ int recipe_load(const char *path, const struct recipe_opts *opts, struct recipe 
 	ssize_t pi;
 
 	r->path = xstrdup(path);
+	if (opts) {
+		l.include_dirs = opts->include_dirs;
+		l.ninclude_dirs = opts->ninclude_dirs;
+	}
 	root = load_file(&l, path, NULL);
 	r->root = root;
 	if (!root || d->nerrors > before)
@@ -155,6 +159,9 @@ int recipe_load(const char *path, const struct recipe_opts *opts, struct recipe 
 	subst_late_paths(root, &schema_top);
 
 	checks_run(root, d);
+	/* Only for a recipe that is otherwise right: its fix is an include. */
+	if (d->nerrors == before)
+		checks_boot_support(root, d);
 	if (d->nerrors > before)
 		goto fail;
 

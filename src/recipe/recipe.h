@@ -91,6 +91,12 @@ struct recipe_opts {
 	size_t nsets;
 	const char *const *defaults; /* "name=value" used only where the recipe sets nothing */
 	size_t ndefaults;
+	/*
+	 * Where an include that is not found next to the file that names it is
+	 * looked for, in order (-I, $IMGFORGE_PATH, the installed recipes).
+	 */
+	const char *const *include_dirs;
+	size_t ninclude_dirs;
 };
 
 struct recipe {

@@ -88,7 +88,14 @@ test_expect_success 'size: lots' '
 
 test_expect_success 'missing include file' '
 	{ mini; echo "include: [nope.yaml]"; } >bad.yaml &&
-	expect_bad bad.yaml "^bad.yaml:4:11: error: cannot read include .nope.yaml.: No such file"
+	expect_bad bad.yaml "^bad.yaml:4:11: error: cannot find include .nope.yaml.: looked in .nope.yaml., .[^ ]*/share/imgforge/recipes/nope.yaml. \(add its directory with -I DIR or \\\$IMGFORGE_PATH\)$" &&
+	mkdir -p d1 d2 &&
+	IMGFORGE_PATH=d1::d2 test_must_fail "$IF" check -I sub/dir bad.yaml 2>err &&
+	grep_one "looked in .nope.yaml., .sub/dir/nope.yaml., .d1/nope.yaml., .d2/nope.yaml., .[^ ]*/share/imgforge/recipes/nope.yaml." err &&
+	mkdir -p x.yaml d1/x.yaml && printf "packages: [p]\n" >d1/x.yaml/y &&
+	{ mini; echo "include: [x.yaml]"; } >bad.yaml &&
+	IMGFORGE_PATH=d1 test_must_fail "$IF" check bad.yaml 2>err &&
+	grep_one "^bad.yaml:4:11: error: cannot read include .x.yaml.: Is a directory" err
 '
 
 test_expect_success 'include cycle names the chain' '
@@ -239,6 +246,20 @@ test_expect_success 'unit names follow systemd'"'"'s grammar' '
 test_expect_success 'sizes that overflow 64 bits are refused' '
 	{ mini; echo "disk: {size: 1G, root_size: 8388608T}"; } >bad.yaml &&
 	expect_bad bad.yaml "^bad.yaml:4:14: error: disk size 1G is too small: the partitions need more than 16 EiB"
+'
+
+test_expect_success 'a disk without the boot support is refused at disk: with the include to add' '
+	{ mini; echo "packages: [nginx]"; echo "disk: {root_size: 1G}"; } >bad.yaml &&
+	expect_bad bad.yaml "^bad.yaml:5:1: error: a disk image needs imgforge.s boot support: imgforge-mark-good.service is not enabled, .*add .include: \[ab-boot.yaml\]." &&
+	sha=$(printf %064d 0) &&
+	printf "image: t\nversion: \"1\"\nbase: {tarball: r.tar, sha256: %s}\ndisk:\n  root_size: 1G\n" $sha >bad.yaml &&
+	expect_bad bad.yaml "^bad.yaml:4:1: error: a disk image needs .*add .include: \[ab-boot-files.yaml\]..*the tarball must bring a kernel, an initramfs, sfdisk" &&
+	{ mini; echo "include: [$SRCDIR/recipes/ab-boot.yaml]"; echo "disk: {root_size: 1G}"; } >ok.yaml &&
+	"$IF" check ok.yaml &&
+	printf "image: t\nversion: \"1\"\nbase: {tarball: r.tar, sha256: %s}\ninclude: [%s]\ndisk: {root_size: 1G}\n" $sha "$SRCDIR/recipes/ab-boot-files.yaml" >ok.yaml &&
+	"$IF" check ok.yaml &&
+	{ mini; echo "disk: {size: 1G, root_size: 8388608T}"; } >bad.yaml &&
+	test_must_fail "$IF" check bad.yaml 2>err && test "$(grep -c error: err)" -eq 1
 '
 
 test_expect_success 'a byte-order mark at the start is accepted' '

@@ -9,7 +9,7 @@ mkdir -p repo/images && ln -s "$SRCDIR/recipes" "$SRCDIR/overlays" repo/
 cat >repo/images/atarys.yaml <<'EOF'
 image: atarys
 version: 1.0.0
-include: [../recipes/base-debian-bookworm.yaml, ../recipes/nginx.yaml]
+include: [../recipes/base-debian-bookworm.yaml, ../recipes/nginx.yaml, ../recipes/ab-boot.yaml]
 variables:
   domain: atarys.example
   workers: 4
@@ -31,11 +31,11 @@ test_expect_success 'plan prints the resolved recipe and three stage keys' '
 	imgforge plan $M "$IMG" >plan.yaml &&
 	grep -E "^profile: default$" plan.yaml &&
 	grep -E "^  image: atarys$" plan.yaml &&
-	grep -E "^  packages: \[nginx, postgresql\]$" plan.yaml &&
-	grep -E "^    enable: \[systemd-networkd.service, nginx\]$" plan.yaml &&
-	grep -E "^  base: [0-9a-f]{64}$" plan.yaml &&
-	grep -E "^  rootfs: [0-9a-f]{64}$" plan.yaml &&
-	grep -E "^  disk: [0-9a-f]{64}$" plan.yaml
+	grep -E "^  packages: \[nginx, linux-image-amd64, initramfs-tools, systemd-sysv, udev, fdisk, e2fsprogs, postgresql\]$" plan.yaml &&
+	grep -E "^    enable: \[systemd-networkd.service, systemd-resolved.service, nginx, imgforge-grow-data.service, imgforge-mark-good.service\]$" plan.yaml &&
+	grep -E "^  base: (\"?)[0-9a-f]{64}\\1$" plan.yaml &&
+	grep -E "^  rootfs: (\"?)[0-9a-f]{64}\\1$" plan.yaml &&
+	grep -E "^  disk: (\"?)[0-9a-f]{64}\\1$" plan.yaml
 '
 
 test_expect_success 'the same input gives the same output, from any directory' '
@@ -79,11 +79,11 @@ test_expect_success 'plan --json is JSON with the same content' '
 import json, sys
 p = json.load(open(\"plan.json\"))
 assert p[\"profile\"] == \"default\"
-assert p[\"recipe\"][\"packages\"] == [\"nginx\", \"postgresql\"]
+assert p[\"recipe\"][\"packages\"][0] == \"nginx\" and p[\"recipe\"][\"packages\"][-1] == \"postgresql\"
 assert len(p[\"stages\"][\"rootfs\"]) == 64
 " &&
 	imgforge plan $M "$IMG" >plan.yaml &&
-	test "$(sed -n "s/^  rootfs: //p" plan.yaml)" = "$(python3 -c "import json; print(json.load(open(\"plan.json\"))[\"stages\"][\"rootfs\"])")"
+	test "$(sed -n "s/^  rootfs: \"\{0,1\}\([0-9a-f]*\)\"\{0,1\}$/\1/p" plan.yaml)" = "$(python3 -c "import json; print(json.load(open(\"plan.json\"))[\"stages\"][\"rootfs\"])")"
 '
 
 test_expect_success 'plan output is itself valid YAML' '

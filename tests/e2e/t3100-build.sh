@@ -63,6 +63,31 @@ test_expect_success 'no SSH host key or machine-id is baked into the image' '
 	dbg "stat /var/lib/dbus/machine-id" out/root.ext4 | grep -F "Fast link dest: \"/etc/machine-id\""
 '
 
+test_expect_success 'nothing of the build host: no hostname, no DNS server, the standard hosts' '
+	! grep -a -q -e imgforge-build-host-dns -e imgforge-build-host-name out/root.ext4 &&
+	! dbg "ls /etc" out/root.ext4 | grep -qw hostname &&
+	dbg "stat /etc/resolv.conf" out/root.ext4 |
+		grep -F "Fast link dest: \"../run/systemd/resolve/stub-resolv.conf\"" &&
+	dbg "cat /etc/hosts" out/root.ext4 >hosts &&
+	grep -qx "127.0.0.1	localhost" hosts &&
+	grep -qx "::1		localhost ip6-localhost ip6-loopback" hosts
+'
+
+test_expect_success 'a recipe can still ship its own /etc/resolv.conf, /etc/hostname and /etc/hosts' '
+	setup own &&
+	echo "include: [own.yaml]" >>own/image.yaml &&
+	cat >own/own.yaml <<-EOT &&
+	files:
+	  - {path: /etc/resolv.conf, content: "nameserver 198.51.100.1\n"}
+	  - {path: /etc/hostname, content: "appliance\n"}
+	  - {path: /etc/hosts, content: "127.0.0.1 localhost appliance\n"}
+	EOT
+	imgforge build --cache cache -o ownout own/image.yaml 2>err &&
+	dbg "cat /etc/resolv.conf" ownout/root.ext4 | grep -qx "nameserver 198.51.100.1" &&
+	dbg "cat /etc/hostname" ownout/root.ext4 | grep -qx appliance &&
+	dbg "cat /etc/hosts" ownout/root.ext4 | grep -qx "127.0.0.1 localhost appliance"
+'
+
 test_expect_success 'the second build is a cache hit and says so' '
 	imgforge build --cache cache -o out2 a/image.yaml 2>err &&
 	grep -q "base: cached" err && grep -q "rootfs: cached" err &&
@@ -91,15 +116,25 @@ test_expect_success 'a sha256 mismatch names both hashes and builds nothing' '
 	! test -f badout/root.ext4
 '
 
-test_expect_success 'a disk from a root filesystem without a kernel fails at build time' '
+test_expect_success 'a disk from a tarball without a kernel or the boot tools fails at build time, naming each' '
 	setup nk &&
-	printf "disk: {root_size: 64M, data_size: 32M}\n" >>nk/image.yaml &&
+	printf "include: [%s]\ndisk: {root_size: 64M, data_size: 32M}\n" "$SRCDIR/recipes/ab-boot-files.yaml" >>nk/image.yaml &&
+	imgforge check nk/image.yaml &&
 	test_must_fail imgforge build --cache cache -o nkout nk/image.yaml 2>err &&
-	grep_one "^error: the root filesystem has no initramfs \(initrd.img-\*\) in /boot, so the disk could not boot: add a kernel package" err &&
+	grep_one "^error: the root filesystem lacks an initramfs \(/boot/initrd.img-\*\), sfdisk, partx, e2fsck, resize2fs, so the disk could not boot or grow its data partition: the tarball base must contain them" err &&
 	! test -e nkout/disk.raw && ! test -e nkout/root.ext4 &&
 	printf "remove: [/boot/vmlinuz-6.1.0-test]\n" >>nk/image.yaml &&
 	test_must_fail imgforge build --cache cache -o nkout nk/image.yaml 2>err &&
-	grep_one "^error: the root filesystem has no kernel \(vmlinuz-\*\) in /boot" err
+	grep_one "^error: the root filesystem lacks a kernel \(/boot/vmlinuz-\*\), an initramfs" err &&
+	mkdir -p nk/tools/boot nk/tools/usr/sbin nk/tools/usr/bin &&
+	echo initrd >nk/tools/boot/initrd.img-6.1.0-test &&
+	for t in usr/sbin/sfdisk usr/bin/partx usr/sbin/e2fsck usr/sbin/resize2fs; do
+		printf "#!/bin/sh\n" >nk/tools/$t && chmod +x nk/tools/$t || exit 1
+	done &&
+	echo "overlays: [tools]" >nk/tools.yaml &&
+	sed -i -e "/^remove:/d" -e "s|^include: \[\(.*\)\]\$|include: [\1, tools.yaml]|" nk/image.yaml &&
+	imgforge build --cache cache -o nkout nk/image.yaml 2>err &&
+	test -f nkout/disk.raw
 '
 
 # A stand-in for mmdebstrap: writes the fixture as its tarball and leaves a

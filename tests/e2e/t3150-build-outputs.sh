@@ -14,11 +14,14 @@ GRUB_MKIMAGE=$(command -v grub-mkimage)
 mkdir -p img/ovl/etc/app img/ovl/boot &&
 echo one >img/ovl/etc/app/motd &&
 echo initrd >img/ovl/boot/initrd.img-6.1.0-test &&
+mkdir -p img/ovl/usr/sbin &&
+for t in sfdisk partx e2fsck resize2fs; do printf "#!/bin/sh\n" >img/ovl/usr/sbin/$t || exit 1; done &&
 python3 "$FIX" img/rootfs.tar.gz &&
 cat >img/image.yaml <<EOT || exit 1
 image: tiny
 version: 1.0.0
 base: {tarball: rootfs.tar.gz, sha256: $(sha256sum img/rootfs.tar.gz | cut -d" " -f1)}
+include: [$SRCDIR/recipes/ab-boot-files.yaml]
 overlays: [ovl]
 disk: {root_size: 64M, data_size: 32M}
 EOT

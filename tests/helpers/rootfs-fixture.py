@@ -6,7 +6,11 @@
 #
 # It has /etc/passwd and /etc/group (www-data is 33), a dpkg status file
 # listing the given packages, a systemd unit with an [Install] section, and
-# the per-machine files a build must scrub: a machine-id and SSH host keys.
+# the per-machine files a build must scrub: a machine-id and SSH host keys,
+# and what mmdebstrap copies from the build host: /etc/resolv.conf and
+# /etc/hostname (mode 0755, as a host's umask can leave them), and the copy
+# systemd-resolved's maintainer script keeps of the former, each with a
+# marker a test can look for in the image.
 import io
 import sys
 import tarfile
@@ -35,6 +39,10 @@ files = {
         "[Install]\nWantedBy=multi-user.target\nAlias=httpd.service\n",
     "usr/lib/systemd/system/unused.service": "[Service]\nExecStart=/bin/true\n",
     "boot/vmlinuz-6.1.0-test": "kernel",
+    "etc/resolv.conf": "nameserver 192.0.2.53 # imgforge-build-host-dns\n",
+    "etc/hostname": "imgforge-build-host-name\n",
+    "etc/.resolv.conf.systemd-resolved.bak": "nameserver 192.0.2.54 # imgforge-build-host-dns\n",
+    "usr/lib/systemd/systemd-resolved": "resolved",
 }
 dirs = ["etc", "etc/ssh", "var", "var/lib", "var/lib/dpkg", "var/lib/dbus", "usr", "usr/lib", "usr/lib/systemd",
         "usr/lib/systemd/system", "etc/systemd", "etc/systemd/system", "boot", "tmp", "srv"]
@@ -48,7 +56,8 @@ with tarfile.open(out, "w:gz", format=tarfile.PAX_FORMAT) as tar:
         data = text.encode()
         ti = tarfile.TarInfo(name)
         ti.size, ti.mtime = len(data), EPOCH
-        ti.mode = 0o600 if name.endswith("_key") else 0o644
+        ti.mode = 0o600 if name.endswith("_key") else 0o755 if name in (
+            "etc/resolv.conf", "etc/hostname", "usr/lib/systemd/systemd-resolved") else 0o644
         tar.addfile(ti, io.BytesIO(data))
     ti = tarfile.TarInfo("bin")
     ti.type, ti.linkname, ti.mtime = tarfile.SYMTYPE, "usr/bin", EPOCH

@@ -56,6 +56,9 @@ static void expect_error(const char *path, const char *file, int line, int col, 
 }
 
 #define MINI "image: t\nversion: '1'\nbase: {distro: debian, suite: bookworm}\n"
+/* What a disk needs besides disk: (recipes/ab-boot-files.yaml). */
+#define BOOT_SUPPORT \
+	"services: {enable: [imgforge-grow-data.service, imgforge-mark-good.service]}\n"
 
 TEST(test_minimal_ok)
 {
@@ -208,7 +211,7 @@ TEST(test_merge_rules)
 	put("images/i.yaml", "include: [../recipes/a.yaml, ../recipes/b.yaml]\n" MINI
 			     "packages: [nginx, vim]\n"
 			     "variables: {x: i}\n"
-			     "disk: {root_size: 2G}\n"
+			     "disk: {root_size: 2G}\n" BOOT_SUPPORT
 			     "files:\n  - {path: /etc/f, content: from-i}\n"
 			     "profiles:\n  p: {variables: {y: p}, packages: [htop]}\n");
 	CHECK_INT(load("images/i.yaml", "p", NULL, 0, &r, &d), 0);
@@ -262,7 +265,7 @@ TEST(test_substitution)
 
 	put("v.yaml", MINI "variables:\n  domain: ex.org\n  api: \"api.${domain}\"\n"
 			   "  size: 2G\n"
-			   "disk: {size: 8G, root_size: \"${size}\"}\n"
+			   "disk: {size: 8G, root_size: \"${size}\"}\n" BOOT_SUPPORT
 			   "files:\n  - {path: /a, content: \"${api} ${missing:-dflt} $${literal} "
 			   "${missing:-${domain}} ${image}/${profile} $5\"}\n");
 	CHECK_INT(load("v.yaml", NULL, NULL, 0, &r, &d), 0);
@@ -356,7 +359,7 @@ TEST(test_stage_keys)
 
 	mkdir_p("ovl", 0755);
 	put("ovl/etc/motd", "hello\n");
-	put("k.yaml", MINI "overlays: [ovl]\ndisk: {size: 8G}\n");
+	put("k.yaml", MINI "overlays: [ovl]\ndisk: {size: 8G}\n" BOOT_SUPPORT);
 	CHECK_INT(load("k.yaml", NULL, NULL, 0, &r, &d), 0);
 	CHECK(keys_compute(r, &k1, &d) == 0);
 	CHECK(keys_compute(r, &k2, &d) == 0);
@@ -371,7 +374,7 @@ TEST(test_stage_keys)
 	CHECK(strcmp(k1.disk, k3.disk) != 0);
 	recipe_free(r);
 	/* Without a disk the root filesystem differs (no kernel links): another key. */
-	put("k.yaml", MINI "overlays: [ovl]\n");
+	put("k.yaml", MINI "overlays: [ovl]\n" BOOT_SUPPORT);
 	CHECK_INT(load("k.yaml", NULL, NULL, 0, &r, &d), 0);
 	CHECK(keys_compute(r, &k2, &d) == 0);
 	CHECK_STR(k2.base, k3.base);
