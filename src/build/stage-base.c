@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "build/archive.h"
 #include "build/stage.h"
 #include "core/hash.h"
 #include "core/spawn.h"
@@ -202,7 +203,8 @@ static int run_mmdebstrap(struct build_ctx *c, const char *out_tar)
 	const struct ynode *comps = ynode_map_get(base, "components");
 	const struct ynode *excl = ynode_map_get(base, "exclude");
 	const struct ynode *keyring = ynode_map_get(base, "keyring");
-	const char *mirror = recipe_get_str(c->r, "base.mirror", NULL);
+	const struct archive *a = c->archive;
+	const char *mirror = a && a->n ? a->v[0].uri : NULL;
 	const char *minimize = recipe_get_str(c->r, "base.minimize", "true");
 	char **argv = NULL;
 	size_t n = 0, alloc = 0, i;
@@ -214,11 +216,6 @@ static int run_mmdebstrap(struct build_ctx *c, const char *out_tar)
 	off_t log_start;
 	int r = 0;
 
-	if (mirror && mirror[0] == '-')
-		return build_fail(c, -EINVAL,
-				  "base.mirror '%s' starts with '-': give a URL such as "
-				  "http://HOST/debian",
-				  quote_path(mirror));
 	deb_cache_open(c, mirror, &debs);
 #define ARG(s) (GROW(argv, alloc, n + 2), argv[n++] = (s))
 	ARG(xstrdup("mmdebstrap"));
@@ -226,10 +223,14 @@ static int run_mmdebstrap(struct build_ctx *c, const char *out_tar)
 	ARG(xstrdup("--format=tar"));
 	ARG(xasprintf("--variant=%s", recipe_get_str(c->r, "base.variant", "minbase")));
 	ARG(xasprintf("--architectures=%s", recipe_get_str(c->r, "base.architecture", "amd64")));
-	for (i = 0; comps && i < comps->n; i++)
+	/* With sources given as "deb" lines, their components are in the lines. */
+	for (i = 0; !a && comps && i < comps->n; i++)
 		strbuf_addf(&cs, "%s%s", i ? "," : "", comps->v[i]->str);
 	if (cs.len)
 		ARG(xasprintf("--components=%s", cs.buf));
+	/* A snapshot's Release files are past their Valid-Until by design. */
+	if (a && a->snapshot)
+		ARG(xstrdup("--aptopt=Acquire::Check-Valid-Until \"false\""));
 	for (i = 0; bpkgs && i < bpkgs->n; i++)
 		strbuf_addf(&inc, "%s%s", inc.len ? "," : "", bpkgs->v[i]->str);
 	for (i = 0; pkgs && i < pkgs->n; i++)
@@ -254,8 +255,8 @@ static int run_mmdebstrap(struct build_ctx *c, const char *out_tar)
 	/* Reproducible: mmdebstrap clamps to SOURCE_DATE_EPOCH itself when set. */
 	ARG(xstrdup(recipe_get_str(c->r, "base.suite", "bookworm")));
 	ARG(xstrdup(out_tar));
-	if (mirror && *mirror)
-		ARG(xstrdup(mirror));
+	for (i = 0; a && i < a->n; i++)
+		ARG(archive_source_line(&a->v[i]));
 	argv[n] = NULL;
 #undef ARG
 	strbuf_release(&inc);

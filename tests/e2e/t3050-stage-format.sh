@@ -8,7 +8,7 @@
 
 # Recorded together: update both, and bump STAGE_FORMAT_VERSION in
 # src/build/keys.c, whenever imgforge writes different bytes for this input.
-RECORDED_VERSION=2
+RECORDED_VERSION=3
 RECORDED_ROOTFS=6de6a9c4fee8337765fa9b4c509b325346e85841a13b717c05ef78e6de2e99eb
 
 version=$(sed -n 's/^#define STAGE_FORMAT_VERSION "\(.*\)"$/\1/p' "$SRCDIR/src/build/keys.c")
