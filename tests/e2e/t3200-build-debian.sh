@@ -70,11 +70,11 @@ test_expect_success 'the .deb files are kept for later builds and leave no trace
 test_expect_success 'a cold build from kept .deb files downloads none again and gives the same image' '
 	mkdir cache2 && cp -a cache/debs cache2/ &&
 	n=$(ls cache2/debs/*/ | wc -l) &&
-	imgforge build --cache cache2 -o out3 img.yaml 2>err &&
+	imgforge build --cache cache2 -o out3 img.yaml 2>err || { tail -5 err; false; } &&
 	grep -q "base: mmdebstrap done" err &&
-	! grep -q "new .deb files kept" err &&
+	{ ! grep -q "new .deb files kept" err || { grep "new .deb" err; false; }; } &&
 	test $(ls cache2/debs/*/ | wc -l) -eq $n &&
-	cmp out/root.ext4 out3/root.ext4
+	{ cmp out/root.ext4 out3/root.ext4 || { grep "^base: http" out/build.log out3/build.log; false; }; }
 '
 
 test_expect_success 'an unknown package: mmdebstrap says why, with the log path' '
