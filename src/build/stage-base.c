@@ -250,6 +250,36 @@ static int run_mmdebstrap(struct build_ctx *c, const char *out_tar)
 		ARG(xasprintf("--setup-hook=sync-in %s /var/cache/apt/archives/", debs.dir));
 		ARG(xasprintf("--customize-hook=sync-out /var/cache/apt/archives %s", debs.out));
 	}
+	/*
+	 * An extra source's keyring is a host path: apt reads it there while
+	 * mmdebstrap builds, and the image gets its own copy in /etc/apt/keyrings
+	 * with its sources.list pointing there, never at the host's path.
+	 */
+	for (i = 0; a && i < a->n; i++) {
+		const char *k = a->v[i].signed_by;
+		size_t j;
+		bool seen = false;
+
+		if (!k)
+			continue;
+		for (j = 0; j < i; j++)
+			seen |= a->v[j].signed_by && !strcmp(a->v[j].signed_by, k);
+		if (seen)
+			continue;
+		if (!hook_safe_path(k)) {
+			r = build_fail(c, -EINVAL,
+				       "base.sources: the keyring path '%s' has characters mmdebstrap "
+				       "hooks cannot take: use letters, digits and '/._-+'",
+				       quote_path(k));
+			goto out;
+		}
+		ARG(xstrdup("--customize-hook=mkdir -p \"$1/etc/apt/keyrings\""));
+		ARG(xasprintf("--customize-hook=upload %s /etc/apt/keyrings/%s", k,
+			      path_basename(k)));
+		ARG(xasprintf("--customize-hook=sed -i 's|signed-by=%s|signed-by=/etc/apt/keyrings/%s|' "
+			      "\"$1/etc/apt/sources.list\"",
+			      k, path_basename(k)));
+	}
 	/* What follows are operands: a suite or mirror can never be read as an option. */
 	ARG(xstrdup("--"));
 	/* Reproducible: mmdebstrap clamps to SOURCE_DATE_EPOCH itself when set. */
@@ -259,8 +289,6 @@ static int run_mmdebstrap(struct build_ctx *c, const char *out_tar)
 		ARG(archive_source_line(&a->v[i]));
 	argv[n] = NULL;
 #undef ARG
-	strbuf_release(&inc);
-	strbuf_release(&cs);
 
 	{
 		struct strbuf line = STRBUF_INIT;
@@ -292,6 +320,9 @@ static int run_mmdebstrap(struct build_ctx *c, const char *out_tar)
 	} else {
 		build_step(c, "base: mmdebstrap done in %.0f s", seconds_since(f.t0));
 	}
+out:
+	strbuf_release(&inc);
+	strbuf_release(&cs);
 	deb_cache_close(c, &debs, r == 0);
 	for (i = 0; i < n; i++)
 		free(argv[i]);

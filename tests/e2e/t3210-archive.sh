@@ -127,6 +127,8 @@ test_expect_success 'extra sources with their keyring; the keyring is part of th
 	printf "image: x\nversion: \"1\"\nbase:\n  distro: debian\n  suite: bookworm\n  sources:\n    - {uri: \"$URL/extra\", suites: [stable], components: [main, contrib], signed_by: extra.gpg}\n" >x.yaml &&
 	imgforge build --cache c -o o9 x.yaml 2>err &&
 	grep -qx "deb \[signed-by=$PWD/extra.gpg\] $URL/extra stable main contrib" args &&
+	grep -qx -- "--customize-hook=upload $PWD/extra.gpg /etc/apt/keyrings/extra.gpg" args &&
+	grep -qxF -- "--customize-hook=sed -i '"'"'s|signed-by=$PWD/extra.gpg|signed-by=/etc/apt/keyrings/extra.gpg|'"'"' \"\$1/etc/apt/sources.list\"" args &&
 	imgforge plan x.yaml >p1 && echo key2 >extra.gpg && imgforge plan x.yaml >p2 &&
 	test "$(grep "^  base:" p1)" != "$(grep "^  base:" p2)"
 '
