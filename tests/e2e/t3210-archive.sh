@@ -65,7 +65,16 @@ test_expect_success 'without --mirror the base comes from this machine apt sourc
 	grep -qx "deb $URL/debian bookworm-updates main" args &&
 	grep -qx "deb $URL/sec bookworm-security main" args &&
 	grep -q "base: $URL/sec bookworm-security (from this machine.s apt sources)" err &&
-	test "$(runs)" = 1 && ls c/archive-state/* >/dev/null
+	test "$(runs)" = 1 && ls c/archive-state/* >/dev/null &&
+	python3 -c "
+import json, hashlib
+m = json.load(open(\"o1/manifest.json\"))
+a = {x[\"suite\"]: x for x in m[\"archive\"]}
+assert a[\"bookworm-security\"][\"uri\"] == \"$URL/sec\", a
+want = hashlib.sha256(open(\"www/sec/dists/bookworm-security/InRelease\", \"rb\").read()).hexdigest()
+assert a[\"bookworm-security\"][\"inrelease_sha256\"] == want, a
+assert a[\"bookworm\"][\"components\"] == \"main\" and a[\"bookworm\"][\"checked\"] > 0
+"
 '
 
 test_expect_success 'the same archive state: the base is cached' '
