@@ -96,6 +96,41 @@ test_expect_success 'a new upload to a suite: the state in the cache is used for
 	grep -q "^GET /sec/dists/bookworm-security/InRelease" httpd.log
 '
 
+# Packages indexes: plain, gzip and xz, as archives serve them.
+python3 - <<'EOP' || exit 1
+import gzip, lzma, os
+def put(path, text, how):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    data = text.encode()
+    data = {"plain": data, "gz": gzip.compress(data), "xz": lzma.compress(data)}[how]
+    open(path + {"plain": "", "gz": ".gz", "xz": ".xz"}[how], "wb").write(data)
+stanza = "Package: %s\nVersion: %s\nArchitecture: %s\nDescription: x\n y\n\n"
+put("www/debian/dists/bookworm/main/binary-amd64/Packages",
+    stanza % ("base-files", "12.4", "amd64") + stanza % ("libssl3", "3.0.20-1~deb12u2", "amd64"), "plain")
+put("www/debian/dists/bookworm-updates/main/binary-amd64/Packages",
+    stanza % ("libssl3", "3.0.17-1~deb12u2", "amd64") + stanza % ("base-files", "12.4+deb12u1", "i386"), "xz")
+put("www/sec/dists/bookworm-security/main/binary-amd64/Packages",
+    stanza % ("libssl3", "3.0.22-1~deb12u2", "amd64") + stanza % ("libssl3", "3.0.21-1~deb12u2", "amd64")
+    + stanza % ("nginx", "1.22.1-9+deb12u11", "amd64"), "gz")
+EOP
+
+test_expect_success 'outdated lists the packages of the latest build the archive has newer versions of' '
+	{ imgforge outdated --cache c image.yaml >out 2>err; test $? = 3; } &&
+	test "$(cat out)" = "libssl3 3.0.20-1~deb12u2 -> 3.0.22-1~deb12u2 (bookworm-security)" &&
+	{ imgforge outdated --json --cache c image.yaml >out.json; test $? = 3; } &&
+	python3 -c "
+import json
+o = json.load(open(\"out.json\"))
+assert o[\"packages\"] == [{\"name\": \"libssl3\", \"architecture\": \"amd64\", \"installed\": \"3.0.20-1~deb12u2\", \"available\": \"3.0.22-1~deb12u2\", \"suite\": \"bookworm-security\"}], o
+" &&
+	printf "Package: libssl3\nVersion: 3.0.20-1~deb12u2\nArchitecture: amd64\n" >www/sec/dists/bookworm-security/main/binary-amd64/Packages &&
+	rm www/sec/dists/bookworm-security/main/binary-amd64/Packages.gz &&
+	imgforge outdated --cache c image.yaml >out 2>err &&
+	test ! -s out && grep -q "is up to date with 3 suites" err &&
+	test_must_fail imgforge outdated --cache c --build nosuchbuild image.yaml 2>err &&
+	grep -q "imgforge ls" err
+'
+
 test_expect_success 'the archive cannot be reached: the last known state is used, and the build says so' '
 	stop_httpd &&
 	imgforge build --refresh --cache c -o o4 image.yaml 2>err &&
