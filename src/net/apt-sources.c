@@ -96,6 +96,12 @@ static void stanza_flush(struct apt_sources *s, const char *file, struct stanza 
 	st->cur = NULL;
 }
 
+/* Field names are case-insensitive in deb822. */
+static bool field_is(const char *line, const char *colon, const char *name)
+{
+	return (size_t)(colon - line) == strlen(name) && !strncasecmp(line, name, strlen(name));
+}
+
 static void parse_deb822(struct apt_sources *s, const char *file, char *text)
 {
 	struct stanza st = { STRBUF_INIT, STRBUF_INIT, STRBUF_INIT, STRBUF_INIT, NULL };
@@ -124,12 +130,14 @@ static void parse_deb822(struct apt_sources *s, const char *file, char *text)
 		st.cur = NULL;
 		if (!colon)
 			continue;
-#define FIELD(name, sb)                                                                            \
-	if ((size_t)(colon - line) == strlen(name) && !strncasecmp(line, name, strlen(name)))     \
-		st.cur = &st.sb;
-		FIELD("Types", types) FIELD("URIs", uris) FIELD("Suites", suites)
-		FIELD("Enabled", enabled)
-#undef FIELD
+		if (field_is(line, colon, "Types"))
+			st.cur = &st.types;
+		else if (field_is(line, colon, "URIs"))
+			st.cur = &st.uris;
+		else if (field_is(line, colon, "Suites"))
+			st.cur = &st.suites;
+		else if (field_is(line, colon, "Enabled"))
+			st.cur = &st.enabled;
 		if (st.cur)
 			strbuf_addf(st.cur, " %s", colon + 1);
 	}
