@@ -308,8 +308,9 @@ static int fetch_state(struct archive_source *s, const char **ret_file, struct s
 	return r;
 }
 
-static void note(const struct archive_check_opts *o, const char *fmt, ...) _printf_(2, 3);
-static void note(const struct archive_check_opts *o, const char *fmt, ...)
+static void note(const struct archive_check_opts *o, bool warn, const char *fmt, ...)
+	_printf_(3, 4);
+static void note(const struct archive_check_opts *o, bool warn, const char *fmt, ...)
 {
 	struct strbuf sb = STRBUF_INIT;
 	va_list ap;
@@ -318,7 +319,7 @@ static void note(const struct archive_check_opts *o, const char *fmt, ...)
 	strbuf_vaddf(&sb, fmt, ap);
 	va_end(ap);
 	if (o->note)
-		o->note(o->userdata, sb.buf);
+		o->note(o->userdata, warn, sb.buf);
 	strbuf_release(&sb);
 }
 
@@ -353,16 +354,16 @@ int archive_check(struct archive *a, const struct archive_check_opts *o, char re
 		r = fetch_state(s, &file, &ferr);
 		if (r == 0) {
 			if (have_old && strcmp(old, s->state))
-				note(o, "base: %s %s changed since %s", s->uri, s->suite,
+				note(o, false, "base: %s %s changed since %s", s->uri, s->suite,
 				     format_time(old_checked, true, when, sizeof(when)));
 			r = state_save(path, s, file);
 			if (r < 0)
-				note(o, "base: cannot record the archive state in '%s': %s", path,
+				note(o, true, "base: cannot record the archive state in '%s': %s", path,
 				     strerror(-r));
 		} else if (r != -ENOENT && r != -EINVAL && have_old) {
 			memcpy(s->state, old, 65);
 			s->checked = old_checked;
-			note(o, "base: %s; using the archive state from %s", ferr.buf,
+			note(o, true, "base: %s; using the archive state from %s", ferr.buf,
 			     format_time(old_checked, true, when, sizeof(when)));
 		} else {
 			if (r != -ENOENT && r != -EINVAL)

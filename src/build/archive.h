@@ -42,8 +42,11 @@ struct archive {
  */
 int archive_resolve(const struct recipe *r, struct archive *ret, struct strbuf *err);
 
-/* One line of what archive_check() did that a user should see. */
-typedef void (*archive_note_fn)(void *userdata, const char *line);
+/*
+ * One line of what archive_check() did that a user should see; warn for
+ * what must be seen even with --quiet (an archive could not be reached).
+ */
+typedef void (*archive_note_fn)(void *userdata, bool warn, const char *line);
 
 struct archive_check_opts {
 	const char *state_dir; /* where the last known states are kept */

@@ -213,11 +213,18 @@ static int run_stage(struct build_ctx *c, const struct stage *s, const char *inp
 	return hit;
 }
 
-static void archive_note(void *userdata, const char *line)
+static void archive_note(void *userdata, bool warn, const char *line)
 {
 	struct build_ctx *c = userdata;
 
-	build_step(c, "%s", line);
+	if (!warn) {
+		build_step(c, "%s", line);
+		return;
+	}
+	/* Seen even with --quiet: the base may be older than the archive. */
+	warning("%s", line);
+	if (c->log_fd >= 0)
+		dprintf(c->log_fd, "warning: %s\n", line);
 }
 
 /*

@@ -134,8 +134,11 @@ assert o[\"packages\"] == [{\"name\": \"libssl3\", \"architecture\": \"amd64\", 
 test_expect_success 'the archive cannot be reached: the last known state is used, and the build says so' '
 	stop_httpd &&
 	imgforge build --refresh --cache c -o o4 image.yaml 2>err &&
-	grep_one "^base: cannot fetch .$URL/sec/dists/bookworm-security/InRelease.: .*; using the archive state from [0-9-]+ [0-9:]+ UTC$" err &&
-	grep -q "base: cached" err && test "$(base_key o3)" = "$(base_key o4)" &&
+	grep_one "^warning: base: cannot fetch .$URL/sec/dists/bookworm-security/InRelease.: .*; using the archive state from [0-9-]+ [0-9:]+ UTC$" err &&
+	imgforge -q build --refresh --cache c -o o4 image.yaml 2>err &&
+	grep_one "^warning: base: cannot fetch .$URL/sec/dists/bookworm-security/InRelease.: .*; using the archive state from" err &&
+	grep -q "^warning: base: cannot fetch" o4/build.log &&
+	grep -q "base: cached" o4/build.log && test "$(base_key o3)" = "$(base_key o4)" &&
 	test_must_fail imgforge build --refresh --cache c-new -o o5 image.yaml 2>err &&
 	grep_one "^error: base: cannot fetch .*; no earlier state of $URL/debian bookworm is known: check the network and the mirror" err &&
 	test ! -e o5/root.ext4 && test "$(runs)" = 2
