@@ -127,6 +127,8 @@ assert o[\"packages\"] == [{\"name\": \"libssl3\", \"architecture\": \"amd64\", 
 	rm www/sec/dists/bookworm-security/main/binary-amd64/Packages.gz &&
 	imgforge outdated --cache c image.yaml >out 2>err &&
 	test ! -s out && grep -q "is up to date with 3 suites" err &&
+	id=$(python3 -c "import json; print(json.load(open(\"o3/manifest.json\"))[\"build_id\"])") &&
+	imgforge show --cache c "$id" | grep -qx "updates   newer versions in the archives now: imgforge outdated IMAGE.yaml --build $id" &&
 	test_must_fail imgforge outdated --cache c --build nosuchbuild image.yaml 2>err &&
 	grep -q "imgforge ls" err
 '
