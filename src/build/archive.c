@@ -162,7 +162,7 @@ int archive_resolve(const struct recipe *r, struct archive *ret, struct strbuf *
 			sec_uri = xstrdup(apt_sources_uri_for(&host, sec_suite));
 			sec_from = "this machine's apt sources";
 		} else if ((sec_uri = derive_security(distro, main_uri))) {
-			sec_from = "derived from the mirror";
+			sec_from = "next to base.mirror";
 		} else {
 			strbuf_addf(err,
 				    "no archive for '%s': it cannot be derived from the mirror "

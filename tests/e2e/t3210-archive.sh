@@ -156,7 +156,7 @@ test_expect_success 'no apt sources and no --mirror: one line saying what to set
 test_expect_success '--mirror alone: the security archive is the mirror sibling, or set on its own' '
 	imgforge build --mirror "$URL/debian" --cache c -o o7 image.yaml 2>err &&
 	grep -qx "deb $URL/debian-security bookworm-security main" args &&
-	grep -q "(from derived from the mirror)" err &&
+	grep -q "(from next to base.mirror)" err &&
 	IMGFORGE_SECURITY_MIRROR=$URL/sec imgforge build --mirror "$URL/debian" --cache c -o o7 image.yaml 2>err &&
 	test "$(base_key o3)" = "$(base_key o7)"
 '
