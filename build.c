@@ -19,6 +19,7 @@ static const struct cmd commands[] = {
 	{ "ls", cmd_ls, "list the registered builds" },
 	{ "show", cmd_show, "show a registered build: outputs, packages, files" },
 	{ "diff", cmd_diff, "compare the packages and files of two builds" },
+	{ "outdated", cmd_outdated, "list the packages of a build the archive has newer versions of" },
 	{ "boot", cmd_boot, "boot a disk image in QEMU and wait for patterns" },
 };
 

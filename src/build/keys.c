@@ -169,6 +169,12 @@ static int hash_paths(struct sha256 *h, const struct ynode *n, struct diags *d)
 
 int keys_compute(const struct recipe *r, struct stage_keys *ret, struct diags *d)
 {
+	return keys_compute_archive(r, NULL, ret, d);
+}
+
+int keys_compute_archive(const struct recipe *r, const char *archive_state,
+			 struct stage_keys *ret, struct diags *d)
+{
 	struct sha256 *h = sha256_new();
 	const struct ynode *base = ynode_map_get(r->root, "base");
 	const struct ynode *pkgs = ynode_map_get(r->root, "packages");
@@ -185,7 +191,8 @@ int keys_compute(const struct recipe *r, struct stage_keys *ret, struct diags *d
 		for (i = 0; i < base->n; i++) {
 			/* Where packages come from is not what they are: a mirror
 			 * change alone does not invalidate the cache. */
-			if (!strcmp(base->k[i], "packages") || !strcmp(base->k[i], "mirror"))
+			if (!strcmp(base->k[i], "packages") || !strcmp(base->k[i], "mirror") ||
+			    !strcmp(base->k[i], "security_mirror"))
 				continue;
 			_cleanup_free_ char *dotted = xasprintf("base.%s", base->k[i]);
 
@@ -198,8 +205,18 @@ int keys_compute(const struct recipe *r, struct stage_keys *ret, struct diags *d
 		}
 		if (base->n && ynode_map_get(base, "keyring"))
 			rr = hash_paths(h, ynode_map_get(base, "keyring"), d);
-		if (!ynode_map_get(base, "tarball"))
+		if (rr == 0 && ynode_map_get(base, "sources")) {
+			const struct ynode *srcs = ynode_map_get(base, "sources");
+			for (i = 0; rr == 0 && i < srcs->n; i++)
+				if (ynode_map_get(srcs->v[i], "signed_by"))
+					rr = hash_paths(h, ynode_map_get(srcs->v[i], "signed_by"),
+							d);
+		}
+		if (!ynode_map_get(base, "tarball")) {
 			hash_tool(h, "/usr/bin/mmdebstrap");
+			/* What the archive held when it was checked (build/archive.h). */
+			sha256_update_str(h, archive_state ? archive_state : "archive not checked");
+		}
 	}
 	for (i = 0; pkgs && i < pkgs->n; i++) {
 		GROW(names, alloc, n + 1);

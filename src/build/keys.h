@@ -19,8 +19,15 @@ struct stage_keys {
 	char disk[65];
 };
 
-/* Compute the keys of a loaded recipe. Returns 0, or -errno with a diagnostic added. */
+/*
+ * Compute the keys of a loaded recipe. Returns 0, or -errno with a diagnostic added.
+ * A package base's key also hashes the state of its archives (archive_check()'s
+ * digest); keys_compute() leaves it out, as imgforge plan does, which does not
+ * go to the network: the base key a build uses then differs from plan's.
+ */
 int keys_compute(const struct recipe *r, struct stage_keys *ret, struct diags *diags);
+int keys_compute_archive(const struct recipe *r, const char *archive_state,
+			 struct stage_keys *ret, struct diags *diags);
 
 /* The resolved recipe followed by the keys (none when k is NULL): the output of plan. */
 int keys_print_yaml(const struct recipe *r, const struct stage_keys *k, struct strbuf *out);

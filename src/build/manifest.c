@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* manifest.json: what was built, from which stage keys, with which packages. */
+#include "build/archive.h"
 #include "build/stage.h"
 #include "core/json.h"
 #include "store/registry.h"
@@ -23,6 +24,22 @@ void build_manifest(struct build_ctx *c, struct strbuf *out)
 	if (c->rec->key_disk)
 		json_kv_string(&j, "disk", c->keys->disk);
 	json_end_object(&j);
+	if (c->archive) {
+		/* What the base was built from: see when an archive moved on since. */
+		json_key(&j, "archive");
+		json_begin_array(&j);
+		for (i = 0; i < c->archive->n; i++) {
+			const struct archive_source *a = &c->archive->v[i];
+			json_begin_object(&j);
+			json_kv_string(&j, "uri", a->uri);
+			json_kv_string(&j, "suite", a->suite);
+			json_kv_string(&j, "components", a->components);
+			json_kv_string(&j, "inrelease_sha256", a->state);
+			json_kv_int(&j, "checked", a->checked);
+			json_end_object(&j);
+		}
+		json_end_array(&j);
+	}
 	json_key(&j, "outputs");
 	json_begin_array(&j);
 	for (i = 0; i < c->rec->n_outputs; i++) {

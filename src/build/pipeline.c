@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "build/archive.h"
 #include "build/outputs.h"
 #include "build/stage.h"
 #include "core/hash.h"
@@ -212,11 +213,80 @@ static int run_stage(struct build_ctx *c, const struct stage *s, const char *inp
 	return hit;
 }
 
+static void archive_note(void *userdata, bool warn, const char *line)
+{
+	struct build_ctx *c = userdata;
+
+	if (!warn) {
+		build_step(c, "%s", line);
+		return;
+	}
+	/* Seen even with --quiet: the base may be older than the archive. */
+	warning("%s", line);
+	if (c->log_fd >= 0)
+		dprintf(c->log_fd, "warning: %s\n", line);
+}
+
+/*
+ * A package base: where its suites come from and what they hold now. The
+ * archive's state goes into the keys of every stage (a new base is a new
+ * rootfs). 1 with *a and *ret_keys set; 0 for a tarball base; -errno after
+ * build_fail().
+ */
+static int check_archive(struct build_ctx *c, struct archive *a, struct stage_keys *ret_keys)
+{
+	struct archive_check_opts ao = { 0 };
+	struct strbuf err = STRBUF_INIT;
+	struct diags d = { 0 };
+	_cleanup_free_ char *dir = NULL;
+	char digest[65];
+	size_t i;
+	int r;
+
+	if (recipe_get(c->r, "base.tarball"))
+		return 0;
+	r = archive_resolve(c->r, a, &err);
+	if (r < 0) {
+		r = build_fail(c, r, "base: %s", err.buf);
+		goto out;
+	}
+	dir = path_join(cache_dir(c->cache), "archive-state");
+	ao.state_dir = dir;
+	ao.refresh = c->o->refresh;
+	ao.max_age_s = ARCHIVE_MAX_AGE_S;
+	ao.note = archive_note;
+	ao.userdata = c;
+	r = archive_check(a, &ao, digest, &err);
+	if (r < 0) {
+		r = build_fail(c, r, "base: %s", err.buf);
+		goto out;
+	}
+	for (i = 0; i < a->n; i++) {
+		char when[64];
+		build_step(c, "base: %s %s (from %s): %.12s, checked %s", a->v[i].uri,
+			   a->v[i].suite, a->v[i].from, a->v[i].state,
+			   format_time(a->v[i].checked, true, when, sizeof(when)));
+	}
+	r = keys_compute_archive(c->r, digest, ret_keys, &d);
+	if (r < 0) {
+		r = build_fail(c, r, "%s:%d:%d: %s", d.n ? d.v[0].file : "", d.n ? d.v[0].line : 0,
+			       d.n ? d.v[0].col : 0, d.n ? d.v[0].msg : "cannot compute the keys");
+		goto out;
+	}
+	r = 1;
+out:
+	diags_release(&d);
+	strbuf_release(&err);
+	return r;
+}
+
 int pipeline_build(struct recipe *r, const struct stage_keys *keys, const struct build_opts *o,
 		   struct build_result *ret)
 {
 	struct build_ctx c = { .r = r, .keys = keys, .o = o, .log_fd = -1 };
 	struct strbuf err = STRBUF_INIT, manifest = STRBUF_INIT;
+	struct archive archive = { 0 };
+	struct stage_keys archive_keys;
 	_cleanup_free_ char *reg_path = NULL, *id = NULL;
 	char *paths[ARRAY_SIZE(stages)] = { NULL };
 	int hits[ARRAY_SIZE(stages)] = { 0 };
@@ -255,6 +325,14 @@ int pipeline_build(struct recipe *r, const struct stage_keys *keys, const struct
 	if (rr < 0) {
 		rr = build_fail(&c, rr, "registry: %s", err.buf);
 		goto out;
+	}
+
+	rr = check_archive(&c, &archive, &archive_keys);
+	if (rr < 0)
+		goto out;
+	if (rr > 0) {
+		c.archive = &archive;
+		c.keys = keys = &archive_keys;
 	}
 
 	c.rec = registry_build_new();
@@ -335,6 +413,7 @@ out:
 	free(c.log_path);
 	free(c.log_name);
 	free(c.outdir);
+	archive_release(&archive);
 	strbuf_release(&err);
 	strbuf_release(&manifest);
 	return rr;

@@ -18,6 +18,7 @@ struct build_opts {
 	const char *cache;    /* NULL: the default cache directory */
 	const char *registry; /* NULL: <cache>/registry.db */
 	bool verify;	      /* re-hash cache entries instead of trusting metadata */
+	bool refresh;	      /* check the archives even when their last state is fresh */
 };
 
 struct build_result {

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "build/archive.h"
 #include "build/stage.h"
 #include "core/hash.h"
 #include "core/spawn.h"
@@ -202,7 +203,8 @@ static int run_mmdebstrap(struct build_ctx *c, const char *out_tar)
 	const struct ynode *comps = ynode_map_get(base, "components");
 	const struct ynode *excl = ynode_map_get(base, "exclude");
 	const struct ynode *keyring = ynode_map_get(base, "keyring");
-	const char *mirror = recipe_get_str(c->r, "base.mirror", NULL);
+	const struct archive *a = c->archive;
+	const char *mirror = a && a->n ? a->v[0].uri : NULL;
 	const char *minimize = recipe_get_str(c->r, "base.minimize", "true");
 	char **argv = NULL;
 	size_t n = 0, alloc = 0, i;
@@ -214,11 +216,6 @@ static int run_mmdebstrap(struct build_ctx *c, const char *out_tar)
 	off_t log_start;
 	int r = 0;
 
-	if (mirror && mirror[0] == '-')
-		return build_fail(c, -EINVAL,
-				  "base.mirror '%s' starts with '-': give a URL such as "
-				  "http://HOST/debian",
-				  quote_path(mirror));
 	deb_cache_open(c, mirror, &debs);
 #define ARG(s) (GROW(argv, alloc, n + 2), argv[n++] = (s))
 	ARG(xstrdup("mmdebstrap"));
@@ -226,10 +223,14 @@ static int run_mmdebstrap(struct build_ctx *c, const char *out_tar)
 	ARG(xstrdup("--format=tar"));
 	ARG(xasprintf("--variant=%s", recipe_get_str(c->r, "base.variant", "minbase")));
 	ARG(xasprintf("--architectures=%s", recipe_get_str(c->r, "base.architecture", "amd64")));
-	for (i = 0; comps && i < comps->n; i++)
+	/* With sources given as "deb" lines, their components are in the lines. */
+	for (i = 0; !a && comps && i < comps->n; i++)
 		strbuf_addf(&cs, "%s%s", i ? "," : "", comps->v[i]->str);
 	if (cs.len)
 		ARG(xasprintf("--components=%s", cs.buf));
+	/* A snapshot's Release files are past their Valid-Until by design. */
+	if (a && a->snapshot)
+		ARG(xstrdup("--aptopt=Acquire::Check-Valid-Until \"false\""));
 	for (i = 0; bpkgs && i < bpkgs->n; i++)
 		strbuf_addf(&inc, "%s%s", inc.len ? "," : "", bpkgs->v[i]->str);
 	for (i = 0; pkgs && i < pkgs->n; i++)
@@ -249,17 +250,45 @@ static int run_mmdebstrap(struct build_ctx *c, const char *out_tar)
 		ARG(xasprintf("--setup-hook=sync-in %s /var/cache/apt/archives/", debs.dir));
 		ARG(xasprintf("--customize-hook=sync-out /var/cache/apt/archives %s", debs.out));
 	}
+	/*
+	 * An extra source's keyring is a host path: apt reads it there while
+	 * mmdebstrap builds, and the image gets its own copy in /etc/apt/keyrings
+	 * with its sources.list pointing there, never at the host's path.
+	 */
+	for (i = 0; a && i < a->n; i++) {
+		const char *k = a->v[i].signed_by;
+		size_t j;
+		bool seen = false;
+
+		if (!k)
+			continue;
+		for (j = 0; j < i; j++)
+			seen |= a->v[j].signed_by && !strcmp(a->v[j].signed_by, k);
+		if (seen)
+			continue;
+		if (!hook_safe_path(k)) {
+			r = build_fail(c, -EINVAL,
+				       "base.sources: the keyring path '%s' has characters mmdebstrap "
+				       "hooks cannot take: use letters, digits and '/._-+'",
+				       quote_path(k));
+			goto out;
+		}
+		ARG(xstrdup("--customize-hook=mkdir -p \"$1/etc/apt/keyrings\""));
+		ARG(xasprintf("--customize-hook=upload %s /etc/apt/keyrings/%s", k,
+			      path_basename(k)));
+		ARG(xasprintf("--customize-hook=sed -i 's|signed-by=%s|signed-by=/etc/apt/keyrings/%s|' "
+			      "\"$1/etc/apt/sources.list\"",
+			      k, path_basename(k)));
+	}
 	/* What follows are operands: a suite or mirror can never be read as an option. */
 	ARG(xstrdup("--"));
 	/* Reproducible: mmdebstrap clamps to SOURCE_DATE_EPOCH itself when set. */
 	ARG(xstrdup(recipe_get_str(c->r, "base.suite", "bookworm")));
 	ARG(xstrdup(out_tar));
-	if (mirror && *mirror)
-		ARG(xstrdup(mirror));
+	for (i = 0; a && i < a->n; i++)
+		ARG(archive_source_line(&a->v[i]));
 	argv[n] = NULL;
 #undef ARG
-	strbuf_release(&inc);
-	strbuf_release(&cs);
 
 	{
 		struct strbuf line = STRBUF_INIT;
@@ -291,6 +320,9 @@ static int run_mmdebstrap(struct build_ctx *c, const char *out_tar)
 	} else {
 		build_step(c, "base: mmdebstrap done in %.0f s", seconds_since(f.t0));
 	}
+out:
+	strbuf_release(&inc);
+	strbuf_release(&cs);
 	deb_cache_close(c, &debs, r == 0);
 	for (i = 0; i < n; i++)
 		free(argv[i]);

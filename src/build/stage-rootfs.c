@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "build/keys.h"
+#include "build/archive.h"
 #include "build/stage.h"
 #include "core/hash.h"
 #include "fs/dpkg.h"
@@ -171,7 +172,7 @@ static int inputs_unchanged(struct build_ctx *c)
 {
 	struct stage_keys now;
 	struct diags d = { 0 };
-	int r = keys_compute(c->r, &now, &d);
+	int r = keys_compute_archive(c->r, c->archive ? c->archive->digest : NULL, &now, &d);
 
 	if (r < 0)
 		r = build_fail(c, r, "rootfs: the inputs cannot be read again: %s",

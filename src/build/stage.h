@@ -16,6 +16,7 @@
  * input; a stage with an output name has its file published among the
  * outputs (outputs.c).
  */
+struct archive;
 struct cache;
 struct registry_build;
 struct build_outputs;
@@ -32,6 +33,7 @@ struct build_ctx {
 	int64_t epoch;
 	struct registry_build *rec;
 	struct build_outputs *out;
+	struct archive *archive; /* a package base's sources and their state, else NULL */
 };
 
 struct stage {

@@ -11,20 +11,26 @@
 
 static const char build_usage[] =
 	"usage: imgforge build IMAGE.yaml [--profile P] [--set NAME=VALUE]... [--mirror URL]\n"
-	"                      [-I DIR]... [-o OUTDIR] [--cache DIR] [--registry PATH] [--verify]\n"
+	"                      [-I DIR]... [-o OUTDIR] [--cache DIR] [--registry PATH]\n"
+	"                      [--verify] [--refresh]\n"
 	"\n"
 	"Build the image: the base (mmdebstrap, or a fetched tarball), then the root\n"
 	"filesystem with overlays, files and services, written as ext4. Each stage is\n"
-	"cached under the key `imgforge plan` prints and is not run again while its\n"
-	"inputs are unchanged. Writes root.ext4 (and disk.raw), manifest.json and\n"
-	"build.log into OUTDIR (default out/<image>-<version>-<profile>) as one set,\n"
-	"replacing the previous set only when the build succeeds, and records the\n"
-	"build in the registry (see imgforge ls, show, diff). One build at a time\n"
-	"writes into an OUTDIR: a second one fails at once.\n";
+	"cached under a key of its inputs and is not run again while they are\n"
+	"unchanged; a package base's inputs include the state of its apt archives\n"
+	"(their InRelease files), so a new upload to a suite builds a new base.\n"
+	"Writes root.ext4 (and disk.raw), manifest.json and build.log into OUTDIR\n"
+	"(default out/<image>-<version>-<profile>) as one set, replacing the\n"
+	"previous set only when the build succeeds, and records the build in the\n"
+	"registry (see imgforge ls, show, diff). One build at a time writes into an\n"
+	"OUTDIR: a second one fails at once.\n";
 
 static const char build_footer[] =
 	"SOURCE_DATE_EPOCH sets the time every timestamp is clamped to; with it, the\n"
-	"same inputs give the same root.ext4, byte for byte.\n";
+	"same inputs give the same root.ext4, byte for byte.\n"
+	"Without --mirror or $IMGFORGE_MIRROR, a package base is built from this\n"
+	"machine's own apt sources for its suites ($IMGFORGE_SECURITY_MIRROR or\n"
+	"--set security_mirror=URL for the -security suites).\n";
 
 int cmd_build(int argc, char **argv)
 {
@@ -42,6 +48,8 @@ int cmd_build(int argc, char **argv)
 			   "build registry (default <cache>/registry.db)"),
 		OPT_FLAG(0, "verify", &o.verify,
 			 "re-hash cached files instead of trusting their metadata"),
+		OPT_FLAG(0, "refresh", &o.refresh,
+			 "check the apt archives now, even when checked within the hour"),
 		OPT_FLAG(0, "json", &a.json, "print the result as JSON"),
 		OPT_END(),
 	};

@@ -142,21 +142,25 @@ int recipe_cmd_parse(const struct opt_cmd *cmd, int argc, char **argv, struct re
 int recipe_args_load_diags(struct recipe_args *a, struct recipe **ret, struct diags *d)
 {
 	struct recipe_opts opts = { 0 };
-	_cleanup_free_ char *env_default = NULL, *env_path = NULL;
+	_cleanup_free_ char *env_default = NULL, *env_security = NULL, *env_path = NULL;
 	_cleanup_free_ const char **dirs = NULL;
-	const char *defaults[1];
+	const char *defaults[2];
 	const char *mirror = getenv("IMGFORGE_MIRROR");
+	const char *security = getenv("IMGFORGE_SECURITY_MIRROR");
 	size_t i, j;
 	int r;
 
 	opts.profile = a->profile;
 	opts.sets = a->sets;
 	opts.nsets = a->nsets;
+	opts.defaults = defaults;
 	if (mirror && *mirror) {
 		env_default = xasprintf("mirror=%s", mirror);
-		defaults[0] = env_default;
-		opts.defaults = defaults;
-		opts.ndefaults = 1;
+		defaults[opts.ndefaults++] = env_default;
+	}
+	if (security && *security) {
+		env_security = xasprintf("security_mirror=%s", security);
+		defaults[opts.ndefaults++] = env_security;
 	}
 	dirs = search_path(a, &env_path, &opts.ninclude_dirs);
 	opts.include_dirs = dirs;

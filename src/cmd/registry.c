@@ -347,6 +347,12 @@ static void show_text(const struct registry_build *b, struct strbuf *out)
 	for (i = 0; i < b->n_packages; i++)
 		strbuf_addf(out, "  %-32s  %-28s  %s\n", b->packages[i].name,
 			    b->packages[i].version, b->packages[i].arch);
+	/* Whether the archives moved on since is a question for the network: its command. */
+	if (b->n_packages && b->key_base)
+		strbuf_addf(out,
+			    "updates   newer versions in the archives now: imgforge outdated "
+			    "IMAGE.yaml --build %s\n",
+			    b->id);
 	strbuf_addf(out, "files     %zu (listed with --json)\n", b->n_files);
 }
 

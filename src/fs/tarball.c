@@ -881,3 +881,44 @@ void tarball_free(struct tarball *t)
 	free(t->path);
 	free(t);
 }
+
+int tarball_decompress(const char *what, const void *buf, size_t len, size_t max, char **ret_buf,
+		       size_t *ret_len, struct strbuf *err)
+{
+	struct archive *a = new_decoder();
+	struct archive_entry *e;
+	struct strbuf out = STRBUF_INIT;
+	char chunk[65536];
+	la_ssize_t n;
+	int r = 0;
+
+	if (!a)
+		return -ENOMEM;
+	/* libarchive's gzip reader (no CRC check) is enough here: an index only feeds a report. */
+	(void)archive_read_support_filter_gzip(a);
+	if (archive_read_open_memory(a, buf, len) != ARCHIVE_OK ||
+	    archive_read_next_header(a, &e) != ARCHIVE_OK) {
+		strbuf_addf(err, "cannot decompress '%s': %s", what, archive_error_string(a));
+		r = -EBADMSG;
+		goto out;
+	}
+	while ((n = archive_read_data(a, chunk, sizeof(chunk))) > 0) {
+		if (out.len + (size_t)n > max) {
+			strbuf_addf(err, "cannot decompress '%s': larger than %zu bytes", what, max);
+			r = -EFBIG;
+			goto out;
+		}
+		strbuf_add(&out, chunk, (size_t)n);
+	}
+	if (n < 0) {
+		strbuf_addf(err, "cannot decompress '%s': %s", what, archive_error_string(a));
+		r = -EBADMSG;
+		goto out;
+	}
+	*ret_len = out.len;
+	*ret_buf = strbuf_detach(&out);
+out:
+	strbuf_release(&out);
+	archive_read_free(a);
+	return r;
+}

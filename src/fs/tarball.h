@@ -82,4 +82,13 @@ int tarball_read(struct tarball *t, const void **ret_buf, size_t *ret_len, uint6
 		 struct strbuf *err);
 void tarball_free(struct tarball *t);
 
+/*
+ * Decompress one compressed file held in memory (gzip, xz, bzip2, zstd, or
+ * none) with libarchive's raw format: an archive's Packages index. At most
+ * max bytes of output. Returns 0 with *ret_buf (malloc'd, NUL-terminated,
+ * the caller's) and *ret_len, or -errno with one line in err naming what.
+ */
+int tarball_decompress(const char *what, const void *buf, size_t len, size_t max, char **ret_buf,
+		       size_t *ret_len, struct strbuf *err);
+
 #endif

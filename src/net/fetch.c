@@ -648,3 +648,106 @@ out:
 	sha256_free(x.h);
 	return r;
 }
+
+struct membuf {
+	struct strbuf sb;
+	uint64_t max;
+	bool too_big;
+};
+
+static size_t mem_write_cb(char *data, size_t size, size_t nmemb, void *userdata)
+{
+	struct membuf *m = userdata;
+	size_t n = size * nmemb;
+
+	if (m->sb.len + n > m->max) {
+		m->too_big = true;
+		return 0;
+	}
+	strbuf_add(&m->sb, data, n);
+	return n;
+}
+
+int fetch_memory(const char *src, uint64_t max_size, const struct fetch_opts *opts,
+		 char **ret_buf, size_t *ret_len, struct strbuf *err)
+{
+	static const struct fetch_opts defaults = FETCH_OPTS_DEFAULT;
+	_cleanup_free_ char *url = NULL;
+	char errbuf[CURL_ERROR_SIZE];
+	struct membuf m = { STRBUF_INIT, max_size, false };
+	unsigned attempt = 0, delay;
+	CURL *c = NULL;
+	CURLcode cc = CURLE_OK;
+	long http_code = 0;
+	int r;
+
+	if (!opts)
+		opts = &defaults;
+	r = ensure_curl_init(err);
+	if (r < 0)
+		return r;
+	r = make_url(src, &url, err);
+	if (r < 0)
+		return r;
+	c = curl_easy_init();
+	if (!c) {
+		strbuf_addstr(err, "cannot initialise libcurl");
+		return -ENOMEM;
+	}
+	delay = opts->retry_delay_ms;
+	for (;;) {
+		errbuf[0] = '\0';
+		strbuf_reset(&m.sb);
+		m.too_big = false;
+		curl_easy_reset(c);
+		curl_easy_setopt(c, CURLOPT_URL, url);
+		curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https,file");
+		curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+		curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+		curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
+		curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
+		curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(c, CURLOPT_USERAGENT, "imgforge/" IMGFORGE_VERSION);
+		curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, mem_write_cb);
+		curl_easy_setopt(c, CURLOPT_WRITEDATA, &m);
+		if (opts->ca_file)
+			curl_easy_setopt(c, CURLOPT_CAINFO, opts->ca_file);
+		if (opts->connect_timeout_s)
+			curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)opts->connect_timeout_s);
+		if (opts->total_timeout_s)
+			curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)opts->total_timeout_s);
+		if (opts->min_speed_bps && opts->min_speed_window_s) {
+			curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, (long)opts->min_speed_bps);
+			curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)opts->min_speed_window_s);
+		}
+		cc = curl_easy_perform(c);
+		http_code = 0;
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &http_code);
+		attempt++;
+		if (cc == CURLE_OK)
+			break;
+		if (m.too_big) {
+			strbuf_addf(err, "cannot fetch '%s': larger than %" PRIu64 " bytes", url,
+				    max_size);
+			r = -EFBIG;
+			goto out;
+		}
+		if (attempt > opts->retries ||
+		    !(curl_transient(cc) ||
+		      (cc == CURLE_HTTP_RETURNED_ERROR && http_status_transient(http_code)))) {
+			r = curl_to_errno(cc, http_code);
+			describe_failure(err, url, cc, http_code, errbuf, attempt);
+			goto out;
+		}
+		sleep_ms(delay);
+		delay = delay > MAX_RETRY_DELAY_MS / 2 ? MAX_RETRY_DELAY_MS : delay * 2;
+	}
+	*ret_len = m.sb.len;
+	*ret_buf = strbuf_detach(&m.sb);
+	r = 0;
+out:
+	strbuf_release(&m.sb);
+	curl_easy_cleanup(c);
+	return r;
+}

@@ -98,4 +98,15 @@ struct fetch_opts {
 int fetch_file(const char *url, const char *dest, const char *want_sha256,
 	       const struct fetch_opts *opts, char *ret_sha256, struct strbuf *err);
 
+/*
+ * Fetch a small file (an archive's InRelease, a Packages index) into memory:
+ * at most max_size bytes, with opts' retries and timeouts (NULL: defaults).
+ * Returns 0 with *ret_buf (malloc'd, NUL-terminated, the caller's) and
+ * *ret_len, or -errno with one line in err: -ENOENT when the server says it
+ * has no such file (HTTP 404/410), -EFBIG when larger than max_size, other
+ * values when the server cannot be reached.
+ */
+int fetch_memory(const char *url, uint64_t max_size, const struct fetch_opts *opts,
+		 char **ret_buf, size_t *ret_len, struct strbuf *err);
+
 #endif

@@ -133,6 +133,66 @@ static void check_files(const struct ynode *root, struct diags *d)
 	}
 }
 
+static bool is_uri(const char *s)
+{
+	return str_startswith(s, "http://") || str_startswith(s, "https://") ||
+	       str_startswith(s, "file:///");
+}
+
+/* A snapshot date as snapshot archives name them: YYYYMMDDTHHMMSSZ. */
+static bool valid_snapshot(const char *s)
+{
+	size_t i;
+
+	if (strlen(s) != 16 || s[8] != 'T' || s[15] != 'Z')
+		return false;
+	for (i = 0; i < 15; i++)
+		if (i != 8 && (s[i] < '0' || s[i] > '9'))
+			return false;
+	return true;
+}
+
+/* base.mirror, security_mirror, snapshot and the extra sources of a package base. */
+static void check_sources(const struct ynode *base, struct diags *d)
+{
+	static const char *const mirrors[] = { "mirror", "security_mirror" };
+	const struct ynode *srcs = ynode_map_get(base, "sources");
+	const struct ynode *snap = ynode_map_get(base, "snapshot");
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(mirrors); i++) {
+		const struct ynode *m = ynode_map_get(base, mirrors[i]);
+		char ex[RECIPE_EXCERPT_SIZE];
+
+		if (m && m->kind == YNODE_SCALAR && *m->str && !is_uri(m->str))
+			diags_add(d, &m->pos,
+				  "invalid %s '%s': expected an http://, https:// or file:/// URL "
+				  "of a Debian archive",
+				  mirrors[i], recipe_excerpt(m->str, ex));
+	}
+	if (snap && snap->kind == YNODE_SCALAR && !valid_snapshot(snap->str))
+		diags_add(d, &snap->pos,
+			  "invalid snapshot '%s': expected a UTC time like 20250520T000000Z",
+			  snap->str);
+	for (i = 0; srcs && srcs->kind == YNODE_SEQ && i < srcs->n; i++) {
+		const struct ynode *s = srcs->v[i];
+		const struct ynode *uri = ynode_map_get(s, "uri");
+		const struct ynode *suites = ynode_map_get(s, "suites");
+
+		if (s->kind != YNODE_MAP)
+			continue;
+		if (!uri || uri->kind != YNODE_SCALAR)
+			diags_add(d, &s->pos, "a source needs 'uri:' (the archive's URL)");
+		else if (!is_uri(uri->str))
+			diags_add(d, &uri->pos,
+				  "invalid source uri '%s': expected an http://, https:// or "
+				  "file:/// URL",
+				  uri->str);
+		if (!suites || suites->kind != YNODE_SEQ || !suites->n)
+			diags_add(d, &s->pos, "a source needs 'suites:' (a list, like [stable])");
+	}
+}
+
 static void check_base(const struct ynode *root, struct diags *d)
 {
 	const struct ynode *base = ynode_map_get(root, "base");
@@ -148,8 +208,11 @@ static void check_base(const struct ynode *root, struct diags *d)
 	pkgs = ynode_map_get(root, "packages");
 	bpkgs = ynode_map_get(base, "packages");
 	if (tarball) {
-		static const char *const pkg_only[] = { "distro", "suite", "mirror", "components",
-							"keyring", "variant" };
+		static const char *const pkg_only[] = { "distro",	   "suite",
+							"suites",	   "mirror",
+							"security_mirror", "sources",
+							"snapshot",	   "components",
+							"keyring",	   "variant" };
 		size_t i;
 		if (!ynode_map_get(base, "sha256"))
 			diags_add(d, key_pos(base, "tarball"),
@@ -176,6 +239,7 @@ static void check_base(const struct ynode *root, struct diags *d)
 		diags_add(d, &base->pos, "base needs 'suite:' (like bookworm or noble)");
 	if (ynode_map_get(base, "sha256"))
 		diags_add(d, key_pos(base, "sha256"), "'sha256' is for tarball bases");
+	check_sources(base, d);
 }
 
 static void check_overlays(const struct ynode *root, struct diags *d)

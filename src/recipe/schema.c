@@ -29,10 +29,27 @@ static const struct field unit_item[] = { { NULL, T_UNIT, NULL, NULL, 0, 0, NULL
 static const struct field abspath_item[] = { { NULL, T_ABSPATH, NULL, NULL, 0, 0, NULL, NULL } };
 static const struct field hostpath_item[] = { { NULL, T_HOSTPATH, NULL, NULL, 0, 0, NULL, NULL } };
 
+static const struct field name_item[] = { { NULL, T_NAME, NULL, NULL, 0, 0, NULL, NULL } };
+
+static const struct field source_fields[] = {
+	{ "uri", T_STR, NULL, NULL, 0, 0, NULL, NULL },
+	{ "suites", T_LIST, name_item, NULL, 0, 0, NULL, NULL },
+	{ "components", T_LIST, str_item, NULL, 0, 0, NULL, NULL },
+	{ "signed_by", T_HOSTPATH, NULL, NULL, 0, 0, NULL, NULL },
+	{ NULL, 0, NULL, NULL, 0, 0, NULL, NULL },
+};
+static const struct field source_item[] = {
+	{ NULL, T_MAP, source_fields, NULL, 0, 0, "uri", NULL }
+};
+
 static const struct field base_fields[] = {
 	{ "distro", T_ENUM, NULL, distro_choices, 0, 0, NULL, NULL },
 	{ "suite", T_NAME, NULL, NULL, 0, 0, NULL, NULL },
+	{ "suites", T_LIST, name_item, NULL, 0, 0, NULL, NULL },
 	{ "mirror", T_STR, NULL, NULL, 0, 0, NULL, NULL },
+	{ "security_mirror", T_STR, NULL, NULL, 0, 0, NULL, NULL },
+	{ "sources", T_LIST, source_item, NULL, 0, 0, NULL, NULL },
+	{ "snapshot", T_STR, NULL, NULL, 0, 0, NULL, NULL },
 	{ "components", T_LIST, str_item, NULL, 0, 0, NULL, NULL },
 	{ "keyring", T_HOSTPATH, NULL, NULL, 0, 0, NULL, NULL },
 	{ "variant", T_ENUM, NULL, variant_choices, 0, 0, NULL, NULL },

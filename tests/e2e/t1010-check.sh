@@ -39,11 +39,16 @@ test_expect_success 'an appliance image without its frontend names the missing d
 	grep -q "no-dist" err
 '
 
-test_expect_success 'the mirror comes from IMGFORGE_MIRROR when not set' '
+test_expect_success 'the mirrors come from IMGFORGE_MIRROR and IMGFORGE_SECURITY_MIRROR, else from the build' '
 	mkdir -p dist && set -- --set frontend_dist="$TEST_DIR/dist" "$SRCDIR/images/atarys-production.yaml" &&
 	IMGFORGE_MIRROR=http://mirror.invalid/debian "$IF" check "$@" &&
-	test_must_fail "$IF" check "$@" 2>err &&
-	grep_one "base-debian-bookworm.yaml:[0-9]+:[0-9]+: error: undefined variable .mirror." err
+	env -u IMGFORGE_MIRROR -u IMGFORGE_SECURITY_MIRROR "$IF" check "$@" &&
+	IMGFORGE_MIRROR=http://mirror.invalid/debian IMGFORGE_SECURITY_MIRROR=http://sec.invalid/x \
+		"$IF" plan "$@" >plan.out &&
+	grep -E "^    mirror: \"?http://mirror.invalid/debian\"?$" plan.out &&
+	grep -E "^    security_mirror: \"?http://sec.invalid/x\"?$" plan.out &&
+	env -u IMGFORGE_MIRROR -u IMGFORGE_SECURITY_MIRROR "$IF" plan "$@" >plan.out &&
+	grep -E "^    mirror: \"\"$" plan.out
 '
 
 test_expect_success 'bad indentation' '

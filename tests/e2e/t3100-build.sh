@@ -8,6 +8,13 @@ require_tool debugfs e2fsprogs || exit 1
 FIX=$SRCDIR/tests/helpers/rootfs-fixture.py
 export IMGFORGE_CACHE=$TEST_DIR/cache
 
+# A package base checks its archives' InRelease files before mmdebstrap runs:
+# a file:// archive with nothing but those, for the mmdebstrap stand-ins below.
+ARCHIVE=file://$TEST_DIR/archive/debian
+for s in debian/dists/bookworm debian/dists/bookworm-updates debian-security/dists/bookworm-security; do
+	mkdir -p "archive/$s" && echo "Suite: ${s##*/}" >"archive/$s/InRelease" || exit 1
+done
+
 setup() { # NAME PKG=VER...
 	mkdir -p "$1/ovl/etc/app" &&
 	echo "hello from the overlay" >"$1/ovl/etc/app/motd" &&
@@ -151,7 +158,7 @@ fake_mmdebstrap() { # DIR
 	echo "I: done"
 	EOT
 	chmod +x "$1/bin/mmdebstrap" &&
-	printf "image: m\nversion: \"1\"\nbase: {distro: debian, suite: bookworm, mirror: \"http://127.0.0.1:9/debian\"}\n" >"$1/image.yaml"
+	printf "image: m\nversion: \"1\"\nbase: {distro: debian, suite: bookworm, mirror: \"$ARCHIVE\"}\n" >"$1/image.yaml"
 }
 
 test_expect_success 'a daemon mmdebstrap leaves holding its output does not hang the build' '
@@ -177,7 +184,7 @@ test_expect_success 'an overlay edited while the build reads it is not cached un
 	echo "edited during the build" >"$PWD/ed/ovl/etc/app/motd"
 	EOT
 	chmod +x ed/bin/mmdebstrap &&
-	printf "image: ed\nversion: \"1\"\nbase: {distro: debian, suite: bookworm, mirror: \"http://127.0.0.1:9/debian\"}\noverlays: [ovl]\n" >ed/image.yaml &&
+	printf "image: ed\nversion: \"1\"\nbase: {distro: debian, suite: bookworm, mirror: \"$ARCHIVE\"}\noverlays: [ovl]\n" >ed/image.yaml &&
 	test_must_fail env PATH=$PWD/ed/bin:$PATH "$IMGFORGE" build --cache edcache -o edout ed/image.yaml 2>err &&
 	grep_one "^error: rootfs: an overlay or file source changed while the build read it" err &&
 	test ! -e edout/root.ext4 &&
@@ -209,7 +216,7 @@ test_expect_success 'a failed mmdebstrap is a failure even when imgforge is star
 import os, signal, sys
 signal.signal(signal.SIGCHLD, signal.SIG_IGN)
 os.execvp(sys.argv[1], sys.argv[1:])
-" "$IMGFORGE" build --cache sccache -o scout --set mirror=http://127.0.0.1:9/debian sc/image.yaml 2>err &&
+" "$IMGFORGE" build --cache sccache -o scout --set mirror=$ARCHIVE sc/image.yaml 2>err &&
 	grep -q "mmdebstrap failed" err && test ! -e scout/root.ext4
 '
 
@@ -217,10 +224,10 @@ test_expect_success 'a mirror that looks like an option never reaches mmdebstrap
 	setup mi base-files=12.4 && recording_mmdebstrap mi &&
 	test_must_fail env PATH=$PWD/mi/bin:$PATH "$IMGFORGE" build --cache micache -o miout \
 		--set "mirror=--customize-hook=touch $PWD/pwned" mi/image.yaml 2>err &&
-	grep_one "^error: base.mirror .--customize-hook=touch .* starts with .-." err &&
+	grep_one "error: invalid mirror .--customize-hook=touch .*: expected an http://, https:// or file:/// URL" err &&
 	test ! -e pwned && test ! -e mi/args &&
 	PATH=$PWD/mi/bin:$PATH "$IMGFORGE" build --cache micache -o miout \
-		--set mirror=http://127.0.0.1:9/debian mi/image.yaml 2>err &&
+		--set mirror=$ARCHIVE mi/image.yaml 2>err &&
 	grep -A2 -x -- "--" mi/args | sed -n 2p | grep -qx bookworm
 '
 
@@ -228,7 +235,7 @@ test_expect_success 'mmdebstrap output is quoted on the terminal; stale .deb sta
 	setup es base-files=12.4 && recording_mmdebstrap es &&
 	mkdir -p escache/debs/.new-stale/x &&
 	PATH=$PWD/es/bin:$PATH "$IMGFORGE" -v build --cache escache -o esout \
-		--set mirror=http://127.0.0.1:9/debian es/image.yaml 2>err &&
+		--set mirror=$ARCHIVE es/image.yaml 2>err &&
 	grep -q "Setting up evil" err &&
 	! grep -q "$(printf "\\033")" err &&
 	test ! -e escache/debs/.new-stale
