@@ -53,10 +53,12 @@ stop_vm() {
 trap 'stop_vm; cd /; rm -rf "$TEST_DIR"' EXIT
 
 # boot_vm LOG REGEX...: boot vm.raw, keep it running, remember QEMU's pid.
+# "slot A marked good" waits for the application to be healthy: on a
+# loaded machine under TCG a first boot took 15 minutes to get there.
 boot_vm() {
 	local log=$1 args=() re; shift
 	for re in "$@"; do args+=(--expect "$re"); done
-	imgforge boot vm.raw --firmware "$FW" --keep --memory 2048 --timeout 900 --quiet \
+	imgforge boot vm.raw --firmware "$FW" --keep --memory 2048 --timeout 1800 --quiet \
 		--forward "tcp:$P443:443" --forward "tcp:$P80:80" --forward "tcp:$P22:22" \
 		--log "$TEST_DIR/$log" "${args[@]}" 2>"$TEST_DIR/$log.err" || { cat "$TEST_DIR/$log.err"; return 1; }
 	sed -n "s/.*keeps running as pid \([0-9]*\).*/\1/p" "$TEST_DIR/$log.err" >"$TEST_DIR/vm.pid"
