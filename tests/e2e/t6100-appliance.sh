@@ -54,7 +54,7 @@ trap 'stop_vm; cd /; rm -rf "$TEST_DIR"' EXIT
 
 # boot_vm LOG REGEX...: boot vm.raw, keep it running, remember QEMU's pid.
 # "slot A marked good" waits for the application to be healthy: on a
-# loaded machine under TCG a first boot took 15 minutes to get there.
+# loaded machine under TCG a first boot did not get there in 15 minutes.
 boot_vm() {
 	local log=$1 args=() re; shift
 	for re in "$@"; do args+=(--expect "$re"); done
