@@ -134,4 +134,37 @@ test_expect_success 'a larger disk: data partition, filesystem and backup GPT gr
 	test $(($(sed -n "s/^Block count: *//p" fs.txt) * $(sed -n "s/^Block size: *//p" fs.txt) / MIB)) -eq 1088
 '
 
+# Health-gated blessing: an image whose health check never passes is not
+# marked good; it reboots, and GRUB, the tries used up, boots slot B (here
+# the plain test-boot root filesystem, which has no check and is marked good).
+test_expect_success 'an unhealthy slot is not marked good, reboots, and GRUB falls back to slot B' '
+	cat >sick.yaml <<-EOF &&
+	include: [$IMG]
+	image: test-boot-sick
+	files:
+	  - {path: /usr/lib/imgforge/health.d/50-never, mode: "0755", content: "#!/bin/sh\necho this check never passes\nexit 1\n"}
+	  - {path: /etc/default/imgforge-health, content: "IMGFORGE_HEALTH_TIMEOUT=6\nIMGFORGE_HEALTH_INTERVAL=2\n"}
+	EOF
+	imgforge build --cache cache -o out-sick sick.yaml 2>err || { tail -5 err; exit 1; }
+	cp --sparse=always out-sick/disk.raw sick.raw &&
+	set -- $(part 4 sick.raw) &&
+	dd if=out/root.ext4 of=sick.raw bs=$MIB seek=$(($1 / MIB)) conv=notrunc,sparse status=none &&
+	setenv sick.raw "ORDER=A B" A_TRIES=2 B_TRIES=0 &&
+	boot sick.raw uefi "imgforge\.slot=A imgforge\.fallback=0" \
+		"health check 50-never failed: this check never passes" \
+		"slot A not marked good: unhealthy after 6 s" "reboot: Restarting system" &&
+	! grep -q "slot A marked good" console-uefi.log &&
+	getenv sick.raw | grep -qx "A_TRIES=3" && getenv sick.raw | grep -qx "B_TRIES=0" &&
+	boot sick.raw uefi "imgforge\.slot=B imgforge\.fallback=0" "slot B marked good" &&
+	getenv sick.raw | grep -qx "A_TRIES=3" && getenv sick.raw | grep -qx "B_TRIES=0"
+'
+
+test_expect_success 'an unhealthy slot booted as the last resort stays up and does not reboot' '
+	cp --sparse=always out-sick/disk.raw last.raw &&
+	setenv last.raw "ORDER=A B" A_TRIES=3 B_TRIES=3 &&
+	boot last.raw uefi "imgforge\.slot=A imgforge\.fallback=1" \
+		"slot A not marked good" "booted as a fallback .*: not rebooting" &&
+	! grep -q "Restarting system" console-uefi.log
+'
+
 test_done
