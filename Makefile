@@ -131,7 +131,7 @@ DEB_PACKAGES := gcc make pkg-config libc6-dev \
 	mmdebstrap debian-archive-keyring ca-certificates time bc \
 	qemu-system-x86 qemu-utils ovmf seabios grub-efi-amd64-bin grub-pc-bin \
 	fdisk gdisk dosfstools mtools \
-	postgresql curl python3-flask python3-psycopg2 gunicorn openssh-client
+	postgresql curl python3-flask python3-psycopg2 gunicorn openssh-client lynis
 
 deps:
 	@missing=$$(dpkg-query -W -f='$${Package} $${Status}\n' $(DEB_PACKAGES) 2>/dev/null | \
