@@ -6,7 +6,8 @@
 # ports and from inside over SSH, everything the guide asks; then power off,
 # boot the same disk again and check that the data persisted and the first
 # boot did not run again; last, the same disk boots with the other firmware.
-# About 6 minutes under TCG on 2 cores.
+# About 6 minutes under TCG on 2 cores, plus the Lynis audit (its time is
+# printed with the others; several minutes under emulation).
 # imgforge-test: slow
 . "$SRCDIR/tests/e2e/lib.sh"
 
