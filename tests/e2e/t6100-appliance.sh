@@ -8,12 +8,13 @@
 # boot did not run again; a power cut (SIGKILL of QEMU) 60 s after an API
 # write; the same disk boots with the other firmware; last, a power cut right
 # after a first boot.
-# About 6 minutes under TCG on 2 cores.
+# About 6 minutes under TCG on 2 cores, plus the Lynis audit and the boots
+# after the power cuts (their times are printed with the others).
 # imgforge-test: slow
 . "$SRCDIR/tests/e2e/lib.sh"
 
 for t in mmdebstrap:mmdebstrap qemu-system-x86_64:qemu-system-x86 curl:curl ssh:openssh-client \
-	ssh-keygen:openssh-client debugfs:e2fsprogs npm:npm python3:python3; do
+	ssh-keygen:openssh-client debugfs:e2fsprogs npm:npm python3:python3 lynis:lynis; do
 	require_tool "${t%%:*}" "${t#*:}" || exit 1
 done
 FW=${IMGFORGE_APPLIANCE_FIRMWARE:-uefi}
@@ -60,7 +61,7 @@ boot_vm() {
 	for re in "$@"; do args+=(--expect "$re"); done
 	imgforge boot vm.raw --firmware "$FW" --keep --memory 2048 --timeout 1800 --quiet \
 		--forward "tcp:$P443:443" --forward "tcp:$P80:80" --forward "tcp:$P22:22" \
-		--log "$TEST_DIR/$log" "${args[@]}" 2>"$TEST_DIR/$log.err" || { cat "$TEST_DIR/$log.err"; return 1; }
+		"${CLOSED_FORWARDS[@]}" --log "$TEST_DIR/$log" "${args[@]}" 2>"$TEST_DIR/$log.err" || { cat "$TEST_DIR/$log.err"; return 1; }
 	sed -n "s/.*keeps running as pid \([0-9]*\).*/\1/p" "$TEST_DIR/$log.err" >"$TEST_DIR/vm.pid"
 	test -s "$TEST_DIR/vm.pid"
 }
@@ -79,6 +80,60 @@ wait_health() {
 }
 elapsed() { echo "# $1: $((SECONDS - ${2:-0})) s"; }
 
+# --- Hardening checks (fail2ban, reachable ports, Lynis) ---------------------
+# Guest ports that must not be reachable from outside, each forwarded from a
+# free local port on the first boot only (QEMU forwards only what it is told
+# to, so a host-side scan of unforwarded ports would prove nothing).
+CLOSED_GUEST_PORTS=(25 3000 5000 5432 8000 9090 9100)
+read -r -a CLOSED_HOST_PORTS < <(python3 -c '
+import socket
+ss = [socket.socket() for _ in range(7)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in ss])')
+CLOSED_FORWARDS=()
+for i in "${!CLOSED_GUEST_PORTS[@]}"; do
+	CLOSED_FORWARDS+=(--forward "tcp:${CLOSED_HOST_PORTS[$i]}:${CLOSED_GUEST_PORTS[$i]}")
+done
+# probe_ports HOSTPORT...: "PORT open" when the guest answers through the
+# forward (bytes come back: SSH's banner, nginx's answer to a bare request),
+# "PORT closed" otherwise. Through QEMU's user network the local connect()
+# always succeeds; a port closed or filtered in the guest shows as a reset,
+# an end of file or silence.
+probe_ports() {
+	python3 - "$@" <<-'PY'
+	import socket, sys, threading
+	res = {}
+	def probe(p):
+	    s = socket.socket(); s.settimeout(15)
+	    try:
+	        s.connect(("127.0.0.1", p))
+	        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+	        res[p] = "open" if s.recv(64) else "closed"
+	    except OSError:
+	        res[p] = "closed"
+	    finally:
+	        s.close()
+	ts = [threading.Thread(target=probe, args=(int(p),)) for p in sys.argv[1:]]
+	for t in ts: t.start()
+	for t in ts: t.join()
+	for p in sys.argv[1:]: print(p, res[int(p)])
+	PY
+}
+# Lynis from the host's Debian package, copied into the guest's /run (the
+# root is read-only) and run as root; its report comes back as lynis.dat.
+run_lynis() {
+	local d=$TEST_DIR/lynis-pkg
+	rm -rf "$d" && mkdir -p "$d" &&
+	cp /usr/sbin/lynis "$d/lynis" && cp -r /usr/share/lynis/include /usr/share/lynis/db "$d/" &&
+	cp -r /etc/lynis/plugins "$d/plugins" && cp /etc/lynis/default.prf "$d/" &&
+	tar -C "$d" --owner=0 --group=0 -czf - . | vm "rm -rf /run/lynis && mkdir -m 700 /run/lynis && tar -C /run/lynis -xzf -" &&
+	vm "cd /run/lynis && sh ./lynis audit system --quick --no-colors 2>&1" >"$TEST_DIR/lynis.out" &&
+	vm "cat /var/log/lynis-report.dat" >"$TEST_DIR/lynis.dat" &&
+	vm "rm -rf /run/lynis"
+}
+# The minimum hardening index (docs/appliance.md records the current one).
+LYNIS_MIN=80
+
 test_expect_success 'the sample frontend builds with npm' '
 	mkdir frontend &&
 	tar -C "$APP/frontend" --exclude=node_modules --exclude=dist -cf - . | tar -C frontend -xf - &&
@@ -90,7 +145,7 @@ test_expect_success 'the sample frontend builds with npm' '
 test_expect_success 'atarys-production builds with the test key' '
 	ssh-keygen -q -t ed25519 -N "" -C imgforge-test -f key &&
 	start=$SECONDS &&
-	imgforge build --cache cache -o out --set backend_dir="$APP/backend" \
+	imgforge build --cache "${IMGFORGE_TEST_CACHE:-cache}" -o out --set backend_dir="$APP/backend" \
 		--set frontend_dist="$TEST_DIR/frontend/dist" \
 		--set ssh_authorized_keys="$(cat key.pub)" \
 		"$SRCDIR/images/atarys-production.yaml" 2>build.err || { tail -20 build.err; exit 1; }
@@ -296,6 +351,87 @@ test_expect_success 'logs go to /var/log on /data, rotated daily, 30 kept, compr
 	grep -qw daily lrc && grep -qE "rotate +30" lrc && grep -qw compress lrc
 '
 
+# --- Hardening checks on the first boot (helpers above) -----------------------
+test_expect_success 'from outside only 22, 80 and 443 answer' '
+	probe_ports "$P22" "$P80" "$P443" "${CLOSED_HOST_PORTS[@]}" >probe &&
+	cat probe &&
+	for p in "$P22" "$P80" "$P443"; do grep -qx "$p open" probe || exit 1; done &&
+	for p in "${CLOSED_HOST_PORTS[@]}"; do grep -qx "$p closed" probe || exit 1; done
+'
+
+test_expect_success 'listening sockets: only sshd and nginx on all addresses, the rest on loopback' '
+	vm "ss -Hltnp" >ss-all && cat ss-all &&
+	awk "{ print \$4 }" ss-all | grep -vE "^(127\.[0-9.]+|\[::1\]|\[::ffff:127\.[0-9.]+\]):[0-9]+$" |
+		sed -E "s/.*:([0-9]+)$/\1/" | sort -u >public-ports &&
+	test "$(tr "\n" " " <public-ports)" = "22 443 80 " &&
+	grep -E ":(80|443) " ss-all | grep -v nginx | { ! grep .; } &&
+	grep -E ":22 " ss-all | grep -v sshd | { ! grep .; }
+'
+
+test_expect_success 'the HTTP redirect keeps a non-default https_port, and has none for 443' '
+	grep -q "https://\$host\$atarys_https_port_suffix\$request_uri" rootfs/etc/nginx/sites-enabled/atarys &&
+	grep -qF "default \"443\";" rootfs/etc/nginx/conf.d/atarys-https-port.conf &&
+	# A second nginx in the guest with the same configuration, but
+	# https_port 8443 and listening on loopback ports of its own.
+	vm "rm -rf /run/ngx && cp -r /etc/nginx /run/ngx &&
+		sed -i \"s|default \\\"443\\\";|default \\\"8443\\\";|\" /run/ngx/conf.d/atarys-https-port.conf &&
+		sed -i \"/listen \\[::\\]/d; s|listen 80 default_server|listen 127.0.0.1:8080|; s|listen 443 ssl|listen 127.0.0.1:8444 ssl|\" /run/ngx/sites-enabled/atarys &&
+		grep -rl /etc/nginx /run/ngx | xargs sed -i s,/etc/nginx,/run/ngx,g &&
+		sed -i \"/^pid /d\" /run/ngx/nginx.conf &&
+		nginx -c /run/ngx/nginx.conf -g \"pid /run/ngx/nginx.pid;\" &&
+		curl -s -o /dev/null -D - \"http://127.0.0.1:8080/chantiers?x=1\"; rc=\$?;
+		nginx -c /run/ngx/nginx.conf -g \"pid /run/ngx/nginx.pid;\" -s quit; exit \$rc" >h8443 &&
+	cat h8443 &&
+	head -1 h8443 | grep -q " 301" &&
+	grep -qi "^location: https://127.0.0.1:8443/chantiers?x=1" h8443 &&
+	curl -s -o /dev/null -D h80b "http://127.0.0.1:$P80/y" &&
+	grep -qi "^location: https://127.0.0.1/y" h80b
+'
+
+test_expect_success 'fail2ban: sshd, nginx-4xx and nginx-limit-req jails active, database on /data' '
+	vm "systemctl is-active fail2ban" &&
+	vm "fail2ban-client status" >f2b && cat f2b &&
+	for j in sshd nginx-4xx nginx-limit-req; do grep -q "Jail list:.*\b$j\b" f2b || exit 1; done &&
+	vm "fail2ban-client status sshd" | grep -q "Journal matches:" &&
+	vm "fail2ban-client status nginx-4xx" | grep -q "/var/log/nginx/atarys.access.log" &&
+	vm "findmnt -no SOURCE /var/lib/fail2ban" | grep -q "\[/fail2ban\]" &&
+	vm "test -s /data/fail2ban/fail2ban.sqlite3"
+'
+
+test_expect_success "Lynis hardening index at least $LYNIS_MIN" '
+	start=$SECONDS &&
+	run_lynis &&
+	elapsed lynis $start >>"$TEST_DIR/timings" &&
+	idx=$(sed -n "s/^hardening_index=//p" lynis.dat) &&
+	tests=$(sed -n "s/^lynis_tests_done=//p" lynis.dat) &&
+	warn=$(grep -c "^warning\[\]=" lynis.dat || true) &&
+	sugg=$(grep -c "^suggestion\[\]=" lynis.dat || true) &&
+	echo "# lynis: hardening index $idx, $tests tests, $warn warnings, $sugg suggestions" |
+		tee -a "$TEST_DIR/timings" &&
+	grep -E "^(warning|suggestion)\[\]=" lynis.dat | cut -d"|" -f1,2 &&
+	test -n "$idx" && test "$idx" -ge "$LYNIS_MIN"
+'
+
+# Last on this boot: it bans the host's address (10.0.2.2 through QEMU's
+# user network) from HTTP and HTTPS, then lifts the ban over SSH.
+test_expect_success 'fail2ban: a flood of 403s from the host is banned, then unbanned' '
+	args=() && for i in $(seq 30); do args+=(-o /dev/null "$URL/.env?n=$i"); done &&
+	curl -sk --http1.1 -w "%{http_code}\n" "${args[@]}" >codes403 &&
+	test "$(grep -c "^403$" codes403)" -eq 30 &&
+	for _ in $(seq 60); do
+		vm "fail2ban-client status nginx-4xx" >jail && grep -q "Banned IP list:.*10\.0\.2\.2" jail && break
+		sleep 1
+	done &&
+	cat jail && grep -q "Banned IP list:.*10\.0\.2\.2" jail &&
+	vm "iptables -S f2b-nginx-4xx" | grep -q "10.0.2.2" &&
+	test "$(curl -sk --max-time 10 -o /dev/null -w "%{http_code}" "$URL/" || true)" = 000 &&
+	vm "fail2ban-client set nginx-4xx unbanip 10.0.2.2" &&
+	test "$(curl -sk --max-time 20 -o /dev/null -w "%{http_code}" "$URL/")" = 200
+'
+
+# Later boots forward 22, 80 and 443 only.
+CLOSED_FORWARDS=()
+
 test_expect_success 'power off, boot the same disk again: data kept, first boot not run again' '
 	vm "cat /data/.appliance-initialised /etc/machine-id; cat /data/ssh/ssh_host_ed25519_key.pub" >before &&
 	vm "systemctl poweroff" || true
@@ -311,6 +447,15 @@ test_expect_success 'power off, boot the same disk again: data kept, first boot 
 	vm "systemctl show -p ConditionResult --value appliance-firstboot.service" | grep -qx no &&
 	curl -skf "$URL/api/chantiers/$(cat chantier.id)" | grep -qF "Checklist $$" &&
 	vm "systemctl --failed --no-legend --plain" >failed2 && { test ! -s failed2 || { cat failed2; exit 1; }; }
+'
+
+test_expect_success 'the journal persists on /data: the previous boot is readable' '
+	vm "journalctl --list-boots --no-pager" >boots && cat boots &&
+	test "$(grep -cE "^ *-?[0-9]+ [0-9a-f]{32} " boots)" -ge 2 &&
+	vm "ls /data/log/journal/\$(cat /etc/machine-id)/" | grep -q "^system.*\.journal$" &&
+	vm "journalctl -b -1 --no-pager -q -u appliance-firstboot.service" | grep -q "first boot done" &&
+	vm "systemd-analyze cat-config systemd/journald.conf" >jconf &&
+	grep -qx "Storage=persistent" jconf && grep -qx "SystemMaxUse=128M" jconf
 '
 
 # --- Power cuts (QEMU killed with SIGKILL) -------------------------------
