@@ -483,6 +483,7 @@ cert_ok() {
 }
 
 test_expect_success 'a power cut 60 s after an API write: the write is there, damaged state is repaired' '
+	set -x # each step traced: a failed grep prints nothing of its own
 	curl -skf -X POST -H "Content-Type: application/json" \
 		-d "{\"name\": \"Power cut $$\", \"client\": \"imgforge\", \"status\": \"active\"}" \
 		"$URL/api/chantiers" >cut.json &&
@@ -530,6 +531,7 @@ test_expect_success "the same disk.raw boots under $OTHER_FW and serves the appl
 # is done: what it wrote (keys, secrets, the certificate, the cluster) must
 # be on disk, and the next boot must not need to repair anything.
 test_expect_success 'a power cut right after the first boot: the next boot serves HTTPS, nothing to repair' '
+	set -x # each step traced: a failed grep prints nothing of its own
 	stop_vm &&
 	cp --sparse=always out/disk.raw vm.raw &&
 	use_ports 4 &&
