@@ -191,8 +191,8 @@ check-concurrent: deps
 # The README on a fresh Debian 12 machine (tests/e2e/long/t9000-fresh-debian.sh):
 # in a chroot of a new minbase root with only make and git, from a clone of
 # the committed tree, `make deps`, `make check-unit`, a disk that boots and the
-# sample frontend's build. 15 to 30 minutes without KVM, and the apt mirror;
-# needs root (sudo otherwise). FRESH_REV=REV checks another commit,
+# sample frontend's build. About 5 minutes on an idle 2-core machine without
+# KVM; needs the apt mirror, and root (sudo otherwise). FRESH_REV=REV checks another commit,
 # FRESH_KEEP=1 keeps the root.
 check-fresh: deps
 	@sudo=; [ "$$(id -u)" = 0 ] || sudo="sudo --preserve-env=IMGFORGE_MIRROR,FRESH_REV,FRESH_KEEP"; \
