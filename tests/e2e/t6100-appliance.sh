@@ -361,7 +361,7 @@ test_expect_success 'from outside only 22, 80 and 443 answer' '
 
 test_expect_success 'listening sockets: only sshd and nginx on all addresses, the rest on loopback' '
 	vm "ss -Hltnp" >ss-all && cat ss-all &&
-	awk "{ print \$4 }" ss-all | grep -vE "^(127\.[0-9.]+|\[::1\]|\[::ffff:127\.[0-9.]+\]):[0-9]+$" |
+	awk "{ print \$4 }" ss-all | grep -vE "^(127\.[0-9.]+(%lo)?|\[::1\]|\[::ffff:127\.[0-9.]+\]):[0-9]+$" |
 		sed -E "s/.*:([0-9]+)$/\1/" | sort -u >public-ports &&
 	test "$(tr "\n" " " <public-ports)" = "22 443 80 " &&
 	grep -E ":(80|443) " ss-all | grep -v nginx | { ! grep .; } &&
