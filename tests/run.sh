@@ -122,7 +122,7 @@ if [ "$unit_only" -eq 0 ]; then
 		log=$logdir/$name.log
 		t0=$(date +%s)
 		IMGFORGE=$imgforge IMGFORGE_SAN=${san_build:+$SRCDIR/$san_build/imgforge} \
-			SRCDIR=$SRCDIR timeout 2400 bash "$t" >"$log" 2>&1
+			SRCDIR=$SRCDIR timeout "${IMGFORGE_TEST_TIMEOUT:-2400}" bash "$t" >"$log" 2>&1
 		rc=$?
 		tally "e2e/$name ($(( $(date +%s) - t0 ))s)" "$log" "$rc"
 	done
