@@ -457,6 +457,7 @@ test_expect_success 'power off, boot the same disk again: data kept, first boot 
 '
 
 test_expect_success 'the journal persists on /data: the previous boot is readable' '
+	use_ports 2 && # each test body is a subshell: the ports of the second boot
 	vm "journalctl --list-boots --no-pager" >boots && cat boots &&
 	test "$(grep -cE "^ *-?[0-9]+ [0-9a-f]{32} " boots)" -ge 2 &&
 	vm "ls /data/log/journal/\$(cat /etc/machine-id)/" | grep -q "^system.*\.journal$" &&
@@ -491,6 +492,7 @@ cert_ok() {
 
 test_expect_success 'a power cut 60 s after an API write: the write is there, damaged state is repaired' '
 	set -x # each step traced: a failed grep prints nothing of its own
+	use_ports 2 && # the VM of the second boot (each test body is a subshell)
 	curl -skf -X POST -H "Content-Type: application/json" \
 		-d "{\"name\": \"Power cut $$\", \"client\": \"imgforge\", \"status\": \"active\"}" \
 		"$URL/api/chantiers" >cut.json &&
