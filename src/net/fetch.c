@@ -336,10 +336,9 @@ static int restart_from_zero(struct xfer *x)
 	return 0;
 }
 
-static void setup_attempt(struct xfer *x, const char *url, char *errbuf)
+/* What every request imgforge makes sets: protocols, redirects, errors, agent. */
+static void setup_common(CURL *c, const char *url, char *errbuf)
 {
-	CURL *c = x->curl;
-
 	curl_easy_reset(c);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https,file");
@@ -350,6 +349,13 @@ static void setup_attempt(struct xfer *x, const char *url, char *errbuf)
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "imgforge/" IMGFORGE_VERSION);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+}
+
+static void setup_attempt(struct xfer *x, const char *url, char *errbuf)
+{
+	CURL *c = x->curl;
+
+	setup_common(c, url, errbuf);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
@@ -699,16 +705,7 @@ int fetch_memory(const char *src, uint64_t max_size, const struct fetch_opts *op
 		errbuf[0] = '\0';
 		strbuf_reset(&m.sb);
 		m.too_big = false;
-		curl_easy_reset(c);
-		curl_easy_setopt(c, CURLOPT_URL, url);
-		curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https,file");
-		curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-		curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-		curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
-		curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
-		curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(c, CURLOPT_USERAGENT, "imgforge/" IMGFORGE_VERSION);
-		curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+		setup_common(c, url, errbuf);
 		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, mem_write_cb);
 		curl_easy_setopt(c, CURLOPT_WRITEDATA, &m);
 		if (opts->ca_file)
