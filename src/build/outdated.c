@@ -72,11 +72,36 @@ static char *field(const char *line, size_t len, const char *name)
 	return xstrndup(v, (size_t)(line + len - v));
 }
 
+/* One Packages stanza being read, and where what it finds goes. */
+struct stanza {
+	const char *suite, *arch;
+	const struct dpkg_package *pkgs;
+	size_t n;
+	struct outdated_pkg **res;
+	size_t *res_n, *res_alloc;
+	char *name, *version, *parch;
+};
+
+/* A stanza ended: compare it with what is installed, and forget it. */
+static void end_stanza(struct stanza *st)
+{
+	if (st->name && st->version && st->parch &&
+	    (!strcmp(st->parch, st->arch) || !strcmp(st->parch, "all"))) {
+		const struct dpkg_package *inst = find(st->pkgs, st->n, st->name, st->parch);
+		if (inst)
+			consider(st->suite, inst, st->version, st->res, st->res_n, st->res_alloc);
+	}
+	free(st->name);
+	free(st->version);
+	free(st->parch);
+	st->name = st->version = st->parch = NULL;
+}
+
 void outdated_scan(const char *suite, const char *text, const char *arch,
 		   const struct dpkg_package *pkgs, size_t n, struct outdated_pkg **res,
 		   size_t *res_n, size_t *res_alloc)
 {
-	char *name = NULL, *version = NULL, *parch = NULL;
+	struct stanza st = { suite, arch, pkgs, n, res, res_n, res_alloc, NULL, NULL, NULL };
 	const char *p = text;
 
 	for (;;) {
@@ -86,38 +111,22 @@ void outdated_scan(const char *suite, const char *text, const char *arch,
 
 		if (len == 0) {
 			/* the end of a stanza */
-			if (name && version && parch &&
-			    (!strcmp(parch, arch) || !strcmp(parch, "all"))) {
-				const struct dpkg_package *inst = find(pkgs, n, name, parch);
-				if (inst)
-					consider(suite, inst, version, res, res_n, res_alloc);
-			}
-			free(name);
-			free(version);
-			free(parch);
-			name = version = parch = NULL;
+			end_stanza(&st);
 		} else if ((v = field(p, len, "Package"))) {
-			free(name);
-			name = v;
+			free(st.name);
+			st.name = v;
 		} else if ((v = field(p, len, "Version"))) {
-			free(version);
-			version = v;
+			free(st.version);
+			st.version = v;
 		} else if ((v = field(p, len, "Architecture"))) {
-			free(parch);
-			parch = v;
+			free(st.parch);
+			st.parch = v;
 		}
 		if (!end)
 			break;
 		p = end + 1;
 	}
-	if (name && version && parch && (!strcmp(parch, arch) || !strcmp(parch, "all"))) {
-		const struct dpkg_package *inst = find(pkgs, n, name, parch);
-		if (inst)
-			consider(suite, inst, version, res, res_n, res_alloc);
-	}
-	free(name);
-	free(version);
-	free(parch);
+	end_stanza(&st);
 }
 
 /* dists/SUITE/COMP/binary-ARCH/Packages{.xz,.gz,}: 0 with the text, or -errno. */
