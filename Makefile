@@ -37,7 +37,7 @@ DESTDIR    ?=
 CC         ?= cc
 PKG_CONFIG ?= pkg-config
 
-PKGS := yaml-0.1 libarchive ext2fs com_err sqlite3 libpq libcurl libcrypto zlib
+PKGS := yaml-0.1 libarchive ext2fs com_err sqlite3 libpq libcurl libcrypto zlib libzstd
 
 WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
 	-Wvla -Wwrite-strings -fno-common
@@ -134,7 +134,7 @@ unit-bins: $(UNIT_BINS) $(FUZZ_BINS) $(O)/imgforge
 # (NODE_PACKAGES below).
 DEB_PACKAGES := gcc make pkg-config libc6-dev \
 	libyaml-dev libarchive-dev libext2fs-dev comerr-dev libsqlite3-dev libpq-dev \
-	libcurl4-openssl-dev libssl-dev zlib1g-dev \
+	libcurl4-openssl-dev libssl-dev zlib1g-dev libzstd-dev \
 	e2fsprogs libarchive-tools xz-utils zstd bzip2 lz4 gzip coreutils attr python3 sqlite3 \
 	mmdebstrap debian-archive-keyring ca-certificates time bc \
 	qemu-system-x86 qemu-utils ovmf seabios grub-efi-amd64-bin grub-pc-bin \
