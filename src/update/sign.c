@@ -296,12 +296,16 @@ int sig_verify_detached(const void *data, size_t len, const void *der, size_t de
 			time_day(X509_get0_notBefore(X509_STORE_CTX_get_current_cert(ctx)), when,
 				 sizeof(when)));
 		break;
-	default:
+	default: {
+		char fp[SHA256_HEX_LEN];
+
+		cert_fingerprint(signer, fp);
 		r = say(err, errlen, -EKEYREJECTED,
-			"the bundle is signed by '%s', which the keyring '%s' does not trust (%s); "
-			"sign with a key whose certificate is in the keyring",
-			name, quote_path(keyring), X509_verify_cert_error_string(e));
+			"signed by '%s' (certificate sha256 %.16s...), which the keyring '%s' does "
+			"not trust (%s); sign with a key whose certificate is in the keyring",
+			name, fp, quote_path(keyring), X509_verify_cert_error_string(e));
 		break;
+	}
 	}
 out:
 	X509_STORE_CTX_free(ctx);
