@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "build/release.h"
 #include "build/services.h"
 #include "build/users.h"
 #include "build/stage.h"
@@ -422,6 +423,8 @@ int rootfs_apply_recipe(struct build_ctx *c, struct tree *t)
 				 p->pos.col, p->str, err.buf);
 		}
 	}
+	if (r == 0)
+		r = release_apply(c, t);
 	if (r == 0 && recipe_get(c->r, "disk"))
 		r = boot_needs(c, t);
 	if (r == 0 && recipe_get(c->r, "disk"))
