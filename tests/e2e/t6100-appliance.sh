@@ -15,6 +15,7 @@
 # after the power cuts (their times are printed with the others).
 # imgforge-test: slow
 . "$SRCDIR/tests/e2e/lib.sh"
+. "$SRCDIR/tests/e2e/vm-lib.sh"
 
 for t in mmdebstrap:mmdebstrap qemu-system-x86_64:qemu-system-x86 curl:curl ssh:openssh-client \
 	ssh-keygen:openssh-client debugfs:e2fsprogs npm:npm python3:python3 lynis:lynis; do
@@ -32,11 +33,7 @@ test -f "$APP/backend/wsgi.py" || { echo "missing the sample app in $APP" >&2; e
 # Free ports on 127.0.0.1 for HTTPS, HTTP and SSH, a set for each boot:
 # QEMU cannot listen again at once on a port whose connections it closed
 # (TIME_WAIT).
-read -r -a PORTS < <(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(6)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in ss])')
+read -r -a PORTS < <(free_ports 6)
 use_ports() { # 1|2
 	local i=$((($1 - 1) * 3))
 	P443=${PORTS[$i]} P80=${PORTS[$((i + 1))]} P22=${PORTS[$((i + 2))]}
@@ -44,34 +41,17 @@ use_ports() { # 1|2
 }
 use_ports 1
 
-# The running VM's QEMU pid is in $TEST_DIR/vm.pid (test bodies are subshells).
-vm_pid() { cat "$TEST_DIR/vm.pid" 2>/dev/null; }
-stop_vm() {
-	local pid
-	pid=$(vm_pid) && [ -n "$pid" ] || return 0
-	kill "$pid" 2>/dev/null
-	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-	kill -9 "$pid" 2>/dev/null
-	rm -f "$TEST_DIR/vm.pid"
-}
-trap 'stop_vm; cd /; rm -rf "$TEST_DIR"' EXIT
-
 # boot_vm LOG REGEX...: boot vm.raw, keep it running, remember QEMU's pid.
 # "slot A marked good" waits for the application to be healthy: on a
 # loaded machine under TCG a first boot did not get there in 15 minutes.
 boot_vm() {
 	local log=$1 args=() re; shift
 	for re in "$@"; do args+=(--expect "$re"); done
-	imgforge boot vm.raw --firmware "$FW" --keep --memory 2048 --timeout 1800 --quiet \
+	vm_start "$log" vm.raw --firmware "$FW" --memory 2048 --timeout 1800 \
 		--forward "tcp:$P443:443" --forward "tcp:$P80:80" --forward "tcp:$P22:22" \
-		"${CLOSED_FORWARDS[@]}" --log "$TEST_DIR/$log" "${args[@]}" 2>"$TEST_DIR/$log.err" || { cat "$TEST_DIR/$log.err"; return 1; }
-	sed -n "s/.*keeps running as pid \([0-9]*\).*/\1/p" "$TEST_DIR/$log.err" >"$TEST_DIR/vm.pid"
-	test -s "$TEST_DIR/vm.pid"
+		"${CLOSED_FORWARDS[@]}" "${args[@]}"
 }
-vm() {
-	ssh -i "$TEST_DIR/key" -p "$P22" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
-		-o LogLevel=ERROR -o ConnectTimeout=20 -o BatchMode=yes root@127.0.0.1 "$@"
-}
+vm() { vm_ssh root "$@"; }
 # Wait until /api/health answers 200 (nginx, Gunicorn and PostgreSQL are up).
 wait_health() {
 	for _ in $(seq 180); do
@@ -88,11 +68,7 @@ elapsed() { echo "# $1: $((SECONDS - ${2:-0})) s"; }
 # free local port on the first boot only (QEMU forwards only what it is told
 # to, so a host-side scan of unforwarded ports would prove nothing).
 CLOSED_GUEST_PORTS=(25 3000 5000 5432 8000 9090 9100)
-read -r -a CLOSED_HOST_PORTS < <(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(7)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in ss])')
+read -r -a CLOSED_HOST_PORTS < <(free_ports 7)
 CLOSED_FORWARDS=()
 for i in "${!CLOSED_GUEST_PORTS[@]}"; do
 	CLOSED_FORWARDS+=(--forward "tcp:${CLOSED_HOST_PORTS[$i]}:${CLOSED_GUEST_PORTS[$i]}")
@@ -130,7 +106,8 @@ run_lynis() {
 	rm -rf "$d" && mkdir -p "$d" &&
 	cp /usr/sbin/lynis "$d/lynis" && cp -r /usr/share/lynis/include /usr/share/lynis/db "$d/" &&
 	cp /etc/lynis/default.prf "$d/" &&
-	if [ -z "$groups" ]; then cp -r /etc/lynis/plugins "$d/plugins"; fi &&
+	# Lynis wants a plugin directory: an empty one runs no plugin.
+	if [ -z "$groups" ]; then cp -r /etc/lynis/plugins "$d/plugins"; else mkdir "$d/plugins"; fi &&
 	tar -C "$d" --owner=0 --group=0 -czf - . | vm "rm -rf /run/lynis && mkdir -m 700 /run/lynis && tar -C /run/lynis -xzf -" &&
 	vm "cd /run/lynis && sh ./lynis audit system --quick --no-colors ${groups:+--tests-from-group \"$groups\"} 2>&1" >"$TEST_DIR/lynis.out" &&
 	vm "cat /var/log/lynis-report.dat" >"$TEST_DIR/lynis.dat" &&
@@ -491,11 +468,7 @@ test_expect_success 'the journal persists on /data: the previous boot is readabl
 
 # --- Power cuts (QEMU killed with SIGKILL) -------------------------------
 # Two more sets of ports for the boots after a power cut.
-read -r -a MORE_PORTS < <(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(6)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in ss])')
+read -r -a MORE_PORTS < <(free_ports 6)
 PORTS+=("${MORE_PORTS[@]}")
 # power_cut: SIGKILL the running QEMU, as a power cut would stop the machine.
 power_cut() {

@@ -5,6 +5,7 @@
 # and password-less sudo works. Minutes and the apt mirror: run by
 # `make check-users-boot` (IMGFORGE_FIRMWARE=bios for SeaBIOS), not `make check`.
 . "$SRCDIR/tests/e2e/lib.sh"
+. "$SRCDIR/tests/e2e/vm-lib.sh"
 
 for t in mmdebstrap:mmdebstrap qemu-system-x86_64:qemu-system-x86 ssh:openssh-client \
 	ssh-keygen:openssh-client debugfs:e2fsprogs; do
@@ -13,23 +14,8 @@ done
 IMGFORGE_MIRROR=$("$SRCDIR/tests/helpers/host-mirror.sh") || exit 1
 export IMGFORGE_MIRROR
 FW=${IMGFORGE_FIRMWARE:-uefi}
-P22=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-
-vm_pid() { cat "$TEST_DIR/vm.pid" 2>/dev/null; }
-stop_vm() {
-	local pid
-	pid=$(vm_pid) && [ -n "$pid" ] || return 0
-	kill "$pid" 2>/dev/null
-	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-	kill -9 "$pid" 2>/dev/null
-	rm -f "$TEST_DIR/vm.pid"
-}
-trap 'stop_vm; cd /; rm -rf "$TEST_DIR"' EXIT
-vm() { # USER COMMAND...
-	local user=$1; shift
-	ssh -i "$TEST_DIR/key" -p "$P22" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
-		-o LogLevel=ERROR -o ConnectTimeout=20 -o BatchMode=yes "$user@127.0.0.1" "$@"
-}
+P22=$(free_ports 1)
+vm() { vm_ssh "$@"; } # USER COMMAND...
 
 test_expect_success 'an image with a users: account builds' '
 	ssh-keygen -q -t ed25519 -N "" -C imgforge-test -f key &&
@@ -49,11 +35,8 @@ test_expect_success 'an image with a users: account builds' '
 '
 
 test_expect_success "it boots ($FW) and the account logs in with its key" '
-	imgforge boot out/disk.raw --firmware "$FW" --keep --memory 1024 --timeout 900 --quiet \
-		--forward "tcp:$P22:22" --log "$TEST_DIR/console.log" --expect "login:" \
-		2>"$TEST_DIR/boot.err" || { cat "$TEST_DIR/boot.err"; tail -30 "$TEST_DIR/console.log"; exit 1; }
-	sed -n "s/.*keeps running as pid \([0-9]*\).*/\1/p" "$TEST_DIR/boot.err" >"$TEST_DIR/vm.pid" &&
-	test -s "$TEST_DIR/vm.pid" &&
+	vm_start console.log out/disk.raw --firmware "$FW" --memory 1024 --timeout 900 \
+		--forward "tcp:$P22:22" --expect "login:" &&
 	for _ in $(seq 60); do vm op true 2>/dev/null && break; sleep 5; done &&
 	test "$(vm op id -un)" = op &&
 	vm op id -Gn | grep -qw adm &&

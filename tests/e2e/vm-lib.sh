@@ -1,0 +1,41 @@
+# Helpers for tests that keep a VM running and talk to it over SSH: sourced
+# after lib.sh. The running QEMU's pid is kept in $TEST_DIR/vm.pid, because
+# test bodies are subshells.
+#
+#   free_ports N          N free TCP ports on 127.0.0.1, space-separated
+#   vm_start LOG ARGS...  imgforge boot --keep ARGS..., console in $TEST_DIR/LOG
+#   stop_vm               stop the running VM (TERM, then KILL after 10 s)
+#   vm_ssh USER CMD...    run CMD in the guest as USER, with $TEST_DIR/key, on $P22
+#
+# vm_start's caller passes the disk, firmware, forwards and --expect
+# patterns; on failure the boot's error output is printed.
+
+free_ports() {
+	python3 -c '
+import socket, sys
+ss = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in ss])' "$1"
+}
+vm_pid() { cat "$TEST_DIR/vm.pid" 2>/dev/null; }
+stop_vm() {
+	local pid
+	pid=$(vm_pid) && [ -n "$pid" ] || return 0
+	kill "$pid" 2>/dev/null
+	for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+	kill -9 "$pid" 2>/dev/null
+	rm -f "$TEST_DIR/vm.pid"
+}
+vm_start() { # LOG ARGS...
+	local log=$1; shift
+	imgforge boot --keep --quiet --log "$TEST_DIR/$log" "$@" 2>"$TEST_DIR/$log.err" ||
+		{ cat "$TEST_DIR/$log.err"; tail -30 "$TEST_DIR/$log" 2>/dev/null; return 1; }
+	sed -n "s/.*keeps running as pid \([0-9]*\).*/\1/p" "$TEST_DIR/$log.err" >"$TEST_DIR/vm.pid"
+	test -s "$TEST_DIR/vm.pid"
+}
+vm_ssh() { # USER COMMAND...
+	local user=$1; shift
+	ssh -i "$TEST_DIR/key" -p "$P22" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+		-o LogLevel=ERROR -o ConnectTimeout=20 -o BatchMode=yes "$user@127.0.0.1" "$@"
+}
+trap 'stop_vm; cd /; rm -rf "$TEST_DIR"' EXIT
