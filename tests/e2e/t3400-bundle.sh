@@ -17,7 +17,7 @@ TOOL="python3 $SRCDIR/tests/e2e/bundle-tool.py"
 verify_refused() {
 	local re=$1 b=$2 ring=${3:-keys/signing.crt} rc=0
 	shift 3 2>/dev/null || shift $#
-	"$IMG" bundle verify "$b" --keyring "$ring" "$@" >out 2>err || rc=$?
+	"$IMG" bundle verify "$b" --keyring "$ring" "$@" >/dev/null 2>err || rc=$?
 	test "$rc" = 1 || { echo "exit $rc for $b (want 1):"; cat err; return 1; }
 	test "$(wc -l <err)" = 1 || { echo "not one line for $b:"; cat err; return 1; }
 	grep -qE "^error: bundle verify: '[^']*': $re" err || { echo "unexpected:"; cat err; return 1; }
@@ -266,7 +266,7 @@ test_expect_success 'bundle BUILD_ID takes the image, version and id from the re
 	mkdir -p b && python3 "$SRCDIR/tests/helpers/rootfs-fixture.py" b/rootfs.tar.gz base-files=12.4 &&
 	sha=$(sha256sum b/rootfs.tar.gz | cut -d" " -f1) &&
 	printf "image: tiny\nversion: 2.0.0\nbase: {tarball: rootfs.tar.gz, sha256: %s}\n" "$sha" >b/image.yaml &&
-	imgforge build --cache cache -o out b/image.yaml 2>build.err &&
+	imgforge build --cache cache -o bout b/image.yaml 2>build.err &&
 	id=$(imgforge ls --cache cache --json | python3 -c "import json,sys; print(json.load(sys.stdin)[-1][\"build_id\"])") &&
 	imgforge bundle "${id:0:8}" --cache cache -o b.bundle --key keys/signing.key \
 		--cert keys/signing.crt &&
@@ -277,11 +277,11 @@ m = json.load(open(\"b.json\"))[\"manifest\"]
 assert m[\"compatible\"] == \"tiny\" and m[\"version\"] == \"2.0.0\", m
 assert m[\"build_id\"] == sys.argv[1], (m[\"build_id\"], sys.argv[1])
 " "$id" &&
-	$TOOL extract b.bundle b.img && cmp b.img out/root.ext4 &&
+	$TOOL extract b.bundle b.img && cmp b.img bout/root.ext4 &&
 	test_must_fail imgforge bundle nosuchbuild --cache cache -o c.bundle --key keys/signing.key \
 		--cert keys/signing.crt 2>err &&
 	grep_one "^error: bundle: .nosuchbuild. is not a file, and" err &&
-	echo tampered >>out/root.ext4 &&
+	echo tampered >>bout/root.ext4 &&
 	test_must_fail imgforge bundle "$id" --cache cache -o c.bundle --key keys/signing.key \
 		--cert keys/signing.crt 2>err &&
 	grep_one "is not the root.ext4 build $id wrote" err && test ! -e c.bundle
