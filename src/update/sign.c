@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <stdbool.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -355,6 +356,9 @@ int sig_verify_detached(const void *data, size_t len, const void *der, size_t de
 	char name[160], when[40];
 	int r, e;
 
+	if (len > INT_MAX)
+		return say(err, errlen, -EFBIG, "%zu bytes are too many to check a signature over",
+			   len);
 	r = keyring_load(keyring, &store, err, errlen);
 	if (r < 0)
 		return r;
@@ -460,6 +464,8 @@ int sig_sign_detached(const void *data, size_t len, const char *key_path, const 
 	const unsigned flags = CMS_DETACHED | CMS_BINARY | CMS_PARTIAL;
 	int n, r = 0;
 
+	if (len > INT_MAX)
+		return say(err, errlen, -EFBIG, "%zu bytes are too many to sign", len);
 	b = BIO_new_file(key_path, "r");
 	if (!b) {
 		r = say(err, errlen, -errno, "cannot read key '%s': %s", quote_path(key_path),
