@@ -151,11 +151,12 @@ static int open_common(bundle_read_fn rd, void *ctx, const char *keyring,
 	if (manifest_parse((const char *)buf + sizeof(hdr), mlen, &m, merr, sizeof(merr)) < 0)
 		return fail(err, errlen, "%s", merr);
 	if (m->payload_offset != sizeof(hdr) + (uint64_t)mlen + slen) {
+		fail(err, errlen,
+		     "invalid manifest: the payload offset %" PRIu64
+		     " is not the end of the signature (%" PRIu64 ")",
+		     m->payload_offset, sizeof(hdr) + (uint64_t)mlen + slen);
 		bundle_manifest_free(m);
-		return fail(err, errlen,
-			    "invalid manifest: the payload offset %" PRIu64
-			    " is not the end of the signature (%" PRIu64 ")",
-			    m->payload_offset, sizeof(hdr) + (uint64_t)mlen + slen);
+		return -1;
 	}
 	if (ret_sig) {
 		*ret_sig = xmalloc(slen);
