@@ -254,4 +254,87 @@ test_expect_success 'check: an index changed after signing is refused' '
 	grep -q "^RESULT=error$" data/imgforge/update/last-check
 '
 
+test_expect_success 'the appliance backs up its database before a switch; a failed backup stops it' '
+	hook=$SRCDIR/overlays/pg-backup/usr/lib/imgforge/update.d/pre-install.d/50-pg-backup &&
+	test -x "$hook" && sh -n "$hook" && grep -q "exec /usr/sbin/appliance-backup" "$hook" &&
+	grub-editenv $ENV/grubenv set "ORDER=A B" B_TRIES=3 && cp $ENV/grubenv $ENV/grubenv.bak &&
+	booted A 1.0 && test ! -e /usr/sbin/appliance-backup &&
+	IMGFORGE_UPDATE_HOOKS=$SRCDIR/overlays/pg-backup/usr/lib/imgforge/update.d \
+		test_must_fail "$AGENT" install v2.bundle 2>err &&
+	grep_one "^error: the pre-install hook .*50-pg-backup. exited with status 127" err &&
+	test "$(env_get ORDER)" = "A B" && test "$(env_get B_TRIES)" = 3
+'
+
+# The image side: a tarball base with the boot support and stand-ins for the
+# kernel and the boot tools (as t3100), and an update: section.
+FIX=$SRCDIR/tests/helpers/rootfs-fixture.py
+dbg() { debugfs -R "$1" "$2" 2>/dev/null; }
+image() { # VERSION [UPDATE-SECTION]
+	cat >img/image.yaml <<-EOT
+	image: tiny
+	version: "$1"
+	base: {tarball: rootfs.tar.gz, sha256: $(sha256sum img/rootfs.tar.gz | cut -c1-64)}
+	include: [$SRCDIR/recipes/ab-boot-files.yaml, tools.yaml]
+	disk: {root_size: 64M, data_size: 32M}
+	EOT
+	[ -z "${2:-}" ] || printf "%s\n" "$2" >>img/image.yaml
+}
+UPD="update: {keyring: [keys/signing.crt, keys/old.pem], channel: \"http://updates.example/tiny\", schedule: \"*-*-* 04:00:00\", health_timeout: 900}"
+
+test_expect_success 'build: /etc/imgforge/release, update.conf, the keyring, the agent and the poll timer' '
+	mkdir -p img/keys img/tools/boot img/tools/usr/sbin img/tools/usr/bin &&
+	python3 "$FIX" img/rootfs.tar.gz base-files=12.4 &&
+	echo kernel >img/tools/boot/vmlinuz-6.1.0-test && echo initrd >img/tools/boot/initrd.img-6.1.0-test &&
+	for t in usr/sbin/sfdisk usr/bin/partx usr/sbin/e2fsck usr/sbin/resize2fs; do
+		printf "#!/bin/sh\n" >img/tools/$t && chmod +x img/tools/$t || exit 1
+	done &&
+	echo "overlays: [tools]" >img/tools.yaml &&
+	cp keys/signing.crt img/keys/ && cp other/signing.crt img/keys/old.pem &&
+	image 2.0 "$UPD" &&
+	imgforge build --cache cache -o o1 img/image.yaml 2>err &&
+	R=o1/root.ext4 &&
+	dbg "cat /etc/imgforge/release" $R >release.got &&
+	printf "IMAGE=tiny\nVERSION=2.0\n" | cmp - release.got &&
+	dbg "cat /etc/imgforge/update.conf" $R >conf.got &&
+	grep -qx "COMPATIBLE=tiny" conf.got && grep -qx "KEYRING=/etc/imgforge/keyring.d" conf.got &&
+	grep -qx "CHANNEL_URL=http://updates.example/tiny" conf.got && grep -qx "CHANNEL=stable" conf.got &&
+	grep -qx "IMGFORGE_HEALTH_TIMEOUT=900" conf.got &&
+	dbg "cat /etc/imgforge/keyring.d/signing.crt" $R | cmp - keys/signing.crt &&
+	dbg "cat /etc/imgforge/keyring.d/old.pem" $R | cmp - other/signing.crt &&
+	dbg "cat /usr/sbin/imgforge-update" $R | cmp - "$AGENT" &&
+	dbg "stat /usr/sbin/imgforge-update" $R | grep -q "Mode:  0755" &&
+	dbg "cat /etc/systemd/system/imgforge-update-check.timer.d/schedule.conf" $R |
+		grep -qx "OnCalendar=\*-\*-\* 04:00:00" &&
+	dbg "stat /etc/systemd/system/timers.target.wants/imgforge-update-check.timer" $R |
+		grep -q "Type: symlink" &&
+	dbg "cat /usr/lib/imgforge/mark-good" $R | grep -q "imgforge-update mark-good" &&
+	! dbg "stat /etc/systemd/system/imgforge-update-check.service.d/reboot.conf" $R | grep -q Type
+'
+
+test_expect_success 'build: the version is in the root filesystem key; no update: means no agent configuration' '
+	imgforge plan img/image.yaml | grep "^  rootfs:" >k1 &&
+	image 2.1 "$UPD" &&
+	imgforge plan img/image.yaml | grep "^  rootfs:" >k2 &&
+	! cmp -s k1 k2 &&
+	imgforge build --cache cache -o o2 img/image.yaml 2>err && ! grep -q "rootfs: cached" err &&
+	dbg "cat /etc/imgforge/release" o2/root.ext4 | grep -qx "VERSION=2.1" &&
+	image 2.1 &&
+	imgforge build --cache cache -o o3 img/image.yaml 2>err &&
+	dbg "cat /etc/imgforge/release" o3/root.ext4 | grep -qx "IMAGE=tiny" &&
+	! dbg "stat /etc/imgforge/update.conf" o3/root.ext4 | grep -q Type &&
+	! dbg "stat /etc/systemd/system/timers.target.wants/imgforge-update-check.timer" o3/root.ext4 | grep -q Type
+'
+
+test_expect_success 'build: a private key in the keyring, no keyring, a bad channel or schedule are refused' '
+	image 2.1 "update: {keyring: [keys/signing.key]}" && cp keys/signing.key img/keys/ &&
+	test_must_fail imgforge build --cache cache -o o4 img/image.yaml 2>err &&
+	grep_one "^error: .*update.keyring .keys/signing.key. holds a private key" err && ! test -e o4/root.ext4 &&
+	image 2.1 "update: {channel: \"http://x.example/\"}" &&
+	test_must_fail imgforge check img/image.yaml 2>err && grep_one "update: needs .keyring:." err &&
+	image 2.1 "update: {keyring: [keys/signing.crt], channel: \"updates.example\"}" &&
+	test_must_fail imgforge check img/image.yaml 2>err && grep_one "update.channel .updates.example. is not an http" err &&
+	image 2.1 "update: {keyring: [keys/signing.crt], schedule: \"daily\\n[Service]\"}" &&
+	test_must_fail imgforge check img/image.yaml 2>err && grep_one "update.schedule must be one systemd calendar expression" err
+'
+
 test_done
