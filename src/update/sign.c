@@ -11,6 +11,7 @@
  * Together they are what CMS_verify() with the keyring as its store checks.
  */
 #include <dirent.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -189,7 +190,9 @@ static int keyring_load(const char *keyring, X509_STORE **ret, char *err, size_t
 			"signing keys to trust",
 			quote_path(keyring));
 	/* Every certificate of the keyring is a trust anchor, self-signed or not. */
-	if (r == 0 && X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN) != 1)
+	/* ... and the self-signature of a self-signed certificate is checked too. */
+	if (r == 0 && X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN |
+						  X509_V_FLAG_CHECK_SS_SIGNATURE) != 1)
 		r = say(err, errlen, -ENOMEM, "out of memory");
 out:
 	if (r < 0) {
@@ -226,6 +229,115 @@ static int cms_parse(const void *der, size_t derlen, CMS_ContentInfo **ret, char
 	}
 	*ret = cms;
 	return 0;
+}
+
+/* One DER element of the expected tag (class, number) at d->p: its contents in *ret, d moved past it. */
+struct der {
+	const unsigned char *p, *end;
+};
+
+static int der_take(struct der *d, int xclass, int tag, struct der *ret)
+{
+	const unsigned char *p = d->p;
+	long len = 0;
+	int t = 0, c = 0, r;
+
+	if (d->p >= d->end)
+		return -1;
+	r = ASN1_get_object(&p, &len, &t, &c, d->end - d->p);
+	if ((r & 0x80) || r == 0x21 || t != tag || c != xclass || len > d->end - p)
+		return -1;
+	if (ret) {
+		ret->p = p;
+		ret->end = p + len;
+	}
+	d->p = p + len;
+	return 0;
+}
+
+static bool der_is(const struct der *d, const unsigned char *want, size_t n)
+{
+	return (size_t)(d->end - d->p) == n && !memcmp(d->p, want, n);
+}
+
+/*
+ * CMS leaves some of a signature's own bytes outside what it signs: the
+ * version numbers, the list of digest algorithms, algorithm parameters,
+ * and names that X.509 compares without regard to letter case. OpenSSL's
+ * verification ignores changes to them, so a damaged signature could still
+ * verify. A signature is therefore also held to the one form imgforge
+ * writes, byte for byte where it matters: canonical DER (re-encoding it
+ * gives the same bytes), SignedData and SignerInfo version 1, SHA-256 as
+ * the only digest and without parameters, data as the content type, one
+ * certificate (the signer's, named by issuer and serial exactly as in the
+ * certificate), no CRLs, no unsigned attributes.
+ */
+static int cms_strict(CMS_ContentInfo *cms, const unsigned char *der, size_t derlen, X509 *signer)
+{
+	static const unsigned char v1[] = { 0x01 };
+	static const unsigned char sha256_set[] = { 0x30, 0x0b, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+						    0x65, 0x03, 0x04, 0x02, 0x01 };
+	struct der all = { der, der + derlen }, ci, sd0, sd, x, sis, si0;
+	unsigned char *again = NULL;
+	CMS_SignerInfo *si = sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0);
+	STACK_OF(X509) *certs = NULL;
+	STACK_OF(X509_CRL) *crls = NULL;
+	ASN1_OCTET_STRING *keyid = NULL;
+	X509_NAME *issuer = NULL;
+	ASN1_INTEGER *serial = NULL;
+	X509_ALGOR *dig = NULL, *sigalg = NULL;
+	const ASN1_OBJECT *obj;
+	const unsigned char *a, *b;
+	size_t alen, blen;
+	int n, ptype, nid, ok = 0;
+
+	n = i2d_CMS_ContentInfo(cms, &again);
+	if (n <= 0 || (size_t)n != derlen || memcmp(again, der, derlen))
+		goto out;
+	if (der_take(&all, V_ASN1_UNIVERSAL, V_ASN1_SEQUENCE, &ci) < 0 || all.p != all.end ||
+	    der_take(&ci, V_ASN1_UNIVERSAL, V_ASN1_OBJECT, NULL) < 0 ||
+	    der_take(&ci, V_ASN1_CONTEXT_SPECIFIC, 0, &sd0) < 0 || ci.p != ci.end ||
+	    der_take(&sd0, V_ASN1_UNIVERSAL, V_ASN1_SEQUENCE, &sd) < 0 || sd0.p != sd0.end ||
+	    der_take(&sd, V_ASN1_UNIVERSAL, V_ASN1_INTEGER, &x) < 0 || !der_is(&x, v1, 1) ||
+	    der_take(&sd, V_ASN1_UNIVERSAL, V_ASN1_SET, &x) < 0 ||
+	    !der_is(&x, sha256_set, sizeof(sha256_set)) ||
+	    der_take(&sd, V_ASN1_UNIVERSAL, V_ASN1_SEQUENCE, NULL) < 0 ||
+	    der_take(&sd, V_ASN1_CONTEXT_SPECIFIC, 0, NULL) < 0 ||
+	    der_take(&sd, V_ASN1_UNIVERSAL, V_ASN1_SET, &sis) < 0 || sd.p != sd.end ||
+	    der_take(&sis, V_ASN1_UNIVERSAL, V_ASN1_SEQUENCE, &si0) < 0 || sis.p != sis.end ||
+	    der_take(&si0, V_ASN1_UNIVERSAL, V_ASN1_INTEGER, &x) < 0 || !der_is(&x, v1, 1))
+		goto out;
+	if (OBJ_obj2nid(CMS_get0_eContentType(cms)) != NID_pkcs7_data)
+		goto out;
+	certs = CMS_get1_certs(cms);
+	crls = CMS_get1_crls(cms);
+	if (sk_X509_num(certs) != 1 || X509_cmp(sk_X509_value(certs, 0), signer) || crls)
+		goto out;
+	if (CMS_SignerInfo_get0_signer_id(si, &keyid, &issuer, &serial) != 1 || keyid || !issuer ||
+	    !serial || X509_NAME_get0_der(issuer, &a, &alen) != 1 ||
+	    X509_NAME_get0_der(X509_get_issuer_name(signer), &b, &blen) != 1 || alen != blen ||
+	    memcmp(a, b, alen) || ASN1_INTEGER_cmp(serial, X509_get0_serialNumber(signer)))
+		goto out;
+	CMS_SignerInfo_get0_algs(si, NULL, NULL, &dig, &sigalg);
+	if (!dig || !sigalg)
+		goto out;
+	X509_ALGOR_get0(&obj, &ptype, NULL, dig);
+	if (OBJ_obj2nid(obj) != NID_sha256 || ptype != V_ASN1_UNDEF)
+		goto out;
+	X509_ALGOR_get0(&obj, &ptype, NULL, sigalg);
+	nid = OBJ_obj2nid(obj);
+	if (!((nid == NID_ecdsa_with_SHA256 && ptype == V_ASN1_UNDEF) ||
+	      ((nid == NID_rsaEncryption || nid == NID_sha256WithRSAEncryption) &&
+	       ptype == V_ASN1_NULL)))
+		goto out;
+	if (CMS_unsigned_get_attr_count(si) > 0)
+		goto out;
+	ok = 1;
+out:
+	OPENSSL_free(again);
+	sk_X509_pop_free(certs, X509_free);
+	sk_X509_CRL_pop_free(crls, X509_CRL_free);
+	return ok ? 0 : -1;
 }
 
 int sig_verify_detached(const void *data, size_t len, const void *der, size_t derlen,
@@ -266,6 +378,13 @@ int sig_verify_detached(const void *data, size_t len, const void *der, size_t de
 	}
 	signer = sk_X509_value(signers, 0);
 	cert_name(signer, name, sizeof(name));
+	if (cms_strict(cms, der, derlen, signer) < 0) {
+		r = say(err, errlen, -EBADMSG,
+			"the signature is not in the form imgforge writes (a changed version, "
+			"algorithm or name in its unsigned part): the file was changed or damaged "
+			"after signing; fetch it again");
+		goto out;
+	}
 	/* 2: that certificate against the keyring, now. */
 	certs = CMS_get1_certs(cms);
 	ctx = X509_STORE_CTX_new();
