@@ -234,6 +234,20 @@ test_expect_success 'a damaged primary block: the copy is read and both are writ
 	blocks_agree && test "$(env_get ORDER)" = "B A"
 '
 
+test_expect_success 'both blocks damaged: every command says so, mark-good on a working slot writes them anew' '
+	cp $ENV/grubenv good.env &&
+	printf "garbage" | dd of=$ENV/grubenv bs=1 seek=0 conv=notrunc status=none &&
+	printf "garbage" | dd of=$ENV/grubenv.bak bs=1 seek=0 conv=notrunc status=none &&
+	booted B 1.2 &&
+	test_must_fail agent status 2>err &&
+	grep_one "^error: neither .*grubenv. nor .*grubenv.bak. is a valid GRUB environment block" err &&
+	test_must_fail agent install v12.bundle --force 2>err && grep_one "is a valid GRUB" err &&
+	agent mark-good >out 2>err && grep -qx "imgforge: slot B marked good" out &&
+	test "$(env_get ORDER)" = "B A" && test "$(env_get A_TRIES)" = 3 &&
+	test "$(env_get B_TRIES)" = 0 && blocks_agree &&
+	booted A 1.0 && cp good.env $ENV/grubenv && cp good.env $ENV/grubenv.bak
+'
+
 test_expect_success 'check: the signed channel index offers a newer version, --install installs it' '
 	grub-editenv $ENV/grubenv set "ORDER=A B" B_TRIES=3 && cp $ENV/grubenv $ENV/grubenv.bak &&
 	mkdir -p www/ch && cp v12.bundle www/ch/ &&

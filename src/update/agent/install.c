@@ -319,7 +319,7 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 
 	kv_set(&st, "SOURCE", src);
 	kv_set(&st, "FROM_VERSION", a->version ? a->version : "");
-	if (agent_lock(a, &sb) < 0 || slots_load(&s, true, &sb) < 0)
+	if (agent_lock(a, &sb) < 0 || slots_load(&s, false, &sb) < 0)
 		goto fail;
 	kv_setf(&st, "FROM_SLOT", "%c", s.booted);
 	kv_setf(&st, "SLOT", "%c", slot_other(s.booted));
