@@ -7,6 +7,8 @@
 . "$SRCDIR/tests/e2e/lib.sh"
 
 require_tool grub-editenv grub-common || exit 1
+# The agent under test (IMGFORGE_UPDATE: another build of it, such as the
+# ASan+UBSan one); images get the one next to $IMGFORGE.
 AGENT=${IMGFORGE_UPDATE:-$(dirname "$IMGFORGE")/imgforge-update}
 SLOTTOOL=$SRCDIR/overlays/imgforge-ab/usr/sbin/imgforge-slot
 [ -x "$AGENT" ] || { echo "no $AGENT: build it with make" >&2; exit 1; }
@@ -315,7 +317,7 @@ test_expect_success 'build: /etc/imgforge/release, update.conf, the keyring, the
 	grep -qx "IMGFORGE_HEALTH_TIMEOUT=900" conf.got &&
 	dbg "cat /etc/imgforge/keyring.d/signing.crt" $R | cmp - keys/signing.crt &&
 	dbg "cat /etc/imgforge/keyring.d/old.pem" $R | cmp - other/signing.crt &&
-	dbg "cat /usr/sbin/imgforge-update" $R | cmp - "$AGENT" &&
+	dbg "cat /usr/sbin/imgforge-update" $R | cmp - "$(dirname "$IMGFORGE")/imgforge-update" &&
 	dbg "stat /usr/sbin/imgforge-update" $R | grep -q "Mode:  0755" &&
 	dbg "cat /etc/systemd/system/imgforge-update-check.timer.d/schedule.conf" $R |
 		grep -qx "OnCalendar=\*-\*-\* 04:00:00" &&
