@@ -7,9 +7,14 @@
 . "$SRCDIR/tests/e2e/lib.sh"
 
 require_tool grub-editenv grub-common || exit 1
-# The agent under test (IMGFORGE_UPDATE: another build of it, such as the
-# ASan+UBSan one); images get the one next to $IMGFORGE.
-AGENT=${IMGFORGE_UPDATE:-$(dirname "$IMGFORGE")/imgforge-update}
+# The agent under test: IMGFORGE_UPDATE, else the ASan+UBSan build's when
+# make check has one (IMGFORGE_SAN), else the one next to $IMGFORGE, which
+# is also the one images get.
+AGENT=${IMGFORGE_UPDATE:-}
+if [ -z "$AGENT" ] && [ -n "${IMGFORGE_SAN:-}" ] && [ -x "$(dirname "$IMGFORGE_SAN")/imgforge-update" ]; then
+	AGENT=$(dirname "$IMGFORGE_SAN")/imgforge-update
+fi
+AGENT=${AGENT:-$(dirname "$IMGFORGE")/imgforge-update}
 SLOTTOOL=$SRCDIR/overlays/imgforge-ab/usr/sbin/imgforge-slot
 [ -x "$AGENT" ] || { echo "no $AGENT: build it with make" >&2; exit 1; }
 agent() { "$AGENT" "$@"; }
