@@ -182,6 +182,23 @@ test_expect_success 'a download cut off for good leaves slot A the default' '
 	agent status >out && grep -q "failed" out
 '
 
+test_expect_success 'cut off anywhere: before the payload nothing is written, after it slot A stays the default' '
+	poff=$("$PY" -c "import struct,sys; h=open(\"v2.bundle\",\"rb\").read(24); m,s=struct.unpack(\">II\",h[12:20]); print(24+m+s)") &&
+	size=$(stat -c %s v2.bundle) &&
+	for cut in 0 10 24 200 $((poff - 1)) $poff $((poff + 1)) $((size / 2)) $((size - 1)); do
+		grub-editenv $ENV/grubenv set "ORDER=A B" A_TRIES=0 B_TRIES=3 &&
+		cp $ENV/grubenv $ENV/grubenv.bak && cp $ENV/grubenv env.before &&
+		before=$(sha root-b.img) &&
+		test_must_fail agent install "$URL/v2.bundle?drop=$cut&times=1000&norange=1" 2>err &&
+		grep_one "^error: " err &&
+		test "$(env_get ORDER)" = "A B" && test "$(env_get B_TRIES)" = 3 && blocks_agree &&
+		if [ $cut -lt $poff ]; then
+			cmp $ENV/grubenv env.before && test "$(sha root-b.img)" = "$before" ||
+			{ echo "cut at $cut (payload at $poff) changed the disk"; exit 1; }
+		fi || exit 1
+	done
+'
+
 test_expect_success 'a download cut off once resumes with a range request and installs' '
 	agent install "$URL/v2.bundle?drop=1500000" >out 2>err &&
 	grep -q "range=bytes=1500000- status=206" httpd.log &&
