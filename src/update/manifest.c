@@ -298,7 +298,7 @@ static int manifest_check(struct check *c, const struct jsonr_value *root, struc
 		return r;
 	if (m->chunk_size < MANIFEST_MIN_CHUNK_SIZE || m->chunk_size % MANIFEST_MIN_CHUNK_SIZE)
 		return bad(c, v[7], "\"chunk_size\" must be a multiple of %d", MANIFEST_MIN_CHUNK_SIZE);
-	if (m->image_size == 0 || m->image_size / m->chunk_size >= MANIFEST_MAX_CHUNKS)
+	if (m->image_size == 0 || m->image_size > (uint64_t)MANIFEST_MAX_CHUNKS * m->chunk_size)
 		return bad(c, iv[0], "the image size must be 1 byte to %d chunks",
 			   MANIFEST_MAX_CHUNKS);
 	if ((r = members(c, v[8], "\"payload\"", payload_keys, 3, pv)) < 0 ||
