@@ -294,6 +294,8 @@ static void record(struct agent *a, struct kv *st, const char *file, const char 
 	_cleanup_free_ char *path = agent_state_path(a, file);
 	struct strbuf err = STRBUF_INIT;
 
+	if (a->lock_fd < 0)
+		return; /* no state directory: the error said why */
 	kv_set(st, "RESULT", result);
 	kv_set(st, "REASON", reason ? reason : "");
 	kv_setf(st, "TIME", "%" PRId64, agent_now());
