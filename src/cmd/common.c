@@ -142,15 +142,19 @@ int recipe_cmd_parse(const struct opt_cmd *cmd, int argc, char **argv, struct re
 
 /*
  * The built-in variable imgforge_agent: the imgforge-update binary that
- * images carry (recipes/ab-boot-files.yaml). The one next to the running
- * imgforge (a build tree, or a bin/ with both), else the installed one, so
- * that a build uses the agent of its own source tree.
+ * images carry (recipes/ab-boot-files.yaml). $IMGFORGE_AGENT, else the one
+ * next to the running imgforge (a build tree, or a bin/ with both), else the
+ * installed one, so that a build uses the agent of its own source tree.
  */
 static char *agent_path(void)
 {
+	const char *env = getenv("IMGFORGE_AGENT");
 	char exe[4096];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	ssize_t n;
 
+	if (env && *env)
+		return xstrdup(env);
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	if (n > 0) {
 		_cleanup_free_ char *dir = NULL, *path = NULL;
 

@@ -47,8 +47,8 @@ int sig_verify_detached(const void *data, size_t len, const void *der, size_t de
  * not_before for days days; a random serial). *ret_key and *ret_cert are
  * PEM text (NUL-terminated, malloc'd, the caller's).
  */
-int sig_keygen(const char *cn, int64_t not_before, unsigned days, char **ret_key,
-	       char **ret_cert, char *err, size_t errlen);
+int sig_keygen(const char *cn, int64_t not_before, unsigned days, char **ret_key, char **ret_cert,
+	       char *err, size_t errlen);
 
 /*
  * The signer of the DER signature der, as one line for people

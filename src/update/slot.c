@@ -154,9 +154,9 @@ int slot_env_load(const char *dir, struct slot_env *ret_env, bool *ret_from_copy
 		return 0;
 	}
 	strbuf_addf(err,
-		    "neither '%s' nor '%s' is a valid GRUB environment block: "
-		    "the boot variables are lost; set them again with imgforge-slot set ORDER=\"A B\" "
-		    "A_TRIES=0 B_TRIES=0 (docs/update.md, recovery)",
+		    "neither '%s' nor '%s' is a valid GRUB environment block: the boot "
+		    "variables are lost; on a slot that works, 'imgforge-update mark-good' writes "
+		    "them anew (docs/update.md, \"When both slots are bad\")",
 		    primary, copy);
 	return -EINVAL;
 }

@@ -61,8 +61,10 @@ int agent_lock(struct agent *a, struct strbuf *err);
 char *agent_state_path(const struct agent *a, const char *name);
 
 /*
- * The booted slot, the ESP's directory and its environment, the maximum of
- * tries: what every command but install's download needs.
+ * The booted slot, the ESP's directory (mounted if need be) and its
+ * environment, the maximum of tries: what every command needs. With
+ * reset_damaged (mark-good: the running slot works), two damaged blocks
+ * give a new environment with the running slot first and the other bad.
  */
 struct slots {
 	char booted;
@@ -71,7 +73,7 @@ struct slots {
 	struct slot_env env;
 	unsigned max_tries;
 };
-int slots_load(struct slots *s, bool mount_esp, struct strbuf *err);
+int slots_load(struct slots *s, bool reset_damaged, struct strbuf *err);
 void slots_release(struct slots *s);
 
 /* Now, in seconds since the epoch, for the state files. */

@@ -216,7 +216,7 @@ int agent_lock(struct agent *a, struct strbuf *err)
 	return 0;
 }
 
-int slots_load(struct slots *s, bool mount_esp, struct strbuf *err)
+int slots_load(struct slots *s, bool reset_damaged, struct strbuf *err)
 {
 	int r;
 
@@ -224,14 +224,29 @@ int slots_load(struct slots *s, bool mount_esp, struct strbuf *err)
 	r = slot_booted(&s->booted, &s->fallback, err);
 	if (r < 0)
 		return r;
-	r = slot_env_dir(mount_esp, &s->dir, err);
-	if (r < 0)
-		return r;
-	r = slot_env_load(s->dir, &s->env, NULL, err);
+	r = slot_env_dir(true, &s->dir, err);
 	if (r < 0)
 		return r;
 	s->max_tries = slot_max_tries(s->dir);
-	return 0;
+	r = slot_env_load(s->dir, &s->env, NULL, err);
+	if (r == -EINVAL && reset_damaged) {
+		/*
+		 * Both blocks damaged, and the running slot is known to work: it
+		 * becomes the default, the other one bad (nothing says what it holds).
+		 */
+		char order[4] = { s->booted, ' ', slot_other(s->booted), '\0' };
+		char name[] = "X_TRIES", tries[16];
+
+		warning("%s; writing them anew: slot %c first, slot %c marked bad", err->buf,
+			s->booted, slot_other(s->booted));
+		strbuf_reset(err);
+		name[0] = slot_other(s->booted);
+		snprintf(tries, sizeof(tries), "%u", s->max_tries);
+		slot_env_set(&s->env, "ORDER", order);
+		slot_env_set(&s->env, name, tries);
+		return 0;
+	}
+	return r;
 }
 
 void slots_release(struct slots *s)

@@ -55,6 +55,7 @@ struct source {
 	struct sha256 *h;
 	uint64_t n;
 	bool failed;
+	int read_errno;
 };
 
 static ssize_t source_read(void *ctx, void *buf, size_t len)
@@ -73,6 +74,7 @@ static ssize_t source_read(void *ctx, void *buf, size_t len)
 	}
 	if (r < 0) {
 		s->failed = true;
+		s->read_errno = (int)-r;
 		return r;
 	}
 	sha256_update(s->h, buf, (size_t)r);
@@ -80,15 +82,18 @@ static ssize_t source_read(void *ctx, void *buf, size_t len)
 	return r;
 }
 
-/* The message of a failed read, when the bundle reader's own says less. */
-static void source_message(const struct source *s, char *err)
+/*
+ * The message of a failed bundle step: the download's own when the stream
+ * broke (it names the URL), else the bundle reader's with the source named.
+ */
+static void bundle_failed(const struct source *s, const char *err, struct strbuf *out)
 {
-	if (!s->failed)
-		return;
-	if (s->fs)
-		snprintf(err, ERRLEN, "%s", fetch_stream_error(s->fs));
+	if (s->failed && s->fs)
+		strbuf_addstr(out, fetch_stream_error(s->fs));
+	else if (s->failed)
+		strbuf_addf(out, "cannot read '%s': %s", s->name, strerror(s->read_errno));
 	else
-		snprintf(err, ERRLEN, "cannot read '%s': %s", s->name, strerror(errno));
+		strbuf_addf(out, "'%s': %s", s->name, err);
 }
 
 static int source_open(struct source *s, const char *src, struct strbuf *err)
@@ -289,6 +294,8 @@ static void record(struct agent *a, struct kv *st, const char *file, const char 
 	_cleanup_free_ char *path = agent_state_path(a, file);
 	struct strbuf err = STRBUF_INIT;
 
+	if (a->lock_fd < 0)
+		return; /* no state directory: the error said why */
 	kv_set(st, "RESULT", result);
 	kv_set(st, "REASON", reason ? reason : "");
 	kv_setf(st, "TIME", "%" PRId64, agent_now());
@@ -314,7 +321,7 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 
 	kv_set(&st, "SOURCE", src);
 	kv_set(&st, "FROM_VERSION", a->version ? a->version : "");
-	if (agent_lock(a, &sb) < 0 || slots_load(&s, true, &sb) < 0)
+	if (agent_lock(a, &sb) < 0 || slots_load(&s, false, &sb) < 0)
 		goto fail;
 	kv_setf(&st, "FROM_SLOT", "%c", s.booted);
 	kv_setf(&st, "SLOT", "%c", slot_other(s.booted));
@@ -348,14 +355,13 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 	if (source_open(&in, src, &sb) < 0)
 		goto fail;
 	if (bundle_open(source_read, &in, a->keyring, &m, err, sizeof(err)) < 0) {
-		source_message(&in, err);
-		strbuf_addstr(&sb, err);
+		bundle_failed(&in, err, &sb);
 		goto fail;
 	}
 	kv_set(&st, "VERSION", m->version);
 	if (bundle_check_target(m, a->compatible, a->version, allow_downgrade, force, err,
 				sizeof(err)) < 0) {
-		strbuf_addstr(&sb, err);
+		bundle_failed(&in, err, &sb);
 		goto fail;
 	}
 	if (target_open(&t, slot_other(s.booted), &sb) < 0)
@@ -382,8 +388,7 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 	/* 3 and 4. */
 	if (bundle_stream_payload(source_read, &in, m, emit, emit_zero, &t, err, sizeof(err)) <
 	    0) {
-		source_message(&in, err);
-		strbuf_addstr(&sb, err);
+		bundle_failed(&in, err, &sb);
 		goto fail;
 	}
 	if (want_sha256 || want_size) {

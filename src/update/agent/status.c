@@ -186,7 +186,7 @@ int cmd_status(int argc, char **argv)
 		error("status takes no operand; see 'imgforge-update status --help'");
 		return EXIT_USAGE;
 	}
-	if (agent_init(&a, &err) < 0 || slots_load(&s, true, &err) < 0) {
+	if (agent_init(&a, &err) < 0 || slots_load(&s, false, &err) < 0) {
 		error("%s", err.buf);
 		goto out;
 	}
@@ -454,7 +454,7 @@ int cmd_rollback(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (agent_init(&a, &err) < 0 || agent_lock(&a, &err) < 0 ||
-	    slots_load(&s, true, &err) < 0) {
+	    slots_load(&s, false, &err) < 0) {
 		error("%s", err.buf);
 		goto out;
 	}
