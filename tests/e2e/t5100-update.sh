@@ -242,7 +242,8 @@ assert m[\"build_id\"] == \"$(build_id out-2.0)\", m" &&
 	first, last = m["chunks"][0], m["chunks"][-1]
 	flips = {
 	    "flip-manifest": 24 + mlen // 2,
-	    "flip-signature": 24 + mlen + slen // 2,
+	    "flip-signature": 24 + mlen + slen - 8,
+	    "flip-signer-cert": 24 + mlen + slen // 2,
 	    "flip-payload-first": pay + first["stored_offset"] + first["stored_size"] // 2,
 	    "flip-payload-middle": pay + m["payload"]["size"] // 2,
 	    "flip-payload-last": pay + last["stored_offset"] + last["stored_size"] // 2,
@@ -254,7 +255,7 @@ assert m[\"build_id\"] == \"$(build_id out-2.0)\", m" &&
 	open("www/cut-manifest.bundle", "wb").write(data[:24 + mlen // 2])
 	open("www/cut-payload.bundle", "wb").write(data[:len(data) - 4096])
 	PY
-	for b in flip-manifest flip-signature flip-payload-first flip-payload-middle \
+	for b in flip-manifest flip-signature flip-signer-cert flip-payload-first flip-payload-middle \
 		flip-payload-last cut-manifest cut-payload other-key; do
 		test_must_fail imgforge bundle verify www/$b.bundle --keyring keys/signing.crt \
 			2>verify-$b.err || { echo "bundle verify took $b"; exit 1; }
@@ -298,7 +299,7 @@ test_expect_success 'install v2 over HTTP with --reboot: v2 runs from slot B, /d
 # boot environment.
 refused() {
 	local name=$1 re=$2 a0 a1 rc=0
-	# Slot A as v2 found it, hashed once.
+	# Slot A before: hashed once, then kept from the end of each call.
 	[ -s "$TEST_DIR/slot-a.sha256" ] || slot_hash A >"$TEST_DIR/slot-a.sha256" || return 1
 	a0=$(cat "$TEST_DIR/slot-a.sha256") && vm imgforge-slot status >env0 || return 1
 	vm imgforge-update install "$BASE_URL/$name.bundle" >"$name.out" 2>"$name.err" || rc=$?
@@ -306,10 +307,10 @@ refused() {
 	test "$rc" -eq 1 || { echo "$name: exit status $rc, not 1"; return 1; }
 	grep_one "^error: " "$name.err" || return 1
 	grep -qE "^error: .*($re)" "$name.err" || { echo "$name: the error does not match /$re/"; return 1; }
-	a1=$(slot_hash A) || return 1
+	a1=$(slot_hash A) && echo "$a1" >"$TEST_DIR/slot-a.sha256" || return 1
 	test "$a0" = "$a1" || { echo "$name: slot A changed ($a0 -> $a1)"; return 1; }
 	vm imgforge-slot status >env1 && cmp env0 env1 || { echo "$name: the boot environment changed"; diff env0 env1; return 1; }
-	status_is "s[\"booted\"] == \"B\" and s[\"version\"] == \"2.0\" and s[\"slots\"][\"A\"][\"good\"]"
+	status_is "s[\"booted\"] == \"B\" and s[\"version\"] == \"2.0\" and s[\"last_attempt\"][\"result\"] == \"refused\""
 }
 
 test_expect_success 'refused before any write: a bit flipped in the manifest' '
@@ -317,6 +318,9 @@ test_expect_success 'refused before any write: a bit flipped in the manifest' '
 '
 test_expect_success 'refused before any write: a bit flipped in the signature' '
 	refused flip-signature "signature"
+'
+test_expect_success 'refused before any write: a bit flipped in the signer certificate inside the signature' '
+	refused flip-signer-cert "signature|trust"
 '
 test_expect_success 'refused before any write: a bit flipped in the first chunk of the payload' '
 	refused flip-payload-first "damaged bundle"
