@@ -45,8 +45,14 @@ python3 -m http.server --bind 127.0.0.1 --directory "$TEST_DIR/www" "$HTTP_PORT"
 HTTP_PID=$!
 trap 'stop_vm; kill "$HTTP_PID" 2>/dev/null; cd /; rm -rf "$TEST_DIR"' EXIT
 
-# The SSH port of the running VM is kept in a file: test bodies are subshells.
-vm() { P22=$(cat "$TEST_DIR/p22") vm_ssh root "$@"; }
+# SSH into the running VM, whose port is kept in a file (test bodies are
+# subshells), through one master connection per boot: a new SSH handshake
+# takes seconds in an emulated guest.
+vm() {
+	ssh -i "$TEST_DIR/key" -p "$(cat "$TEST_DIR/p22")" -o StrictHostKeyChecking=no \
+		-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=20 -o BatchMode=yes \
+		-o ControlMaster=auto -o ControlPath="$TEST_DIR/ssh-%p" -o ControlPersist=60 root@127.0.0.1 "$@"
+}
 # boot_kept LOG N REGEX...: boot vm.raw and keep it running, SSH on PORTS[N].
 boot_kept() {
 	local log=$1 args=() re
@@ -301,7 +307,7 @@ test_expect_success 'install v2 over HTTP with --reboot: v2 runs from slot B, /d
 # matching REGEX, and changes neither slot A (v1, the other slot) nor the
 # boot environment.
 refused() {
-	local name=$1 re=$2 a0 a1 rc=0 ok=1
+	local name=$1 re=$2 a0 a1 rc=0 ok=1 start=$SECONDS
 	# The state before: what the previous call left, or taken now.
 	if [ ! -s "$TEST_DIR/slot-a.sha256" ]; then
 		slot_hash A >"$TEST_DIR/slot-a.sha256" && vm imgforge-slot status >"$TEST_DIR/env.before" ||
@@ -313,6 +319,7 @@ refused() {
 	vm "imgforge-slot status && echo --- && imgforge-update status --json && sync" >post &&
 	sed "/^---$/,\$d" post >env.after && sed "1,/^---$/d" post >"$TEST_DIR/status.json" &&
 	a1=$(NO_SYNC=1 slot_hash A) || return 1
+	elapsed "refusal of $name" $start
 	# The next call is judged on its own.
 	echo "$a1" >"$TEST_DIR/slot-a.sha256" && cp env.after "$TEST_DIR/env.before" || return 1
 	test "$rc" -eq 1 || { echo "$name: exit status $rc, not 1"; ok=0; }
