@@ -310,10 +310,10 @@ refused() {
 	local name=$1 re=$2 a0 a1 rc=0 ok=1 start=$SECONDS
 	# The state before: what the previous call left, or taken now.
 	if [ ! -s "$TEST_DIR/slot-a.sha256" ]; then
-		slot_hash A >"$TEST_DIR/slot-a.sha256" && vm imgforge-slot status >"$TEST_DIR/env.before" ||
+		slot_hash A >"$TEST_DIR/slot-a.sha256" && vm imgforge-slot status >"$TEST_DIR/env.kept" ||
 			return 1
 	fi
-	a0=$(cat "$TEST_DIR/slot-a.sha256") && cp "$TEST_DIR/env.before" env.before || return 1
+	a0=$(cat "$TEST_DIR/slot-a.sha256") && cp "$TEST_DIR/env.kept" env.before || return 1
 	vm imgforge-update install "$BASE_URL/$name.bundle" >"$name.out" 2>"$name.err" || rc=$?
 	echo "--- $name: exit $rc"; cat "$name.err"
 	vm "imgforge-slot status && echo --- && imgforge-update status --json && sync" >post &&
@@ -321,7 +321,7 @@ refused() {
 	a1=$(NO_SYNC=1 slot_hash A) || return 1
 	elapsed "refusal of $name" $start
 	# The next call is judged on its own.
-	echo "$a1" >"$TEST_DIR/slot-a.sha256" && cp env.after "$TEST_DIR/env.before" || return 1
+	echo "$a1" >"$TEST_DIR/slot-a.sha256" && cp env.after "$TEST_DIR/env.kept" || return 1
 	test "$rc" -eq 1 || { echo "$name: exit status $rc, not 1"; ok=0; }
 	grep_one "^error: " "$name.err" || ok=0
 	grep -qE "^error: .*($re)" "$name.err" || { echo "$name: the error does not match /$re/"; ok=0; }
