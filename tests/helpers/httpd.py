@@ -23,7 +23,6 @@ test can say "fail twice, then work":
     ?delay=MS           wait MS milliseconds before sending the body
     ?stall=MS&times=K   send half the body, then nothing for MS milliseconds
                         before closing, for the first K requests
-    &skip=N             (with stall) leave the first N requests alone
     ?trickle=MS         send the body one byte every MS milliseconds
     ?endless=1          answer 200 with a chunked body that never ends (until
                         the client hangs up)
@@ -48,12 +47,12 @@ log_lock = threading.Lock()
 args = None
 
 
-def take(key, times, skip=0):
-    """True for the calls with this key after the first `skip`, `times` of them."""
+def take(key, times):
+    """True for the first `times` calls with this key."""
     with counts_lock:
         n = counts.get(key, 0)
         counts[key] = n + 1
-    return skip <= n < skip + times
+    return n < times
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -166,7 +165,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         if "delay" in q:
             time.sleep(int(q["delay"]) / 1000.0)
-        if "stall" in q and take(key + "#stall", times, int(q.get("skip", 0))):
+        if "stall" in q and take(key + "#stall", times):
             self.wfile.write(body[:len(body) // 2])
             self.wfile.flush()
             time.sleep(int(q["stall"]) / 1000.0)

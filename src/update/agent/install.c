@@ -123,73 +123,6 @@ static void source_close(struct source *s)
 	s->h = NULL;
 }
 
-/*
- * The checking pass: the payload's bytes, as stored, against the size and
- * SHA-256 the signed manifest names, and nothing after them; the whole
- * file against the channel's size and SHA-256 when given. Nothing is
- * decompressed and nothing written: a flipped or missing byte anywhere in
- * the payload refuses the bundle before the first write.
- */
-static int payload_check(struct source *in, const struct bundle_manifest *m,
-			 const uint8_t *want_sha256, uint64_t want_size, struct strbuf *sb)
-{
-	_cleanup_free_ uint8_t *buf = xmalloc(1 << 20);
-	struct sha256 *h = sha256_new();
-	uint8_t got[SHA256_LEN], extra;
-	uint64_t left = m->payload_size;
-	char err[ERRLEN];
-	ssize_t n;
-	int r = -1;
-
-	while (left > 0) {
-		n = source_read(in, buf, left < (1 << 20) ? (size_t)left : 1 << 20);
-		if (n < 0) {
-			bundle_failed(in, "", sb);
-			goto out;
-		}
-		if (n == 0) {
-			snprintf(err, sizeof(err),
-				 "truncated bundle: it ends at byte %" PRIu64 ", in its payload "
-				 "(%" PRIu64 " bytes from byte %" PRIu64 "); fetch it again",
-				 in->n, m->payload_size, m->payload_offset);
-			bundle_failed(in, err, sb);
-			goto out;
-		}
-		sha256_update(h, buf, (size_t)n);
-		left -= (uint64_t)n;
-	}
-	n = source_read(in, &extra, 1);
-	if (n < 0) {
-		bundle_failed(in, "", sb);
-		goto out;
-	}
-	sha256_final(h, got);
-	if (n > 0 || memcmp(got, m->payload_sha256, SHA256_LEN)) {
-		bundle_failed(in,
-			      n > 0 ? "invalid bundle: data after the payload's end"
-				    : "damaged bundle: the payload does not match its SHA-256 in the "
-				      "manifest; fetch it again",
-			      sb);
-		goto out;
-	}
-	if (want_sha256 || want_size) {
-		sha256_final(in->h, got); /* the source is closed next */
-		if ((want_size && in->n != want_size) ||
-		    (want_sha256 && memcmp(got, want_sha256, SHA256_LEN))) {
-			strbuf_addf(sb,
-				    "'%s' is not the bundle the channel index names (another size "
-				    "or SHA-256): the index and the bundle were published apart; "
-				    "try again later",
-				    in->name);
-			goto out;
-		}
-	}
-	r = 0;
-out:
-	sha256_free(h);
-	return r;
-}
-
 /* The slot partition being written. */
 struct target {
 	const char *dev;
@@ -440,33 +373,6 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 			    "'%s' (%" PRIu64 " bytes)",
 			    src, m->image_size, t.slot, t.dev, t.size);
 		goto fail;
-	}
-	/*
-	 * The whole payload is checked before the first write (a URL is
-	 * fetched twice), then the bundle is read again for the writing pass,
-	 * which checks every chunk once more: a file changed between the two
-	 * passes still fails before the switch.
-	 */
-	if (payload_check(&in, m, want_sha256, want_size, &sb) < 0)
-		goto fail;
-	source_close(&in);
-	if (source_open(&in, src, &sb) < 0)
-		goto fail;
-	{
-		struct bundle_manifest *again = NULL;
-
-		if (bundle_open(source_read, &in, a->keyring, &again, err, sizeof(err)) < 0) {
-			bundle_failed(&in, err, &sb);
-			goto fail;
-		}
-		if (memcmp(again->payload_sha256, m->payload_sha256, SHA256_LEN) ||
-		    memcmp(again->image_sha256, m->image_sha256, SHA256_LEN)) {
-			bundle_manifest_free(again);
-			strbuf_addf(&sb, "'%s' changed while it was being installed; try again",
-				    src);
-			goto fail;
-		}
-		bundle_manifest_free(again);
 	}
 	info("verified: %s %s (running %s %s), signed, %" PRIu64 " bytes", m->compatible,
 	     m->version, a->compatible, a->version ? a->version : "(unknown version)",
