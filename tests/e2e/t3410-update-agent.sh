@@ -303,6 +303,16 @@ test_expect_success 'the appliance backs up its database before a switch; a fail
 	test "$(env_get ORDER)" = "A B" && test "$(env_get B_TRIES)" = 3
 '
 
+test_expect_success 'every write in its order: boot blocks copy first and in place, the slot before the switch, state files durable' '
+	require_tool strace strace &&
+	grub-editenv $ENV/grubenv set "ORDER=A B" A_TRIES=0 B_TRIES=3 && cp $ENV/grubenv $ENV/grubenv.bak &&
+	booted A 1.0 && rm -rf data/imgforge &&
+	strace -f -e trace=openat,rename,fsync,pwrite64,write -o trace "$AGENT" install v2.bundle &&
+	"$PY" "$SRCDIR/tests/e2e/durable-trace.py" trace "$TEST_DIR/root-b.img" \
+		"$TEST_DIR/data/imgforge/update" "$TEST_DIR/$ENV" &&
+	test "$(env_get ORDER)" = "B A"
+'
+
 # The image side: a tarball base with the boot support and stand-ins for the
 # kernel and the boot tools (as t3100), and an update: section.
 FIX=$SRCDIR/tests/helpers/rootfs-fixture.py
