@@ -55,7 +55,8 @@ static const char footer_verify[] =
 	"*.crt/*.pem files; a bundle signed by any of them (or by a certificate\n"
 	"one of them issued) is trusted while the certificates are valid.\n";
 
-/* The build's root.ext4, checked against the registry's digest (a later build may reuse the directory). */
+/* The build's root.ext4, checked against the registry's digest (a later build may reuse the
+ * directory). */
 static int resolve_build(const char *id, const char *registry, const char *cache,
 			 struct registry_build **ret_b, char **ret_path)
 {
@@ -79,13 +80,16 @@ static int resolve_build(const char *id, const char *registry, const char *cache
 		path = path_join(dir, "registry.db");
 	}
 	if (!str_startswith(path, "postgres") && stat(path, &st) < 0) {
-		error("bundle: '%s' is neither a file nor a registered build (no registry at '%s'); "
-		      "give a root.ext4 or a build id from 'imgforge ls'", id, path);
+		error("bundle: '%s' is neither a file nor a registered build (no registry at "
+		      "'%s'); "
+		      "give a root.ext4 or a build id from 'imgforge ls'",
+		      id, path);
 		goto out;
 	}
 	if (registry_open_readonly(path, &reg, &err) < 0 || registry_get(reg, id, &b, &err) < 0) {
 		error("bundle: '%s' is not a file, and %s; give a root.ext4 or a build id from "
-		      "'imgforge ls'", id, strbuf_str(&err));
+		      "'imgforge ls'",
+		      id, strbuf_str(&err));
 		goto out;
 	}
 	for (i = 0; i < b->n_outputs; i++)
@@ -93,7 +97,8 @@ static int resolve_build(const char *id, const char *registry, const char *cache
 			o = &b->outputs[i];
 	if (!o || !b->outdir) {
 		error("bundle: build %s has no root.ext4 on record; build the image with a rootfs "
-		      "output, or give the file", b->id);
+		      "output, or give the file",
+		      b->id);
 		goto out;
 	}
 	image = path_join(b->outdir, "root.ext4");
@@ -122,10 +127,12 @@ static int bundle_create_cmd(int argc, char **argv)
 	const char *registry = NULL, *cache = NULL;
 	const struct opt options[] = {
 		OPT_STRING('o', "output", &out, "<file>", "the bundle to write"),
-		OPT_STRING(0, "key", &key, "<key>", "the PEM private key to sign with (imgforge keygen)"),
+		OPT_STRING(0, "key", &key, "<key>",
+			   "the PEM private key to sign with (imgforge keygen)"),
 		OPT_STRING(0, "cert", &cert, "<cert>", "the key's PEM certificate"),
 		OPT_STRING(0, "compatible", &compatible, "<name>",
-			   "the name devices must run to install it\n(default: the build's image name)"),
+			   "the name devices must run to install it\n(default: the build's image "
+			   "name)"),
 		OPT_STRING(0, "version", &version, "<v>",
 			   "the image version (default: the build's)"),
 		OPT_STRING(0, "registry", &registry, "<path>",
@@ -134,8 +141,8 @@ static int bundle_create_cmd(int argc, char **argv)
 			   "the cache directory (default $XDG_CACHE_HOME/imgforge)"),
 		OPT_END(),
 	};
-	const struct opt_cmd cmd = { .name = "bundle", .usage = usage_create, .opts = options,
-				     .footer = footer_create };
+	const struct opt_cmd cmd = {
+		.name = "bundle", .usage = usage_create, .opts = options, .footer = footer_create};
 	struct registry_build *b = NULL;
 	_cleanup_free_ char *image = NULL;
 	const char *build_id = NULL;
@@ -155,15 +162,16 @@ static int bundle_create_cmd(int argc, char **argv)
 	if (!out || !*out || !key || !cert) {
 		error("bundle: %s; see 'imgforge bundle --help'",
 		      !out || !*out ? "no output given (-o <file>)"
-		      : !key ? "no signing key given (--key <key>)"
-			     : "no certificate given (--cert <cert>)");
+		      : !key	    ? "no signing key given (--key <key>)"
+				    : "no certificate given (--cert <cert>)");
 		return EXIT_USAGE;
 	}
 	created = source_date_epoch((int64_t)time(NULL));
 	if (stat(argv[0], &st) == 0 || strchr(argv[0], '/')) {
 		if (!compatible || !version) {
 			error("bundle: a bundle of the file '%s' needs --compatible <name> and "
-			      "--version <v>", argv[0]);
+			      "--version <v>",
+			      argv[0]);
 			return EXIT_USAGE;
 		}
 		image = xstrdup(argv[0]);
@@ -189,8 +197,8 @@ static int bundle_create_cmd(int argc, char **argv)
 		goto out;
 	}
 	if (stat(out, &st) == 0)
-		info("bundle: wrote '%s' (%s, %s %s)", out, format_size((uint64_t)st.st_size, sz,
-			sizeof(sz)), compatible, version);
+		info("bundle: wrote '%s' (%s, %s %s)", out,
+		     format_size((uint64_t)st.st_size, sz, sizeof(sz)), compatible, version);
 	r = 0;
 out:
 	registry_build_free(b);
@@ -231,7 +239,7 @@ static int bundle_info_cmd(int argc, char **argv)
 		OPT_FLAG(0, "json", &json, "print JSON"),
 		OPT_END(),
 	};
-	const struct opt_cmd cmd = { .name = "bundle info", .usage = usage_info, .opts = options };
+	const struct opt_cmd cmd = {.name = "bundle info", .usage = usage_info, .opts = options};
 	struct bundle_manifest *m = NULL;
 	_cleanup_free_ uint8_t *sig = NULL;
 	_cleanup_free_ char *signer = NULL;
@@ -288,9 +296,11 @@ static int bundle_info_cmd(int argc, char **argv)
 		strbuf_addf(&out, "image       %" PRIu64 " bytes (%s), sha256 %s\n", m->image_size,
 			    format_size(m->image_size, sz, sizeof(sz)), hex);
 		hex_encode(m->payload_sha256, 32, hex);
-		strbuf_addf(&out, "payload     %" PRIu64 " bytes at byte %" PRIu64 ", zstd, sha256 %s\n",
+		strbuf_addf(&out,
+			    "payload     %" PRIu64 " bytes at byte %" PRIu64 ", zstd, sha256 %s\n",
 			    m->payload_size, m->payload_offset, hex);
-		strbuf_addf(&out, "chunks      %zu of %" PRIu64 " bytes stored (%" PRIu64
+		strbuf_addf(&out,
+			    "chunks      %zu of %" PRIu64 " bytes stored (%" PRIu64
 			    " image bytes; the rest is zeros)\n",
 			    m->n_chunks, m->chunk_size, stored);
 		if (m->has_chunk_index) {
@@ -298,8 +308,10 @@ static int bundle_info_cmd(int argc, char **argv)
 			strbuf_addf(&out, "chunk index sha256 %s\n", hex);
 		}
 		strbuf_addf(&out, "signer      %s\n", signer);
-		strbuf_addf(&out, "signature   NOT CHECKED (imgforge bundle verify %s --keyring <keyring>)\n",
-			    argv[0]);
+		strbuf_addf(
+			&out,
+			"signature   NOT CHECKED (imgforge bundle verify %s --keyring <keyring>)\n",
+			argv[0]);
 	}
 	fwrite(out.buf, 1, out.len, stdout);
 	strbuf_release(&out);
@@ -317,8 +329,10 @@ static int bundle_verify_cmd(int argc, char **argv)
 			   "also refuse a bundle for another compatible name"),
 		OPT_END(),
 	};
-	const struct opt_cmd cmd = { .name = "bundle verify", .usage = usage_verify,
-				     .opts = options, .footer = footer_verify };
+	const struct opt_cmd cmd = {.name = "bundle verify",
+				    .usage = usage_verify,
+				    .opts = options,
+				    .footer = footer_verify};
 	struct bundle_manifest *m = NULL;
 	_cleanup_close_ int fd = -1;
 	char err[1024];
@@ -329,22 +343,24 @@ static int bundle_verify_cmd(int argc, char **argv)
 		return opt_exit_status(n);
 	if (n != 1 || !keyring) {
 		error("bundle verify: %s; see 'imgforge bundle verify --help'",
-		      n > 1 ? "give one bundle" : n == 0 ? "no bundle given"
-							 : "no keyring given (--keyring <keyring>)");
+		      n > 1    ? "give one bundle"
+		      : n == 0 ? "no bundle given"
+			       : "no keyring given (--keyring <keyring>)");
 		return EXIT_USAGE;
 	}
 	fd = open_file("bundle verify", argv[0]);
 	if (fd < 0)
 		return 1;
 	if (bundle_open(bundle_read_fd, &fd, keyring, &m, err, sizeof(err)) < 0 ||
-	    (compatible && bundle_check_target(m, compatible, NULL, false, false, err,
-					       sizeof(err)) < 0) ||
+	    (compatible &&
+	     bundle_check_target(m, compatible, NULL, false, false, err, sizeof(err)) < 0) ||
 	    bundle_stream_payload(bundle_read_fd, &fd, m, NULL, NULL, NULL, err, sizeof(err)) < 0) {
 		error("bundle verify: '%s': %s", argv[0], err);
 		goto out;
 	}
 	info("bundle verify: '%s': good signature, %s %s, %zu chunks and the image's SHA-256 "
-	     "match", argv[0], m->compatible, m->version, m->n_chunks);
+	     "match",
+	     argv[0], m->compatible, m->version, m->n_chunks);
 	r = 0;
 out:
 	bundle_manifest_free(m);

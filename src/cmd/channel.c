@@ -32,7 +32,8 @@ static const char usage[] =
 
 static const char footer[] = "See docs/update.md, \"Channels\".\n";
 
-/* Write data to path through path.tmp: synced and renamed; the directory is synced by the caller. */
+/* Write data to path through path.tmp: synced and renamed; the directory is synced by the caller.
+ */
 static int write_durable(const char *path, const void *data, size_t len)
 {
 	_cleanup_free_ char *tmp = xasprintf("%s.tmp", path);
@@ -64,14 +65,14 @@ int cmd_channel(int argc, char **argv)
 		OPT_STRING(0, "cert", &cert, "<cert>", "the key's PEM certificate"),
 		OPT_END(),
 	};
-	const struct opt_cmd cmd = { .name = "channel", .usage = usage, .opts = options,
-				     .footer = footer };
+	const struct opt_cmd cmd = {
+		.name = "channel", .usage = usage, .opts = options, .footer = footer};
 	_cleanup_free_ char *index = NULL, *sigpath = NULL, *old = NULL;
 	_cleanup_free_ uint8_t *sig = NULL;
 	_cleanup_close_ int fd = -1;
 	struct bundle_manifest *m = NULL;
 	struct strbuf out = STRBUF_INIT;
-	struct channel_entry e = { 0 };
+	struct channel_entry e = {0};
 	char err[1024], hex[SHA256_HEX_LEN];
 	size_t old_len = 0, siglen = 0;
 	struct stat st;
@@ -90,12 +91,14 @@ int cmd_channel(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (!channel_name_valid(name)) {
-		error("channel: bad channel name '%s': give 1 to 64 characters of A-Z a-z 0-9 . _ -",
+		error("channel: bad channel name '%s': give 1 to 64 characters of A-Z a-z 0-9 . _ "
+		      "-",
 		      name);
 		return EXIT_USAGE;
 	}
 	if (stat(argv[0], &st) < 0 || !S_ISDIR(st.st_mode)) {
-		error("channel: '%s' is not a directory; create the update server's directory first",
+		error("channel: '%s' is not a directory; create the update server's directory "
+		      "first",
 		      argv[0]);
 		return 1;
 	}

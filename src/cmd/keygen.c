@@ -51,7 +51,8 @@ static int write_new(const char *dir, const char *name, const char *data, unsign
 	unlink(tmp);
 	if (r == -EEXIST)
 		return error("keygen: '%s' exists; give another directory (existing keys are never "
-			     "overwritten)", path);
+			     "overwritten)",
+			     path);
 	if (r < 0)
 		return error("keygen: cannot write '%s': %s", path, strerror(-r));
 	return 0;
@@ -64,7 +65,8 @@ static int exists(const char *dir, const char *name)
 
 	if (lstat(path, &st) == 0)
 		return error("keygen: '%s' exists; give another directory (existing keys are never "
-			     "overwritten)", path);
+			     "overwritten)",
+			     path);
 	return 0;
 }
 
@@ -73,16 +75,18 @@ int cmd_keygen(int argc, char **argv)
 	const char *out = NULL, *name = "imgforge update signing key";
 	unsigned days = 3650;
 	const struct opt options[] = {
-		OPT_STRING('o', "output", &out, "<dir>", "the directory to write signing.key and "
+		OPT_STRING('o', "output", &out, "<dir>",
+			   "the directory to write signing.key and "
 			   "signing.crt to\n(created if needed)"),
-		OPT_STRING(0, "name", &name, "<cn>", "the certificate's common name (default\n"
+		OPT_STRING(0, "name", &name, "<cn>",
+			   "the certificate's common name (default\n"
 			   "'imgforge update signing key')"),
 		OPT_UINT(0, "days", &days, "<n>", 1, 36500,
 			 "how long the certificate is valid, from now (default 3650)"),
 		OPT_END(),
 	};
-	const struct opt_cmd cmd = { .name = "keygen", .usage = usage, .opts = options,
-				     .footer = footer };
+	const struct opt_cmd cmd = {
+		.name = "keygen", .usage = usage, .opts = options, .footer = footer};
 	char *key = NULL, *cert = NULL, err[512];
 	int n, r = 1;
 

@@ -90,8 +90,9 @@ static int read_exact(bundle_read_fn rd, void *ctx, void *buf, size_t len, uint6
 	return 0;
 }
 
-static int open_common(bundle_read_fn rd, void *ctx, const char *keyring, struct bundle_manifest **ret,
-		       uint8_t **ret_sig, size_t *ret_siglen, char *err, size_t errlen)
+static int open_common(bundle_read_fn rd, void *ctx, const char *keyring,
+		       struct bundle_manifest **ret, uint8_t **ret_sig, size_t *ret_siglen,
+		       char *err, size_t errlen)
 {
 	uint8_t hdr[BUNDLE_HEADER_SIZE];
 	_cleanup_free_ uint8_t *buf = NULL;
@@ -109,28 +110,37 @@ static int open_common(bundle_read_fn rd, void *ctx, const char *keyring, struct
 		return fail(err, errlen, "not an imgforge bundle: it does not start with '%s'",
 			    BUNDLE_MAGIC);
 	if (n < (ssize_t)sizeof(hdr))
-		return fail(err, errlen, "truncated bundle: it ends at byte %zd, in its %d-byte "
-			    "header; fetch it again", n, BUNDLE_HEADER_SIZE);
+		return fail(err, errlen,
+			    "truncated bundle: it ends at byte %zd, in its %d-byte "
+			    "header; fetch it again",
+			    n, BUNDLE_HEADER_SIZE);
 	version = get_be32(hdr + 8);
 	mlen = get_be32(hdr + 12);
 	slen = get_be32(hdr + 16);
 	reserved = get_be32(hdr + 20);
 	if (version != BUNDLE_FORMAT)
-		return fail(err, errlen, "bundle format %" PRIu32 " is not supported (this "
-			    "imgforge reads format %d); update imgforge", version, BUNDLE_FORMAT);
+		return fail(err, errlen,
+			    "bundle format %" PRIu32 " is not supported (this "
+			    "imgforge reads format %d); update imgforge",
+			    version, BUNDLE_FORMAT);
 	if (mlen == 0 || mlen > BUNDLE_MAX_MANIFEST)
-		return fail(err, errlen, "invalid bundle header: manifest length %" PRIu32
-			    " is not 1 to %u bytes", mlen, BUNDLE_MAX_MANIFEST);
+		return fail(err, errlen,
+			    "invalid bundle header: manifest length %" PRIu32
+			    " is not 1 to %u bytes",
+			    mlen, BUNDLE_MAX_MANIFEST);
 	if (slen == 0 || slen > BUNDLE_MAX_SIGNATURE)
-		return fail(err, errlen, "invalid bundle header: signature length %" PRIu32
-			    " is not 1 to %u bytes", slen, BUNDLE_MAX_SIGNATURE);
+		return fail(err, errlen,
+			    "invalid bundle header: signature length %" PRIu32
+			    " is not 1 to %u bytes",
+			    slen, BUNDLE_MAX_SIGNATURE);
 	if (reserved)
-		return fail(err, errlen, "invalid bundle header: the reserved field at byte 20 is "
+		return fail(err, errlen,
+			    "invalid bundle header: the reserved field at byte 20 is "
 			    "not 0");
 	buf = xmalloc(sizeof(hdr) + mlen + slen);
 	memcpy(buf, hdr, sizeof(hdr));
-	if (read_exact(rd, ctx, buf + sizeof(hdr), mlen, sizeof(hdr), "its manifest", err,
-		       errlen) < 0 ||
+	if (read_exact(rd, ctx, buf + sizeof(hdr), mlen, sizeof(hdr), "its manifest", err, errlen) <
+		    0 ||
 	    read_exact(rd, ctx, buf + sizeof(hdr) + mlen, slen, sizeof(hdr) + (uint64_t)mlen,
 		       "its signature", err, errlen) < 0)
 		return -1;
@@ -141,10 +151,12 @@ static int open_common(bundle_read_fn rd, void *ctx, const char *keyring, struct
 	if (manifest_parse((const char *)buf + sizeof(hdr), mlen, &m, merr, sizeof(merr)) < 0)
 		return fail(err, errlen, "%s", merr);
 	if (m->payload_offset != sizeof(hdr) + (uint64_t)mlen + slen) {
+		fail(err, errlen,
+		     "invalid manifest: the payload offset %" PRIu64
+		     " is not the end of the signature (%" PRIu64 ")",
+		     m->payload_offset, sizeof(hdr) + (uint64_t)mlen + slen);
 		bundle_manifest_free(m);
-		return fail(err, errlen, "invalid manifest: the payload offset %" PRIu64
-			    " is not the end of the signature (%" PRIu64 ")",
-			    m->payload_offset, sizeof(hdr) + (uint64_t)mlen + slen);
+		return -1;
 	}
 	if (ret_sig) {
 		*ret_sig = xmalloc(slen);
@@ -232,7 +244,8 @@ int bundle_stream_payload(bundle_read_fn rd, void *ctx, const struct bundle_mani
 		pos = c->offset;
 		/* Checked by manifest_parse(); a caller's own manifest is checked here too. */
 		if (c->stored_size > max_stored || c->size > m->chunk_size) {
-			fail(err, errlen, "invalid manifest: chunk %zu is larger than the chunk size", i);
+			fail(err, errlen,
+			     "invalid manifest: chunk %zu is larger than the chunk size", i);
 			goto out;
 		}
 		snprintf(what, sizeof(what), "chunk %zu of the payload", i);
@@ -243,23 +256,26 @@ int bundle_stream_payload(bundle_read_fn rd, void *ctx, const struct bundle_mani
 		fsize = ZSTD_getFrameContentSize(in, c->stored_size);
 		if (ZSTD_findFrameCompressedSize(in, c->stored_size) != c->stored_size ||
 		    fsize != c->size) {
-			fail(err, errlen, "damaged bundle: chunk %zu (image bytes %" PRIu64 "..%" PRIu64
+			fail(err, errlen,
+			     "damaged bundle: chunk %zu (image bytes %" PRIu64 "..%" PRIu64
 			     ") is not one zstd frame of %" PRIu64 " bytes; fetch it again",
 			     i, c->offset, c->offset + c->size, c->size);
 			goto out;
 		}
 		got = ZSTD_decompressDCtx(dctx, out, c->size, in, c->stored_size);
 		if (ZSTD_isError(got) || got != c->size) {
-			fail(err, errlen, "damaged bundle: chunk %zu (image bytes %" PRIu64 "..%" PRIu64
-			     ") does not decompress (%s); fetch it again", i, c->offset,
-			     c->offset + c->size,
+			fail(err, errlen,
+			     "damaged bundle: chunk %zu (image bytes %" PRIu64 "..%" PRIu64
+			     ") does not decompress (%s); fetch it again",
+			     i, c->offset, c->offset + c->size,
 			     ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short");
 			goto out;
 		}
 		sha256_update(ch, out, c->size);
 		sha256_final(ch, digest);
 		if (memcmp(digest, c->sha256, SHA256_LEN)) {
-			fail(err, errlen, "damaged bundle: chunk %zu (image bytes %" PRIu64 "..%" PRIu64
+			fail(err, errlen,
+			     "damaged bundle: chunk %zu (image bytes %" PRIu64 "..%" PRIu64
 			     ") does not match its SHA-256 in the manifest; fetch it again",
 			     i, c->offset, c->offset + c->size);
 			goto out;
@@ -271,26 +287,30 @@ int bundle_stream_payload(bundle_read_fn rd, void *ctx, const struct bundle_mani
 		}
 		pos = c->offset + c->size;
 	}
-	if (pos < m->image_size && emit_zeros(ih, pos, m->image_size - pos, emit, emit_zero, ectx) < 0) {
+	if (pos < m->image_size &&
+	    emit_zeros(ih, pos, m->image_size - pos, emit, emit_zero, ectx) < 0) {
 		write_failed(err, errlen, pos);
 		goto out;
 	}
 	sha256_final(ph, digest);
 	if (memcmp(digest, m->payload_sha256, SHA256_LEN)) {
-		fail(err, errlen, "damaged bundle: the payload does not match its SHA-256 in the "
+		fail(err, errlen,
+		     "damaged bundle: the payload does not match its SHA-256 in the "
 		     "manifest; fetch it again");
 		goto out;
 	}
 	sha256_final(ih, digest);
 	if (memcmp(digest, m->image_sha256, SHA256_LEN)) {
-		fail(err, errlen, "damaged bundle: the image does not match its SHA-256 in the "
+		fail(err, errlen,
+		     "damaged bundle: the image does not match its SHA-256 in the "
 		     "manifest; fetch it again");
 		goto out;
 	}
 	n = read_full(rd, ctx, &extra, 1);
 	if (n != 0) {
-		fail(err, errlen, n < 0 ? "cannot read the bundle at byte %" PRIu64 ": read error"
-				       : "invalid bundle: data after the payload's end at byte %" PRIu64,
+		fail(err, errlen,
+		     n < 0 ? "cannot read the bundle at byte %" PRIu64 ": read error"
+			   : "invalid bundle: data after the payload's end at byte %" PRIu64,
 		     at);
 		goto out;
 	}
@@ -312,19 +332,23 @@ int bundle_check_target(const struct bundle_manifest *m, const char *compatible,
 	int c;
 
 	if (compatible && strcmp(m->compatible, compatible))
-		return fail(err, errlen, "the bundle is for '%s', this system is '%s'; install a "
-			    "bundle built for '%s'", m->compatible, quote_path(compatible),
-			    quote_path(compatible));
+		return fail(err, errlen,
+			    "the bundle is for '%s', this system is '%s'; install a "
+			    "bundle built for '%s'",
+			    m->compatible, quote_path(compatible), quote_path(compatible));
 	if (!running_version)
 		return 0;
 	c = strverscmp(m->version, running_version);
 	if (c < 0 && !allow_downgrade)
-		return fail(err, errlen, "the bundle's version %s is older than the running %s; "
-			    "give --allow-downgrade to install it anyway", m->version,
-			    quote_path(running_version));
+		return fail(err, errlen,
+			    "the bundle's version %s is older than the running %s; "
+			    "give --allow-downgrade to install it anyway",
+			    m->version, quote_path(running_version));
 	if (c == 0 && !force)
-		return fail(err, errlen, "version %s is already running; give --force to install "
-			    "it again", m->version);
+		return fail(err, errlen,
+			    "version %s is already running; give --force to install "
+			    "it again",
+			    m->version);
 	return 0;
 }
 
@@ -371,7 +395,7 @@ static int make_payload(int in, const char *image, int pfd, struct bundle_manife
 	}
 	for (off = 0; off < m->image_size; off += m->chunk_size) {
 		size_t len = m->image_size - off < m->chunk_size ? (size_t)(m->image_size - off)
-								  : m->chunk_size;
+								 : m->chunk_size;
 		struct bundle_chunk *c;
 		size_t got = 0, zn;
 
@@ -381,8 +405,8 @@ static int make_payload(int in, const char *image, int pfd, struct bundle_manife
 				continue;
 			if (n <= 0) {
 				fail(err, errlen, "cannot read '%s' at byte %" PRIu64 ": %s",
-				     quote_path(image), off + got, n < 0 ? strerror(errno)
-									: "the file shrank");
+				     quote_path(image), off + got,
+				     n < 0 ? strerror(errno) : "the file shrank");
 				goto out;
 			}
 			got += (size_t)n;
@@ -436,15 +460,15 @@ out:
  * offset that results.
  */
 static int sign_manifest(struct bundle_manifest *m, const char *key, const char *cert,
-			 struct strbuf *ret_signed, uint8_t **ret_sig, size_t *ret_siglen, char *err,
-			 size_t errlen)
+			 struct strbuf *ret_signed, uint8_t **ret_sig, size_t *ret_siglen,
+			 char *err, size_t errlen)
 {
 	size_t guess_sig = 1024;
 	int tries;
 
 	for (tries = 0; tries < 64; tries++) {
 		struct strbuf sb = STRBUF_INIT;
-		uint8_t hdr[BUNDLE_HEADER_SIZE] = { 0 }, *sig = NULL;
+		uint8_t hdr[BUNDLE_HEADER_SIZE] = {0}, *sig = NULL;
 		size_t siglen = 0, mlen;
 
 		strbuf_add(&sb, hdr, sizeof(hdr)); /* filled in below */
@@ -464,8 +488,10 @@ static int sign_manifest(struct bundle_manifest *m, const char *key, const char 
 		}
 		if (mlen > BUNDLE_MAX_MANIFEST) {
 			strbuf_release(&sb);
-			return fail(err, errlen, "the manifest is %zu bytes, more than the %u a bundle "
-				    "may have: the image is too large", mlen, BUNDLE_MAX_MANIFEST);
+			return fail(err, errlen,
+				    "the manifest is %zu bytes, more than the %u a bundle "
+				    "may have: the image is too large",
+				    mlen, BUNDLE_MAX_MANIFEST);
 		}
 		memcpy(sb.buf, BUNDLE_MAGIC, 8);
 		put_be32((uint8_t *)sb.buf + 8, BUNDLE_FORMAT);
@@ -484,15 +510,17 @@ static int sign_manifest(struct bundle_manifest *m, const char *key, const char 
 		if (siglen > BUNDLE_MAX_SIGNATURE) {
 			free(sig);
 			strbuf_release(&sb);
-			return fail(err, errlen, "the signature is %zu bytes, more than the %u a "
-				    "bundle may have; use a key made by imgforge keygen", siglen,
-				    BUNDLE_MAX_SIGNATURE);
+			return fail(err, errlen,
+				    "the signature is %zu bytes, more than the %u a "
+				    "bundle may have; use a key made by imgforge keygen",
+				    siglen, BUNDLE_MAX_SIGNATURE);
 		}
 		guess_sig = siglen;
 		free(sig);
 		strbuf_release(&sb);
 	}
-	return fail(err, errlen, "cannot sign the manifest: the signature's length does not settle");
+	return fail(err, errlen,
+		    "cannot sign the manifest: the signature's length does not settle");
 }
 
 int bundle_create(const char *image_path, const char *out_path, const char *key_pem,
@@ -503,20 +531,22 @@ int bundle_create(const char *image_path, const char *out_path, const char *key_
 	_cleanup_free_ char *dir = NULL, *tmp = NULL;
 	_cleanup_free_ uint8_t *sig = NULL;
 	struct strbuf head = STRBUF_INIT;
-	struct bundle_manifest m = { 0 };
+	struct bundle_manifest m = {0};
 	uint8_t magic[2];
 	size_t siglen = 0;
 	struct stat st;
 	int r = -1;
 
 	if (!compatible || !manifest_name_valid(compatible))
-		return fail(err, errlen, "invalid compatible name '%s': give 1 to %d characters of "
-			    "A-Z a-z 0-9 . _ + ~ -", compatible ? quote_path(compatible) : "",
-			    MANIFEST_MAX_STRING);
+		return fail(err, errlen,
+			    "invalid compatible name '%s': give 1 to %d characters of "
+			    "A-Z a-z 0-9 . _ + ~ -",
+			    compatible ? quote_path(compatible) : "", MANIFEST_MAX_STRING);
 	if (!version || !manifest_name_valid(version))
-		return fail(err, errlen, "invalid version '%s': give 1 to %d characters of "
-			    "A-Z a-z 0-9 . _ + ~ -", version ? quote_path(version) : "",
-			    MANIFEST_MAX_STRING);
+		return fail(err, errlen,
+			    "invalid version '%s': give 1 to %d characters of "
+			    "A-Z a-z 0-9 . _ + ~ -",
+			    version ? quote_path(version) : "", MANIFEST_MAX_STRING);
 	if (build_id && *build_id && !manifest_name_valid(build_id))
 		return fail(err, errlen, "invalid build id '%s'", quote_path(build_id));
 	in = open(image_path, O_RDONLY | O_CLOEXEC);
@@ -524,11 +554,14 @@ int bundle_create(const char *image_path, const char *out_path, const char *key_
 		return fail(err, errlen, "cannot open '%s': %s", quote_path(image_path),
 			    strerror(errno));
 	if (!S_ISREG(st.st_mode) || st.st_size < 2048)
-		return fail(err, errlen, "'%s' is not an ext4 image file; give the build's root.ext4",
+		return fail(err, errlen,
+			    "'%s' is not an ext4 image file; give the build's root.ext4",
 			    quote_path(image_path));
-	/* The ext4 superblock's magic (0xEF53) at byte 1024 + 56: a disk image or a tarball is not one. */
+	/* The ext4 superblock's magic (0xEF53) at byte 1024 + 56: a disk image or a tarball is not
+	 * one. */
 	if (pread(in, magic, 2, 1024 + 56) != 2 || magic[0] != 0x53 || magic[1] != 0xef)
-		return fail(err, errlen, "'%s' is not an ext4 image (no superblock magic at byte "
+		return fail(err, errlen,
+			    "'%s' is not an ext4 image (no superblock magic at byte "
 			    "1080); give the build's root.ext4, not the disk image",
 			    quote_path(image_path));
 	m.format = MANIFEST_FORMAT;

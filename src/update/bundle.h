@@ -25,13 +25,13 @@
  * Every function returns 0 or -1 with one message (what, where, what to
  * do) in err.
  */
-#define BUNDLE_MAGIC	      "IMGFBND1"
-#define BUNDLE_HEADER_SIZE    24
-#define BUNDLE_FORMAT	      1
-#define BUNDLE_MAX_MANIFEST   (4u << 20)
-#define BUNDLE_MAX_SIGNATURE  (64u << 10)
-#define BUNDLE_CHUNK_SIZE     (1u << 20)
-#define BUNDLE_ZSTD_LEVEL     10
+#define BUNDLE_MAGIC	     "IMGFBND1"
+#define BUNDLE_HEADER_SIZE   24
+#define BUNDLE_FORMAT	     1
+#define BUNDLE_MAX_MANIFEST  (4u << 20)
+#define BUNDLE_MAX_SIGNATURE (64u << 10)
+#define BUNDLE_CHUNK_SIZE    (1u << 20)
+#define BUNDLE_ZSTD_LEVEL    10
 
 /* Read up to len bytes: the count read, 0 at the end of the stream, < 0 on error. */
 typedef ssize_t (*bundle_read_fn)(void *ctx, void *buf, size_t len);
@@ -82,7 +82,7 @@ int bundle_check_target(const struct bundle_manifest *m, const char *compatible,
 /*
  * Host side: write a bundle of the ext4 image image_path to out_path
  * (through out_path.tmp, fsync, rename, directory fsync), signed with the
- * Ed25519 key and certificate in the PEM files key_pem and cert_pem.
+ * private key and certificate in the PEM files key_pem and cert_pem.
  * build_id may be NULL or "".
  */
 int bundle_create(const char *image_path, const char *out_path, const char *key_pem,

@@ -23,7 +23,8 @@ int channel_name_valid(const char *name)
 	size_t n = strlen(name);
 
 	return n > 0 && n <= 64 && name[0] != '.' &&
-	       strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+	       strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") ==
+		       n;
 }
 
 void channel_entry_release(struct channel_entry *e)
@@ -49,9 +50,9 @@ static int unhex(int ch)
 static int entry_parse(const char *name, const struct jsonr_value *v, struct channel_entry *ret,
 		       char *err, size_t errlen)
 {
-	static const char *const keys[] = { "compatible", "version", "url", "sha256", "size" };
+	static const char *const keys[] = {"compatible", "version", "url", "sha256", "size"};
 	const struct jsonr_value *f[ARRAY_SIZE(keys)];
-	struct channel_entry e = { 0 };
+	struct channel_entry e = {0};
 	uint32_t i;
 	size_t k;
 
@@ -62,7 +63,8 @@ static int entry_parse(const char *name, const struct jsonr_value *v, struct cha
 			if (!strcmp(v->members[i].key, keys[k]))
 				break;
 		if (k == ARRAY_SIZE(keys)) {
-			snprintf(err, errlen, "invalid channel index at byte %" PRIu32
+			snprintf(err, errlen,
+				 "invalid channel index at byte %" PRIu32
 				 ": unknown key \"%.64s\" in channel '%s'",
 				 v->members[i].value.pos, v->members[i].key, name);
 			return -EINVAL;
@@ -92,7 +94,8 @@ static int entry_parse(const char *name, const struct jsonr_value *v, struct cha
 	*ret = e;
 	return 0;
 bad:
-	snprintf(err, errlen, "invalid channel index at byte %" PRIu32 ": channel '%s' must be "
+	snprintf(err, errlen,
+		 "invalid channel index at byte %" PRIu32 ": channel '%s' must be "
 		 "{\"compatible\",\"version\",\"url\",\"sha256\",\"size\"} with a name, a version, "
 		 "a URL (printable ASCII), 64 lowercase hex digits and a number",
 		 v->pos, name);
@@ -118,20 +121,25 @@ static int index_parse(const char *json, size_t len, struct jsonr **ret_doc,
 	channels = jsonr_get(&doc->root, "channels");
 	if (doc->root.type != JSONR_OBJECT || doc->root.n != 2 || !format || !channels ||
 	    format->type != JSONR_UINT || channels->type != JSONR_OBJECT) {
-		snprintf(err, errlen, "invalid channel index: it must be {\"format\":%d,"
-			 "\"channels\":{...}} and nothing else", CHANNEL_FORMAT);
+		snprintf(err, errlen,
+			 "invalid channel index: it must be {\"format\":%d,"
+			 "\"channels\":{...}} and nothing else",
+			 CHANNEL_FORMAT);
 		goto fail;
 	}
 	if (format->u != CHANNEL_FORMAT) {
-		snprintf(err, errlen, "channel index format %" PRIu64 " is not supported (this "
-			 "imgforge reads format %d); update imgforge", format->u, CHANNEL_FORMAT);
+		snprintf(err, errlen,
+			 "channel index format %" PRIu64 " is not supported (this "
+			 "imgforge reads format %d); update imgforge",
+			 format->u, CHANNEL_FORMAT);
 		goto fail;
 	}
 	for (i = 0; i < channels->n; i++) {
 		struct channel_entry e;
 
 		if (!channel_name_valid(channels->members[i].key)) {
-			snprintf(err, errlen, "invalid channel index at byte %" PRIu32
+			snprintf(err, errlen,
+				 "invalid channel index at byte %" PRIu32
 				 ": bad channel name \"%.64s\"",
 				 channels->members[i].value.pos, channels->members[i].key);
 			goto fail;
@@ -196,7 +204,8 @@ int channel_update(const char *old, size_t old_len, const char *channel,
 	int r;
 
 	if (!channel_name_valid(channel)) {
-		snprintf(err, errlen, "bad channel name '%s': 1 to 64 characters of A-Z a-z 0-9 . _ -",
+		snprintf(err, errlen,
+			 "bad channel name '%s': 1 to 64 characters of A-Z a-z 0-9 . _ -",
 			 quote_path(channel));
 		return -EINVAL;
 	}

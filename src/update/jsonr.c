@@ -41,13 +41,19 @@ static int fail(struct parser *ps, size_t at, const char *fmt, ...)
 const char *jsonr_type_name(enum jsonr_type t)
 {
 	switch (t) {
-	case JSONR_NULL: return "null";
+	case JSONR_NULL:
+		return "null";
 	case JSONR_FALSE:
-	case JSONR_TRUE: return "a boolean";
-	case JSONR_UINT: return "a number";
-	case JSONR_STRING: return "a string";
-	case JSONR_ARRAY: return "an array";
-	case JSONR_OBJECT: return "an object";
+	case JSONR_TRUE:
+		return "a boolean";
+	case JSONR_UINT:
+		return "a number";
+	case JSONR_STRING:
+		return "a string";
+	case JSONR_ARRAY:
+		return "an array";
+	case JSONR_OBJECT:
+		return "an object";
 	}
 	return "a value";
 }
@@ -123,14 +129,30 @@ static int parse_string(struct parser *ps, const char **ret_s, uint32_t *ret_n)
 				return fail(ps, start, "unterminated string");
 			e = u[ps->pos + 1];
 			switch (e) {
-			case '"': c = '"'; break;
-			case '\\': c = '\\'; break;
-			case '/': c = '/'; break;
-			case 'b': c = '\b'; break;
-			case 'f': c = '\f'; break;
-			case 'n': c = '\n'; break;
-			case 'r': c = '\r'; break;
-			case 't': c = '\t'; break;
+			case '"':
+				c = '"';
+				break;
+			case '\\':
+				c = '\\';
+				break;
+			case '/':
+				c = '/';
+				break;
+			case 'b':
+				c = '\b';
+				break;
+			case 'f':
+				c = '\f';
+				break;
+			case 'n':
+				c = '\n';
+				break;
+			case 'r':
+				c = '\r';
+				break;
+			case 't':
+				c = '\t';
+				break;
 			case 'u': {
 				int v = 0, i;
 
@@ -275,8 +297,9 @@ static int parse_container(struct parser *ps, struct jsonr_value *v, int depth, 
 			m = &v->members[v->n];
 			memset(m, 0, sizeof(*m));
 			if (peek(ps) != '"')
-				return fail(ps, ps->pos, peek(ps) < 0 ? "unexpected end, a key expected"
-								      : "a key (a string) expected");
+				return fail(ps, ps->pos,
+					    peek(ps) < 0 ? "unexpected end, a key expected"
+							 : "a key (a string) expected");
 			r = parse_string(ps, &m->key, &klen);
 			if (r < 0)
 				return r;
@@ -305,8 +328,9 @@ static int parse_container(struct parser *ps, struct jsonr_value *v, int depth, 
 			ps->pos++;
 			break;
 		}
-		return fail(ps, ps->pos, peek(ps) < 0 ? "unexpected end, '%c' or ',' expected"
-						      : "'%c' or ',' expected",
+		return fail(ps, ps->pos,
+			    peek(ps) < 0 ? "unexpected end, '%c' or ',' expected"
+					 : "'%c' or ',' expected",
 			    close);
 	}
 	return object ? check_duplicates(ps, v) : 0;
@@ -335,7 +359,7 @@ static int parse_value(struct parser *ps, struct jsonr_value *v, int depth)
 		static const struct {
 			const char *word;
 			enum jsonr_type type;
-		} words[] = { { "null", JSONR_NULL }, { "true", JSONR_TRUE }, { "false", JSONR_FALSE } };
+		} words[] = {{"null", JSONR_NULL}, {"true", JSONR_TRUE}, {"false", JSONR_FALSE}};
 		size_t i;
 
 		for (i = 0; i < ARRAY_SIZE(words); i++) {
@@ -362,7 +386,7 @@ static int parse_value(struct parser *ps, struct jsonr_value *v, int depth)
 int jsonr_parse(const char *text, size_t len, struct jsonr **ret, char *err, size_t errlen)
 {
 	struct jsonr *doc;
-	struct parser ps = { .len = len, .err = err, .errlen = errlen };
+	struct parser ps = {.len = len, .err = err, .errlen = errlen};
 	int r;
 
 	if (len > JSONR_MAX_SIZE) {

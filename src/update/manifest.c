@@ -95,7 +95,8 @@ bool manifest_name_valid(const char *s)
 	size_t n = strlen(s);
 
 	return n > 0 && n <= MANIFEST_MAX_STRING &&
-	       strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._+~-") == n;
+	       strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._+~-") ==
+		       n;
 }
 
 struct check {
@@ -129,7 +130,8 @@ static int members(struct check *c, const struct jsonr_value *obj, const char *w
 	size_t k;
 
 	if (obj->type != JSONR_OBJECT)
-		return bad(c, obj, "%s must be an object, not %s", what, jsonr_type_name(obj->type));
+		return bad(c, obj, "%s must be an object, not %s", what,
+			   jsonr_type_name(obj->type));
 	for (i = 0; i < obj->n; i++) {
 		for (k = 0; k < nkeys; k++)
 			if (!strcmp(obj->members[i].key, keys[k]))
@@ -157,8 +159,8 @@ static int get_uint(struct check *c, const struct jsonr_value *v, const char *na
 	return 0;
 }
 
-static int get_string(struct check *c, const struct jsonr_value *v, const char *name, bool name_chars,
-		      char **ret)
+static int get_string(struct check *c, const struct jsonr_value *v, const char *name,
+		      bool name_chars, char **ret)
 {
 	if (v->type != JSONR_STRING)
 		return bad(c, v, "\"%s\" must be a string, not %s", name, jsonr_type_name(v->type));
@@ -181,7 +183,8 @@ static int unhex(int ch)
 }
 
 /* 64 lowercase hex digits, as written: one spelling per digest. */
-static int get_sha256(struct check *c, const struct jsonr_value *v, const char *name, uint8_t out[32])
+static int get_sha256(struct check *c, const struct jsonr_value *v, const char *name,
+		      uint8_t out[32])
 {
 	int i;
 
@@ -198,14 +201,15 @@ static int get_sha256(struct check *c, const struct jsonr_value *v, const char *
 
 static int parse_chunks(struct check *c, const struct jsonr_value *arr, struct bundle_manifest *m)
 {
-	static const char *const keys[] = { "offset", "size", "stored_offset", "stored_size",
-					    "sha256" };
+	static const char *const keys[] = {"offset", "size", "stored_offset", "stored_size",
+					   "sha256"};
 	uint64_t next_offset = 0, next_stored = 0;
 	uint32_t i;
 	int r;
 
 	if (arr->type != JSONR_ARRAY)
-		return bad(c, arr, "\"chunks\" must be an array, not %s", jsonr_type_name(arr->type));
+		return bad(c, arr, "\"chunks\" must be an array, not %s",
+			   jsonr_type_name(arr->type));
 	if (arr->n > MANIFEST_MAX_CHUNKS)
 		return bad(c, arr, "more than %d chunks", MANIFEST_MAX_CHUNKS);
 	m->chunks = xcalloc(arr->n ? arr->n : 1, sizeof(*m->chunks));
@@ -227,20 +231,25 @@ static int parse_chunks(struct check *c, const struct jsonr_value *arr, struct b
 			return r;
 		/* Chunks start on chunk_size boundaries, in order, without overlap. */
 		if (ch->offset % m->chunk_size || ch->offset < next_offset)
-			return bad(c, at, "%s: offset %" PRIu64 " is not a multiple of the chunk size "
-				   "after the previous chunk", what, ch->offset);
+			return bad(c, at,
+				   "%s: offset %" PRIu64 " is not a multiple of the chunk size "
+				   "after the previous chunk",
+				   what, ch->offset);
 		if (ch->offset >= m->image_size || ch->size == 0 ||
 		    ch->size != (m->image_size - ch->offset < m->chunk_size
 					 ? m->image_size - ch->offset
 					 : m->chunk_size))
-			return bad(c, at, "%s: size %" PRIu64 " at offset %" PRIu64
-				   " does not fit the image's %" PRIu64 " bytes in chunks of %" PRIu64,
+			return bad(c, at,
+				   "%s: size %" PRIu64 " at offset %" PRIu64
+				   " does not fit the image's %" PRIu64
+				   " bytes in chunks of %" PRIu64,
 				   what, ch->size, ch->offset, m->image_size, m->chunk_size);
 		if (ch->stored_offset != next_stored || ch->stored_size == 0 ||
 		    ch->stored_size > m->payload_size - ch->stored_offset)
-			return bad(c, at, "%s: stored bytes %" PRIu64 "+%" PRIu64 " do not follow the "
-				   "previous chunk's inside the payload", what, ch->stored_offset,
-				   ch->stored_size);
+			return bad(c, at,
+				   "%s: stored bytes %" PRIu64 "+%" PRIu64 " do not follow the "
+				   "previous chunk's inside the payload",
+				   what, ch->stored_offset, ch->stored_size);
 		next_offset = ch->offset + ch->size;
 		next_stored = ch->stored_offset + ch->stored_size;
 	}
@@ -251,13 +260,14 @@ static int parse_chunks(struct check *c, const struct jsonr_value *arr, struct b
 	return 0;
 }
 
-static int manifest_check(struct check *c, const struct jsonr_value *root, struct bundle_manifest *m)
+static int manifest_check(struct check *c, const struct jsonr_value *root,
+			  struct bundle_manifest *m)
 {
-	static const char *const keys[] = { "format",	    "compatible", "version", "build_id",
-					    "created",	    "image",	  "compression",
-					    "chunk_size",   "payload",	  "chunk_index", "chunks" };
-	static const char *const image_keys[] = { "size", "sha256" };
-	static const char *const payload_keys[] = { "offset", "size", "sha256" };
+	static const char *const keys[] = {"format",  "compatible",  "version",	    "build_id",
+					   "created", "image",	     "compression", "chunk_size",
+					   "payload", "chunk_index", "chunks"};
+	static const char *const image_keys[] = {"size", "sha256"};
+	static const char *const payload_keys[] = {"offset", "size", "sha256"};
 	const struct jsonr_value *v[ARRAY_SIZE(keys)], *iv[2], *pv[3];
 	uint64_t u;
 	int r;
@@ -283,13 +293,15 @@ static int manifest_check(struct check *c, const struct jsonr_value *root, struc
 	    (r = get_string(c, v[3], "build_id", false, &m->build_id)) < 0)
 		return r;
 	if (*m->build_id && !manifest_name_valid(m->build_id))
-		return bad(c, v[3], "\"build_id\" must be empty or characters of "
+		return bad(c, v[3],
+			   "\"build_id\" must be empty or characters of "
 			   "A-Z a-z 0-9 . _ + ~ -");
 	if ((r = get_uint(c, v[4], "created", INT64_MAX, &u)) < 0)
 		return r;
 	m->created = (int64_t)u;
 	if ((r = members(c, v[5], "\"image\"", image_keys, 2, iv)) < 0 ||
-	    (r = get_uint(c, iv[0], "size", UINT64_MAX - MANIFEST_MAX_CHUNK_SIZE, &m->image_size)) < 0 ||
+	    (r = get_uint(c, iv[0], "size", UINT64_MAX - MANIFEST_MAX_CHUNK_SIZE, &m->image_size)) <
+		    0 ||
 	    (r = get_sha256(c, iv[1], "sha256", m->image_sha256)) < 0)
 		return r;
 	if (v[6]->type != JSONR_STRING || strcmp(v[6]->s, "zstd"))
@@ -297,7 +309,8 @@ static int manifest_check(struct check *c, const struct jsonr_value *root, struc
 	if ((r = get_uint(c, v[7], "chunk_size", MANIFEST_MAX_CHUNK_SIZE, &m->chunk_size)) < 0)
 		return r;
 	if (m->chunk_size < MANIFEST_MIN_CHUNK_SIZE || m->chunk_size % MANIFEST_MIN_CHUNK_SIZE)
-		return bad(c, v[7], "\"chunk_size\" must be a multiple of %d", MANIFEST_MIN_CHUNK_SIZE);
+		return bad(c, v[7], "\"chunk_size\" must be a multiple of %d",
+			   MANIFEST_MIN_CHUNK_SIZE);
 	if (m->image_size == 0 || m->image_size > (uint64_t)MANIFEST_MAX_CHUNKS * m->chunk_size)
 		return bad(c, iv[0], "the image size must be 1 byte to %d chunks",
 			   MANIFEST_MAX_CHUNKS);
@@ -319,7 +332,7 @@ static int manifest_check(struct check *c, const struct jsonr_value *root, struc
 int manifest_parse(const char *json, size_t len, struct bundle_manifest **ret, char *err,
 		   size_t errlen)
 {
-	struct check c = { err, errlen };
+	struct check c = {err, errlen};
 	struct jsonr *doc = NULL;
 	struct bundle_manifest *m;
 	char jerr[256];

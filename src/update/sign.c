@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <stdbool.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -105,7 +106,7 @@ static void cert_fingerprint(X509 *x, char hex[SHA256_HEX_LEN])
 static int keyring_add_file(X509_STORE *store, const char *path, size_t *count, char *err,
 			    size_t errlen)
 {
-	STACK_OF(X509_INFO) *infos;
+	STACK_OF(X509_INFO) * infos;
 	BIO *b;
 	int i, n = 0;
 
@@ -116,10 +117,11 @@ static int keyring_add_file(X509_STORE *store, const char *path, size_t *count, 
 	infos = PEM_X509_INFO_read_bio(b, NULL, NULL, NULL);
 	BIO_free(b);
 	if (!infos)
-		return say(err, errlen, -EINVAL,
-			   "cannot read keyring '%s': not PEM certificates (%s); give a PEM file of "
-			   "certificates or a directory of them",
-			   quote_path(path), ssl_reason());
+		return say(
+			err, errlen, -EINVAL,
+			"cannot read keyring '%s': not PEM certificates (%s); give a PEM file of "
+			"certificates or a directory of them",
+			quote_path(path), ssl_reason());
 	for (i = 0; i < sk_X509_INFO_num(infos); i++) {
 		X509_INFO *xi = sk_X509_INFO_value(infos, i);
 		if (xi->x509) {
@@ -169,8 +171,8 @@ static int keyring_load(const char *keyring, X509_STORE **ret, char *err, size_t
 			goto out;
 		}
 		while ((de = readdir(d)))
-			if (de->d_name[0] != '.' &&
-			    (str_endswith(de->d_name, ".crt") || str_endswith(de->d_name, ".pem"))) {
+			if (de->d_name[0] != '.' && (str_endswith(de->d_name, ".crt") ||
+						     str_endswith(de->d_name, ".pem"))) {
 				GROW(names, alloc, n + 1);
 				names[n++] = path_join(keyring, de->d_name);
 			}
@@ -192,7 +194,7 @@ static int keyring_load(const char *keyring, X509_STORE **ret, char *err, size_t
 	/* Every certificate of the keyring is a trust anchor, self-signed or not. */
 	/* ... and the self-signature of a self-signed certificate is checked too. */
 	if (r == 0 && X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN |
-						  X509_V_FLAG_CHECK_SS_SIGNATURE) != 1)
+							  X509_V_FLAG_CHECK_SS_SIGNATURE) != 1)
 		r = say(err, errlen, -ENOMEM, "out of memory");
 out:
 	if (r < 0) {
@@ -204,7 +206,8 @@ out:
 }
 
 /* Parse a whole DER CMS SignedData, detached, with one signer. */
-static int cms_parse(const void *der, size_t derlen, CMS_ContentInfo **ret, char *err, size_t errlen)
+static int cms_parse(const void *der, size_t derlen, CMS_ContentInfo **ret, char *err,
+		     size_t errlen)
 {
 	const unsigned char *p = der;
 	CMS_ContentInfo *cms;
@@ -231,7 +234,8 @@ static int cms_parse(const void *der, size_t derlen, CMS_ContentInfo **ret, char
 	return 0;
 }
 
-/* One DER element of the expected tag (class, number) at d->p: its contents in *ret, d moved past it. */
+/* One DER element of the expected tag (class, number) at d->p: its contents in *ret, d moved past
+ * it. */
 struct der {
 	const unsigned char *p, *end;
 };
@@ -274,10 +278,10 @@ static bool der_is(const struct der *d, const unsigned char *want, size_t n)
  */
 static int cms_strict(CMS_ContentInfo *cms, const unsigned char *der, size_t derlen, X509 *signer)
 {
-	static const unsigned char v1[] = { 0x01 };
-	static const unsigned char sha256_set[] = { 0x30, 0x0b, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
-						    0x65, 0x03, 0x04, 0x02, 0x01 };
-	struct der all = { der, der + derlen }, ci, sd0, sd, x, sis, si0;
+	static const unsigned char v1[] = {0x01};
+	static const unsigned char sha256_set[] = {0x30, 0x0b, 0x06, 0x09, 0x60, 0x86, 0x48,
+						   0x01, 0x65, 0x03, 0x04, 0x02, 0x01};
+	struct der all = {der, der + derlen}, ci, sd0, sd, x, sis, si0;
 	unsigned char *again = NULL;
 	CMS_SignerInfo *si = sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(cms), 0);
 	STACK_OF(X509) *certs = NULL;
@@ -352,6 +356,9 @@ int sig_verify_detached(const void *data, size_t len, const void *der, size_t de
 	char name[160], when[40];
 	int r, e;
 
+	if (len > INT_MAX)
+		return say(err, errlen, -EFBIG, "%zu bytes are too many to check a signature over",
+			   len);
 	r = keyring_load(keyring, &store, err, errlen);
 	if (r < 0)
 		return r;
@@ -372,7 +379,8 @@ int sig_verify_detached(const void *data, size_t len, const void *der, size_t de
 	}
 	BIO_push(content, mem);
 	/* 1: the bytes against the certificate the signature names (and carries). */
-	if (CMS_verify(cms, NULL, NULL, content, NULL, CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY) != 1) {
+	if (CMS_verify(cms, NULL, NULL, content, NULL, CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY) !=
+	    1) {
 		r = say(err, errlen, -EBADMSG,
 			"the signature does not match the signed bytes (%s): the file was changed "
 			"or damaged after signing; fetch it again",
@@ -456,6 +464,8 @@ int sig_sign_detached(const void *data, size_t len, const char *key_path, const 
 	const unsigned flags = CMS_DETACHED | CMS_BINARY | CMS_PARTIAL;
 	int n, r = 0;
 
+	if (len > INT_MAX)
+		return say(err, errlen, -EFBIG, "%zu bytes are too many to sign", len);
 	b = BIO_new_file(key_path, "r");
 	if (!b) {
 		r = say(err, errlen, -errno, "cannot read key '%s': %s", quote_path(key_path),
@@ -465,8 +475,10 @@ int sig_sign_detached(const void *data, size_t len, const char *key_path, const 
 	key = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
 	BIO_free(b);
 	if (!key) {
-		r = say(err, errlen, -EINVAL, "cannot read key '%s': not an unencrypted PEM private "
-			"key (%s); make one with imgforge keygen", quote_path(key_path), ssl_reason());
+		r = say(err, errlen, -EINVAL,
+			"cannot read key '%s': not an unencrypted PEM private "
+			"key (%s); make one with imgforge keygen",
+			quote_path(key_path), ssl_reason());
 		goto out;
 	}
 	b = BIO_new_file(cert_path, "r");
@@ -478,12 +490,15 @@ int sig_sign_detached(const void *data, size_t len, const char *key_path, const 
 	cert = PEM_read_bio_X509(b, NULL, NULL, NULL);
 	BIO_free(b);
 	if (!cert) {
-		r = say(err, errlen, -EINVAL, "cannot read certificate '%s': not a PEM certificate "
-			"(%s)", quote_path(cert_path), ssl_reason());
+		r = say(err, errlen, -EINVAL,
+			"cannot read certificate '%s': not a PEM certificate "
+			"(%s)",
+			quote_path(cert_path), ssl_reason());
 		goto out;
 	}
 	if (X509_check_private_key(cert, key) != 1) {
-		r = say(err, errlen, -EINVAL, "the key '%s' does not belong to the certificate '%s'; "
+		r = say(err, errlen, -EINVAL,
+			"the key '%s' does not belong to the certificate '%s'; "
 			"give the certificate imgforge keygen wrote beside the key",
 			quote_path(key_path), quote_path(cert_path));
 		goto out;
@@ -560,7 +575,8 @@ int sig_keygen(const char *cn, int64_t not_before, unsigned days, char **ret_key
 		goto out;
 	}
 	name = X509_get_subject_name(x);
-	if (X509_set_version(x, 2) != 1 || BN_rand(serial, 127, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY) != 1 ||
+	if (X509_set_version(x, 2) != 1 ||
+	    BN_rand(serial, 127, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY) != 1 ||
 	    !BN_to_ASN1_INTEGER(serial, X509_get_serialNumber(x)) ||
 	    !ASN1_TIME_adj(X509_getm_notBefore(x), (time_t)not_before, 0, 0) ||
 	    !ASN1_TIME_adj(X509_getm_notAfter(x), (time_t)not_before, (int)days, 0) ||
@@ -569,7 +585,8 @@ int sig_keygen(const char *cn, int64_t not_before, unsigned days, char **ret_key
 	    X509_set_issuer_name(x, name) != 1 || X509_set_pubkey(x, key) != 1 ||
 	    !add_ext(x, NID_basic_constraints, "critical,CA:TRUE") ||
 	    !add_ext(x, NID_key_usage, "critical,digitalSignature,keyCertSign") ||
-	    !add_ext(x, NID_subject_key_identifier, "hash") || X509_sign(x, key, EVP_sha256()) <= 0) {
+	    !add_ext(x, NID_subject_key_identifier, "hash") ||
+	    X509_sign(x, key, EVP_sha256()) <= 0) {
 		r = say(err, errlen, -EINVAL, "cannot make the certificate: %s", ssl_reason());
 		goto out;
 	}

@@ -59,7 +59,7 @@ static int one_line(const char *err)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct bundle_manifest *m = NULL;
-	struct mem mem = { data, size, 0 };
+	struct mem mem = {data, size, 0};
 	struct jsonr *doc = NULL;
 	struct channel_entry e;
 	uint8_t *sig = NULL;

@@ -127,7 +127,7 @@ static int sink_zero(void *ctx, uint64_t off, uint64_t len)
 static int check_bundle(const uint8_t *p, size_t len, const char *keyring, struct sink *sink,
 			char *err, size_t errlen)
 {
-	struct mem m = { p, len, 0, 0 };
+	struct mem m = {p, len, 0, 0};
 	struct bundle_manifest *man = NULL;
 	int r;
 
@@ -164,7 +164,7 @@ TEST(test_roundtrip)
 {
 	char *bundle = NULL, *image = NULL, err[1024];
 	size_t blen = 0, ilen = 0;
-	struct sink s = { 0 };
+	struct sink s = {0};
 	struct mem m;
 	struct bundle_manifest *man = NULL;
 	struct stat st;
@@ -177,7 +177,7 @@ TEST(test_roundtrip)
 	CHECK(!memcmp(bundle, "IMGFBND1\0\0\0\1", 12));
 
 	/* Read 7 bytes at a time, as a slow stream would deliver them. */
-	m = (struct mem){ (const uint8_t *)bundle, blen, 0, 7 };
+	m = (struct mem){(const uint8_t *)bundle, blen, 0, 7};
 	CHECK(bundle_open(mem_read, &m, "keys/signing.crt", &man, err, sizeof(err)) == 0);
 	if (!man)
 		return;
@@ -195,8 +195,8 @@ TEST(test_roundtrip)
 	s.size = ilen;
 	s.img = xmalloc(ilen);
 	memset(s.img, 0xaa, ilen);
-	CHECK(bundle_stream_payload(mem_read, &m, man, sink_emit, sink_zero, &s, err, sizeof(err)) ==
-	      0);
+	CHECK(bundle_stream_payload(mem_read, &m, man, sink_emit, sink_zero, &s, err,
+				    sizeof(err)) == 0);
 	CHECK(!memcmp(s.img, image, ilen));
 	CHECK_INT(s.calls, 5);
 	bundle_manifest_free(man);
@@ -256,7 +256,8 @@ TEST(test_expired_and_future_certificates)
 	CHECK(bundle_create("root.ext4", "b.bundle", "keys/signing.key", "keys/signing.crt", "x",
 			    "1", "", 1, err, sizeof(err)) == 0);
 	CHECK(read_file("b.bundle", 64 * MIB, &bundle, &blen) == 0);
-	CHECK(check_bundle((uint8_t *)bundle, blen, "keys/signing.crt", NULL, err, sizeof(err)) < 0);
+	CHECK(check_bundle((uint8_t *)bundle, blen, "keys/signing.crt", NULL, err, sizeof(err)) <
+	      0);
 	CHECK(strstr(err, "expired") != NULL);
 	CHECK(one_line(err));
 	free(bundle);
@@ -267,7 +268,8 @@ TEST(test_expired_and_future_certificates)
 	CHECK(bundle_create("root.ext4", "b.bundle", "keys/signing.key", "keys/signing.crt", "x",
 			    "1", "", 1, err, sizeof(err)) == 0);
 	CHECK(read_file("b.bundle", 64 * MIB, &bundle, &blen) == 0);
-	CHECK(check_bundle((uint8_t *)bundle, blen, "keys/signing.crt", NULL, err, sizeof(err)) < 0);
+	CHECK(check_bundle((uint8_t *)bundle, blen, "keys/signing.crt", NULL, err, sizeof(err)) <
+	      0);
 	CHECK(strstr(err, "not valid before") != NULL);
 	free(bundle);
 }
@@ -280,8 +282,8 @@ TEST(test_create_refusals)
 	make_key("keys", time(NULL) - 60, 30);
 	make_image("root.ext4", 2 * MIB);
 	write_text("disk.img", "not an ext4 image, far too short");
-	CHECK(bundle_create("disk.img", "b.bundle", "keys/signing.key", "keys/signing.crt", "x", "1",
-			    NULL, 1, err, sizeof(err)) < 0);
+	CHECK(bundle_create("disk.img", "b.bundle", "keys/signing.key", "keys/signing.crt", "x",
+			    "1", NULL, 1, err, sizeof(err)) < 0);
 	CHECK(strstr(err, "not an ext4 image") != NULL);
 	CHECK(bundle_create("root.ext4", "b.bundle", "keys/signing.key", "keys/signing.crt",
 			    "bad name", "1", NULL, 1, err, sizeof(err)) < 0);
@@ -302,7 +304,7 @@ TEST(test_create_refusals)
 
 TEST(test_check_target)
 {
-	struct bundle_manifest m = { .compatible = (char *)"board", .version = (char *)"1.10" };
+	struct bundle_manifest m = {.compatible = (char *)"board", .version = (char *)"1.10"};
 	char err[512];
 
 	CHECK(bundle_check_target(&m, "board", "1.9", false, false, err, sizeof(err)) == 0);
@@ -388,8 +390,8 @@ static size_t mutate(uint8_t *b, size_t len, size_t cap, size_t head, const char
 		return len - n;
 	case 5:
 		*what = "header length";
-		put32(b + 12 + 4 * rnd_below(2), (uint32_t)rnd_below(3) == 0 ? 0xffffffffu
-					  : (uint32_t)rnd_below(head + 64));
+		put32(b + 12 + 4 * rnd_below(2),
+		      (uint32_t)rnd_below(3) == 0 ? 0xffffffffu : (uint32_t)rnd_below(head + 64));
 		return len;
 	case 6:
 		*what = "bytes appended";
@@ -427,10 +429,11 @@ static size_t mutate(uint8_t *b, size_t len, size_t cap, size_t head, const char
 
 TEST(test_mutations_refused)
 {
-	const char *env = getenv("IMGFORGE_BUNDLE_MUTATIONS"), *seed = getenv("IMGFORGE_BUNDLE_SEED");
+	const char *env = getenv("IMGFORGE_BUNDLE_MUTATIONS"),
+		   *seed = getenv("IMGFORGE_BUNDLE_SEED");
 	char *orig = NULL, err[1024];
 	size_t len = 0, head, runs = env ? strtoul(env, NULL, 10) : 1200, i, refused = 0;
-	struct sink s = { 0 };
+	struct sink s = {0};
 	uint8_t *b;
 
 	rng_state = seed ? strtoull(seed, NULL, 10) : 20261203;
@@ -444,8 +447,9 @@ TEST(test_mutations_refused)
 	s.size = 3 * MIB + 777;
 	s.img = xmalloc(s.size);
 	CHECK(check_bundle((uint8_t *)orig, len, "keys/signing.crt", &s, err, sizeof(err)) == 0);
-	head = BUNDLE_HEADER_SIZE + ((size_t)(uint8_t)orig[12] << 24 | (size_t)(uint8_t)orig[13] << 16 |
-				     (size_t)(uint8_t)orig[14] << 8 | (uint8_t)orig[15]) +
+	head = BUNDLE_HEADER_SIZE +
+	       ((size_t)(uint8_t)orig[12] << 24 | (size_t)(uint8_t)orig[13] << 16 |
+		(size_t)(uint8_t)orig[14] << 8 | (uint8_t)orig[15]) +
 	       ((size_t)(uint8_t)orig[18] << 8 | (uint8_t)orig[19]);
 	b = xmalloc(len + 64);
 	for (i = 0; i < runs; i++) {
@@ -494,8 +498,9 @@ TEST(test_every_bit_of_the_signed_part)
 	CHECK(read_file("b.bundle", 64 * MIB, &orig, &len) == 0);
 	if (!orig)
 		return;
-	head = BUNDLE_HEADER_SIZE + ((size_t)(uint8_t)orig[12] << 24 | (size_t)(uint8_t)orig[13] << 16 |
-				     (size_t)(uint8_t)orig[14] << 8 | (uint8_t)orig[15]) +
+	head = BUNDLE_HEADER_SIZE +
+	       ((size_t)(uint8_t)orig[12] << 24 | (size_t)(uint8_t)orig[13] << 16 |
+		(size_t)(uint8_t)orig[14] << 8 | (uint8_t)orig[15]) +
 	       ((size_t)(uint8_t)orig[18] << 8 | (uint8_t)orig[19]);
 	b = xmalloc(len);
 	/* By default every 7th byte (all 8 bits of each); IMGFORGE_BUNDLE_EVERY_BIT=1 for all. */

@@ -23,7 +23,8 @@ TEST(test_values)
 	char err[256];
 
 	CHECK(parse(" {\"a\":[1,true,false,null,\"x\\n\\u0041\\/\"],\"b\":{},\"c\":[],"
-		    "\"d\":18446744073709551615,\"e\":\"\xc3\xa9\"} ", &d, err) == 0);
+		    "\"d\":18446744073709551615,\"e\":\"\xc3\xa9\"} ",
+		    &d, err) == 0);
 	if (!d)
 		return;
 	CHECK_INT(d->root.type, JSONR_OBJECT);
@@ -49,10 +50,35 @@ TEST(test_values)
 TEST(test_refusals)
 {
 	static const char *const bad[] = {
-		"", " ", "{", "[1,]", "{\"a\":1,}", "{\"a\" 1}", "{a:1}", "[1 2]", "01", "-1",
-		"1.5", "1e3", "18446744073709551616", "\"\\u0000\"", "\"\\u00e9\"", "\"\\ud800\"",
-		"\"\\x\"", "\"a\nb\"", "\"\x7f\"", "\"\xc3\"", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"",
-		"{\"a\":1,\"a\":2}", "nul", "truex", "[] []", "\"abc", "[\"\\u12\"]", "'a'",
+		"",
+		" ",
+		"{",
+		"[1,]",
+		"{\"a\":1,}",
+		"{\"a\" 1}",
+		"{a:1}",
+		"[1 2]",
+		"01",
+		"-1",
+		"1.5",
+		"1e3",
+		"18446744073709551616",
+		"\"\\u0000\"",
+		"\"\\u00e9\"",
+		"\"\\ud800\"",
+		"\"\\x\"",
+		"\"a\nb\"",
+		"\"\x7f\"",
+		"\"\xc3\"",
+		"\"\xc0\xaf\"",
+		"\"\xed\xa0\x80\"",
+		"{\"a\":1,\"a\":2}",
+		"nul",
+		"truex",
+		"[] []",
+		"\"abc",
+		"[\"\\u12\"]",
+		"'a'",
 		"[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]",
 	};
 	struct jsonr *d = NULL;
@@ -153,7 +179,12 @@ TEST(test_manifest)
 
 TEST(test_channel)
 {
-	struct channel_entry e = { (char *)"board", (char *)"1.2", (char *)"http://h/b.bundle", { 0 }, 42 }, got;
+	struct channel_entry e = {(char *)"board",
+				  (char *)"1.2",
+				  (char *)"http://h/b.bundle",
+				  {0},
+				  42},
+			     got;
 	struct strbuf a = STRBUF_INIT, b = STRBUF_INIT;
 	char err[512];
 
