@@ -82,7 +82,7 @@ int bundle_check_target(const struct bundle_manifest *m, const char *compatible,
 /*
  * Host side: write a bundle of the ext4 image image_path to out_path
  * (through out_path.tmp, fsync, rename, directory fsync), signed with the
- * Ed25519 key and certificate in the PEM files key_pem and cert_pem.
+ * private key and certificate in the PEM files key_pem and cert_pem.
  * build_id may be NULL or "".
  */
 int bundle_create(const char *image_path, const char *out_path, const char *key_pem,

@@ -11,7 +11,8 @@
  * Signatures over OpenSSL's CMS: the only module of src/update that
  * includes OpenSSL's headers. A signature is a DER CMS SignedData,
  * detached (the signed bytes travel beside it), with one signer whose
- * certificate is included. Keys are Ed25519; certificates X.509.
+ * certificate is included. Keys are ECDSA P-256 (OpenSSL 3.0 has no CMS
+ * with Ed25519); certificates X.509.
  *
  * A keyring is a PEM file with one or more certificates, or a directory of
  * such files (*.crt, *.pem). A signature is accepted when the signer's
@@ -42,7 +43,7 @@ int sig_verify_detached(const void *data, size_t len, const void *der, size_t de
 			const char *keyring, char *err, size_t errlen);
 
 /*
- * Make a new Ed25519 key and a self-signed certificate for it (subject
+ * Make a new ECDSA P-256 key and a self-signed certificate for it (subject
  * CN=cn, CA:TRUE, keyUsage digitalSignature and keyCertSign, valid from
  * not_before for days days; a random serial). *ret_key and *ret_cert are
  * PEM text (NUL-terminated, malloc'd, the caller's).

@@ -192,6 +192,9 @@ int agent_lock(struct agent *a, struct strbuf *err)
 	int r;
 
 	r = mkdir_p(a->state_dir, 0755);
+	/* A new state directory: its name is durable once its parent is synced. */
+	if (r >= 0)
+		r = fsync_parent(a->state_dir);
 	if (r < 0) {
 		strbuf_addf(err, "cannot create '%s': %s (is /data mounted?)", a->state_dir,
 			    strerror(-r));

@@ -6,9 +6,12 @@
  *
  *  1. open the bundle, check its signature against the keyring, its
  *     compatible name against the running image's, its version against the
- *     running one, and that the image fits the slot: nothing is written
- *     anywhere on the disk before all of that passed (a refused bundle
- *     leaves the other slot as it was, bit for bit);
+ *     running one, that the image fits the slot, and read the payload to
+ *     its end against the signed manifest's size and SHA-256: nothing is
+ *     written anywhere on the disk before all of that passed (a refused
+ *     bundle, a damaged or a truncated one, leaves the other slot as it
+ *     was, bit for bit). The bundle is then read again from its start (a
+ *     URL fetched twice) for the next steps;
  *  2. mark the target slot bad and the running slot first in ORDER, with
  *     the redundant grubenv writes: from here on, GRUB never boots the
  *     target until step 6;
@@ -287,6 +290,73 @@ static int set_boot(struct slots *s, char first, char target, const char *tries,
 	return slot_env_store(s->dir, &s->env, err);
 }
 
+/*
+ * The first pass over the payload, before anything is written: read it to
+ * the end of the bundle, hashing the stored bytes, and compare with the
+ * payload's SHA-256 and size the signed manifest gives. A flipped payload
+ * byte or a bundle cut short is refused here, with the other slot untouched;
+ * the second pass (bundle_stream_payload) checks each chunk again as it
+ * writes it, against a source that could change between the passes.
+ */
+static int payload_precheck(struct source *in, const struct bundle_manifest *m,
+			    struct strbuf *sb)
+{
+	struct sha256 *h = sha256_new();
+	uint8_t buf[65536], got[SHA256_LEN];
+	uint64_t left = m->payload_size;
+	ssize_t r;
+	int ret = -1;
+
+	while (left > 0) {
+		r = source_read(in, buf, left < sizeof(buf) ? (size_t)left : sizeof(buf));
+		if (r < 0) {
+			bundle_failed(in, "", sb);
+			goto out;
+		}
+		if (r == 0) {
+			strbuf_addf(sb,
+				    "'%s' is cut short: the payload ends %" PRIu64 " bytes early "
+				    "(bundle of %" PRIu64 " bytes expected); download it again",
+				    in->name, left, m->payload_offset + m->payload_size);
+			goto out;
+		}
+		sha256_update(h, buf, (size_t)r);
+		left -= (uint64_t)r;
+	}
+	r = source_read(in, buf, 1);
+	if (r < 0) {
+		bundle_failed(in, "", sb);
+		goto out;
+	}
+	if (r > 0) {
+		strbuf_addf(sb, "'%s' has bytes after its payload: not a bundle imgforge wrote",
+			    in->name);
+		goto out;
+	}
+	sha256_final(h, got);
+	if (memcmp(got, m->payload_sha256, SHA256_LEN)) {
+		strbuf_addf(sb,
+			    "'%s': the payload's SHA-256 is not the one the signed manifest "
+			    "gives (damaged in transit or on disk); download it again",
+			    in->name);
+		goto out;
+	}
+	ret = 0;
+out:
+	sha256_free(h);
+	return ret;
+}
+
+/* The same signed contents: the second pass must read the bundle the first checked. */
+static bool same_bundle(const struct bundle_manifest *a, const struct bundle_manifest *b)
+{
+	return a->payload_offset == b->payload_offset && a->payload_size == b->payload_size &&
+	       a->image_size == b->image_size &&
+	       !memcmp(a->payload_sha256, b->payload_sha256, SHA256_LEN) &&
+	       !memcmp(a->image_sha256, b->image_sha256, SHA256_LEN) &&
+	       !strcmp(a->version, b->version) && !strcmp(a->compatible, b->compatible);
+}
+
 /* The record of one attempt (and, once a slot was touched, of the install). */
 static void record(struct agent *a, struct kv *st, const char *file, const char *result,
 		   const char *reason)
@@ -374,23 +444,8 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 			    src, m->image_size, t.slot, t.dev, t.size);
 		goto fail;
 	}
-	info("verified: %s %s (running %s %s), signed, %" PRIu64 " bytes", m->compatible,
-	     m->version, a->compatible, a->version ? a->version : "(unknown version)",
-	     m->image_size);
-
-	/* 2: the target is bad and the running slot first until the end. */
-	touched = true;
-	record(a, &st, "last-install", "installing", NULL);
-	snprintf(tries, sizeof(tries), "%u", s.max_tries);
-	if (set_boot(&s, s.booted, t.slot, tries, &sb) < 0)
+	if (payload_precheck(&in, m, &sb) < 0)
 		goto fail;
-
-	/* 3 and 4. */
-	if (bundle_stream_payload(source_read, &in, m, emit, emit_zero, &t, err, sizeof(err)) <
-	    0) {
-		bundle_failed(&in, err, &sb);
-		goto fail;
-	}
 	if (want_sha256 || want_size) {
 		uint8_t got[SHA256_LEN];
 
@@ -404,6 +459,45 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 				    src);
 			goto fail;
 		}
+	}
+	info("verified: %s %s (running %s %s), signed, %" PRIu64 " bytes", m->compatible,
+	     m->version, a->compatible, a->version ? a->version : "(unknown version)",
+	     m->image_size);
+
+	/* The second pass reads the bundle again from its start. */
+	source_close(&in);
+	if (source_open(&in, src, &sb) < 0)
+		goto fail;
+	{
+		struct bundle_manifest *m2 = NULL;
+
+		if (bundle_open(source_read, &in, a->keyring, &m2, err, sizeof(err)) < 0) {
+			bundle_failed(&in, err, &sb);
+			goto fail;
+		}
+		if (!same_bundle(m, m2)) {
+			bundle_manifest_free(m2);
+			strbuf_addf(&sb,
+				    "'%s' changed while it was being installed (another signed "
+				    "bundle the second time it was read); try again",
+				    src);
+			goto fail;
+		}
+		bundle_manifest_free(m2);
+	}
+
+	/* 2: the target is bad and the running slot first until the end. */
+	touched = true;
+	record(a, &st, "last-install", "installing", NULL);
+	snprintf(tries, sizeof(tries), "%u", s.max_tries);
+	if (set_boot(&s, s.booted, t.slot, tries, &sb) < 0)
+		goto fail;
+
+	/* 3 and 4. */
+	if (bundle_stream_payload(source_read, &in, m, emit, emit_zero, &t, err, sizeof(err)) <
+	    0) {
+		bundle_failed(&in, err, &sb);
+		goto fail;
 	}
 	if (target_verify(&t, m->image_sha256, &sb) < 0)
 		goto fail;
