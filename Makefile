@@ -11,6 +11,7 @@
 #   make check-fresh     make deps, unit tests, a booting disk and the frontend in
 #                        a chroot of a fresh Debian 12 minbase root (root, minutes)
 #   make check-users-boot  users: accounts over SSH and sudo on a booted image (minutes)
+#   make check-update    signed A/B updates in QEMU alone (t5100, about 15 minutes)
 #   make deps            install every Debian package needed to build, test and demo
 #   make demo            build and boot the sample appliance (see README.md)
 #   make install         PREFIX=/usr/local DESTDIR= (the binary, recipes/ and overlays/,
@@ -84,7 +85,7 @@ FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(O)/tests/%,$(FUZZ_SRCS))
 CHECK_SANITIZE := address,undefined
 
 .PHONY: all agent deps check check-fast check-unit check-e2e check-san check-appliance-bios \
-	check-appliance-lynis \
+	check-appliance-lynis check-update \
 	check-users-boot check-concurrent check-fresh demo install \
 	format clean unit-bins fuzz FORCE
 
@@ -200,6 +201,12 @@ check-fast: deps
 
 # The appliance checklist (tests/e2e/t6100-appliance.sh) booted with BIOS
 # firmware; `make check` runs it with UEFI.
+# Signed A/B updates end to end in QEMU (also part of `make check`);
+# IMGFORGE_UPDATE_FIRMWARE=bios boots with SeaBIOS.
+check-update: deps
+	@$(MAKE) --no-print-directory all
+	@tests/run.sh --only t5100 --build $(O) --imgforge $(O)/imgforge
+
 check-appliance-bios: deps
 	@$(MAKE) --no-print-directory all
 	@IMGFORGE_APPLIANCE_FIRMWARE=bios tests/run.sh --only t6100 --build $(O) --imgforge $(O)/imgforge
