@@ -11,9 +11,11 @@
 #   make check-fresh     make deps, unit tests, a booting disk and the frontend in
 #                        a chroot of a fresh Debian 12 minbase root (root, minutes)
 #   make check-users-boot  users: accounts over SSH and sudo on a booted image (minutes)
+#   make check-update    signed A/B updates in QEMU alone (t5100, about 15 minutes)
 #   make deps            install every Debian package needed to build, test and demo
 #   make demo            build and boot the sample appliance (see README.md)
-#   make install         PREFIX=/usr/local DESTDIR= (the binary, recipes/ and overlays/)
+#   make install         PREFIX=/usr/local DESTDIR= (the binary, recipes/ and overlays/,
+#                        the update agent in $(PREFIX)/lib/imgforge)
 
 VERSION    := 0.1.0
 comma      := ,
@@ -33,11 +35,14 @@ BINDIR     ?= $(PREFIX)/bin
 # recipes/ and overlays/ are installed here; includes not found next to
 # the including file are looked for in $(DATADIR)/recipes (docs/recipes.md).
 DATADIR    ?= $(PREFIX)/share/imgforge
+# imgforge-update, the agent images carry (docs/update.md), is installed here;
+# recipes take it from next to the imgforge binary, else from here.
+AGENTDIR   ?= $(PREFIX)/lib/imgforge
 DESTDIR    ?=
 CC         ?= cc
 PKG_CONFIG ?= pkg-config
 
-PKGS := yaml-0.1 libarchive ext2fs com_err sqlite3 libpq libcurl libcrypto zlib
+PKGS := yaml-0.1 libarchive ext2fs com_err sqlite3 libpq libcurl libcrypto zlib libzstd
 
 WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
 	-Wvla -Wwrite-strings -fno-common
@@ -45,9 +50,13 @@ CFLAGS ?= -O2 -g
 
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+# The agent runs on the device: libcurl, libcrypto and libzstd only.
+AGENT_PKGS := libcurl libcrypto libzstd
+AGENT_LIBS := $(shell $(PKG_CONFIG) --libs $(AGENT_PKGS) 2>/dev/null)
 
 ALL_CFLAGS  = -std=gnu11 $(WARN) $(CFLAGS) -Isrc -D_FILE_OFFSET_BITS=64 \
-	-DIMGFORGE_VERSION='"$(VERSION)"' -DIMGFORGE_DATADIR='"$(DATADIR)"' $(PKG_CFLAGS)
+	-DIMGFORGE_VERSION='"$(VERSION)"' -DIMGFORGE_DATADIR='"$(DATADIR)"' \
+	-DIMGFORGE_AGENTDIR='"$(AGENTDIR)"' $(PKG_CFLAGS)
 ALL_LDFLAGS = $(LDFLAGS)
 
 ifeq ($(DEV),1)
@@ -65,18 +74,24 @@ SRCS       := $(sort $(wildcard src/*/*.c))
 OBJS       := $(patsubst src/%.c,$(O)/src/%.o,$(SRCS))
 UNIT_SRCS  := $(sort $(wildcard tests/unit/test-*.c))
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRCS))
+# imgforge-update: its commands, and the layers below update/ it uses.
+AGENT_SRCS := $(sort $(wildcard src/update/agent/*.c)) \
+	$(sort $(wildcard src/core/*.c src/update/*.c)) src/net/fetch.c src/net/fetch-stream.c
+AGENT_OBJS := $(patsubst src/%.c,$(O)/src/%.o,$(AGENT_SRCS))
 FUZZ_SRCS  := $(sort $(wildcard tests/fuzz/fuzz-*.c))
 FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(O)/tests/%,$(FUZZ_SRCS))
 
 # The sanitizer flavour make check runs the unit tests under.
 CHECK_SANITIZE := address,undefined
 
-.PHONY: all deps check check-fast check-unit check-e2e check-san check-appliance-bios \
-	check-appliance-lynis \
+.PHONY: all agent deps check check-fast check-unit check-e2e check-san check-appliance-bios \
+	check-appliance-lynis check-update \
 	check-users-boot check-concurrent check-fresh demo install \
 	format clean unit-bins fuzz FORCE
 
-all: imgforge
+all: imgforge agent
+
+agent: imgforge-update
 
 # ./imgforge is a copy of the flavour last built, so that `make` and
 # `make SANITIZE=...` each leave the binary they were asked for.
@@ -85,6 +100,14 @@ imgforge: $(O)/imgforge FORCE
 
 $(O)/imgforge: $(O)/build.o $(O)/libimgforge.a
 	$(QUIET_LINK)$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(PKG_LIBS) -lm
+
+# ./imgforge-update beside ./imgforge, as $(O)/imgforge-update beside
+# $(O)/imgforge: recipes find the agent next to the running imgforge.
+imgforge-update: $(O)/imgforge-update FORCE
+	@cmp -s $(O)/imgforge-update $@ || { cp $(O)/imgforge-update $@.tmp && mv -f $@.tmp $@; }
+
+$(O)/imgforge-update: $(AGENT_OBJS)
+	$(QUIET_LINK)$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(AGENT_LIBS)
 
 $(O)/libimgforge.a: $(OBJS)
 	@rm -f $@
@@ -124,9 +147,9 @@ $(O)/.flags: FORCE
 	@echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' | cmp -s - $@ || \
 		echo '$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)' > $@
 
-unit-bins: $(UNIT_BINS) $(FUZZ_BINS) $(O)/imgforge
+unit-bins: $(UNIT_BINS) $(FUZZ_BINS) $(O)/imgforge $(O)/imgforge-update
 
--include $(wildcard $(O)/*.d $(O)/src/*/*.d $(O)/tests/*.d)
+-include $(wildcard $(O)/*.d $(O)/src/*/*.d $(O)/src/*/*/*.d $(O)/tests/*.d)
 
 # --- dependencies ----------------------------------------------------------
 
@@ -134,12 +157,12 @@ unit-bins: $(UNIT_BINS) $(FUZZ_BINS) $(O)/imgforge
 # (NODE_PACKAGES below).
 DEB_PACKAGES := gcc make pkg-config libc6-dev \
 	libyaml-dev libarchive-dev libext2fs-dev comerr-dev libsqlite3-dev libpq-dev \
-	libcurl4-openssl-dev libssl-dev zlib1g-dev \
+	libcurl4-openssl-dev libssl-dev zlib1g-dev libzstd-dev \
 	e2fsprogs libarchive-tools xz-utils zstd bzip2 lz4 gzip coreutils attr python3 sqlite3 \
 	mmdebstrap debian-archive-keyring ca-certificates time bc \
 	qemu-system-x86 qemu-utils ovmf seabios grub-efi-amd64-bin grub-pc-bin \
 	fdisk gdisk dosfstools mtools \
-	postgresql curl python3-flask python3-psycopg2 gunicorn openssh-client lynis
+	postgresql curl python3-flask python3-psycopg2 gunicorn openssh-client lynis strace
 
 # The sample frontend's toolchain (examples/atarys/frontend: Vite 5.4) runs on
 # Node.js 18 or later, Debian 12's own. A node and npm that work already, such
@@ -178,6 +201,12 @@ check-fast: deps
 
 # The appliance checklist (tests/e2e/t6100-appliance.sh) booted with BIOS
 # firmware; `make check` runs it with UEFI.
+# Signed A/B updates end to end in QEMU (also part of `make check`);
+# IMGFORGE_UPDATE_FIRMWARE=bios boots with SeaBIOS.
+check-update: deps
+	@$(MAKE) --no-print-directory all
+	@tests/run.sh --only t5100 --build $(O) --imgforge $(O)/imgforge
+
 check-appliance-bios: deps
 	@$(MAKE) --no-print-directory all
 	@IMGFORGE_APPLIANCE_FIRMWARE=bios tests/run.sh --only t6100 --build $(O) --imgforge $(O)/imgforge
@@ -251,18 +280,19 @@ demo:
 
 # recipes/ and overlays/ keep their layout (installed recipes name
 # ../overlays/X) and their modes (overlays hold executables).
-install: $(O)/imgforge
+install: $(O)/imgforge $(O)/imgforge-update
 	@test -n "$(DATADIR)" || { echo "install: DATADIR is empty" >&2; exit 1; }
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR) $(DESTDIR)$(AGENTDIR)
 	install -m 0755 $(O)/imgforge $(DESTDIR)$(BINDIR)/imgforge
+	install -m 0755 $(O)/imgforge-update $(DESTDIR)$(AGENTDIR)/imgforge-update
 	rm -rf $(DESTDIR)$(DATADIR)/recipes $(DESTDIR)$(DATADIR)/overlays
 	cp -R --no-preserve=ownership --preserve=mode,timestamps recipes overlays $(DESTDIR)$(DATADIR)/
 
 format:
-	clang-format -i build.c src/*/*.c src/*/*.h tests/unit/*.c tests/unit/*.h
+	clang-format -i build.c src/*/*.c src/*/*.h src/*/*/*.c src/*/*/*.h tests/unit/*.c tests/unit/*.h
 
 clean:
-	rm -rf build imgforge
+	rm -rf build imgforge imgforge-update
 
 FORCE:
 

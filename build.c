@@ -21,6 +21,9 @@ static const struct cmd commands[] = {
 	{ "diff", cmd_diff, "compare the packages and files of two builds" },
 	{ "outdated", cmd_outdated, "list the packages of a build the archive has newer versions of" },
 	{ "boot", cmd_boot, "boot a disk image in QEMU and wait for patterns" },
+	{ "keygen", cmd_keygen, "make a key and certificate to sign update bundles with" },
+	{ "bundle", cmd_bundle, "write, show or verify a signed update bundle" },
+	{ "channel", cmd_channel, "offer a bundle on an update channel (signed index)" },
 };
 
 static const struct cmd *find_command(const char *name)

@@ -19,7 +19,7 @@
  * same inputs (docs/cache.md): old cache entries then miss. tests/e2e/t3050-stage-format.sh
  * fails when the output changes without a bump.
  */
-#define STAGE_FORMAT_VERSION "3"
+#define STAGE_FORMAT_VERSION "4"
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -238,6 +238,12 @@ int keys_compute_archive(const struct recipe *r, const char *archive_state,
 	hash_key(h, r, "remove");
 	hash_key(h, r, "services");
 	hash_key(h, r, "rootfs");
+	/* /etc/imgforge/release names the image and its version (build/release.c);
+	 * update: adds the agent's configuration and keyring. */
+	hash_key(h, r, "image");
+	hash_key(h, r, "version");
+	if (ynode_map_get(r->root, "update"))
+		hash_key(h, r, "update");
 	/* Hashed only when it adds someone: the keys of recipes without users:
 	 * stay as they were before the key existed (the output is the same). */
 	if (ynode_map_get(r->root, "users") && ynode_map_get(r->root, "users")->n)
@@ -249,6 +255,8 @@ int keys_compute_archive(const struct recipe *r, const char *archive_state,
 		rr = hash_paths(h, ynode_map_get(r->root, "overlays"), d);
 	if (rr == 0 && ynode_map_get(r->root, "files"))
 		rr = hash_paths(h, ynode_map_get(r->root, "files"), d);
+	if (rr == 0 && ynode_map_get(r->root, "update"))
+		rr = hash_paths(h, ynode_map_get(r->root, "update"), d);
 	sha256_final_hex(h, k.rootfs);
 
 	/* disk: rootfs + layout and boot settings. */

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "build/release.h"
 #include "build/services.h"
 #include "build/users.h"
 #include "build/stage.h"
@@ -297,6 +298,39 @@ static bool has_boot_file(struct tree *t, const char *path, const char *prefix)
 	return found != NULL;
 }
 
+/*
+ * The update agent needs these at run time; mark-good falls back to
+ * imgforge-slot when it cannot run, so a missing one is a warning: the image
+ * boots and is marked good, but cannot install updates.
+ */
+static const char *const agent_libs[] = { "libcurl.so.4", "libcrypto.so.3", "libzstd.so.1" };
+
+static void agent_needs(struct tree *t)
+{
+	static const char *const dirs[] = { "/usr/lib/x86_64-linux-gnu/", "/lib/x86_64-linux-gnu/",
+					    "/usr/lib/", "/lib/" };
+	struct strbuf missing = STRBUF_INIT;
+	size_t i, j;
+
+	if (!tree_lookup(t, "/usr/sbin/imgforge-update"))
+		return;
+	for (i = 0; i < ARRAY_SIZE(agent_libs); i++) {
+		for (j = 0; j < ARRAY_SIZE(dirs); j++) {
+			_cleanup_free_ char *p = xasprintf("%s%s", dirs[j], agent_libs[i]);
+			if (tree_lookup(t, p))
+				break;
+		}
+		if (j == ARRAY_SIZE(dirs))
+			strbuf_addf(&missing, ", %s", agent_libs[i]);
+	}
+	if (missing.len)
+		warning("the root filesystem lacks %s, which /usr/sbin/imgforge-update needs: the "
+			"image will boot but not install updates; add libcurl4, libssl3 and "
+			"libzstd1 (ab-boot.yaml does)",
+			missing.buf + 2);
+	strbuf_release(&missing);
+}
+
 static int boot_needs(struct build_ctx *c, struct tree *t)
 {
 	struct strbuf missing = STRBUF_INIT;
@@ -422,8 +456,12 @@ int rootfs_apply_recipe(struct build_ctx *c, struct tree *t)
 				 p->pos.col, p->str, err.buf);
 		}
 	}
+	if (r == 0)
+		r = release_apply(c, t);
 	if (r == 0 && recipe_get(c->r, "disk"))
 		r = boot_needs(c, t);
+	if (r == 0)
+		agent_needs(t);
 	if (r == 0 && recipe_get(c->r, "disk"))
 		r = kernel_links(c, t);
 	if (r == 0)

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "build/keys.h"
 #include "cmd/cmd.h"
@@ -139,12 +140,40 @@ int recipe_cmd_parse(const struct opt_cmd *cmd, int argc, char **argv, struct re
 	return -1;
 }
 
+/*
+ * The built-in variable imgforge_agent: the imgforge-update binary that
+ * images carry (recipes/ab-boot-files.yaml). $IMGFORGE_AGENT, else the one
+ * next to the running imgforge (a build tree, or a bin/ with both), else the
+ * installed one, so that a build uses the agent of its own source tree.
+ */
+static char *agent_path(void)
+{
+	const char *env = getenv("IMGFORGE_AGENT");
+	char exe[4096];
+	ssize_t n;
+
+	if (env && *env)
+		return xstrdup(env);
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n > 0) {
+		_cleanup_free_ char *dir = NULL, *path = NULL;
+
+		exe[n] = '\0';
+		dir = path_dirname(exe);
+		path = path_join(dir, "imgforge-update");
+		if (access(path, X_OK) == 0)
+			return TAKE_PTR(path);
+	}
+	return xstrdup(IMGFORGE_AGENTDIR "/imgforge-update");
+}
+
 int recipe_args_load_diags(struct recipe_args *a, struct recipe **ret, struct diags *d)
 {
 	struct recipe_opts opts = { 0 };
 	_cleanup_free_ char *env_default = NULL, *env_security = NULL, *env_path = NULL;
+	_cleanup_free_ char *agent = agent_path(), *agent_default = NULL;
 	_cleanup_free_ const char **dirs = NULL;
-	const char *defaults[2];
+	const char *defaults[3];
 	const char *mirror = getenv("IMGFORGE_MIRROR");
 	const char *security = getenv("IMGFORGE_SECURITY_MIRROR");
 	size_t i, j;
@@ -162,6 +191,8 @@ int recipe_args_load_diags(struct recipe_args *a, struct recipe **ret, struct di
 		env_security = xasprintf("security_mirror=%s", security);
 		defaults[opts.ndefaults++] = env_security;
 	}
+	agent_default = xasprintf("imgforge_agent=%s", agent);
+	defaults[opts.ndefaults++] = agent_default;
 	dirs = search_path(a, &env_path, &opts.ninclude_dirs);
 	opts.include_dirs = dirs;
 	r = recipe_load(a->image, &opts, ret, d);

@@ -20,6 +20,14 @@ static const struct {
 	{ 'q', "quiet" },
 };
 
+/* The program messages name: imgforge, or imgforge-update (which has no global options). */
+static const char *program = "imgforge";
+
+void opt_set_program(const char *name)
+{
+	program = name;
+}
+
 void opt_list_release(struct opt_list *l)
 {
 	free(l->v);
@@ -148,11 +156,11 @@ static int apply(const struct opt_cmd *cmd, const struct opt *o, const char *arg
 static int unknown(const struct opt_cmd *cmd, const char *arg, size_t len)
 {
 	_cleanup_free_ char *name = xstrndup(arg, len);
-	_cleanup_free_ char *full = xasprintf("imgforge%s%s", cmd->name[0] ? " " : "", cmd->name);
+	_cleanup_free_ char *full = xasprintf("%s%s%s", program, cmd->name[0] ? " " : "", cmd->name);
 	const struct opt *o, *best = NULL;
 	size_t i, d, best_d = 3;
 
-	for (i = 0; i < ARRAY_SIZE(global_opts); i++) {
+	for (i = 0; !strcmp(program, "imgforge") && i < ARRAY_SIZE(global_opts); i++) {
 		bool is_long = name[1] == '-' && !strcmp(name + 2, global_opts[i].long_name);
 		bool is_short = name[1] == global_opts[i].short_name && !name[2];
 

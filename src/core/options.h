@@ -123,6 +123,9 @@ struct opt_cmd {
 int parse_options(const struct opt_cmd *cmd, int argc, char **argv);
 /* The exit status for a parse_options() result below 0: 0 after help, else EXIT_USAGE. */
 int opt_exit_status(int r);
+/* The program messages name ("imgforge" unless set): "see 'imgforge-update install --help'". */
+void opt_set_program(const char *name);
+
 /* Print the usage, the options from the table and the footer. */
 void opt_print_help(const struct opt_cmd *cmd, FILE *f);
 

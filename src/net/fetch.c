@@ -14,10 +14,9 @@
 #include <curl/curl.h>
 
 #include "net/fetch.h"
+#include "net/fetch-internal.h"
 #include "core/hash.h"
 #include "core/util.h"
-
-#define MAX_RETRY_DELAY_MS 60000u
 
 /* State of one fetch_file() call, shared by its attempts. */
 struct xfer {
@@ -44,7 +43,7 @@ struct xfer {
 
 static bool curl_ready;
 
-static int ensure_curl_init(struct strbuf *err)
+int fetch_curl_init(struct strbuf *err)
 {
 	CURLcode c;
 
@@ -162,12 +161,12 @@ static int progress_cb(void *userdata, curl_off_t dltotal, curl_off_t dlnow, cur
 	return x->opts->progress(x->opts->userdata, x->offset + now, total);
 }
 
-static bool http_status_transient(long code)
+bool fetch_http_transient(long code)
 {
 	return code == 408 || code == 429 || code >= 500;
 }
 
-static bool curl_transient(CURLcode c)
+bool fetch_curl_transient(CURLcode c)
 {
 	switch (c) {
 	case CURLE_COULDNT_RESOLVE_PROXY:
@@ -187,7 +186,7 @@ static bool curl_transient(CURLcode c)
 	}
 }
 
-static int curl_to_errno(CURLcode c, long http_code)
+int fetch_curl_errno(CURLcode c, long http_code)
 {
 	switch (c) {
 	case CURLE_OK:
@@ -236,7 +235,7 @@ static int curl_to_errno(CURLcode c, long http_code)
 	}
 }
 
-static void sleep_ms(unsigned ms)
+void fetch_sleep_ms(unsigned ms)
 {
 	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
 
@@ -250,7 +249,7 @@ static bool wait_retry(const struct xfer *x, unsigned ms)
 	while (ms > 0) {
 		unsigned step = ms < 100 ? ms : 100;
 
-		sleep_ms(step);
+		fetch_sleep_ms(step);
 		ms -= step;
 		if (x->opts->progress && x->opts->progress(x->opts->userdata, x->offset, 0))
 			return false;
@@ -262,7 +261,7 @@ static bool wait_retry(const struct xfer *x, unsigned ms)
  * A plain path becomes a file:// URL with its characters percent-encoded, so
  * names with spaces or '#' work. Relative paths are made absolute first.
  */
-static int make_url(const char *src, char **ret, struct strbuf *err)
+int fetch_make_url(const char *src, char **ret, struct strbuf *err)
 {
 	_cleanup_free_ char *abs = NULL;
 	CURLU *u;
@@ -337,7 +336,7 @@ static int restart_from_zero(struct xfer *x)
 }
 
 /* What every request imgforge makes sets: protocols, redirects, errors, agent. */
-static void setup_common(CURL *c, const char *url, char *errbuf)
+void fetch_setup_common(CURL *c, const char *url, char *errbuf)
 {
 	curl_easy_reset(c);
 	curl_easy_setopt(c, CURLOPT_URL, url);
@@ -355,7 +354,7 @@ static void setup_attempt(struct xfer *x, const char *url, char *errbuf)
 {
 	CURL *c = x->curl;
 
-	setup_common(c, url, errbuf);
+	fetch_setup_common(c, url, errbuf);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
@@ -386,7 +385,7 @@ static void setup_attempt(struct xfer *x, const char *url, char *errbuf)
 	x->write_errno = 0;
 }
 
-static void describe_failure(struct strbuf *err, const char *url, CURLcode c, long http_code,
+void fetch_describe_failure(struct strbuf *err, const char *url, CURLcode c, long http_code,
 			     const char *errbuf, unsigned attempts)
 {
 	if (c == CURLE_HTTP_RETURNED_ERROR && http_code > 0)
@@ -498,10 +497,10 @@ int fetch_file(const char *src, const char *dest, const char *want_sha256,
 			    want_sha256, src);
 		return -EINVAL;
 	}
-	r = ensure_curl_init(err);
+	r = fetch_curl_init(err);
 	if (r < 0)
 		return r;
-	r = make_url(src, &url, err);
+	r = fetch_make_url(src, &url, err);
 	if (r < 0)
 		return r;
 
@@ -626,15 +625,15 @@ int fetch_file(const char *src, const char *dest, const char *want_sha256,
 				 opts->stall_timeout_s);
 		}
 		if (attempt > opts->retries ||
-		    !(curl_transient(c) ||
-		      (c == CURLE_HTTP_RETURNED_ERROR && http_status_transient(http_code)))) {
-			r = curl_to_errno(c, http_code);
-			describe_failure(err, url, c, http_code, errbuf, attempt);
+		    !(fetch_curl_transient(c) ||
+		      (c == CURLE_HTTP_RETURNED_ERROR && fetch_http_transient(http_code)))) {
+			r = fetch_curl_errno(c, http_code);
+			fetch_describe_failure(err, url, c, http_code, errbuf, attempt);
 			goto out;
 		}
 		if (x.deadline_ms && monotonic_ms() + delay > x.deadline_ms) {
 			r = -ETIMEDOUT;
-			describe_failure(err, url, c, http_code, errbuf, attempt);
+			fetch_describe_failure(err, url, c, http_code, errbuf, attempt);
 			strbuf_addf(err, "; no time left to retry within %u s", opts->total_timeout_s);
 			goto out;
 		}
@@ -689,10 +688,10 @@ int fetch_memory(const char *src, uint64_t max_size, const struct fetch_opts *op
 
 	if (!opts)
 		opts = &defaults;
-	r = ensure_curl_init(err);
+	r = fetch_curl_init(err);
 	if (r < 0)
 		return r;
-	r = make_url(src, &url, err);
+	r = fetch_make_url(src, &url, err);
 	if (r < 0)
 		return r;
 	c = curl_easy_init();
@@ -705,7 +704,7 @@ int fetch_memory(const char *src, uint64_t max_size, const struct fetch_opts *op
 		errbuf[0] = '\0';
 		strbuf_reset(&m.sb);
 		m.too_big = false;
-		setup_common(c, url, errbuf);
+		fetch_setup_common(c, url, errbuf);
 		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, mem_write_cb);
 		curl_easy_setopt(c, CURLOPT_WRITEDATA, &m);
 		if (opts->ca_file)
@@ -731,13 +730,13 @@ int fetch_memory(const char *src, uint64_t max_size, const struct fetch_opts *op
 			goto out;
 		}
 		if (attempt > opts->retries ||
-		    !(curl_transient(cc) ||
-		      (cc == CURLE_HTTP_RETURNED_ERROR && http_status_transient(http_code)))) {
-			r = curl_to_errno(cc, http_code);
-			describe_failure(err, url, cc, http_code, errbuf, attempt);
+		    !(fetch_curl_transient(cc) ||
+		      (cc == CURLE_HTTP_RETURNED_ERROR && fetch_http_transient(http_code)))) {
+			r = fetch_curl_errno(cc, http_code);
+			fetch_describe_failure(err, url, cc, http_code, errbuf, attempt);
 			goto out;
 		}
-		sleep_ms(delay);
+		fetch_sleep_ms(delay);
 		delay = delay > MAX_RETRY_DELAY_MS / 2 ? MAX_RETRY_DELAY_MS : delay * 2;
 	}
 	*ret_len = m.sb.len;

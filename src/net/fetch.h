@@ -3,6 +3,7 @@
 #define IMGFORGE_FETCH_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "core/util.h"
 
@@ -108,5 +109,30 @@ int fetch_file(const char *url, const char *dest, const char *want_sha256,
  */
 int fetch_memory(const char *url, uint64_t max_size, const struct fetch_opts *opts,
 		 char **ret_buf, size_t *ret_len, struct strbuf *err);
+
+/*
+ * A download read as a stream, for what is consumed as it arrives and never
+ * stored whole (an update bundle written straight into a partition). The
+ * same URLs, retries and timeouts as fetch_file(): a transfer that breaks
+ * off with a transient error is resumed where it stopped, with a Range
+ * request; a server that then answers with other bytes (no 206, another
+ * start) ends the stream with an error, never with bytes of the wrong
+ * place. The reader checks what it reads (the bundle's hashes): the stream
+ * knows no checksum.
+ */
+struct fetch_stream;
+
+/* Start fetching url. *ret is the caller's (fetch_stream_close()). */
+int fetch_stream_open(const char *url, const struct fetch_opts *opts, struct fetch_stream **ret,
+		      struct strbuf *err);
+/*
+ * Up to len bytes of the body: the count, 0 at its end, or -errno with one
+ * line (with the URL) in fetch_stream_error().
+ */
+ssize_t fetch_stream_read(struct fetch_stream *s, void *buf, size_t len);
+const char *fetch_stream_error(const struct fetch_stream *s);
+/* Bytes handed to the reader so far. */
+uint64_t fetch_stream_offset(const struct fetch_stream *s);
+void fetch_stream_close(struct fetch_stream *s);
 
 #endif

@@ -372,8 +372,49 @@ void checks_boot_support(const struct ynode *root, struct diags *d)
 			  : "");
 }
 
+/*
+ * update: the agent trusts only the keyring baked into the image, so one is
+ * needed; the channel is a URL the agent fetches; the schedule lands in a
+ * systemd unit, one line: no control characters. Each needs the A/B disk.
+ */
+static void check_update(const struct ynode *root, struct diags *d)
+{
+	const struct ynode *u = ynode_map_get(root, "update");
+	const struct ynode *keyring, *channel, *schedule;
+	const char *c;
+
+	if (!u || u->kind != YNODE_MAP)
+		return;
+	keyring = ynode_map_get(u, "keyring");
+	if (!keyring || keyring->kind != YNODE_SEQ || !keyring->n)
+		diags_add(d, key_pos(root, "update"),
+			  "update: needs 'keyring:', the certificates (PEM) bundles must be signed "
+			  "with: make one with 'imgforge keygen -o keys' and add "
+			  "'keyring: [keys/signing.crt]'");
+	channel = ynode_map_get(u, "channel");
+	if (channel && channel->kind == YNODE_SCALAR && !str_startswith(channel->str, "http://") &&
+	    !str_startswith(channel->str, "https://") && !str_startswith(channel->str, "file://"))
+		diags_add(d, &channel->pos,
+			  "update.channel '%s' is not an http://, https:// or file:// URL (of the "
+			  "directory that holds channels.json, or of channels.json itself)",
+			  channel->str);
+	schedule = ynode_map_get(u, "schedule");
+	for (c = schedule && schedule->kind == YNODE_SCALAR ? schedule->str : ""; *c; c++)
+		if ((unsigned char)*c < ' ' || *c == 0x7f)
+			break;
+	if (schedule && (*c || !*schedule->str))
+		diags_add(d, &schedule->pos,
+			  "update.schedule must be one systemd calendar expression (OnCalendar=, "
+			  "such as daily or '*-*-* 04:00:00'), without control characters");
+	if (!ynode_map_get(root, "disk"))
+		diags_add(d, key_pos(root, "update"),
+			  "update: needs an A/B disk ('disk:' and 'include: [ab-boot.yaml]'): "
+			  "updates are written into the slot that is not running");
+}
+
 void checks_run(const struct ynode *root, struct diags *d)
 {
+	check_update(root, d);
 	check_base(root, d);
 	check_files(root, d);
 	check_overlays(root, d);

@@ -31,7 +31,8 @@ test_expect_success 'plan prints the resolved recipe and three stage keys' '
 	imgforge plan $M "$IMG" >plan.yaml &&
 	grep -E "^profile: default$" plan.yaml &&
 	grep -E "^  image: atarys$" plan.yaml &&
-	grep -E "^  packages: \[nginx, linux-image-cloud-amd64, initramfs-tools, systemd-sysv, udev, fdisk, e2fsprogs, postgresql\]$" plan.yaml &&
+	grep -A1 -E "^  packages: \[nginx, linux-image-cloud-amd64, initramfs-tools, systemd-sysv, udev, fdisk, e2fsprogs, libcurl4,$" plan.yaml |
+		grep -E "^    libssl3, libzstd1, postgresql\]$" &&
 	grep -E "^    enable: \[systemd-networkd.service, systemd-resolved.service, nginx, imgforge-grow-data.service, imgforge-mark-good.service\]$" plan.yaml &&
 	grep -E "^  base: (\"?)[0-9a-f]{64}\\1$" plan.yaml &&
 	grep -E "^  rootfs: (\"?)[0-9a-f]{64}\\1$" plan.yaml &&

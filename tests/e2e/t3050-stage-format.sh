@@ -8,8 +8,8 @@
 
 # Recorded together: update both, and bump STAGE_FORMAT_VERSION in
 # src/build/keys.c, whenever imgforge writes different bytes for this input.
-RECORDED_VERSION=3
-RECORDED_ROOTFS=cf3031ab56e58bc82b3685a0b97a8ef9736f8c3f6feedd5792243ae895ab4546
+RECORDED_VERSION=4
+RECORDED_ROOTFS=9571de7a4c5f4e3631cefd48559c184c3e24608e2875b1bd2f8e5dd9719e84e6
 
 version=$(sed -n 's/^#define STAGE_FORMAT_VERSION "\(.*\)"$/\1/p' "$SRCDIR/src/build/keys.c")
 

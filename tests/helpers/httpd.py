@@ -23,6 +23,7 @@ test can say "fail twice, then work":
     ?delay=MS           wait MS milliseconds before sending the body
     ?stall=MS&times=K   send half the body, then nothing for MS milliseconds
                         before closing, for the first K requests
+    &after=N            (with stall) only from the request after the first N
     ?trickle=MS         send the body one byte every MS milliseconds
     ?endless=1          answer 200 with a chunked body that never ends (until
                         the client hangs up)
@@ -47,12 +48,12 @@ log_lock = threading.Lock()
 args = None
 
 
-def take(key, times):
-    """True for the first `times` calls with this key."""
+def take(key, times, after=0):
+    """True for `times` calls with this key, after the first `after` ones."""
     with counts_lock:
         n = counts.get(key, 0)
         counts[key] = n + 1
-    return n < times
+    return after <= n < after + times
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -107,6 +108,7 @@ class Handler(BaseHTTPRequestHandler):
         u = urllib.parse.urlsplit(self.path)
         q = dict(urllib.parse.parse_qsl(u.query))
         times = int(q.get("times", "1"))
+        after = int(q.get("after", "0"))
         key = self.path
         rel = urllib.parse.unquote(u.path).lstrip("/")
         full = os.path.realpath(os.path.join(args.root, rel))
@@ -165,7 +167,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         if "delay" in q:
             time.sleep(int(q["delay"]) / 1000.0)
-        if "stall" in q and take(key + "#stall", times):
+        if "stall" in q and take(key + "#stall", times, after):
             self.wfile.write(body[:len(body) // 2])
             self.wfile.flush()
             time.sleep(int(q["stall"]) / 1000.0)

@@ -731,6 +731,88 @@ TEST(test_file_url_and_path)
 	strbuf_release(&err);
 }
 
+/* Read a whole stream in small, odd-sized pieces; its sha256 into hex. */
+static int stream_all(const char *u, char hex[SHA256_HEX_LEN], uint64_t *ret_n, struct strbuf *err)
+{
+	struct fetch_stream *s = NULL;
+	struct sha256 *h;
+	char buf[7777];
+	ssize_t n;
+	int r;
+
+	r = fetch_stream_open(u, &fast_opts, &s, err);
+	if (r < 0)
+		return r;
+	h = sha256_new();
+	*ret_n = 0;
+	while ((n = fetch_stream_read(s, buf, sizeof(buf))) > 0) {
+		sha256_update(h, buf, (size_t)n);
+		*ret_n += (uint64_t)n;
+	}
+	sha256_final_hex(h, hex);
+	sha256_free(h);
+	if (n < 0)
+		strbuf_addstr(err, fetch_stream_error(s));
+	CHECK_INT(fetch_stream_offset(s), *ret_n);
+	fetch_stream_close(s);
+	return n < 0 ? (int)n : 0;
+}
+
+/* A stream: every byte once, in order; a dropped connection resumed with a Range request. */
+TEST(test_stream_plain_and_resumed)
+{
+	struct strbuf err = STRBUF_INIT;
+	char want[SHA256_HEX_LEN], got[SHA256_HEX_LEN];
+	_cleanup_free_ char *u = NULL, *u2 = NULL, *u3 = NULL;
+	uint64_t n = 0;
+
+	make_file("b.bin", FILE_SIZE, want);
+	if (server_start() < 0) {
+		CHECK(!"server started");
+		return;
+	}
+	u = url("b.bin");
+	CHECK_INT(stream_all(u, got, &n, &err), 0);
+	CHECK_STR(got, want);
+	CHECK_INT(n, FILE_SIZE);
+	u2 = url("b.bin?drop=70000");
+	CHECK_INT(stream_all(u2, got, &n, &err), 0);
+	CHECK_STR(err.buf ? err.buf : "", "");
+	CHECK_STR(got, want);
+	CHECK_INT(n, FILE_SIZE);
+	CHECK_INT(count_lines("requests.log", "range=bytes=70000- status=206"), 1);
+	/* Every connection cut and no range support: an error, never wrong bytes. */
+	u3 = url("b.bin?drop=70000&times=100&norange=1");
+	CHECK(stream_all(u3, got, &n, &err) < 0);
+	CHECK(strstr(strbuf_str(&err), "b.bin") != NULL);
+	CHECK(n <= 70000);
+	server_stop();
+	strbuf_release(&err);
+}
+
+/* A 404 fails at the first read with the URL; a file:// stream and a plain path work. */
+TEST(test_stream_errors_and_files)
+{
+	struct strbuf err = STRBUF_INIT;
+	char want[SHA256_HEX_LEN], got[SHA256_HEX_LEN];
+	_cleanup_free_ char *u = NULL;
+	uint64_t n = 0;
+
+	make_file("c.bin", FILE_SIZE, want);
+	CHECK_INT(stream_all("www/c.bin", got, &n, &err), 0);
+	CHECK_STR(got, want);
+	if (server_start() < 0) {
+		CHECK(!"server started");
+		return;
+	}
+	u = url("missing.bin");
+	CHECK_INT(stream_all(u, got, &n, &err), -ENOENT);
+	CHECK(strstr(strbuf_str(&err), "HTTP 404") != NULL);
+	CHECK_INT(n, 0);
+	server_stop();
+	strbuf_release(&err);
+}
+
 int main(void)
 {
 	/* Tests talk to 127.0.0.1 only; a proxy from the environment must not interfere. */
@@ -759,5 +841,7 @@ int main(void)
 	RUN(test_cancel_keeps_part);
 	RUN(test_cancel_during_backoff);
 	RUN(test_file_url_and_path);
+	RUN(test_stream_plain_and_resumed);
+	RUN(test_stream_errors_and_files);
 	return tap_done();
 }

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef IMGFORGE_BUNDLE_H
+#define IMGFORGE_BUNDLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "update/manifest.h"
+
+/*
+ * Update bundles (docs/update.md): one file, read front to back, so it can
+ * be streamed over HTTP. All integers big-endian:
+ *
+ *   0      8  magic "IMGFBND1"
+ *   8      4  format version = 1
+ *   12     4  manifest length M (<= 4 MiB)
+ *   16     4  signature length S (<= 64 KiB)
+ *   20     4  reserved = 0
+ *   24     M  manifest (compact JSON)
+ *   24+M   S  signature: DER CMS SignedData, detached, over bytes [0, 24+M)
+ *   24+M+S    payload: the stored chunks back to back, in manifest order
+ *
+ * Every function returns 0 or -1 with one message (what, where, what to
+ * do) in err.
+ */
+#define BUNDLE_MAGIC	     "IMGFBND1"
+#define BUNDLE_HEADER_SIZE   24
+#define BUNDLE_FORMAT	     1
+#define BUNDLE_MAX_MANIFEST  (4u << 20)
+#define BUNDLE_MAX_SIGNATURE (64u << 10)
+#define BUNDLE_CHUNK_SIZE    (1u << 20)
+#define BUNDLE_ZSTD_LEVEL    10
+
+/* Read up to len bytes: the count read, 0 at the end of the stream, < 0 on error. */
+typedef ssize_t (*bundle_read_fn)(void *ctx, void *buf, size_t len);
+
+/* A bundle_read_fn over a file descriptor: ctx points to the int. */
+ssize_t bundle_read_fd(void *ctx, void *buf, size_t len);
+
+/*
+ * Read header, manifest and signature from the stream, verify the
+ * signature against the keyring (sign.h), parse the manifest. The stream is
+ * then at the payload. *ret is the caller's (bundle_manifest_free()).
+ */
+int bundle_open(bundle_read_fn rd, void *ctx, const char *keyring, struct bundle_manifest **ret,
+		char *err, size_t errlen);
+
+/*
+ * The same without a keyring: the signature is read but NOT checked. For
+ * `imgforge bundle info` only; never install from what this returns.
+ * ret_sig/ret_siglen (may be NULL) get the signature (the caller's).
+ */
+int bundle_open_unverified(bundle_read_fn rd, void *ctx, struct bundle_manifest **ret,
+			   uint8_t **ret_sig, size_t *ret_siglen, char *err, size_t errlen);
+
+/*
+ * Stream the payload (after bundle_open on the same stream): for each image
+ * range in order, emit(ectx, offset, data, len) with verified uncompressed
+ * bytes; omitted zero chunks as emit_zero(ectx, offset, len). Checks every
+ * chunk's SHA-256, the payload's, the image's, and that the stream ends with
+ * the payload, before returning 0. A callback returning < 0 stops the
+ * stream; its message is then "cannot write ..." unless err already holds
+ * one (a callback may write into err).
+ */
+int bundle_stream_payload(bundle_read_fn rd, void *ctx, const struct bundle_manifest *m,
+			  int (*emit)(void *ectx, uint64_t off, const void *data, size_t len),
+			  int (*emit_zero)(void *ectx, uint64_t off, uint64_t len), void *ectx,
+			  char *err, size_t errlen);
+
+/*
+ * Whether a device running (compatible, running_version) may install m:
+ * the compatible names must be equal; a lower version (strverscmp(3)) is
+ * refused unless allow_downgrade, the same version unless force.
+ * running_version NULL skips the version rule.
+ */
+int bundle_check_target(const struct bundle_manifest *m, const char *compatible,
+			const char *running_version, bool allow_downgrade, bool force, char *err,
+			size_t errlen);
+
+/*
+ * Host side: write a bundle of the ext4 image image_path to out_path
+ * (through out_path.tmp, fsync, rename, directory fsync), signed with the
+ * private key and certificate in the PEM files key_pem and cert_pem.
+ * build_id may be NULL or "".
+ */
+int bundle_create(const char *image_path, const char *out_path, const char *key_pem,
+		  const char *cert_pem, const char *compatible, const char *version,
+		  const char *build_id, int64_t created, char *err, size_t errlen);
+
+#endif

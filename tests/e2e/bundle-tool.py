@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Read and damage imgforge update bundles for tests/e2e/t3400-bundle.sh,
+independently of imgforge: the format as docs/update.md describes it.
+
+  bundle-tool.py extract BUNDLE IMAGE   the image, from the chunks (zstd -d) and zeros
+  bundle-tool.py split BUNDLE SIGNED SIG  the signed bytes [0, 24+M) and the DER signature
+  bundle-tool.py layout BUNDLE          "M S PAYLOAD_OFFSET SIZE"
+  bundle-tool.py flip BUNDLE OUT OFFSET [BIT]
+  bundle-tool.py mutate BUNDLE OUT SEED   one seeded random mutation
+"""
+import hashlib
+import json
+import random
+import struct
+import subprocess
+import sys
+
+
+def layout(data):
+    assert data[:8] == b"IMGFBND1", "magic"
+    version, m, s, reserved = struct.unpack(">IIII", data[8:24])
+    assert version == 1 and reserved == 0
+    return m, s, 24 + m + s
+
+
+def extract(bundle, image):
+    data = open(bundle, "rb").read()
+    m, s, off = layout(data)
+    man = json.loads(data[24:24 + m])
+    assert man["payload"]["offset"] == off
+    payload = data[off:]
+    assert len(payload) == man["payload"]["size"]
+    assert hashlib.sha256(payload).hexdigest() == man["payload"]["sha256"]
+    out = bytearray(man["image"]["size"])
+    for c in man["chunks"]:
+        z = payload[c["stored_offset"]:c["stored_offset"] + c["stored_size"]]
+        raw = subprocess.run(["zstd", "-dc"], input=z, stdout=subprocess.PIPE,
+                             check=True).stdout
+        assert len(raw) == c["size"] and hashlib.sha256(raw).hexdigest() == c["sha256"]
+        out[c["offset"]:c["offset"] + c["size"]] = raw
+    assert hashlib.sha256(out).hexdigest() == man["image"]["sha256"]
+    open(image, "wb").write(out)
+
+
+def mutate(data, rng):
+    m, s, off = layout(data)
+    head = off
+    pos = rng.randrange(head) if rng.random() < 0.75 else rng.randrange(len(data))
+    kind = rng.randrange(6)
+    b = bytearray(data)
+    if kind == 0:
+        b[pos] ^= 1 << rng.randrange(8)
+    elif kind == 1:
+        v = rng.randrange(256)
+        b[pos] = v if v != b[pos] else v ^ 0xff
+    elif kind == 2:
+        b = b[:rng.randrange(len(b))]
+    elif kind == 3:
+        b[pos:pos] = bytes(rng.randrange(256) for _ in range(1 + rng.randrange(8)))
+    elif kind == 4:
+        del b[pos:pos + 1 + rng.randrange(8)]
+    else:
+        for _ in range(2 + rng.randrange(5)):
+            b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
+    if bytes(b) == data:
+        b[pos] ^= 0x40
+    return bytes(b)
+
+
+def main():
+    cmd = sys.argv[1]
+    if cmd == "extract":
+        extract(sys.argv[2], sys.argv[3])
+    elif cmd == "split":
+        data = open(sys.argv[2], "rb").read()
+        m, s, off = layout(data)
+        open(sys.argv[3], "wb").write(data[:24 + m])
+        open(sys.argv[4], "wb").write(data[24 + m:off])
+    elif cmd == "layout":
+        data = open(sys.argv[2], "rb").read()
+        m, s, off = layout(data)
+        print(m, s, off, len(data))
+    elif cmd == "flip":
+        b = bytearray(open(sys.argv[2], "rb").read())
+        b[int(sys.argv[4])] ^= 1 << int(sys.argv[5] if len(sys.argv) > 5 else 0)
+        open(sys.argv[3], "wb").write(b)
+    elif cmd == "mutate":
+        rng = random.Random(int(sys.argv[4]))
+        open(sys.argv[3], "wb").write(mutate(open(sys.argv[2], "rb").read(), rng))
+    else:
+        sys.exit("unknown command " + cmd)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Fuzz target: an update bundle, as a device reads it from the network.
+ * The input goes through bundle_open() with a fixed keyring (the committed
+ * seeds are signed by its key, so mutations of them reach the signature
+ * check and the manifest), then through bundle_open_unverified() and, when
+ * the manifest holds, bundle_stream_payload(): what the parser does with a
+ * manifest it has not yet trusted is exercised too, and with it the zstd
+ * frames and every digest. The same bytes go to the JSON reader, the
+ * manifest and channel index checks, and the signature's description.
+ * Every refusal must be one line; a bundle accepted with the keyring must
+ * stream. Run from the source tree (the keyring is found by its path there).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/util.h"
+#include "update/bundle.h"
+#include "update/channel.h"
+#include "update/jsonr.h"
+#include "update/sign.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define KEYRING "tests/fuzz/bundle-keyring.pem"
+
+static void check(int cond)
+{
+	if (!cond)
+		abort();
+}
+
+struct mem {
+	const uint8_t *p;
+	size_t len, pos;
+};
+
+static ssize_t mem_read(void *ctx, void *buf, size_t len)
+{
+	struct mem *m = ctx;
+	size_t n = m->len - m->pos < len ? m->len - m->pos : len;
+
+	/* Odd-sized reads, as a network delivers them. */
+	if (n > 1000)
+		n = 1000 + (m->pos % 7);
+	if (n > m->len - m->pos)
+		n = m->len - m->pos;
+	memcpy(buf, m->p + m->pos, n);
+	m->pos += n;
+	return (ssize_t)n;
+}
+
+static int one_line(const char *err)
+{
+	return err[0] && !strchr(err, '\n');
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct bundle_manifest *m = NULL;
+	struct mem mem = {data, size, 0};
+	struct jsonr *doc = NULL;
+	struct channel_entry e;
+	uint8_t *sig = NULL;
+	size_t siglen = 0;
+	char err[1024], *desc = NULL;
+	int r;
+
+	err[0] = '\0';
+	r = bundle_open(mem_read, &mem, KEYRING, &m, err, sizeof(err));
+	if (r == 0) {
+		r = bundle_stream_payload(mem_read, &mem, m, NULL, NULL, NULL, err, sizeof(err));
+		bundle_manifest_free(m);
+		m = NULL;
+	}
+	check(r == 0 || one_line(err));
+
+	mem.pos = 0;
+	err[0] = '\0';
+	r = bundle_open_unverified(mem_read, &mem, &m, &sig, &siglen, err, sizeof(err));
+	check(r == 0 || one_line(err));
+	if (r == 0) {
+		err[0] = '\0';
+		r = bundle_stream_payload(mem_read, &mem, m, NULL, NULL, NULL, err, sizeof(err));
+		check(r == 0 || one_line(err));
+		if (sig_describe_der_signer(sig, siglen, &desc, err, sizeof(err)) == 0)
+			check(!strchr(desc, '\n'));
+		free(desc);
+		free(sig);
+		bundle_manifest_free(m);
+	}
+
+	/* The bytes as a JSON document, a manifest and a channel index. */
+	if (jsonr_parse((const char *)data, size, &doc, err, sizeof(err)) == 0)
+		jsonr_free(doc);
+	else
+		check(one_line(err));
+	m = NULL;
+	if (manifest_parse((const char *)data, size, &m, err, sizeof(err)) == 0) {
+		struct strbuf a = STRBUF_INIT, b = STRBUF_INIT;
+		struct bundle_manifest *again = NULL;
+
+		/* What is accepted is written back in a form read back the same. */
+		manifest_write(m, &a);
+		check(manifest_parse(a.buf, a.len, &again, err, sizeof(err)) == 0);
+		manifest_write(again, &b);
+		check(a.len == b.len && !memcmp(a.buf, b.buf, a.len));
+		strbuf_release(&a);
+		strbuf_release(&b);
+		bundle_manifest_free(again);
+		bundle_manifest_free(m);
+	}
+	if (channel_parse((const char *)data, size, "stable", &e, err, sizeof(err)) == 0)
+		channel_entry_release(&e);
+	else
+		check(one_line(err));
+	return 0;
+}
