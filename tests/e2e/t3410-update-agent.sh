@@ -293,6 +293,24 @@ test_expect_success 'check: the signed channel index offers a newer version, --i
 	booted B 1.2 && agent check >out && grep -q "up to date" out
 '
 
+test_expect_success 'check --install does not install again a version that rolled back here' '
+	grub-editenv $ENV/grubenv set "ORDER=A B" A_TRIES=0 B_TRIES=3 && cp $ENV/grubenv $ENV/grubenv.bak &&
+	booted A 1.0 &&
+	agent check --install >out 2>err && test "$(env_get ORDER)" = "B A" &&
+	booted B 1.2 && grub-editenv $ENV/grubenv set B_TRIES=1 &&
+	agent health-failed "unhealthy after 600 s: 50-app: connection refused" &&
+	grub-editenv $ENV/grubenv set B_TRIES=3 && booted A 1.0 &&
+	agent mark-good >/dev/null 2>&1 &&
+	grep -q "^RESULT=rolled-back$" data/imgforge/update/last-install &&
+	cp $ENV/grubenv env.before && before=$(sha root-b.img) &&
+	agent check --install >out 2>err &&
+	grep -q "not installing test-update 1.2 from channel .stable.: it was rolled back on this device (health check failed" out &&
+	cmp $ENV/grubenv env.before && test "$(sha root-b.img)" = "$before" &&
+	grep -q "^RESULT=rolled-back$" data/imgforge/update/last-check &&
+	# By hand it still installs (the operator fixed what failed, say).
+	agent install "$URL/ch/v12.bundle" >out 2>err && test "$(env_get ORDER)" = "B A"
+'
+
 test_expect_success 'check: an index changed after signing is refused' '
 	booted A 1.0 &&
 	sed -i "s/1\.2/1.3/" www/ch/channels.json &&

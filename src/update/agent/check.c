@@ -146,6 +146,38 @@ int cmd_check(int argc, char **argv)
 		ret = 0;
 		goto out;
 	}
+	/*
+	 * A version that was installed here and rolled back (its health check
+	 * failed, or it did not boot) is not installed again by the timer: it
+	 * would fail the same way at every check. A newer version in the channel,
+	 * or `imgforge-update install URL`, moves on.
+	 */
+	if (install) {
+		_cleanup_free_ char *path = agent_state_path(&a, "last-install");
+		struct kv last = KV_INIT;
+		struct strbuf lerr = STRBUF_INIT;
+		const char *res, *ver;
+
+		if (kv_load(path, &last, &lerr) == 0 && (res = kv_get(&last, "RESULT")) &&
+		    (ver = kv_get(&last, "VERSION")) && !strcmp(res, "rolled-back") &&
+		    !strcmp(ver, e.version)) {
+			const char *why = kv_get(&last, "REASON");
+
+			strbuf_addf(&msg,
+				    "not installing %s %s from channel '%s': it was rolled back on "
+				    "this device (%s); publish a newer version, or install it by "
+				    "hand with 'imgforge-update install'",
+				    a.compatible, e.version, channel, why && *why ? why : "no reason recorded");
+			printf("%s\n", msg.buf);
+			record_check(&a, "rolled-back", e.version, msg.buf);
+			kv_release(&last);
+			strbuf_release(&lerr);
+			ret = 0;
+			goto out;
+		}
+		kv_release(&last);
+		strbuf_release(&lerr);
+	}
 	strbuf_addf(&msg, "update available: %s %s (running %s) from channel '%s'", a.compatible,
 		    e.version, a.version, channel);
 	printf("%s\n", msg.buf);
