@@ -215,7 +215,7 @@ check-appliance-bios: deps
 # at least 80; about 24 minutes of the run under TCG, so `make check` skips it).
 check-appliance-lynis: deps
 	@$(MAKE) --no-print-directory all
-	@IMGFORGE_APPLIANCE_LYNIS=1 IMGFORGE_TEST_TIMEOUT=5400 tests/run.sh --only t6100 --build $(O) --imgforge $(O)/imgforge
+	@IMGFORGE_APPLIANCE_LYNIS=$${IMGFORGE_APPLIANCE_LYNIS:-1} IMGFORGE_TEST_TIMEOUT=5400 tests/run.sh --only t6100 --build $(O) --imgforge $(O)/imgforge
 
 # Concurrent builds of an mmdebstrap image on one cache (tests/e2e/long/): too
 # slow for `make check`, which runs the same race with tarball bases (t3300).
