@@ -15,7 +15,6 @@
 # ends QEMU, and the test boots the same disk again, as a power cycle
 # would. The image's boot.tries is 2 (the default is 3) to spare one slow
 # boot. About 12 minutes under TCG; the boot times are printed at the end.
-# imgforge-test: slow
 . "$SRCDIR/tests/e2e/lib.sh"
 . "$SRCDIR/tests/e2e/vm-lib.sh"
 
