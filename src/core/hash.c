@@ -82,6 +82,29 @@ void hex_encode(const uint8_t *data, size_t len, char *out)
 	out[2 * len] = '\0';
 }
 
+static int unhex(int ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	return -1;
+}
+
+int hex_decode(const char *s, uint8_t *out, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		int hi, lo;
+
+		if (!s[2 * i] || (hi = unhex(s[2 * i])) < 0 || (lo = unhex(s[2 * i + 1])) < 0)
+			return -EINVAL;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return s[2 * len] ? -EINVAL : 0;
+}
+
 void sha256_final_hex(struct sha256 *h, char out[SHA256_HEX_LEN])
 {
 	uint8_t d[SHA256_LEN];

@@ -27,6 +27,11 @@ void sha256_free(struct sha256 *h);
 
 void sha256_hex(const void *data, size_t len, char out[SHA256_HEX_LEN]);
 void hex_encode(const uint8_t *data, size_t len, char *out);
+/*
+ * The reverse, for exactly 2*len lowercase hex digits (hex_encode's
+ * spelling, nothing after them): 0, or -EINVAL.
+ */
+int hex_decode(const char *s, uint8_t *out, size_t len);
 /* Hash a file's contents. Returns 0 or -errno; *ret_size gets its length if not NULL. */
 int sha256_file(const char *path, char out[SHA256_HEX_LEN], uint64_t *ret_size);
 /* True if s is 64 lowercase or uppercase hex digits. */

@@ -37,15 +37,6 @@ void channel_entry_release(struct channel_entry *e)
 	memset(e, 0, sizeof(*e));
 }
 
-static int unhex(int ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	return -1;
-}
-
 /* One entry of "channels", all five keys and nothing else. */
 static int entry_parse(const char *name, const struct jsonr_value *v, struct channel_entry *ret,
 		       char *err, size_t errlen)
@@ -81,12 +72,8 @@ static int entry_parse(const char *name, const struct jsonr_value *v, struct cha
 	for (i = 0; i < f[2]->n; i++)
 		if ((unsigned char)f[2]->s[i] <= 0x20 || (unsigned char)f[2]->s[i] >= 0x7f)
 			goto bad;
-	for (i = 0; i < 32; i++) {
-		int hi = unhex(f[3]->s[2 * i]), lo = unhex(f[3]->s[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			goto bad;
-		e.sha256[i] = (uint8_t)(hi << 4 | lo);
-	}
+	if (hex_decode(f[3]->s, e.sha256, sizeof(e.sha256)) < 0)
+		goto bad;
 	e.compatible = xstrdup(f[0]->s);
 	e.version = xstrdup(f[1]->s);
 	e.url = xstrdup(f[2]->s);

@@ -173,29 +173,12 @@ static int get_string(struct check *c, const struct jsonr_value *v, const char *
 	return 0;
 }
 
-static int unhex(int ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	return -1;
-}
-
 /* 64 lowercase hex digits, as written: one spelling per digest. */
 static int get_sha256(struct check *c, const struct jsonr_value *v, const char *name,
 		      uint8_t out[32])
 {
-	int i;
-
-	if (v->type != JSONR_STRING || v->n != 64)
+	if (v->type != JSONR_STRING || v->n != 64 || hex_decode(v->s, out, 32) < 0)
 		return bad(c, v, "\"%s\" must be 64 lowercase hex digits", name);
-	for (i = 0; i < 32; i++) {
-		int hi = unhex(v->s[2 * i]), lo = unhex(v->s[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return bad(c, v, "\"%s\" must be 64 lowercase hex digits", name);
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
 	return 0;
 }
 

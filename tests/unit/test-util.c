@@ -69,6 +69,21 @@ TEST(test_sha256)
 	CHECK(!is_sha256_hex("abc"));
 }
 
+TEST(test_hex_decode)
+{
+	uint8_t b[3];
+	char back[7];
+
+	CHECK(hex_decode("00ff7a", b, 3) == 0);
+	CHECK(b[0] == 0 && b[1] == 0xff && b[2] == 0x7a);
+	hex_encode(b, 3, back);
+	CHECK_STR(back, "00ff7a");
+	CHECK(hex_decode("00FF7a", b, 3) == -EINVAL);	/* one spelling: lowercase */
+	CHECK(hex_decode("00ff7", b, 3) == -EINVAL);	/* short */
+	CHECK(hex_decode("00ff7a0", b, 3) == -EINVAL);	/* long */
+	CHECK(hex_decode("00fg7a", b, 3) == -EINVAL);
+}
+
 TEST(test_json)
 {
 	struct strbuf sb = STRBUF_INIT;
@@ -345,6 +360,7 @@ int main(void)
 	RUN(test_strbuf);
 	RUN(test_distance);
 	RUN(test_sha256);
+	RUN(test_hex_decode);
 	RUN(test_json);
 	RUN(test_json_invalid_utf8);
 	RUN(test_files);
