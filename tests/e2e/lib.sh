@@ -95,6 +95,21 @@ refuse() {
 	! ls out.ext4.tmp-* 2>/dev/null
 }
 
+# The test's own HTTP server (tests/helpers/httpd.py, fault injection through
+# the query string) serving ./www: httpd_start sets PORT and URL; its pid is in
+# $TEST_DIR/httpd.pid (test bodies are subshells). A test that starts one
+# stops it in its EXIT trap with httpd_stop. It also sets PY, the python3
+# interpreter itself, not a wrapper script: $! must be the server's pid.
+httpd_start() {
+	PY=${PY:-$(python3 -c "import sys; print(sys.executable)")}
+	rm -f port
+	"$PY" "$SRCDIR/tests/helpers/httpd.py" --root www --port-file port --log httpd.log >httpd.out 2>&1 &
+	echo $! >"$TEST_DIR/httpd.pid"
+	for i in $(seq 100); do [ -s port ] && break; sleep 0.1; done
+	PORT=$(cat port) && URL=http://127.0.0.1:$PORT
+}
+httpd_stop() { kill "$(cat "$TEST_DIR/httpd.pid")" 2>/dev/null; wait "$(cat "$TEST_DIR/httpd.pid")" 2>/dev/null; true; }
+
 test_done() {
 	echo "1..$test_count"
 	[ "$test_failures" -eq 0 ]

@@ -19,16 +19,7 @@ echo "Suite: bookworm-updates" >www/debian/dists/bookworm-updates/InRelease &&
 echo "Suite: bookworm-security 1" >www/sec/dists/bookworm-security/InRelease &&
 echo "Suite: bookworm-security" >www/debian-security/dists/bookworm-security/InRelease || exit 1
 
-# The interpreter itself, not a wrapper script: $! must be the server's pid.
-PY=$(python3 -c "import sys; print(sys.executable)")
-start_httpd() {
-	rm -f port
-	"$PY" "$SRCDIR/tests/helpers/httpd.py" --root www --port-file port --log httpd.log >httpd.out 2>&1 &
-	echo $! >"$TEST_DIR/httpd.pid"
-	for i in $(seq 100); do [ -s port ] && break; sleep 0.1; done
-	PORT=$(cat port) && URL=http://127.0.0.1:$PORT &&
-	write_sources
-}
+start_httpd() { httpd_start && write_sources; }
 # This machine's apt sources, as apt reads them: one-line and deb822.
 write_sources() {
 	mkdir -p apt/sources.list.d &&
@@ -36,8 +27,7 @@ write_sources() {
 	printf "Types: deb\nURIs: $URL/debian\nSuites: bookworm-updates\nComponents: main\n\nTypes: deb\nURIs: $URL/sec\nSuites: bookworm-security\nComponents: main\n" \
 		>apt/sources.list.d/debian.sources
 }
-stop_httpd() { kill "$(cat "$TEST_DIR/httpd.pid")" 2>/dev/null; wait "$(cat "$TEST_DIR/httpd.pid")" 2>/dev/null; true; }
-trap 'stop_httpd; cd /; rm -rf "$TEST_DIR"' EXIT
+trap 'httpd_stop; cd /; rm -rf "$TEST_DIR"' EXIT
 start_httpd || exit 1
 
 mkdir -p bin && cat >bin/mmdebstrap <<EOT && chmod +x bin/mmdebstrap || exit 1
@@ -134,7 +124,7 @@ assert o[\"packages\"] == [{\"name\": \"libssl3\", \"architecture\": \"amd64\", 
 '
 
 test_expect_success 'the archive cannot be reached: the last known state is used, and the build says so' '
-	stop_httpd &&
+	httpd_stop &&
 	imgforge build --refresh --cache c -o o4 image.yaml 2>err &&
 	grep_one "^warning: base: cannot fetch .$URL/sec/dists/bookworm-security/InRelease.: .*; using the archive state from [0-9-]+ [0-9:]+ UTC$" err &&
 	imgforge -q build --refresh --cache c -o o4 image.yaml 2>err &&

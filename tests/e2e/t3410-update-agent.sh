@@ -19,17 +19,8 @@ SLOTTOOL=$SRCDIR/overlays/imgforge-ab/usr/sbin/imgforge-slot
 [ -x "$AGENT" ] || { echo "no $AGENT: build it with make" >&2; exit 1; }
 agent() { "$AGENT" "$@"; }
 
-PY=$(python3 -c "import sys; print(sys.executable)")
-start_httpd() {
-	rm -f port
-	"$PY" "$SRCDIR/tests/helpers/httpd.py" --root www --port-file port --log httpd.log >httpd.out 2>&1 &
-	echo $! >"$TEST_DIR/httpd.pid"
-	for i in $(seq 100); do [ -s port ] && break; sleep 0.1; done
-	URL=http://127.0.0.1:$(cat port)
-}
-stop_httpd() { kill "$(cat "$TEST_DIR/httpd.pid")" 2>/dev/null; wait "$(cat "$TEST_DIR/httpd.pid")" 2>/dev/null; true; }
-trap 'stop_httpd; cd /; [ -n "${KEEP:-}" ] || rm -rf "$TEST_DIR"' EXIT
-mkdir -p www && start_httpd || exit 1
+trap 'httpd_stop; cd /; [ -n "${KEEP:-}" ] || rm -rf "$TEST_DIR"' EXIT
+mkdir -p www && httpd_start || exit 1
 
 ENV=esp/EFI/BOOT
 export IMGFORGE_ESP_MNT=$TEST_DIR/esp IMGFORGE_UPDATE_CMDLINE=$TEST_DIR/cmdline \
