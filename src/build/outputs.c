@@ -12,13 +12,17 @@
  *
  * SIGINT, SIGTERM and SIGHUP remove the staging directory before imgforge
  * ends; a build killed with SIGKILL leaves it, and the next build into the
- * directory removes it.
+ * directory removes it. The commit holds those signals back until it ends:
+ * a build told to stop while it renames its outputs in finishes the set
+ * (renames and syncs, no new work) and then stops, so only SIGKILL or a
+ * crash can leave the directory without its manifest.json.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -273,7 +277,7 @@ static int move_in(struct build_outputs *o, const char *name, struct strbuf *err
 	return 0;
 }
 
-int outputs_commit(struct build_outputs *o, const char *last, struct strbuf *err)
+static int commit(struct build_outputs *o, const char *last, struct strbuf *err)
 {
 	size_t i;
 	int r;
@@ -311,6 +315,22 @@ int outputs_commit(struct build_outputs *o, const char *last, struct strbuf *err
 		return r;
 	}
 	return 0;
+}
+
+int outputs_commit(struct build_outputs *o, const char *last, struct strbuf *err)
+{
+	sigset_t stop, old;
+	size_t i;
+	int r;
+
+	sigemptyset(&stop);
+	for (i = 0; i < ARRAY_SIZE(cleanup_signals); i++)
+		sigaddset(&stop, cleanup_signals[i]);
+	pthread_sigmask(SIG_BLOCK, &stop, &old);
+	r = commit(o, last, err);
+	/* A signal that came meanwhile is handled here, with the set complete. */
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return r;
 }
 
 void outputs_free(struct build_outputs *o, const char *keep)

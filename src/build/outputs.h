@@ -38,7 +38,10 @@ int outputs_add_file(struct build_outputs *o, const char *name, const char *src,
 int outputs_add_data(struct build_outputs *o, const char *name, const void *data, size_t len,
 		     struct strbuf *err);
 
-/* Move every staged file into the directory, last (the manifest) removed first, moved last. */
+/*
+ * Move every staged file into the directory, last (the manifest) removed
+ * first, moved last. SIGINT, SIGTERM and SIGHUP wait until it returns.
+ */
 int outputs_commit(struct build_outputs *o, const char *last, struct strbuf *err);
 
 /*

@@ -137,6 +137,25 @@ test_expect_success 'SIGTERM at any point, in-process stages too: no staging dir
 	rm img/ovl/big
 '
 
+# The commit removes manifest.json, renames the outputs in, then renames the
+# new manifest.json in. strace holds every unlinkat for a moment; SIGTERM
+# comes while the old manifest.json is gone and the new one is not yet in.
+test_expect_success 'SIGTERM during the commit: the set is completed, then the build stops' '
+	require_tool strace strace &&
+	cp out/manifest.json before.json &&
+	echo commit >img/ovl/etc/app/motd || exit 1
+	strace -f -qq -o strace.log -e trace=unlinkat -e inject=unlinkat:delay_exit=400000 \
+		"$IMGFORGE" build --cache cache -o out img/image.yaml 2>err &
+	pid=$! &&
+	for i in $(seq 1200); do test -e out/manifest.json || break; sleep 0.02; done &&
+	! test -e out/manifest.json &&
+	pkill -TERM -x -P $pid imgforge && { wait $pid; rc=$?; true; } &&
+	echo "status $rc" && grep -c unlinkat strace.log &&
+	test $rc = 143 && consistent out && ! cmp -s before.json out/manifest.json &&
+	debugfs -R "cat /etc/app/motd" out/root.ext4 2>/dev/null | grep -qx commit &&
+	test "$(ls -A out | tr "\n" " ")" = "build.log disk.raw manifest.json root.ext4 "
+'
+
 test_expect_success 'a second build into the same directory fails at once, the first completes' '
 	echo four >img/ovl/etc/app/motd &&
 	start_held out &&
