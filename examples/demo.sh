@@ -50,7 +50,10 @@ step "4/5 imgforge build images/atarys-production.yaml"
 mkdir -p "$OUT"
 # A key pair for this demo only, to log in over SSH; the image gets the public half.
 [ -f "$OUT/demo-key" ] || ssh-keygen -q -t ed25519 -N "" -C atarys-demo -f "$OUT/demo-key"
+# A release key for this demo only: the image trusts updates signed with it.
+[ -f "$OUT/release/signing.crt" ] || ./imgforge keygen -o "$OUT/release" --name "ATARYS demo releases"
 ./imgforge build -o "$OUT" \
+	--set update_keyring="$OUT/release/signing.crt" \
 	--set frontend_dist="$SRC/examples/atarys/frontend/dist" \
 	--set ssh_authorized_keys="$(cat "$OUT/demo-key.pub")" \
 	images/atarys-production.yaml

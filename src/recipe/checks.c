@@ -391,6 +391,23 @@ static void check_update(const struct ynode *root, struct diags *d)
 			  "update: needs 'keyring:', the certificates (PEM) bundles must be signed "
 			  "with: make one with 'imgforge keygen -o keys' and add "
 			  "'keyring: [keys/signing.crt]'");
+	/* Found now, not at the end of a long build. */
+	for (size_t i = 0; keyring && keyring->kind == YNODE_SEQ && i < keyring->n; i++) {
+		const struct ynode *k = keyring->v[i];
+		char ex[RECIPE_EXCERPT_SIZE];
+		struct stat st;
+
+		if (!k->abspath)
+			continue;
+		if (stat(k->abspath, &st) < 0)
+			diags_add(d, &k->pos,
+				  "update.keyring '%s': %s: make the release key with 'imgforge "
+				  "keygen -o DIR' and name its DIR/signing.crt here",
+				  recipe_excerpt(k->str, ex), strerror(errno));
+		else if (!S_ISREG(st.st_mode))
+			diags_add(d, &k->pos, "update.keyring '%s' is not a regular file (%s)",
+				  recipe_excerpt(k->str, ex), load_kind_name(st.st_mode));
+	}
 	channel = ynode_map_get(u, "channel");
 	if (channel && channel->kind == YNODE_SCALAR && !str_startswith(channel->str, "http://") &&
 	    !str_startswith(channel->str, "https://") && !str_startswith(channel->str, "file://"))

@@ -21,11 +21,14 @@ expect_bad() {
 }
 
 # The appliance images take the built frontend (not in a fresh clone) as an
-# input directory: an empty one stands in for it.
+# input directory: an empty one stands in for it. Their update keyring, the
+# release certificate, is made here.
+"$IMGFORGE" keygen -o keys 2>/dev/null || exit 1
 test_expect_success 'the repository images check clean' '
 	mkdir -p dist &&
 	for f in "$SRCDIR"/images/*.yaml; do
-		set -- --mirror http://mirror.invalid/debian --set frontend_dist="$TEST_DIR/dist"
+		set -- --mirror http://mirror.invalid/debian --set frontend_dist="$TEST_DIR/dist" \
+			--set update_keyring="$TEST_DIR/keys/signing.crt"
 		"$IF" check "$@" "$f" || exit 1
 		for p in $(sed -n "/^profiles:/,\$p" "$f" | sed -n "s/^  \([a-z0-9_-]*\):.*/\1/p"); do
 			"$IF" check "$@" --profile "$p" "$f" || exit 1
@@ -39,8 +42,19 @@ test_expect_success 'an appliance image without its frontend names the missing d
 	grep -q "no-dist" err
 '
 
+test_expect_success 'an appliance image without its release certificate says how to make one' '
+	mkdir -p dist &&
+	test_must_fail "$IF" check --set frontend_dist="$TEST_DIR/dist" \
+		"$SRCDIR/images/atarys-production.yaml" 2>err &&
+	grep_one "^$SRCDIR/recipes/atarys.yaml:[0-9]*:[0-9]*: error: update.keyring .*atarys-release.crt.: No such file or directory: make the release key with .imgforge keygen -o DIR. and name its DIR/signing.crt here$" err &&
+	test_must_fail "$IF" check --set frontend_dist="$TEST_DIR/dist" --set update_keyring="$TEST_DIR/keys" \
+		"$SRCDIR/images/atarys-production.yaml" 2>err &&
+	grep -q "is not a regular file (a directory)" err
+'
+
 test_expect_success 'the mirrors come from IMGFORGE_MIRROR and IMGFORGE_SECURITY_MIRROR, else from the build' '
-	mkdir -p dist && set -- --set frontend_dist="$TEST_DIR/dist" "$SRCDIR/images/atarys-production.yaml" &&
+	mkdir -p dist && set -- --set frontend_dist="$TEST_DIR/dist" \
+		--set update_keyring="$TEST_DIR/keys/signing.crt" "$SRCDIR/images/atarys-production.yaml" &&
 	IMGFORGE_MIRROR=http://mirror.invalid/debian "$IF" check "$@" &&
 	env -u IMGFORGE_MIRROR -u IMGFORGE_SECURITY_MIRROR "$IF" check "$@" &&
 	IMGFORGE_MIRROR=http://mirror.invalid/debian IMGFORGE_SECURITY_MIRROR=http://sec.invalid/x \

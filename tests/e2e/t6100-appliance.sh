@@ -6,7 +6,9 @@
 # ports and from inside over SSH, everything the guide asks; then power off,
 # boot the same disk again and check that the data persisted and the first
 # boot did not run again; a power cut (SIGKILL of QEMU) 60 s after an API
-# write; the same disk boots with the other firmware; last, a power cut right
+# write; a signed update to a release whose backend changed, installed over
+# HTTP into slot B, then a rollback to slot A, the chantiers kept through
+# both; the same disk boots with the other firmware; last, a power cut right
 # after a first boot.
 # With IMGFORGE_APPLIANCE_LYNIS=1 (`make check-appliance-lynis`) it also runs
 # the Lynis audit, which takes about 24 minutes under TCG: too long for
@@ -129,6 +131,27 @@ lynis_report() {
 LYNIS_SHORT_GROUPS="authentication ssh firewalls kernel_hardening networking boot_services logging webservers file_permissions"
 LYNIS_MIN=80
 
+# The appliance as built here: atarys-production, its update keyring the
+# certificate of the release key the test makes, its version a variable.
+# Release 1.0.0 boots first; 1.1.0, whose backend reports its release in
+# /api/health, is the update. Its bundle is served from the host (10.0.2.2
+# in the guest).
+cat >appliance.yaml <<EOF
+image: atarys-production
+version: "\${release}"
+include: [$SRCDIR/images/atarys-production.yaml]
+variables:
+  release: 1.0.0
+EOF
+build_app() { # OUTDIR RELEASE BACKEND_DIR
+	imgforge build --cache "${IMGFORGE_TEST_CACHE:-cache}" -o "$1" --set release="$2" \
+		--set backend_dir="$3" --set frontend_dist="$TEST_DIR/frontend/dist" \
+		--set update_keyring="$TEST_DIR/keys/signing.crt" \
+		--set ssh_authorized_keys="$(cat key.pub)" appliance.yaml
+}
+mkdir -p www && httpd_start && HTTP_PORT=$PORT && use_ports 1
+trap 'stop_vm; httpd_stop; cd /; rm -rf "$TEST_DIR"' EXIT
+
 test_expect_success 'the sample frontend builds with npm' '
 	mkdir frontend &&
 	tar -C "$APP/frontend" --exclude=node_modules --exclude=dist -cf - . | tar -C frontend -xf - &&
@@ -137,16 +160,27 @@ test_expect_success 'the sample frontend builds with npm' '
 	test -f frontend/dist/index.html
 '
 
-test_expect_success 'atarys-production builds with the test key' '
+test_expect_success 'atarys-production builds with the test keys' '
 	ssh-keygen -q -t ed25519 -N "" -C imgforge-test -f key &&
+	imgforge keygen -o keys --name "ATARYS test releases" 2>keygen.err &&
 	start=$SECONDS &&
-	imgforge build --cache "${IMGFORGE_TEST_CACHE:-cache}" -o out --set backend_dir="$APP/backend" \
-		--set frontend_dist="$TEST_DIR/frontend/dist" \
-		--set ssh_authorized_keys="$(cat key.pub)" \
-		"$SRCDIR/images/atarys-production.yaml" 2>build.err || { tail -20 build.err; exit 1; }
+	build_app out 1.0.0 "$APP/backend" 2>build.err || { tail -20 build.err; exit 1; }
 	elapsed build $start >>"$TEST_DIR/timings" &&
 	test -f out/disk.raw && test -f out/root.ext4 &&
-	e2fsck -fn out/root.ext4
+	e2fsck -fn out/root.ext4 &&
+	# Release 1.1.0 and its signed bundle, built while the first boots run.
+	cp -r "$APP/backend" backend-v2 &&
+	sed -i "s/return jsonify(status=\"ok\", database=\"ok\", env=cfg.env)/return jsonify(status=\"ok\", database=\"ok\", env=cfg.env, release=\"1.1.0\")/" \
+		backend-v2/atarys/__init__.py &&
+	grep -q "release=\"1.1.0\"" backend-v2/atarys/__init__.py &&
+	{
+		start=$SECONDS
+		build_app out-v2 1.1.0 "$TEST_DIR/backend-v2" &&
+			imgforge bundle out-v2/root.ext4 -o www/v2.bundle --key keys/signing.key \
+				--cert keys/signing.crt --compatible atarys-production --version 1.1.0
+		echo $? >v2.rc
+		elapsed "build and bundle 1.1.0 (beside the boots)" $start >>"$TEST_DIR/timings"
+	} >v2.log 2>&1 </dev/null &
 '
 
 test_expect_success 'root.ext4 holds no private key, host key, secret or build-host password' '
@@ -166,7 +200,10 @@ test_expect_success 'root.ext4 holds no private key, host key, secret or build-h
 	sed -n "3,4p" key >needles &&
 	for k in /etc/ssh/ssh_host_*_key; do [ -r "$k" ] && sed -n "3p" "$k" >>needles; done;
 	awk -F: "length(\$2) > 20 { print \$2 }" /etc/shadow >>needles 2>/dev/null;
+	sed -n 2p keys/signing.key >>needles &&
 	test -s needles && ! grep -aqF -f needles out/root.ext4 &&
+	# The update keyring holds the certificate only.
+	cmp rootfs/etc/imgforge/keyring.d/signing.crt keys/signing.crt &&
 	# Only the public half of the test key, where the recipe puts it.
 	grep -qF "$(cut -d" " -f2 key.pub)" rootfs/etc/ssh/authorized_keys.d/root
 '
@@ -525,6 +562,77 @@ test_expect_success 'a power cut 60 s after an API write: the write is there, da
 	{ test ! -s failed-cut1 || { cat failed-cut1; exit 1; }; }
 '
 # --- end of the power cuts (more after the other firmware) -----------------
+
+# --- A signed update and a rollback -----------------------------------------
+# The VM runs with QEMU's -no-reboot (imgforge boot): a reboot in the guest
+# ends QEMU, and the test boots the same disk again, with fresh ports.
+read -r -a MORE_PORTS < <(free_ports 6)
+PORTS+=("${MORE_PORTS[@]}")
+# identity: what every slot must see the same (machine-id, SSH host keys).
+identity() { vm "cat /etc/machine-id /data/ssh/ssh_host_ed25519_key.pub /data/ssh/ssh_host_ecdsa_key.pub"; }
+# chantiers_kept ID...: each chantier written earlier comes back by its id.
+chantiers_kept() {
+	local id
+	curl -skf "$URL/api/chantiers/$(cat chantier.id)" | grep -qF "Checklist $$" || return 1
+	for id in "$@"; do curl -skf "$URL/api/chantiers/$id" >/dev/null || { echo "chantier $id lost"; return 1; }; done
+}
+
+test_expect_success 'update to 1.1.0 over HTTP, --reboot: slot B runs the new backend, chantiers and identity kept' '
+	set -x # each step traced: a failed grep prints nothing of its own
+	use_ports 3 && # the VM of the boot after the power cut
+	for _ in $(seq 1200); do test -s v2.rc && break; sleep 1; done &&
+	{ test "$(cat v2.rc 2>/dev/null)" = 0 || { tail -20 v2.log; exit 1; }; } &&
+	imgforge bundle verify www/v2.bundle --keyring keys/signing.crt &&
+	cut_id=$(python3 -c "import json; print(json.load(open(\"cut.json\"))[\"id\"])") &&
+	identity >identity-1 &&
+	curl -skf "$URL/api/health" >health-1 && ! grep -q release health-1 &&
+	vm "ls /data/backups" >backups-1 || true
+	start=$SECONDS &&
+	{ vm imgforge-update install "http://10.0.2.2:$HTTP_PORT/v2.bundle" --reboot >install.out 2>&1 || true; } &&
+	cat install.out &&
+	grep -q "slot B written and read back" install.out && ! grep -q "^error:" install.out &&
+	grep -q "backing up the database before switching to 1.1.0" install.out &&
+	wait_vm_exit && elapsed "install 1.1.0 until the reboot" $start >>"$TEST_DIR/timings" &&
+	use_ports 5 && start=$SECONDS &&
+	boot_vm console-v2.log "imgforge\.slot=B imgforge\.fallback=0" "slot B marked good" &&
+	wait_health && elapsed "boot 1.1.0 to healthy" $start >>"$TEST_DIR/timings" &&
+	curl -skf "$URL/api/health" | grep -qE "\"release\": *\"1\.1\.0\"" &&
+	vm cat /etc/imgforge/release | grep -qx "VERSION=1.1.0" &&
+	vm imgforge-update status --json >status-2.json &&
+	python3 -c "
+import json
+s = json.load(open(\"status-2.json\"))
+assert s[\"booted\"] == \"B\" and s[\"version\"] == \"1.1.0\" and s[\"slots\"][\"B\"][\"good\"], s" &&
+	identity >identity-2 && cmp identity-1 identity-2 &&
+	chantiers_kept "$cut_id" &&
+	# The pre-install hook took a backup before the switch.
+	vm "ls /data/backups" >backups-2 && test "$(comm -13 backups-1 backups-2 | grep -c "\.sql\.gz$")" -ge 1 &&
+	! grep -q "appliance: first boot" console-v2.log &&
+	vm "systemctl --failed --no-legend --plain" >failed-v2 && { test ! -s failed-v2 || { cat failed-v2; exit 1; }; }
+'
+
+test_expect_success 'rollback --reboot: slot A runs 1.0.0 again, the chantier written under 1.1.0 kept' '
+	set -x
+	use_ports 5 &&
+	cut_id=$(python3 -c "import json; print(json.load(open(\"cut.json\"))[\"id\"])") &&
+	curl -skf -X POST -H "Content-Type: application/json" \
+		-d "{\"name\": \"Under 1.1.0 $$\", \"client\": \"imgforge\", \"status\": \"active\"}" \
+		"$URL/api/chantiers" >v2.json &&
+	v2_id=$(python3 -c "import json; print(json.load(open(\"v2.json\"))[\"id\"])") &&
+	{ vm imgforge-update rollback --reboot >rollback.out 2>&1 || true; } && cat rollback.out &&
+	! grep -q "^error:" rollback.out &&
+	wait_vm_exit &&
+	use_ports 6 && start=$SECONDS &&
+	boot_vm console-rollback.log "imgforge\.slot=A imgforge\.fallback=0" "slot A marked good" &&
+	wait_health && elapsed "boot back to 1.0.0 to healthy" $start >>"$TEST_DIR/timings" &&
+	curl -skf "$URL/api/health" >health-3 && ! grep -q release health-3 &&
+	vm cat /etc/imgforge/release | grep -qx "VERSION=1.0.0" &&
+	identity >identity-3 && cmp identity-1 identity-3 &&
+	chantiers_kept "$cut_id" "$v2_id" &&
+	curl -skf "$URL/api/chantiers/$v2_id" | grep -qF "Under 1.1.0 $$" &&
+	vm "systemctl --failed --no-legend --plain" >failed-rb && { test ! -s failed-rb || { cat failed-rb; exit 1; }; }
+'
+# --- end of the update ------------------------------------------------------
 
 # The other firmware boots the same disk too (a fresh copy: a first boot
 # again), so that `make check` covers UEFI and BIOS; `make

@@ -6,6 +6,7 @@
 #   vm_start LOG ARGS...  imgforge boot --keep ARGS..., console in $TEST_DIR/LOG
 #   stop_vm               stop the running VM (TERM, then KILL after 10 s)
 #   vm_ssh USER CMD...    run CMD in the guest as USER, with $TEST_DIR/key, on $P22
+#   wait_vm_exit          the guest rebooted: QEMU (-no-reboot) ends; wait up to 300 s
 #
 # vm_start's caller passes the disk, firmware, forwards and --expect
 # patterns; on failure the boot's error output is printed.
@@ -37,5 +38,20 @@ vm_ssh() { # USER COMMAND...
 	local user=$1; shift
 	ssh -i "$TEST_DIR/key" -p "$P22" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
 		-o LogLevel=ERROR -o ConnectTimeout=20 -o BatchMode=yes "$user@127.0.0.1" "$@"
+}
+# A zombie counts as gone.
+wait_vm_exit() {
+	local pid st
+	pid=$(vm_pid) && test -n "$pid" || return 1
+	for _ in $(seq 300); do
+		st=$(sed -n "s/^[0-9]* ([^)]*) \([A-Z]\).*/\1/p" "/proc/$pid/stat" 2>/dev/null)
+		if [ -z "$st" ] || [ "$st" = Z ]; then
+			rm -f "$TEST_DIR/vm.pid"
+			return 0
+		fi
+		sleep 1
+	done
+	echo "QEMU (pid $pid) still runs 300 s after the guest was asked to reboot" >&2
+	return 1
 }
 trap 'stop_vm; cd /; rm -rf "$TEST_DIR"' EXIT

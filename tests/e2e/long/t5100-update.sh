@@ -70,21 +70,6 @@ boot_once() {
 		"${args[@]}" 2>"$TEST_DIR/$log.err" ||
 		{ cat "$TEST_DIR/$log.err"; tail -30 "$TEST_DIR/$log"; return 1; }
 }
-# wait_vm_exit: the guest rebooted, so QEMU (-no-reboot) ends; a zombie counts as gone.
-wait_vm_exit() {
-	local pid st
-	pid=$(vm_pid) && test -n "$pid" || return 1
-	for _ in $(seq 300); do
-		st=$(sed -n "s/^[0-9]* ([^)]*) \([A-Z]\).*/\1/p" "/proc/$pid/stat" 2>/dev/null)
-		if [ -z "$st" ] || [ "$st" = Z ]; then
-			rm -f "$TEST_DIR/vm.pid"
-			return 0
-		fi
-		sleep 1
-	done
-	echo "QEMU (pid $pid) still runs 300 s after the guest was asked to reboot" >&2
-	return 1
-}
 elapsed() { echo "$1: $((SECONDS - $2)) s" >>"$TEST_DIR/timings"; }
 # slot_hash A|B: SHA-256 of the slot's whole partition in vm.raw, read on the
 # host after the guest flushed its caches to the disk.
