@@ -21,6 +21,7 @@
 #include "core/util.h"
 #include "tap.h"
 #include "update/bundle.h"
+#include "update/chunkidx.h"
 #include "update/sign.h"
 
 #define MIB (1u << 20)
@@ -147,51 +148,84 @@ static int one_line(const char *err)
 	return err[0] && !strchr(err, '\n');
 }
 
-static void make_bundle(const char *img, size_t size, const char *out)
+static void make_bundle_format(const char *img, size_t size, const char *out, unsigned format)
 {
 	char err[1024] = "";
 
 	make_key("keys", time(NULL) - 60, 30);
 	make_image(img, size);
-	if (bundle_create(img, out, "keys/signing.key", "keys/signing.crt", "test-board", "1.2.3",
-			  "b1", 1700000000, err, sizeof(err)) < 0) {
+	if (bundle_create_format(img, out, "keys/signing.key", "keys/signing.crt", "test-board",
+				 "1.2.3", "b1", 1700000000, format, err, sizeof(err)) < 0) {
 		printf("#   bundle_create: %s\n", err);
 		CHECK(0);
 	}
 }
 
-TEST(test_roundtrip)
+static void make_bundle(const char *img, size_t size, const char *out)
+{
+	make_bundle_format(img, size, out, BUNDLE_FORMAT);
+}
+
+/* Both formats: 2 as written by default, 1 as older devices read it. */
+static void roundtrip(unsigned format)
 {
 	char *bundle = NULL, *image = NULL, err[1024];
-	size_t blen = 0, ilen = 0;
+	size_t blen = 0, ilen = 0, i;
 	struct sink s = {0};
 	struct mem m;
 	struct bundle_manifest *man = NULL;
+	struct chunkidx *x = NULL;
 	struct stat st;
+	uint8_t hdr[12] = "IMGFBND1\0\0\0";
 
-	make_bundle("root.ext4", 5 * MIB + 12345, "b.bundle");
+	hdr[11] = (uint8_t)format;
+	unlink("b.bundle");
+	make_bundle_format("root.ext4", 5 * MIB + 12345, "b.bundle", format);
 	CHECK(stat("b.bundle.tmp", &st) < 0 && errno == ENOENT);
 	CHECK(read_file("b.bundle", 64 * MIB, &bundle, &blen) == 0);
 	CHECK(read_file("root.ext4", 64 * MIB, &image, &ilen) == 0);
 	CHECK(blen > 0 && blen < ilen);
-	CHECK(!memcmp(bundle, "IMGFBND1\0\0\0\1", 12));
+	CHECK(!memcmp(bundle, hdr, 12));
 
 	/* Read 7 bytes at a time, as a slow stream would deliver them. */
 	m = (struct mem){(const uint8_t *)bundle, blen, 0, 7};
 	CHECK(bundle_open(mem_read, &m, "keys/signing.crt", &man, err, sizeof(err)) == 0);
 	if (!man)
 		return;
+	CHECK_INT(man->format, format);
 	CHECK_STR(man->compatible, "test-board");
 	CHECK_STR(man->version, "1.2.3");
 	CHECK_STR(man->build_id, "b1");
 	CHECK_INT(man->created, 1700000000);
 	CHECK_INT(man->image_size, ilen);
 	CHECK_INT(man->chunk_size, MIB);
+	CHECK_INT(man->frame_size, format == 1 ? MIB : BUNDLE_FRAME_SIZE);
 	/* Chunks 0, 1, 3, 4 and the short last one hold data; 2 and 5 are zeros. */
 	CHECK_INT(man->n_chunks, 5);
 	CHECK_INT(man->chunks[2].offset, 3 * MIB);
 	CHECK_INT(man->chunks[4].size, 12345);
-	CHECK_INT(man->payload_offset + man->payload_size, blen);
+	CHECK_INT(man->payload_offset + man->payload_size + man->index_size, blen);
+	CHECK_INT(man->has_chunk_index, format >= 2);
+	if (format >= 2) {
+		/* The index: 16 frames per full chunk, one for the short last one. */
+		CHECK(chunkidx_decode(bundle + man->payload_offset + man->payload_size,
+				      man->index_size, man, &x, err, sizeof(err)) == 0);
+		if (x) {
+			CHECK_INT(x->n_frames, 4 * 16 + 1);
+			CHECK_INT(x->first[4], 64);
+			for (i = 0; i < x->n_frames; i++) {
+				uint8_t h[CHUNKIDX_HASH_LEN];
+				size_t c = i / 16, k = i % 16;
+				uint64_t off = man->chunks[c].offset + k * BUNDLE_FRAME_SIZE;
+
+				chunkidx_hash(image + off, c == 4 ? 12345 : BUNDLE_FRAME_SIZE, h);
+				CHECK(!memcmp(h, x->hash[i], sizeof(h)));
+			}
+			/* The index is small next to the image: 12 bytes a frame, at most. */
+			CHECK(man->index_size < 24 + 12 * x->n_frames);
+		}
+		chunkidx_free(x);
+	}
 	s.size = ilen;
 	s.img = xmalloc(ilen);
 	memset(s.img, 0xaa, ilen);
@@ -203,6 +237,12 @@ TEST(test_roundtrip)
 	free(s.img);
 	free(bundle);
 	free(image);
+}
+
+TEST(test_roundtrip)
+{
+	roundtrip(2);
+	roundtrip(1);
 }
 
 TEST(test_keyring_and_rotation)

@@ -323,6 +323,38 @@ static int payload_precheck(struct source *in, const struct bundle_manifest *m,
 		sha256_update(h, buf, (size_t)r);
 		left -= (uint64_t)r;
 	}
+	sha256_final(h, got);
+	if (memcmp(got, m->payload_sha256, SHA256_LEN)) {
+		strbuf_addf(sb,
+			    "'%s': the payload's SHA-256 is not the one the signed manifest "
+			    "gives (damaged in transit or on disk); download it again",
+			    in->name);
+		goto out;
+	}
+	/* Format 2: the chunk index follows; the second pass decodes it against the payload. */
+	for (left = m->index_size; left > 0;) {
+		r = source_read(in, buf, left < sizeof(buf) ? (size_t)left : sizeof(buf));
+		if (r <= 0) {
+			if (r < 0)
+				bundle_failed(in, "", sb);
+			else
+				strbuf_addf(sb,
+					    "'%s' is cut short in its chunk index; download it "
+					    "again",
+					    in->name);
+			goto out;
+		}
+		sha256_update(h, buf, (size_t)r);
+		left -= (uint64_t)r;
+	}
+	sha256_final(h, got);
+	if (m->index_size && memcmp(got, m->chunk_index_sha256, SHA256_LEN)) {
+		strbuf_addf(sb,
+			    "'%s': the chunk index's SHA-256 is not the one the signed manifest "
+			    "gives (damaged in transit or on disk); download it again",
+			    in->name);
+		goto out;
+	}
 	r = source_read(in, buf, 1);
 	if (r < 0) {
 		bundle_failed(in, "", sb);
@@ -330,14 +362,6 @@ static int payload_precheck(struct source *in, const struct bundle_manifest *m,
 	}
 	if (r > 0) {
 		strbuf_addf(sb, "'%s' has bytes after its payload: not a bundle imgforge wrote",
-			    in->name);
-		goto out;
-	}
-	sha256_final(h, got);
-	if (memcmp(got, m->payload_sha256, SHA256_LEN)) {
-		strbuf_addf(sb,
-			    "'%s': the payload's SHA-256 is not the one the signed manifest "
-			    "gives (damaged in transit or on disk); download it again",
 			    in->name);
 		goto out;
 	}
