@@ -76,7 +76,8 @@ UNIT_SRCS  := $(sort $(wildcard tests/unit/test-*.c))
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRCS))
 # imgforge-update: its commands, and the layers below update/ it uses.
 AGENT_SRCS := $(sort $(wildcard src/update/agent/*.c)) \
-	$(sort $(wildcard src/core/*.c src/update/*.c)) src/net/fetch.c src/net/fetch-stream.c
+	$(sort $(wildcard src/core/*.c src/update/*.c)) src/net/fetch.c src/net/fetch-stream.c \
+	src/net/fetch-range.c
 AGENT_OBJS := $(patsubst src/%.c,$(O)/src/%.o,$(AGENT_SRCS))
 FUZZ_SRCS  := $(sort $(wildcard tests/fuzz/fuzz-*.c))
 FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(O)/tests/%,$(FUZZ_SRCS))

@@ -48,15 +48,33 @@ static uint64_t get_be(const uint8_t *p, unsigned n)
 	return v;
 }
 
-void chunkidx_hash(const void *data, size_t len, uint8_t out[CHUNKIDX_HASH_LEN])
+void chunkidx_hash_blocks(const uint8_t (*bh)[SHA256_LEN], size_t n,
+			  uint8_t out[CHUNKIDX_HASH_LEN])
 {
 	struct sha256 *h = sha256_new();
 	uint8_t d[SHA256_LEN];
 
-	sha256_update(h, data, len);
+	sha256_update(h, bh, n * SHA256_LEN);
 	sha256_final(h, d);
 	sha256_free(h);
 	memcpy(out, d, CHUNKIDX_HASH_LEN);
+}
+
+void chunkidx_hash(const void *data, size_t len, uint8_t out[CHUNKIDX_HASH_LEN])
+{
+	size_t n = (len + CHUNKIDX_BLOCK - 1) / CHUNKIDX_BLOCK, i;
+	_cleanup_free_ uint8_t(*bh)[SHA256_LEN] = xcalloc(n ? n : 1, SHA256_LEN);
+	struct sha256 *h = sha256_new();
+
+	for (i = 0; i < n; i++) {
+		size_t l = len - i * CHUNKIDX_BLOCK < CHUNKIDX_BLOCK ? len - i * CHUNKIDX_BLOCK
+								  : CHUNKIDX_BLOCK;
+
+		sha256_update(h, (const uint8_t *)data + i * CHUNKIDX_BLOCK, l);
+		sha256_final(h, bh[i]);
+	}
+	sha256_free(h);
+	chunkidx_hash_blocks((const uint8_t(*)[SHA256_LEN])bh, n, out);
 }
 
 void chunkidx_add(struct chunkidx *x, uint32_t stored, const uint8_t hash[CHUNKIDX_HASH_LEN])

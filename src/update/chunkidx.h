@@ -25,7 +25,7 @@
  *   12     4  digest length, 8
  *   16     8  number of frames N
  *   24    4N  the frames' stored sizes
- *   24+4N 8N  the frames' truncated digests
+ *   24+4N 8N  the frames' truncated digests (chunkidx_hash())
  *
  * (columns, not rows: the sizes compress, the digests do not).
  */
@@ -44,8 +44,17 @@ struct chunkidx {
 	uint64_t *stored_off; /* each frame's offset in the payload */
 };
 
-/* The truncated digest of a frame's image bytes. */
+/*
+ * A frame's digest is over the SHA-256 of each of its 4 KiB blocks, not its
+ * bytes: a device hashes every block of its running slot once and then
+ * finds a frame at any 4 KiB boundary (ext4 allocates in 4 KiB blocks, so
+ * a file moved by a block is still found) for 512 bytes of hashing per
+ * place: the truncated SHA-256 of the blocks' SHA-256s, concatenated.
+ */
+#define CHUNKIDX_BLOCK 4096
 void chunkidx_hash(const void *data, size_t len, uint8_t out[CHUNKIDX_HASH_LEN]);
+/* The same from the blocks' SHA-256s (n of them). */
+void chunkidx_hash_blocks(const uint8_t (*bh)[32], size_t n, uint8_t out[CHUNKIDX_HASH_LEN]);
 /* Host side: append a frame (x zero-initialised, frame_size set). */
 void chunkidx_add(struct chunkidx *x, uint32_t stored, const uint8_t hash[CHUNKIDX_HASH_LEN]);
 /* Append the stored (compressed) index to out. Returns 0 or -1 with a message. */

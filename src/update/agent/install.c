@@ -45,6 +45,7 @@
 #include "core/util.h"
 #include "net/fetch.h"
 #include "update/agent/agent.h"
+#include "update/agent/delta.h"
 #include "update/bundle.h"
 #include "update/slot.h"
 
@@ -411,7 +412,9 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 	char tries[16];
 	bool touched = false;
 	unsigned running_tries;
-	int ret = -1;
+	struct delta *d = NULL;
+	uint64_t downloaded = 0;
+	int ret = -1, r;
 
 	kv_set(&st, "SOURCE", src);
 	kv_set(&st, "FROM_VERSION", a->version ? a->version : "");
@@ -446,11 +449,17 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 	/* 1: everything is checked before anything is written. */
 	info("installing '%s' into slot %c ('%s')", src, slot_other(s.booted),
 	     slot_device(slot_other(s.booted)));
-	if (source_open(&in, src, &sb) < 0)
+	/* A URL whose server answers range requests: only what the slots lack is fetched. */
+	r = delta_open(src, a->keyring, &d, &m, &sb);
+	if (r < 0)
 		goto fail;
-	if (bundle_open(source_read, &in, a->keyring, &m, err, sizeof(err)) < 0) {
-		bundle_failed(&in, err, &sb);
-		goto fail;
+	if (!d) {
+		if (source_open(&in, src, &sb) < 0)
+			goto fail;
+		if (bundle_open(source_read, &in, a->keyring, &m, err, sizeof(err)) < 0) {
+			bundle_failed(&in, err, &sb);
+			goto fail;
+		}
 	}
 	kv_set(&st, "VERSION", m->version);
 	if (bundle_check_target(m, a->compatible, a->version, allow_downgrade, force, err,
@@ -467,6 +476,44 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 			    "'%s' (%" PRIu64 " bytes)",
 			    src, m->image_size, t.slot, t.dev, t.size);
 		goto fail;
+	}
+	if (d) {
+		/*
+		 * Delta: the signature and the manifest are checked; each chunk is
+		 * checked against it before it is written, the image after.
+		 */
+		if (want_size && delta_bundle_size(d) != want_size) {
+			strbuf_addf(&sb,
+				    "'%s' is not the bundle the channel index names (another size): "
+				    "the index and the bundle were published apart; try again later",
+				    src);
+			goto fail;
+		}
+		info("verified: %s %s (running %s %s), signed, %" PRIu64 " bytes; fetching "
+		     "what the slots lack",
+		     m->compatible, m->version, a->compatible,
+		     a->version ? a->version : "(unknown version)", m->image_size);
+		if (delta_prepare(d, slot_device(s.booted), &sb) < 0)
+			goto fail;
+		touched = true;
+		kv_set(&st, "METHOD", "delta");
+		kv_setf(&st, "BUNDLE_SIZE", "%" PRIu64, delta_bundle_size(d));
+		record(a, &st, "last-install", "installing", NULL);
+		snprintf(tries, sizeof(tries), "%u", s.max_tries);
+		if (set_boot(&s, s.booted, t.slot, tries, &sb) < 0)
+			goto fail;
+		r = delta_write(d, t.fd, emit, emit_zero, &t, &sb);
+		kv_setf(&st, "DOWNLOADED", "%" PRIu64, delta_downloaded(d));
+		if (r < 0)
+			goto fail;
+		{
+			struct strbuf sum = STRBUF_INIT;
+
+			delta_summary(d, &sum);
+			info("%s", sum.buf);
+			strbuf_release(&sum);
+		}
+		goto written;
 	}
 	if (payload_precheck(&in, m, &sb) < 0)
 		goto fail;
@@ -489,6 +536,7 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 	     m->image_size);
 
 	/* The second pass reads the bundle again from its start. */
+	downloaded = in.n;
 	source_close(&in);
 	if (source_open(&in, src, &sb) < 0)
 		goto fail;
@@ -512,17 +560,29 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 
 	/* 2: the target is bad and the running slot first until the end. */
 	touched = true;
+	if (in.fs) {
+		kv_set(&st, "METHOD", "full");
+		kv_setf(&st, "BUNDLE_SIZE", "%" PRIu64, downloaded);
+	}
 	record(a, &st, "last-install", "installing", NULL);
 	snprintf(tries, sizeof(tries), "%u", s.max_tries);
 	if (set_boot(&s, s.booted, t.slot, tries, &sb) < 0)
 		goto fail;
 
 	/* 3 and 4. */
-	if (bundle_stream_payload(source_read, &in, m, emit, emit_zero, &t, err, sizeof(err)) <
-	    0) {
+	r = bundle_stream_payload(source_read, &in, m, emit, emit_zero, &t, err, sizeof(err));
+	if (in.fs) {
+		downloaded += in.n;
+		kv_setf(&st, "DOWNLOADED", "%" PRIu64, downloaded);
+		info("downloaded %" PRIu64 " bytes: the bundle twice (the server does not answer "
+		     "range requests, or the bundle has no chunk index)",
+		     downloaded);
+	}
+	if (r < 0) {
 		bundle_failed(&in, err, &sb);
 		goto fail;
 	}
+written:
 	if (target_verify(&t, m->image_sha256, &sb) < 0)
 		goto fail;
 	info("slot %c written and read back: sha256 matches", t.slot);
@@ -573,6 +633,7 @@ out:
 	if (t.fd >= 0)
 		close(t.fd);
 	source_close(&in);
+	delta_free(d);
 	bundle_manifest_free(m);
 	slots_release(&s);
 	kv_release(&st);
