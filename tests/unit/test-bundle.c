@@ -467,20 +467,21 @@ static size_t mutate(uint8_t *b, size_t len, size_t cap, size_t head, const char
 	}
 }
 
-TEST(test_mutations_refused)
+/*
+ * runs seeded mutations of a bundle of the given format, then (format 2)
+ * index_runs bit flips inside its chunk index: every one refused, with one
+ * line.
+ */
+static void mutations(unsigned format, size_t runs, size_t index_runs)
 {
-	const char *env = getenv("IMGFORGE_BUNDLE_MUTATIONS"),
-		   *seed = getenv("IMGFORGE_BUNDLE_SEED");
 	char *orig = NULL, err[1024];
-	size_t len = 0, head, runs = env ? strtoul(env, NULL, 10) : 1200, i, refused = 0;
+	size_t len = 0, head, i, refused = 0, index_at = 0;
 	struct sink s = {0};
 	uint8_t *b;
 
-	rng_state = seed ? strtoull(seed, NULL, 10) : 20261203;
-	if (!rng_state)
-		rng_state = 1;
 	/* Small enough to run a thousand times under ASan; every kind of chunk is in it. */
-	make_bundle("root.ext4", 3 * MIB + 777, "b.bundle");
+	unlink("b.bundle");
+	make_bundle_format("root.ext4", 3 * MIB + 777, "b.bundle", format);
 	CHECK(read_file("b.bundle", 64 * MIB, &orig, &len) == 0);
 	if (!orig)
 		return;
@@ -491,32 +492,63 @@ TEST(test_mutations_refused)
 	       ((size_t)(uint8_t)orig[12] << 24 | (size_t)(uint8_t)orig[13] << 16 |
 		(size_t)(uint8_t)orig[14] << 8 | (uint8_t)orig[15]) +
 	       ((size_t)(uint8_t)orig[18] << 8 | (uint8_t)orig[19]);
+	if (format >= 2) {
+		struct mem m = {(const uint8_t *)orig, len, 0, 0};
+		struct bundle_manifest *man = NULL;
+
+		CHECK(bundle_open(mem_read, &m, "keys/signing.crt", &man, err, sizeof(err)) == 0);
+		if (man)
+			index_at = (size_t)(man->payload_offset + man->payload_size);
+		bundle_manifest_free(man);
+		CHECK(index_at > head && index_at < len);
+	}
 	b = xmalloc(len + 64);
-	for (i = 0; i < runs; i++) {
+	for (i = 0; i < runs + index_runs; i++) {
 		const char *what = "";
 		size_t n;
 
 		memcpy(b, orig, len);
-		n = mutate(b, len, len + 64, head, &what);
+		if (i < runs) {
+			n = mutate(b, len, len + 64, head, &what);
+		} else {
+			what = "chunk index bit flip";
+			n = len;
+			b[index_at + rnd_below(len - index_at)] ^= (uint8_t)(1u << rnd_below(8));
+		}
 		if (n == len && !memcmp(b, orig, len))
 			b[rnd_below(len)] ^= 0x10; /* never the original */
 		if (check_bundle(b, n, "keys/signing.crt", &s, err, sizeof(err)) == 0) {
-			printf("#   mutation %zu (%s, seed %" PRIu64 ") was accepted\n", i, what,
-			       rng_state);
+			printf("#   format %u mutation %zu (%s, seed %" PRIu64 ") was accepted\n",
+			       format, i, what, rng_state);
 			CHECK(0);
 			continue;
 		}
 		if (!one_line(err)) {
-			printf("#   mutation %zu (%s): not one line: '%s'\n", i, what, err);
+			printf("#   format %u mutation %zu (%s): not one line: '%s'\n", format, i,
+			       what, err);
 			CHECK(0);
 		}
 		refused++;
 	}
-	printf("# %zu of %zu mutations refused\n", refused, runs);
-	CHECK_INT(refused, runs);
+	printf("# format %u: %zu of %zu mutations refused\n", format, refused, runs + index_runs);
+	CHECK_INT(refused, runs + index_runs);
 	free(b);
 	free(s.img);
 	free(orig);
+}
+
+TEST(test_mutations_refused)
+{
+	const char *env = getenv("IMGFORGE_BUNDLE_MUTATIONS"),
+		   *seed = getenv("IMGFORGE_BUNDLE_SEED");
+	size_t runs = env ? strtoul(env, NULL, 10) : 1200;
+
+	rng_state = seed ? strtoull(seed, NULL, 10) : 20261203;
+	if (!rng_state)
+		rng_state = 1;
+	/* Format 2 as written, its chunk index on its own, and format 1 as still read. */
+	mutations(2, runs, runs / 12);
+	mutations(1, runs / 4, 0);
 }
 
 /*

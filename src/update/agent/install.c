@@ -400,7 +400,7 @@ static void record(struct agent *a, struct kv *st, const char *file, const char 
 }
 
 int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
-		  uint64_t want_size, bool allow_downgrade, bool force, bool reboot)
+		  uint64_t want_size, bool allow_downgrade, bool force, bool reboot, bool full)
 {
 	struct strbuf sb = STRBUF_INIT;
 	struct slots s = { 0 };
@@ -450,7 +450,7 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 	info("installing '%s' into slot %c ('%s')", src, slot_other(s.booted),
 	     slot_device(slot_other(s.booted)));
 	/* A URL whose server answers range requests: only what the slots lack is fetched. */
-	r = delta_open(src, a->keyring, &d, &m, &sb);
+	r = full ? 1 : delta_open(src, a->keyring, &d, &m, &sb);
 	if (r < 0)
 		goto fail;
 	if (!d) {
@@ -645,16 +645,20 @@ int cmd_install(int argc, char **argv)
 {
 	static const char usage[] =
 		"usage: imgforge-update install URL|FILE [--reboot] [--allow-downgrade] [--force]\n"
+		"                               [--full]\n"
 		"\n"
 		"Install an update bundle into the slot that is not running: check its signature,\n"
 		"compatible name and version first, then write and read back the slot, and only\n"
-		"then make it the next boot. The running slot stays the fallback.\n";
-	bool reboot = false, downgrade = false, force = false;
+		"then make it the next boot. The running slot stays the fallback. From a server\n"
+		"that answers range requests only what the slots lack is downloaded.\n";
+	bool reboot = false, downgrade = false, force = false, full = false;
 	const struct opt opts[] = {
 		OPT_FLAG(0, "reboot", &reboot, "reboot into the new slot once installed"),
 		OPT_FLAG(0, "allow-downgrade", &downgrade, "install an older version"),
 		OPT_FLAG(0, "force", &force,
 			 "install the same version, or while the running slot is not marked good"),
+		OPT_FLAG(0, "full", &full,
+			 "download the whole bundle (twice), not only what the slots lack"),
 		OPT_END(),
 	};
 	const struct opt_cmd cmd = { "install", usage, opts, NULL, false };
@@ -673,7 +677,7 @@ int cmd_install(int argc, char **argv)
 		error("%s", err.buf);
 		r = -1;
 	} else {
-		r = agent_install(&a, argv[0], NULL, 0, downgrade, force, reboot);
+		r = agent_install(&a, argv[0], NULL, 0, downgrade, force, reboot, full);
 	}
 	agent_release(&a);
 	strbuf_release(&err);
