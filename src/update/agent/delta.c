@@ -224,7 +224,6 @@ int delta_prepare(struct delta *d, const char *source, struct strbuf *err)
 	struct sha256 *sh = sha256_new();
 	uint64_t size = 0, off;
 	char xerr[400];
-	size_t alloc = 0;
 	struct stat st;
 
 	if (fetch_ranges_get(d->r, m->payload_offset + m->payload_size, (size_t)m->index_size, idx,
@@ -299,7 +298,6 @@ int delta_prepare(struct delta *d, const char *source, struct strbuf *err)
 		}
 		free(bh);
 	}
-	(void)alloc;
 	if (d->n_map)
 		qsort(d->map, d->n_map, sizeof(*d->map), cmp_local);
 	return 0;
