@@ -17,6 +17,8 @@
 # bundle over HTTP (tests/helpers/httpd.py on loopback) into a slot file
 # while the v1 image is the running slot, and the server's log gives the
 # bytes sent. Bytes need one run; nothing here is timed. Never gates CI.
+# IMGFORGE_BENCH_BUILDER=PATH builds the images with another imgforge binary
+# (another ext4 writer); bundles and the agent are this tree's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 small=0 cases="a b c"
@@ -67,7 +69,8 @@ build() {
 	  root_size: $ROOT_SIZE
 	  data_size: 64M
 	EOT
-	"$IMGFORGE" -q build -I "$SRC/recipes" --cache cache -o "out-$name" "$@" image.yaml >/dev/null
+	"${IMGFORGE_BENCH_BUILDER:-$IMGFORGE}" -q build -I "$SRC/recipes" --cache cache \
+		-o "out-$name" "$@" image.yaml >/dev/null
 }
 BACKEND='def handler(request):
     return {"status": "ok", "version": 1}'
