@@ -128,11 +128,11 @@ test_expect_success 'a corrupted payload is refused before any write' '
 		cp v2.bundle corrupt.bundle &&
 		poff=$("$PY" -c "import struct,sys; h=open(\"v2.bundle\",\"rb\").read(24); m,s=struct.unpack(\">II\",h[12:20]); print(24+m+s)") &&
 		size=$(stat -c %s corrupt.bundle) &&
+		pend=$("$PY" -c "import json,struct; f=open(\"v2.bundle\",\"rb\"); h=f.read(24); m=json.loads(f.read(struct.unpack(\">I\",h[12:16])[0])); print(m[\"payload\"][\"offset\"]+m[\"payload\"][\"size\"])") &&
 		case $at in
 		first) off=$((poff + 10)) ;;
 		middle) off=$(((poff + size) / 2)) ;;
-		last) off=$(("$PY" -c "import json,struct; f=open(\"v2.bundle\",\"rb\"); h=f.read(24); \
-m=json.loads(f.read(struct.unpack(\">I\",h[12:16])[0])); print(m[\"payload\"][\"offset\"]+m[\"payload\"][\"size\"])") - 100)) ;;
+		last) off=$((pend - 100)) ;;
 		esac &&
 		cp $ENV/grubenv env.before && before=$(sha root-b.img) &&
 		printf "\377\377\377\377" | dd of=corrupt.bundle bs=1 seek=$off conv=notrunc status=none &&
