@@ -217,7 +217,8 @@ static int write_failed(char *err, size_t errlen, uint64_t off)
 	return fail(err, errlen, "cannot write the image at byte %" PRIu64, off);
 }
 
-int bundle_decode_frames(const struct bundle_manifest *m, const struct bundle_chunk *c,
+/* bundle_decode_frames() with the reason alone in err ("frame 3 is not ..."). */
+static int decode_frames(const struct bundle_manifest *m, const struct bundle_chunk *c,
 			 uint64_t first, uint64_t n, const uint8_t *in, size_t in_len, uint8_t *out,
 			 uint32_t *ret_stored, char *err, size_t errlen)
 {
@@ -234,25 +235,40 @@ int bundle_decode_frames(const struct bundle_manifest *m, const struct bundle_ch
 
 		if (off >= c->size || !zn || ZSTD_isError(zn) || fsize != size ||
 		    (first + n == k + 1 && pos + zn != in_len)) {
-			fail(err, errlen,
-			     "damaged bundle: the chunk at image byte %" PRIu64 " is not %s of %" PRIu64
-			     " bytes where frame %" PRIu64 " should be; fetch it again",
-			     c->offset, m->format == 1 ? "one zstd frame" : "a zstd frame",
-			     size, k);
+			if (m->format == 1)
+				fail(err, errlen, "it is not one zstd frame of %" PRIu64 " bytes",
+				     size);
+			else
+				fail(err, errlen,
+				     "its frame %" PRIu64 " is not one zstd frame of %" PRIu64
+				     " bytes",
+				     k, size);
 			return -1;
 		}
 		got = ZSTD_decompress(out + off, size, in + pos, zn);
 		if (ZSTD_isError(got) || got != size) {
-			fail(err, errlen,
-			     "damaged bundle: frame %" PRIu64 " of the chunk at image byte %" PRIu64
-			     " does not decompress (%s); fetch it again",
-			     k, c->offset, ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short");
+			fail(err, errlen, "its frame %" PRIu64 " does not decompress (%s)", k,
+			     ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short");
 			return -1;
 		}
 		if (ret_stored)
 			ret_stored[k - first] = (uint32_t)zn;
 		pos += zn;
 	}
+	return 0;
+}
+
+int bundle_decode_frames(const struct bundle_manifest *m, const struct bundle_chunk *c,
+			 uint64_t first, uint64_t n, const uint8_t *in, size_t in_len, uint8_t *out,
+			 uint32_t *ret_stored, char *err, size_t errlen)
+{
+	char why[256];
+
+	if (decode_frames(m, c, first, n, in, in_len, out, ret_stored, why, sizeof(why)) < 0)
+		return fail(err, errlen,
+			    "damaged bundle: the chunk at image bytes %" PRIu64 "..%" PRIu64
+			    ": %s; fetch it again",
+			    c->offset, c->offset + c->size, why);
 	return 0;
 }
 
@@ -316,7 +332,7 @@ int bundle_stream_payload(bundle_read_fn rd, void *ctx, const struct bundle_mani
 	for (i = 0; i < m->n_chunks; i++) {
 		const struct bundle_chunk *c = &m->chunks[i];
 		uint64_t nf = manifest_chunk_frames(m, c), k;
-		char what[64];
+		char what[64], why[256];
 
 		if (c->offset > pos &&
 		    emit_zeros(ih, pos, c->offset - pos, emit, emit_zero, ectx) < 0) {
@@ -335,13 +351,12 @@ int bundle_stream_payload(bundle_read_fn rd, void *ctx, const struct bundle_mani
 			goto out;
 		at += c->stored_size;
 		sha256_update(ph, in, c->stored_size);
-		if (bundle_decode_frames(m, c, 0, nf, in, c->stored_size, out, fstored, err,
-					 errlen) < 0) {
-			/* Name the chunk: the message says where. */
-			char e2[512];
-
-			snprintf(e2, sizeof(e2), "%s", err);
-			fail(err, errlen, "chunk %zu: %s", i, e2);
+		if (decode_frames(m, c, 0, nf, in, c->stored_size, out, fstored, why,
+				  sizeof(why)) < 0) {
+			fail(err, errlen,
+			     "damaged bundle: chunk %zu (image bytes %" PRIu64 "..%" PRIu64
+			     "): %s; fetch it again",
+			     i, c->offset, c->offset + c->size, why);
 			goto out;
 		}
 		sha256_update(ch, out, c->size);
@@ -401,8 +416,8 @@ int bundle_stream_payload(bundle_read_fn rd, void *ctx, const struct bundle_mani
 			fail(err, errlen, "cannot read the bundle at byte %" PRIu64 ": read error",
 			     at);
 		else
-			fail(err, errlen, "invalid bundle: data after the %s end at byte %" PRIu64,
-			     m->format >= 2 ? "chunk index's" : "payload's", at);
+			fail(err, errlen, "invalid bundle: data after the %s at byte %" PRIu64,
+			     m->format >= 2 ? "payload and its chunk index" : "payload's end", at);
 		goto out;
 	}
 	r = 0;
