@@ -43,9 +43,24 @@ struct delta {
 	int src_fd;
 	struct local *map; /* the running slot's frames, sorted by key */
 	size_t n_map;
+	/*
+	 * Frames fetched by delta_check(), kept for delta_write() within
+	 * DELTA_CACHE_MAX bytes: a small delta is checked whole before anything
+	 * is written and downloaded once.
+	 */
+	uint8_t **cache;
+	uint64_t cached;
+	bool cache_full;
+	bool *kept_chunk; /* delta_check() found the chunk in the target already */
+	/* The cache on disk (delta_spool_open()): what a killed install fetched. */
+	int spool_fd;
+	uint64_t spool_end, spooled;
 	/* What came from where, in image bytes (fetched: stored bytes). */
 	uint64_t kept, from_target, from_source, fetched_frames, refetched_chunks;
+	bool checked_all;
 };
+
+#define DELTA_CACHE_MAX (64u << 20)
 
 struct mem {
 	const uint8_t *p;
@@ -82,6 +97,16 @@ void delta_free(struct delta *d)
 	if (!d)
 		return;
 	fetch_ranges_close(d->r);
+	if (d->cache && d->x) {
+		size_t f;
+
+		for (f = 0; f < d->x->n_frames; f++)
+			free(d->cache[f]);
+	}
+	free(d->cache);
+	free(d->kept_chunk);
+	if (d->spool_fd >= 0)
+		close(d->spool_fd);
 	chunkidx_free(d->x);
 	if (d->src_fd >= 0)
 		close(d->src_fd);
@@ -102,6 +127,7 @@ int delta_open(const char *url, const char *keyring, struct delta **ret,
 	int r;
 
 	d->src_fd = -1;
+	d->spool_fd = -1;
 	d->url = url;
 	if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)) {
 		delta_free(d);
@@ -314,28 +340,162 @@ static bool chunk_matches(const struct bundle_chunk *c, const uint8_t *data)
 	return !memcmp(digest, c->sha256, SHA256_LEN);
 }
 
-/* Fetch frames first .. first+n-1 of chunk i and decompress them into out. */
+/*
+ * The spool: the fetched frames, appended to a file in the agent's state
+ * directory and synced after each range, so that an install killed before
+ * it wrote them (delta_check() fetches everything first) does not fetch
+ * them again. Layout: magic "IMGFSPL1", the image's and the chunk index's
+ * SHA-256 (the bundle it belongs to), then records: frame number and
+ * stored size (4 bytes each, big-endian), the stored bytes. Nothing in it
+ * is trusted: a frame read back is checked with its chunk like any other.
+ */
+#define SPOOL_MAGIC "IMGFSPL1"
+#define SPOOL_HEAD  (8 + 2 * SHA256_LEN)
+
+static void spool_drop(struct delta *d)
+{
+	if (d->spool_fd >= 0)
+		close(d->spool_fd);
+	d->spool_fd = -1;
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static void spool_add(struct delta *d, size_t f, const uint8_t *data, uint32_t len)
+{
+	uint8_t rec[8];
+
+	if (d->spool_fd < 0)
+		return;
+	put_be32(rec, (uint32_t)f);
+	put_be32(rec + 4, len);
+	if (pwrite_all(d->spool_fd, rec, sizeof(rec), d->spool_end) < 0 ||
+	    pwrite_all(d->spool_fd, data, len, d->spool_end + sizeof(rec)) < 0) {
+		spool_drop(d); /* a full /data costs a download, nothing else */
+		return;
+	}
+	d->spool_end += sizeof(rec) + len;
+}
+
+int delta_spool_open(struct delta *d, const char *path)
+{
+	const struct bundle_manifest *m = d->m;
+	uint8_t head[SPOOL_HEAD], want[SPOOL_HEAD], rec[8];
+	uint64_t pos = SPOOL_HEAD;
+
+	memcpy(want, SPOOL_MAGIC, 8);
+	memcpy(want + 8, m->image_sha256, SHA256_LEN);
+	memcpy(want + 8 + SHA256_LEN, m->chunk_index_sha256, SHA256_LEN);
+	if (!d->cache)
+		d->cache = xcalloc(d->x->n_frames + 1, sizeof(*d->cache));
+	d->spool_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (d->spool_fd < 0)
+		return -errno;
+	if (read_at(d->spool_fd, head, sizeof(head), 0) == 0 && !memcmp(head, want, sizeof(head))) {
+		while (read_at(d->spool_fd, rec, sizeof(rec), pos) == 0) {
+			uint32_t f = be32(rec), len = be32(rec + 4);
+			uint8_t *buf;
+
+			if (f >= d->x->n_frames || len != d->x->stored[f] ||
+			    d->cached + len > DELTA_CACHE_MAX)
+				break;
+			buf = xmalloc(len);
+			if (read_at(d->spool_fd, buf, len, pos + sizeof(rec)) < 0) {
+				free(buf);
+				break;
+			}
+			if (d->cache[f]) {
+				free(buf);
+			} else {
+				d->cache[f] = buf;
+				d->cached += len;
+				d->spooled += len;
+			}
+			pos += sizeof(rec) + len;
+		}
+	} else {
+		pos = 0;
+	}
+	if (ftruncate(d->spool_fd, (off_t)pos) < 0 ||
+	    (pos == 0 && (pwrite_all(d->spool_fd, want, sizeof(want), 0) < 0 ||
+			  fdatasync(d->spool_fd) < 0))) {
+		spool_drop(d);
+		return -errno;
+	}
+	d->spool_end = pos ? pos : SPOOL_HEAD;
+	return 0;
+}
+
+/*
+ * Frames first .. first+n-1 of chunk i, decompressed into out: from the
+ * cache when delta_check() kept them all, else fetched (one range) and
+ * kept while the cache has room.
+ */
 static int fetch_frames(struct delta *d, size_t i, uint64_t first, uint64_t n, uint8_t *out,
 			uint8_t *zbuf, struct strbuf *err)
 {
 	const struct bundle_manifest *m = d->m;
 	const struct bundle_chunk *c = &m->chunks[i];
 	size_t f0 = d->x->first[i] + (size_t)first, k;
-	uint64_t len = 0;
+	uint64_t len = 0, pos = 0;
+	bool all_cached = true;
 	char zerr[512];
 
-	for (k = 0; k < n; k++)
+	for (k = 0; k < n; k++) {
 		len += d->x->stored[f0 + k];
-	if (fetch_ranges_get(d->r, m->payload_offset + d->x->stored_off[f0], (size_t)len, zbuf,
-			     err) < 0)
-		return -1;
-	d->fetched_frames += n;
+		all_cached = all_cached && d->cache[f0 + k];
+	}
+	if (all_cached) {
+		for (k = 0; k < n; k++) {
+			memcpy(zbuf + pos, d->cache[f0 + k], d->x->stored[f0 + k]);
+			pos += d->x->stored[f0 + k];
+		}
+	} else {
+		if (fetch_ranges_get(d->r, m->payload_offset + d->x->stored_off[f0], (size_t)len,
+				     zbuf, err) < 0)
+			return -1;
+		d->fetched_frames += n;
+		for (k = 0; k < n; k++) {
+			uint32_t sz = d->x->stored[f0 + k];
+
+			if (!d->cache[f0 + k] && d->cached + sz <= DELTA_CACHE_MAX) {
+				d->cache[f0 + k] = xmalloc(sz);
+				memcpy(d->cache[f0 + k], zbuf + pos, sz);
+				d->cached += sz;
+				spool_add(d, f0 + k, zbuf + pos, sz);
+			} else if (!d->cache[f0 + k]) {
+				d->cache_full = true;
+			}
+			pos += sz;
+		}
+	}
+	if (!all_cached && d->spool_fd >= 0 && fdatasync(d->spool_fd) < 0)
+		spool_drop(d);
 	if (bundle_decode_frames(m, c, first, n, zbuf, (size_t)len, out, NULL, zerr,
 				 sizeof(zerr)) < 0) {
 		strbuf_addf(err, "'%s': chunk %zu: %s", d->url, i, zerr);
 		return -EBADMSG;
 	}
 	return 0;
+}
+
+/* A frame that did not match: not to be taken from the cache again. */
+static void uncache_chunk(struct delta *d, size_t i)
+{
+	size_t f;
+
+	for (f = d->x->first[i]; f < d->x->first[i + 1]; f++) {
+		if (d->cache[f])
+			d->cached -= d->x->stored[f];
+		free(d->cache[f]);
+		d->cache[f] = NULL;
+	}
 }
 
 /* Chunk i into out: from the target's bytes cur, the source, or the server. */
@@ -385,6 +545,74 @@ static int assemble(struct delta *d, size_t i, const uint8_t *cur, uint8_t *out,
 	return r;
 }
 
+/*
+ * Chunk i into out, checked against its SHA-256: 1 when the target holds
+ * it already (nothing to write), 0 when out holds it, -1 with err.
+ */
+static int make_chunk(struct delta *d, size_t i, int target_fd, uint8_t *cur, uint8_t *out,
+		      uint8_t *zbuf, struct strbuf *err)
+{
+	const struct bundle_manifest *m = d->m;
+	const struct bundle_chunk *c = &m->chunks[i];
+	int r;
+
+	if (read_at(target_fd, cur, (size_t)c->size, c->offset) < 0)
+		memset(cur, 0, (size_t)c->size);
+	/* Written by an earlier, interrupted install: nothing to do. */
+	if (chunk_matches(c, cur))
+		return 1;
+	r = assemble(d, i, cur, out, zbuf, err);
+	if (r < 0 && r != -EBADMSG)
+		return -1;
+	if (r < 0 || !chunk_matches(c, out)) {
+		/* A false match or damage on the way: the whole chunk once more. */
+		strbuf_reset(err);
+		uncache_chunk(d, i);
+		d->refetched_chunks++;
+		r = fetch_frames(d, i, 0, manifest_chunk_frames(m, c), out, zbuf, err);
+		if (r < 0 && r != -EBADMSG)
+			return -1;
+		if (r < 0 || !chunk_matches(c, out)) {
+			strbuf_reset(err);
+			strbuf_addf(err,
+				    "damaged bundle: chunk %zu (image bytes %" PRIu64 "..%" PRIu64
+				    ") from '%s' does not match its SHA-256 in the signed manifest; "
+				    "it was not written; try again",
+				    i, c->offset, c->offset + c->size, d->url);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int delta_check(struct delta *d, int target_fd, struct strbuf *err)
+{
+	const struct bundle_manifest *m = d->m;
+	_cleanup_free_ uint8_t *cur = xmalloc(m->chunk_size), *out = xmalloc(m->chunk_size);
+	_cleanup_free_ uint8_t *zbuf = xmalloc(manifest_max_stored(m));
+	size_t i;
+	int r;
+
+	if (!d->cache)
+		d->cache = xcalloc(d->x->n_frames + 1, sizeof(*d->cache));
+	d->kept_chunk = xcalloc(m->n_chunks + 1, sizeof(*d->kept_chunk));
+	for (i = 0; i < m->n_chunks && !d->cache_full; i++) {
+		r = make_chunk(d, i, target_fd, cur, out, zbuf, err);
+		if (r < 0)
+			return -1;
+		d->kept_chunk[i] = r == 1;
+	}
+	d->checked_all = !d->cache_full;
+	/* The counts are delta_write()'s to make. */
+	d->from_target = d->from_source = 0;
+	return 0;
+}
+
+bool delta_checked_all(const struct delta *d)
+{
+	return d->checked_all;
+}
+
 int delta_write(struct delta *d, int target_fd,
 		int (*emit)(void *ectx, uint64_t off, const void *data, size_t len),
 		int (*emit_zero)(void *ectx, uint64_t off, uint64_t len), void *ectx,
@@ -397,6 +625,8 @@ int delta_write(struct delta *d, int target_fd,
 	size_t i;
 	int r;
 
+	if (!d->cache)
+		d->cache = xcalloc(d->x->n_frames + 1, sizeof(*d->cache));
 	for (i = 0; i < m->n_chunks; i++) {
 		const struct bundle_chunk *c = &m->chunks[i];
 
@@ -405,32 +635,13 @@ int delta_write(struct delta *d, int target_fd,
 			return -1;
 		}
 		pos = c->offset + c->size;
-		if (read_at(target_fd, cur, (size_t)c->size, c->offset) < 0)
-			memset(cur, 0, (size_t)c->size);
-		/* Written by an earlier, interrupted install: nothing to do. */
-		if (chunk_matches(c, cur)) {
+		r = make_chunk(d, i, target_fd, cur, out, zbuf, err);
+		if (r < 0)
+			return -1;
+		uncache_chunk(d, i);
+		if (r == 1) {
 			d->kept += c->size;
 			continue;
-		}
-		r = assemble(d, i, cur, out, zbuf, err);
-		if (r < 0 && r != -EBADMSG)
-			return -1;
-		if (r < 0 || !chunk_matches(c, out)) {
-			/* A false match or damage on the way: the whole chunk once more. */
-			strbuf_reset(err);
-			d->refetched_chunks++;
-			r = fetch_frames(d, i, 0, manifest_chunk_frames(m, c), out, zbuf, err);
-			if (r < 0 && r != -EBADMSG)
-				return -1;
-			if (r < 0 || !chunk_matches(c, out)) {
-				strbuf_reset(err);
-				strbuf_addf(err,
-					    "damaged bundle: chunk %zu (image bytes %" PRIu64
-					    "..%" PRIu64 ") from '%s' does not match its SHA-256 in "
-					    "the signed manifest; it was not written; try again",
-					    i, c->offset, c->offset + c->size, d->url);
-				return -1;
-			}
 		}
 		if (emit(ectx, c->offset, out, (size_t)c->size) < 0) {
 			strbuf_addf(err, "cannot write the image at byte %" PRIu64, c->offset);
@@ -454,6 +665,9 @@ void delta_summary(const struct delta *d, struct strbuf *out)
 		    " reused from it and %" PRIu64 " from the running slot",
 		    dl, d->size, d->size ? 100.0 * (double)dl / (double)d->size : 0.0,
 		    d->fetched_frames, d->kept, d->from_target, d->from_source);
+	if (d->spooled)
+		strbuf_addf(out, "; %" PRIu64 " bytes fetched by an interrupted install before",
+			    d->spooled);
 	if (d->refetched_chunks)
 		strbuf_addf(out, "; %" PRIu64 " chunks fetched whole again", d->refetched_chunks);
 }

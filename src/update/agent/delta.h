@@ -2,6 +2,7 @@
 #ifndef IMGFORGE_AGENT_DELTA_H
 #define IMGFORGE_AGENT_DELTA_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/util.h"
@@ -34,6 +35,24 @@ uint64_t delta_downloaded(const struct delta *d);
  * what the running slot's device source holds, frame by frame.
  */
 int delta_prepare(struct delta *d, const char *source, struct strbuf *err);
+/*
+ * Before anything is written: assemble and check every chunk the target
+ * lacks (target_fd read only), keeping the fetched frames in memory, up to
+ * 64 MiB of them: a damaged bundle is refused with the target untouched,
+ * and delta_write() fetches nothing again. Past 64 MiB the check stops
+ * (delta_checked_all() false) and delta_write() checks the rest chunk by
+ * chunk as it writes.
+ */
+int delta_check(struct delta *d, int target_fd, struct strbuf *err);
+/*
+ * Keep what is fetched in the file path too (synced after each range) and
+ * take back what an interrupted install of the same bundle left there:
+ * killed while checking, the install loses at most the range in flight.
+ * 0, or -errno (then without a spool). The caller removes the file once
+ * the slot is written.
+ */
+int delta_spool_open(struct delta *d, const char *path);
+bool delta_checked_all(const struct delta *d);
 /*
  * Write the image into target_fd: chunks the target already holds are
  * kept, the others assembled from the target, the source and fetched

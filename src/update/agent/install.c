@@ -413,6 +413,7 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 	bool touched = false;
 	unsigned running_tries;
 	struct delta *d = NULL;
+	_cleanup_free_ char *spool = NULL;
 	uint64_t downloaded = 0;
 	int ret = -1, r;
 
@@ -493,8 +494,24 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 		     "what the slots lack",
 		     m->compatible, m->version, a->compatible,
 		     a->version ? a->version : "(unknown version)", m->image_size);
-		if (delta_prepare(d, slot_device(s.booted), &sb) < 0)
+		if (delta_prepare(d, slot_device(s.booted), &sb) < 0) {
+			kv_setf(&st, "DOWNLOADED", "%" PRIu64, delta_downloaded(d));
 			goto fail;
+		}
+		if (a->lock_fd >= 0) {
+			spool = agent_state_path(a, "delta-spool");
+			if (delta_spool_open(d, spool) < 0)
+				warning("cannot keep the download in '%s': an interrupted install "
+					"will fetch it again",
+					spool);
+		}
+		if (delta_check(d, t.fd, &sb) < 0) {
+			kv_setf(&st, "DOWNLOADED", "%" PRIu64, delta_downloaded(d));
+			goto fail;
+		}
+		if (!delta_checked_all(d))
+			info("more than 64 MiB to download: each chunk is checked as it is "
+			     "written");
 		touched = true;
 		kv_set(&st, "METHOD", "delta");
 		kv_setf(&st, "BUNDLE_SIZE", "%" PRIu64, delta_bundle_size(d));
@@ -506,6 +523,8 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 		kv_setf(&st, "DOWNLOADED", "%" PRIu64, delta_downloaded(d));
 		if (r < 0)
 			goto fail;
+		if (spool && unlink(spool) < 0 && errno != ENOENT)
+			warning("cannot remove '%s': %s", spool, strerror(errno));
 		{
 			struct strbuf sum = STRBUF_INIT;
 
