@@ -59,6 +59,7 @@ test_expect_success 'setup: two ext4 images one small file apart, their bundles'
 	mkdir -p v1/etc v1/usr/lib &&
 	for i in $(seq 1 40); do head -c 400000 /dev/urandom >v1/usr/lib/lib$i.so || exit 1; done &&
 	seq 1 200000 >v1/etc/data.txt && echo "release 1.0" >v1/etc/motd &&
+	yes "a line of text that compresses well" | head -c 8000000 >v1/usr/lib/table &&
 	cp -a v1 v2 && echo "release 1.1" >v2/etc/motd && echo "x=1" >v2/etc/new.conf &&
 	export SOURCE_DATE_EPOCH=1700000000 &&
 	U=3f2504e0-4f89-11d3-9a0c-0305e82c3301 &&
@@ -68,6 +69,13 @@ test_expect_success 'setup: two ext4 images one small file apart, their bundles'
 	K="--key keys/signing.key --cert keys/signing.crt --compatible test-update" &&
 	imgforge bundle v2.ext4 -o www/v2.bundle $K --version 1.1 &&
 	imgforge bundle v2.ext4 -o www/v2-format1.bundle $K --version 1.1 --format 1 &&
+	# v3: one byte of a compressible file changed: one 4 KiB block apart from
+	# v1, in a chunk that stores smaller than the chunk index.
+	cp -a v1 v3 &&
+	printf Y | dd of=v3/usr/lib/table bs=1 seek=4000000 conv=notrunc status=none &&
+	imgforge mkfs --from v3 -o v3.ext4 --size 64M --uuid $U &&
+	test "$(cmp -l v1.ext4 v3.ext4 | wc -l)" -le 4096 &&
+	imgforge bundle v3.ext4 -o www/v3.bundle $K --version 1.2 &&
 	echo "KEYRING=$TEST_DIR/keys/signing.crt" >update.conf &&
 	imgforge bundle info www/v2.bundle >info && grep -q "^format      2$" info &&
 	grep -q "^chunk index " info
@@ -90,6 +98,19 @@ test_expect_success 'install from a server with ranges: a small part of the bund
 	agent status --json >st.json &&
 	"$PY" -c "import json; d=json.load(open(\"st.json\"))[\"last_install\"]; \
 assert d[\"downloaded\"] == \"$n\" and d[\"method\"] == \"delta\", d"
+'
+
+test_expect_success 'one block changed: the chunk is fetched whole, not the chunk index' '
+	fresh_disk &&
+	agent install "$URL/v3.bundle" >out 2>err &&
+	cmp -n $(stat -c %s v3.ext4) v3.ext4 root-b.img && test "$(env_get ORDER)" = "B A" &&
+	grep -q "1 chunks to fetch .* fetching them whole" err &&
+	n=$(served v3.bundle) &&
+	set -- $(imgforge bundle info --json www/v3.bundle | "$PY" -c "import json,sys; m=json.load(sys.stdin)[\"manifest\"]; \
+print(m[\"payload\"][\"offset\"], m[\"payload\"][\"size\"], m[\"chunk_index\"][\"size\"], max(c[\"stored_size\"] for c in m[\"chunks\"]))") &&
+	echo "served $n: header $1, index $3" &&
+	test $n -le $(($1 + $3)) &&
+	! grep -q "range=bytes=$(($1 + $2))-" httpd.log
 '
 
 test_expect_success 'a server that ignores Range: the whole bundle, and it installs' '

@@ -52,6 +52,14 @@ struct delta {
 	uint64_t cached;
 	bool cache_full;
 	bool *kept_chunk; /* delta_check() found the chunk in the target already */
+	/*
+	 * Chunks the running slot holds whole at their own place. When what
+	 * neither slot holds whole is smaller than the chunk index, the index
+	 * is not fetched (x stays NULL) and those chunks are fetched whole,
+	 * kept in whole[] between delta_check() and delta_write().
+	 */
+	bool *src_whole;
+	uint8_t **whole;
 	/* The cache on disk (delta_spool_open()): what a killed install fetched. */
 	int spool_fd;
 	uint64_t spool_end, spooled;
@@ -105,6 +113,14 @@ void delta_free(struct delta *d)
 	}
 	free(d->cache);
 	free(d->kept_chunk);
+	if (d->whole && d->m) {
+		size_t i;
+
+		for (i = 0; i < d->m->n_chunks; i++)
+			free(d->whole[i]);
+	}
+	free(d->whole);
+	free(d->src_whole);
 	if (d->spool_fd >= 0)
 		close(d->spool_fd);
 	chunkidx_free(d->x);
@@ -242,21 +258,20 @@ static int read_at(int fd, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-int delta_prepare(struct delta *d, const char *source, struct strbuf *err)
+static bool chunk_matches(const struct bundle_chunk *c, const uint8_t *data);
+
+static int fetch_index(struct delta *d, struct strbuf *err)
 {
 	const struct bundle_manifest *m = d->m;
-	_cleanup_free_ uint8_t *idx = xmalloc(m->index_size), *buf = NULL;
-	uint8_t digest[SHA256_LEN], h[CHUNKIDX_HASH_LEN];
-	struct sha256 *sh = sha256_new();
-	uint64_t size = 0, off;
+	_cleanup_free_ uint8_t *idx = xmalloc(m->index_size);
+	uint8_t digest[SHA256_LEN];
+	struct sha256 *sh;
 	char xerr[400];
-	struct stat st;
 
 	if (fetch_ranges_get(d->r, m->payload_offset + m->payload_size, (size_t)m->index_size, idx,
-			     err) < 0) {
-		sha256_free(sh);
+			     err) < 0)
 		return -1;
-	}
+	sh = sha256_new();
 	sha256_update(sh, idx, m->index_size);
 	sha256_final(sh, digest);
 	sha256_free(sh);
@@ -271,13 +286,34 @@ int delta_prepare(struct delta *d, const char *source, struct strbuf *err)
 		strbuf_addf(err, "'%s': %s", d->url, xerr);
 		return -1;
 	}
+	return 0;
+}
+
+/*
+ * The running slot, read once: each 4 KiB block's SHA-256 (for the frame
+ * digests at every block boundary) and whether each chunk is there whole
+ * at its own place.
+ */
+static void hash_source(struct delta *d, const char *source)
+{
+	const struct bundle_manifest *m = d->m;
+	size_t per = (size_t)(m->frame_size / CHUNKIDX_BLOCK), nb, b, ci = 0;
+	_cleanup_free_ uint8_t *buf = NULL;
+	uint8_t(*bh)[SHA256_LEN];
+	uint8_t h[CHUNKIDX_HASH_LEN];
+	struct sha256 *bhh;
+	uint64_t size = 0, off;
+	const size_t piece = (size_t)m->chunk_size;
+	struct stat st;
+
+	d->src_whole = xcalloc(m->n_chunks + 1, sizeof(*d->src_whole));
 	/* The running slot: unreadable only costs downloads, never correctness. */
 	d->src_fd = source ? open(source, O_RDONLY | O_CLOEXEC) : -1;
 	if (d->src_fd < 0 || fstat(d->src_fd, &st) < 0) {
 		warning("cannot read the running slot '%s' (%s): downloading what the target "
 			"slot lacks",
 			source ? source : "(none)", strerror(errno));
-		return 0;
+		return;
 	}
 	if (S_ISBLK(st.st_mode)) {
 		if (ioctl(d->src_fd, BLKGETSIZE64, &size) < 0)
@@ -285,47 +321,92 @@ int delta_prepare(struct delta *d, const char *source, struct strbuf *err)
 	} else {
 		size = (uint64_t)st.st_size;
 	}
-	/*
-	 * Every 4 KiB block's SHA-256 once, then a frame's digest at every
-	 * block boundary from 16 of them: a frame moved by a block is found.
-	 */
-	{
-		size_t per = (size_t)(m->frame_size / CHUNKIDX_BLOCK), nb, b;
-		uint8_t(*bh)[SHA256_LEN];
-		struct sha256 *bhh = sha256_new();
-		const size_t piece = 1u << 20;
+	bhh = sha256_new();
+	nb = (size_t)(size / CHUNKIDX_BLOCK);
+	bh = xcalloc(nb ? nb : 1, SHA256_LEN);
+	buf = xmalloc(piece);
+	for (off = 0, b = 0; b < nb; off += piece) {
+		size_t len = (nb - b) * CHUNKIDX_BLOCK < piece ? (nb - b) * CHUNKIDX_BLOCK : piece, k;
 
-		nb = (size_t)(size / CHUNKIDX_BLOCK);
-		bh = xcalloc(nb ? nb : 1, SHA256_LEN);
-		buf = xmalloc(piece);
-		for (off = 0, b = 0; b < nb; off += piece) {
-			size_t len = (nb - b) * CHUNKIDX_BLOCK < piece ? (nb - b) * CHUNKIDX_BLOCK
-								       : piece,
-			       k;
-
-			if (read_at(d->src_fd, buf, len, off) < 0) {
-				nb = b;
-				break;
-			}
-			for (k = 0; k < len / CHUNKIDX_BLOCK; k++, b++) {
-				sha256_update(bhh, buf + k * CHUNKIDX_BLOCK, CHUNKIDX_BLOCK);
-				sha256_final(bhh, bh[b]);
-			}
+		if (read_at(d->src_fd, buf, len, off) < 0) {
+			nb = b;
+			break;
 		}
-		sha256_free(bhh);
-		if (nb >= per) {
-			d->map = xcalloc(nb - per + 1, sizeof(*d->map));
-			for (b = 0; b + per <= nb; b++) {
-				chunkidx_hash_blocks((const uint8_t(*)[SHA256_LEN])bh + b, per, h);
-				d->map[d->n_map].key = key_of(h);
-				d->map[d->n_map].off = (uint64_t)b * CHUNKIDX_BLOCK;
-				d->n_map++;
-			}
+		for (k = 0; k < len / CHUNKIDX_BLOCK; k++, b++) {
+			sha256_update(bhh, buf + k * CHUNKIDX_BLOCK, CHUNKIDX_BLOCK);
+			sha256_final(bhh, bh[b]);
 		}
-		free(bh);
+		while (ci < m->n_chunks && m->chunks[ci].offset < off)
+			ci++;
+		if (ci < m->n_chunks && m->chunks[ci].offset == off && m->chunks[ci].size <= len)
+			d->src_whole[ci] = chunk_matches(&m->chunks[ci], buf);
 	}
+	sha256_free(bhh);
+	if (nb >= per) {
+		d->map = xcalloc(nb - per + 1, sizeof(*d->map));
+		for (b = 0; b + per <= nb; b++) {
+			chunkidx_hash_blocks((const uint8_t(*)[SHA256_LEN])bh + b, per, h);
+			d->map[d->n_map].key = key_of(h);
+			d->map[d->n_map].off = (uint64_t)b * CHUNKIDX_BLOCK;
+			d->n_map++;
+		}
+	}
+	free(bh);
 	if (d->n_map)
 		qsort(d->map, d->n_map, sizeof(*d->map), cmp_local);
+}
+
+int delta_prepare(struct delta *d, const char *source, int target_fd, struct strbuf *err)
+{
+	const struct bundle_manifest *m = d->m;
+	_cleanup_free_ uint8_t *cur = xmalloc(m->chunk_size);
+	uint64_t missing = 0;
+	size_t i, n = 0;
+
+	hash_source(d, source);
+	/* What neither slot holds whole at its place, in stored bytes. */
+	for (i = 0; i < m->n_chunks; i++) {
+		const struct bundle_chunk *c = &m->chunks[i];
+
+		if (d->src_whole[i] ||
+		    (read_at(target_fd, cur, (size_t)c->size, c->offset) == 0 &&
+		     chunk_matches(c, cur)))
+			continue;
+		missing += c->stored_size;
+		n++;
+	}
+	if (missing <= m->index_size) {
+		info("%zu chunks to fetch (%" PRIu64 " bytes), no more than the chunk index: "
+		     "fetching them whole",
+		     n, missing);
+		d->whole = xcalloc(m->n_chunks + 1, sizeof(*d->whole));
+		return 0;
+	}
+	return fetch_index(d, err);
+}
+
+/* Without the index: chunk i's stored bytes, fetched once and kept. */
+static int fetch_whole(struct delta *d, size_t i, uint8_t *out, struct strbuf *err)
+{
+	const struct bundle_manifest *m = d->m;
+	const struct bundle_chunk *c = &m->chunks[i];
+	char zerr[512];
+
+	if (!d->whole[i]) {
+		d->whole[i] = xmalloc(c->stored_size);
+		if (fetch_ranges_get(d->r, m->payload_offset + c->stored_offset,
+				     (size_t)c->stored_size, d->whole[i], err) < 0) {
+			free(d->whole[i]);
+			d->whole[i] = NULL;
+			return -1;
+		}
+		d->fetched_frames += manifest_chunk_frames(m, c);
+	}
+	if (bundle_decode_frames(m, c, 0, manifest_chunk_frames(m, c), d->whole[i],
+				 (size_t)c->stored_size, out, NULL, zerr, sizeof(zerr)) < 0) {
+		strbuf_addf(err, "'%s': chunk %zu: %s", d->url, i, zerr);
+		return -EBADMSG;
+	}
 	return 0;
 }
 
@@ -389,6 +470,8 @@ int delta_spool_open(struct delta *d, const char *path)
 	uint8_t head[SPOOL_HEAD], want[SPOOL_HEAD], rec[8];
 	uint64_t pos = SPOOL_HEAD;
 
+	if (!d->x)
+		return 0; /* no index: what is fetched is smaller than it, not spooled */
 	memcpy(want, SPOOL_MAGIC, 8);
 	memcpy(want + 8, m->image_sha256, SHA256_LEN);
 	memcpy(want + 8 + SHA256_LEN, m->chunk_index_sha256, SHA256_LEN);
@@ -490,6 +573,11 @@ static void uncache_chunk(struct delta *d, size_t i)
 {
 	size_t f;
 
+	if (!d->x) {
+		free(d->whole[i]);
+		d->whole[i] = NULL;
+		return;
+	}
 	for (f = d->x->first[i]; f < d->x->first[i + 1]; f++) {
 		if (d->cache[f])
 			d->cached -= d->x->stored[f];
@@ -561,6 +649,34 @@ static int make_chunk(struct delta *d, size_t i, int target_fd, uint8_t *cur, ui
 	/* Written by an earlier, interrupted install: nothing to do. */
 	if (chunk_matches(c, cur))
 		return 1;
+	if (d->src_whole[i] && read_at(d->src_fd, out, (size_t)c->size, c->offset) == 0 &&
+	    chunk_matches(c, out)) {
+		d->from_source += c->size;
+		return 0;
+	}
+	if (!d->x) {
+		r = fetch_whole(d, i, out, err);
+		if (r < 0 && r != -EBADMSG)
+			return -1;
+		if (r == 0 && chunk_matches(c, out))
+			return 0;
+		/* Damaged on the way: once more, then refused. */
+		strbuf_reset(err);
+		uncache_chunk(d, i);
+		d->refetched_chunks++;
+		r = fetch_whole(d, i, out, err);
+		if (r < 0 && r != -EBADMSG)
+			return -1;
+		if (r == 0 && chunk_matches(c, out))
+			return 0;
+		strbuf_reset(err);
+		strbuf_addf(err,
+			    "damaged bundle: chunk %zu (image bytes %" PRIu64 "..%" PRIu64
+			    ") from '%s' does not match its SHA-256 in the signed manifest; "
+			    "it was not written; try again",
+			    i, c->offset, c->offset + c->size, d->url);
+		return -1;
+	}
 	r = assemble(d, i, cur, out, zbuf, err);
 	if (r < 0 && r != -EBADMSG)
 		return -1;
@@ -593,7 +709,7 @@ int delta_check(struct delta *d, int target_fd, struct strbuf *err)
 	size_t i;
 	int r;
 
-	if (!d->cache)
+	if (!d->cache && d->x)
 		d->cache = xcalloc(d->x->n_frames + 1, sizeof(*d->cache));
 	d->kept_chunk = xcalloc(m->n_chunks + 1, sizeof(*d->kept_chunk));
 	for (i = 0; i < m->n_chunks && !d->cache_full; i++) {
@@ -625,7 +741,7 @@ int delta_write(struct delta *d, int target_fd,
 	size_t i;
 	int r;
 
-	if (!d->cache)
+	if (!d->cache && d->x)
 		d->cache = xcalloc(d->x->n_frames + 1, sizeof(*d->cache));
 	for (i = 0; i < m->n_chunks; i++) {
 		const struct bundle_chunk *c = &m->chunks[i];

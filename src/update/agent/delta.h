@@ -31,10 +31,13 @@ uint64_t delta_bundle_size(const struct delta *d);
 /* Bytes downloaded so far (retries included). */
 uint64_t delta_downloaded(const struct delta *d);
 /*
- * Before anything is written: fetch and check the chunk index, and hash
- * what the running slot's device source holds, frame by frame.
+ * Before anything is written: hash what the running slot's device source
+ * holds (4 KiB blocks, whole chunks at their place), look at what the
+ * target (target_fd, read only) holds whole already, then fetch and check
+ * the chunk index, unless the chunks neither holds are smaller together
+ * than the index: they are then fetched whole.
  */
-int delta_prepare(struct delta *d, const char *source, struct strbuf *err);
+int delta_prepare(struct delta *d, const char *source, int target_fd, struct strbuf *err);
 /*
  * Before anything is written: assemble and check every chunk the target
  * lacks (target_fd read only), keeping the fetched frames in memory, up to

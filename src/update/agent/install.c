@@ -494,7 +494,7 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 		     "what the slots lack",
 		     m->compatible, m->version, a->compatible,
 		     a->version ? a->version : "(unknown version)", m->image_size);
-		if (delta_prepare(d, slot_device(s.booted), &sb) < 0) {
+		if (delta_prepare(d, slot_device(s.booted), t.fd, &sb) < 0) {
 			kv_setf(&st, "DOWNLOADED", "%" PRIu64, delta_downloaded(d));
 			goto fail;
 		}
