@@ -8,9 +8,15 @@
  * truncated digests only choose where to look; the chunk's full SHA-256 in
  * the signed manifest decides what is written.
  *
- * Resuming: a chunk the target already holds whole (its SHA-256 matches) is
- * neither fetched nor written again, so an install killed at any point
- * loses at most the chunk it was writing.
+ * A chunk either slot holds whole at its place needs no frame digests: when
+ * the others store fewer bytes than the chunk index, they are fetched
+ * whole and the index is not fetched at all.
+ *
+ * Everything to fetch (up to 64 MiB) is fetched and checked before the
+ * first write (delta_check()), kept in memory and in a synced spool file.
+ * Resuming: the spool's frames are not fetched again, and a chunk the
+ * target already holds whole is neither fetched nor written again, so an
+ * install killed at any point loses at most the range it was fetching.
  */
 #define _GNU_SOURCE
 #include <errno.h>
