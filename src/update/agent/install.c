@@ -28,6 +28,11 @@
  *
  * Killed anywhere before 6, the running slot stays the default; the state
  * file says the install was interrupted.
+ *
+ * From a server that answers range requests, a format-2 bundle takes the
+ * delta path instead of reading the bundle twice (delta.c): steps 1 and 3
+ * fetch only what neither slot holds, checked whole before step 2 when it
+ * fits in 64 MiB, else chunk by chunk as it is written.
  */
 #define _GNU_SOURCE
 #include <errno.h>
