@@ -102,6 +102,15 @@ test_expect_success 'metadata_csum_seed: dumpe2fs and debugfs show the seed' '
 	debugfs -R stats a.ext4 2>/dev/null | grep -q "Checksum seed: *$seed"
 '
 
+# GRUB reads /boot from the root filesystem: its ext4 driver must accept the
+# metadata_csum_seed feature (grub-fstest is built from the same sources as
+# the modules imgforge puts in its bootloader).
+test_expect_success 'GRUB reads a filesystem with metadata_csum_seed' '
+	require_tool grub-fstest grub-common &&
+	grub-fstest a.ext4 cat /opt/app/app.conf >grub.out &&
+	cmp grub.out a/opt/app/app.conf
+'
+
 test_expect_success '--uuid with --lineage: only the blocks holding the UUID differ' '
 	mkimg u.ext4 a --lineage appliance --uuid 01234567-89ab-4cde-8f01-23456789abcd &&
 	test "$(sb_field u.ext4 "Filesystem UUID")" = 01234567-89ab-4cde-8f01-23456789abcd &&
