@@ -11,8 +11,9 @@
  *     mke2fs.conf for ext4 and a provisional UUID;
  *  3. write every inode, directory, symlink and xattr in walk order;
  *  4. stream file content from the inputs (one more pass over each
- *     archive) straight into freshly allocated extents, leaving all-zero
- *     blocks as holes, while tree.c hashes it on another thread;
+ *     archive) straight into freshly allocated extents, placed in regions
+ *     (place_region()), leaving all-zero blocks as holes, while tree.c
+ *     hashes it on another thread;
  *  5. without a lineage, set the UUID derived from everything, content
  *     included, rewriting every metadata checksum (with a lineage the UUID
  *     is known from the start); clamp the remaining timestamps and close.
