@@ -130,6 +130,7 @@ static const struct field boot_fields[] = {
 
 static const struct field update_fields[] = {
 	{ "compatible", T_NAME, NULL, NULL, 0, 0, NULL, NULL },
+	{ "lineage", T_NAME, NULL, NULL, 0, 0, NULL, NULL },
 	{ "keyring", T_LIST, hostpath_item, NULL, 0, 0, NULL, NULL },
 	{ "channel", T_STR, NULL, NULL, 0, 0, NULL, NULL },
 	{ "channel_name", T_NAME, NULL, NULL, 0, 0, NULL, NULL },
