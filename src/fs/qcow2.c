@@ -254,12 +254,15 @@ int qcow2_write(int in_fd, uint64_t size, int out_fd, const struct imgout_opts *
 		put_be16(e, i < q.rc_n ? q.rc[i] : 0);
 		r = outbuf_write(&ob, e, 2);
 	}
-	for (i = 0; i < rt * L2_ENTRIES && r >= 0; i++) {
+	/* The file ends after the table's last sector, as QEMU's do: the rest reads as zeros. */
+	for (i = 0; i < rb && r >= 0; i++) {
 		uint8_t e[8];
 
-		put_be64(e, i < rb ? rb_off + i * CS : 0);
+		put_be64(e, rb_off + i * CS);
 		r = outbuf_write(&ob, e, 8);
 	}
+	if (r >= 0)
+		r = outbuf_zero_to(&ob, align_up(ob.off, 512));
 	if (r >= 0)
 		r = outbuf_flush(&ob);
 	if (r >= 0) {
