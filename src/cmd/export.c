@@ -257,6 +257,9 @@ int cmd_export(int argc, char **argv)
 	if (in < 0)
 		return 1;
 
+	if (o.format == IMGOUT_VHD && !o.vhd_dynamic && size % (1u << 20))
+		warning("export: '%s' is not a whole number of MiB: Azure refuses such a VHD", disk);
+
 	/* The output: never through a symlink, never onto the input, never a directory. */
 	if (lstat(out, &st) == 0) {
 		if (S_ISLNK(st.st_mode)) {

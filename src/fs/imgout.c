@@ -3,8 +3,8 @@
  * Disk image writers, the shared part: the reader that hands out the
  * non-zero units of a raw disk in order, compressed by a pool of threads;
  * the sequential output buffer; the raw copy; and the table of formats.
- * This file and qcow2.c include zlib's and libzstd's headers for the
- * compressed clusters and grains.
+ * The only file of the writers with zlib's and libzstd's headers: the
+ * formats get compressed units, never call a compressor.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -19,7 +19,8 @@
 #include "fs/imgout-internal.h"
 
 /* Units per batch: read, then compressed in parallel, then handed out in order. */
-#define BATCH_BYTES (32u << 20)
+#define BATCH_RAW_BYTES	       (1u << 20)
+#define BATCH_BYTES_PER_THREAD (4u << 20)
 #define BATCH_MAX   1024u
 #define ZSTD_LEVEL  3 /* libzstd's default, as QEMU writes qcow2's zstd clusters */
 
@@ -275,7 +276,11 @@ int units_open(int fd, uint64_t size, size_t unit_size, enum units_z z, unsigned
 	u->size = size;
 	u->usz = unit_size;
 	u->z = z;
-	u->cap = BATCH_BYTES / unit_size;
+	/*
+	 * Uncompressed units go from the read to the write while still in the
+	 * CPU's caches: a small batch. Compressed ones keep every thread busy.
+	 */
+	u->cap = (z == UNITS_RAW ? BATCH_RAW_BYTES : BATCH_BYTES_PER_THREAD * threads) / unit_size;
 	if (u->cap > BATCH_MAX)
 		u->cap = BATCH_MAX;
 	if (u->cap < 1)
@@ -370,7 +375,7 @@ void units_free(struct units *u)
 
 /* --- the output buffer ------------------------------------------------------ */
 
-#define OUTBUF_CAP (4u << 20)
+#define OUTBUF_CAP (1u << 20)
 
 void outbuf_init(struct outbuf *o, int fd, uint64_t off)
 {

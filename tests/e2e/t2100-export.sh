@@ -181,6 +181,33 @@ test_expect_success 'a build id that is not registered is one error line' '
 	test $(wc -l <err) = 1 && test ! -e x.qcow2
 '
 
+test_expect_success 'a build id exports its disk.raw; not once a later build took its directory' '
+	require_tool grub-mkimage grub-common &&
+	require_tool e2fsck e2fsprogs &&
+	mkdir -p img/ovl/etc/app img/ovl/boot img/ovl/usr/sbin &&
+	echo one >img/ovl/etc/app/motd &&
+	echo initrd >img/ovl/boot/initrd.img-6.1.0-test &&
+	for t in sfdisk partx e2fsck resize2fs; do printf "#!/bin/sh\n" >img/ovl/usr/sbin/$t || exit 1; done &&
+	python3 "$SRCDIR/tests/helpers/rootfs-fixture.py" img/rootfs.tar.gz &&
+	cat >img/image.yaml <<-EOT &&
+	image: tiny
+	version: 1.0.0
+	base: {tarball: rootfs.tar.gz, sha256: $(sha256sum img/rootfs.tar.gz | cut -d" " -f1)}
+	include: [$SRCDIR/recipes/ab-boot-files.yaml]
+	overlays: [ovl]
+	disk: {root_size: 64M, data_size: 32M}
+	EOT
+	imgforge -q build --cache cache -o bout img/image.yaml &&
+	id=$(python3 -c "import json; print(json.load(open(\"bout/manifest.json\"))[\"build_id\"])") &&
+	"$IMG" -q export --cache cache "${id:0:8}" -o build.qcow2 -c &&
+	qemu-img compare -f raw -F qcow2 bout/disk.raw build.qcow2 &&
+	echo two >img/ovl/etc/app/motd &&
+	imgforge -q build --cache cache -o bout img/image.yaml &&
+	test_must_fail "$IMG" export --cache cache "$id" -o old.qcow2 2>err &&
+	grep_one "^error: export: .*bout. no longer holds the outputs of build $id \(removed, or written by a later build\)" err &&
+	test ! -e old.qcow2
+'
+
 # refuse_export REGEX ARGS...: one error line, status 1 or 2, no output, no temporary file.
 refuse_export() {
 	local re=$1 out=out.qcow2
