@@ -18,16 +18,30 @@
 #include "core/hash.h"
 #include "fs/imgout-internal.h"
 
-/* Units per batch: read, then compressed in parallel, then handed out in order. */
-#define BATCH_RAW_BYTES	       (1u << 20)
+/*
+ * Units per batch. Two batches are in flight: while the caller writes one,
+ * the threads read, check and compress the next.
+ */
+#define BATCH_RAW_BYTES	       (2u << 20)
 #define BATCH_BYTES_PER_THREAD (4u << 20)
-#define BATCH_MAX   1024u
-#define ZSTD_LEVEL  3 /* libzstd's default, as QEMU writes qcow2's zstd clusters */
+#define BATCH_MAX	       1024u
+#define ZSTD_LEVEL	       3 /* libzstd's default, as QEMU writes qcow2's zstd clusters */
 
 struct zctx {
 	z_stream zs;
 	bool zs_init;
 	ZSTD_CCtx *zstd;
+};
+
+struct batch {
+	uint8_t *in, *out;
+	uint64_t *idx; /* the units, in disk order */
+	size_t *zlen;
+	bool *zero;
+	size_t n;		     /* units planned */
+	size_t job_next, job_done; /* under the lock */
+	uint64_t read;		     /* bytes read, under the lock */
+	int err;
 };
 
 struct units {
@@ -36,15 +50,16 @@ struct units {
 	size_t usz;
 	enum units_z z;
 
-	uint64_t cur, ext_end; /* the next unit to read, the end of the data run it is in */
+	/* planning: which units the next batch reads */
+	uint64_t cur, ext_end; /* the next unit to plan, the end of the data run it is in */
 	bool no_seek_data;     /* the source cannot tell holes: read it all */
-	bool eof;
+	bool eof, started;
 
-	size_t cap, n, next; /* batch: capacity, units in it, next to hand out */
-	uint8_t *in, *out;
-	size_t zcap;
-	uint64_t *idx;
-	size_t *zlen;
+	size_t cap, zcap;
+	struct batch b[2];
+	struct batch *out;     /* the batch handed out */
+	struct batch *pending; /* the batch being prepared, or NULL */
+	size_t next;	       /* next unit of *out to hand out */
 
 	struct zctx *ctx; /* one per thread, ctx[0] the caller's */
 	unsigned nctx;
@@ -52,9 +67,8 @@ struct units {
 	pthread_t *tids;
 	pthread_mutex_t lock;
 	pthread_cond_t work, done;
-	size_t job_next, job_done, njobs;
+	struct batch *active; /* the batch the threads take jobs from */
 	bool quit;
-	int zerr;
 
 	struct imgout_stats stats;
 };
@@ -105,18 +119,16 @@ static void zctx_release(struct zctx *c)
 	ZSTD_freeCCtx(c->zstd);
 }
 
-/* Compress unit i of the batch with context c; the result's length in u->zlen[i]. */
-static int compress_one(struct units *u, struct zctx *c, size_t i)
+static int compress_one(struct units *u, struct zctx *c, const uint8_t *src, uint8_t *dst,
+			size_t *ret_len)
 {
-	const uint8_t *src = u->in + i * u->usz;
-	uint8_t *dst = u->out + i * u->zcap;
 	size_t r;
 
 	if (u->z == UNITS_ZSTD) {
 		r = ZSTD_compress2(c->zstd, dst, u->zcap, src, u->usz);
 		if (ZSTD_isError(r))
 			return -EIO;
-		u->zlen[i] = r;
+		*ret_len = r;
 		return 0;
 	}
 	if (deflateReset(&c->zs) != Z_OK)
@@ -127,24 +139,65 @@ static int compress_one(struct units *u, struct zctx *c, size_t i)
 	c->zs.avail_out = (uInt)u->zcap;
 	if (deflate(&c->zs, Z_FINISH) != Z_STREAM_END)
 		return -EIO;
-	u->zlen[i] = u->zcap - c->zs.avail_out;
+	*ret_len = u->zcap - c->zs.avail_out;
 	return 0;
 }
 
-/* Take jobs until none is left; called with u->lock held, returns with it held. */
+/* Read unit i of batch b (zeros past the end of the source); returns the bytes read or -errno. */
+static int64_t read_unit(struct units *u, struct batch *b, size_t i)
+{
+	uint64_t off = b->idx[i] * u->usz;
+	uint8_t *buf = b->in + i * u->usz;
+	size_t want = off + u->usz <= u->size ? u->usz : (size_t)(u->size - off), got = 0;
+
+	while (got < want) {
+		ssize_t n = pread(u->fd, buf + got, want - got, (off_t)(off + got));
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break; /* the source shrank: what is gone reads as zeros */
+		got += (size_t)n;
+	}
+	memset(buf + got, 0, u->usz - got);
+	return (int64_t)got;
+}
+
+/* One unit's job: read it, check it for zeros, compress it. */
+static int do_job(struct units *u, struct zctx *c, struct batch *b, size_t i, uint64_t *read)
+{
+	int64_t n = read_unit(u, b, i);
+
+	if (n < 0)
+		return (int)n;
+	*read = (uint64_t)n;
+	b->zero[i] = all_zero(b->in + i * u->usz, u->usz);
+	if (b->zero[i] || u->z == UNITS_RAW)
+		return 0;
+	return compress_one(u, c, b->in + i * u->usz, b->out + i * u->zcap, &b->zlen[i]);
+}
+
+/* Take jobs of the active batch until none is left; called and returns with u->lock held. */
 static void run_jobs(struct units *u, struct zctx *c)
 {
-	while (u->job_next < u->njobs) {
-		size_t i = u->job_next++;
+	struct batch *b;
+
+	while ((b = u->active) && b->job_next < b->n) {
+		size_t i = b->job_next++;
+		uint64_t read = 0;
 		int r;
 
 		pthread_mutex_unlock(&u->lock);
-		r = compress_one(u, c, i);
+		r = do_job(u, c, b, i, &read);
 		pthread_mutex_lock(&u->lock);
-		if (r < 0 && !u->zerr)
-			u->zerr = r;
-		if (++u->job_done == u->njobs)
-			pthread_cond_signal(&u->done);
+		b->read += read;
+		if (r < 0 && !b->err)
+			b->err = r;
+		if (++b->job_done == b->n)
+			pthread_cond_broadcast(&u->done);
 	}
 }
 
@@ -161,7 +214,7 @@ static void *worker(void *arg)
 	free(arg);
 	pthread_mutex_lock(&u->lock);
 	for (;;) {
-		while (!u->quit && u->job_next >= u->njobs)
+		while (!u->quit && !(u->active && u->active->job_next < u->active->n))
 			pthread_cond_wait(&u->work, &u->lock);
 		if (u->quit)
 			break;
@@ -171,37 +224,16 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-static int read_unit(struct units *u, uint64_t off, uint8_t *buf)
-{
-	size_t want = off + u->usz <= u->size ? u->usz : (size_t)(u->size - off), got = 0;
-
-	while (got < want) {
-		ssize_t n = pread(u->fd, buf + got, want - got, (off_t)(off + got));
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			break; /* the source shrank: what is gone reads as zeros */
-		got += (size_t)n;
-	}
-	memset(buf + got, 0, u->usz - got);
-	u->stats.read += got;
-	return 0;
-}
-
-/* Fill the batch with the next non-zero units. */
-static int fill_batch(struct units *u)
+/* Plan batch b: the next units of the source's data runs, in order. Nothing is read yet. */
+static int plan_batch(struct units *u, struct batch *b)
 {
 	uint64_t end = align_up(u->size, u->usz);
 	int r;
 
-	u->n = u->next = 0;
-	while (u->n < u->cap && !u->eof) {
-		uint8_t *buf = u->in + u->n * u->usz;
-
+	b->n = 0;
+	b->err = 0;
+	b->read = 0;
+	while (b->n < u->cap && !u->eof) {
 		if (u->cur >= u->ext_end) {
 			uint64_t off = 0, len = 0;
 
@@ -227,35 +259,69 @@ static int fill_batch(struct units *u)
 			u->ext_end = align_up(off + len, u->usz);
 			if (u->ext_end > end)
 				u->ext_end = end;
-			if (u->cur >= u->ext_end)
-				continue;
+			continue;
 		}
-		r = read_unit(u, u->cur, buf);
-		if (r < 0)
-			return r;
-		if (all_zero(buf, u->usz)) {
-			u->stats.zero++;
-		} else {
-			u->idx[u->n++] = u->cur / u->usz;
-			u->stats.stored++;
-		}
+		b->idx[b->n++] = u->cur / u->usz;
 		u->cur += u->usz;
 	}
-	if (u->z == UNITS_RAW || !u->n)
-		return 0;
+	return 0;
+}
 
+/* Hand batch b to the threads. */
+static void launch(struct units *u, struct batch *b)
+{
 	pthread_mutex_lock(&u->lock);
-	u->zerr = 0;
-	u->job_done = 0;
-	u->job_next = 0;
-	u->njobs = u->n;
+	b->job_next = b->job_done = 0;
+	u->active = b;
 	pthread_cond_broadcast(&u->work);
-	run_jobs(u, &u->ctx[0]);
-	while (u->job_done < u->njobs)
-		pthread_cond_wait(&u->done, &u->lock);
-	r = u->zerr;
 	pthread_mutex_unlock(&u->lock);
-	return r;
+}
+
+/* Wait for batch b, helping with it. */
+static int finish(struct units *u, struct batch *b)
+{
+	pthread_mutex_lock(&u->lock);
+	run_jobs(u, &u->ctx[0]);
+	while (b->job_done < b->n)
+		pthread_cond_wait(&u->done, &u->lock);
+	if (u->active == b)
+		u->active = NULL;
+	u->stats.read += b->read;
+	pthread_mutex_unlock(&u->lock);
+	return b->err;
+}
+
+/* Plan the next batch into b and launch it; *ret_pending is b, or NULL at the end. */
+static int prepare(struct units *u, struct batch *b)
+{
+	int r = plan_batch(u, b);
+
+	u->pending = NULL;
+	if (r < 0)
+		return r;
+	if (b->n) {
+		launch(u, b);
+		u->pending = b;
+	}
+	return 0;
+}
+
+static void batch_alloc(struct units *u, struct batch *b)
+{
+	b->in = xmalloc(u->cap * u->usz);
+	b->out = u->zcap ? xmalloc(u->cap * u->zcap) : NULL;
+	b->idx = xcalloc(u->cap, sizeof(*b->idx));
+	b->zlen = xcalloc(u->cap, sizeof(*b->zlen));
+	b->zero = xcalloc(u->cap, sizeof(*b->zero));
+}
+
+static void batch_free(struct batch *b)
+{
+	free(b->in);
+	free(b->out);
+	free(b->idx);
+	free(b->zlen);
+	free(b->zero);
 }
 
 int units_open(int fd, uint64_t size, size_t unit_size, enum units_z z, unsigned threads,
@@ -270,15 +336,13 @@ int units_open(int fd, uint64_t size, size_t unit_size, enum units_z z, unsigned
 
 		threads = n > 0 ? (unsigned)n : 1;
 	}
-	if (z == UNITS_RAW)
-		threads = 1;
 	u->fd = fd;
 	u->size = size;
 	u->usz = unit_size;
 	u->z = z;
 	/*
 	 * Uncompressed units go from the read to the write while still in the
-	 * CPU's caches: a small batch. Compressed ones keep every thread busy.
+	 * CPU's caches: small batches. Compressed ones keep every thread busy.
 	 */
 	u->cap = (z == UNITS_RAW ? BATCH_RAW_BYTES : BATCH_BYTES_PER_THREAD * threads) / unit_size;
 	if (u->cap > BATCH_MAX)
@@ -288,10 +352,8 @@ int units_open(int fd, uint64_t size, size_t unit_size, enum units_z z, unsigned
 	u->zcap = z == UNITS_RAW ? 0 : unit_size + unit_size / 8 + 1024;
 	if (z == UNITS_ZSTD && u->zcap < ZSTD_compressBound(unit_size))
 		u->zcap = ZSTD_compressBound(unit_size);
-	u->in = xmalloc(u->cap * unit_size);
-	u->out = u->zcap ? xmalloc(u->cap * u->zcap) : NULL;
-	u->idx = xcalloc(u->cap, sizeof(*u->idx));
-	u->zlen = xcalloc(u->cap, sizeof(*u->zlen));
+	batch_alloc(u, &u->b[0]);
+	batch_alloc(u, &u->b[1]);
 	pthread_mutex_init(&u->lock, NULL);
 	pthread_cond_init(&u->work, NULL);
 	pthread_cond_init(&u->done, NULL);
@@ -324,22 +386,44 @@ fail:
 
 int units_next(struct units *u, struct unit *ret)
 {
-	size_t i;
+	struct batch *b;
 	int r;
 
-	if (u->next >= u->n) {
-		r = fill_batch(u);
+	for (;;) {
+		b = u->out;
+		while (b && u->next < b->n) {
+			size_t i = u->next++;
+
+			if (b->zero[i]) {
+				u->stats.zero++;
+				continue;
+			}
+			u->stats.stored++;
+			ret->index = b->idx[i];
+			ret->data = b->in + i * u->usz;
+			ret->z = u->zcap ? b->out + i * u->zcap : NULL;
+			ret->zlen = u->zcap ? b->zlen[i] : 0;
+			return 1;
+		}
+		/* This batch is written: take the next, and start the one after it. */
+		if (!u->started) {
+			u->started = true;
+			r = prepare(u, &u->b[0]);
+			if (r < 0)
+				return r;
+		}
+		b = u->pending;
+		if (!b)
+			return 0;
+		r = finish(u, b);
 		if (r < 0)
 			return r;
-		if (!u->n)
-			return 0;
+		u->out = b;
+		u->next = 0;
+		r = prepare(u, b == &u->b[0] ? &u->b[1] : &u->b[0]);
+		if (r < 0)
+			return r;
 	}
-	i = u->next++;
-	ret->index = u->idx[i];
-	ret->data = u->in + i * u->usz;
-	ret->z = u->zcap ? u->out + i * u->zcap : NULL;
-	ret->zlen = u->zcap ? u->zlen[i] : 0;
-	return 1;
 }
 
 void units_stats(const struct units *u, struct imgout_stats *ret)
@@ -353,6 +437,9 @@ void units_free(struct units *u)
 
 	if (!u)
 		return;
+	/* A batch still being prepared is finished first: its threads use its buffers. */
+	if (u->pending)
+		finish(u, u->pending);
 	pthread_mutex_lock(&u->lock);
 	u->quit = true;
 	pthread_cond_broadcast(&u->work);
@@ -366,10 +453,8 @@ void units_free(struct units *u)
 	pthread_cond_destroy(&u->done);
 	free(u->ctx);
 	free(u->tids);
-	free(u->in);
-	free(u->out);
-	free(u->idx);
-	free(u->zlen);
+	batch_free(&u->b[0]);
+	batch_free(&u->b[1]);
 	free(u);
 }
 
