@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -37,6 +38,33 @@ static const char footer[] =
 	"Without --format, the extension of <file> names it (.raw .img .qcow2 .vhd\n"
 	".vmdk). The same disk gives the same bytes, whatever --threads is. The\n"
 	"image is written to <file>.tmp-*, synced, then renamed. See docs/export.md.\n";
+
+/*
+ * The temporary file, removed if a signal stops the export: the signal is
+ * then raised again with its default action, so the export ends by it.
+ */
+static char *volatile tmp_path;
+
+static void on_stop(int sig)
+{
+	char *p = tmp_path;
+
+	if (p)
+		unlink(p);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void remove_on_stop(char *path)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	struct sigaction sa = { .sa_handler = on_stop };
+	size_t i;
+
+	tmp_path = path;
+	for (i = 0; i < ARRAY_SIZE(sigs); i++)
+		sigaction(sigs[i], &sa, NULL);
+}
 
 static const char *const ctypes[] = { "zlib", "zstd", NULL };
 static const char *const subformats[] = { "fixed", "dynamic", NULL };
@@ -284,6 +312,7 @@ int cmd_export(int argc, char **argv)
 		error("export: cannot create a file beside '%s': %s", out, strerror(errno));
 		return 1;
 	}
+	remove_on_stop(tmp);
 	if (fchmod(fd, 0644) < 0 ||
 	    imgout_write(in, size, fd, &o, &stats, &err) < 0) {
 		if (!err.len)
@@ -300,6 +329,7 @@ int cmd_export(int argc, char **argv)
 		error("export: cannot rename '%s' to '%s': %s", tmp, out, strerror(errno));
 		goto fail;
 	}
+	tmp_path = NULL;
 	if ((n = fsync_parent(out)) < 0) {
 		error("export: cannot sync the directory of '%s': %s", out, strerror(-n));
 		goto out;
@@ -317,6 +347,7 @@ int cmd_export(int argc, char **argv)
 	goto out;
 fail:
 	unlink(tmp);
+	tmp_path = NULL;
 out:
 	strbuf_release(&err);
 	return r;

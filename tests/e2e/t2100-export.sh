@@ -263,6 +263,21 @@ test_expect_success 'a full disk: one line, the old file kept, no temporary file
 	test "$(cat old)" = old && test "$(cat left)" = x.qcow2
 '
 
+test_expect_success 'an export stopped by SIGINT or SIGTERM leaves no file behind' '
+	head -c $((64 * MIB)) /dev/urandom >noise.raw &&
+	for sig in INT TERM; do
+		echo old >stopped.qcow2 &&
+		{ "$IMG" export noise.raw -o stopped.qcow2 -c --threads 1 2>err & } &&
+		pid=$! &&
+		for i in $(seq 100); do ls stopped.qcow2.tmp-* >/dev/null 2>&1 && break; sleep 0.05; done &&
+		kill -$sig $pid &&
+		rc=0 && { wait $pid || rc=$?; } &&
+		test $rc -gt 128 &&
+		test "$(cat stopped.qcow2)" = old &&
+		! ls stopped.qcow2.tmp-* 2>/dev/null || exit 1
+	done
+'
+
 test_expect_success 'the exported qcow2 and VMDK of a BIOS boot disk boot in QEMU' '
 	require_tool qemu-system-x86_64 qemu-system-x86 &&
 	test -f /usr/share/seabios/bios-256k.bin &&
