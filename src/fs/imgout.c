@@ -460,7 +460,8 @@ void units_free(struct units *u)
 
 /* --- the output buffer ------------------------------------------------------ */
 
-#define OUTBUF_CAP (1u << 20)
+#define OUTBUF_CAP    (1u << 20)
+#define OUTBUF_DIRECT (64u << 10)
 
 void outbuf_init(struct outbuf *o, int fd, uint64_t off)
 {
@@ -489,7 +490,11 @@ int outbuf_write(struct outbuf *o, const void *data, size_t len)
 		if (r < 0)
 			return r;
 	}
-	if (len >= OUTBUF_CAP) {
+	/* Clusters go straight from the batch: copying them into the buffer costs more. */
+	if (len >= OUTBUF_DIRECT) {
+		r = outbuf_flush(o);
+		if (r < 0)
+			return r;
 		r = pwrite_all(o->fd, data, len, o->off);
 		if (r < 0)
 			return r;
