@@ -208,6 +208,37 @@ test_expect_success 'a build id exports its disk.raw; not once a later build too
 	test ! -e old.qcow2
 '
 
+test_expect_success 'outputs: in a recipe writes the formats with the build, cached as a stage' '
+	sed "s/^disk:/outputs: [raw, qcow2, vhd, vmdk]\ndisk:/" img/image.yaml >img/outputs.yaml &&
+	grep -q "^outputs: \[raw, qcow2, vhd, vmdk\]" img/outputs.yaml &&
+	imgforge build --cache cache -o oout img/outputs.yaml 2>err &&
+	grep -q "^export: disk.qcow2 written" err &&
+	for f in disk.raw disk.qcow2 disk.vhd disk.vmdk manifest.json; do test -f oout/$f || exit 1; done &&
+	mkdir -p mine &&
+	"$IMG" -q export oout/disk.raw -o mine/disk.qcow2 -c &&
+	"$IMG" -q export oout/disk.raw -o mine/disk.vhd &&
+	"$IMG" -q export oout/disk.raw -o mine/disk.vmdk &&
+	for f in disk.qcow2 disk.vhd disk.vmdk; do cmp oout/$f mine/$f || exit 1; done &&
+	qemu-img compare -f raw -F qcow2 oout/disk.raw oout/disk.qcow2 &&
+	grep -q "\"disk.vmdk\"" oout/manifest.json &&
+	imgforge build --cache cache -o oout img/outputs.yaml 2>err &&
+	grep -q "^export: disk.qcow2 cached" err &&
+	grep -q "^export: disk.vmdk cached" err &&
+	cmp oout/disk.qcow2 mine/disk.qcow2
+'
+
+test_expect_success 'outputs: without a disk, or a format twice, is refused by check' '
+	sed -e "/^disk:/d" -e "/ab-boot-files/d" img/outputs.yaml >img/nodisk.yaml &&
+	test_must_fail imgforge check img/nodisk.yaml 2>err &&
+	grep_one "nodisk.yaml:[0-9]+:[0-9]+: error: outputs: are written from the disk, and the image has no disk: section" err &&
+	sed "s/^outputs: .*/outputs: [qcow2, vmdk, qcow2]/" img/outputs.yaml >img/twice.yaml &&
+	test_must_fail imgforge check img/twice.yaml 2>err &&
+	grep_one "twice.yaml:[0-9]+:[0-9]+: error: outputs: .qcow2. is listed twice" err &&
+	sed "s/^outputs: .*/outputs: [vdi]/" img/outputs.yaml >img/vdi.yaml &&
+	test_must_fail imgforge check img/vdi.yaml 2>err &&
+	grep -q "invalid .* .vdi.: expected one of raw, qcow2, vhd, vmdk" err
+'
+
 # refuse_export REGEX ARGS...: one error line, status 1 or 2, no output, no temporary file.
 refuse_export() {
 	local re=$1 out=out.qcow2
