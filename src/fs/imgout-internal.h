@@ -95,6 +95,9 @@ void outbuf_release(struct outbuf *o);
  */
 int imgout_disk_id(int fd, uint64_t size, const char *format, uint8_t ret[16]);
 
+/* Whether n bytes at p are all zeros. */
+bool imgout_all_zero(const uint8_t *p, size_t n);
+
 /* Message for a failed write: "no space left on device" spelled out. */
 int imgout_write_error(int r, struct strbuf *err, const char *what);
 

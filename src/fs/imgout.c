@@ -73,7 +73,7 @@ struct units {
 	struct imgout_stats stats;
 };
 
-static bool all_zero(const uint8_t *p, size_t n)
+bool imgout_all_zero(const uint8_t *p, size_t n)
 {
 	const uint64_t *w = (const uint64_t *)p;
 	size_t i;
@@ -174,7 +174,7 @@ static int do_job(struct units *u, struct zctx *c, struct batch *b, size_t i, ui
 	if (n < 0)
 		return (int)n;
 	*read = (uint64_t)n;
-	b->zero[i] = all_zero(b->in + i * u->usz, u->usz);
+	b->zero[i] = imgout_all_zero(b->in + i * u->usz, u->usz);
 	if (b->zero[i] || u->z == UNITS_RAW)
 		return 0;
 	return compress_one(u, c, b->in + i * u->usz, b->out + i * u->zcap, &b->zlen[i]);

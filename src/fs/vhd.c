@@ -22,6 +22,7 @@
 #define FOOTER_LEN	512
 #define DYN_HEADER_LEN	1024
 #define BLOCK_SIZE	(2u << 20)
+#define CHUNK		(64u << 10) /* the granularity of holes inside a block */
 #define BITMAP_LEN	512 /* BLOCK_SIZE / 512 sectors, one bit each, padded to a sector */
 #define CHS_MAX_SECTORS (65535ULL * 16 * 255)
 #define VHD_MAX_SIZE	(2040ULL << 30) /* the specification's limit */
@@ -172,9 +173,20 @@ static int write_dynamic(int in_fd, uint64_t size, int out_fd, const struct imgo
 	outbuf_init(&ob, out_fd, data_off);
 	while ((r = units_next(u, &un)) > 0) {
 		put_be32(bat + 4 * un.index, (uint32_t)(ob.off / 512));
+		uint64_t block = ob.off + sizeof(bitmap);
+		size_t k;
+
 		r = outbuf_write(&ob, bitmap, sizeof(bitmap));
+		/* The block's runs of zeros are left as holes: they read as zeros all the same. */
+		for (k = 0; k < BLOCK_SIZE && r >= 0; k += CHUNK) {
+			if (imgout_all_zero(un.data + k, CHUNK))
+				continue;
+			r = outbuf_skip_to(&ob, block + k);
+			if (r >= 0)
+				r = outbuf_write(&ob, un.data + k, CHUNK);
+		}
 		if (r >= 0)
-			r = outbuf_write(&ob, un.data, BLOCK_SIZE);
+			r = outbuf_skip_to(&ob, block + BLOCK_SIZE);
 		if (r < 0)
 			goto wfail;
 	}
