@@ -25,6 +25,7 @@
 #define BATCH_RAW_BYTES	       (2u << 20)
 #define BATCH_BYTES_PER_THREAD (4u << 20)
 #define BATCH_MAX	       1024u
+#define JOB_RAW_BYTES	       (1u << 20)
 #define ZSTD_LEVEL	       3 /* libzstd's default, as QEMU writes qcow2's zstd clusters */
 
 struct zctx {
@@ -56,6 +57,7 @@ struct units {
 	bool eof, started;
 
 	size_t cap, zcap;
+	size_t job_units; /* units per job: one to compress, a run of them to copy */
 	struct batch b[2];
 	struct batch *out;     /* the batch handed out */
 	struct batch *pending; /* the batch being prepared, or NULL */
@@ -143,12 +145,17 @@ static int compress_one(struct units *u, struct zctx *c, const uint8_t *src, uin
 	return 0;
 }
 
-/* Read unit i of batch b (zeros past the end of the source); returns the bytes read or -errno. */
-static int64_t read_unit(struct units *u, struct batch *b, size_t i)
+/*
+ * Read units i .. i + k - 1 of batch b, consecutive on the disk and in the
+ * batch, with one pread (zeros past the end of the source); returns the
+ * bytes read or -errno.
+ */
+static int64_t read_units(struct units *u, struct batch *b, size_t i, size_t k)
 {
 	uint64_t off = b->idx[i] * u->usz;
 	uint8_t *buf = b->in + i * u->usz;
-	size_t want = off + u->usz <= u->size ? u->usz : (size_t)(u->size - off), got = 0;
+	size_t len = k * u->usz, got = 0;
+	size_t want = off + len <= u->size ? len : (size_t)(u->size - off);
 
 	while (got < want) {
 		ssize_t n = pread(u->fd, buf + got, want - got, (off_t)(off + got));
@@ -162,22 +169,40 @@ static int64_t read_unit(struct units *u, struct batch *b, size_t i)
 			break; /* the source shrank: what is gone reads as zeros */
 		got += (size_t)n;
 	}
-	memset(buf + got, 0, u->usz - got);
+	memset(buf + got, 0, len - got);
 	return (int64_t)got;
 }
 
-/* One unit's job: read it, check it for zeros, compress it. */
-static int do_job(struct units *u, struct zctx *c, struct batch *b, size_t i, uint64_t *read)
+/*
+ * One job: units i .. i + k - 1 of the batch read (one pread per run of
+ * consecutive units), each checked for zeros and compressed.
+ */
+static int do_job(struct units *u, struct zctx *c, struct batch *b, size_t i, size_t k,
+		  uint64_t *read)
 {
-	int64_t n = read_unit(u, b, i);
+	size_t j, run;
+	int r;
 
-	if (n < 0)
-		return (int)n;
-	*read = (uint64_t)n;
-	b->zero[i] = imgout_all_zero(b->in + i * u->usz, u->usz);
-	if (b->zero[i] || u->z == UNITS_RAW)
-		return 0;
-	return compress_one(u, c, b->in + i * u->usz, b->out + i * u->zcap, &b->zlen[i]);
+	*read = 0;
+	for (j = i; j < i + k; j += run) {
+		int64_t n;
+
+		for (run = 1; j + run < i + k && b->idx[j + run] == b->idx[j] + run; run++)
+			;
+		n = read_units(u, b, j, run);
+		if (n < 0)
+			return (int)n;
+		*read += (uint64_t)n;
+	}
+	for (j = i; j < i + k; j++) {
+		b->zero[j] = imgout_all_zero(b->in + j * u->usz, u->usz);
+		if (b->zero[j] || u->z == UNITS_RAW)
+			continue;
+		r = compress_one(u, c, b->in + j * u->usz, b->out + j * u->zcap, &b->zlen[j]);
+		if (r < 0)
+			return r;
+	}
+	return 0;
 }
 
 /* Take jobs of the active batch until none is left; called and returns with u->lock held. */
@@ -186,17 +211,19 @@ static void run_jobs(struct units *u, struct zctx *c)
 	struct batch *b;
 
 	while ((b = u->active) && b->job_next < b->n) {
-		size_t i = b->job_next++;
+		size_t i = b->job_next, k = b->n - i < u->job_units ? b->n - i : u->job_units;
 		uint64_t read = 0;
 		int r;
 
+		b->job_next += k;
 		pthread_mutex_unlock(&u->lock);
-		r = do_job(u, c, b, i, &read);
+		r = do_job(u, c, b, i, k, &read);
 		pthread_mutex_lock(&u->lock);
 		b->read += read;
 		if (r < 0 && !b->err)
 			b->err = r;
-		if (++b->job_done == b->n)
+		b->job_done += k;
+		if (b->job_done == b->n)
 			pthread_cond_broadcast(&u->done);
 	}
 }
@@ -349,6 +376,7 @@ int units_open(int fd, uint64_t size, size_t unit_size, enum units_z z, unsigned
 		u->cap = BATCH_MAX;
 	if (u->cap < 1)
 		u->cap = 1;
+	u->job_units = z == UNITS_RAW ? (JOB_RAW_BYTES + unit_size - 1) / unit_size : 1;
 	u->zcap = z == UNITS_RAW ? 0 : unit_size + unit_size / 8 + 1024;
 	if (z == UNITS_ZSTD && u->zcap < ZSTD_compressBound(unit_size))
 		u->zcap = ZSTD_compressBound(unit_size);
