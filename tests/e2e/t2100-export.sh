@@ -89,6 +89,7 @@ test_expect_success 'qemu-img compare: every export holds the raw disk' '
 '
 
 test_expect_success 'qemu-img compare notices a changed byte (the check can fail)' '
+	test -s t1/c.qcow2 && test -s t1/s.vmdk &&
 	cp disk.raw changed.raw &&
 	printf X | dd of=changed.raw bs=1 seek=$((MIB + 4097)) conv=notrunc status=none &&
 	test_must_fail qemu-img compare -q -f raw -F qcow2 changed.raw t1/c.qcow2 &&
