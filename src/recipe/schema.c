@@ -140,6 +140,11 @@ static const struct field update_fields[] = {
 	{ NULL, 0, NULL, NULL, 0, 0, NULL, NULL },
 };
 
+static const char *const output_formats[] = { "raw", "qcow2", "vhd", "vmdk", NULL };
+static const struct field output_item[] = {
+	{ NULL, T_ENUM, NULL, output_formats, 0, 0, NULL, NULL },
+};
+
 /* Keys a profile may set: everything but the image's identity and structure. */
 #define BODY_FIELDS                                                                                \
 	{ "description", T_STR, NULL, NULL, 0, 0, NULL, NULL },                                    \
@@ -153,6 +158,7 @@ static const struct field update_fields[] = {
 		{ "users", T_LIST, user_item, NULL, 0, 0, NULL, NULL },                            \
 		{ "rootfs", T_MAP, rootfs_fields, NULL, 0, 0, NULL, NULL },                        \
 		{ "disk", T_MAP, disk_fields, NULL, 0, 0, NULL, NULL },                            \
+		{ "outputs", T_LIST, output_item, NULL, 0, 0, NULL, NULL },                        \
 		{ "boot", T_MAP, boot_fields, NULL, 0, 0, NULL, NULL },                            \
 		{ "update", T_MAP, update_fields, NULL, 0, 0, NULL, NULL }
 

@@ -213,6 +213,15 @@ int qemu_disk_format(const char *path, const char **ret_format)
 		*ret_format = "qcow2";
 		return 0;
 	}
+	/* imgforge export's other formats: a VMDK, a dynamic VHD (a fixed one reads as raw). */
+	if (n >= 4 && !memcmp(sector, "KDMV", 4)) {
+		*ret_format = "vmdk";
+		return 0;
+	}
+	if (n >= 8 && !memcmp(sector, "conectix", 8)) {
+		*ret_format = "vpc";
+		return 0;
+	}
 	if (n < (ssize_t)sizeof(sector))
 		return -ENODATA;
 	/* An MBR, or the protective MBR in front of a GPT, ends the first sector with 55 AA. */
@@ -854,7 +863,7 @@ int qemu_boot(const struct qemu_boot_opts *o, struct qemu_result *ret)
 		r = qemu_disk_format(vm.disk, &vm.disk_format);
 		if (r == -ENODATA || r == -ENOEXEC) {
 			ret->error = xasprintf(
-				"'%s' is not a disk image: %s; boot the disk.raw (or a qcow2 of it) "
+				"'%s' is not a disk image: %s; boot the disk.raw (or an export of it) "
 				"that 'imgforge build' writes for an image with a disk: section",
 				vm.disk,
 				r == -ENODATA ? "it is shorter than one sector"

@@ -148,6 +148,16 @@ TEST(disk_format_by_magic)
 	fseek(f, 510, SEEK_SET);
 	fwrite("\x55\xaa", 1, 2, f);
 	fclose(f);
+	f = fopen("k.img", "w");
+	fwrite("KDMV\3\0\0\0", 1, 8, f);
+	fseek(f, 1023, SEEK_SET);
+	fwrite("", 1, 1, f);
+	fclose(f);
+	f = fopen("v.img", "w");
+	fwrite("conectix", 1, 8, f);
+	fseek(f, 1023, SEEK_SET);
+	fwrite("", 1, 1, f);
+	fclose(f);
 	f = fopen("empty.img", "w");
 	fclose(f);
 	f = fopen("zero.img", "w");
@@ -162,6 +172,11 @@ TEST(disk_format_by_magic)
 	CHECK_STR(fmt, "qcow2");
 	CHECK_INT(qemu_disk_format("r.img", &fmt), 0);
 	CHECK_STR(fmt, "raw");
+	/* What imgforge export writes: a streamOptimized VMDK, a dynamic VHD. */
+	CHECK_INT(qemu_disk_format("k.img", &fmt), 0);
+	CHECK_STR(fmt, "vmdk");
+	CHECK_INT(qemu_disk_format("v.img", &fmt), 0);
+	CHECK_STR(fmt, "vpc");
 	/* Nothing a firmware could boot: refused before QEMU starts. */
 	CHECK_INT(qemu_disk_format("empty.img", &fmt), -ENODATA);
 	CHECK_INT(qemu_disk_format("short.img", &fmt), -ENODATA);
