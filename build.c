@@ -20,6 +20,7 @@ static const struct cmd commands[] = {
 	{ "show", cmd_show, "show a registered build: outputs, packages, files" },
 	{ "diff", cmd_diff, "compare the packages and files of two builds" },
 	{ "outdated", cmd_outdated, "list the packages of a build the archive has newer versions of" },
+	{ "export", cmd_export, "write a disk as a raw, qcow2, VHD or VMDK image" },
 	{ "boot", cmd_boot, "boot a disk image in QEMU and wait for patterns" },
 	{ "keygen", cmd_keygen, "make a key and certificate to sign update bundles with" },
 	{ "bundle", cmd_bundle, "write, show or verify a signed update bundle" },

@@ -213,6 +213,35 @@ static int run_stage(struct build_ctx *c, const struct stage *s, const char *inp
 	return hit;
 }
 
+/* The disk in each format the recipe's outputs: list names (disk.raw is the disk stage's). */
+static int run_exports(struct build_ctx *c, const char *disk_path)
+{
+	const struct ynode *list = recipe_get(c->r, "outputs");
+	size_t i;
+	int r;
+
+	for (i = 0; list && list->kind == YNODE_SEQ && i < list->n; i++) {
+		const char *word = list->v[i]->str;
+		struct stage s = { .name = "export", .output = stage_export_output(word) };
+		_cleanup_free_ char *path = NULL;
+		char key[65];
+
+		if (!s.output)
+			continue; /* raw: disk.raw */
+		stage_export_key(c->keys->disk, word, key);
+		r = lock_stage(c, "export", key);
+		if (r < 0)
+			return r;
+		r = stage_export_run(c, word, key, disk_path, &path);
+		cache_unlock(c->cache, key);
+		if (r >= 0)
+			r = publish(c, &s, path);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 static void archive_note(void *userdata, bool warn, const char *line)
 {
 	struct build_ctx *c = userdata;
@@ -366,6 +395,8 @@ int pipeline_build(struct recipe *r, const struct stage_keys *keys, const struct
 		input = paths[i];
 		if (s->key == key_disk)
 			c.rec->key_disk = xstrdup(s->key(&c));
+		if (s->key == key_disk && (rr = run_exports(&c, paths[i])) < 0)
+			goto out;
 	}
 
 	build_manifest(&c, &manifest);

@@ -247,6 +247,10 @@ int stage_rootfs_run(struct build_ctx *c, const char *base_path, char **ret_path
 	eo.headroom_percent = (unsigned)atoi(recipe_get_str(c->r, "rootfs.headroom", "15"));
 	eo.label = recipe_get_str(c->r, "rootfs.label", "root");
 	eo.epoch = c->epoch;
+	/* The identity of the filesystem across versions (docs/mkfs.md): no content in it. */
+	eo.lineage = recipe_get_str(c->r, "update.lineage", recipe_get_str(c->r, "image", ""));
+	if (!*eo.lineage)
+		eo.lineage = NULL;
 	build_step(c, "rootfs: writing ext4");
 	r = ext4_write(t, tmp, &eo, &size, &err);
 	if (r < 0) {

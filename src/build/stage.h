@@ -75,6 +75,11 @@ int build_store(struct build_ctx *c, const char *stage, const char *key, const c
 int stage_base_run(struct build_ctx *c, const char *input, char **ret_path);
 int stage_rootfs_run(struct build_ctx *c, const char *base_path, char **ret_path);
 int stage_disk_run(struct build_ctx *c, const char *root_path, char **ret_path);
+/* stage-export.c: the disk in a format of the recipe's outputs: list ("qcow2", "vhd", "vmdk"). */
+const char *stage_export_output(const char *word); /* "disk.qcow2"; NULL: none */
+void stage_export_key(const char *disk_key, const char *word, char ret[65]);
+int stage_export_run(struct build_ctx *c, const char *word, const char *key,
+		     const char *disk_path, char **ret_path);
 
 /* rootfs-tree.c: the recipe's overlays, files, services and removals, kernel links, scrub. */
 struct tree;

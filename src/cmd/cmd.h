@@ -29,6 +29,7 @@ int cmd_show(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_outdated(int argc, char **argv);
 int cmd_boot(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 int cmd_bundle(int argc, char **argv);
 int cmd_channel(int argc, char **argv);

@@ -20,7 +20,7 @@
 static const char usage[] =
 	"usage: imgforge mkfs --from <src> [--from <src>]... [--overlay <dir>]...\n"
 	"                     -o <out.ext4> [--size auto|<size>] [--headroom <percent>]\n"
-	"                     [--label <label>] [--uuid <uuid>] [--device]\n"
+	"                     [--label <label>] [--uuid <uuid>] [--lineage <name>] [--device]\n"
 	"\n"
 	"Write an ext4 filesystem image from tarballs and directories, without root\n"
 	"and without unpacking: owners, modes, xattrs and devices come from the inputs.\n";
@@ -176,7 +176,13 @@ int cmd_mkfs(int argc, char **argv)
 			 "(default 15)"),
 		OPT_STRING(0, "label", &opts.label, "<label>", "filesystem label (up to 16 bytes)"),
 		OPT_STRING(0, "uuid", &opts.uuid, "<uuid>",
-			   "filesystem UUID (default: derived from the content)"),
+			   "filesystem UUID (default: derived from the lineage, or\n"
+			   "else from the content)"),
+		OPT_STRING(0, "lineage", &opts.lineage, "<name>",
+			   "the image's identity across versions: the UUID, the\n"
+			   "directory hash seed and the checksum seed come from it\n"
+			   "(and the label), so versions differ only where their\n"
+			   "content does (default: all from the content)"),
 		OPT_FLAG(0, "device", &device,
 			 "-o is a block or character device: write the image onto\n"
 			 "it in place (without it, mkfs refuses any -o that exists\n"

@@ -6,15 +6,17 @@
  *  1. walk the tree depth-first with children sorted by name, numbering
  *     inodes in that order (root 2, lost+found 11, the rest from 12) and
  *     counting the blocks every inode needs (directories laid out with the
- *     hash seed derived from the tree's metadata);
+ *     hash seed derived from the lineage, or else from the tree's metadata);
  *  2. size the filesystem and create it with the features of Debian's
  *     mke2fs.conf for ext4 and a provisional UUID;
  *  3. write every inode, directory, symlink and xattr in walk order;
  *  4. stream file content from the inputs (one more pass over each
- *     archive) straight into freshly allocated extents, leaving all-zero
- *     blocks as holes, while tree.c hashes it on another thread;
- *  5. set the UUID derived from everything, content included, rewriting
- *     every metadata checksum; clamp the remaining timestamps and close.
+ *     archive) straight into freshly allocated extents, placed in regions
+ *     (place_region()), leaving all-zero blocks as holes, while tree.c
+ *     hashes it on another thread;
+ *  5. without a lineage, set the UUID derived from everything, content
+ *     included, rewriting every metadata checksum (with a lineage the UUID
+ *     is known from the start); clamp the remaining timestamps and close.
  *
  * The image file is created empty (all zeros), so the inode tables and the
  * journal need no explicit zeroing, and no byte of the image is left
@@ -40,6 +42,13 @@
 #define INLINE_XATTR_MAX 92  /* in-inode EA space of a 256-byte inode, minus the header */
 #define MIN_BLOCKS	 4096 /* 16 MiB */
 #define LOST_FOUND_BLOCKS 4
+/*
+ * Content regions (see place_region()): each starts on a multiple of
+ * REGION_ALIGN blocks (4 MiB) at least REGION_SLACK blocks (1 MiB) past what
+ * comes before it.
+ */
+#define REGION_ALIGN	 1024
+#define REGION_SLACK	 256
 /* The kernel's s_maxbytes for extent-mapped files: 2^32 - 1 blocks (32-bit logical blocks). */
 #define FILE_SIZE_MAX	 (((1ULL << 32) - 1) * BLOCK_SIZE)
 
@@ -58,6 +67,8 @@ struct writer {
 	const char *out_path;
 	int fd;		/* the image file */
 	int host_errno; /* why writing the image file failed, once it has */
+	blk64_t goal;	/* where the next file's content goes; 0: libext2fs's choice */
+	bool added;	/* the stream has reached the inline and host files */
 
 	/* the file whose content is being streamed */
 	struct tree_inode *cur;
@@ -615,7 +626,8 @@ static void set_sb_time(__u32 *lo, __u8 *hi, int64_t t)
  * the inode tables do not fit in that many blocks.
  */
 static errcode_t fs_init(struct writer *w, const char *path, uint64_t blocks, uint64_t inodes,
-			 const uint8_t uuid[16], const uint8_t hash_seed[16], ext2_filsys *ret)
+			 const uint8_t uuid[16], const uint8_t hash_seed[16], const uint32_t *csum_seed,
+			 ext2_filsys *ret)
 {
 	struct ext2_super_block param;
 	ext2_filsys fs = NULL;
@@ -640,6 +652,9 @@ static errcode_t fs_init(struct writer *w, const char *path, uint64_t blocks, ui
 				    EXT4_FEATURE_RO_COMPAT_HUGE_FILE | EXT4_FEATURE_RO_COMPAT_DIR_NLINK |
 				    EXT4_FEATURE_RO_COMPAT_EXTRA_ISIZE |
 				    EXT4_FEATURE_RO_COMPAT_METADATA_CSUM;
+	/* metadata_csum_seed: checksums seeded from s_checksum_seed, not from the UUID. */
+	if (csum_seed)
+		param.s_feature_incompat |= EXT4_FEATURE_INCOMPAT_CSUM_SEED;
 
 	e = ext2fs_initialize(path, EXT2_FLAG_64BITS, &param, unix_io_manager, &fs);
 	if (e)
@@ -647,6 +662,8 @@ static errcode_t fs_init(struct writer *w, const char *path, uint64_t blocks, ui
 	fs->now = w->o->epoch;
 	fs->super->s_checksum_type = EXT2_CRC32C_CHKSUM;
 	memcpy(fs->super->s_uuid, uuid, 16);
+	if (csum_seed)
+		fs->super->s_checksum_seed = *csum_seed;
 	ext2fs_init_csum_seed(fs);
 	memcpy(fs->super->s_hash_seed, hash_seed, 16);
 	fs->super->s_def_hash_version = EXT2_HASH_HALF_MD4;
@@ -663,9 +680,10 @@ static errcode_t fs_init(struct writer *w, const char *path, uint64_t blocks, ui
 }
 
 static int fs_create(struct writer *w, const char *path, uint64_t blocks, uint64_t inodes,
-		     const uint8_t uuid[16], const uint8_t hash_seed[16], ext2_filsys *ret)
+		     const uint8_t uuid[16], const uint8_t hash_seed[16], const uint32_t *csum_seed,
+		     ext2_filsys *ret)
 {
-	errcode_t e = fs_init(w, path, blocks, inodes, uuid, hash_seed, ret);
+	errcode_t e = fs_init(w, path, blocks, inodes, uuid, hash_seed, csum_seed, ret);
 
 	return e ? ext_fail(w, e, NULL, "creating the filesystem") : 0;
 }
@@ -736,8 +754,9 @@ static errcode_t write_blocks(struct writer *w, uint32_t ino, struct ext2_inode_
 	uint64_t i = 0, k, n;
 	errcode_t e;
 
+	/* A file's first blocks go to the goal, the rest after its last extent. */
 	e = ext2fs_fallocate(w->fs, EXT2_FALLOCATE_FORCE_INIT, ino, (struct ext2_inode *)in,
-			     ~0ULL, lblk, nblocks);
+			     w->goal && !dir && !in->i_blocks ? w->goal : ~0ULL, lblk, nblocks);
 	if (!e)
 		e = ext2fs_extent_open2(w->fs, ino, (struct ext2_inode *)in, &h);
 	while (!e && i < nblocks) {
@@ -764,6 +783,8 @@ static errcode_t write_blocks(struct writer *w, uint32_t ino, struct ext2_inode_
 						   (int)n, buf + i * BLOCK_SIZE);
 		}
 		i += n;
+		if (!dir && w->goal)
+			w->goal = ex.e_pblk + ex.e_len;
 	}
 	if (h)
 		ext2fs_extent_free(h);
@@ -938,12 +959,35 @@ static int stage_flush(struct writer *w, struct strbuf *err)
 	return 0;
 }
 
+/*
+ * Content is placed in stream order, in regions: the directories first, then
+ * the archives' files, then the files a recipe adds (host and inline). Each
+ * region starts on a REGION_ALIGN boundary with at least REGION_SLACK blocks
+ * between it and the end of the one before, so that a region growing by less
+ * than the gap moves nothing after it: a file of the application that grows
+ * moves only the application's files after it, not the whole base system.
+ * Returns the first block of the region that follows `end`.
+ */
+static blk64_t place_region(struct writer *w, blk64_t end)
+{
+	blk64_t first = w->fs->super->s_first_data_block;
+	blk64_t b = first + div_up(end - first + REGION_SLACK, REGION_ALIGN) * REGION_ALIGN;
+
+	/* Past the end: back to the start, where the allocator looks for the next free block. */
+	return b < ext2fs_blocks_count(w->fs->super) ? b : first;
+}
+
 static int content_begin(void *ctx, struct tree_inode *ino, struct strbuf *err)
 {
 	struct writer *w = ctx;
 	errcode_t e;
 
 	(void)err;
+	if (ino->src != TREE_SRC_ARCHIVE && !w->added) {
+		/* The recipe's own files, after the archives' (tree_stream_content()). */
+		w->added = true;
+		w->goal = place_region(w, w->goal);
+	}
 	w->cur = ino;
 	w->stage_len = 0;
 	w->stage_lblk = 0;
@@ -1160,7 +1204,7 @@ static int usable_blocks(struct writer *w, const char *path, uint64_t blocks, ui
 	errcode_t e;
 	int jblocks;
 
-	e = fs_init(w, path, blocks, inodes, zero, zero, &fs);
+	e = fs_init(w, path, blocks, inodes, zero, zero, NULL, &fs);
 	if (e == EXT2_ET_TOO_MANY_INODES) {
 		*ret = 0;
 		return 0;
@@ -1238,17 +1282,19 @@ static void derive_uuid(const uint8_t digest[SHA256_LEN], const struct ext4_opts
 			uint64_t blocks, uint8_t uuid[16]);
 
 static int build(struct writer *w, const char *tmp, uint64_t blocks, uint64_t inodes,
-		 const uint8_t uuid[16], const uint8_t seed[16])
+		 const uint8_t uuid[16], const uint8_t seed[16], const uint32_t *csum_seed)
 {
 	uint8_t digest[SHA256_LEN], final_uuid[16];
 	static const struct tree_content_ops ops = { content_begin, content_data, content_end };
 	struct ext2_inode_large in;
+	blk64_t meta_start;
+	uint64_t free_before;
 	errcode_t e;
 	uint32_t i;
 	size_t k;
 	int r, jblocks;
 
-	r = fs_create(w, tmp, blocks, inodes, uuid, seed, &w->fs);
+	r = fs_create(w, tmp, blocks, inodes, uuid, seed, csum_seed, &w->fs);
 	if (r < 0)
 		return r;
 	w->fs->io->app_data = w;
@@ -1281,11 +1327,17 @@ static int build(struct writer *w, const char *tmp, uint64_t blocks, uint64_t in
 			return ext_fail(w, e, NULL, "journal");
 	}
 
+	/* Directories (and long symlinks, xattr blocks) from the first free block on. */
+	e = ext2fs_new_block2(w->fs, 0, NULL, &meta_start);
+	if (e)
+		return ext_fail(w, e, NULL, "laying out the filesystem");
+	free_before = ext2fs_free_blocks_count(w->fs->super);
 	for (k = 0; k < w->n_order; k++) {
 		r = write_node(w, w->order[k]);
 		if (r < 0)
 			return r;
 	}
+	w->goal = place_region(w, meta_start + free_before - ext2fs_free_blocks_count(w->fs->super));
 	w->stage = xmalloc(STAGE_BLOCKS * BLOCK_SIZE);
 	r = tree_stream_content(w->t, &ops, w, w->err);
 	if (r < 0)
@@ -1293,7 +1345,7 @@ static int build(struct writer *w, const char *tmp, uint64_t blocks, uint64_t in
 	r = fix_reserved_times(w);
 	if (r < 0)
 		return r;
-	if (!w->o->uuid) {
+	if (!w->o->uuid && !w->o->lineage) {
 		/* Now that every content digest is known: the UUID of this content. */
 		tree_digest(w->t, w->o->epoch, true, digest);
 		derive_uuid(digest, w->o, blocks, final_uuid);
@@ -1314,9 +1366,10 @@ static int build(struct writer *w, const char *tmp, uint64_t blocks, uint64_t in
 }
 
 /*
- * The directory hash seed comes from the metadata digest of the tree
- * (directory layout depends on it, and the size on the layout); the UUID
- * from the full digest, content included, the size and the label.
+ * Without a lineage, the directory hash seed comes from the metadata digest
+ * of the tree (directory layout depends on it, and the size on the layout);
+ * the UUID from the full digest, content included, the size and the label.
+ * The checksums are seeded from the UUID, as mke2fs does.
  */
 static void derive_seed(const uint8_t digest[SHA256_LEN], uint8_t seed[16])
 {
@@ -1348,6 +1401,39 @@ static void derive_uuid(const uint8_t digest[SHA256_LEN], const struct ext4_opts
 	uuid[8] = (uint8_t)((uuid[8] & 0x3f) | 0x80);
 }
 
+/*
+ * With a lineage, all three come from the lineage and the label alone (one
+ * image holds several filesystems of one lineage: the label tells them
+ * apart), so that two versions of an image share them and differ only in the
+ * blocks their content touches: with seeds from the content, one changed byte
+ * changed every checksummed block and every hashed directory. Each value has
+ * its own domain string, so no one of them tells another.
+ */
+static void derive_identity(const char *what, const struct ext4_opts *o, uint8_t ret[16])
+{
+	uint8_t out[SHA256_LEN];
+	struct sha256 *h = sha256_new();
+
+	sha256_update_str(h, "imgforge ext4 lineage v1");
+	sha256_update_str(h, what);
+	sha256_update_str(h, o->lineage);
+	sha256_update_str(h, o->label ? o->label : "");
+	sha256_final(h, out);
+	sha256_free(h);
+	memcpy(ret, out, 16);
+}
+
+bool ext4_valid_lineage(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i]; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_' || s[i] == '-'))
+			return false;
+	return i > 0 && i <= 64;
+}
+
 int ext4_write(struct tree *t, const char *out_path, const struct ext4_opts *o,
 	       uint64_t *ret_size, struct strbuf *err)
 {
@@ -1357,7 +1443,8 @@ int ext4_write(struct tree *t, const char *out_path, const struct ext4_opts *o,
 	struct tree_node *lf;
 	bool anon = false;
 	uint64_t blocks, min_blocks;
-	uint8_t uuid[16], seed[16], digest[SHA256_LEN];
+	uint8_t uuid[16], seed[16], digest[SHA256_LEN], cseed[16];
+	uint32_t csum_seed = 0;
 	char a[32], b[32];
 	int fd = -1, r;
 
@@ -1368,6 +1455,11 @@ int ext4_write(struct tree *t, const char *out_path, const struct ext4_opts *o,
 	}
 	if (o->uuid && ext4_parse_uuid(o->uuid, uuid) < 0) {
 		strbuf_addf(err, "'%s' is not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", o->uuid);
+		return -EINVAL;
+	}
+	if (o->lineage && !ext4_valid_lineage(o->lineage)) {
+		strbuf_addf(err, "invalid lineage '%s': use letters, digits, '.', '_' and '-' "
+			    "(at most 64)", quote_path(o->lineage));
 		return -EINVAL;
 	}
 	lf = tree_lookup(t, "lost+found");
@@ -1382,7 +1474,20 @@ int ext4_write(struct tree *t, const char *out_path, const struct ext4_opts *o,
 	}
 	w.lost_found = lf;
 	tree_digest(t, o->epoch, false, digest);
-	derive_seed(digest, seed);
+	if (o->lineage) {
+		derive_identity("hash seed", o, seed);
+		derive_identity("checksum seed", o, cseed);
+		csum_seed = (uint32_t)cseed[0] | (uint32_t)cseed[1] << 8 | (uint32_t)cseed[2] << 16 |
+			    (uint32_t)cseed[3] << 24;
+		if (!o->uuid) {
+			derive_identity("uuid", o, uuid);
+			/* Shaped like a random (version 4) UUID. */
+			uuid[6] = (uint8_t)((uuid[6] & 0x0f) | 0x40);
+			uuid[8] = (uint8_t)((uuid[8] & 0x3f) | 0x80);
+		}
+	} else {
+		derive_seed(digest, seed);
+	}
 	memcpy(w.hash_seed, seed, sizeof(seed));
 	r = number(&w, tree_root(t));
 	if (r < 0)
@@ -1462,12 +1567,12 @@ int ext4_write(struct tree *t, const char *out_path, const struct ext4_opts *o,
 		strbuf_addf(err, "cannot size the image for '%s': %s", out_path, strerror(errno));
 		goto out;
 	}
-	/* Without --uuid, a provisional one from the metadata; the final one comes last. */
-	if (!o->uuid)
+	/* Without --uuid or a lineage, a provisional one from the metadata; the final one comes last. */
+	if (!o->uuid && !o->lineage)
 		derive_uuid(digest, o, blocks, uuid);
 	w.fd = fd;
 	r = build(&w, dev, blocks, inodes_for(&w, blocks, o->size ? 0 : o->headroom_percent, !!o->size),
-		  uuid, seed);
+		  uuid, seed, o->lineage ? &csum_seed : NULL);
 	if (r < 0)
 		goto out;
 	if (anon) {

@@ -316,7 +316,8 @@ int tree_stream_content(struct tree *t, const struct tree_content_ops *user_ops,
 	struct hasher hq;
 	struct tee te = { user_ops, user_ctx, &hq, NULL, 0 };
 	void *ctx = &te;
-	size_t i, start;
+	struct tree_inode **arch;
+	size_t i, start = 0;
 	int r = 0;
 
 	hq_init(&hq);
@@ -325,6 +326,23 @@ int tree_stream_content(struct tree *t, const struct tree_content_ops *user_ops,
 	tree_walk_sorted(t, collect_content, &c);
 	for (i = 0; i < c.n; i++)
 		c.inodes[i]->writer_data = NULL;
+	/* Archive content first: one pass over each layer, in archive order. */
+	arch = xcalloc(c.n ? c.n : 1, sizeof(*arch));
+	for (i = 0; i < c.n; i++)
+		if (c.inodes[i]->src == TREE_SRC_ARCHIVE)
+			arch[start++] = c.inodes[i];
+	if (start > 1)
+		qsort(arch, start, sizeof(*arch), entry_cmp);
+	for (i = 0; i < start && r >= 0;) {
+		size_t j = i;
+
+		while (j < start && arch[j]->layer == arch[i]->layer)
+			j++;
+		r = tree_stream_layer(t, arch[i]->layer, arch + i, j - i, ops, ctx, err);
+		i = j;
+	}
+	free(arch);
+	/* Then inline and host files (what a recipe adds), in tree order. */
 	for (i = 0; i < c.n && r >= 0; i++) {
 		struct tree_inode *ino = c.inodes[i];
 
@@ -337,21 +355,6 @@ int tree_stream_content(struct tree *t, const struct tree_content_ops *user_ops,
 			r = tree_stream_host(ino, ops, ctx, err);
 		if (r >= 0 && ops->end)
 			r = ops->end(ctx, ino, err);
-	}
-	/* Archive content: one pass over each layer, in archive order. */
-	start = 0;
-	for (i = 0; i < c.n; i++)
-		if (c.inodes[i]->src == TREE_SRC_ARCHIVE)
-			c.inodes[start++] = c.inodes[i];
-	if (start > 1)
-		qsort(c.inodes, start, sizeof(*c.inodes), entry_cmp);
-	for (i = 0; i < start && r >= 0;) {
-		size_t j = i;
-
-		while (j < start && c.inodes[j]->layer == c.inodes[i]->layer)
-			j++;
-		r = tree_stream_layer(t, c.inodes[i]->layer, c.inodes + i, j - i, ops, ctx, err);
-		i = j;
 	}
 	hq_finish(&hq);
 	sha256_free(te.h);

@@ -184,9 +184,11 @@ void tree_digest(struct tree *t, int64_t clamp_mtime, bool content, uint8_t ret[
 /*
  * Stream the content of every regular file with content: begin(inode),
  * then data(inode, offset, buf, len) for each piece in increasing offset
- * order (holes skipped), then end(inode). Inline and host files come
- * first in tree order, then archive layers in their order, each in archive
- * order. A callback returning < 0 stops the stream with that value.
+ * order (holes skipped), then end(inode). Archive layers come first in
+ * their order, each in archive order, then inline and host files in tree
+ * order (what a recipe adds, which changes most from one version to the
+ * next, last: an image writer placing content in stream order keeps it from
+ * moving the rest). A callback returning < 0 stops the stream with that value.
  * Computes every inode's content digest on the way (on a second thread).
  */
 struct tree_content_ops {

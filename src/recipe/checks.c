@@ -28,6 +28,30 @@ static uint64_t size_or(const struct ynode *map, const char *key, uint64_t def)
 	return v;
 }
 
+/* outputs: are written from the disk, each once. */
+static void check_outputs(const struct ynode *root, struct diags *d)
+{
+	const struct ynode *list = ynode_map_get(root, "outputs");
+	size_t i, j;
+
+	if (!list || list->kind != YNODE_SEQ)
+		return;
+	if (list->n && !ynode_map_get(root, "disk")) {
+		diags_add(d, &list->pos,
+			  "outputs: are written from the disk, and the image has no disk: section; "
+			  "add one, or remove outputs:");
+		return;
+	}
+	for (i = 0; i < list->n; i++)
+		for (j = 0; j < i; j++)
+			if (list->v[i]->str && list->v[j]->str &&
+			    !strcmp(list->v[i]->str, list->v[j]->str)) {
+				diags_add(d, &list->v[i]->pos, "outputs: '%s' is listed twice",
+					  list->v[i]->str);
+				break;
+			}
+}
+
 static void check_disk(const struct ynode *root, struct diags *d)
 {
 	const struct ynode *disk = ynode_map_get(root, "disk");
@@ -436,5 +460,6 @@ void checks_run(const struct ynode *root, struct diags *d)
 	check_files(root, d);
 	check_overlays(root, d);
 	check_disk(root, d);
+	check_outputs(root, d);
 	check_users(root, d);
 }

@@ -130,6 +130,7 @@ static const struct field boot_fields[] = {
 
 static const struct field update_fields[] = {
 	{ "compatible", T_NAME, NULL, NULL, 0, 0, NULL, NULL },
+	{ "lineage", T_NAME, NULL, NULL, 0, 0, NULL, NULL },
 	{ "keyring", T_LIST, hostpath_item, NULL, 0, 0, NULL, NULL },
 	{ "channel", T_STR, NULL, NULL, 0, 0, NULL, NULL },
 	{ "channel_name", T_NAME, NULL, NULL, 0, 0, NULL, NULL },
@@ -137,6 +138,11 @@ static const struct field update_fields[] = {
 	{ "health_timeout", T_INT, NULL, NULL, 1, 86400, NULL, "seconds from 1 to 86400" },
 	{ "reboot", T_BOOL, NULL, NULL, 0, 0, NULL, NULL },
 	{ NULL, 0, NULL, NULL, 0, 0, NULL, NULL },
+};
+
+static const char *const output_formats[] = { "raw", "qcow2", "vhd", "vmdk", NULL };
+static const struct field output_item[] = {
+	{ NULL, T_ENUM, NULL, output_formats, 0, 0, NULL, NULL },
 };
 
 /* Keys a profile may set: everything but the image's identity and structure. */
@@ -152,6 +158,7 @@ static const struct field update_fields[] = {
 		{ "users", T_LIST, user_item, NULL, 0, 0, NULL, NULL },                            \
 		{ "rootfs", T_MAP, rootfs_fields, NULL, 0, 0, NULL, NULL },                        \
 		{ "disk", T_MAP, disk_fields, NULL, 0, 0, NULL, NULL },                            \
+		{ "outputs", T_LIST, output_item, NULL, 0, 0, NULL, NULL },                        \
 		{ "boot", T_MAP, boot_fields, NULL, 0, 0, NULL, NULL },                            \
 		{ "update", T_MAP, update_fields, NULL, 0, 0, NULL, NULL }
 

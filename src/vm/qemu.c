@@ -28,6 +28,8 @@
 #define STDERR_MAX (64 * 1024)
 /* After a kernel panic line, keep reading this long to catch the trace. */
 #define PANIC_GRACE_MS 2000
+/* A console line that has not grown for this long is matched as a whole line. */
+#define CONSOLE_QUIET_MS 300
 /* Between SIGTERM and SIGKILL when stopping QEMU. */
 #define STOP_GRACE_MS 5000
 
@@ -211,6 +213,15 @@ int qemu_disk_format(const char *path, const char **ret_format)
 		*ret_format = "qcow2";
 		return 0;
 	}
+	/* imgforge export's other formats: a VMDK, a dynamic VHD (a fixed one reads as raw). */
+	if (n >= 4 && !memcmp(sector, "KDMV", 4)) {
+		*ret_format = "vmdk";
+		return 0;
+	}
+	if (n >= 8 && !memcmp(sector, "conectix", 8)) {
+		*ret_format = "vpc";
+		return 0;
+	}
 	if (n < (ssize_t)sizeof(sector))
 		return -ENODATA;
 	/* An MBR, or the protective MBR in front of a GPT, ends the first sector with 55 AA. */
@@ -301,7 +312,8 @@ struct qemu_console {
 	bool panicked;
 	enum esc_state esc;
 	struct strbuf line; /* the current line, cleaned */
-	bool line_checked;  /* the current line was matched since it last grew */
+	/* How the current line was matched since it last grew. */
+	enum { LINE_UNCHECKED, LINE_CHECKED_PARTIAL, LINE_CHECKED_WHOLE } line_state;
 	char *ring[QEMU_CONSOLE_LINES];
 	size_t ring_head; /* next slot to write */
 	size_t ring_count;
@@ -351,12 +363,13 @@ void qemu_console_free(struct qemu_console *c)
 	free(c);
 }
 
-static void console_match(struct qemu_console *c, const char *line)
+/* whole: the line has ended (or stopped growing), so `$` may match at its end. */
+static void console_match(struct qemu_console *c, const char *line, bool whole)
 {
 	size_t i;
 
 	for (i = 0; i < c->n; i++)
-		if (!c->matched[i] && regexec(&c->re[i], line, 0, NULL, 0) == 0) {
+		if (!c->matched[i] && regexec(&c->re[i], line, 0, NULL, whole ? 0 : REG_NOTEOL) == 0) {
 			c->matched[i] = true;
 			c->nmatched++;
 		}
@@ -365,16 +378,17 @@ static void console_match(struct qemu_console *c, const char *line)
 }
 
 /*
- * End the current line: match it unless it was matched as it stands, and
- * keep it in the ring. Lines that were only escape sequences (screen
- * clearing) are empty here and not kept: they would crowd the report.
+ * End the current line: match it as a whole line unless it was matched so
+ * as it stands, and keep it in the ring. Lines that were only escape
+ * sequences (screen clearing) are empty here and not kept: they would crowd
+ * the report.
  */
 static void console_end_line(struct qemu_console *c)
 {
 	const char *s = strbuf_str(&c->line);
 
-	if (!c->line_checked)
-		console_match(c, s);
+	if (c->line_state != LINE_CHECKED_WHOLE)
+		console_match(c, s, true);
 	if (c->line.len) {
 		free(c->ring[c->ring_head]);
 		c->ring[c->ring_head] = strbuf_detach(&c->line);
@@ -383,7 +397,7 @@ static void console_end_line(struct qemu_console *c)
 			c->ring_count++;
 	}
 	strbuf_reset(&c->line);
-	c->line_checked = false;
+	c->line_state = LINE_UNCHECKED;
 }
 
 static void console_byte(struct qemu_console *c, unsigned char ch)
@@ -426,7 +440,7 @@ static void console_byte(struct qemu_console *c, unsigned char ch)
 		console_end_line(c);
 	} else if (ch == '\t' || (ch >= 0x20 && ch != 0x7f)) {
 		strbuf_addch(&c->line, (char)ch);
-		c->line_checked = false;
+		c->line_state = LINE_UNCHECKED;
 		if (c->line.len >= CONSOLE_LINE_MAX)
 			console_end_line(c);
 	}
@@ -439,10 +453,24 @@ size_t qemu_console_feed(struct qemu_console *c, const char *data, size_t len)
 
 	for (i = 0; i < len; i++)
 		console_byte(c, (unsigned char)data[i]);
-	/* A prompt waits without a newline: match the line as it stands. */
-	if (c->line.len && !c->line_checked) {
-		console_match(c, strbuf_str(&c->line));
-		c->line_checked = true;
+	/* The line so far, without `$` at its end: more of it may come. */
+	if (c->line.len && c->line_state == LINE_UNCHECKED) {
+		console_match(c, strbuf_str(&c->line), false);
+		c->line_state = LINE_CHECKED_PARTIAL;
+	}
+	return c->nmatched;
+}
+
+bool qemu_console_pending(const struct qemu_console *c)
+{
+	return c->line.len && c->line_state != LINE_CHECKED_WHOLE;
+}
+
+size_t qemu_console_idle(struct qemu_console *c)
+{
+	if (qemu_console_pending(c)) {
+		console_match(c, strbuf_str(&c->line), true);
+		c->line_state = LINE_CHECKED_WHOLE;
 	}
 	return c->nmatched;
 }
@@ -506,6 +534,7 @@ struct boot_run {
 	struct strbuf err;
 	size_t console_bytes;
 	char last_byte; /* the last console byte, to end the echo on a new line */
+	int64_t last_console_ms; /* when console bytes last came */
 	bool exited;
 	int status;
 };
@@ -536,6 +565,7 @@ static void boot_drain(struct boot_run *b)
 			fflush(b->o->log);
 		}
 		qemu_console_feed(b->res->console, buf, (size_t)n);
+		b->last_console_ms = monotonic_ms();
 		b->console_bytes += (size_t)n;
 		b->last_byte = buf[n - 1];
 	}
@@ -665,6 +695,9 @@ static int boot_once(const struct qemu_boot_opts *o, const struct qemu_opts *vm,
 
 		boot_drain(&b);
 		t = monotonic_ms();
+		/* A line that stopped growing is a prompt waiting for input: match it whole. */
+		if (qemu_console_pending(ret->console) && t - b.last_console_ms >= CONSOLE_QUIET_MS)
+			qemu_console_idle(ret->console);
 		/*
 		 * The firmware is printing, so QEMU has opened every file in the
 		 * temporary directory: remove it now, and nothing is left behind
@@ -693,6 +726,7 @@ static int boot_once(const struct qemu_boot_opts *o, const struct qemu_opts *vm,
 		/* At EOF QEMU has exited (or is about to): collect its status. */
 		if ((b.out_fd < 0 && b.err_fd < 0 && boot_reap(&b, true)) || boot_reap(&b, false)) {
 			boot_drain(&b);
+			qemu_console_idle(ret->console); /* the console has ended */
 			if (qemu_console_panicked(ret->console))
 				ret->outcome = QEMU_PANIC;
 			else if (o->nexpect && qemu_console_all_matched(ret->console))
@@ -709,6 +743,11 @@ static int boot_once(const struct qemu_boot_opts *o, const struct qemu_opts *vm,
 			wait = deadline - t;
 		if (panic_deadline >= 0 && (wait < 0 || panic_deadline - t < wait))
 			wait = panic_deadline - t;
+		if (qemu_console_pending(ret->console)) {
+			int64_t quiet = b.last_console_ms + CONSOLE_QUIET_MS - t;
+			if (wait < 0 || quiet < wait)
+				wait = quiet < 0 ? 0 : quiet;
+		}
 		boot_wait(&b, wait, oldmask);
 	}
 	ret->seconds = (double)(monotonic_ms() - start) / 1000.0;
@@ -824,7 +863,7 @@ int qemu_boot(const struct qemu_boot_opts *o, struct qemu_result *ret)
 		r = qemu_disk_format(vm.disk, &vm.disk_format);
 		if (r == -ENODATA || r == -ENOEXEC) {
 			ret->error = xasprintf(
-				"'%s' is not a disk image: %s; boot the disk.raw (or a qcow2 of it) "
+				"'%s' is not a disk image: %s; boot the disk.raw (or an export of it) "
 				"that 'imgforge build' writes for an image with a disk: section",
 				vm.disk,
 				r == -ENODATA ? "it is shorter than one sector"

@@ -98,11 +98,20 @@ void qemu_console_free(struct qemu_console *c);
 
 /*
  * Feed raw serial bytes, split anywhere (escape sequences and lines may
- * straddle calls). Each complete line, and the incomplete last line (a
- * login prompt has no newline), is matched without \r, ANSI escapes and
- * other control characters. Returns the number of patterns matched so far.
+ * straddle calls). Each complete line is matched without \r, ANSI escapes
+ * and other control characters. The incomplete last line is matched as it
+ * grows, but `$` cannot match at its end: it may be half of a line
+ * ("MARKER 4" of "MARKER 42"). Returns the number of patterns matched so far.
  */
 size_t qemu_console_feed(struct qemu_console *c, const char *data, size_t len);
+/*
+ * The console went quiet: an incomplete last line has stopped growing (a
+ * login prompt waits without a newline), so it is matched as a whole line,
+ * `$` included. Returns the number of patterns matched so far.
+ */
+size_t qemu_console_idle(struct qemu_console *c);
+/* Whether there is an incomplete line that qemu_console_idle() would match. */
+bool qemu_console_pending(const struct qemu_console *c);
 
 bool qemu_console_all_matched(const struct qemu_console *c);
 bool qemu_console_matched(const struct qemu_console *c, size_t i);

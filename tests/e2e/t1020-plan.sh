@@ -101,9 +101,10 @@ assert d[\"recipe\"][\"image\"] == \"atarys\"
 '
 
 test_expect_success 'the ATARYS images differ in their settings, not in their packages' '
-	mkdir -p dist &&
+	mkdir -p dist && "$IMGFORGE" keygen -o keys 2>/dev/null &&
 	for e in production staging; do
-		imgforge plan $M --set frontend_dist="$TEST_DIR/dist" "$SRCDIR/images/atarys-$e.yaml" >$e || exit 1
+		imgforge plan $M --set frontend_dist="$TEST_DIR/dist" \
+			--set update_keyring="$TEST_DIR/keys/signing.crt" "$SRCDIR/images/atarys-$e.yaml" >$e || exit 1
 	done &&
 	grep -F "workers = 4" production && grep -F "workers = 2" staging &&
 	grep -F "LOG_LEVEL=WARNING" production && grep -F "LOG_LEVEL=INFO" staging &&

@@ -8,8 +8,8 @@
 
 # Recorded together: update both, and bump STAGE_FORMAT_VERSION in
 # src/build/keys.c, whenever imgforge writes different bytes for this input.
-RECORDED_VERSION=4
-RECORDED_ROOTFS=9571de7a4c5f4e3631cefd48559c184c3e24608e2875b1bd2f8e5dd9719e84e6
+RECORDED_VERSION=5
+RECORDED_ROOTFS=1b71e94e97f045af6c1ad3d5e8c4719244ebb03a1af9ad35eff9b92ea8a8be67
 
 version=$(sed -n 's/^#define STAGE_FORMAT_VERSION "\(.*\)"$/\1/p' "$SRCDIR/src/build/keys.c")
 

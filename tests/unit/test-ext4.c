@@ -185,6 +185,52 @@ TEST(test_image_full_keeps_callers_message)
 	strbuf_release(&err);
 }
 
+/*
+ * Content is placed in regions with gaps between them (place_region()): an
+ * image sized with no headroom still takes all of it, the gaps included.
+ */
+TEST(test_no_headroom_fills_the_gaps)
+{
+	struct tree *t = tree_new();
+	struct ext4_opts o = EXT4_OPTS_INIT;
+	struct strbuf err = STRBUF_INIT;
+	char *data = xmalloc(300 << 10);
+	uint64_t size = 0;
+	size_t i;
+
+	for (i = 0; i < (300 << 10); i++)
+		data[i] = (char)(i * 7 + i / 4096);
+	for (i = 0; i < 60; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "opt/app/f%03zu", i);
+		data[0] = (char)i;
+		CHECK_INT(tree_add_file(t, name, data, 300 << 10, NULL, 0644, 0, 0, EPOCH, &err), 0);
+	}
+	o.epoch = EPOCH;
+	o.headroom_percent = 0;
+	o.lineage = "unit";
+	CHECK_INT(ext4_write(t, "tight.ext4", &o, &size, &err), 0);
+	CHECK(size <= 24 << 20);
+	CHECK_INT(sh("PATH=$PATH:/sbin:/usr/sbin e2fsck -fn tight.ext4 >fsck.out 2>&1"), 0);
+	CHECK_INT(sh("PATH=$PATH:/sbin:/usr/sbin debugfs -R 'dump /opt/app/f059 f059' tight.ext4 "
+		     "2>/dev/null && test $(stat -c %s f059) = 307200"),
+		  0);
+	free(data);
+	tree_free(t);
+	strbuf_release(&err);
+}
+
+TEST(test_lineage_names)
+{
+	CHECK(ext4_valid_lineage("atarys-appliance_1.0"));
+	CHECK(!ext4_valid_lineage(""));
+	CHECK(!ext4_valid_lineage("a b"));
+	CHECK(!ext4_valid_lineage("a/b"));
+	CHECK(ext4_valid_lineage("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+	CHECK(!ext4_valid_lineage("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+}
+
 TEST(test_parse_uuid)
 {
 	uint8_t u[16];
@@ -203,5 +249,7 @@ int main(void)
 	RUN(test_refusals_leave_nothing);
 	RUN(test_image_full_keeps_callers_message);
 	RUN(test_parse_uuid);
+	RUN(test_no_headroom_fills_the_gaps);
+	RUN(test_lineage_names);
 	return tap_done();
 }

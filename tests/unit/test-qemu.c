@@ -148,6 +148,16 @@ TEST(disk_format_by_magic)
 	fseek(f, 510, SEEK_SET);
 	fwrite("\x55\xaa", 1, 2, f);
 	fclose(f);
+	f = fopen("k.img", "w");
+	fwrite("KDMV\3\0\0\0", 1, 8, f);
+	fseek(f, 1023, SEEK_SET);
+	fwrite("", 1, 1, f);
+	fclose(f);
+	f = fopen("v.img", "w");
+	fwrite("conectix", 1, 8, f);
+	fseek(f, 1023, SEEK_SET);
+	fwrite("", 1, 1, f);
+	fclose(f);
 	f = fopen("empty.img", "w");
 	fclose(f);
 	f = fopen("zero.img", "w");
@@ -162,6 +172,11 @@ TEST(disk_format_by_magic)
 	CHECK_STR(fmt, "qcow2");
 	CHECK_INT(qemu_disk_format("r.img", &fmt), 0);
 	CHECK_STR(fmt, "raw");
+	/* What imgforge export writes: a streamOptimized VMDK, a dynamic VHD. */
+	CHECK_INT(qemu_disk_format("k.img", &fmt), 0);
+	CHECK_STR(fmt, "vmdk");
+	CHECK_INT(qemu_disk_format("v.img", &fmt), 0);
+	CHECK_STR(fmt, "vpc");
 	/* Nothing a firmware could boot: refused before QEMU starts. */
 	CHECK_INT(qemu_disk_format("empty.img", &fmt), -ENODATA);
 	CHECK_INT(qemu_disk_format("short.img", &fmt), -ENODATA);
@@ -253,6 +268,11 @@ TEST(console_matches_across_any_split)
 		for (off = 0; off < len; off += step)
 			qemu_console_feed(c, console_text + off,
 					  len - off < step ? len - off : step);
+		/* Only the quiet console ends the prompt's line, for `$`. */
+		CHECK(!qemu_console_matched(c, 0));
+		CHECK(qemu_console_pending(c));
+		qemu_console_idle(c);
+		CHECK(!qemu_console_pending(c));
 		for (i = 0; i < ARRAY_SIZE(console_patterns); i++)
 			if (!qemu_console_matched(c, i))
 				printf("#   step %zu: pattern %zu '%s' did not match\n", step, i,
@@ -306,6 +326,32 @@ TEST(console_patterns_in_any_order)
 	CHECK(qemu_console_all_matched(c));
 	/* A match stays a match. */
 	CHECK_INT(qemu_console_feed(c, "other\n", 6), 2);
+	qemu_console_free(c);
+}
+
+/*
+ * `$` matches where a line ends, never at the end of the part of a line
+ * that has come so far: "MARKER 4" is not the line "MARKER 42".
+ */
+TEST(console_dollar_needs_the_end_of_the_line)
+{
+	static const char *const pats[] = {"^MARKER [0-9]+$", "^MARKER 4$", "MARK"};
+	struct qemu_console *c = NULL;
+
+	CHECK_INT(qemu_console_new(pats, 3, &c, NULL), 0);
+	/* Without `$`, a pattern matches as soon as its text has come. */
+	CHECK_INT(qemu_console_feed(c, "MARKER 4", 8), 1);
+	CHECK(qemu_console_matched(c, 2));
+	CHECK_INT(qemu_console_feed(c, "2\r\n", 3), 2);
+	CHECK(qemu_console_matched(c, 0));
+	CHECK(!qemu_console_matched(c, 1));
+	CHECK(!qemu_console_pending(c));
+	/* A line that stopped growing is whole: idle matches it, `$` included. */
+	CHECK_INT(qemu_console_feed(c, "MARKER 4", 8), 2);
+	CHECK(qemu_console_pending(c));
+	CHECK_INT(qemu_console_idle(c), 3);
+	/* Idle twice, or with nothing pending, changes nothing. */
+	CHECK_INT(qemu_console_idle(c), 3);
 	qemu_console_free(c);
 }
 
@@ -417,6 +463,7 @@ int main(void)
 	RUN(console_matches_across_any_split);
 	RUN(console_lines_are_cleaned);
 	RUN(console_patterns_in_any_order);
+	RUN(console_dollar_needs_the_end_of_the_line);
 	RUN(console_matches_per_line);
 	RUN(console_bad_regex);
 	RUN(console_panic);
