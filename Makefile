@@ -76,7 +76,8 @@ UNIT_SRCS  := $(sort $(wildcard tests/unit/test-*.c))
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRCS))
 # imgforge-update: its commands, and the layers below update/ it uses.
 AGENT_SRCS := $(sort $(wildcard src/update/agent/*.c)) \
-	$(sort $(wildcard src/core/*.c src/update/*.c)) src/net/fetch.c src/net/fetch-stream.c
+	$(sort $(wildcard src/core/*.c src/update/*.c)) src/net/fetch.c src/net/fetch-stream.c \
+	src/net/fetch-range.c
 AGENT_OBJS := $(patsubst src/%.c,$(O)/src/%.o,$(AGENT_SRCS))
 FUZZ_SRCS  := $(sort $(wildcard tests/fuzz/fuzz-*.c))
 FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(O)/tests/%,$(FUZZ_SRCS))
@@ -162,7 +163,7 @@ DEB_PACKAGES := gcc make pkg-config libc6-dev \
 	mmdebstrap debian-archive-keyring ca-certificates time bc \
 	qemu-system-x86 qemu-utils ovmf seabios grub-efi-amd64-bin grub-pc-bin \
 	fdisk gdisk dosfstools mtools \
-	postgresql curl python3-flask python3-psycopg2 gunicorn openssh-client lynis strace
+	postgresql curl python3-flask python3-psycopg2 gunicorn openssh-client lynis strace casync
 
 # The sample frontend's toolchain (examples/atarys/frontend: Vite 5.4) runs on
 # Node.js 18 or later, Debian 12's own. A node and npm that work already, such

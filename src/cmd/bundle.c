@@ -124,7 +124,7 @@ out:
 static int bundle_create_cmd(int argc, char **argv)
 {
 	const char *out = NULL, *key = NULL, *cert = NULL, *compatible = NULL, *version = NULL;
-	const char *registry = NULL, *cache = NULL;
+	const char *registry = NULL, *cache = NULL, *format = NULL;
 	const struct opt options[] = {
 		OPT_STRING('o', "output", &out, "<file>", "the bundle to write"),
 		OPT_STRING(0, "key", &key, "<key>",
@@ -135,6 +135,9 @@ static int bundle_create_cmd(int argc, char **argv)
 			   "name)"),
 		OPT_STRING(0, "version", &version, "<v>",
 			   "the image version (default: the build's)"),
+		OPT_STRING(0, "format", &format, "<n>",
+			   "the bundle format: 2 (default; delta downloads), or 1 for\ndevices "
+			   "whose imgforge-update reads no newer"),
 		OPT_STRING(0, "registry", &registry, "<path>",
 			   "the registry database (default: registry.db in the cache)"),
 		OPT_STRING(0, "cache", &cache, "<dir>",
@@ -166,6 +169,10 @@ static int bundle_create_cmd(int argc, char **argv)
 				    : "no certificate given (--cert <cert>)");
 		return EXIT_USAGE;
 	}
+	if (format && strcmp(format, "1") && strcmp(format, "2")) {
+		error("bundle: --format must be 1 or 2, not '%s'", format);
+		return EXIT_USAGE;
+	}
 	created = source_date_epoch((int64_t)time(NULL));
 	if (stat(argv[0], &st) == 0 || strchr(argv[0], '/')) {
 		if (!compatible || !version) {
@@ -191,8 +198,9 @@ static int bundle_create_cmd(int argc, char **argv)
 			created = b->created;
 	}
 	verbose("bundle: writing '%s' from '%s'", out, image);
-	if (bundle_create(image, out, key, cert, compatible, version, build_id, created, err,
-			  sizeof(err)) < 0) {
+	if (bundle_create_format(image, out, key, cert, compatible, version, build_id, created,
+				 format ? (unsigned)atoi(format) : BUNDLE_FORMAT, err,
+				 sizeof(err)) < 0) {
 		error("bundle: %s", err);
 		goto out;
 	}
@@ -303,9 +311,16 @@ static int bundle_info_cmd(int argc, char **argv)
 			    "chunks      %zu of %" PRIu64 " bytes stored (%" PRIu64
 			    " image bytes; the rest is zeros)\n",
 			    m->n_chunks, m->chunk_size, stored);
+		if (m->format >= 2)
+			strbuf_addf(&out, "frames      of %" PRIu64 " bytes, zstd each\n",
+				    m->frame_size);
 		if (m->has_chunk_index) {
 			hex_encode(m->chunk_index_sha256, 32, hex);
-			strbuf_addf(&out, "chunk index sha256 %s\n", hex);
+			if (m->format >= 2)
+				strbuf_addf(&out, "chunk index %" PRIu64 " bytes, sha256 %s\n",
+					    m->index_size, hex);
+			else
+				strbuf_addf(&out, "chunk index sha256 %s\n", hex);
 		}
 		strbuf_addf(&out, "signer      %s\n", signer);
 		strbuf_addf(

@@ -135,4 +135,28 @@ const char *fetch_stream_error(const struct fetch_stream *s);
 uint64_t fetch_stream_offset(const struct fetch_stream *s);
 void fetch_stream_close(struct fetch_stream *s);
 
+/*
+ * Byte ranges of one URL (http, https), one request each over a reused
+ * connection: what a delta update fetches from a static server. Each range
+ * must come back as a 206 with the Content-Range asked for; a transfer that
+ * breaks off is retried (opts' retries) from where it stopped.
+ */
+struct fetch_ranges;
+
+/* *ret is the caller's (fetch_ranges_close()). Nothing is fetched yet. */
+int fetch_ranges_open(const char *url, const struct fetch_opts *opts, struct fetch_ranges **ret,
+		      struct strbuf *err);
+/*
+ * Exactly len bytes from off into buf: 0, -EOPNOTSUPP when the server
+ * ignores Range (answers 200: fall back to the whole file), or another
+ * -errno; one line (with the URL) appended to err.
+ */
+int fetch_ranges_get(struct fetch_ranges *r, uint64_t off, size_t len, void *buf,
+		     struct strbuf *err);
+/* Body bytes received over all requests, retries and refused answers included. */
+uint64_t fetch_ranges_received(const struct fetch_ranges *r);
+/* The file's size as the last Content-Range gave it (0: none yet). */
+uint64_t fetch_ranges_total(const struct fetch_ranges *r);
+void fetch_ranges_close(struct fetch_ranges *r);
+
 #endif

@@ -4,8 +4,8 @@
  * read front to back from a file or an HTTP stream on the device. Reading
  * trusts nothing before the signature over the header and the manifest is
  * checked; the payload is then checked chunk by chunk against the
- * manifest's digests before any of its bytes are handed on. The only file
- * that includes libzstd's header.
+ * manifest's digests before any of its bytes are handed on. With
+ * chunkidx.c, the only file that includes libzstd's header.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -22,6 +22,7 @@
 #include "core/hash.h"
 #include "core/util.h"
 #include "update/bundle.h"
+#include "update/chunkidx.h"
 #include "update/sign.h"
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) _printf_(3, 4);
@@ -118,11 +119,11 @@ static int open_common(bundle_read_fn rd, void *ctx, const char *keyring,
 	mlen = get_be32(hdr + 12);
 	slen = get_be32(hdr + 16);
 	reserved = get_be32(hdr + 20);
-	if (version != BUNDLE_FORMAT)
+	if (version < BUNDLE_FORMAT_MIN || version > BUNDLE_FORMAT)
 		return fail(err, errlen,
 			    "bundle format %" PRIu32 " is not supported (this "
-			    "imgforge reads format %d); update imgforge",
-			    version, BUNDLE_FORMAT);
+			    "imgforge reads formats %d to %d); update imgforge",
+			    version, BUNDLE_FORMAT_MIN, BUNDLE_FORMAT);
 	if (mlen == 0 || mlen > BUNDLE_MAX_MANIFEST)
 		return fail(err, errlen,
 			    "invalid bundle header: manifest length %" PRIu32
@@ -150,6 +151,13 @@ static int open_common(bundle_read_fn rd, void *ctx, const char *keyring,
 		return -1;
 	if (manifest_parse((const char *)buf + sizeof(hdr), mlen, &m, merr, sizeof(merr)) < 0)
 		return fail(err, errlen, "%s", merr);
+	if (m->format != version) {
+		fail(err, errlen,
+		     "invalid bundle: the header says format %" PRIu32 ", the manifest %u",
+		     version, m->format);
+		bundle_manifest_free(m);
+		return -1;
+	}
 	if (m->payload_offset != sizeof(hdr) + (uint64_t)mlen + slen) {
 		fail(err, errlen,
 		     "invalid manifest: the payload offset %" PRIu64
@@ -209,15 +217,110 @@ static int write_failed(char *err, size_t errlen, uint64_t off)
 	return fail(err, errlen, "cannot write the image at byte %" PRIu64, off);
 }
 
+/* bundle_decode_frames() with the reason alone in err ("frame 3 is not ..."). */
+static int decode_frames(const struct bundle_manifest *m, const struct bundle_chunk *c,
+			 uint64_t first, uint64_t n, const uint8_t *in, size_t in_len, uint8_t *out,
+			 uint32_t *ret_stored, char *err, size_t errlen)
+{
+	size_t pos = 0;
+	uint64_t k;
+
+	for (k = first; k < first + n; k++) {
+		uint64_t off = k * m->frame_size;
+		uint64_t size = c->size - off < m->frame_size ? c->size - off : m->frame_size;
+		size_t zn = pos < in_len ? ZSTD_findFrameCompressedSize(in + pos, in_len - pos) : 0;
+		unsigned long long fsize =
+			zn && !ZSTD_isError(zn) ? ZSTD_getFrameContentSize(in + pos, zn) : 0;
+		size_t got;
+
+		if (off >= c->size || !zn || ZSTD_isError(zn) || fsize != size ||
+		    (first + n == k + 1 && pos + zn != in_len)) {
+			if (m->format == 1)
+				fail(err, errlen, "it is not one zstd frame of %" PRIu64 " bytes",
+				     size);
+			else
+				fail(err, errlen,
+				     "its frame %" PRIu64 " is not one zstd frame of %" PRIu64
+				     " bytes",
+				     k, size);
+			return -1;
+		}
+		got = ZSTD_decompress(out + off, size, in + pos, zn);
+		if (ZSTD_isError(got) || got != size) {
+			fail(err, errlen, "its frame %" PRIu64 " does not decompress (%s)", k,
+			     ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short");
+			return -1;
+		}
+		if (ret_stored)
+			ret_stored[k - first] = (uint32_t)zn;
+		pos += zn;
+	}
+	return 0;
+}
+
+int bundle_decode_frames(const struct bundle_manifest *m, const struct bundle_chunk *c,
+			 uint64_t first, uint64_t n, const uint8_t *in, size_t in_len, uint8_t *out,
+			 uint32_t *ret_stored, char *err, size_t errlen)
+{
+	char why[256];
+
+	if (decode_frames(m, c, first, n, in, in_len, out, ret_stored, why, sizeof(why)) < 0)
+		return fail(err, errlen,
+			    "damaged bundle: the chunk at image bytes %" PRIu64 "..%" PRIu64
+			    ": %s; fetch it again",
+			    c->offset, c->offset + c->size, why);
+	return 0;
+}
+
+/*
+ * After a format-2 payload: the chunk index, checked against its digest in
+ * the manifest, decoded against the manifest, and compared with the frames
+ * the payload really holds (stored, hashes: what the stream recorded).
+ */
+static int check_index(bundle_read_fn rd, void *ctx, const struct bundle_manifest *m, uint64_t at,
+		       const struct chunkidx *seen, char *err, size_t errlen)
+{
+	_cleanup_free_ uint8_t *buf = xmalloc(m->index_size);
+	struct chunkidx *x = NULL;
+	uint8_t digest[SHA256_LEN];
+	struct sha256 *h;
+	char xerr[300];
+	int r = -1;
+
+	if (read_exact(rd, ctx, buf, m->index_size, at, "its chunk index", err, errlen) < 0)
+		return -1;
+	h = sha256_new();
+	sha256_update(h, buf, m->index_size);
+	sha256_final(h, digest);
+	sha256_free(h);
+	if (memcmp(digest, m->chunk_index_sha256, SHA256_LEN))
+		return fail(err, errlen,
+			    "damaged bundle: the chunk index does not match its SHA-256 in the "
+			    "manifest; fetch it again");
+	if (chunkidx_decode(buf, m->index_size, m, &x, xerr, sizeof(xerr)) < 0)
+		return fail(err, errlen, "%s", xerr);
+	if (x->n_frames != seen->n_frames ||
+	    memcmp(x->stored, seen->stored, x->n_frames * sizeof(*x->stored)) ||
+	    memcmp(x->hash, seen->hash, x->n_frames * sizeof(*x->hash)))
+		fail(err, errlen,
+		     "invalid bundle: the chunk index does not describe the payload's frames");
+	else
+		r = 0;
+	chunkidx_free(x);
+	return r;
+}
+
 int bundle_stream_payload(bundle_read_fn rd, void *ctx, const struct bundle_manifest *m,
 			  int (*emit)(void *ectx, uint64_t off, const void *data, size_t len),
 			  int (*emit_zero)(void *ectx, uint64_t off, uint64_t len), void *ectx,
 			  char *err, size_t errlen)
 {
 	struct sha256 *ph = sha256_new(), *ih = sha256_new(), *ch = sha256_new();
-	size_t max_stored = ZSTD_compressBound(m->chunk_size) + 64;
+	size_t max_stored = manifest_max_stored(m);
+	uint64_t max_frames = (m->chunk_size + m->frame_size - 1) / m->frame_size;
 	uint8_t *in = xmalloc(max_stored), *out = xmalloc(m->chunk_size);
-	ZSTD_DCtx *dctx = ZSTD_createDCtx();
+	uint32_t *fstored = xcalloc(max_frames, sizeof(*fstored));
+	struct chunkidx seen = {.frame_size = m->frame_size};
 	uint8_t digest[SHA256_LEN], extra;
 	uint64_t pos = 0, at = m->payload_offset;
 	size_t i;
@@ -226,15 +329,10 @@ int bundle_stream_payload(bundle_read_fn rd, void *ctx, const struct bundle_mani
 
 	if (errlen)
 		err[0] = '\0';
-	if (!dctx) {
-		fail(err, errlen, "out of memory");
-		goto out;
-	}
 	for (i = 0; i < m->n_chunks; i++) {
 		const struct bundle_chunk *c = &m->chunks[i];
-		unsigned long long fsize;
-		size_t got;
-		char what[64];
+		uint64_t nf = manifest_chunk_frames(m, c), k;
+		char what[64], why[256];
 
 		if (c->offset > pos &&
 		    emit_zeros(ih, pos, c->offset - pos, emit, emit_zero, ectx) < 0) {
@@ -253,22 +351,12 @@ int bundle_stream_payload(bundle_read_fn rd, void *ctx, const struct bundle_mani
 			goto out;
 		at += c->stored_size;
 		sha256_update(ph, in, c->stored_size);
-		fsize = ZSTD_getFrameContentSize(in, c->stored_size);
-		if (ZSTD_findFrameCompressedSize(in, c->stored_size) != c->stored_size ||
-		    fsize != c->size) {
+		if (decode_frames(m, c, 0, nf, in, c->stored_size, out, fstored, why,
+				  sizeof(why)) < 0) {
 			fail(err, errlen,
 			     "damaged bundle: chunk %zu (image bytes %" PRIu64 "..%" PRIu64
-			     ") is not one zstd frame of %" PRIu64 " bytes; fetch it again",
-			     i, c->offset, c->offset + c->size, c->size);
-			goto out;
-		}
-		got = ZSTD_decompressDCtx(dctx, out, c->size, in, c->stored_size);
-		if (ZSTD_isError(got) || got != c->size) {
-			fail(err, errlen,
-			     "damaged bundle: chunk %zu (image bytes %" PRIu64 "..%" PRIu64
-			     ") does not decompress (%s); fetch it again",
-			     i, c->offset, c->offset + c->size,
-			     ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short");
+			     "): %s; fetch it again",
+			     i, c->offset, c->offset + c->size, why);
 			goto out;
 		}
 		sha256_update(ch, out, c->size);
@@ -280,6 +368,17 @@ int bundle_stream_payload(bundle_read_fn rd, void *ctx, const struct bundle_mani
 			     i, c->offset, c->offset + c->size);
 			goto out;
 		}
+		if (m->format >= 2)
+			for (k = 0; k < nf; k++) {
+				uint64_t fo = k * m->frame_size;
+				uint8_t fh[CHUNKIDX_HASH_LEN];
+
+				chunkidx_hash(out + fo,
+					      c->size - fo < m->frame_size ? c->size - fo
+									   : m->frame_size,
+					      fh);
+				chunkidx_add(&seen, fstored[k], fh);
+			}
 		sha256_update(ih, out, c->size);
 		if (emit && emit(ectx, c->offset, out, c->size) < 0) {
 			write_failed(err, errlen, c->offset);
@@ -306,22 +405,31 @@ int bundle_stream_payload(bundle_read_fn rd, void *ctx, const struct bundle_mani
 		     "manifest; fetch it again");
 		goto out;
 	}
+	if (m->format >= 2) {
+		if (check_index(rd, ctx, m, at, &seen, err, errlen) < 0)
+			goto out;
+		at += m->index_size;
+	}
 	n = read_full(rd, ctx, &extra, 1);
 	if (n != 0) {
-		fail(err, errlen,
-		     n < 0 ? "cannot read the bundle at byte %" PRIu64 ": read error"
-			   : "invalid bundle: data after the payload's end at byte %" PRIu64,
-		     at);
+		if (n < 0)
+			fail(err, errlen, "cannot read the bundle at byte %" PRIu64 ": read error",
+			     at);
+		else
+			fail(err, errlen, "invalid bundle: data after the %s at byte %" PRIu64,
+			     m->format >= 2 ? "payload and its chunk index" : "payload's end", at);
 		goto out;
 	}
 	r = 0;
 out:
-	ZSTD_freeDCtx(dctx);
 	sha256_free(ph);
 	sha256_free(ih);
 	sha256_free(ch);
 	free(in);
 	free(out);
+	free(fstored);
+	free(seen.stored);
+	free(seen.hash);
 	return r;
 }
 
@@ -377,15 +485,20 @@ static int tmpfile_in(const char *dir)
 
 /*
  * Compress the image's chunks into the payload file pfd, filling m's image
- * and chunk fields and the payload's size and digest.
+ * and chunk fields and the payload's size and digest. Each chunk is
+ * frame_size-byte zstd frames compressed independently (one frame in
+ * format 1); format 2 appends the chunk index of those frames to pfd after
+ * the payload.
  */
 static int make_payload(int in, const char *image, int pfd, struct bundle_manifest *m, char *err,
 			size_t errlen)
 {
 	struct sha256 *ih = sha256_new(), *ph = sha256_new(), *ch = sha256_new();
-	size_t bound = ZSTD_compressBound(m->chunk_size), alloc = 0;
+	size_t bound = ZSTD_compressBound(m->frame_size), alloc = 0;
 	uint8_t *buf = xmalloc(m->chunk_size), *z = xmalloc(bound);
 	ZSTD_CCtx *cctx = ZSTD_createCCtx();
+	struct chunkidx x = {.frame_size = m->frame_size};
+	struct strbuf xs = STRBUF_INIT;
 	uint64_t off, stored = 0;
 	int r = -1;
 
@@ -397,7 +510,7 @@ static int make_payload(int in, const char *image, int pfd, struct bundle_manife
 		size_t len = m->image_size - off < m->chunk_size ? (size_t)(m->image_size - off)
 								 : m->chunk_size;
 		struct bundle_chunk *c;
-		size_t got = 0, zn;
+		size_t got = 0, fo, cstored = 0;
 
 		while (got < len) {
 			ssize_t n = pread(in, buf + got, len - got, (off_t)(off + got));
@@ -418,36 +531,60 @@ static int make_payload(int in, const char *image, int pfd, struct bundle_manife
 			fail(err, errlen, "'%s' is too large for one bundle", quote_path(image));
 			goto out;
 		}
-		zn = ZSTD_compressCCtx(cctx, z, bound, buf, len, BUNDLE_ZSTD_LEVEL);
-		if (ZSTD_isError(zn)) {
-			fail(err, errlen, "cannot compress '%s': %s", quote_path(image),
-			     ZSTD_getErrorName(zn));
-			goto out;
+		for (fo = 0; fo < len; fo += m->frame_size) {
+			size_t fl = len - fo < m->frame_size ? len - fo : m->frame_size;
+			size_t zn = ZSTD_compressCCtx(cctx, z, bound, buf + fo, fl,
+						      BUNDLE_ZSTD_LEVEL);
+			uint8_t fh[CHUNKIDX_HASH_LEN];
+
+			if (ZSTD_isError(zn)) {
+				fail(err, errlen, "cannot compress '%s': %s", quote_path(image),
+				     ZSTD_getErrorName(zn));
+				goto out;
+			}
+			if (write_all(pfd, z, zn) < 0) {
+				fail(err, errlen, "cannot write the payload: %s", strerror(errno));
+				goto out;
+			}
+			sha256_update(ph, z, zn);
+			chunkidx_hash(buf + fo, fl, fh);
+			chunkidx_add(&x, (uint32_t)zn, fh);
+			cstored += zn;
 		}
-		if (write_all(pfd, z, zn) < 0) {
-			fail(err, errlen, "cannot write the payload: %s", strerror(errno));
-			goto out;
-		}
-		sha256_update(ph, z, zn);
 		GROW(m->chunks, alloc, m->n_chunks + 1);
 		c = &m->chunks[m->n_chunks++];
 		c->offset = off;
 		c->size = len;
 		c->stored_offset = stored;
-		c->stored_size = zn;
+		c->stored_size = cstored;
 		sha256_update(ch, buf, len);
 		sha256_final(ch, c->sha256);
-		stored += zn;
+		stored += cstored;
 	}
 	sha256_final(ih, m->image_sha256);
 	sha256_final(ph, m->payload_sha256);
 	m->payload_size = stored;
+	if (m->format >= 2) {
+		if (chunkidx_encode(&x, &xs, err, errlen) < 0)
+			goto out;
+		if (write_all(pfd, xs.buf, xs.len) < 0) {
+			fail(err, errlen, "cannot write the chunk index: %s", strerror(errno));
+			goto out;
+		}
+		m->has_chunk_index = true;
+		m->index_size = xs.len;
+		sha256_update(ch, xs.buf, xs.len);
+		sha256_final(ch, m->chunk_index_sha256);
+	}
 	r = 0;
 out:
 	ZSTD_freeCCtx(cctx);
 	sha256_free(ih);
 	sha256_free(ph);
 	sha256_free(ch);
+	strbuf_release(&xs);
+	free(x.stored);
+	free(x.hash);
 	free(buf);
 	free(z);
 	return r;
@@ -494,7 +631,7 @@ static int sign_manifest(struct bundle_manifest *m, const char *key, const char 
 				    mlen, BUNDLE_MAX_MANIFEST);
 		}
 		memcpy(sb.buf, BUNDLE_MAGIC, 8);
-		put_be32((uint8_t *)sb.buf + 8, BUNDLE_FORMAT);
+		put_be32((uint8_t *)sb.buf + 8, m->format);
 		put_be32((uint8_t *)sb.buf + 12, (uint32_t)mlen);
 		put_be32((uint8_t *)sb.buf + 16, (uint32_t)guess_sig);
 		if (sig_sign_detached(sb.buf, sb.len, key, cert, &sig, &siglen, err, errlen) < 0) {
@@ -527,6 +664,15 @@ int bundle_create(const char *image_path, const char *out_path, const char *key_
 		  const char *cert_pem, const char *compatible, const char *version,
 		  const char *build_id, int64_t created, char *err, size_t errlen)
 {
+	return bundle_create_format(image_path, out_path, key_pem, cert_pem, compatible, version,
+				    build_id, created, BUNDLE_FORMAT, err, errlen);
+}
+
+int bundle_create_format(const char *image_path, const char *out_path, const char *key_pem,
+			 const char *cert_pem, const char *compatible, const char *version,
+			 const char *build_id, int64_t created, unsigned format, char *err,
+			 size_t errlen)
+{
 	_cleanup_close_ int in = -1, pfd = -1, out = -1;
 	_cleanup_free_ char *dir = NULL, *tmp = NULL;
 	_cleanup_free_ uint8_t *sig = NULL;
@@ -537,6 +683,9 @@ int bundle_create(const char *image_path, const char *out_path, const char *key_
 	struct stat st;
 	int r = -1;
 
+	if (format < BUNDLE_FORMAT_MIN || format > BUNDLE_FORMAT)
+		return fail(err, errlen, "bundle format %u is not one of %d to %d", format,
+			    BUNDLE_FORMAT_MIN, BUNDLE_FORMAT);
 	if (!compatible || !manifest_name_valid(compatible))
 		return fail(err, errlen,
 			    "invalid compatible name '%s': give 1 to %d characters of "
@@ -564,13 +713,14 @@ int bundle_create(const char *image_path, const char *out_path, const char *key_
 			    "'%s' is not an ext4 image (no superblock magic at byte "
 			    "1080); give the build's root.ext4, not the disk image",
 			    quote_path(image_path));
-	m.format = MANIFEST_FORMAT;
+	m.format = format;
 	m.compatible = (char *)compatible;
 	m.version = (char *)version;
 	m.build_id = (char *)(build_id ? build_id : "");
 	m.created = created;
 	m.image_size = (uint64_t)st.st_size;
 	m.chunk_size = BUNDLE_CHUNK_SIZE;
+	m.frame_size = format >= 2 ? BUNDLE_FRAME_SIZE : BUNDLE_CHUNK_SIZE;
 	dir = path_dirname(out_path);
 	pfd = tmpfile_in(dir);
 	if (pfd < 0) {
@@ -589,7 +739,8 @@ int bundle_create(const char *image_path, const char *out_path, const char *key_
 		goto out;
 	}
 	if (write_all(out, head.buf, head.len) < 0 || write_all(out, sig, siglen) < 0 ||
-	    copy_range(pfd, 0, out, head.len + siglen, m.payload_size) < 0 || fsync(out) < 0) {
+	    copy_range(pfd, 0, out, head.len + siglen, m.payload_size + m.index_size) < 0 ||
+	    fsync(out) < 0) {
 		fail(err, errlen, "cannot write '%s': %s", quote_path(tmp), strerror(errno));
 		unlink(tmp);
 		goto out;

@@ -21,17 +21,24 @@
  *   24     M  manifest (compact JSON)
  *   24+M   S  signature: DER CMS SignedData, detached, over bytes [0, 24+M)
  *   24+M+S    payload: the stored chunks back to back, in manifest order
+ *   (format 2)   the chunk index (chunkidx.h), chunk_index.size bytes
+ *
+ * Format 2 stores each chunk as independent zstd frames of frame_size
+ * image bytes; format 1 as one frame.
  *
  * Every function returns 0 or -1 with one message (what, where, what to
  * do) in err.
  */
 #define BUNDLE_MAGIC	     "IMGFBND1"
 #define BUNDLE_HEADER_SIZE   24
-#define BUNDLE_FORMAT	     1
+#define BUNDLE_FORMAT	     2 /* written; 1 is still read (and written on request) */
+#define BUNDLE_FORMAT_MIN    1
 #define BUNDLE_MAX_MANIFEST  (4u << 20)
 #define BUNDLE_MAX_SIGNATURE (64u << 10)
 #define BUNDLE_CHUNK_SIZE    (1u << 20)
 #define BUNDLE_ZSTD_LEVEL    10
+/* Format 2: the unit a delta download fetches (docs/performance.md for why 64 KiB). */
+#define BUNDLE_FRAME_SIZE    (64u << 10)
 
 /* Read up to len bytes: the count read, 0 at the end of the stream, < 0 on error. */
 typedef ssize_t (*bundle_read_fn)(void *ctx, void *buf, size_t len);
@@ -70,6 +77,17 @@ int bundle_stream_payload(bundle_read_fn rd, void *ctx, const struct bundle_mani
 			  char *err, size_t errlen);
 
 /*
+ * Decompress frames first .. first+n-1 of chunk c (frame numbers within the
+ * chunk) from exactly in_len stored bytes into out, the chunk's buffer (frame
+ * k at out + k * frame_size). Each must be one zstd frame of its size.
+ * ret_stored (may be NULL) gets each frame's stored size. The caller checks
+ * the chunk's SHA-256.
+ */
+int bundle_decode_frames(const struct bundle_manifest *m, const struct bundle_chunk *c,
+			 uint64_t first, uint64_t n, const uint8_t *in, size_t in_len, uint8_t *out,
+			 uint32_t *ret_stored, char *err, size_t errlen);
+
+/*
  * Whether a device running (compatible, running_version) may install m:
  * the compatible names must be equal; a lower version (strverscmp(3)) is
  * refused unless allow_downgrade, the same version unless force.
@@ -88,5 +106,10 @@ int bundle_check_target(const struct bundle_manifest *m, const char *compatible,
 int bundle_create(const char *image_path, const char *out_path, const char *key_pem,
 		  const char *cert_pem, const char *compatible, const char *version,
 		  const char *build_id, int64_t created, char *err, size_t errlen);
+/* The same in format 1 (for devices whose agent reads no newer) or 2 (bundle_create()). */
+int bundle_create_format(const char *image_path, const char *out_path, const char *key_pem,
+			 const char *cert_pem, const char *compatible, const char *version,
+			 const char *build_id, int64_t created, unsigned format, char *err,
+			 size_t errlen);
 
 #endif

@@ -31,6 +31,13 @@ static void json_kv_hex(struct json *j, const char *key, const uint8_t d[32])
 	json_kv_string(j, key, hex);
 }
 
+uint64_t manifest_max_stored(const struct bundle_manifest *m)
+{
+	uint64_t frames = (m->chunk_size + m->frame_size - 1) / m->frame_size;
+
+	return frames * (stored_bound(m->frame_size) + 64);
+}
+
 void manifest_write(const struct bundle_manifest *m, struct strbuf *out)
 {
 	struct json j;
@@ -50,13 +57,21 @@ void manifest_write(const struct bundle_manifest *m, struct strbuf *out)
 	json_end_object(&j);
 	json_kv_string(&j, "compression", "zstd");
 	json_kv_uint(&j, "chunk_size", m->chunk_size);
+	if (m->format >= 2)
+		json_kv_uint(&j, "frame_size", m->frame_size);
 	json_key(&j, "payload");
 	json_begin_object(&j);
 	json_kv_uint(&j, "offset", m->payload_offset);
 	json_kv_uint(&j, "size", m->payload_size);
 	json_kv_hex(&j, "sha256", m->payload_sha256);
 	json_end_object(&j);
-	if (m->has_chunk_index) {
+	if (m->format >= 2) {
+		json_key(&j, "chunk_index");
+		json_begin_object(&j);
+		json_kv_uint(&j, "size", m->index_size);
+		json_kv_hex(&j, "sha256", m->chunk_index_sha256);
+		json_end_object(&j);
+	} else if (m->has_chunk_index) {
 		json_kv_hex(&j, "chunk_index", m->chunk_index_sha256);
 	} else {
 		json_key(&j, "chunk_index");
@@ -208,7 +223,7 @@ static int parse_chunks(struct check *c, const struct jsonr_value *arr, struct b
 		if ((r = get_uint(c, v[0], "offset", UINT64_MAX, &ch->offset)) < 0 ||
 		    (r = get_uint(c, v[1], "size", m->chunk_size, &ch->size)) < 0 ||
 		    (r = get_uint(c, v[2], "stored_offset", UINT64_MAX, &ch->stored_offset)) < 0 ||
-		    (r = get_uint(c, v[3], "stored_size", stored_bound(m->chunk_size) + 64,
+		    (r = get_uint(c, v[3], "stored_size", manifest_max_stored(m),
 				  &ch->stored_size)) < 0 ||
 		    (r = get_sha256(c, v[4], "sha256", ch->sha256)) < 0)
 			return r;
@@ -246,29 +261,38 @@ static int parse_chunks(struct check *c, const struct jsonr_value *arr, struct b
 static int manifest_check(struct check *c, const struct jsonr_value *root,
 			  struct bundle_manifest *m)
 {
-	static const char *const keys[] = {"format",  "compatible",  "version",	    "build_id",
-					   "created", "image",	     "compression", "chunk_size",
-					   "payload", "chunk_index", "chunks"};
+	static const char *const keys1[] = {"format",  "compatible",  "version",     "build_id",
+					    "created", "image",	      "compression", "chunk_size",
+					    "payload", "chunk_index", "chunks"};
+	static const char *const keys2[] = {"format",	  "compatible", "version",
+					    "build_id",	  "created",	"image",
+					    "compression", "chunk_size", "frame_size",
+					    "payload",	  "chunk_index", "chunks"};
 	static const char *const image_keys[] = {"size", "sha256"};
 	static const char *const payload_keys[] = {"offset", "size", "sha256"};
-	const struct jsonr_value *v[ARRAY_SIZE(keys)], *iv[2], *pv[3];
+	static const char *const index_keys[] = {"size", "sha256"};
+	const struct jsonr_value *v[ARRAY_SIZE(keys2)], *iv[2], *pv[3], *xv[2];
+	const struct jsonr_value *fmt = root->type == JSONR_OBJECT ? jsonr_get(root, "format") : NULL;
+	const struct jsonr_value *payload, *index, *chunks;
 	uint64_t u;
 	int r;
 
 	/* The format first: a newer manifest gets a message about its version, not its keys. */
-	if (root->type == JSONR_OBJECT && jsonr_get(root, "format") &&
-	    jsonr_get(root, "format")->type == JSONR_UINT &&
-	    jsonr_get(root, "format")->u != MANIFEST_FORMAT)
-		return bad(c, jsonr_get(root, "format"),
-			   "format %" PRIu64 " is not supported (this imgforge reads format %d); "
-			   "update imgforge",
-			   jsonr_get(root, "format")->u, MANIFEST_FORMAT);
-	r = members(c, root, "the manifest", keys, ARRAY_SIZE(keys), v);
+	if (fmt && fmt->type == JSONR_UINT &&
+	    (fmt->u < MANIFEST_FORMAT_MIN || fmt->u > MANIFEST_FORMAT))
+		return bad(c, fmt,
+			   "format %" PRIu64 " is not supported (this imgforge reads formats %d "
+			   "to %d); update imgforge",
+			   fmt->u, MANIFEST_FORMAT_MIN, MANIFEST_FORMAT);
+	if (fmt && fmt->type == JSONR_UINT && fmt->u == 1)
+		r = members(c, root, "the manifest", keys1, ARRAY_SIZE(keys1), v);
+	else
+		r = members(c, root, "the manifest", keys2, ARRAY_SIZE(keys2), v);
 	if (r < 0)
 		return r;
 	if ((r = get_uint(c, v[0], "format", MANIFEST_FORMAT, &u)) < 0)
 		return r;
-	if (u != MANIFEST_FORMAT)
+	if (u < MANIFEST_FORMAT_MIN)
 		return bad(c, v[0], "format %" PRIu64 " is not supported", u);
 	m->format = (unsigned)u;
 	if ((r = get_string(c, v[1], "compatible", true, &m->compatible)) < 0 ||
@@ -297,19 +321,48 @@ static int manifest_check(struct check *c, const struct jsonr_value *root,
 	if (m->image_size == 0 || m->image_size > (uint64_t)MANIFEST_MAX_CHUNKS * m->chunk_size)
 		return bad(c, iv[0], "the image size must be 1 byte to %d chunks",
 			   MANIFEST_MAX_CHUNKS);
-	if ((r = members(c, v[8], "\"payload\"", payload_keys, 3, pv)) < 0 ||
-	    (r = get_uint(c, pv[0], "offset", UINT64_MAX / 2, &m->payload_offset)) < 0 ||
-	    (r = get_uint(c, pv[1], "size", UINT64_MAX / 2, &m->payload_size)) < 0 ||
+	if (m->format == 1) {
+		m->frame_size = m->chunk_size;
+		payload = v[8];
+		index = v[9];
+		chunks = v[10];
+	} else {
+		if ((r = get_uint(c, v[8], "frame_size", m->chunk_size, &m->frame_size)) < 0)
+			return r;
+		if (m->frame_size < MANIFEST_MIN_CHUNK_SIZE || m->chunk_size % m->frame_size ||
+		    m->frame_size % MANIFEST_MIN_CHUNK_SIZE)
+			return bad(c, v[8],
+				   "\"frame_size\" must be a multiple of %d that divides the "
+				   "chunk size",
+				   MANIFEST_MIN_CHUNK_SIZE);
+		payload = v[9];
+		index = v[10];
+		chunks = v[11];
+	}
+	if ((r = members(c, payload, "\"payload\"", payload_keys, 3, pv)) < 0 ||
+	    (r = get_uint(c, pv[0], "offset", UINT64_MAX / 4, &m->payload_offset)) < 0 ||
+	    (r = get_uint(c, pv[1], "size", UINT64_MAX / 4, &m->payload_size)) < 0 ||
 	    (r = get_sha256(c, pv[2], "sha256", m->payload_sha256)) < 0)
 		return r;
-	if (v[9]->type == JSONR_NULL) {
-		m->has_chunk_index = false;
+	if (m->format == 1) {
+		/* Reserved in format 1: a digest was allowed, nothing was stored. */
+		if (index->type == JSONR_NULL) {
+			m->has_chunk_index = false;
+		} else {
+			if ((r = get_sha256(c, index, "chunk_index", m->chunk_index_sha256)) < 0)
+				return r;
+			m->has_chunk_index = true;
+		}
 	} else {
-		if ((r = get_sha256(c, v[9], "chunk_index", m->chunk_index_sha256)) < 0)
+		if ((r = members(c, index, "\"chunk_index\"", index_keys, 2, xv)) < 0 ||
+		    (r = get_uint(c, xv[0], "size", MANIFEST_MAX_INDEX_SIZE, &m->index_size)) < 0 ||
+		    (r = get_sha256(c, xv[1], "sha256", m->chunk_index_sha256)) < 0)
 			return r;
+		if (m->index_size == 0)
+			return bad(c, xv[0], "the chunk index cannot be empty");
 		m->has_chunk_index = true;
 	}
-	return parse_chunks(c, v[10], m);
+	return parse_chunks(c, chunks, m);
 }
 
 int manifest_parse(const char *json, size_t len, struct bundle_manifest **ret, char *err,

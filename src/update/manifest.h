@@ -13,11 +13,15 @@
  * here with core/json.c and read back with update/jsonr.c, every key and
  * limit checked. The structures are those of update/bundle.h.
  */
-#define MANIFEST_FORMAT		1
+/* Format 2 (written) cuts each chunk into frames and carries a chunk index; 1 is still read. */
+#define MANIFEST_FORMAT		2
+#define MANIFEST_FORMAT_MIN	1
 #define MANIFEST_MAX_CHUNKS	1048576
 #define MANIFEST_MAX_STRING	256
 #define MANIFEST_MIN_CHUNK_SIZE 4096
 #define MANIFEST_MAX_CHUNK_SIZE (64u << 20)
+/* The chunk index (update/chunkidx.h), stored compressed: at most 64 MiB. */
+#define MANIFEST_MAX_INDEX_SIZE (64u << 20)
 
 struct bundle_chunk {
 	uint64_t offset, size, stored_offset, stored_size;
@@ -34,10 +38,31 @@ struct bundle_manifest {
 	uint8_t payload_sha256[32];
 	struct bundle_chunk *chunks;
 	size_t n_chunks;
-	/* Added after the first contract: the digest of the chunk index (delta updates). */
+	/*
+	 * Format 2: each stored chunk is ceil(size / frame_size) zstd frames
+	 * back to back, each of frame_size image bytes (the last one what is
+	 * left), so that a delta download can fetch one frame by its byte
+	 * range. Format 1: frame_size == chunk_size, one frame per chunk.
+	 */
+	uint64_t frame_size;
+	/*
+	 * The chunk index (delta downloads): format 2 stores it right after the
+	 * payload, index_size bytes with the SHA-256 chunk_index_sha256. In
+	 * format 1 the field was reserved: null or a digest, nothing stored.
+	 */
 	bool has_chunk_index;
 	uint8_t chunk_index_sha256[32];
+	uint64_t index_size;
 };
+
+/* The most stored bytes a chunk of m may have (its frames' compression bounds). */
+uint64_t manifest_max_stored(const struct bundle_manifest *m);
+/* How many frames the chunk c of m is stored as. */
+static inline uint64_t manifest_chunk_frames(const struct bundle_manifest *m,
+					     const struct bundle_chunk *c)
+{
+	return (c->size + m->frame_size - 1) / m->frame_size;
+}
 
 /* Append m as compact JSON, keys in the documented order, to out. */
 void manifest_write(const struct bundle_manifest *m, struct strbuf *out);

@@ -2,7 +2,8 @@
 """Read and damage imgforge update bundles for tests/e2e/t3400-bundle.sh,
 independently of imgforge: the format as docs/update.md describes it.
 
-  bundle-tool.py extract BUNDLE IMAGE   the image, from the chunks (zstd -d) and zeros
+  bundle-tool.py extract BUNDLE IMAGE   the image, from the chunks (zstd -d) and zeros;
+                                        format 2: the chunk index checked frame by frame
   bundle-tool.py split BUNDLE SIGNED SIG  the signed bytes [0, 24+M) and the DER signature
   bundle-tool.py layout BUNDLE          "M S PAYLOAD_OFFSET SIZE"
   bundle-tool.py flip BUNDLE OUT OFFSET [BIT]
@@ -19,8 +20,35 @@ import sys
 def layout(data):
     assert data[:8] == b"IMGFBND1", "magic"
     version, m, s, reserved = struct.unpack(">IIII", data[8:24])
-    assert version == 1 and reserved == 0
+    assert version in (1, 2) and reserved == 0
     return m, s, 24 + m + s
+
+
+def check_index(man, payload, index):
+    """Format 2: the chunk index names every frame, its stored size and digest."""
+    assert len(index) == man["chunk_index"]["size"]
+    assert hashlib.sha256(index).hexdigest() == man["chunk_index"]["sha256"]
+    raw = subprocess.run(["zstd", "-dc"], input=index, stdout=subprocess.PIPE,
+                         check=True).stdout
+    fsize, dlen, n = struct.unpack(">IIQ", raw[8:24])
+    assert raw[:8] == b"IMGFIDX1" and fsize == man["frame_size"] and dlen == 8
+    assert len(raw) == 24 + 12 * n
+    sizes = struct.unpack(">%dI" % n, raw[24:24 + 4 * n])
+    digests = [raw[24 + 4 * n + 8 * i:24 + 4 * n + 8 * i + 8] for i in range(n)]
+    f = pos = 0
+    for c in man["chunks"]:
+        for k in range(0, c["size"], fsize):
+            z = payload[pos:pos + sizes[f]]
+            frame = subprocess.run(["zstd", "-dc"], input=z, stdout=subprocess.PIPE,
+                                   check=True).stdout
+            want = min(fsize, c["size"] - k)
+            assert len(frame) == want
+            blocks = b"".join(hashlib.sha256(frame[b:b + 4096]).digest()
+                              for b in range(0, len(frame), 4096))
+            assert hashlib.sha256(blocks).digest()[:8] == digests[f]
+            pos += sizes[f]
+            f += 1
+    assert f == n and pos == len(payload)
 
 
 def extract(bundle, image):
@@ -28,8 +56,12 @@ def extract(bundle, image):
     m, s, off = layout(data)
     man = json.loads(data[24:24 + m])
     assert man["payload"]["offset"] == off
-    payload = data[off:]
+    payload = data[off:off + man["payload"]["size"]]
     assert len(payload) == man["payload"]["size"]
+    if man["format"] >= 2:
+        check_index(man, payload, data[off + len(payload):])
+    else:
+        assert len(data) == off + len(payload)
     assert hashlib.sha256(payload).hexdigest() == man["payload"]["sha256"]
     out = bytearray(man["image"]["size"])
     for c in man["chunks"]:

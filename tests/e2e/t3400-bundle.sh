@@ -84,9 +84,10 @@ import json, hashlib
 j = json.load(open(\"info.json\"))
 assert j[\"signature_checked\"] is False
 m = j[\"manifest\"]
-assert m[\"compatible\"] == \"board-a\" and m[\"version\"] == \"1.0.1\" and m[\"format\"] == 1
+assert m[\"compatible\"] == \"board-a\" and m[\"version\"] == \"1.0.1\" and m[\"format\"] == 2
 assert m[\"image\"][\"sha256\"] == hashlib.sha256(open(\"root.ext4\", \"rb\").read()).hexdigest()
-assert m[\"chunk_index\"] is None and m[\"compression\"] == \"zstd\"
+assert m[\"chunk_index\"][\"size\"] > 0 and m[\"compression\"] == \"zstd\"
+assert m[\"frame_size\"] == 65536
 # zero chunks are not stored
 assert len(m[\"chunks\"]) < m[\"image\"][\"size\"] // m[\"chunk_size\"]
 "
@@ -112,7 +113,7 @@ test_expect_success 'usage errors exit 2 with one line' '
 
 test_expect_success 'bit flips in the header are refused (each with its message)' '
 	for spec in "0:not an imgforge bundle" "7:not an imgforge bundle" \
-		"11:bundle format 0 is not supported" "8:bundle format 16777217 is not supported" \
+		"11:bundle format 3 is not supported" "8:bundle format 16777218 is not supported" \
 		"12:invalid bundle header: manifest length" \
 		"16:invalid bundle header: signature length" \
 		"20:invalid bundle header: the reserved field" "23:invalid bundle header: the reserved field"; do
@@ -144,11 +145,11 @@ test_expect_success 'bit flips in the manifest and the signature are refused' '
 	done
 '
 
-test_expect_success 'bit flips in the payload are refused' '
+test_expect_success 'bit flips in the payload and the chunk index are refused' '
 	read -r M S P N < <($TOOL layout app.bundle) &&
 	for off in $P $((P + 5)) $((P + (N - P) / 2)) $((N - 10)) $((N - 1)); do
 		$TOOL flip app.bundle f.bundle $off 2 &&
-		verify_refused "damaged bundle: (chunk [0-9]+|the payload)" f.bundle ||
+		verify_refused "damaged bundle: (chunk [0-9]+|the payload|the chunk index)" f.bundle ||
 			{ echo "payload byte $off"; exit 1; }
 	done
 '

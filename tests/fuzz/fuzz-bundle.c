@@ -7,7 +7,8 @@
  * the manifest holds, bundle_stream_payload(): what the parser does with a
  * manifest it has not yet trusted is exercised too, and with it the zstd
  * frames and every digest. The same bytes go to the JSON reader, the
- * manifest and channel index checks, and the signature's description.
+ * manifest and channel index checks, the signature's description, and the
+ * chunk index reader (against a fixed manifest of three chunks).
  * Every refusal must be one line; a bundle accepted with the keyring must
  * stream. Run from the source tree (the keyring is found by its path there).
  */
@@ -18,6 +19,7 @@
 #include "core/util.h"
 #include "update/bundle.h"
 #include "update/channel.h"
+#include "update/chunkidx.h"
 #include "update/jsonr.h"
 #include "update/sign.h"
 
@@ -110,6 +112,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		strbuf_release(&b);
 		bundle_manifest_free(again);
 		bundle_manifest_free(m);
+	}
+	/* The bytes as a chunk index: 16 + 16 + 2 frames of 64 KiB, 40 stored bytes each. */
+	{
+		struct bundle_chunk ch[3] = {
+			{.offset = 0, .size = 1u << 20, .stored_offset = 0, .stored_size = 640},
+			{.offset = 2u << 20, .size = 1u << 20, .stored_offset = 640, .stored_size = 640},
+			{.offset = 3u << 20, .size = 70000, .stored_offset = 1280, .stored_size = 80},
+		};
+		struct bundle_manifest fm = {.format = 2, .chunk_size = 1u << 20,
+					     .frame_size = 64u << 10, .image_size = (3u << 20) + 70000,
+					     .payload_size = 1360, .chunks = ch, .n_chunks = 3};
+		struct chunkidx *x = NULL;
+
+		if (chunkidx_decode(data, size, &fm, &x, err, sizeof(err)) == 0) {
+			check(x->n_frames == 34 && x->first[3] == 34 && x->stored_off[33] == 1320);
+			chunkidx_free(x);
+		} else {
+			check(one_line(err));
+		}
 	}
 	if (channel_parse((const char *)data, size, "stable", &e, err, sizeof(err)) == 0)
 		channel_entry_release(&e);

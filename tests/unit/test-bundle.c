@@ -21,6 +21,7 @@
 #include "core/util.h"
 #include "tap.h"
 #include "update/bundle.h"
+#include "update/chunkidx.h"
 #include "update/sign.h"
 
 #define MIB (1u << 20)
@@ -147,51 +148,84 @@ static int one_line(const char *err)
 	return err[0] && !strchr(err, '\n');
 }
 
-static void make_bundle(const char *img, size_t size, const char *out)
+static void make_bundle_format(const char *img, size_t size, const char *out, unsigned format)
 {
 	char err[1024] = "";
 
 	make_key("keys", time(NULL) - 60, 30);
 	make_image(img, size);
-	if (bundle_create(img, out, "keys/signing.key", "keys/signing.crt", "test-board", "1.2.3",
-			  "b1", 1700000000, err, sizeof(err)) < 0) {
+	if (bundle_create_format(img, out, "keys/signing.key", "keys/signing.crt", "test-board",
+				 "1.2.3", "b1", 1700000000, format, err, sizeof(err)) < 0) {
 		printf("#   bundle_create: %s\n", err);
 		CHECK(0);
 	}
 }
 
-TEST(test_roundtrip)
+static void make_bundle(const char *img, size_t size, const char *out)
+{
+	make_bundle_format(img, size, out, BUNDLE_FORMAT);
+}
+
+/* Both formats: 2 as written by default, 1 as older devices read it. */
+static void roundtrip(unsigned format)
 {
 	char *bundle = NULL, *image = NULL, err[1024];
-	size_t blen = 0, ilen = 0;
+	size_t blen = 0, ilen = 0, i;
 	struct sink s = {0};
 	struct mem m;
 	struct bundle_manifest *man = NULL;
+	struct chunkidx *x = NULL;
 	struct stat st;
+	uint8_t hdr[12] = "IMGFBND1\0\0\0";
 
-	make_bundle("root.ext4", 5 * MIB + 12345, "b.bundle");
+	hdr[11] = (uint8_t)format;
+	unlink("b.bundle");
+	make_bundle_format("root.ext4", 5 * MIB + 12345, "b.bundle", format);
 	CHECK(stat("b.bundle.tmp", &st) < 0 && errno == ENOENT);
 	CHECK(read_file("b.bundle", 64 * MIB, &bundle, &blen) == 0);
 	CHECK(read_file("root.ext4", 64 * MIB, &image, &ilen) == 0);
 	CHECK(blen > 0 && blen < ilen);
-	CHECK(!memcmp(bundle, "IMGFBND1\0\0\0\1", 12));
+	CHECK(!memcmp(bundle, hdr, 12));
 
 	/* Read 7 bytes at a time, as a slow stream would deliver them. */
 	m = (struct mem){(const uint8_t *)bundle, blen, 0, 7};
 	CHECK(bundle_open(mem_read, &m, "keys/signing.crt", &man, err, sizeof(err)) == 0);
 	if (!man)
 		return;
+	CHECK_INT(man->format, format);
 	CHECK_STR(man->compatible, "test-board");
 	CHECK_STR(man->version, "1.2.3");
 	CHECK_STR(man->build_id, "b1");
 	CHECK_INT(man->created, 1700000000);
 	CHECK_INT(man->image_size, ilen);
 	CHECK_INT(man->chunk_size, MIB);
+	CHECK_INT(man->frame_size, format == 1 ? MIB : BUNDLE_FRAME_SIZE);
 	/* Chunks 0, 1, 3, 4 and the short last one hold data; 2 and 5 are zeros. */
 	CHECK_INT(man->n_chunks, 5);
 	CHECK_INT(man->chunks[2].offset, 3 * MIB);
 	CHECK_INT(man->chunks[4].size, 12345);
-	CHECK_INT(man->payload_offset + man->payload_size, blen);
+	CHECK_INT(man->payload_offset + man->payload_size + man->index_size, blen);
+	CHECK_INT(man->has_chunk_index, format >= 2);
+	if (format >= 2) {
+		/* The index: 16 frames per full chunk, one for the short last one. */
+		CHECK(chunkidx_decode(bundle + man->payload_offset + man->payload_size,
+				      man->index_size, man, &x, err, sizeof(err)) == 0);
+		if (x) {
+			CHECK_INT(x->n_frames, 4 * 16 + 1);
+			CHECK_INT(x->first[4], 64);
+			for (i = 0; i < x->n_frames; i++) {
+				uint8_t h[CHUNKIDX_HASH_LEN];
+				size_t c = i / 16, k = i % 16;
+				uint64_t off = man->chunks[c].offset + k * BUNDLE_FRAME_SIZE;
+
+				chunkidx_hash(image + off, c == 4 ? 12345 : BUNDLE_FRAME_SIZE, h);
+				CHECK(!memcmp(h, x->hash[i], sizeof(h)));
+			}
+			/* The index is small next to the image: 12 bytes a frame, at most. */
+			CHECK(man->index_size < 24 + 12 * x->n_frames);
+		}
+		chunkidx_free(x);
+	}
 	s.size = ilen;
 	s.img = xmalloc(ilen);
 	memset(s.img, 0xaa, ilen);
@@ -203,6 +237,12 @@ TEST(test_roundtrip)
 	free(s.img);
 	free(bundle);
 	free(image);
+}
+
+TEST(test_roundtrip)
+{
+	roundtrip(2);
+	roundtrip(1);
 }
 
 TEST(test_keyring_and_rotation)
@@ -427,20 +467,21 @@ static size_t mutate(uint8_t *b, size_t len, size_t cap, size_t head, const char
 	}
 }
 
-TEST(test_mutations_refused)
+/*
+ * runs seeded mutations of a bundle of the given format, then (format 2)
+ * index_runs bit flips inside its chunk index: every one refused, with one
+ * line.
+ */
+static void mutations(unsigned format, size_t runs, size_t index_runs)
 {
-	const char *env = getenv("IMGFORGE_BUNDLE_MUTATIONS"),
-		   *seed = getenv("IMGFORGE_BUNDLE_SEED");
 	char *orig = NULL, err[1024];
-	size_t len = 0, head, runs = env ? strtoul(env, NULL, 10) : 1200, i, refused = 0;
+	size_t len = 0, head, i, refused = 0, index_at = 0;
 	struct sink s = {0};
 	uint8_t *b;
 
-	rng_state = seed ? strtoull(seed, NULL, 10) : 20261203;
-	if (!rng_state)
-		rng_state = 1;
 	/* Small enough to run a thousand times under ASan; every kind of chunk is in it. */
-	make_bundle("root.ext4", 3 * MIB + 777, "b.bundle");
+	unlink("b.bundle");
+	make_bundle_format("root.ext4", 3 * MIB + 777, "b.bundle", format);
 	CHECK(read_file("b.bundle", 64 * MIB, &orig, &len) == 0);
 	if (!orig)
 		return;
@@ -451,32 +492,63 @@ TEST(test_mutations_refused)
 	       ((size_t)(uint8_t)orig[12] << 24 | (size_t)(uint8_t)orig[13] << 16 |
 		(size_t)(uint8_t)orig[14] << 8 | (uint8_t)orig[15]) +
 	       ((size_t)(uint8_t)orig[18] << 8 | (uint8_t)orig[19]);
+	if (format >= 2) {
+		struct mem m = {(const uint8_t *)orig, len, 0, 0};
+		struct bundle_manifest *man = NULL;
+
+		CHECK(bundle_open(mem_read, &m, "keys/signing.crt", &man, err, sizeof(err)) == 0);
+		if (man)
+			index_at = (size_t)(man->payload_offset + man->payload_size);
+		bundle_manifest_free(man);
+		CHECK(index_at > head && index_at < len);
+	}
 	b = xmalloc(len + 64);
-	for (i = 0; i < runs; i++) {
+	for (i = 0; i < runs + index_runs; i++) {
 		const char *what = "";
 		size_t n;
 
 		memcpy(b, orig, len);
-		n = mutate(b, len, len + 64, head, &what);
+		if (i < runs) {
+			n = mutate(b, len, len + 64, head, &what);
+		} else {
+			what = "chunk index bit flip";
+			n = len;
+			b[index_at + rnd_below(len - index_at)] ^= (uint8_t)(1u << rnd_below(8));
+		}
 		if (n == len && !memcmp(b, orig, len))
 			b[rnd_below(len)] ^= 0x10; /* never the original */
 		if (check_bundle(b, n, "keys/signing.crt", &s, err, sizeof(err)) == 0) {
-			printf("#   mutation %zu (%s, seed %" PRIu64 ") was accepted\n", i, what,
-			       rng_state);
+			printf("#   format %u mutation %zu (%s, seed %" PRIu64 ") was accepted\n",
+			       format, i, what, rng_state);
 			CHECK(0);
 			continue;
 		}
 		if (!one_line(err)) {
-			printf("#   mutation %zu (%s): not one line: '%s'\n", i, what, err);
+			printf("#   format %u mutation %zu (%s): not one line: '%s'\n", format, i,
+			       what, err);
 			CHECK(0);
 		}
 		refused++;
 	}
-	printf("# %zu of %zu mutations refused\n", refused, runs);
-	CHECK_INT(refused, runs);
+	printf("# format %u: %zu of %zu mutations refused\n", format, refused, runs + index_runs);
+	CHECK_INT(refused, runs + index_runs);
 	free(b);
 	free(s.img);
 	free(orig);
+}
+
+TEST(test_mutations_refused)
+{
+	const char *env = getenv("IMGFORGE_BUNDLE_MUTATIONS"),
+		   *seed = getenv("IMGFORGE_BUNDLE_SEED");
+	size_t runs = env ? strtoul(env, NULL, 10) : 1200;
+
+	rng_state = seed ? strtoull(seed, NULL, 10) : 20261203;
+	if (!rng_state)
+		rng_state = 1;
+	/* Format 2 as written, its chunk index on its own, and format 1 as still read. */
+	mutations(2, runs, runs / 12);
+	mutations(1, runs / 4, 0);
 }
 
 /*

@@ -813,6 +813,62 @@ TEST(test_stream_errors_and_files)
 	strbuf_release(&err);
 }
 
+/*
+ * fetch_ranges: ranges come back byte for byte over one connection; a range
+ * cut off is fetched again from where it stopped; a server that ignores
+ * Range is told apart (-EOPNOTSUPP); a range past the end is an error.
+ */
+TEST(test_ranges)
+{
+	struct fetch_opts o = fast_opts;
+	struct strbuf err = STRBUF_INIT;
+	struct fetch_ranges *r = NULL;
+	char want[SHA256_HEX_LEN];
+	_cleanup_free_ char *u = NULL, *u2 = NULL, *u3 = NULL, *all = NULL;
+	uint8_t buf[70000];
+	size_t len = 0;
+
+	make_file("r.bin", FILE_SIZE, want);
+	CHECK(read_file("www/r.bin", FILE_SIZE + 1, &all, &len) == 0);
+	if (server_start() < 0 || !all) {
+		CHECK(!"server started");
+		return;
+	}
+	u = url("r.bin");
+	CHECK_INT(fetch_ranges_open(u, &o, &r, &err), 0);
+	CHECK_INT(fetch_ranges_get(r, 0, 24, buf, &err), 0);
+	CHECK(!memcmp(buf, all, 24));
+	CHECK_INT(fetch_ranges_get(r, 1000, sizeof(buf), buf, &err), 0);
+	CHECK(!memcmp(buf, all + 1000, sizeof(buf)));
+	CHECK_INT(fetch_ranges_get(r, FILE_SIZE - 5, 5, buf, &err), 0);
+	CHECK(!memcmp(buf, all + FILE_SIZE - 5, 5));
+	CHECK_INT(fetch_ranges_total(r), FILE_SIZE);
+	CHECK_INT(fetch_ranges_received(r), 24 + sizeof(buf) + 5);
+	CHECK_INT(count_lines("requests.log", "range=bytes=1000-70999 status=206"), 1);
+	/* Past the end: the server's 416 is an error, not bytes. */
+	CHECK(fetch_ranges_get(r, FILE_SIZE, 10, buf, &err) < 0);
+	CHECK(strstr(strbuf_str(&err), "r.bin") != NULL);
+	fetch_ranges_close(r);
+	r = NULL;
+	/* Cut off after 1000 bytes once: the rest is asked for and arrives. */
+	strbuf_reset(&err);
+	u2 = url("r.bin?drop=1000");
+	CHECK_INT(fetch_ranges_open(u2, &o, &r, &err), 0);
+	CHECK_INT(fetch_ranges_get(r, 500, sizeof(buf), buf, &err), 0);
+	CHECK(!memcmp(buf, all + 500, sizeof(buf)));
+	CHECK_INT(count_lines("requests.log", "range=bytes=1500-70499 status=206"), 1);
+	fetch_ranges_close(r);
+	r = NULL;
+	/* No Range support. */
+	u3 = url("r.bin?norange=1");
+	CHECK_INT(fetch_ranges_open(u3, &o, &r, &err), 0);
+	CHECK_INT(fetch_ranges_get(r, 0, 24, buf, &err), -EOPNOTSUPP);
+	CHECK(strstr(strbuf_str(&err), "does not answer range requests") != NULL);
+	fetch_ranges_close(r);
+	server_stop();
+	strbuf_release(&err);
+}
+
 int main(void)
 {
 	/* Tests talk to 127.0.0.1 only; a proxy from the environment must not interfere. */
@@ -843,5 +899,6 @@ int main(void)
 	RUN(test_file_url_and_path);
 	RUN(test_stream_plain_and_resumed);
 	RUN(test_stream_errors_and_files);
+	RUN(test_ranges);
 	return tap_done();
 }

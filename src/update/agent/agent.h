@@ -100,10 +100,11 @@ int cmd_check(int argc, char **argv);
 
 /*
  * Install from src (a path or a URL). want_sha256/want_size (may be
- * NULL/0): what the channel says the bundle file is. Prints progress; one
- * error line on failure. Returns 0 or -1.
+ * NULL/0): what the channel says the bundle file is (a delta download
+ * checks the size only: it never has the whole file). full: no delta
+ * download. Prints progress; one error line on failure. Returns 0 or -1.
  */
 int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
-		  uint64_t want_size, bool allow_downgrade, bool force, bool reboot);
+		  uint64_t want_size, bool allow_downgrade, bool force, bool reboot, bool full);
 
 #endif

@@ -188,7 +188,9 @@ int cmd_check(int argc, char **argv)
 		goto out;
 	}
 	bundle_url = resolve_url(index_url, e.url);
-	ret = agent_install(&a, bundle_url, e.sha256, e.size, downgrade, false, reboot) < 0 ? 1 : 0;
+	ret = agent_install(&a, bundle_url, e.sha256, e.size, downgrade, false, reboot, false) < 0
+		      ? 1
+		      : 0;
 out:
 	channel_entry_release(&e);
 	agent_release(&a);

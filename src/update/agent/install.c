@@ -28,6 +28,11 @@
  *
  * Killed anywhere before 6, the running slot stays the default; the state
  * file says the install was interrupted.
+ *
+ * From a server that answers range requests, a format-2 bundle takes the
+ * delta path instead of reading the bundle twice (delta.c): steps 1 and 3
+ * fetch only what neither slot holds, checked whole before step 2 when it
+ * fits in 64 MiB, else chunk by chunk as it is written.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -45,6 +50,7 @@
 #include "core/util.h"
 #include "net/fetch.h"
 #include "update/agent/agent.h"
+#include "update/agent/delta.h"
 #include "update/bundle.h"
 #include "update/slot.h"
 
@@ -323,6 +329,38 @@ static int payload_precheck(struct source *in, const struct bundle_manifest *m,
 		sha256_update(h, buf, (size_t)r);
 		left -= (uint64_t)r;
 	}
+	sha256_final(h, got);
+	if (memcmp(got, m->payload_sha256, SHA256_LEN)) {
+		strbuf_addf(sb,
+			    "'%s': the payload's SHA-256 is not the one the signed manifest "
+			    "gives (damaged in transit or on disk); download it again",
+			    in->name);
+		goto out;
+	}
+	/* Format 2: the chunk index follows; the second pass decodes it against the payload. */
+	for (left = m->index_size; left > 0;) {
+		r = source_read(in, buf, left < sizeof(buf) ? (size_t)left : sizeof(buf));
+		if (r <= 0) {
+			if (r < 0)
+				bundle_failed(in, "", sb);
+			else
+				strbuf_addf(sb,
+					    "'%s' is cut short in its chunk index; download it "
+					    "again",
+					    in->name);
+			goto out;
+		}
+		sha256_update(h, buf, (size_t)r);
+		left -= (uint64_t)r;
+	}
+	sha256_final(h, got);
+	if (m->index_size && memcmp(got, m->chunk_index_sha256, SHA256_LEN)) {
+		strbuf_addf(sb,
+			    "'%s': the chunk index's SHA-256 is not the one the signed manifest "
+			    "gives (damaged in transit or on disk); download it again",
+			    in->name);
+		goto out;
+	}
 	r = source_read(in, buf, 1);
 	if (r < 0) {
 		bundle_failed(in, "", sb);
@@ -330,14 +368,6 @@ static int payload_precheck(struct source *in, const struct bundle_manifest *m,
 	}
 	if (r > 0) {
 		strbuf_addf(sb, "'%s' has bytes after its payload: not a bundle imgforge wrote",
-			    in->name);
-		goto out;
-	}
-	sha256_final(h, got);
-	if (memcmp(got, m->payload_sha256, SHA256_LEN)) {
-		strbuf_addf(sb,
-			    "'%s': the payload's SHA-256 is not the one the signed manifest "
-			    "gives (damaged in transit or on disk); download it again",
 			    in->name);
 		goto out;
 	}
@@ -375,7 +405,7 @@ static void record(struct agent *a, struct kv *st, const char *file, const char 
 }
 
 int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
-		  uint64_t want_size, bool allow_downgrade, bool force, bool reboot)
+		  uint64_t want_size, bool allow_downgrade, bool force, bool reboot, bool full)
 {
 	struct strbuf sb = STRBUF_INIT;
 	struct slots s = { 0 };
@@ -387,7 +417,10 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 	char tries[16];
 	bool touched = false;
 	unsigned running_tries;
-	int ret = -1;
+	struct delta *d = NULL;
+	_cleanup_free_ char *spool = NULL;
+	uint64_t downloaded = 0;
+	int ret = -1, r;
 
 	kv_set(&st, "SOURCE", src);
 	kv_set(&st, "FROM_VERSION", a->version ? a->version : "");
@@ -422,11 +455,17 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 	/* 1: everything is checked before anything is written. */
 	info("installing '%s' into slot %c ('%s')", src, slot_other(s.booted),
 	     slot_device(slot_other(s.booted)));
-	if (source_open(&in, src, &sb) < 0)
+	/* A URL whose server answers range requests: only what the slots lack is fetched. */
+	r = full ? 1 : delta_open(src, a->keyring, &d, &m, &sb);
+	if (r < 0)
 		goto fail;
-	if (bundle_open(source_read, &in, a->keyring, &m, err, sizeof(err)) < 0) {
-		bundle_failed(&in, err, &sb);
-		goto fail;
+	if (!d) {
+		if (source_open(&in, src, &sb) < 0)
+			goto fail;
+		if (bundle_open(source_read, &in, a->keyring, &m, err, sizeof(err)) < 0) {
+			bundle_failed(&in, err, &sb);
+			goto fail;
+		}
 	}
 	kv_set(&st, "VERSION", m->version);
 	if (bundle_check_target(m, a->compatible, a->version, allow_downgrade, force, err,
@@ -443,6 +482,62 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 			    "'%s' (%" PRIu64 " bytes)",
 			    src, m->image_size, t.slot, t.dev, t.size);
 		goto fail;
+	}
+	if (d) {
+		/*
+		 * Delta: the signature and the manifest are checked; each chunk is
+		 * checked against it before it is written, the image after.
+		 */
+		if (want_size && delta_bundle_size(d) != want_size) {
+			strbuf_addf(&sb,
+				    "'%s' is not the bundle the channel index names (another size): "
+				    "the index and the bundle were published apart; try again later",
+				    src);
+			goto fail;
+		}
+		info("verified: %s %s (running %s %s), signed, %" PRIu64 " bytes; fetching "
+		     "what the slots lack",
+		     m->compatible, m->version, a->compatible,
+		     a->version ? a->version : "(unknown version)", m->image_size);
+		if (delta_prepare(d, slot_device(s.booted), t.fd, &sb) < 0) {
+			kv_setf(&st, "DOWNLOADED", "%" PRIu64, delta_downloaded(d));
+			goto fail;
+		}
+		if (a->lock_fd >= 0) {
+			spool = agent_state_path(a, "delta-spool");
+			if (delta_spool_open(d, spool) < 0)
+				warning("cannot keep the download in '%s': an interrupted install "
+					"will fetch it again",
+					spool);
+		}
+		if (delta_check(d, t.fd, &sb) < 0) {
+			kv_setf(&st, "DOWNLOADED", "%" PRIu64, delta_downloaded(d));
+			goto fail;
+		}
+		if (!delta_checked_all(d))
+			info("more than 64 MiB to download: each chunk is checked as it is "
+			     "written");
+		touched = true;
+		kv_set(&st, "METHOD", "delta");
+		kv_setf(&st, "BUNDLE_SIZE", "%" PRIu64, delta_bundle_size(d));
+		record(a, &st, "last-install", "installing", NULL);
+		snprintf(tries, sizeof(tries), "%u", s.max_tries);
+		if (set_boot(&s, s.booted, t.slot, tries, &sb) < 0)
+			goto fail;
+		r = delta_write(d, t.fd, emit, emit_zero, &t, &sb);
+		kv_setf(&st, "DOWNLOADED", "%" PRIu64, delta_downloaded(d));
+		if (r < 0)
+			goto fail;
+		if (spool && unlink(spool) < 0 && errno != ENOENT)
+			warning("cannot remove '%s': %s", spool, strerror(errno));
+		{
+			struct strbuf sum = STRBUF_INIT;
+
+			delta_summary(d, &sum);
+			info("%s", sum.buf);
+			strbuf_release(&sum);
+		}
+		goto written;
 	}
 	if (payload_precheck(&in, m, &sb) < 0)
 		goto fail;
@@ -465,6 +560,7 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 	     m->image_size);
 
 	/* The second pass reads the bundle again from its start. */
+	downloaded = in.n;
 	source_close(&in);
 	if (source_open(&in, src, &sb) < 0)
 		goto fail;
@@ -488,17 +584,29 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 
 	/* 2: the target is bad and the running slot first until the end. */
 	touched = true;
+	if (in.fs) {
+		kv_set(&st, "METHOD", "full");
+		kv_setf(&st, "BUNDLE_SIZE", "%" PRIu64, downloaded);
+	}
 	record(a, &st, "last-install", "installing", NULL);
 	snprintf(tries, sizeof(tries), "%u", s.max_tries);
 	if (set_boot(&s, s.booted, t.slot, tries, &sb) < 0)
 		goto fail;
 
 	/* 3 and 4. */
-	if (bundle_stream_payload(source_read, &in, m, emit, emit_zero, &t, err, sizeof(err)) <
-	    0) {
+	r = bundle_stream_payload(source_read, &in, m, emit, emit_zero, &t, err, sizeof(err));
+	if (in.fs) {
+		downloaded += in.n;
+		kv_setf(&st, "DOWNLOADED", "%" PRIu64, downloaded);
+		info("downloaded %" PRIu64 " bytes: the bundle twice (the server does not answer "
+		     "range requests, or the bundle has no chunk index)",
+		     downloaded);
+	}
+	if (r < 0) {
 		bundle_failed(&in, err, &sb);
 		goto fail;
 	}
+written:
 	if (target_verify(&t, m->image_sha256, &sb) < 0)
 		goto fail;
 	info("slot %c written and read back: sha256 matches", t.slot);
@@ -549,6 +657,7 @@ out:
 	if (t.fd >= 0)
 		close(t.fd);
 	source_close(&in);
+	delta_free(d);
 	bundle_manifest_free(m);
 	slots_release(&s);
 	kv_release(&st);
@@ -560,16 +669,20 @@ int cmd_install(int argc, char **argv)
 {
 	static const char usage[] =
 		"usage: imgforge-update install URL|FILE [--reboot] [--allow-downgrade] [--force]\n"
+		"                               [--full]\n"
 		"\n"
 		"Install an update bundle into the slot that is not running: check its signature,\n"
 		"compatible name and version first, then write and read back the slot, and only\n"
-		"then make it the next boot. The running slot stays the fallback.\n";
-	bool reboot = false, downgrade = false, force = false;
+		"then make it the next boot. The running slot stays the fallback. From a server\n"
+		"that answers range requests only what the slots lack is downloaded.\n";
+	bool reboot = false, downgrade = false, force = false, full = false;
 	const struct opt opts[] = {
 		OPT_FLAG(0, "reboot", &reboot, "reboot into the new slot once installed"),
 		OPT_FLAG(0, "allow-downgrade", &downgrade, "install an older version"),
 		OPT_FLAG(0, "force", &force,
 			 "install the same version, or while the running slot is not marked good"),
+		OPT_FLAG(0, "full", &full,
+			 "download the whole bundle (twice), not only what the slots lack"),
 		OPT_END(),
 	};
 	const struct opt_cmd cmd = { "install", usage, opts, NULL, false };
@@ -588,7 +701,7 @@ int cmd_install(int argc, char **argv)
 		error("%s", err.buf);
 		r = -1;
 	} else {
-		r = agent_install(&a, argv[0], NULL, 0, downgrade, force, reboot);
+		r = agent_install(&a, argv[0], NULL, 0, downgrade, force, reboot, full);
 	}
 	agent_release(&a);
 	strbuf_release(&err);

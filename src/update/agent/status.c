@@ -259,6 +259,12 @@ int cmd_status(int argc, char **argv)
 			       slot_state(&s, slot, buf, sizeof(buf)),
 			       slot == s.booted ? ", running" : "", slot_device(slot));
 		printf("last update: %s\n", line.buf);
+		if (*get(&inst, "DOWNLOADED"))
+			printf("downloaded:  %s of the bundle's %s bytes (%s)\n",
+			       get(&inst, "DOWNLOADED"), get(&inst, "BUNDLE_SIZE"),
+			       !strcmp(get(&inst, "METHOD"), "delta")
+				       ? "delta: what the slots lacked"
+				       : "the whole bundle, twice");
 		if (*get(&attempt, "RESULT") && strcmp(get(&attempt, "RESULT"), "installed"))
 			printf("last try:    %s: %s\n", get(&attempt, "RESULT"),
 			       get(&attempt, "REASON"));

@@ -230,7 +230,7 @@ assert m[\"build_id\"] == \"$(build_id out-2.0)\", m" &&
 	mlen, slen = struct.unpack(">II", data[12:20])
 	pay = m["payload"]["offset"]
 	assert pay == 24 + mlen + slen, (pay, mlen, slen)
-	assert len(data) == pay + m["payload"]["size"]
+	assert len(data) == pay + m["payload"]["size"] + m["chunk_index"]["size"]
 	assert len(m["chunks"]) >= 5, m["chunks"]
 	first, last = m["chunks"][0], m["chunks"][-1]
 	flips = {

@@ -1,0 +1,205 @@
+#!/bin/bash
+# Delta downloads: imgforge-update install URL fetches only the frames that
+# neither the running slot nor the target already holds, by byte ranges of
+# the bundle, from the test HTTP server on loopback (tests/helpers/httpd.py,
+# whose log says which ranges it served). The slots are files, as in t3410.
+. "$SRCDIR/tests/e2e/lib.sh"
+
+require_tool grub-editenv grub-common || exit 1
+AGENT=${IMGFORGE_UPDATE:-}
+if [ -z "$AGENT" ] && [ -n "${IMGFORGE_SAN:-}" ] && [ -x "$(dirname "$IMGFORGE_SAN")/imgforge-update" ]; then
+	AGENT=$(dirname "$IMGFORGE_SAN")/imgforge-update
+fi
+AGENT=${AGENT:-$(dirname "$IMGFORGE")/imgforge-update}
+[ -x "$AGENT" ] || { echo "no $AGENT: build it with make" >&2; exit 1; }
+agent() { "$AGENT" "$@"; }
+
+trap 'httpd_stop; cd /; [ -n "${KEEP:-}" ] || rm -rf "$TEST_DIR"' EXIT
+mkdir -p www && httpd_start || exit 1
+
+ENV=esp/EFI/BOOT
+export IMGFORGE_ESP_MNT=$TEST_DIR/esp IMGFORGE_UPDATE_CMDLINE=$TEST_DIR/cmdline \
+	IMGFORGE_UPDATE_ROOT_A=$TEST_DIR/root-a.img IMGFORGE_UPDATE_ROOT_B=$TEST_DIR/root-b.img \
+	IMGFORGE_UPDATE_RELEASE=$TEST_DIR/release IMGFORGE_UPDATE_CONF=$TEST_DIR/update.conf \
+	IMGFORGE_UPDATE_STATE=$TEST_DIR/data/imgforge/update
+env_get() { grub-editenv "$ENV/grubenv" list | sed -n "s/^$1=//p"; }
+
+# A fresh disk: slot A runs v1 (image 1.0) and is good, slot B holds noise.
+fresh_disk() {
+	cp v1.ext4 root-a.img && truncate -s 80M root-a.img &&
+	head -c 83886080 /dev/urandom >root-b.img &&
+	rm -rf $ENV data && mkdir -p $ENV data &&
+	grub-editenv $ENV/grubenv create &&
+	grub-editenv $ENV/grubenv set "ORDER=A B" A_TRIES=0 B_TRIES=3 &&
+	cp $ENV/grubenv $ENV/grubenv.bak &&
+	echo "BOOT_IMAGE=/boot/vmlinuz ro imgforge.slot=A imgforge.fallback=0" >cmdline &&
+	printf "IMAGE=test-update\nVERSION=1.0\n" >release &&
+	: >httpd.log
+}
+# Bytes the server sent for PATH (ranges as asked; a 200 as the whole file).
+served() {
+	"$PY" - "$1" "$(stat -c %s "www/${1%%\?*}")" <<-'PYEOF'
+	import re, sys
+	path, size, n = sys.argv[1], int(sys.argv[2]), 0
+	for line in open("httpd.log"):
+	    m = re.match(r"GET /(\S+) range=(\S+) status=(\d+)", line)
+	    if not m or m.group(1) != path:
+	        continue
+	    if m.group(3) == "200":
+	        n += size
+	    elif m.group(3) == "206":
+	        a, b = re.match(r"bytes=(\d+)-(\d*)", m.group(2)).groups()
+	        n += (int(b) if b else size - 1) - int(a) + 1
+	print(n)
+	PYEOF
+}
+installed_v2() { cmp -n $(stat -c %s v2.ext4) v2.ext4 root-b.img && test "$(env_get ORDER)" = "B A"; }
+
+test_expect_success 'setup: two ext4 images one small file apart, their bundles' '
+	mkdir -p v1/etc v1/usr/lib &&
+	for i in $(seq 1 40); do head -c 400000 /dev/urandom >v1/usr/lib/lib$i.so || exit 1; done &&
+	seq 1 200000 >v1/etc/data.txt && echo "release 1.0" >v1/etc/motd &&
+	yes "a line of text that compresses well" | head -c 8000000 >v1/usr/lib/table &&
+	cp -a v1 v2 && echo "release 1.1" >v2/etc/motd && echo "x=1" >v2/etc/new.conf &&
+	export SOURCE_DATE_EPOCH=1700000000 &&
+	U=3f2504e0-4f89-11d3-9a0c-0305e82c3301 &&
+	imgforge mkfs --from v1 -o v1.ext4 --size 64M --uuid $U &&
+	imgforge mkfs --from v2 -o v2.ext4 --size 64M --uuid $U &&
+	imgforge keygen -o keys &&
+	K="--key keys/signing.key --cert keys/signing.crt --compatible test-update" &&
+	imgforge bundle v2.ext4 -o www/v2.bundle $K --version 1.1 &&
+	imgforge bundle v2.ext4 -o www/v2-format1.bundle $K --version 1.1 --format 1 &&
+	# v3: one byte of a compressible file changed: one 4 KiB block apart from
+	# v1, in a chunk that stores smaller than the chunk index.
+	cp -a v1 v3 &&
+	printf Y | dd of=v3/usr/lib/table bs=1 seek=4000000 conv=notrunc status=none &&
+	imgforge mkfs --from v3 -o v3.ext4 --size 64M --uuid $U &&
+	test "$(cmp -l v1.ext4 v3.ext4 | wc -l)" -le 4096 &&
+	imgforge bundle v3.ext4 -o www/v3.bundle $K --version 1.2 &&
+	echo "KEYRING=$TEST_DIR/keys/signing.crt" >update.conf &&
+	imgforge bundle info www/v2.bundle >info && grep -q "^format      2$" info &&
+	grep -q "^chunk index " info
+'
+
+test_expect_success 'install from a server with ranges: a small part of the bundle is downloaded' '
+	fresh_disk &&
+	agent install "$URL/v2.bundle" >out 2>err &&
+	installed_v2 &&
+	size=$(stat -c %s www/v2.bundle) && n=$(served v2.bundle) &&
+	echo "served $n of $size bytes" &&
+	grep -q "range=bytes=0-23 status=206" httpd.log &&
+	! grep -q "v2.bundle range=- status=200" httpd.log &&
+	test $((n * 20)) -lt $size &&
+	grep -q "downloaded $n of the bundle.s $size bytes" err &&
+	grep -qx "DOWNLOADED=$n" data/imgforge/update/last-install &&
+	grep -qx "BUNDLE_SIZE=$size" data/imgforge/update/last-install &&
+	grep -qx "METHOD=delta" data/imgforge/update/last-install &&
+	agent status >st && grep -q "^downloaded:  $n of the bundle.s $size bytes (delta" st &&
+	agent status --json >st.json &&
+	"$PY" -c "import json; d=json.load(open(\"st.json\"))[\"last_install\"]; \
+assert d[\"downloaded\"] == \"$n\" and d[\"method\"] == \"delta\", d"
+'
+
+test_expect_success 'one block changed: the chunk is fetched whole, not the chunk index' '
+	fresh_disk &&
+	agent install "$URL/v3.bundle" >out 2>err &&
+	cmp -n $(stat -c %s v3.ext4) v3.ext4 root-b.img && test "$(env_get ORDER)" = "B A" &&
+	grep -q "1 chunks to fetch .* fetching them whole" err &&
+	n=$(served v3.bundle) &&
+	set -- $(imgforge bundle info --json www/v3.bundle | "$PY" -c "import json,sys; m=json.load(sys.stdin)[\"manifest\"]; \
+print(m[\"payload\"][\"offset\"], m[\"payload\"][\"size\"], m[\"chunk_index\"][\"size\"], max(c[\"stored_size\"] for c in m[\"chunks\"]))") &&
+	echo "served $n: header $1, index $3" &&
+	test $n -le $(($1 + $3)) &&
+	! grep -q "range=bytes=$(($1 + $2))-" httpd.log
+'
+
+test_expect_success 'a server that ignores Range: the whole bundle, and it installs' '
+	fresh_disk &&
+	agent install "$URL/v2.bundle?norange=1" >out 2>err &&
+	installed_v2 &&
+	grep -q "does not answer range requests" err &&
+	grep -qx "METHOD=full" data/imgforge/update/last-install &&
+	test "$(grep -c "v2.bundle?norange=1 range=- status=200" httpd.log)" = 2
+'
+
+test_expect_success 'a format-1 bundle is downloaded whole, and installs' '
+	fresh_disk &&
+	agent install "$URL/v2-format1.bundle" >out 2>err &&
+	installed_v2 && grep -q "format-1 bundle" err
+'
+
+test_expect_success 'an install from a file reads the file, as before' '
+	fresh_disk &&
+	agent install www/v2.bundle >out 2>err && installed_v2 &&
+	! grep -q "^METHOD=" data/imgforge/update/last-install
+'
+
+# payload_layout: "PAYLOAD_OFFSET PAYLOAD_SIZE INDEX_SIZE LARGEST_CHUNK_STORED"
+payload_layout() {
+	imgforge bundle info --json www/v2.bundle | "$PY" -c "import json,sys; m=json.load(sys.stdin)[\"manifest\"]; \
+print(m[\"payload\"][\"offset\"], m[\"payload\"][\"size\"], m[\"chunk_index\"][\"size\"], max(c[\"stored_size\"] for c in m[\"chunks\"]))"
+}
+
+# killed_at WHEN: install slowly (nothing in slot A to reuse: every frame is
+# fetched), kill -9 once WHEN holds, run again; at most one chunk's frames
+# (and the header and index again) are fetched twice.
+killed_at() {
+	fresh_disk && : >root-a.img && truncate -s 80M root-a.img && rm -f err1 || return 1
+	"$AGENT" install "$URL/v2.bundle?delay=150" >out1 2>err1 &
+	pid=$!
+	for i in $(seq 600); do eval "$1" && break; sleep 0.05; done &&
+	kill -9 $pid && { wait $pid || true; } &&
+	eval "$1" && test "$(env_get ORDER)" = "A B" &&
+	n1=$(served "v2.bundle?delay=150") &&
+	agent install "$URL/v2.bundle" >out2 2>err2 && installed_v2 &&
+	n2=$(served v2.bundle) &&
+	set -- $(payload_layout) &&
+	echo "first run $n1, second run $n2; payload at $1, $2 bytes, index $3, largest chunk $4" &&
+	test $((n1 + n2)) -le $(($2 + 2 * ($1 + $3) + $4)) &&
+	test ! -e data/imgforge/update/delta-spool
+}
+
+test_expect_success 'killed while downloading, then run again: at most one chunk is fetched twice' '
+	killed_at "test \$(grep -c \"delay=150 range=bytes\" httpd.log) -ge 8" &&
+	grep -q "bytes fetched by an interrupted install before" err2
+'
+
+test_expect_success 'a target that holds part of the image already (a killed write): only the rest is fetched' '
+	fresh_disk && : >root-a.img && truncate -s 80M root-a.img &&
+	dd if=v2.ext4 of=root-b.img bs=1M count=40 conv=notrunc status=none &&
+	agent install "$URL/v2.bundle" >out 2>err && installed_v2 &&
+	grep -q " [1-9][0-9]* bytes kept in the target slot" err &&
+	n=$(served v2.bundle) && set -- $(payload_layout) &&
+	echo "served $n of a $2-byte payload" && test $n -lt $(($2 / 2))
+'
+
+test_expect_success 'a tampered frame served in a range is refused before it is written' '
+	fresh_disk &&
+	agent install "$URL/v2.bundle" >out 2>err &&
+	range=$(grep "GET /v2.bundle range=" httpd.log | sed -n 4p | sed "s/.*range=bytes=\([0-9]*\)-\([0-9]*\).*/\1 \2/") &&
+	set -- $range && at=$((($1 + $2) / 2)) &&
+	fresh_disk &&
+	cp www/v2.bundle www/tampered.bundle &&
+	printf "\377\377\377\377" | dd of=www/tampered.bundle bs=1 seek=$at conv=notrunc status=none &&
+	chunk=$(imgforge bundle info --json www/v2.bundle | "$PY" -c "import json,sys; m=json.load(sys.stdin)[\"manifest\"]; \
+p=$at-m[\"payload\"][\"offset\"]; c=[c for c in m[\"chunks\"] if c[\"stored_offset\"]<=p<c[\"stored_offset\"]+c[\"stored_size\"]][0]; \
+print(c[\"offset\"], c[\"size\"])") &&
+	set -- $chunk &&
+	dd if=root-b.img bs=4096 skip=$(($1 / 4096)) count=$(($2 / 4096)) status=none | sha256sum >before &&
+	sha256sum <root-b.img >before.all && cp $ENV/grubenv env.before &&
+	test_must_fail agent install "$URL/tampered.bundle" >out 2>err &&
+	grep_one "^error: damaged bundle: chunk [0-9]* .*does not match its SHA-256 in the signed manifest; it was not written" err &&
+	test "$(grep -c ^error: err)" = 1 &&
+	dd if=root-b.img bs=4096 skip=$(($1 / 4096)) count=$(($2 / 4096)) status=none | sha256sum >after &&
+	cmp before after &&
+	# A delta this small is checked whole first: nothing was written at all.
+	sha256sum <root-b.img >after.all && cmp before.all after.all && cmp $ENV/grubenv env.before &&
+	grep -qx "RESULT=refused" data/imgforge/update/last-attempt
+'
+
+test_expect_success 'a range cut off once is fetched again and installs' '
+	fresh_disk &&
+	agent install "$URL/v2.bundle?drop=5&times=1" >out 2>err && installed_v2
+'
+
+test_done
