@@ -111,7 +111,20 @@ if [ -n "$san_build" ]; then
 	run_fuzz_dir "$san_build" " [asan+ubsan]"
 fi
 
+# run_e2e SCRIPT: run one end-to-end script into its log; its status in $log.rc.
+run_e2e() {
+	local t=$1 name log limit
+	name=$(basename "$t" .sh)
+	log=$logdir/$name.log
+	# A script may ask for more than the default 40 minutes ("# imgforge-test: timeout S").
+	limit=$(sed -n 's/^# imgforge-test: timeout \([0-9][0-9]*\)$/\1/p' "$t")
+	IMGFORGE=$imgforge IMGFORGE_SAN=${san_build:+$SRCDIR/$san_build/imgforge} \
+		SRCDIR=$SRCDIR timeout "${IMGFORGE_TEST_TIMEOUT:-${limit:-2400}}" bash "$t" >"$log" 2>&1
+	echo $? >"$log.rc"
+}
+
 if [ "$unit_only" -eq 0 ]; then
+	e2e=() background=()
 	for t in tests/e2e/t[0-9][0-9][0-9][0-9]-*.sh; do
 		[ -f "$t" ] || continue
 		name=$(basename "$t" .sh)
@@ -119,13 +132,34 @@ if [ "$unit_only" -eq 0 ]; then
 		if [ "$fast" -eq 1 ] && grep -q '^# imgforge-test: slow' "$t"; then
 			continue
 		fi
+		# A long script that spends its time waiting on a guest says
+		# "# imgforge-test: background": it runs beside the others, which
+		# then take no extra wall time (IMGFORGE_TEST_SERIAL=1: one at a time).
+		if [ "${IMGFORGE_TEST_SERIAL:-0}" != 1 ] && grep -q '^# imgforge-test: background' "$t"; then
+			background+=("$t")
+		else
+			e2e+=("$t")
+		fi
+	done
+	declare -A bg_pid bg_t0
+	for t in "${background[@]}"; do
+		bg_t0[$t]=$(date +%s)
+		run_e2e "$t" &
+		bg_pid[$t]=$!
+		printf '%-48s started in the background\n' "e2e/$(basename "$t" .sh)"
+	done
+	for t in "${e2e[@]}" "${background[@]}"; do
+		name=$(basename "$t" .sh)
 		log=$logdir/$name.log
-		t0=$(date +%s)
-		# A script may ask for more than the default 40 minutes ("# imgforge-test: timeout S").
-		limit=$(sed -n 's/^# imgforge-test: timeout \([0-9][0-9]*\)$/\1/p' "$t")
-		IMGFORGE=$imgforge IMGFORGE_SAN=${san_build:+$SRCDIR/$san_build/imgforge} \
-			SRCDIR=$SRCDIR timeout "${IMGFORGE_TEST_TIMEOUT:-${limit:-2400}}" bash "$t" >"$log" 2>&1
-		rc=$?
+		if [ -n "${bg_pid[$t]:-}" ]; then
+			wait "${bg_pid[$t]}"
+			t0=${bg_t0[$t]}
+		else
+			t0=$(date +%s)
+			run_e2e "$t"
+		fi
+		rc=$(cat "$log.rc" 2>/dev/null || echo 1)
+		rm -f "$log.rc"
 		tally "e2e/$name ($(( $(date +%s) - t0 ))s)" "$log" "$rc"
 	done
 fi

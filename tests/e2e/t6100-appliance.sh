@@ -18,6 +18,7 @@
 # a loaded one (each step's time is printed at the end).
 # imgforge-test: slow
 # imgforge-test: timeout 4200
+# imgforge-test: background
 . "$SRCDIR/tests/e2e/lib.sh"
 . "$SRCDIR/tests/e2e/vm-lib.sh"
 
