@@ -19,6 +19,7 @@ static const struct cmd commands[] = {
 	{ "ls", cmd_ls, "list the registered builds" },
 	{ "show", cmd_show, "show a registered build: outputs, packages, files" },
 	{ "diff", cmd_diff, "compare the packages and files of two builds" },
+	{ "registry", cmd_registry, "copy builds into another registry (registry migrate)" },
 	{ "outdated", cmd_outdated, "list the packages of a build the archive has newer versions of" },
 	{ "export", cmd_export, "write a disk as a raw, qcow2, VHD or VMDK image" },
 	{ "boot", cmd_boot, "boot a disk image in QEMU and wait for patterns" },

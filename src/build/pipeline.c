@@ -349,7 +349,8 @@ int pipeline_build(struct recipe *r, const struct stage_keys *keys, const struct
 		rr = build_fail(&c, rr, "cache: %s", err.buf);
 		goto out;
 	}
-	reg_path = o->registry ? xstrdup(o->registry) : path_join(cache_dir(c.cache), "registry.db");
+	reg_path = registry_location(o->registry) ? xstrdup(registry_location(o->registry))
+						  : path_join(cache_dir(c.cache), "registry.db");
 	rr = registry_open(reg_path, &reg, &err);
 	if (rr < 0) {
 		rr = build_fail(&c, rr, "registry: %s", err.buf);

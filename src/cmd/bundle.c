@@ -70,6 +70,7 @@ static int resolve_build(const char *id, const char *registry, const char *cache
 	size_t i;
 	int r = -1;
 
+	registry = registry_location(registry);
 	if (registry) {
 		path = xstrdup(registry);
 	} else {

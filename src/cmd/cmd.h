@@ -27,6 +27,7 @@ int cmd_cache(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
+int cmd_registry(int argc, char **argv);
 int cmd_outdated(int argc, char **argv);
 int cmd_boot(int argc, char **argv);
 int cmd_export(int argc, char **argv);

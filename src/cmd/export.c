@@ -85,6 +85,7 @@ static int resolve_build(const char *id, const char *registry, const char *cache
 	size_t i, len;
 	int r = -1;
 
+	registry = registry_location(registry);
 	if (registry) {
 		path = xstrdup(registry);
 	} else {

@@ -90,6 +90,7 @@ int cmd_outdated(int argc, char **argv)
 		      a.image);
 		goto out;
 	}
+	regpath = registry_location(regpath);
 	if (regpath) {
 		path = xstrdup(regpath);
 	} else {

@@ -50,9 +50,9 @@ static int parse_opts(int argc, char **argv, struct reg_opts *o, int want_args)
 {
 	const struct opt opts[] = {
 		OPT_FLAG(0, "json", &o->json, "print JSON"),
-		OPT_STRING(0, "registry", &o->registry, "<path>",
-			   "the registry database (default: registry.db in the cache\n"
-			   "directory)"),
+		OPT_STRING(0, "registry", &o->registry, "<path|url>",
+			   "the registry: an SQLite file or a postgresql:// URL (default:\n"
+			   "$IMGFORGE_REGISTRY, else registry.db in the cache directory)"),
 		OPT_STRING(0, "cache", &o->cache, "<dir>",
 			   "the cache directory (default $XDG_CACHE_HOME/imgforge)"),
 		OPT_END(),
@@ -95,8 +95,8 @@ static int open_registry(const struct reg_opts *o, bool missing_ok, struct regis
 	int r;
 
 	*ret = NULL;
-	if (o->registry) {
-		path = xstrdup(o->registry);
+	if (registry_location(o->registry)) {
+		path = xstrdup(registry_location(o->registry));
 	} else {
 		if (o->cache)
 			dir = xstrdup(o->cache);
@@ -104,11 +104,12 @@ static int open_registry(const struct reg_opts *o, bool missing_ok, struct regis
 			goto fail;
 		path = path_join(dir, "registry.db");
 	}
-	if (!str_startswith(path, "postgres") && stat(path, &st) < 0 && errno == ENOENT) {
-		if (missing_ok && !o->registry)
+	if (!registry_is_url(path) && stat(path, &st) < 0 && errno == ENOENT) {
+		if (missing_ok && !registry_location(o->registry))
 			return 0;
 		error("%s: no registry at '%s'; builds are registered by 'imgforge build'%s",
-		      o->name, path, o->registry ? "" : " (or give --registry <path>)");
+		      o->name, path,
+		      registry_location(o->registry) ? "" : " (or give --registry <path>)");
 		return 1;
 	}
 	r = registry_open_readonly(path, ret, &err);
@@ -510,4 +511,88 @@ int cmd_diff(int argc, char **argv)
 	flush_out(&out);
 	registry_diff_free(d);
 	return 0;
+}
+
+/* --- imgforge registry migrate --- */
+
+static const char usage_registry[] =
+	"usage: imgforge registry migrate --to <url|path> [--from <path|url>] [--cache <dir>]\n"
+	"\n"
+	"Copy the builds of one registry into another, typically a local SQLite\n"
+	"registry into a shared PostgreSQL one: every build with its outputs,\n"
+	"packages and files, each build in its own transaction, ids and times kept.\n"
+	"Builds the target has already are left alone, so running it again adds\n"
+	"nothing. --from takes a path (or sqlite:PATH) or a postgresql:// URL; it\n"
+	"defaults to registry.db in the cache directory.\n";
+
+int cmd_registry(int argc, char **argv)
+{
+	const char *from = NULL, *to = NULL, *cache = NULL;
+	const struct opt opts[] = {
+		OPT_STRING(0, "from", &from, "<path|url>",
+			   "the registry to copy from (default: registry.db in the cache)"),
+		OPT_STRING(0, "to", &to, "<url|path>", "the registry to copy into"),
+		OPT_STRING(0, "cache", &cache, "<dir>",
+			   "the cache directory (default $XDG_CACHE_HOME/imgforge)"),
+		OPT_END(),
+	};
+	const struct opt_cmd cmd = {
+		.name = "registry migrate",
+		.usage = usage_registry,
+		.opts = opts,
+		.footer = "See docs/registry.md.\n",
+	};
+	_cleanup_registry_ struct registry *src = NULL, *dst = NULL;
+	_cleanup_free_ char *dir = NULL, *path = NULL;
+	struct strbuf err = STRBUF_INIT;
+	size_t copied = 0, existing = 0;
+	int n, r = 1;
+
+	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		opt_print_help(&cmd, stdout);
+		return 0;
+	}
+	if (argc < 2 || argv[1][0] == '-') {
+		error("registry: give a subcommand, 'migrate'; see 'imgforge registry --help'");
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "migrate")) {
+		error("registry: unknown subcommand '%s'; use 'migrate'", argv[1]);
+		return EXIT_USAGE;
+	}
+	n = parse_options(&cmd, argc - 1, argv + 1);
+	if (n < 0)
+		return opt_exit_status(n);
+	if (n > 0) {
+		error("registry migrate: unexpected argument '%s'", argv[1]);
+		return EXIT_USAGE;
+	}
+	if (!to) {
+		error("registry migrate: give the registry to copy into with --to <url|path>");
+		return EXIT_USAGE;
+	}
+	if (from) {
+		path = xstrdup(str_startswith(from, "sqlite:") ? from + 7 : from);
+	} else {
+		if (cache)
+			dir = xstrdup(cache);
+		else if (cache_default_dir(&dir, &err) < 0)
+			goto out;
+		path = path_join(dir, "registry.db");
+	}
+	if (registry_open_readonly(path, &src, &err) < 0 || registry_open(to, &dst, &err) < 0)
+		goto out;
+	r = registry_copy(src, dst, &copied, &existing, &err) < 0;
+	if (r && copied)
+		strbuf_addf(&err, " (%zu %s copied before that, each whole)", copied,
+			    copied == 1 ? "build was" : "builds were");
+	else if (!r)
+		printf("copied %zu %s from '%s' into '%s'; %zu already there\n", copied,
+		       copied == 1 ? "build" : "builds", registry_name(src), registry_name(dst),
+		       existing);
+out:
+	if (r)
+		error("registry migrate: %s", strbuf_str(&err));
+	strbuf_release(&err);
+	return r;
 }

@@ -8,20 +8,30 @@
 #include <sqlite3.h>
 
 #include "store/db.h"
+#include "store/db-pg.h"
 #include "core/util.h"
 
 /* How long a writer waits for another imgforge process holding the lock. */
 #define BUSY_TIMEOUT_MS 10000
 
+/* One of h and pg is set: an SQLite database or a PostgreSQL connection (db-pg.c). */
 struct db {
 	sqlite3 *h;
 	char *path;
+	struct pg *pg;
 };
 
 struct db_stmt {
 	sqlite3_stmt *st;
 	struct db *db;
+	struct pg_stmt *pst;
 };
+
+bool db_is_url(const char *path_or_url)
+{
+	return str_startswith(path_or_url, "postgresql://") ||
+	       str_startswith(path_or_url, "postgres://");
+}
 
 /* Map an SQLite result code to -errno; the message comes from sqlite3_errmsg(). */
 static int sqlite_to_errno(sqlite3 *h, int rc)
@@ -91,24 +101,36 @@ static int fail(struct db *db, int rc, struct strbuf *err)
 
 const char *db_path(const struct db *db)
 {
-	return db->path;
+	return db->pg ? pg_name(db->pg) : db->path;
 }
 
 int db_exec(struct db *db, const char *sql, struct strbuf *err)
 {
-	int rc = sqlite3_exec(db->h, sql, NULL, NULL, NULL);
+	int rc;
 
+	if (db->pg)
+		return pg_exec(db->pg, sql, err);
+	rc = sqlite3_exec(db->h, sql, NULL, NULL, NULL);
 	return rc == SQLITE_OK ? 0 : fail(db, rc, err);
 }
 
 int db_begin(struct db *db, struct strbuf *err)
 {
+	if (db->pg)
+		return pg_begin(db->pg, false, err);
 	return db_exec(db, "BEGIN IMMEDIATE", err);
+}
+
+int db_begin_read(struct db *db, struct strbuf *err)
+{
+	if (db->pg)
+		return pg_begin(db->pg, true, err);
+	return db_exec(db, "BEGIN", err);
 }
 
 int db_commit(struct db *db, struct strbuf *err)
 {
-	int r = db_exec(db, "COMMIT", err);
+	int r = db->pg ? pg_commit(db->pg, err) : db_exec(db, "COMMIT", err);
 
 	if (r < 0)
 		db_rollback(db);
@@ -117,16 +139,29 @@ int db_commit(struct db *db, struct strbuf *err)
 
 void db_rollback(struct db *db)
 {
-	if (!sqlite3_get_autocommit(db->h))
+	if (db->pg)
+		pg_rollback(db->pg);
+	else if (!sqlite3_get_autocommit(db->h))
 		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
 }
 
 int db_prepare(struct db *db, const char *sql, struct db_stmt **ret, struct strbuf *err)
 {
 	sqlite3_stmt *st = NULL;
+	struct pg_stmt *pst = NULL;
 	struct db_stmt *s;
 	int rc;
 
+	if (db->pg) {
+		rc = pg_prepare(db->pg, sql, &pst, err);
+		if (rc < 0)
+			return rc;
+		s = xcalloc(1, sizeof(*s));
+		s->pst = pst;
+		s->db = db;
+		*ret = s;
+		return 0;
+	}
 	rc = sqlite3_prepare_v2(db->h, sql, -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return fail(db, rc, err);
@@ -141,7 +176,10 @@ void db_finalize(struct db_stmt *s)
 {
 	if (!s)
 		return;
-	sqlite3_finalize(s->st);
+	if (s->pst)
+		pg_finalize(s->pst);
+	else
+		sqlite3_finalize(s->st);
 	free(s);
 }
 
@@ -152,20 +190,32 @@ void db_finalizep(struct db_stmt **s)
 
 int db_bind_text(struct db_stmt *s, int idx, const char *v)
 {
-	int rc = v ? sqlite3_bind_text(s->st, idx, v, -1, SQLITE_TRANSIENT)
+	int rc;
+
+	if (s->pst)
+		return pg_bind_text(s->pst, idx, v);
+	rc = v ? sqlite3_bind_text(s->st, idx, v, -1, SQLITE_TRANSIENT)
 		   : sqlite3_bind_null(s->st, idx);
 	return rc == SQLITE_OK ? 0 : sqlite_to_errno(s->db->h, rc);
 }
 
 int db_bind_int64(struct db_stmt *s, int idx, int64_t v)
 {
-	int rc = sqlite3_bind_int64(s->st, idx, v);
+	int rc;
+
+	if (s->pst)
+		return pg_bind_int64(s->pst, idx, v);
+	rc = sqlite3_bind_int64(s->st, idx, v);
 	return rc == SQLITE_OK ? 0 : sqlite_to_errno(s->db->h, rc);
 }
 
 int db_step(struct db_stmt *s, struct strbuf *err)
 {
-	int rc = sqlite3_step(s->st);
+	int rc;
+
+	if (s->pst)
+		return pg_step(s->pst, err);
+	rc = sqlite3_step(s->st);
 
 	if (rc == SQLITE_ROW)
 		return 1;
@@ -178,11 +228,10 @@ int db_step_done(struct db_stmt *s, struct strbuf *err)
 {
 	int r = db_step(s, err);
 
-	sqlite3_reset(s->st);
-	sqlite3_clear_bindings(s->st);
+	db_reset(s);
 	if (r > 0) {
 		if (err)
-			strbuf_addf(err, "database '%s': statement returned rows", s->db->path);
+			strbuf_addf(err, "database '%s': statement returned rows", db_path(s->db));
 		return -EINVAL;
 	}
 	return r;
@@ -190,6 +239,10 @@ int db_step_done(struct db_stmt *s, struct strbuf *err)
 
 int db_reset(struct db_stmt *s)
 {
+	if (s->pst) {
+		pg_reset(s->pst);
+		return 0;
+	}
 	sqlite3_reset(s->st);
 	sqlite3_clear_bindings(s->st);
 	return 0;
@@ -197,6 +250,8 @@ int db_reset(struct db_stmt *s)
 
 const char *db_column_text(struct db_stmt *s, int col)
 {
+	if (s->pst)
+		return pg_column_text(s->pst, col);
 	return (const char *)sqlite3_column_text(s->st, col);
 }
 
@@ -208,16 +263,22 @@ char *db_column_strdup(struct db_stmt *s, int col)
 
 int64_t db_column_int64(struct db_stmt *s, int col)
 {
+	if (s->pst)
+		return pg_column_int64(s->pst, col);
 	return sqlite3_column_int64(s->st, col);
 }
 
 bool db_column_is_null(struct db_stmt *s, int col)
 {
+	if (s->pst)
+		return pg_column_is_null(s->pst, col);
 	return sqlite3_column_type(s->st, col) == SQLITE_NULL;
 }
 
 int64_t db_changes(struct db *db)
 {
+	if (db->pg)
+		return pg_changes(db->pg);
 	return sqlite3_changes64(db->h);
 }
 
@@ -239,7 +300,11 @@ static int pragma_int(struct db *db, const char *sql, int64_t *ret, struct strbu
 int db_user_version(struct db *db, int *ret, struct strbuf *err)
 {
 	int64_t v = 0;
-	int r = pragma_int(db, "PRAGMA user_version", &v, err);
+	int r;
+
+	if (db->pg)
+		return pg_user_version(db->pg, ret, err);
+	r = pragma_int(db, "PRAGMA user_version", &v, err);
 
 	if (r < 0)
 		return r;
@@ -343,12 +408,36 @@ static int set_write_pragmas(struct db *db, struct strbuf *err)
 		       err);
 }
 
+static int open_pg(const char *url, const struct db_schema *schema, enum db_mode mode,
+		   struct db **ret, struct strbuf *err)
+{
+	struct pg *pg = NULL;
+	struct db *db;
+	int r;
+
+	r = pg_open(url, schema, mode, &pg, err);
+	if (r < 0)
+		return r;
+	db = xcalloc(1, sizeof(*db));
+	db->pg = pg;
+	*ret = db;
+	return 0;
+}
+
 int db_open(const char *path, const struct db_migration *migrations, size_t n_migrations,
 	    struct db **ret, struct strbuf *err)
 {
 	struct db *db = NULL;
 	int r;
 
+	if (db_is_url(path)) {
+		struct db_schema schema = {.what = "database",
+					   .table = "imgforge_schema",
+					   .migrations = migrations,
+					   .n_migrations = n_migrations};
+
+		return open_pg(path, migrations ? &schema : NULL, DB_READWRITE, ret, err);
+	}
 	r = open_handle(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &db, err);
 	if (r < 0)
 		return r;
@@ -446,6 +535,8 @@ int db_open_schema(const char *path, const struct db_schema *schema, enum db_mod
 	struct stat st;
 	int version, r;
 
+	if (db_is_url(path))
+		return open_pg(path, schema, mode, ret, err);
 	if (stat(path, &st) < 0) {
 		if (errno != ENOENT || mode == DB_READONLY) {
 			r = -errno;
@@ -505,6 +596,8 @@ int db_has_table(struct db *db, const char *name, struct strbuf *err)
 	_cleanup_stmt_ struct db_stmt *s = NULL;
 	int r;
 
+	if (db->pg)
+		return pg_has_table(db->pg, name, err);
 	r = db_prepare(db,
 		       "SELECT 1 FROM sqlite_master WHERE name = ?1 AND type IN ('table', 'view')",
 		       &s, err);
@@ -520,6 +613,7 @@ void db_close(struct db *db)
 		return;
 	if (db->h)
 		sqlite3_close_v2(db->h);
+	pg_close(db->pg);
 	free(db->path);
 	free(db);
 }

@@ -9,11 +9,18 @@
 #include "core/util.h"
 
 /*
- * A thin layer over SQLite: the only module that includes <sqlite3.h>. It
- * opens a database with the settings every imgforge database uses (WAL,
- * busy timeout, foreign keys, full sync), brings its schema up to date from
- * an ordered list of migrations, and turns SQLITE_* codes into -errno plus a
- * message naming the database file.
+ * A thin layer over SQLite (db.c, the only file that includes <sqlite3.h>)
+ * and PostgreSQL (db-pg.c, the only one with <libpq-fe.h>): the same
+ * functions and the same SQL for both, so that the modules above keep one
+ * set of queries. A "postgresql://" or "postgres://" URL opens PostgreSQL,
+ * anything else is an SQLite file. It opens a database with the settings
+ * every imgforge database uses (SQLite: WAL, busy timeout, foreign keys,
+ * full sync), brings its schema up to date from an ordered list of
+ * migrations, and turns SQLITE_* codes and SQLSTATEs into -errno plus a
+ * message naming the database file, or its URL with the password masked.
+ *
+ * SQL is written as SQLite takes it, with ?N parameters (rewritten to $N for
+ * PostgreSQL); keep to what both understand.
  *
  * Errors: functions taking a struct strbuf *err append one line to it on
  * failure (err may be NULL when the caller does not want it).
@@ -32,8 +39,12 @@ struct db_migration {
 	const char *sql; /* one or more statements */
 };
 
+/* A PostgreSQL URL ("postgresql://..." or "postgres://..."), not an SQLite path. */
+bool db_is_url(const char *path_or_url);
+
 /*
- * Open (creating if needed) the SQLite database at path and apply the
+ * Open (creating if needed) the database at path (an SQLite file, or a
+ * PostgreSQL URL, where nothing is created) and apply the
  * migrations it has not seen yet, all in one transaction. A database whose
  * user_version is newer than n_migrations is refused with -EPROTONOSUPPORT
  * (it was written by a newer imgforge). With migrations NULL the schema is
@@ -59,6 +70,17 @@ struct db_schema {
 	const char *table;
 	const struct db_migration *migrations;
 	size_t n_migrations;
+	/*
+	 * PostgreSQL runs each migration's SQL translated mechanically:
+	 * INTEGER read as BIGINT (PostgreSQL's is 32 bits; sizes and times
+	 * need 64), TEXT as TEXT COLLATE "C" (byte order, as SQLite sorts),
+	 * WITHOUT ROWID dropped (pg_translate() in db-pg.h). Where that does
+	 * not do, pg_sql[i] (when pg_sql and pg_sql[i] are not NULL) replaces
+	 * migration i there. Kept apart from migrations so that a migration
+	 * both back ends take as it is stays one string.
+	 */
+	const char *const *pg_sql;
+	size_t n_pg_sql;
 };
 
 enum db_mode {
@@ -69,7 +91,8 @@ enum db_mode {
 	 */
 	DB_READWRITE,
 	/*
-	 * Open an existing file with SQLITE_OPEN_READONLY: never create,
+	 * Open an existing file with SQLITE_OPEN_READONLY (PostgreSQL: a
+	 * session with default_transaction_read_only): never create,
 	 * migrate or write anything. An older schema is opened as it is (the
 	 * caller asks db_user_version() and reads what that version has); a
 	 * newer one is refused.
@@ -78,7 +101,9 @@ enum db_mode {
 };
 
 /*
- * Open the imgforge database at path. Refused, with one line naming the
+ * Open the imgforge database at path, an SQLite file or a PostgreSQL URL
+ * (there, the schema's version is kept in a table imgforge_schema and its
+ * migrations applied under an advisory lock). Refused, with one line naming the
  * file and what to do: an empty (0-byte) file, a file that is not SQLite,
  * an SQLite database that is not this kind of imgforge database (another
  * application_id, or none and no schema->table), a schema newer than this
@@ -88,8 +113,9 @@ enum db_mode {
 int db_open_schema(const char *path, const struct db_schema *schema, enum db_mode mode,
 		   struct db **ret, struct strbuf *err);
 
+/* The file, or the URL with its password masked: what messages name. */
 const char *db_path(const struct db *db);
-/* The schema version (PRAGMA user_version). */
+/* The schema version (PRAGMA user_version; PostgreSQL: imgforge_schema). */
 int db_user_version(struct db *db, int *ret, struct strbuf *err);
 
 /* Run SQL without results (may hold several statements). */
@@ -98,9 +124,13 @@ int db_exec(struct db *db, const char *sql, struct strbuf *err);
 /*
  * Transactions. db_begin() takes the write lock at once (BEGIN IMMEDIATE),
  * so that a busy database is detected before any work is done, not at
- * COMMIT. db_rollback() is safe to call when no transaction is open.
+ * COMMIT (PostgreSQL: BEGIN; writers of different rows do not wait for
+ * each other). db_begin_read() reads one snapshot (PostgreSQL: REPEATABLE
+ * READ, READ ONLY). db_rollback() is safe to call when no transaction is
+ * open, and when the connection is gone.
  */
 int db_begin(struct db *db, struct strbuf *err);
+int db_begin_read(struct db *db, struct strbuf *err);
 int db_commit(struct db *db, struct strbuf *err);
 void db_rollback(struct db *db);
 

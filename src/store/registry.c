@@ -12,8 +12,11 @@
 #include "core/util.h"
 
 /*
- * The registry schema, in one place. Migration i takes a database from
- * user_version i to i + 1; append, never edit (docs/registry.md).
+ * The registry schema, in one place, for both back ends. Migration i takes
+ * a database from version i to i + 1; append, never edit
+ * (docs/registry.md). PostgreSQL runs the same SQL with its types (db.h:
+ * INTEGER as BIGINT, TEXT in byte order, no WITHOUT ROWID); a migration
+ * that needs more gets its PostgreSQL text in registry_pg_schema[].
  */
 static const struct db_migration registry_schema[] = {
 	/* 1: builds with their outputs and packages. */
@@ -189,15 +192,9 @@ static int open_mode(const char *path, enum db_mode mode, struct registry **ret,
 	struct db *db = NULL;
 	int version, k;
 
-	if (str_startswith(path, "postgresql://") || str_startswith(path, "postgres://")) {
-		strbuf_addf(err,
-			    "registry '%s': the PostgreSQL backend is not available yet; use an "
-			    "SQLite file path",
-			    path);
-		return -EOPNOTSUPP;
-	}
 	k = db_open_schema(path, &registry_db, mode, &db, err);
-	if (k == -ENOENT && mode == DB_READONLY)
+	/* PostgreSQL says so itself, naming the URL without its password. */
+	if (k == -ENOENT && mode == DB_READONLY && !db_is_url(path))
 		strbuf_addf(err, "no registry at '%s'; builds are registered by 'imgforge build'",
 			    path);
 	if (k < 0)
@@ -236,6 +233,25 @@ void registry_close(struct registry *r)
 void registry_closep(struct registry **r)
 {
 	registry_close(*r);
+}
+
+const char *registry_name(const struct registry *r)
+{
+	return db_path(r->db);
+}
+
+bool registry_is_url(const char *path_or_url)
+{
+	return db_is_url(path_or_url);
+}
+
+const char *registry_location(const char *option)
+{
+	const char *env = getenv("IMGFORGE_REGISTRY");
+
+	if (option)
+		return option;
+	return env && *env ? env : NULL;
 }
 
 /* --- adding --- */
@@ -303,10 +319,10 @@ static int id_exists(struct registry *r, const char *id, struct strbuf *err)
 	return db_step(s, err);
 }
 
-static int insert_rows(struct registry *r, const struct registry_build *b, struct strbuf *err)
+/* The build's row; -EEXIST when its id is taken (by a racing writer, on PostgreSQL). */
+static int insert_build(struct registry *r, const struct registry_build *b, struct strbuf *err)
 {
 	_cleanup_stmt_ struct db_stmt *s = NULL;
-	size_t i;
 	int k;
 
 	k = db_prepare(r->db,
@@ -326,10 +342,15 @@ static int insert_rows(struct registry *r, const struct registry_build *b, struc
 	db_bind_text(s, 8, b->key_disk);
 	db_bind_text(s, 9, b->inputs);
 	db_bind_text(s, 10, b->outdir);
-	k = db_step_done(s, err);
-	if (k < 0)
-		return k;
-	db_finalize(TAKE_PTR(s));
+	return db_step_done(s, err);
+}
+
+/* Everything of the build but its row. */
+static int insert_rows(struct registry *r, const struct registry_build *b, struct strbuf *err)
+{
+	_cleanup_stmt_ struct db_stmt *s = NULL;
+	size_t i;
+	int k;
 
 	k = db_prepare(r->db,
 		       "INSERT INTO outputs (build_id, name, sha256, size) VALUES (?1, ?2, ?3, ?4)",
@@ -406,10 +427,16 @@ int registry_add(struct registry *r, struct registry_build *b, char **ret_id, st
 	if (!b->created)
 		b->created = (int64_t)time(NULL);
 
-	k = db_begin(r->db, err);
-	if (k < 0)
-		return k;
+	/*
+	 * SQLite: BEGIN IMMEDIATE serialises writers, so the id found free is
+	 * still free at INSERT. PostgreSQL lets writers run side by side: two
+	 * builds that drew the same id both find it free, and the second's
+	 * INSERT of the build row fails on the primary key, which aborts its
+	 * transaction: that one starts again with a new id.
+	 */
 	for (tries = 0;; tries++) {
+		struct strbuf why = STRBUF_INIT;
+
 		if (own_id) {
 			char id[REGISTRY_ID_LEN];
 
@@ -417,11 +444,25 @@ int registry_add(struct registry *r, struct registry_build *b, char **ret_id, st
 			free(b->id);
 			b->id = xstrdup(id);
 		}
+		k = db_begin(r->db, err);
+		if (k < 0)
+			goto fail;
 		k = id_exists(r, b->id, err);
+		if (k < 0)
+			goto fail;
+		if (k == 0) {
+			k = insert_build(r, b, &why);
+			if (k == -EEXIST)
+				k = 1;
+			else if (k < 0)
+				strbuf_addstr(err, strbuf_str(&why));
+		}
+		strbuf_release(&why);
 		if (k < 0)
 			goto fail;
 		if (k == 0)
 			break;
+		db_rollback(r->db);
 		if (!own_id || tries >= 8) {
 			strbuf_addf(err, "build '%s' is already registered", b->id);
 			k = -EEXIST;
@@ -624,7 +665,7 @@ int registry_get(struct registry *r, const char *id_or_prefix, struct registry_b
 	if (k < 0)
 		return k;
 	/* One read transaction, so the build and its lists are one snapshot. */
-	k = db_exec(r->db, "BEGIN", err);
+	k = db_begin_read(r->db, err);
 	if (k < 0)
 		return k;
 	/* outdir arrived with version 3. */
@@ -666,6 +707,62 @@ out:
 		return k;
 	*ret = TAKE_PTR(b);
 	return 0;
+}
+
+/* --- copying --- */
+
+static int cmp_str(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+int registry_copy(struct registry *from, struct registry *to, size_t *ret_copied,
+		  size_t *ret_existing, struct strbuf *err)
+{
+	struct registry_summary *src = NULL, *dst = NULL;
+	size_t n_src = 0, n_dst = 0, i;
+	char **have = NULL;
+	int k;
+
+	*ret_copied = *ret_existing = 0;
+	k = registry_list(from, &src, &n_src, err);
+	if (k == 0)
+		k = registry_list(to, &dst, &n_dst, err);
+	if (k < 0)
+		goto out;
+	have = xcalloc(n_dst ? n_dst : 1, sizeof(*have));
+	for (i = 0; i < n_dst; i++)
+		have[i] = dst[i].id;
+	qsort(have, n_dst, sizeof(*have), cmp_str);
+	for (i = 0; i < n_src; i++) {
+		_cleanup_build_ struct registry_build *b = NULL;
+		struct strbuf why = STRBUF_INIT;
+
+		if (bsearch(&src[i].id, have, n_dst, sizeof(*have), cmp_str)) {
+			(*ret_existing)++;
+			continue;
+		}
+		k = registry_get(from, src[i].id, &b, err);
+		if (k < 0)
+			goto out;
+		k = registry_add(to, b, NULL, &why);
+		if (k == -EEXIST) {
+			(*ret_existing)++;
+			k = 0;
+		} else if (k < 0) {
+			strbuf_addf(err, "copying build '%s': %s", src[i].id, strbuf_str(&why));
+		} else {
+			(*ret_copied)++;
+		}
+		strbuf_release(&why);
+		if (k < 0)
+			goto out;
+	}
+out:
+	free(have);
+	registry_summaries_free(src, n_src);
+	registry_summaries_free(dst, n_dst);
+	return k;
 }
 
 /* --- diff --- */

@@ -13,9 +13,9 @@
 /*
  * The build registry: one record per finished build, with its inputs,
  * outputs, installed packages and file list, so that builds can be listed,
- * shown and compared. Stored in SQLite today; the functions below are the
- * whole interface a backend implements (see docs/registry.md for the
- * PostgreSQL plan). Nothing here prints; errors come back as -errno plus one
+ * shown and compared. Stored in an SQLite file or a PostgreSQL database
+ * (docs/registry.md), through store/db.h, with the same queries for both.
+ * Nothing here prints; errors come back as -errno plus one
  * line appended to err.
  */
 
@@ -75,10 +75,10 @@ void registry_build_add_file(struct registry_build *b, const char *path, const c
 void registry_build_take_packages(struct registry_build *b, struct dpkg_package **pkgs, size_t n);
 
 /*
- * Open the registry at path (an SQLite file, created with its directory's
- * parent existing; the schema is migrated to the current version). A
- * "postgresql://" or "postgres://" URL is reserved for the PostgreSQL
- * backend and gives -EOPNOTSUPP for now. Free with registry_close().
+ * Open the registry at path: an SQLite file (created with its directory's
+ * parent existing), or a "postgresql://" or "postgres://" URL of an existing
+ * database (its tables created there). The schema is migrated to the
+ * current version. Free with registry_close().
  */
 int registry_open(const char *path, struct registry **ret, struct strbuf *err);
 /*
@@ -89,6 +89,16 @@ int registry_open(const char *path, struct registry **ret, struct strbuf *err);
  */
 int registry_open_readonly(const char *path, struct registry **ret, struct strbuf *err);
 void registry_close(struct registry *r);
+/* What messages call the registry: its path, or its URL with the password masked. */
+const char *registry_name(const struct registry *r);
+/* A PostgreSQL URL rather than the path of an SQLite file. */
+bool registry_is_url(const char *path_or_url);
+/*
+ * Where the commands find the registry: the --registry option when given,
+ * else $IMGFORGE_REGISTRY when set and not empty, else NULL (the caller's
+ * default, registry.db in the cache directory).
+ */
+const char *registry_location(const char *option);
 void registry_closep(struct registry **r);
 #define _cleanup_registry_ _cleanup_(registry_closep)
 
@@ -125,6 +135,16 @@ void registry_summaries_free(struct registry_summary *s, size_t n);
  */
 int registry_get(struct registry *r, const char *id_or_prefix, struct registry_build **ret,
 		 struct strbuf *err);
+
+/*
+ * Copy every build of from that to does not have, with all its rows, each
+ * in its own transaction (registry_add()), keeping ids and creation times.
+ * A build to has already (copied before, or by a concurrent copy) is left
+ * as it is and counted in *ret_existing, so that running it again adds
+ * nothing. The counts are set on failure too (what was done before it).
+ */
+int registry_copy(struct registry *from, struct registry *to, size_t *ret_copied,
+		  size_t *ret_existing, struct strbuf *err);
 
 /* --- comparing two builds (no database involved) --- */
 
