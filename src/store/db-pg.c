@@ -434,10 +434,20 @@ static int query_value(struct pg *pg, const char *sql, const char *param, char *
 	return r;
 }
 
+/*
+ * A table or view of that name on the search path. Asked of pg_class with an
+ * ordinary query rather than to_regclass(): that one answers from the
+ * session's catalog cache, which inside a transaction that waited on the
+ * migration lock still says "no such table" after the process that held
+ * the lock has created it.
+ */
 int pg_has_table(struct pg *pg, const char *name, struct strbuf *err)
 {
 	_cleanup_free_ char *v = NULL;
-	int r = query_value(pg, "SELECT to_regclass(?1) IS NOT NULL", name, &v, err);
+	int r = query_value(pg,
+			    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.relname = ?1"
+			    " AND c.relkind IN ('r', 'v', 'p') AND pg_catalog.pg_table_is_visible(c.oid))",
+			    name, &v, err);
 
 	return r < 0 ? r : (v && !strcmp(v, "t"));
 }
@@ -553,6 +563,26 @@ out:
 }
 
 /*
+ * A role that may read but not write finds out before a build, not after
+ * it, when its record is refused.
+ */
+static int check_insert(struct pg *pg, const struct db_schema *schema, struct strbuf *err)
+{
+	_cleanup_free_ char *v = NULL;
+	int r = query_value(pg, "SELECT has_table_privilege(?1, 'INSERT')", schema->table, &v,
+			    err);
+
+	if (r < 0 || (v && !strcmp(v, "t")))
+		return r;
+	strbuf_addf(err,
+		    "%s '%s': the database role may not INSERT into '%s': grant it SELECT and "
+		    "INSERT on the %s's tables, or use a role that has them (see "
+		    "docs/registry.md)",
+		    schema->what, pg->name, schema->table, schema->what);
+	return -EACCES;
+}
+
+/*
  * Connect. The URL is libpq's: postgresql://[user[:password]@][host][:port]/
  * dbname[?param=value&...], host= a socket directory for Unix sockets; the
  * PG* environment variables and ~/.pgpass apply as for psql. A URL's own
@@ -647,6 +677,11 @@ int pg_open(const char *url, const struct db_schema *schema, enum db_mode mode, 
 	pg->version = version;
 	if (mode == DB_READWRITE && version != (int)schema->n_migrations) {
 		r = migrate(pg, schema, err);
+		if (r < 0)
+			goto fail;
+	}
+	if (mode == DB_READWRITE) {
+		r = check_insert(pg, schema, err);
 		if (r < 0)
 			goto fail;
 	}
