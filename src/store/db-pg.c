@@ -9,6 +9,12 @@
  *
  * Statements are sent with PQexecParams(), parameters typed (text or
  * int8) so that the server never has to guess, results in text form.
+ * Inside a transaction, statements that return no rows (db_step_done(): the
+ * INSERTs of a build's outputs, packages and files) are pipelined: sent
+ * without waiting for each answer, the answers read at the next statement
+ * that needs one, at COMMIT, or every PIPELINE_MAX statements. A build of
+ * 20000 files is then a few round trips to a distant server, not 20000;
+ * an error among them still fails the transaction, reported at that point.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -29,6 +35,13 @@
 /* Seconds to wait for a server that does not answer, unless the URL says. */
 #define CONNECT_TIMEOUT "10"
 
+/*
+ * Statements sent before their answers are read; bounded so that the
+ * server's answers (some 40 bytes each) fit in the socket buffers while we
+ * are still sending: neither side ever waits for the other.
+ */
+#define PIPELINE_MAX 256
+
 /* The table that holds each imgforge schema's version, as SQLite's user_version does. */
 #define SCHEMA_TABLE "imgforge_schema"
 
@@ -38,6 +51,8 @@ struct pg {
 	const char *what;
 	int version;
 	int64_t changes;
+	bool pipeline; /* in pipeline mode, with queued statements' answers to read */
+	int queued;
 };
 
 struct pg_stmt {
@@ -240,11 +255,57 @@ static void quiet_notices(void *arg, const char *message)
 
 /* --- statements --- */
 
+/*
+ * Read the answers of the pipelined statements and leave pipeline mode. The
+ * first error among them is the result (the server skips the statements
+ * after it, and the transaction can then only roll back).
+ */
+static int drain(struct pg *pg, struct strbuf *err)
+{
+	int r = 0;
+
+	if (!pg->pipeline)
+		return 0;
+	if (PQpipelineSync(pg->conn) != 1) {
+		r = fail(pg, NULL, err);
+		goto out;
+	}
+	for (;;) {
+		PGresult *res = PQgetResult(pg->conn);
+		ExecStatusType st;
+
+		if (!res) {
+			if (PQstatus(pg->conn) != CONNECTION_OK) {
+				if (r == 0)
+					r = fail(pg, NULL, err);
+				break;
+			}
+			continue;
+		}
+		st = PQresultStatus(res);
+		if (st == PGRES_FATAL_ERROR && r == 0)
+			r = fail(pg, res, err);
+		PQclear(res);
+		if (st == PGRES_PIPELINE_SYNC)
+			break;
+	}
+out:
+	PQexitPipelineMode(pg->conn);
+	pg->pipeline = false;
+	pg->queued = 0;
+	return r;
+}
+
 int pg_exec(struct pg *pg, const char *sql, struct strbuf *err)
 {
-	PGresult *res = PQexec(pg->conn, sql);
-	ExecStatusType st = PQresultStatus(res);
-	int r = 0;
+	PGresult *res;
+	ExecStatusType st;
+	int r = drain(pg, err);
+
+	if (r < 0)
+		return r;
+	res = PQexec(pg->conn, sql);
+	st = PQresultStatus(res);
 
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
 		r = fail(pg, res, err);
@@ -263,8 +324,12 @@ int pg_begin(struct pg *pg, bool read, struct strbuf *err)
 /* A COMMIT of a transaction that failed answers "ROLLBACK": that is no success. */
 int pg_commit(struct pg *pg, struct strbuf *err)
 {
-	PGresult *res = PQexec(pg->conn, "COMMIT");
-	int r = 0;
+	PGresult *res;
+	int r = drain(pg, err);
+
+	if (r < 0)
+		return r;
+	res = PQexec(pg->conn, "COMMIT");
 
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		r = fail(pg, res, err);
@@ -280,8 +345,10 @@ int pg_commit(struct pg *pg, struct strbuf *err)
 
 void pg_rollback(struct pg *pg)
 {
-	PGTransactionStatusType t = PQtransactionStatus(pg->conn);
+	PGTransactionStatusType t;
 
+	drain(pg, NULL);
+	t = PQtransactionStatus(pg->conn);
 	if (t == PQTRANS_INTRANS || t == PQTRANS_INERROR)
 		PQclear(PQexec(pg->conn, "ROLLBACK"));
 }
@@ -351,10 +418,15 @@ int pg_bind_int64(struct pg_stmt *s, int idx, int64_t v)
 int pg_step(struct pg_stmt *s, struct strbuf *err)
 {
 	if (!s->res) {
-		PGresult *res = PQexecParams(s->pg->conn, s->sql, s->n_params, s->types,
-					     (const char *const *)s->values, NULL, NULL, 0);
-		ExecStatusType st = PQresultStatus(res);
-		int r;
+		PGresult *res;
+		ExecStatusType st;
+		int r = drain(s->pg, err);
+
+		if (r < 0)
+			return r;
+		res = PQexecParams(s->pg->conn, s->sql, s->n_params, s->types,
+				   (const char *const *)s->values, NULL, NULL, 0);
+		st = PQresultStatus(res);
 
 		if (st == PGRES_COMMAND_OK) {
 			s->pg->changes = strtoll(PQcmdTuples(res), NULL, 10);
@@ -374,6 +446,36 @@ int pg_step(struct pg_stmt *s, struct strbuf *err)
 		return 1;
 	}
 	return 0;
+}
+
+int pg_step_done(struct pg_stmt *s, struct strbuf *err)
+{
+	struct pg *pg = s->pg;
+	int r;
+
+	if (!pg->pipeline && PQtransactionStatus(pg->conn) != PQTRANS_INTRANS) {
+		r = pg_step(s, err);
+		pg_reset(s);
+		if (r > 0) {
+			if (err)
+				strbuf_addf(err, "database '%s': statement returned rows", pg->name);
+			return -EINVAL;
+		}
+		return r;
+	}
+	if (!pg->pipeline) {
+		if (PQenterPipelineMode(pg->conn) != 1)
+			return fail(pg, NULL, err);
+		pg->pipeline = true;
+	}
+	r = PQsendQueryParams(pg->conn, s->sql, s->n_params, s->types,
+			      (const char *const *)s->values, NULL, NULL, 0) == 1
+		    ? 0
+		    : fail(pg, NULL, err);
+	pg_reset(s);
+	if (r == 0 && ++pg->queued >= PIPELINE_MAX)
+		r = drain(pg, err);
+	return r;
 }
 
 const char *pg_column_text(struct pg_stmt *s, int col)

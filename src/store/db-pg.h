@@ -32,6 +32,8 @@ void pg_finalize(struct pg_stmt *s);
 int pg_bind_text(struct pg_stmt *s, int idx, const char *v);
 int pg_bind_int64(struct pg_stmt *s, int idx, int64_t v);
 int pg_step(struct pg_stmt *s, struct strbuf *err);
+/* A statement without rows; inside a transaction, pipelined (its error comes later). */
+int pg_step_done(struct pg_stmt *s, struct strbuf *err);
 void pg_reset(struct pg_stmt *s);
 const char *pg_column_text(struct pg_stmt *s, int col);
 int64_t pg_column_int64(struct pg_stmt *s, int col);

@@ -226,8 +226,11 @@ int db_step(struct db_stmt *s, struct strbuf *err)
 
 int db_step_done(struct db_stmt *s, struct strbuf *err)
 {
-	int r = db_step(s, err);
+	int r;
 
+	if (s->pst)
+		return pg_step_done(s->pst, err);
+	r = db_step(s, err);
 	db_reset(s);
 	if (r > 0) {
 		if (err)

@@ -144,7 +144,12 @@ int db_bind_text(struct db_stmt *s, int idx, const char *v); /* NULL binds NULL 
 int db_bind_int64(struct db_stmt *s, int idx, int64_t v);
 /* Returns 1 when a row is ready, 0 when done, -errno on failure. */
 int db_step(struct db_stmt *s, struct strbuf *err);
-/* Step a statement that returns no rows, then reset it for reuse. */
+/*
+ * Step a statement that returns no rows, then reset it for reuse. On
+ * PostgreSQL, inside a transaction, it is only queued (pipelined): its
+ * error, if any, comes from a later db_step(), db_exec() or db_commit() of
+ * the same transaction, which fails then.
+ */
 int db_step_done(struct db_stmt *s, struct strbuf *err);
 int db_reset(struct db_stmt *s);
 /* Text of a column, NULL for SQL NULL; valid until the next step/reset. */

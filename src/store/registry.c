@@ -342,7 +342,9 @@ static int insert_build(struct registry *r, const struct registry_build *b, stru
 	db_bind_text(s, 8, b->key_disk);
 	db_bind_text(s, 9, b->inputs);
 	db_bind_text(s, 10, b->outdir);
-	return db_step_done(s, err);
+	/* db_step(), not db_step_done(): a taken id must show here, not at COMMIT. */
+	k = db_step(s, err);
+	return k < 0 ? k : 0;
 }
 
 /* Everything of the build but its row. */
