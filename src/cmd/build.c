@@ -11,7 +11,7 @@
 
 static const char build_usage[] =
 	"usage: imgforge build IMAGE.yaml [--profile P] [--set NAME=VALUE]... [--mirror URL]\n"
-	"                      [-I DIR]... [-o OUTDIR] [--cache DIR] [--registry PATH]\n"
+	"                      [-I DIR]... [-o OUTDIR] [--cache DIR] [--registry PATH|URL]\n"
 	"                      [--verify] [--refresh]\n"
 	"\n"
 	"Build the image: the base (mmdebstrap, or a fetched tarball), then the root\n"
@@ -44,8 +44,9 @@ int cmd_build(int argc, char **argv)
 		OPT_STRING('o', "output", &o.outdir, "DIR", "where to write the outputs"),
 		OPT_STRING(0, "cache", &o.cache, "DIR",
 			   "cache directory (default $XDG_CACHE_HOME/imgforge)"),
-		OPT_STRING(0, "registry", &o.registry, "PATH",
-			   "build registry (default <cache>/registry.db)"),
+		OPT_STRING(0, "registry", &o.registry, "PATH|URL",
+			   "build registry: an SQLite file or a postgresql:// URL\n"
+			   "(default $IMGFORGE_REGISTRY, else <cache>/registry.db)"),
 		OPT_FLAG(0, "verify", &o.verify,
 			 "re-hash cached files instead of trusting their metadata"),
 		OPT_FLAG(0, "refresh", &o.refresh,
