@@ -317,8 +317,7 @@ int pg_exec(struct pg *pg, const char *sql, struct strbuf *err)
 
 int pg_begin(struct pg *pg, bool read, struct strbuf *err)
 {
-	return pg_exec(pg, read ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN",
-		       err);
+	return pg_exec(pg, read ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN", err);
 }
 
 /* A COMMIT of a transaction that failed answers "ROLLBACK": that is no success. */
@@ -458,7 +457,8 @@ int pg_step_done(struct pg_stmt *s, struct strbuf *err)
 		pg_reset(s);
 		if (r > 0) {
 			if (err)
-				strbuf_addf(err, "database '%s': statement returned rows", pg->name);
+				strbuf_addf(err, "database '%s': statement returned rows",
+					    pg->name);
 			return -EINVAL;
 		}
 		return r;
@@ -546,10 +546,11 @@ static int query_value(struct pg *pg, const char *sql, const char *param, char *
 int pg_has_table(struct pg *pg, const char *name, struct strbuf *err)
 {
 	_cleanup_free_ char *v = NULL;
-	int r = query_value(pg,
-			    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.relname = ?1"
-			    " AND c.relkind IN ('r', 'v', 'p') AND pg_catalog.pg_table_is_visible(c.oid))",
-			    name, &v, err);
+	int r = query_value(
+		pg,
+		"SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.relname = ?1"
+		" AND c.relkind IN ('r', 'v', 'p') AND pg_catalog.pg_table_is_visible(c.oid))",
+		name, &v, err);
 
 	return r < 0 ? r : (v && !strcmp(v, "t"));
 }
@@ -671,8 +672,7 @@ out:
 static int check_insert(struct pg *pg, const struct db_schema *schema, struct strbuf *err)
 {
 	_cleanup_free_ char *v = NULL;
-	int r = query_value(pg, "SELECT has_table_privilege(?1, 'INSERT')", schema->table, &v,
-			    err);
+	int r = query_value(pg, "SELECT has_table_privilege(?1, 'INSERT')", schema->table, &v, err);
 
 	if (r < 0 || (v && !strcmp(v, "t")))
 		return r;
@@ -765,8 +765,9 @@ int pg_open(const char *url, const struct db_schema *schema, enum db_mode mode, 
 		if (r > 0)
 			r = refuse_foreign(pg, schema, err);
 		if (r == 0) {
-			strbuf_addf(err, "no %s in '%s' yet; builds are registered by 'imgforge "
-					 "build'",
+			strbuf_addf(err,
+				    "no %s in '%s' yet; builds are registered by 'imgforge "
+				    "build'",
 				    schema->what, pg->name);
 			r = -ENOENT;
 		}

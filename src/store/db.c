@@ -195,7 +195,7 @@ int db_bind_text(struct db_stmt *s, int idx, const char *v)
 	if (s->pst)
 		return pg_bind_text(s->pst, idx, v);
 	rc = v ? sqlite3_bind_text(s->st, idx, v, -1, SQLITE_TRANSIENT)
-		   : sqlite3_bind_null(s->st, idx);
+	       : sqlite3_bind_null(s->st, idx);
 	return rc == SQLITE_OK ? 0 : sqlite_to_errno(s->db->h, rc);
 }
 

@@ -22,12 +22,15 @@ static void check_mask(const char *url, const char *want)
 TEST(test_mask_url)
 {
 	check_mask("postgresql://ci:s3cret@db.example/reg", "postgresql://ci:***@db.example/reg");
-	check_mask("postgres://ci@db:5433/reg?sslmode=require", "postgres://ci@db:5433/reg?sslmode=require");
+	check_mask("postgres://ci@db:5433/reg?sslmode=require",
+		   "postgres://ci@db:5433/reg?sslmode=require");
 	check_mask("postgresql:///reg?host=/run/pg&password=s3cret&user=ci",
 		   "postgresql:///reg?host=/run/pg&password=***&user=ci");
-	check_mask("postgresql://ci:a:b@h/reg?password=x", "postgresql://ci:***@h/reg?password=***");
+	check_mask("postgresql://ci:a:b@h/reg?password=x",
+		   "postgresql://ci:***@h/reg?password=***");
 	/* An '@' after the host is not a user part. */
-	check_mask("postgresql://h/reg?application_name=a@b", "postgresql://h/reg?application_name=a@b");
+	check_mask("postgresql://h/reg?application_name=a@b",
+		   "postgresql://h/reg?application_name=a@b");
 	check_mask("postgresql://", "postgresql://");
 }
 
