@@ -186,8 +186,16 @@ def verify_sigv4(handler, service, body, unsigned_ok):
     t = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
     skew = abs((datetime.datetime.now(datetime.timezone.utc) - t).total_seconds())
     if skew > MAX_SKEW:
-        raise auth_error(service, "expired", " Timestamp date is %s, more than 15 minutes from "
-                         "now." % amz_date)
+        n = datetime.datetime.now(datetime.timezone.utc)
+        if service == "ec2":
+            detail = " Timestamp date is %s, more than 15 minutes from now." % amz_date
+        else:
+            fmt = "%Y%m%dT%H%M%SZ"
+            lim = n - datetime.timedelta(seconds=MAX_SKEW) if t < n else n + datetime.timedelta(seconds=MAX_SKEW)
+            detail = ": %s is now %s than %s (%s %s 15 min.)" % (
+                amz_date, "earlier" if t < n else "later", lim.strftime(fmt), n.strftime(fmt),
+                "-" if t < n else "+")
+        raise auth_error(service, "expired", detail)
     signed_set = signed.split(";")
     if "host" not in signed_set:
         raise auth_error(service, "bad", " (the host header must be signed)")
