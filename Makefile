@@ -168,6 +168,9 @@ DEB_PACKAGES := gcc make pkg-config libc6-dev \
 # botocore recomputes the AWS signatures in the publish tests' fake EC2 and EBS
 # (tests/helpers/fake-aws.py) and reads their S3 peer.
 DEB_PACKAGES += python3-botocore
+# The AWS CLI reads back what imgforge publish uploaded to S3: a second,
+# independent S3 client (tests/e2e/t7000-publish-s3.sh).
+DEB_PACKAGES += awscli
 
 # s3rver, the S3 peer of the publish tests (npm, not in Debian), installed
 # into the build tree: tests take $(S3RVER_DIR)/node_modules/.bin/s3rver.

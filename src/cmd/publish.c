@@ -32,7 +32,8 @@
 
 static const char usage[] =
 	"usage: imgforge publish <build> --to aws|openstack|scaleway [--region <r>]\n"
-	"                        [--name <n>] [--public] [--format <f>] [--json]\n"
+	"                        [--name <n>] [--public] [--format <f>] [--bucket <b>]\n"
+	"                        [--json]\n"
 	"\n"
 	"Make a registered build's disk a bootable image in a cloud: export it to\n"
 	"the format the cloud takes, upload it (resumable: run the same command\n"
@@ -259,7 +260,8 @@ static int state_dir(const char *cache, const char *build_id, const char *target
 static void state_remove(const char *dir)
 {
 	static const char *const names[] = { "disk.raw", "disk.qcow2", "disk.vmdk", "disk.vhd",
-					      "upload.json", "lock", NULL };
+					      "upload.json", "ebs.json", "import.json",
+					      "lock", NULL };
 	size_t i;
 
 	for (i = 0; names[i]; i++) {
@@ -297,7 +299,7 @@ static void result_json(const struct registry_publication *p, struct strbuf *out
 int cmd_publish(int argc, char **argv)
 {
 	const char *region = NULL, *name = NULL, *fmt = NULL, *registry = NULL, *cache = NULL;
-	const char *description = NULL;
+	const char *description = NULL, *bucket = NULL;
 	int to = -1;
 	bool public_image = false, json = false;
 	const struct opt options[] = {
@@ -308,6 +310,8 @@ int cmd_publish(int argc, char **argv)
 			   "the image's name (default: <image>-<version>-<build>)"),
 		OPT_STRING(0, "description", &description, "<text>", "a one-line description"),
 		OPT_FLAG(0, "public", &public_image, "make the image visible to every account"),
+		OPT_STRING(0, "bucket", &bucket, "<b>",
+			   "the S3 bucket to upload through (aws with vmdk or vhd, scaleway)"),
 		OPT_STRING('f', "format", &fmt, "<f>",
 			   "the format to upload (default: what the cloud takes best)"),
 		OPT_FLAG(0, "json", &json, "print the publication as JSON"),
@@ -438,6 +442,7 @@ int cmd_publish(int argc, char **argv)
 		.os_version = osver,
 		.region = region,
 		.public_image = public_image,
+		.bucket = bucket,
 		.state_dir = dir,
 		.progress = on_progress,
 		.progress_userdata = &prog,

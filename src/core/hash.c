@@ -236,3 +236,11 @@ int sha256_fd_range(int fd, uint64_t offset, uint64_t len, char out[SHA256_HEX_L
 	sha256_free(h);
 	return 0;
 }
+
+char *base64_encode(const void *data, size_t len)
+{
+	char *out = xmalloc(4 * ((len + 2) / 3) + 1);
+
+	EVP_EncodeBlock((unsigned char *)out, data, (int)len);
+	return out;
+}

@@ -47,5 +47,7 @@ int is_sha256_hex(const char *s);
  * -EINVAL.
  */
 int base64_decode(const char *s, uint8_t **ret, size_t *ret_len);
+/* Standard base64 of data, padded, one line; malloc'd. */
+char *base64_encode(const void *data, size_t len);
 
 #endif
