@@ -177,7 +177,7 @@ static int ebs_answer(const struct aws *a, struct http_response *resp, long want
 		const char *msg = NULL;
 
 		if (resp->body.len &&
-		    jsonr_parse(resp->body.buf, resp->body.len, &doc, jerr, sizeof(jerr)) == 0)
+		    jsonr_parse_api(resp->body.buf, resp->body.len, &doc, jerr, sizeof(jerr)) == 0)
 			msg = jstr(doc, "message") ? jstr(doc, "message") : jstr(doc, "Message");
 		if (type) {
 			const char *hint;
@@ -229,7 +229,7 @@ static int ebs_start(struct aws *a, const char *token, char **ret_id, struct str
 	k = aws_request(&a->cfg, "ebs", "POST", url, hdr, body.buf, body.len, &resp, err);
 	if (k >= 0)
 		k = ebs_answer(a, &resp, 201, "EBS StartSnapshot", err);
-	if (k >= 0 && (jsonr_parse(resp.body.buf, resp.body.len, &doc, jerr, sizeof(jerr)) < 0 ||
+	if (k >= 0 && (jsonr_parse_api(resp.body.buf, resp.body.len, &doc, jerr, sizeof(jerr)) < 0 ||
 		       !jstr(doc, "SnapshotId"))) {
 		strbuf_addstr(err, "EBS StartSnapshot answered without a SnapshotId");
 		k = -EPROTO;

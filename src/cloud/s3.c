@@ -145,6 +145,7 @@ const char *aws_error_hint(const char *code)
 						  "--region" },
 		{ "InvalidParameterValue", "check the options given" },
 		{ "InvalidAMIName.Duplicate", "an image of that name exists: give another --name" },
+		{ "InvalidAMIName.Malformed", "give another --name" },
 		{ "RequestLimitExceeded", "the account's API rate was exceeded: wait and run the "
 					  "same command again" },
 		{ "SlowDown", "wait and run the same command again: the upload resumes" },
