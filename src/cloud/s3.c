@@ -64,7 +64,6 @@ static int signed_request(const struct aws_config *cfg, const char *service,
 
 	req->sign = sign_cb;
 	req->sign_userdata = &c;
-	req->timeout_s = req->timeout_s ? req->timeout_s : 0;
 	k = http_request(req, resp, err);
 	strv_free(c.cur);
 	return k;
