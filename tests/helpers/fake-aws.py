@@ -241,13 +241,20 @@ def record(service, action, params, status, error):
 # --- the S3 peer --------------------------------------------------------------------
 
 
+_s3 = None
+_s3_lock = threading.Lock()
+
+
 def s3_client():
-    s = botocore.session.get_session()
-    return s.create_client("s3", endpoint_url=args.s3_endpoint, region_name=args.region,
-                           aws_access_key_id=args.s3_access_key,
-                           aws_secret_access_key=args.s3_secret_key,
-                           config=Config(s3={"addressing_style": "path"},
-                                         retries={"max_attempts": 1}))
+    """One client for the process: botocore loads its models once, calls are thread-safe."""
+    global _s3
+    with _s3_lock:
+        if _s3 is None:
+            _s3 = botocore.session.get_session().create_client(
+                "s3", endpoint_url=args.s3_endpoint, region_name=args.region,
+                aws_access_key_id=args.s3_access_key, aws_secret_access_key=args.s3_secret_key,
+                config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+        return _s3
 
 
 def s3_fetch(bucket, key, dest):
