@@ -19,6 +19,7 @@ import datetime
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -325,13 +326,16 @@ def main():
 
     def register():
         sid = snaps["EBS"]
-        ami = ec2.register_image(
-            Name="imgforge-demo-1", Architecture="x86_64", RootDeviceName="/dev/xvda",
-            VirtualizationType="hvm", EnaSupport=True, BootMode="uefi",
-            BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {
-                "SnapshotId": sid, "VolumeType": "gp3", "DeleteOnTermination": True}}],
-            TagSpecifications=[{"ResourceType": "image", "Tags": [{"Key": "imgforge:build", "Value": "b1"}]}]
-        )["ImageId"]
+        # As a Query: the SDK of Debian 12 (botocore 1.29) has no TagSpecifications
+        # for RegisterImage yet, the service has.
+        st, body = raw("Action=RegisterImage&Version=2016-11-15&Name=imgforge-demo-1&Architecture=x86_64"
+                       "&RootDeviceName=%2Fdev%2Fxvda&VirtualizationType=hvm&EnaSupport=true&BootMode=uefi"
+                       "&BlockDeviceMapping.1.DeviceName=%2Fdev%2Fxvda&BlockDeviceMapping.1.Ebs.SnapshotId=" + sid +
+                       "&BlockDeviceMapping.1.Ebs.VolumeType=gp3&BlockDeviceMapping.1.Ebs.DeleteOnTermination=true"
+                       "&TagSpecification.1.ResourceType=image&TagSpecification.1.Tag.1.Key=imgforge%3Abuild"
+                       "&TagSpecification.1.Tag.1.Value=b1")
+        assert st == 200, body
+        ami = re.search(r"<imageId>(ami-[0-9a-f]+)</imageId>", body).group(1)
         assert ami.startswith("ami-")
         img = ec2.describe_images(ImageIds=[ami])["Images"][0]
         assert img["State"] == "available" and img["BootMode"] == "uefi" and img["EnaSupport"] is True, img
