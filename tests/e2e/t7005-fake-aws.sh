@@ -26,5 +26,5 @@ qemu-img convert -f raw -O qcow2 disk.raw disk.qcow2 || fail "qemu-img convert f
 echo "# peers and images ready after $SECONDS s"
 cli=
 command -v aws >/dev/null 2>&1 && cli=--aws-cli
-S3_ACCESS_KEY=$CLOUD_S3_ACCESS_KEY S3_SECRET_KEY=$CLOUD_S3_SECRET_KEY FAKE_AWS_LOG=$FAKE_AWS_LOG \
+S3_ACCESS_KEY=$CLOUD_S3_ACCESS_KEY S3_SECRET_KEY=$CLOUD_S3_SECRET_KEY FAKE_AWS_LOG=$FAKE_AWS_LOG FAKE_S3_LOG=${FAKE_S3_LOG:-} \
 	"$PY_BOTO" "$SRCDIR/tests/helpers/test-fake-aws.py" --data-dir "$TEST_DIR/aws-data" $s3 $cli

@@ -96,6 +96,8 @@ def client(service, key=None, secret=None, region=None, skew=0, tamper=False):
     if tamper:
         def change(request, **kw):
             body = request.body or b""
+            if hasattr(body, "read"):
+                body = body.read()
             request.body = (body if isinstance(body, bytes) else body.encode()) + b"x"
             request.headers["Content-Length"] = str(len(request.body))
         c.meta.events.register("before-send", change)
@@ -145,12 +147,35 @@ def main():
 
     if A.s3:
         def upload():
-            s3 = client("s3", key=E["S3_ACCESS_KEY"], secret=E["S3_SECRET_KEY"])
+            s3 = client("s3")
             s3.create_bucket(Bucket="images")
             for f in ("disk.raw", "disk.vmdk", "sparse.vmdk", "disk.vhd", "disk.qcow2"):
                 with open(f, "rb") as b:
                     s3.put_object(Bucket="images", Key=f, Body=b)
         test("setup: the disk in every format, in the S3 peer", upload)
+
+        def front():
+            s3 = client("s3")
+            up = s3.create_multipart_upload(Bucket="images", Key="multi")["UploadId"]
+            parts = []
+            for n, chunk in enumerate((disk[:5 << 20], disk[5 << 20:]) if len(disk) > 5 << 20 else (disk,), 1):
+                parts.append({"PartNumber": n, "ETag": s3.upload_part(Bucket="images", Key="multi", UploadId=up,
+                                                                      PartNumber=n, Body=chunk)["ETag"]})
+            s3.complete_multipart_upload(Bucket="images", Key="multi", UploadId=up,
+                                         MultipartUpload={"Parts": parts})
+            assert s3.get_object(Bucket="images", Key="multi")["Body"].read() == disk
+            put = lambda c: c.put_object(Bucket="images", Key="x", Body=b"x")
+            refused(lambda: put(client("s3", secret="wrong")), 403, "SignatureDoesNotMatch")
+            refused(lambda: put(client("s3", key="AKIAUNKNOWNKEY000000")), 403, "InvalidAccessKeyId")
+            # botocore follows S3's answer to a wrong region (AuthorizationHeaderMalformed
+            # naming the right one) and signs again: the front's log shows both.
+            put(client("s3", region="eu-west-1"))
+            log = [json.loads(line) for line in open(E["FAKE_S3_LOG"])]
+            assert [r["error"] for r in log[-2:]] == ["AuthorizationHeaderMalformed", None], log[-2:]
+            refused(lambda: put(client("s3", tamper=True)), 400, "XAmzContentSHA256Mismatch")
+            refused(lambda: put(client("s3", skew=-1200)), 403, "RequestTimeTooSkewed")
+        test("s3 front: a multipart upload through it; bad keys, region, body, clock refused as S3 does",
+             front)
 
     # --- signatures ---------------------------------------------------------------------
 
