@@ -1115,6 +1115,33 @@ def verify_s3(handler, body_sha):
                        "match the signature you provided. Check your key and signing method.")
 
 
+part_sizes = {}  # (path, upload id, part number) -> bytes
+MIN_PART = 5 << 20
+
+
+def check_parts(path, upload, xml):
+    """S3's CompleteMultipartUpload rules that s3rver does not apply: parts in
+    ascending order, each but the last at least 5 MiB. None or (code, message)."""
+    import xml.etree.ElementTree as ET
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return ("MalformedXML", "The XML you provided was not well-formed or did not validate "
+                "against our published schema.")
+    nums = [int(e.text) for e in root.iter() if e.tag.split("}")[-1] == "PartNumber"]
+    if nums != sorted(set(nums)):
+        return ("InvalidPartOrder", "The list of parts was not in ascending order. The parts list "
+                "must be specified in order by part number.")
+    with lock:
+        sizes = [part_sizes.get((path, upload, str(n))) for n in nums]
+    for n, size in zip(nums[:-1], sizes[:-1]):
+        if size is not None and size < MIN_PART:
+            return ("EntityTooSmall", "Your proposed upload is smaller than the minimum allowed "
+                    "size (part %d is %d bytes; every part but the last must be at least 5 MiB)"
+                    % (n, size))
+    return None
+
+
 class S3FrontHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "imgforge-fake-aws-s3-front/1"
@@ -1159,6 +1186,24 @@ class S3FrontHandler(BaseHTTPRequestHandler):
                 if self.command != "HEAD":
                     self.wfile.write(out)
                 return
+            q = params["query"]
+            if self.command == "PUT" and "uploadId" in q and "partNumber" in q:
+                with lock:
+                    part_sizes[(parts.path, q["uploadId"], q["partNumber"])] = size
+            if self.command == "POST" and "uploadId" in q:
+                err = check_parts(parts.path, q["uploadId"], body.read())
+                body.seek(0)
+                if err:
+                    out = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>%s</Code><Message>%s</Message>'
+                           '<RequestId>%s</RequestId></Error>' % (err[0], escape(err[1]),
+                                                                 uuid.uuid4().hex[:16].upper())).encode()
+                    record("s3", action, params, 400, err[0])
+                    self.send_response(400)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(out)))
+                    self.end_headers()
+                    self.wfile.write(out)
+                    return
             up = urllib.parse.urlsplit(args.s3_endpoint)
             conn = http.client.HTTPConnection(up.hostname, up.port, timeout=600)
             headers = {k: v for k, v in self.headers.items()
