@@ -172,6 +172,9 @@ def verify_sigv4(handler, service, body, unsigned_ok):
     akid, day, region, svc, signed, sig = m.groups()
     if akid != args.access_key:
         raise auth_error(service, "unknown-key")
+    if h.get("X-Amz-Security-Token") is not None:
+        # The test key pair is a long-term one: AWS refuses a session token with it.
+        raise auth_error(service, "unknown-key")
     amz_date = h.get("X-Amz-Date")
     if not amz_date or not re.match(r"^\d{8}T\d{6}Z$", amz_date):
         raise auth_error(service, "malformed", " (X-Amz-Date missing or not YYYYMMDDTHHMMSSZ)")
