@@ -233,6 +233,26 @@ def main():
         assert st == 403, (st, body)
     test("a request signed for one service is refused by the other", cross)
 
+    def libcurl():
+        # A second, independent SigV4 signer: libcurl's (curl --aws-sigv4). The
+        # query is in sorted order: curl 7.88 signs it as given, AWS sorts it.
+        def curl(service, *a, secret=None):
+            r = subprocess.run(["curl", "-s", "-w", "\n%{http_code}", "--aws-sigv4", "aws:amz:%s:%s" % (
+                E["AWS_REGION"], service), "--user", "%s:%s" % (E["AWS_ACCESS_KEY_ID"],
+                                                              secret or E["AWS_SECRET_ACCESS_KEY"])] + list(a),
+                capture_output=True, text=True, check=True)
+            return r.stdout.rsplit("\n", 1)[1], r.stdout
+        st, out = curl("ec2", "-d", "Action=DescribeImages&Version=2016-11-15", URL + "/")
+        assert st == "200" and "<DescribeImagesResponse" in out, out
+        st, out = curl("ec2", URL + "/?Action=DescribeImages&Owner.1=self&Version=2016-11-15")
+        assert st == "200", out
+        st, out = curl("ebs", "-H", "Content-Type: application/json", "-d", '{"VolumeSize": 1}', URL + "/snapshots")
+        assert st == "201" and '"Status": "pending"' in out, out
+        st, out = curl("ec2", "-d", "Action=DescribeImages&Version=2016-11-15", URL + "/", secret="wrong")
+        assert st == "403" and "SignatureDoesNotMatch" in out, out
+    test("curl --aws-sigv4 (libcurl's signer): EC2 POST and GET, EBS StartSnapshot; a wrong key refused",
+         libcurl)
+
     # --- EC2 parameters ------------------------------------------------------------------
 
     def params():
