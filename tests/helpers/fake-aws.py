@@ -1153,6 +1153,20 @@ class S3FrontHandler(BaseHTTPRequestHandler):
         pass
 
     def dispatch(self):
+        try:
+            self.relay()
+        except Exception:
+            import traceback
+            traceback.print_exc()
+            sys.stderr.flush()
+            out = b"<Error><Code>InternalError</Code><Message>the S3 front failed: see its stderr</Message></Error>"
+            self.send_response(500)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+    def relay(self):
         import http.client
         parts = urllib.parse.urlsplit(self.path)
         params = {"query": dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True)),
@@ -1271,10 +1285,20 @@ class Handler(BaseHTTPRequestHandler):
 
     def dispatch(self):
         body = self.body()
-        if urllib.parse.urlsplit(self.path).path.startswith("/snapshots"):
-            ebs_call(self, body)
-        else:
-            ec2_call(self, body)
+        ebs = urllib.parse.urlsplit(self.path).path.startswith("/snapshots")
+        try:
+            (ebs_call if ebs else ec2_call)(self, body)
+        except Exception:
+            # A bug of this peer, not the client's: say so loudly, as a 500.
+            import traceback
+            traceback.print_exc()
+            sys.stderr.flush()
+            if ebs:
+                self.answer(500, b'{"message": "fake-aws.py failed: see its stderr"}', "application/json",
+                            {"x-amzn-ErrorType": "InternalServerException"})
+            else:
+                self.answer(500, ec2_error("InternalError", "fake-aws.py failed: see its stderr"),
+                            "text/xml;charset=UTF-8")
 
     do_GET = do_POST = do_PUT = do_DELETE = dispatch
 

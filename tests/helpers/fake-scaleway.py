@@ -509,6 +509,13 @@ class Handler(BaseHTTPRequestHandler):
             err = None
         except ApiError as e:
             status, out, err = e.status, e.body, e.body.get("type")
+        except Exception:
+            # A bug of this peer, not the client's: say so loudly, as a 500.
+            import traceback
+            traceback.print_exc()
+            sys.stderr.flush()
+            status, err = 500, "internal_error"
+            out = {"message": "fake-scaleway.py failed: see its stderr", "type": "internal_error"}
         record(self.command, parts.path, action, body, query, status, err)
         self.answer(status, out, extra)
 
