@@ -7,6 +7,7 @@ publish tests, on loopback only.
                 [--access-key AK] [--secret-key SK] [--region R]
                 [--s3-access-key AK] [--s3-secret-key SK]
                 [--import-polls N] [--data-dir DIR] [--account ID]
+                [--extra-key AK:SK]... [--s3-front-port-file FILE]
 
 EC2 and EBS answer on one port (point both AWS_ENDPOINT_URL_EC2 and
 AWS_ENDPOINT_URL_EBS at it): a request to /snapshots... is an EBS direct API
@@ -170,7 +171,7 @@ def verify_sigv4(handler, service, body, unsigned_ok):
     if not m:
         raise auth_error(service, "malformed")
     akid, day, region, svc, signed, sig = m.groups()
-    if akid != args.access_key:
+    if akid not in args.keys:
         raise auth_error(service, "unknown-key")
     if h.get("X-Amz-Security-Token") is not None:
         # The test key pair is a long-term one: AWS refuses a session token with it.
@@ -221,7 +222,7 @@ def verify_sigv4(handler, service, body, unsigned_ok):
                                          url="http://%s%s" % (h.get("Host", "localhost"), handler.path),
                                          headers=headers, data=body)
     req.context["timestamp"] = amz_date
-    creds = botocore.credentials.Credentials(args.access_key, args.secret_key)
+    creds = botocore.credentials.Credentials(akid, args.keys[akid])
     signer = VerifyingSigV4(creds, svc, region, set(signed_set))
     want = signer.signature(signer.string_to_sign(req, signer.canonical_request(req)), req)
     if not secrets.compare_digest(want, sig):
@@ -1062,7 +1063,7 @@ def verify_s3(handler, body_sha):
     if not m:
         raise s3_error(400, "AuthorizationHeaderMalformed", "The authorization header is malformed")
     akid, day, region, svc, signed, sig = m.groups()
-    if akid != args.access_key:
+    if akid not in args.keys:
         raise s3_error(403, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist "
                        "in our records.", AWSAccessKeyId=akid)
     if svc != "s3":
@@ -1101,7 +1102,7 @@ def verify_s3(handler, body_sha):
                                          url="http://%s%s" % (h.get("Host", "localhost"), handler.path),
                                          headers=headers, data=b"")
     req.context["timestamp"] = amz_date
-    creds = botocore.credentials.Credentials(args.access_key, args.secret_key)
+    creds = botocore.credentials.Credentials(akid, args.keys[akid])
 
     class S3Verifier(botocore.auth.S3SigV4Auth):
         def headers_to_sign(self, request):
@@ -1319,7 +1320,15 @@ def main():
     p.add_argument("--import-polls", type=int, default=3)
     p.add_argument("--data-dir")
     p.add_argument("--s3-front-port-file")
+    p.add_argument("--extra-key", action="append", default=[], metavar="ACCESS_KEY:SECRET_KEY",
+                   help="another key pair to accept (repeatable)")
     args = p.parse_args()
+    args.keys = {args.access_key: args.secret_key}
+    for pair in args.extra_key:
+        ak, sep, sk = pair.partition(":")
+        if not sep or not ak or not sk:
+            sys.exit("fake-aws.py: --extra-key takes ACCESS_KEY:SECRET_KEY")
+        args.keys[ak] = sk
     if args.data_dir:
         os.makedirs(args.data_dir, exist_ok=True)
     if args.s3_front_port_file:
