@@ -5,9 +5,10 @@
 //     node s3rver.js MODULE_DIR DATA_DIR PORT_FILE [ACCESS_KEY SECRET_KEY]...
 //
 // MODULE_DIR is where `make deps` installed s3rver (its node_modules/s3rver).
-// Writes the port to PORT_FILE once listening. s3rver checks that the access
-// key exists, not SigV4 signatures: fake-aws.py --s3-front-port-file puts a
-// front before it that does.
+// Writes the port to PORT_FILE once listening; logs each request on stdout
+// as the s3rver command does ("Stored part N of UPLOAD-ID", ...). s3rver
+// checks that the access key exists, not SigV4 signatures:
+// fake-aws.py --s3-front-port-file puts a front before it that does.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -22,7 +23,7 @@ const S3rver = require(base);
 const account = require(path.join(base, 'lib', 'models', 'account')).DUMMY_ACCOUNT;
 for (let i = 0; i < pairs.length; i += 2) account.createKeyPair(pairs[i], pairs[i + 1]);
 
-new S3rver({ address: '127.0.0.1', port: 0, directory: dataDir, silent: true, vhostBuckets: false })
+new S3rver({ address: '127.0.0.1', port: 0, directory: dataDir, silent: false, vhostBuckets: false })
   .run()
   .then(({ port }) => {
     fs.writeFileSync(portFile + '.tmp', port + '\n');
