@@ -7,6 +7,7 @@ publish tests, on loopback only.
                 [--access-key AK] [--secret-key SK] [--region R]
                 [--s3-access-key AK] [--s3-secret-key SK]
                 [--import-polls N] [--data-dir DIR] [--account ID]
+                [--extra-key AK:SK]... [--s3-front-port-file FILE]
 
 EC2 and EBS answer on one port (point both AWS_ENDPOINT_URL_EC2 and
 AWS_ENDPOINT_URL_EBS at it): a request to /snapshots... is an EBS direct API
@@ -170,7 +171,10 @@ def verify_sigv4(handler, service, body, unsigned_ok):
     if not m:
         raise auth_error(service, "malformed")
     akid, day, region, svc, signed, sig = m.groups()
-    if akid != args.access_key:
+    if akid not in args.keys:
+        raise auth_error(service, "unknown-key")
+    if h.get("X-Amz-Security-Token") is not None:
+        # The test key pair is a long-term one: AWS refuses a session token with it.
         raise auth_error(service, "unknown-key")
     amz_date = h.get("X-Amz-Date")
     if not amz_date or not re.match(r"^\d{8}T\d{6}Z$", amz_date):
@@ -218,7 +222,7 @@ def verify_sigv4(handler, service, body, unsigned_ok):
                                          url="http://%s%s" % (h.get("Host", "localhost"), handler.path),
                                          headers=headers, data=body)
     req.context["timestamp"] = amz_date
-    creds = botocore.credentials.Credentials(args.access_key, args.secret_key)
+    creds = botocore.credentials.Credentials(akid, args.keys[akid])
     signer = VerifyingSigV4(creds, svc, region, set(signed_set))
     want = signer.signature(signer.string_to_sign(req, signer.canonical_request(req)), req)
     if not secrets.compare_digest(want, sig):
@@ -241,13 +245,20 @@ def record(service, action, params, status, error):
 # --- the S3 peer --------------------------------------------------------------------
 
 
+_s3 = None
+_s3_lock = threading.Lock()
+
+
 def s3_client():
-    s = botocore.session.get_session()
-    return s.create_client("s3", endpoint_url=args.s3_endpoint, region_name=args.region,
-                           aws_access_key_id=args.s3_access_key,
-                           aws_secret_access_key=args.s3_secret_key,
-                           config=Config(s3={"addressing_style": "path"},
-                                         retries={"max_attempts": 1}))
+    """One client for the process: botocore loads its models once, calls are thread-safe."""
+    global _s3
+    with _s3_lock:
+        if _s3 is None:
+            _s3 = botocore.session.get_session().create_client(
+                "s3", endpoint_url=args.s3_endpoint, region_name=args.region,
+                aws_access_key_id=args.s3_access_key, aws_secret_access_key=args.s3_secret_key,
+                config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+        return _s3
 
 
 def s3_fetch(bucket, key, dest):
@@ -1026,6 +1037,220 @@ def ebs_call(handler, body):
     handler.answer(status, payload, "application/json", extra)
 
 
+
+# --- a SigV4-checking front for the S3 peer -------------------------------------------------
+#
+# s3rver checks that an access key exists, not the signature. The front
+# checks S3's flavour of SigV4 (the path as sent, no double encoding;
+# x-amz-content-sha256 required and checked against the body, or
+# UNSIGNED-PAYLOAD) and passes the request on to s3rver unchanged.
+
+
+def s3_error(status, code, message, **extra):
+    more = "".join("<%s>%s</%s>" % (k, escape(str(v)), k) for k, v in extra.items())
+    return ApiError(status, code, message, more)
+
+
+def verify_s3(handler, body_sha):
+    h = handler.headers
+    auth = h.get("Authorization")
+    q = urllib.parse.parse_qs(urllib.parse.urlsplit(handler.path).query)
+    if "X-Amz-Signature" in q or "Signature" in q:
+        raise s3_error(501, "NotImplemented", "presigned URLs are not checked by this test peer")
+    if not auth:
+        raise s3_error(403, "AccessDenied", "Access Denied")
+    m = AUTH_RE.match(auth.strip())
+    if not m:
+        raise s3_error(400, "AuthorizationHeaderMalformed", "The authorization header is malformed")
+    akid, day, region, svc, signed, sig = m.groups()
+    if akid not in args.keys:
+        raise s3_error(403, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist "
+                       "in our records.", AWSAccessKeyId=akid)
+    if svc != "s3":
+        raise s3_error(400, "AuthorizationHeaderMalformed", "The authorization header is malformed; "
+                       "incorrect service \"%s\". This endpoint belongs to \"s3\"." % svc)
+    if region != args.region:
+        raise s3_error(400, "AuthorizationHeaderMalformed", "The authorization header is malformed; "
+                       "the region '%s' is wrong; expecting '%s'" % (region, args.region),
+                       Region=args.region)
+    amz_date = h.get("X-Amz-Date", "")
+    if not re.match(r"^\d{8}T\d{6}Z$", amz_date) or amz_date[:8] != day:
+        raise s3_error(400, "AuthorizationHeaderMalformed", "X-Amz-Date is missing, malformed or "
+                       "not the day of the credential scope")
+    t = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
+    if abs((datetime.datetime.now(datetime.timezone.utc) - t).total_seconds()) > MAX_SKEW:
+        raise s3_error(403, "RequestTimeTooSkewed", "The difference between the request time and the "
+                       "current time is too large.", RequestTime=amz_date)
+    psha = h.get("X-Amz-Content-SHA256")
+    if psha is None:
+        raise s3_error(400, "InvalidRequest", "Missing required header for this request: "
+                       "x-amz-content-sha256")
+    if psha.startswith("STREAMING-"):
+        raise s3_error(501, "NotImplemented", "aws-chunked uploads are not checked by this test peer")
+    if psha != "UNSIGNED-PAYLOAD" and psha != body_sha:
+        raise s3_error(400, "XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header "
+                       "does not match what was computed.", ClientComputedContentSHA256=psha,
+                       S3ComputedContentSHA256=body_sha)
+    signed_set = signed.split(";")
+    present = set(k.lower() for k in h.keys())
+    if "host" not in signed_set or "x-amz-content-sha256" not in signed_set or \
+            not set(signed_set) <= present:
+        raise s3_error(403, "SignatureDoesNotMatch", "The request signature we calculated does not "
+                       "match the signature you provided. Check your key and signing method.")
+    headers = {k: ",".join(v.strip() for v in h.get_all(k)) for k in h.keys() if k.lower() != "authorization"}
+    req = botocore.awsrequest.AWSRequest(method=handler.command,
+                                         url="http://%s%s" % (h.get("Host", "localhost"), handler.path),
+                                         headers=headers, data=b"")
+    req.context["timestamp"] = amz_date
+    creds = botocore.credentials.Credentials(akid, args.keys[akid])
+
+    class S3Verifier(botocore.auth.S3SigV4Auth):
+        def headers_to_sign(self, request):
+            hm = botocore.auth.HTTPHeaders()
+            for name, value in request.headers.items():
+                if name.lower() in signed_set:
+                    hm[name.lower()] = value
+            return hm
+
+    v = S3Verifier(creds, "s3", region)
+    want = v.signature(v.string_to_sign(req, v.canonical_request(req)), req)
+    if not secrets.compare_digest(want, sig):
+        raise s3_error(403, "SignatureDoesNotMatch", "The request signature we calculated does not "
+                       "match the signature you provided. Check your key and signing method.")
+
+
+part_sizes = {}  # (path, upload id, part number) -> bytes
+MIN_PART = 5 << 20
+
+
+def check_parts(path, upload, xml):
+    """S3's CompleteMultipartUpload rules that s3rver does not apply: parts in
+    ascending order, each but the last at least 5 MiB. None or (code, message)."""
+    import xml.etree.ElementTree as ET
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return ("MalformedXML", "The XML you provided was not well-formed or did not validate "
+                "against our published schema.")
+    nums = [int(e.text) for e in root.iter() if e.tag.split("}")[-1] == "PartNumber"]
+    if nums != sorted(set(nums)):
+        return ("InvalidPartOrder", "The list of parts was not in ascending order. The parts list "
+                "must be specified in order by part number.")
+    with lock:
+        sizes = [part_sizes.get((path, upload, str(n))) for n in nums]
+    for n, size in zip(nums[:-1], sizes[:-1]):
+        if size is not None and size < MIN_PART:
+            return ("EntityTooSmall", "Your proposed upload is smaller than the minimum allowed "
+                    "size (part %d is %d bytes; every part but the last must be at least 5 MiB)"
+                    % (n, size))
+    return None
+
+
+class S3FrontHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "imgforge-fake-aws-s3-front/1"
+
+    def log_message(self, fmt, *a):
+        pass
+
+    def dispatch(self):
+        try:
+            self.relay()
+        except Exception:
+            import traceback
+            traceback.print_exc()
+            sys.stderr.flush()
+            out = b"<Error><Code>InternalError</Code><Message>the S3 front failed: see its stderr</Message></Error>"
+            self.send_response(500)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+    def relay(self):
+        import http.client
+        parts = urllib.parse.urlsplit(self.path)
+        params = {"query": dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True)),
+                  "ContentSHA256": self.headers.get("X-Amz-Content-SHA256")}
+        action = "%s %s" % (self.command, parts.path)
+        with tempfile.TemporaryFile() as body:
+            digest = hashlib.sha256()
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                data = Handler.body(self)
+                digest.update(data)
+                body.write(data)
+            else:
+                left = int(self.headers.get("Content-Length", "0") or 0)
+                while left:
+                    chunk = self.rfile.read(min(left, 1 << 20))
+                    if not chunk:
+                        break
+                    digest.update(chunk)
+                    body.write(chunk)
+                    left -= len(chunk)
+            size = body.tell()
+            body.seek(0)
+            try:
+                verify_s3(self, digest.hexdigest())
+            except ApiError as e:
+                out = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>%s</Code><Message>%s</Message>'
+                       '%s<RequestId>%s</RequestId></Error>' % (escape(e.code), escape(e.message), e.reason or "",
+                                                               uuid.uuid4().hex[:16].upper())).encode()
+                record("s3", action, params, e.status, e.code)
+                self.send_response(e.status)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(out)
+                return
+            q = params["query"]
+            if self.command == "PUT" and "uploadId" in q and "partNumber" in q:
+                with lock:
+                    part_sizes[(parts.path, q["uploadId"], q["partNumber"])] = size
+            if self.command == "POST" and "uploadId" in q:
+                err = check_parts(parts.path, q["uploadId"], body.read())
+                body.seek(0)
+                if err:
+                    out = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>%s</Code><Message>%s</Message>'
+                           '<RequestId>%s</RequestId></Error>' % (err[0], escape(err[1]),
+                                                                 uuid.uuid4().hex[:16].upper())).encode()
+                    record("s3", action, params, 400, err[0])
+                    self.send_response(400)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(out)))
+                    self.end_headers()
+                    self.wfile.write(out)
+                    return
+            up = urllib.parse.urlsplit(args.s3_endpoint)
+            conn = http.client.HTTPConnection(up.hostname, up.port, timeout=600)
+            headers = {k: v for k, v in self.headers.items()
+                       if k.lower() not in ("transfer-encoding", "content-length", "expect", "connection")}
+            headers["Content-Length"] = str(size)
+            conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+            for k, v in headers.items():
+                conn.putheader(k, v)
+            conn.endheaders()
+            for chunk in iter(lambda: body.read(1 << 20), b""):
+                conn.send(chunk)
+            resp = conn.getresponse()
+            data = resp.read()
+            record("s3", action, params, resp.status, None if resp.status < 300 else "upstream")
+            self.send_response(resp.status)
+            for k, v in resp.getheaders():
+                if k.lower() not in ("transfer-encoding", "content-length", "connection", "date", "server"):
+                    self.send_header(k, v)
+            if self.command == "HEAD":
+                self.send_header("Content-Length", resp.getheader("Content-Length", "0"))
+                self.end_headers()
+            else:
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            conn.close()
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = dispatch
+
 # --- the server -----------------------------------------------------------------------------
 
 
@@ -1061,10 +1286,20 @@ class Handler(BaseHTTPRequestHandler):
 
     def dispatch(self):
         body = self.body()
-        if urllib.parse.urlsplit(self.path).path.startswith("/snapshots"):
-            ebs_call(self, body)
-        else:
-            ec2_call(self, body)
+        ebs = urllib.parse.urlsplit(self.path).path.startswith("/snapshots")
+        try:
+            (ebs_call if ebs else ec2_call)(self, body)
+        except Exception:
+            # A bug of this peer, not the client's: say so loudly, as a 500.
+            import traceback
+            traceback.print_exc()
+            sys.stderr.flush()
+            if ebs:
+                self.answer(500, b'{"message": "fake-aws.py failed: see its stderr"}', "application/json",
+                            {"x-amzn-ErrorType": "InternalServerException"})
+            else:
+                self.answer(500, ec2_error("InternalError", "fake-aws.py failed: see its stderr"),
+                            "text/xml;charset=UTF-8")
 
     do_GET = do_POST = do_PUT = do_DELETE = dispatch
 
@@ -1084,9 +1319,27 @@ def main():
     p.add_argument("--account", default="123456789012")
     p.add_argument("--import-polls", type=int, default=3)
     p.add_argument("--data-dir")
+    p.add_argument("--s3-front-port-file")
+    p.add_argument("--extra-key", action="append", default=[], metavar="ACCESS_KEY:SECRET_KEY",
+                   help="another key pair to accept (repeatable)")
     args = p.parse_args()
+    args.keys = {args.access_key: args.secret_key}
+    for pair in args.extra_key:
+        ak, sep, sk = pair.partition(":")
+        if not sep or not ak or not sk:
+            sys.exit("fake-aws.py: --extra-key takes ACCESS_KEY:SECRET_KEY")
+        args.keys[ak] = sk
     if args.data_dir:
         os.makedirs(args.data_dir, exist_ok=True)
+    if args.s3_front_port_file:
+        if not args.s3_endpoint:
+            sys.exit("fake-aws.py: --s3-front-port-file needs --s3-endpoint")
+        front = ThreadingHTTPServer(("127.0.0.1", 0), S3FrontHandler)
+        front.daemon_threads = True
+        threading.Thread(target=front.serve_forever, daemon=True).start()
+        with open(args.s3_front_port_file + ".tmp", "w") as f:
+            f.write("%d\n" % front.server_address[1])
+        os.rename(args.s3_front_port_file + ".tmp", args.s3_front_port_file)
     srv = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     srv.daemon_threads = True
     tmp = args.port_file + ".tmp"

@@ -102,19 +102,32 @@ def record(method, path, action, body, query, status, error):
 # --- the import ----------------------------------------------------------------------
 
 
+_s3 = None
+_s3_lock = threading.Lock()
+
+
+def s3_client():
+    """One client for the process: botocore loads its models once, calls are thread-safe."""
+    global _s3
+    with _s3_lock:
+        if _s3 is None:
+            import botocore.session
+            from botocore.config import Config
+            _s3 = botocore.session.get_session().create_client(
+                "s3", endpoint_url=args.s3_endpoint, region_name="fr-par",
+                aws_access_key_id=args.s3_access_key, aws_secret_access_key=args.s3_secret_key,
+                config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+        return _s3
+
+
 def s3_fetch(bucket, key, dest):
     """Copy bucket/key to dest; None or why the import fails."""
     if not args.s3_endpoint:
         return "no Object Storage endpoint configured"
     try:
-        import botocore.session
-        from botocore.config import Config
+        c = s3_client()
     except ImportError:
         return "python3-botocore is missing on the test host"
-    c = botocore.session.get_session().create_client(
-        "s3", endpoint_url=args.s3_endpoint, region_name="fr-par",
-        aws_access_key_id=args.s3_access_key, aws_secret_access_key=args.s3_secret_key,
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
     try:
         obj = c.get_object(Bucket=bucket, Key=key)
     except Exception as e:
@@ -496,6 +509,13 @@ class Handler(BaseHTTPRequestHandler):
             err = None
         except ApiError as e:
             status, out, err = e.status, e.body, e.body.get("type")
+        except Exception:
+            # A bug of this peer, not the client's: say so loudly, as a 500.
+            import traceback
+            traceback.print_exc()
+            sys.stderr.flush()
+            status, err = 500, "internal_error"
+            out = {"message": "fake-scaleway.py failed: see its stderr", "type": "internal_error"}
         record(self.command, parts.path, action, body, query, status, err)
         self.answer(status, out, extra)
 
