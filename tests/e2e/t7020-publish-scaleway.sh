@@ -1,6 +1,7 @@
 #!/bin/bash
 # imgforge publish --to scaleway: the qcow2 uploaded to Object Storage
-# (s3rver on loopback), imported as a block snapshot and made an instance
+# (s3rver on loopback, behind the S3 front of tests/helpers/cloud-peers.sh
+# that checks SigV4), imported as a block snapshot and made an instance
 # image, against tests/helpers/fake-scaleway.py (X-Auth-Token checked, the
 # object read back from s3rver and converted with qemu-img, compared here
 # with the disk); refusals in one line with Scaleway's error type; nothing
@@ -21,11 +22,7 @@ AWSCLI=/usr/bin/aws
 [ -x "$AWSCLI" ] || AWSCLI=$(command -v aws || echo aws)
 
 peers_ok=0
-if s3rver_start && fake_scaleway_start --data-dir "$TEST_DIR/snaps" --import-polls 2; then
-	peers_ok=1
-	# s3rver knows one access key; the fake checks the secret key (X-Auth-Token).
-	export SCW_ACCESS_KEY=S3RVER
-fi
+s3rver_start && fake_scaleway_start --data-dir "$TEST_DIR/snaps" --import-polls 2 && peers_ok=1
 
 test_expect_success 'setup: s3rver, the fake Scaleway APIs, a bucket, a build' '
 	test $peers_ok = 1 &&
@@ -59,7 +56,11 @@ test_expect_success 'refusals: no bucket, no credentials, a wrong secret key; on
 	SCW_SECRET_KEY=99999999-2222-4333-8444-555555555555 test_must_fail "$IMG" publish "$ID" \
 		--to scaleway --bucket $BUCKET 2>err &&
 	test $(grep -c "^error: " err) = 1 &&
-	grep -q "^error: publish: Scaleway snapshot import: denied_authentication: authentication is denied; check SCW_SECRET_KEY" err &&
+	{ grep -q "^error: publish: cannot start an upload to .s3://$BUCKET/.*: SignatureDoesNotMatch: .*check the secret key" err || { cat err; exit 1; }; } &&
+	SCW_DEFAULT_PROJECT_ID=77777777-7777-4888-9999-aaaaaaaaaaaa test_must_fail "$IMG" publish "$ID" \
+		--to scaleway --bucket $BUCKET 2>err &&
+	test $(grep -c "^error: " err) = 1 &&
+	{ grep -q "^error: publish: Scaleway snapshot import: permissions_denied: .*; the API key lacks the permission, or SCW_DEFAULT_PROJECT_ID is not its project$" err || { cat err; exit 1; }; } &&
 	test "$(sqlite3 "$CACHE/registry.db" "SELECT count(*) FROM publications")" = 0
 '
 
