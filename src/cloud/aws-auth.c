@@ -103,7 +103,7 @@ int aws_config_load(const char *region, struct aws_config *ret, struct strbuf *e
 	_cleanup_free_ char *creds = home_file("AWS_SHARED_CREDENTIALS_FILE", "credentials");
 	_cleanup_free_ char *config = home_file("AWS_CONFIG_FILE", "config");
 	_cleanup_free_ char *section = NULL;
-	struct aws_config c = { 0 };
+	struct aws_config c = {0};
 	const char *profile = env_nonempty("AWS_PROFILE");
 	const char *v;
 
@@ -165,7 +165,7 @@ void aws_config_release(struct aws_config *c)
 	free(c->session_token);
 	free(c->region);
 	free(c->profile);
-	*c = (struct aws_config){ 0 };
+	*c = (struct aws_config){0};
 }
 
 char *aws_endpoint(const char *service, const char *region, bool *ret_custom)
@@ -183,7 +183,8 @@ char *aws_endpoint(const char *service, const char *region, bool *ret_custom)
 		v = env_nonempty("AWS_ENDPOINT_URL");
 	*ret_custom = v != NULL;
 	if (!v)
-		return xasprintf("https://%s.%s.amazonaws.com", service, region ? region : "us-east-1");
+		return xasprintf("https://%s.%s.amazonaws.com", service,
+				 region ? region : "us-east-1");
 	url = xstrdup(v);
 	n = strlen(url);
 	while (n && url[n - 1] == '/')
@@ -332,12 +333,12 @@ int sigv4_sign(const struct sigv4 *s, const char *method, const char *url,
 		nh++;
 	}
 	hv = xrealloc(hv, (nh + 4) * sizeof(*hv));
-	hv[nh++] = (struct kv){ xstrdup("host"), xstrdup(host) };
-	hv[nh++] = (struct kv){ xstrdup("x-amz-date"), xstrdup(amzdate) };
+	hv[nh++] = (struct kv){xstrdup("host"), xstrdup(host)};
+	hv[nh++] = (struct kv){xstrdup("x-amz-date"), xstrdup(amzdate)};
 	if (s3)
-		hv[nh++] = (struct kv){ xstrdup("x-amz-content-sha256"), xstrdup(payload_sha256) };
+		hv[nh++] = (struct kv){xstrdup("x-amz-content-sha256"), xstrdup(payload_sha256)};
 	if (s->session_token)
-		hv[nh++] = (struct kv){ xstrdup("x-amz-security-token"), xstrdup(s->session_token) };
+		hv[nh++] = (struct kv){xstrdup("x-amz-security-token"), xstrdup(s->session_token)};
 	qsort(hv, nh, sizeof(*hv), kv_cmp);
 
 	/* Canonical request. S3 signs the path as sent; other services encode it once more. */
@@ -380,10 +381,10 @@ int sigv4_sign(const struct sigv4 *s, const char *method, const char *url,
 		out[nout++] = xasprintf("X-Amz-Content-Sha256: %s", payload_sha256);
 	if (s->session_token)
 		out[nout++] = xasprintf("X-Amz-Security-Token: %s", s->session_token);
-	out[nout++] = xasprintf("Authorization: AWS4-HMAC-SHA256 Credential=%s/%s/%s/%s/aws4_request, "
-				"SignedHeaders=%s, Signature=%s",
-				s->access_key_id, date, s->region, s->service, signed_names.buf,
-				sig);
+	out[nout++] =
+		xasprintf("Authorization: AWS4-HMAC-SHA256 Credential=%s/%s/%s/%s/aws4_request, "
+			  "SignedHeaders=%s, Signature=%s",
+			  s->access_key_id, date, s->region, s->service, signed_names.buf, sig);
 	*ret = out;
 	kv_free(hv, nh);
 	strbuf_release(&creq);

@@ -36,7 +36,7 @@
 #include "core/json.h"
 #include "update/jsonr.h"
 
-#define EBS_BLOCK (512u << 10) /* the EBS direct APIs' only block size */
+#define EBS_BLOCK   (512u << 10) /* the EBS direct APIs' only block size */
 #define EC2_VERSION "2016-11-15"
 
 struct aws {
@@ -48,7 +48,7 @@ struct aws {
 
 static void sleep_s(unsigned s)
 {
-	struct timespec ts = { (time_t)s, 0 };
+	struct timespec ts = {(time_t)s, 0};
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
@@ -95,8 +95,7 @@ static int ec2_call(const struct aws *a, const char *action, const struct strbuf
 		    struct http_response *resp, struct strbuf *err)
 {
 	static const char *const hdr[] = {
-		"Content-Type: application/x-www-form-urlencoded; charset=utf-8", NULL
-	};
+		"Content-Type: application/x-www-form-urlencoded; charset=utf-8", NULL};
 	struct strbuf body = STRBUF_INIT;
 	_cleanup_free_ char *url = xasprintf("%s/", a->ec2);
 	int k;
@@ -164,8 +163,8 @@ static uint64_t juint(const struct jsonr *doc, const char *k)
 
 /* --- EBS direct APIs --- */
 
-static int ebs_answer(const struct aws *a, struct http_response *resp, long want,
-		      const char *what, struct strbuf *err)
+static int ebs_answer(const struct aws *a, struct http_response *resp, long want, const char *what,
+		      struct strbuf *err)
 {
 	if (resp->status == want || (want == 201 && resp->status == 200))
 		return 0;
@@ -200,11 +199,11 @@ static int ebs_answer(const struct aws *a, struct http_response *resp, long want
 
 static int ebs_start(struct aws *a, const char *token, char **ret_id, struct strbuf *err)
 {
-	static const char *const hdr[] = { "Content-Type: application/json", NULL };
+	static const char *const hdr[] = {"Content-Type: application/json", NULL};
 	_cleanup_free_ char *url = xasprintf("%s/snapshots", a->ebs);
 	const struct cloud_image *img = a->img;
 	struct strbuf body = STRBUF_INIT;
-	struct http_response resp = { 0 };
+	struct http_response resp = {0};
 	struct jsonr *doc = NULL;
 	struct json j;
 	char jerr[64];
@@ -215,8 +214,7 @@ static int ebs_start(struct aws *a, const char *token, char **ret_id, struct str
 	json_begin_object(&j);
 	json_kv_uint(&j, "VolumeSize", gib ? gib : 1);
 	json_kv_string(&j, "ClientToken", token);
-	json_kv_string(&j, "Description",
-		       img->description ? img->description : img->name);
+	json_kv_string(&j, "Description", img->description ? img->description : img->name);
 	json_kv_uint(&j, "Timeout", 4320); /* minutes: three days to resume in */
 	json_key(&j, "Tags");
 	json_begin_array(&j);
@@ -229,8 +227,9 @@ static int ebs_start(struct aws *a, const char *token, char **ret_id, struct str
 	k = aws_request(&a->cfg, "ebs", "POST", url, hdr, body.buf, body.len, &resp, err);
 	if (k >= 0)
 		k = ebs_answer(a, &resp, 201, "EBS StartSnapshot", err);
-	if (k >= 0 && (jsonr_parse_api(resp.body.buf, resp.body.len, &doc, jerr, sizeof(jerr)) < 0 ||
-		       !jstr(doc, "SnapshotId"))) {
+	if (k >= 0 &&
+	    (jsonr_parse_api(resp.body.buf, resp.body.len, &doc, jerr, sizeof(jerr)) < 0 ||
+	     !jstr(doc, "SnapshotId"))) {
 		strbuf_addstr(err, "EBS StartSnapshot answered without a SnapshotId");
 		k = -EPROTO;
 	}
@@ -245,14 +244,19 @@ static int ebs_start(struct aws *a, const char *token, char **ret_id, struct str
 static int ebs_put(struct aws *a, const char *snap, uint64_t index, const uint8_t *block,
 		   const uint8_t digest[SHA256_LEN], unsigned progress, struct strbuf *err)
 {
-	_cleanup_free_ char *url = xasprintf("%s/snapshots/%s/blocks/%" PRIu64, a->ebs, snap, index);
+	_cleanup_free_ char *url =
+		xasprintf("%s/snapshots/%s/blocks/%" PRIu64, a->ebs, snap, index);
 	_cleanup_free_ char *b64 = base64_encode(digest, SHA256_LEN);
 	_cleanup_free_ char *h1 = xasprintf("x-amz-Checksum: %s", b64);
 	_cleanup_free_ char *h2 = xasprintf("x-amz-Data-Length: %u", EBS_BLOCK);
 	_cleanup_free_ char *h3 = xasprintf("x-amz-Progress: %u", progress);
-	const char *const hdr[] = { "Content-Type: application/octet-stream", h1,
-				    "x-amz-Checksum-Algorithm: SHA256", h2, h3, NULL };
-	struct http_response resp = { 0 };
+	const char *const hdr[] = {"Content-Type: application/octet-stream",
+				   h1,
+				   "x-amz-Checksum-Algorithm: SHA256",
+				   h2,
+				   h3,
+				   NULL};
+	struct http_response resp = {0};
 	_cleanup_free_ char *what = NULL;
 	int k;
 
@@ -272,9 +276,9 @@ static int ebs_complete(struct aws *a, const char *snap, uint64_t count,
 	_cleanup_free_ char *b64 = base64_encode(agg, SHA256_LEN);
 	_cleanup_free_ char *h1 = xasprintf("x-amz-ChangedBlocksCount: %" PRIu64, count);
 	_cleanup_free_ char *h2 = xasprintf("x-amz-Checksum: %s", b64);
-	const char *const hdr[] = { h1, h2, "x-amz-Checksum-Algorithm: SHA256",
-				    "x-amz-Checksum-Aggregation-Method: LINEAR", NULL };
-	struct http_response resp = { 0 };
+	const char *const hdr[] = {h1, h2, "x-amz-Checksum-Algorithm: SHA256",
+				   "x-amz-Checksum-Aggregation-Method: LINEAR", NULL};
+	struct http_response resp = {0};
 	int k;
 
 	k = aws_request(&a->cfg, "ebs", "POST", url, hdr, "", 0, &resp, err);
@@ -339,7 +343,8 @@ static int ebs_snapshot(struct aws *a, char **ret_snap, struct strbuf *err)
 		if (k < 0)
 			goto out;
 	} else if (done_upto) {
-		verbose("aws: resuming snapshot %s from block %" PRIu64, snap, done_upto / EBS_BLOCK);
+		verbose("aws: resuming snapshot %s from block %" PRIu64, snap,
+			done_upto / EBS_BLOCK);
 	}
 
 	fd = open(img->path, O_RDONLY | O_CLOEXEC);
@@ -361,7 +366,8 @@ static int ebs_snapshot(struct aws *a, char **ret_snap, struct strbuf *err)
 			memset(block, 0, EBS_BLOCK);
 			n = pread(fd, block, EBS_BLOCK, (off_t)(b * EBS_BLOCK));
 			if (n < 0) {
-				strbuf_addf(err, "cannot read '%s': %s", img->path, strerror(errno));
+				strbuf_addf(err, "cannot read '%s': %s", img->path,
+					    strerror(errno));
 				k = -errno;
 				goto out;
 			}
@@ -385,14 +391,16 @@ static int ebs_snapshot(struct aws *a, char **ret_snap, struct strbuf *err)
 			sent++;
 			if (img->progress)
 				img->progress(img->progress_userdata,
-					      (b + 1) * EBS_BLOCK < size ? (b + 1) * EBS_BLOCK : size,
+					      (b + 1) * EBS_BLOCK < size ? (b + 1) * EBS_BLOCK
+									 : size,
 					      size);
 			/* Every 64 blocks (32 MiB), the point to resume from. */
 			if (sent % 64 == 0) {
 				strbuf_reset(&js);
 				strbuf_addf(&js,
 					    "{\"sha256\": \"%s\", \"client_token\": \"%s\", "
-					    "\"snapshot_id\": \"%s\", \"done_upto\": %" PRIu64 "}\n",
+					    "\"snapshot_id\": \"%s\", \"done_upto\": %" PRIu64
+					    "}\n",
 					    img->sha256, token, snap, (b + 1) * EBS_BLOCK);
 				k = state_write(img->state_dir, "ebs.json", js.buf, err);
 				if (k < 0)
@@ -406,7 +414,8 @@ static int ebs_snapshot(struct aws *a, char **ret_snap, struct strbuf *err)
 		goto out;
 	}
 	sha256_final(agg, digest);
-	verbose("aws: sent %" PRIu64 " of %" PRIu64 " blocks holding data to %s", sent, count, snap);
+	verbose("aws: sent %" PRIu64 " of %" PRIu64 " blocks holding data to %s", sent, count,
+		snap);
 	k = ebs_complete(a, snap, count, digest, err);
 	if (k < 0)
 		goto out;
@@ -427,7 +436,7 @@ static int wait_snapshot(struct aws *a, const char *snap, struct strbuf *err)
 
 	param(&q, "SnapshotId.1", snap);
 	for (tries = 0;; tries++) {
-		struct http_response resp = { 0 };
+		struct http_response resp = {0};
 		_cleanup_free_ char *status = NULL, *msg = NULL;
 
 		k = ec2_call(a, "DescribeSnapshots", &q, &resp, err);
@@ -479,7 +488,7 @@ static int import_snapshot(struct aws *a, const char *bucket, char **ret_snap, s
 	if (!task) {
 		s3ep = aws_endpoint("s3", a->cfg.region, &custom);
 		{
-			const struct s3 s = { &a->cfg, s3ep, custom, a->creds_hint };
+			const struct s3 s = {&a->cfg, s3ep, custom, a->creds_hint};
 
 			k = s3_upload(&s, bucket, key, img->path, img->state_dir, img->progress,
 				      img->progress_userdata, NULL, err);
@@ -499,11 +508,12 @@ static int import_snapshot(struct aws *a, const char *bucket, char **ret_snap, s
 		param(&q, "TagSpecification.1.Tag.1.Key", "imgforge:build");
 		param(&q, "TagSpecification.1.Tag.1.Value", img->build_id);
 		{
-			struct http_response resp = { 0 };
+			struct http_response resp = {0};
 
 			k = ec2_call(a, "ImportSnapshot", &q, &resp, err);
 			if (k >= 0 && !(task = ec2_text(&resp, "importTaskId"))) {
-				strbuf_addstr(err, "EC2 ImportSnapshot answered without an importTaskId");
+				strbuf_addstr(
+					err, "EC2 ImportSnapshot answered without an importTaskId");
 				k = -EPROTO;
 			}
 			http_response_release(&resp);
@@ -520,7 +530,7 @@ static int import_snapshot(struct aws *a, const char *bucket, char **ret_snap, s
 	strbuf_reset(&q);
 	param(&q, "ImportTaskId.1", task);
 	for (tries = 0;; tries++) {
-		struct http_response resp = { 0 };
+		struct http_response resp = {0};
 		_cleanup_free_ char *status = NULL, *msg = NULL, *snap = NULL;
 
 		k = ec2_call(a, "DescribeImportSnapshotTasks", &q, &resp, err);
@@ -539,8 +549,9 @@ static int import_snapshot(struct aws *a, const char *bucket, char **ret_snap, s
 		if (status && (!strcmp(status, "deleted") || !strcmp(status, "deleting"))) {
 			_cleanup_free_ char *p = path_join(img->state_dir, "import.json");
 
-			strbuf_addf(err, "import task %s failed: %s; check the image and the vmimport "
-					 "role, then run the same command again",
+			strbuf_addf(err,
+				    "import task %s failed: %s; check the image and the vmimport "
+				    "role, then run the same command again",
 				    task, msg ? msg : "(no message)");
 			unlink(p); /* the next run imports again */
 			k = -EIO;
@@ -567,7 +578,7 @@ static int register_image(struct aws *a, const char *snap, char **ret_ami, struc
 {
 	const struct cloud_image *img = a->img;
 	struct strbuf q = STRBUF_INIT;
-	struct http_response resp = { 0 };
+	struct http_response resp = {0};
 	int k;
 
 	param(&q, "Name", img->name);
@@ -579,8 +590,8 @@ static int register_image(struct aws *a, const char *snap, char **ret_ami, struc
 	 * imgforge's disks boot both ways (a BIOS boot partition and an ESP):
 	 * UEFI where the instance type has it, BIOS elsewhere.
 	 */
-	param(&q, "BootMode", img->firmware && !strcmp(img->firmware, "uefi") ? "uefi-preferred"
-									       : "legacy-bios");
+	param(&q, "BootMode",
+	      img->firmware && !strcmp(img->firmware, "uefi") ? "uefi-preferred" : "legacy-bios");
 	param(&q, "RootDeviceName", "/dev/xvda");
 	param(&q, "BlockDeviceMapping.1.DeviceName", "/dev/xvda");
 	param(&q, "BlockDeviceMapping.1.Ebs.SnapshotId", snap);
@@ -599,7 +610,7 @@ static int register_image(struct aws *a, const char *snap, char **ret_ami, struc
 static int tag_and_share(struct aws *a, const char *ami, const char *snap, struct strbuf *err)
 {
 	struct strbuf q = STRBUF_INIT;
-	struct http_response resp = { 0 };
+	struct http_response resp = {0};
 	int k;
 
 	param(&q, "ResourceId.1", ami);
@@ -623,7 +634,7 @@ static int tag_and_share(struct aws *a, const char *ami, const char *snap, struc
 
 int cloud_publish_aws(const struct cloud_image *img, struct cloud_result *res, struct strbuf *err)
 {
-	struct aws a = { .img = img };
+	struct aws a = {.img = img};
 	_cleanup_free_ char *snap = NULL, *ami = NULL;
 	const char *bucket = img->bucket;
 	bool custom;
@@ -633,15 +644,17 @@ int cloud_publish_aws(const struct cloud_image *img, struct cloud_result *res, s
 	if (k < 0)
 		return k;
 	if (!a.cfg.region) {
-		strbuf_addf(err, "no AWS region: give --region, or set AWS_REGION, or region in "
-				 "profile '%s' of ~/.aws/config",
+		strbuf_addf(err,
+			    "no AWS region: give --region, or set AWS_REGION, or region in "
+			    "profile '%s' of ~/.aws/config",
 			    a.cfg.profile);
 		k = -EINVAL;
 		goto out;
 	}
-	a.creds_hint = getenv("AWS_ACCESS_KEY_ID") && *getenv("AWS_ACCESS_KEY_ID")
-			       ? xstrdup("from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
-			       : xasprintf("from profile '%s' of ~/.aws/credentials", a.cfg.profile);
+	a.creds_hint =
+		getenv("AWS_ACCESS_KEY_ID") && *getenv("AWS_ACCESS_KEY_ID")
+			? xstrdup("from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+			: xasprintf("from profile '%s' of ~/.aws/credentials", a.cfg.profile);
 	a.ec2 = aws_endpoint("ec2", a.cfg.region, &custom);
 	a.ebs = aws_endpoint("ebs", a.cfg.region, &custom);
 
@@ -649,8 +662,9 @@ int cloud_publish_aws(const struct cloud_image *img, struct cloud_result *res, s
 		k = ebs_snapshot(&a, &snap, err);
 	} else {
 		if (!bucket || !*bucket) {
-			strbuf_addf(err, "a %s image goes through an S3 bucket: give --bucket B (or "
-					 "publish the raw disk with the EBS direct APIs: --format raw)",
+			strbuf_addf(err,
+				    "a %s image goes through an S3 bucket: give --bucket B (or "
+				    "publish the raw disk with the EBS direct APIs: --format raw)",
 				    img->format);
 			k = -EINVAL;
 			goto out;

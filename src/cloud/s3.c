@@ -59,7 +59,7 @@ static int signed_request(const struct aws_config *cfg, const char *service,
 			  const char *const *headers, struct http_response *resp,
 			  struct strbuf *err)
 {
-	struct sign_ctx c = { cfg, service, req->method, req->url, payload_sha256, headers, NULL };
+	struct sign_ctx c = {cfg, service, req->method, req->url, payload_sha256, headers, NULL};
 	int k;
 
 	req->sign = sign_cb;
@@ -105,7 +105,7 @@ struct upload {
 
 void aws_error_text(const struct http_response *resp, struct strbuf *sb, char **ret_code)
 {
-	struct xml_span doc = { resp->body.buf ? resp->body.buf : "", resp->body.len };
+	struct xml_span doc = {resp->body.buf ? resp->body.buf : "", resp->body.len};
 	_cleanup_free_ char *code = xml_text(doc, "Code"), *msg = xml_text(doc, "Message");
 
 	if (code) {
@@ -127,27 +127,29 @@ const char *aws_error_hint(const char *code)
 	static const struct {
 		const char *code, *hint;
 	} hints[] = {
-		{ "InvalidAccessKeyId", "check the access key id" },
-		{ "SignatureDoesNotMatch", "check the secret key that goes with the access key id" },
-		{ "AuthFailure", "check the access key id and its secret key" },
-		{ "InvalidClientTokenId", "check the access key id" },
-		{ "ExpiredToken", "the session token expired: get new temporary credentials" },
-		{ "RequestExpired", "check this machine's clock" },
-		{ "RequestTimeTooSkewed", "check this machine's clock" },
-		{ "AccessDenied", "the credentials are not allowed this: see the account's policies" },
-		{ "UnauthorizedOperation", "the credentials are not allowed this: see the account's "
-					   "IAM policies" },
-		{ "NoSuchBucket", "create the bucket, or give --bucket with one that exists" },
-		{ "AllAccessDisabled", "the bucket is disabled: give another with --bucket" },
-		{ "PermanentRedirect", "the bucket is in another region: give --region of the bucket" },
-		{ "AuthorizationHeaderMalformed", "the region does not match the bucket's: give "
-						  "--region" },
-		{ "InvalidParameterValue", "check the options given" },
-		{ "InvalidAMIName.Duplicate", "an image of that name exists: give another --name" },
-		{ "InvalidAMIName.Malformed", "give another --name" },
-		{ "RequestLimitExceeded", "the account's API rate was exceeded: wait and run the "
-					  "same command again" },
-		{ "SlowDown", "wait and run the same command again: the upload resumes" },
+		{"InvalidAccessKeyId", "check the access key id"},
+		{"SignatureDoesNotMatch", "check the secret key that goes with the access key id"},
+		{"AuthFailure", "check the access key id and its secret key"},
+		{"InvalidClientTokenId", "check the access key id"},
+		{"ExpiredToken", "the session token expired: get new temporary credentials"},
+		{"RequestExpired", "check this machine's clock"},
+		{"RequestTimeTooSkewed", "check this machine's clock"},
+		{"AccessDenied",
+		 "the credentials are not allowed this: see the account's policies"},
+		{"UnauthorizedOperation", "the credentials are not allowed this: see the account's "
+					  "IAM policies"},
+		{"NoSuchBucket", "create the bucket, or give --bucket with one that exists"},
+		{"AllAccessDisabled", "the bucket is disabled: give another with --bucket"},
+		{"PermanentRedirect",
+		 "the bucket is in another region: give --region of the bucket"},
+		{"AuthorizationHeaderMalformed", "the region does not match the bucket's: give "
+						 "--region"},
+		{"InvalidParameterValue", "check the options given"},
+		{"InvalidAMIName.Duplicate", "an image of that name exists: give another --name"},
+		{"InvalidAMIName.Malformed", "give another --name"},
+		{"RequestLimitExceeded", "the account's API rate was exceeded: wait and run the "
+					 "same command again"},
+		{"SlowDown", "wait and run the same command again: the upload resumes"},
 	};
 	size_t i;
 
@@ -169,7 +171,8 @@ static void add_error(struct strbuf *err, const struct s3 *s, const struct http_
 	hint = aws_error_hint(code);
 	if (hint)
 		strbuf_addf(err, "; %s", hint);
-	if (code && (!strcmp(code, "InvalidAccessKeyId") || !strcmp(code, "SignatureDoesNotMatch")) &&
+	if (code &&
+	    (!strcmp(code, "InvalidAccessKeyId") || !strcmp(code, "SignatureDoesNotMatch")) &&
 	    s->creds_hint)
 		strbuf_addf(err, " (%s)", s->creds_hint);
 }
@@ -205,7 +208,7 @@ static void upload_release(struct upload *u)
 	free(u->upload_id);
 	free(u->bucket);
 	free(u->key);
-	*u = (struct upload){ 0 };
+	*u = (struct upload){0};
 }
 
 /* Written whole, synced, renamed and the directory synced, after every part. */
@@ -335,15 +338,15 @@ static char *upload_url(const struct s3 *s, const struct upload *u, const char *
 static int create_upload(const struct s3 *s, struct upload *u, struct strbuf *err)
 {
 	_cleanup_free_ char *url = upload_url(s, u, "uploads", 0);
-	static const char *const hdr[] = { "Content-Type: application/octet-stream", NULL };
-	struct http_response resp = { 0 };
+	static const char *const hdr[] = {"Content-Type: application/octet-stream", NULL};
+	struct http_response resp = {0};
 	int k;
 
 	k = aws_request(s->cfg, "s3", "POST", url, hdr, "", 0, &resp, err);
 	if (k < 0)
 		goto out;
-	if (resp.status != 200 || !(u->upload_id = xml_text(xml_span_of(resp.body.buf),
-							     "UploadId"))) {
+	if (resp.status != 200 ||
+	    !(u->upload_id = xml_text(xml_span_of(resp.body.buf), "UploadId"))) {
 		add_error(err, s, &resp, "cannot start an upload to", u);
 		k = -EACCES;
 	}
@@ -355,7 +358,7 @@ out:
 static void abort_upload(const struct s3 *s, struct upload *u)
 {
 	_cleanup_free_ char *url = NULL;
-	struct http_response resp = { 0 };
+	struct http_response resp = {0};
 	struct strbuf e = STRBUF_INIT;
 
 	if (!u->upload_id)
@@ -381,7 +384,7 @@ static int check_parts(const struct s3 *s, struct upload *u, struct strbuf *err)
 	for (;;) {
 		_cleanup_free_ char *base = upload_url(s, u, "id", 0), *url = NULL;
 		_cleanup_free_ char *trunc = NULL, *next = NULL;
-		struct http_response resp = { 0 };
+		struct http_response resp = {0};
 		struct xml_span doc, part, rest;
 		int k;
 
@@ -468,7 +471,7 @@ static int put_part(const struct s3 *s, struct upload *u, int fd, unsigned n,
 {
 	_cleanup_free_ char *url = upload_url(s, u, "part", n);
 	struct http_request req = HTTP_REQUEST_INIT;
-	struct http_response resp = { 0 };
+	struct http_response resp = {0};
 	uint64_t off = (uint64_t)(n - 1) * u->part_size;
 	uint64_t len = n == u->n_parts ? u->size - off : u->part_size;
 	char hash[SHA256_HEX_LEN];
@@ -528,9 +531,9 @@ static int complete_upload(const struct s3 *s, struct upload *u, char **ret_etag
 			   struct strbuf *err)
 {
 	_cleanup_free_ char *url = upload_url(s, u, "id", 0);
-	static const char *const hdr[] = { "Content-Type: application/xml", NULL };
+	static const char *const hdr[] = {"Content-Type: application/xml", NULL};
 	struct strbuf body = STRBUF_INIT;
-	struct http_response resp = { 0 };
+	struct http_response resp = {0};
 	struct xml_span t;
 	unsigned i;
 	int k;
@@ -567,8 +570,8 @@ int s3_upload(const struct s3 *s, const char *bucket, const char *key, const cha
 	_cleanup_free_ char *state = path_join(state_dir, "upload.json"), *stale = NULL;
 	_cleanup_free_ char *etag = NULL;
 	_cleanup_close_ int fd = -1;
-	struct upload u = { 0 };
-	struct part_progress pp = { progress, userdata, 0, 0 };
+	struct upload u = {0};
+	struct part_progress pp = {progress, userdata, 0, 0};
 	struct stat st;
 	unsigned i, sent = 0, reused = 0;
 	int k;
@@ -609,7 +612,7 @@ int s3_upload(const struct s3 *s, const char *bucket, const char *key, const cha
 		}
 	} else if (stale) {
 		/* An upload of another file to the same object: it will never be completed. */
-		struct upload old = { .upload_id = stale, .bucket = u.bucket, .key = u.key };
+		struct upload old = {.upload_id = stale, .bucket = u.bucket, .key = u.key};
 
 		abort_upload(s, &old);
 	}
@@ -628,10 +631,11 @@ int s3_upload(const struct s3 *s, const char *bucket, const char *key, const cha
 						      : u.part_size;
 		}
 	if (reused)
-		verbose("s3: resuming upload to 's3://%s/%s': %u of %u parts already there",
-			bucket, key, reused, u.n_parts);
+		verbose("s3: resuming upload to 's3://%s/%s': %u of %u parts already there", bucket,
+			key, reused, u.n_parts);
 	for (i = 0; i < u.n_parts; i++) {
-		uint64_t len = i + 1 == u.n_parts ? u.size - (uint64_t)i * u.part_size : u.part_size;
+		uint64_t len =
+			i + 1 == u.n_parts ? u.size - (uint64_t)i * u.part_size : u.part_size;
 
 		if (u.parts[i].etag)
 			continue;

@@ -38,7 +38,7 @@ static const char *env(const char *name)
 
 static void sleep_s(unsigned s)
 {
-	struct timespec ts = { (time_t)s, 0 };
+	struct timespec ts = {(time_t)s, 0};
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
@@ -66,8 +66,9 @@ static int scw_load(struct scw *s, const char *where, struct strbuf *err)
 	if (!proj)
 		proj = env("SCW_DEFAULT_ORGANIZATION_ID");
 	if (!ak || !sk) {
-		strbuf_addstr(err, "no Scaleway credentials: set SCW_ACCESS_KEY and SCW_SECRET_KEY "
-				   "(an API key of the project, made in the console's IAM section)");
+		strbuf_addstr(err,
+			      "no Scaleway credentials: set SCW_ACCESS_KEY and SCW_SECRET_KEY "
+			      "(an API key of the project, made in the console's IAM section)");
 		return -ENOKEY;
 	}
 	if (!proj) {
@@ -133,14 +134,16 @@ static void scw_error(const struct http_response *resp, const char *what, struct
 		const struct jsonr_value *h = jsonr_get(&d->items[0], "help_message");
 
 		if (a && a->type == JSONR_STRING)
-			strbuf_addf(err, " (%s%s%s)", a->s, h && h->type == JSONR_STRING ? ": " : "",
+			strbuf_addf(err, " (%s%s%s)", a->s,
+				    h && h->type == JSONR_STRING ? ": " : "",
 				    h && h->type == JSONR_STRING ? h->s : "");
 	}
 	if (resp->status == 401)
 		strbuf_addstr(err, "; check SCW_SECRET_KEY (and that the API key is not expired)");
 	else if (resp->status == 403)
-		strbuf_addstr(err, "; the API key lacks the permission, or SCW_DEFAULT_PROJECT_ID is "
-				   "not its project");
+		strbuf_addstr(err,
+			      "; the API key lacks the permission, or SCW_DEFAULT_PROJECT_ID is "
+			      "not its project");
 	else if (type && !strcmp(type, "quotas_exceeded"))
 		strbuf_addstr(err, "; raise the project's quota or remove old images");
 	jsonr_free(doc);
@@ -151,10 +154,10 @@ static int scw_call(const struct scw *s, const char *method, const char *path,
 		    const struct strbuf *body, long want, const char *what, struct jsonr **ret,
 		    struct strbuf *err)
 {
-	const char *const hdr[] = { s->auth, "Content-Type: application/json", NULL };
+	const char *const hdr[] = {s->auth, "Content-Type: application/json", NULL};
 	_cleanup_free_ char *url = xasprintf("%s%s", s->api, path);
 	struct http_request req = HTTP_REQUEST_INIT;
-	struct http_response resp = { 0 };
+	struct http_response resp = {0};
 	char jerr[128];
 	int k;
 
@@ -232,7 +235,8 @@ static int import_snapshot(struct scw *s, const char *bucket, const char *key, c
 		if (k < 0)
 			goto out;
 		if (!jstr(&doc->root, "id")) {
-			strbuf_addstr(err, "Scaleway snapshot import: the answer has no snapshot id");
+			strbuf_addstr(err,
+				      "Scaleway snapshot import: the answer has no snapshot id");
 			k = -EPROTO;
 			goto out;
 		}
@@ -263,17 +267,19 @@ static int import_snapshot(struct scw *s, const char *bucket, const char *key, c
 		if (st && !strcmp(st, "available"))
 			break;
 		if (st && strcmp(st, "creating")) {
-			strbuf_addf(err, "Scaleway snapshot %s of s3://%s/%s is '%s': the import "
-					 "failed; check that the object is a qcow2, then run the same "
-					 "command again",
+			strbuf_addf(err,
+				    "Scaleway snapshot %s of s3://%s/%s is '%s': the import "
+				    "failed; check that the object is a qcow2, then run the same "
+				    "command again",
 				    sid, bucket, key, st);
 			unlink(state);
 			k = -EIO;
 			goto out;
 		}
 		if (tries > 2000) {
-			strbuf_addf(err, "Scaleway snapshot %s is still importing; run the same "
-					 "command later",
+			strbuf_addf(err,
+				    "Scaleway snapshot %s is still importing; run the same "
+				    "command later",
 				    sid);
 			k = -ETIMEDOUT;
 			goto out;
@@ -331,7 +337,7 @@ static int create_image(struct scw *s, const char *sid, char **ret_id, struct st
 int cloud_publish_scaleway(const struct cloud_image *img, struct cloud_result *res,
 			   struct strbuf *err)
 {
-	struct scw s = { .img = img };
+	struct scw s = {.img = img};
 	_cleanup_free_ char *s3ep = NULL, *key = NULL, *sid = NULL, *iid = NULL;
 	int k;
 
@@ -345,11 +351,11 @@ int cloud_publish_scaleway(const struct cloud_image *img, struct cloud_result *r
 		goto out;
 	}
 	s3ep = env("SCW_S3_ENDPOINT") ? xstrdup(env("SCW_S3_ENDPOINT"))
-				       : xasprintf("https://s3.%s.scw.cloud", s.region);
+				      : xasprintf("https://s3.%s.scw.cloud", s.region);
 	key = xasprintf("imgforge/%s/%s.%s", img->build_id, img->name, img->format);
 	{
-		const struct s3 s3 = { &s.s3cfg, s3ep, env("SCW_S3_ENDPOINT") != NULL,
-				       "from SCW_ACCESS_KEY and SCW_SECRET_KEY" };
+		const struct s3 s3 = {&s.s3cfg, s3ep, env("SCW_S3_ENDPOINT") != NULL,
+				      "from SCW_ACCESS_KEY and SCW_SECRET_KEY"};
 		_cleanup_free_ char *state = path_join(img->state_dir, "import.json");
 
 		/* Once the snapshot is imported, the object is not needed again. */

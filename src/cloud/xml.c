@@ -8,7 +8,7 @@
 
 struct xml_span xml_span_of(const char *s)
 {
-	return (struct xml_span){ s ? s : "", s ? strlen(s) : 0 };
+	return (struct xml_span){s ? s : "", s ? strlen(s) : 0};
 }
 
 int xml_element(struct xml_span in, const char *tag, struct xml_span *ret, struct xml_span *rest)
@@ -31,9 +31,9 @@ int xml_element(struct xml_span in, const char *tag, struct xml_span *ret, struc
 		if (!gt)
 			return 0;
 		if (gt[-1] == '/') { /* <Tag/>: empty */
-			*ret = (struct xml_span){ gt, 0 };
+			*ret = (struct xml_span){gt, 0};
 			if (rest)
-				*rest = (struct xml_span){ gt + 1, (size_t)(end - gt - 1) };
+				*rest = (struct xml_span){gt + 1, (size_t)(end - gt - 1)};
 			return 1;
 		}
 		strbuf_addf(&ct, "</%s>", tag);
@@ -43,9 +43,9 @@ int xml_element(struct xml_span in, const char *tag, struct xml_span *ret, struc
 			strbuf_release(&ct);
 			return 0;
 		}
-		*ret = (struct xml_span){ gt + 1, (size_t)(close - gt - 1) };
+		*ret = (struct xml_span){gt + 1, (size_t)(close - gt - 1)};
 		if (rest)
-			*rest = (struct xml_span){ close + ct.len, (size_t)(end - close - ct.len) };
+			*rest = (struct xml_span){close + ct.len, (size_t)(end - close - ct.len)};
 		strbuf_release(&ct);
 		return 1;
 	}
@@ -76,8 +76,7 @@ char *xml_text(struct xml_span in, const char *tag)
 	static const struct {
 		const char *name;
 		char c;
-	} ents[] = { { "amp;", '&' }, { "lt;", '<' }, { "gt;", '>' }, { "quot;", '"' },
-		     { "apos;", '\'' } };
+	} ents[] = {{"amp;", '&'}, {"lt;", '<'}, {"gt;", '>'}, {"quot;", '"'}, {"apos;", '\''}};
 	struct xml_span t;
 	struct strbuf sb = STRBUF_INIT;
 	size_t i, k;
@@ -94,14 +93,16 @@ char *xml_text(struct xml_span in, const char *tag)
 			continue;
 		}
 		for (k = 0; k < ARRAY_SIZE(ents) && !done; k++)
-			if (left >= strlen(ents[k].name) && !memcmp(p + 1, ents[k].name, strlen(ents[k].name))) {
+			if (left >= strlen(ents[k].name) &&
+			    !memcmp(p + 1, ents[k].name, strlen(ents[k].name))) {
 				strbuf_addch(&sb, ents[k].c);
 				i += strlen(ents[k].name);
 				done = true;
 			}
 		if (!done && left >= 3 && p[1] == '#') {
 			char *e = NULL;
-			unsigned long c = p[2] == 'x' ? strtoul(p + 3, &e, 16) : strtoul(p + 2, &e, 10);
+			unsigned long c =
+				p[2] == 'x' ? strtoul(p + 3, &e, 16) : strtoul(p + 2, &e, 10);
 
 			if (e && *e == ';' && (size_t)(e - p) <= left) {
 				add_utf8(&sb, c);

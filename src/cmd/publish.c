@@ -49,16 +49,15 @@ static const char footer[] =
 	"Scaleway: SCW_* or its config file) and never stored. See docs/publish.md.\n";
 
 enum target { T_AWS, T_OPENSTACK, T_SCALEWAY };
-static const char *const targets[] = { "aws", "openstack", "scaleway", NULL };
+static const char *const targets[] = {"aws", "openstack", "scaleway", NULL};
 
 static const struct {
-	int (*publish)(const struct cloud_image *img, struct cloud_result *res,
-		       struct strbuf *err);
+	int (*publish)(const struct cloud_image *img, struct cloud_result *res, struct strbuf *err);
 	const char *formats[3]; /* what the cloud takes; the first is the default */
 } target_info[] = {
-	[T_AWS] = { cloud_publish_aws, { "raw", "vmdk", "vhd" } },
-	[T_OPENSTACK] = { cloud_publish_openstack, { "qcow2", "raw", NULL } },
-	[T_SCALEWAY] = { cloud_publish_scaleway, { "qcow2", NULL, NULL } },
+	[T_AWS] = {cloud_publish_aws, {"raw", "vmdk", "vhd"}},
+	[T_OPENSTACK] = {cloud_publish_openstack, {"qcow2", "raw", NULL}},
+	[T_SCALEWAY] = {cloud_publish_scaleway, {"qcow2", NULL, NULL}},
 };
 
 /* --- progress --- */
@@ -159,7 +158,8 @@ static int export_disk(const char *disk, const char *dir, enum imgout_format f, 
 	_cleanup_free_ char *path = xasprintf("%s/disk.%s", dir, imgout_format_name(f));
 	_cleanup_free_ char *tmp = xasprintf("%s.tmp", path);
 	_cleanup_close_ int in = -1, out = -1;
-	struct imgout_opts o = { .format = f, .compress = f == IMGOUT_VMDK, .extent_name = "disk.vmdk" };
+	struct imgout_opts o = {
+		.format = f, .compress = f == IMGOUT_VMDK, .extent_name = "disk.vmdk"};
 	struct strbuf err = STRBUF_INIT;
 	struct stat st;
 	int64_t t0 = monotonic_ms();
@@ -259,9 +259,9 @@ static int state_dir(const char *cache, const char *build_id, const char *target
 /* Remove the state of a finished publication: the exported file, the upload's state. */
 static void state_remove(const char *dir)
 {
-	static const char *const names[] = { "disk.raw", "disk.qcow2", "disk.vmdk", "disk.vhd",
-					      "upload.json", "ebs.json", "import.json",
-					      "lock", NULL };
+	static const char *const names[] = {"disk.raw",	   "disk.qcow2",  "disk.vmdk",
+					    "disk.vhd",	   "upload.json", "ebs.json",
+					    "import.json", "lock",	  NULL};
 	size_t i;
 
 	for (i = 0; names[i]; i++) {
@@ -328,10 +328,10 @@ int cmd_publish(int argc, char **argv)
 	_cleanup_build_ struct registry_build *b = NULL;
 	_cleanup_registry_ struct registry *reg = NULL;
 	_cleanup_close_ int dfd = -1;
-	struct registry_publication pub = { 0 };
-	struct cloud_result res = { 0 };
-	struct cloud_image img = { 0 };
-	struct progress prog = { .tty = isatty(STDERR_FILENO) && log_get_level() >= LOG_NORMAL };
+	struct registry_publication pub = {0};
+	struct cloud_result res = {0};
+	struct cloud_image img = {0};
+	struct progress prog = {.tty = isatty(STDERR_FILENO) && log_get_level() >= LOG_NORMAL};
 	struct strbuf err = STRBUF_INIT, out = STRBUF_INIT;
 	enum imgout_format f = IMGOUT_RAW;
 	char hex[SHA256_HEX_LEN];

@@ -35,18 +35,20 @@ static const char *find(char **h, const char *prefix)
 
 TEST(test_suite_get_vanilla)
 {
-	const struct sigv4 s = { "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", NULL,
-				 "us-east-1", "service", SUITE_TIME };
+	const struct sigv4 s = {"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+				NULL,	       "us-east-1",
+				"service",     SUITE_TIME};
 	struct strbuf err = STRBUF_INIT;
 	char **h = NULL;
 
 	CHECK_INT(sigv4_sign(&s, "GET", "https://example.amazonaws.com/", NULL, EMPTY_SHA256, &h,
 			     &err),
 		  0);
-	CHECK_STR(find(h, "Authorization: "),
-		  "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
-		  "SignedHeaders=host;x-amz-date, "
-		  "Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31");
+	CHECK_STR(
+		find(h, "Authorization: "),
+		"AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
+		"SignedHeaders=host;x-amz-date, "
+		"Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31");
 	CHECK_STR(find(h, "X-Amz-Date: "), "20150830T123600Z");
 	CHECK_STR(find(h, "Host: "), "example.amazonaws.com");
 	strv_free(h);
@@ -54,28 +56,35 @@ TEST(test_suite_get_vanilla)
 
 TEST(test_suite_query_order)
 {
-	const struct sigv4 s = { "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", NULL,
-				 "us-east-1", "service", SUITE_TIME };
+	const struct sigv4 s = {"AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+				NULL,	       "us-east-1",
+				"service",     SUITE_TIME};
 	struct strbuf err = STRBUF_INIT;
 	char **h = NULL;
 
 	/* get-vanilla-query-order-key-case: parameters signed sorted, whatever the order sent. */
-	CHECK_INT(sigv4_sign(&s, "GET", "https://example.amazonaws.com/?Param2=value2&Param1=value1",
-			     NULL, EMPTY_SHA256, &h, &err),
+	CHECK_INT(sigv4_sign(&s, "GET",
+			     "https://example.amazonaws.com/?Param2=value2&Param1=value1", NULL,
+			     EMPTY_SHA256, &h, &err),
 		  0);
-	CHECK_STR(find(h, "Authorization: "),
-		  "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
-		  "SignedHeaders=host;x-amz-date, "
-		  "Signature=b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500");
+	CHECK_STR(
+		find(h, "Authorization: "),
+		"AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
+		"SignedHeaders=host;x-amz-date, "
+		"Signature=b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500");
 	strv_free(h);
 }
 
 TEST(test_s3_get_object_example)
 {
 	/* The S3 documentation's "GET Object" example: a range of examplebucket/test.txt. */
-	const struct sigv4 s = { "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-				 NULL, "us-east-1", "s3", S3_TIME };
-	const char *const hdr[] = { "Range: bytes=0-9", NULL };
+	const struct sigv4 s = {"AKIAIOSFODNN7EXAMPLE",
+				"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+				NULL,
+				"us-east-1",
+				"s3",
+				S3_TIME};
+	const char *const hdr[] = {"Range: bytes=0-9", NULL};
 	struct strbuf err = STRBUF_INIT;
 	char **h = NULL;
 
@@ -140,15 +149,16 @@ TEST(test_botocore_agrees)
 		const char *service, *method, *url, *body, *hname, *hvalue;
 		bool token;
 	} cases[] = {
-		{ "s3", "PUT", "http://127.0.0.1:4568/bucket/a%20b/disk.vmdk?partNumber=3&uploadId=x~y",
-		  "part", "Content-Type", "application/octet-stream", false },
-		{ "s3", "POST", "https://s3.eu-west-3.amazonaws.com/bucket/k?uploads", "", "X-Amz-Meta-B",
-		  "  two   spaces ", true },
-		{ "ec2", "POST", "https://ec2.eu-west-3.amazonaws.com/",
-		  "Action=DescribeImages&Version=2016-11-15", "Content-Type",
-		  "application/x-www-form-urlencoded; charset=utf-8", false },
-		{ "ebs", "PUT", "http://127.0.0.1:9/snapshots/snap-1/blocks/7", "blk", "x-amz-Data-Length",
-		  "3", true },
+		{"s3", "PUT",
+		 "http://127.0.0.1:4568/bucket/a%20b/disk.vmdk?partNumber=3&uploadId=x~y", "part",
+		 "Content-Type", "application/octet-stream", false},
+		{"s3", "POST", "https://s3.eu-west-3.amazonaws.com/bucket/k?uploads", "",
+		 "X-Amz-Meta-B", "  two   spaces ", true},
+		{"ec2", "POST", "https://ec2.eu-west-3.amazonaws.com/",
+		 "Action=DescribeImages&Version=2016-11-15", "Content-Type",
+		 "application/x-www-form-urlencoded; charset=utf-8", false},
+		{"ebs", "PUT", "http://127.0.0.1:9/snapshots/snap-1/blocks/7", "blk",
+		 "x-amz-Data-Length", "3", true},
 	};
 	size_t i;
 
@@ -159,9 +169,10 @@ TEST(test_botocore_agrees)
 		return;
 	}
 	for (i = 0; i < ARRAY_SIZE(cases); i++) {
-		const struct sigv4 s = { "AKIDTEST", "secret/with+chars", cases[i].token ? "tok" : NULL,
-					 "eu-west-3", cases[i].service, 1767323045 };
-		const char *const hdr[] = { NULL, NULL };
+		const struct sigv4 s = {
+			"AKIDTEST",  "secret/with+chars", cases[i].token ? "tok" : NULL,
+			"eu-west-3", cases[i].service,	  1767323045};
+		const char *const hdr[] = {NULL, NULL};
 		_cleanup_free_ char *h0 = xasprintf("%s: %s", cases[i].hname, cases[i].hvalue);
 		_cleanup_free_ char *want = NULL;
 		char hash[SHA256_HEX_LEN];
@@ -171,7 +182,8 @@ TEST(test_botocore_agrees)
 		((const char **)hdr)[0] = h0;
 		sha256_hex(cases[i].body, strlen(cases[i].body), hash);
 		want = botocore_sign(cases[i].service, cases[i].method, cases[i].url, cases[i].body,
-				     cases[i].token ? "tok" : NULL, cases[i].hname, cases[i].hvalue);
+				     cases[i].token ? "tok" : NULL, cases[i].hname,
+				     cases[i].hvalue);
 		CHECK(want && str_startswith(want, "AWS4-HMAC-SHA256 "));
 		CHECK_INT(sigv4_sign(&s, cases[i].method, cases[i].url, hdr, hash, &h, &err), 0);
 		CHECK_STR(find(h, "Authorization: "), want ? want : "");
@@ -181,7 +193,7 @@ TEST(test_botocore_agrees)
 
 TEST(test_credentials)
 {
-	struct aws_config c = { 0 };
+	struct aws_config c = {0};
 	struct strbuf err = STRBUF_INIT;
 
 	unsetenv("AWS_ACCESS_KEY_ID");
@@ -198,17 +210,22 @@ TEST(test_credentials)
 	CHECK(strstr(strbuf_str(&err), "profile 'default' of './.aws/credentials'") != NULL);
 
 	CHECK_INT(mkdir_p(".aws", 0700), 0);
-	CHECK_INT(write_file_atomic(".aws/credentials",
-				    "[default]\naws_access_key_id = AKD\naws_secret_access_key=SD\n"
-				    "[work]\n aws_access_key_id = AKW \naws_secret_access_key = SW\n"
-				    "aws_session_token = TW\n",
-				    strlen("[default]\naws_access_key_id = AKD\naws_secret_access_key=SD\n"
-					   "[work]\n aws_access_key_id = AKW \naws_secret_access_key = SW\n"
-					   "aws_session_token = TW\n"),
-				    0600),
+	CHECK_INT(write_file_atomic(
+			  ".aws/credentials",
+			  "[default]\naws_access_key_id = AKD\naws_secret_access_key=SD\n"
+			  "[work]\n aws_access_key_id = AKW \naws_secret_access_key = SW\n"
+			  "aws_session_token = TW\n",
+			  strlen("[default]\naws_access_key_id = AKD\naws_secret_access_key=SD\n"
+				 "[work]\n aws_access_key_id = AKW \naws_secret_access_key = SW\n"
+				 "aws_session_token = TW\n"),
+			  0600),
 		  0);
-	CHECK_INT(write_file_atomic(".aws/config", "[default]\nregion = eu-west-1\n[profile work]\nregion=ap-south-1\n",
-				    strlen("[default]\nregion = eu-west-1\n[profile work]\nregion=ap-south-1\n"), 0600),
+	CHECK_INT(write_file_atomic(
+			  ".aws/config",
+			  "[default]\nregion = eu-west-1\n[profile work]\nregion=ap-south-1\n",
+			  strlen("[default]\nregion = eu-west-1\n[profile "
+				 "work]\nregion=ap-south-1\n"),
+			  0600),
 		  0);
 	strbuf_reset(&err);
 	CHECK_INT(aws_config_load(NULL, &c, &err), 0);
