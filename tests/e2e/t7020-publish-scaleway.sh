@@ -89,4 +89,12 @@ assert len(p) == 1 and p[0][\"format\"] == \"qcow2\" and p[0][\"location\"] == \
 	! grep -q "$SCW_SECRET_KEY" "$CACHE/registry.db" out err "$FAKE_SCW_LOG"
 '
 
+test_expect_success 'progress: bytes, rate and ETA on a terminal, nothing of it in a log' '
+	require_tool script bsdutils &&
+	! grep -q "ETA" err &&
+	SHELL=/bin/sh script -qec "\"$IMG\" publish $ID --to scaleway --bucket $BUCKET --name tiny-tty" tty.log >/dev/null &&
+	grep -aqE "[0-9.]+ [KMG]?i?B of [0-9.]+ [KMG]?i?B  [0-9.]+ [KMG]?i?B/s  ETA [0-9]+:[0-9]{2}" tty.log &&
+	test "$(sqlite3 "$CACHE/registry.db" "SELECT count(*) FROM publications WHERE name = \"tiny-tty\"")" = 1
+'
+
 test_done
