@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "store/db.h"
+#include "store/registry-internal.h"
 #include "store/registry.h"
 #include "core/util.h"
 
@@ -59,6 +60,21 @@ static const struct db_migration registry_schema[] = {
 	 "CREATE INDEX builds_by_created ON builds (created, id);"},
 	/* 3: where the outputs were written, so that show can say whether they are still there. */
 	{"ALTER TABLE builds ADD COLUMN outdir TEXT;"},
+	/* 4: where each build was published (imgforge publish; publications.c). */
+	{"CREATE TABLE publications ("
+	 "  build_id TEXT NOT NULL REFERENCES builds(id) ON DELETE CASCADE,"
+	 "  target TEXT NOT NULL,"
+	 "  region TEXT NOT NULL,"
+	 "  image_id TEXT NOT NULL,"
+	 "  name TEXT NOT NULL,"
+	 "  location TEXT,"
+	 "  format TEXT NOT NULL,"
+	 "  sha256 TEXT NOT NULL,"
+	 "  public INTEGER NOT NULL,"
+	 "  created INTEGER NOT NULL,"
+	 "  PRIMARY KEY (target, region, image_id)"
+	 ") WITHOUT ROWID;"
+	 "CREATE INDEX publications_by_build ON publications (build_id, created);"},
 };
 
 static const struct db_schema registry_db = {
@@ -69,11 +85,6 @@ static const struct db_schema registry_db = {
 	.n_migrations = ARRAY_SIZE(registry_schema),
 };
 
-struct registry {
-	struct db *db;
-	int version; /* schema version: older ones are read as they are (read-only) */
-	bool readonly;
-};
 
 /* --- records --- */
 
@@ -759,6 +770,16 @@ int registry_copy(struct registry *from, struct registry *to, size_t *ret_copied
 		strbuf_release(&why);
 		if (k < 0)
 			goto out;
+	}
+	/* Where the builds were published: an upsert, so a second copy changes nothing. */
+	{
+		struct registry_publication *pubs = NULL;
+		size_t n_pubs = 0;
+
+		k = registry_list_publications(from, NULL, &pubs, &n_pubs, err);
+		for (i = 0; k == 0 && i < n_pubs; i++)
+			k = registry_add_publication(to, &pubs[i], err);
+		registry_publications_free(pubs, n_pubs);
 	}
 out:
 	free(have);
