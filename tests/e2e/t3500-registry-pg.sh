@@ -97,7 +97,8 @@ test_expect_success 'imgforge build registers into PostgreSQL; ls and show read 
 	printf "image: pgimg\nversion: 1\nbase: {tarball: m.tar.gz, sha256: %s}\n" \
 		$(sha256sum m.tar.gz | cut -c1-64) >m.yaml &&
 	imgforge build --cache c1 --registry "$U" -o out1 m.yaml 2>build.err &&
-	test "$(sql reg "SELECT version FROM imgforge_schema WHERE name = '\''registry'\''")" = 3 &&
+	test "$(sql reg "SELECT version FROM imgforge_schema WHERE name = '\''registry'\''")" = 4 &&
+	test "$(sql reg "SELECT count(*) FROM publications")" = 0 &&
 	test "$(sql reg "SELECT count(*) FROM builds")" = 1 &&
 	test "$(sql reg "SELECT data_type FROM information_schema.columns WHERE table_name = '\''outputs'\'' AND column_name = '\''size'\''")" = bigint &&
 	id=$(sql reg "SELECT id FROM builds") &&
@@ -237,7 +238,7 @@ test_expect_success 'a foreign database and a newer schema are refused, not misr
 	grep_one "has a .builds. table but no imgforge schema version" err &&
 	sql same "UPDATE imgforge_schema SET version = 42" &&
 	test_must_fail imgforge ls --registry "$(url same)" 2>err &&
-	one_line "has schema version 42, newer than this imgforge knows \(3\); use a newer imgforge" err
+	one_line "has schema version 42, newer than this imgforge knows \(4\); use a newer imgforge" err
 '
 
 test_done
