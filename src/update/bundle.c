@@ -60,6 +60,16 @@ ssize_t bundle_read_fd(void *ctx, void *buf, size_t len)
 	return n < 0 ? -errno : n;
 }
 
+ssize_t bundle_read_mem(void *ctx, void *buf, size_t len)
+{
+	struct bundle_mem *m = ctx;
+	size_t n = m->len - m->pos < len ? m->len - m->pos : len;
+
+	memcpy(buf, m->p + m->pos, n);
+	m->pos += n;
+	return (ssize_t)n;
+}
+
 /* Read until len bytes or the end: the count read, or < 0. */
 static ssize_t read_full(bundle_read_fn rd, void *ctx, void *buf, size_t len)
 {

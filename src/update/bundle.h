@@ -48,6 +48,13 @@ typedef ssize_t (*bundle_read_fn)(void *ctx, void *buf, size_t len);
 /* A bundle_read_fn over a file descriptor: ctx points to the int. */
 ssize_t bundle_read_fd(void *ctx, void *buf, size_t len);
 
+/* A bundle_read_fn over memory: ctx points to a struct bundle_mem. */
+struct bundle_mem {
+	const uint8_t *p;
+	size_t len, pos;
+};
+ssize_t bundle_read_mem(void *ctx, void *buf, size_t len);
+
 /*
  * Read header, manifest and signature from the stream, verify the
  * signature against the keyring (sign.h), parse the manifest. The stream is

@@ -102,21 +102,6 @@ struct delta {
 
 #define DELTA_CACHE_MAX (64u << 20)
 
-struct mem {
-	const uint8_t *p;
-	size_t len, pos;
-};
-
-static ssize_t mem_read(void *ctx, void *buf, size_t len)
-{
-	struct mem *m = ctx;
-	size_t n = m->len - m->pos < len ? m->len - m->pos : len;
-
-	memcpy(buf, m->p + m->pos, n);
-	m->pos += n;
-	return (ssize_t)n;
-}
-
 static uint32_t be32(const uint8_t *p)
 {
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -175,7 +160,7 @@ int delta_open(const char *url, const char *keyring, struct delta **ret,
 	char berr[1024];
 	uint32_t mlen, slen;
 	uint64_t want;
-	struct mem mem;
+	struct bundle_mem mem;
 	int r;
 
 	d->src_fd = -1;
@@ -204,8 +189,8 @@ int delta_open(const char *url, const char *keyring, struct delta **ret,
 	slen = be32(hdr + 16);
 	if (memcmp(hdr, BUNDLE_MAGIC, 8) || mlen == 0 || mlen > BUNDLE_MAX_MANIFEST || slen == 0 ||
 	    slen > BUNDLE_MAX_SIGNATURE) {
-		mem = (struct mem){hdr, sizeof(hdr), 0};
-		if (bundle_open(mem_read, &mem, keyring, &m, berr, sizeof(berr)) < 0)
+		mem = (struct bundle_mem){hdr, sizeof(hdr), 0};
+		if (bundle_open(bundle_read_mem, &mem, keyring, &m, berr, sizeof(berr)) < 0)
 			strbuf_addf(err, "'%s': %s", url, berr);
 		else
 			strbuf_addf(err, "'%s': not a bundle", url);
@@ -216,8 +201,8 @@ int delta_open(const char *url, const char *keyring, struct delta **ret,
 	memcpy(head, hdr, sizeof(hdr));
 	if (fetch_ranges_get(d->r, sizeof(hdr), (size_t)mlen + slen, head + sizeof(hdr), err) < 0)
 		goto fail;
-	mem = (struct mem){head, sizeof(hdr) + mlen + slen, 0};
-	if (bundle_open_head(mem_read, &mem, keyring, &m, berr, sizeof(berr)) < 0) {
+	mem = (struct bundle_mem){head, sizeof(hdr) + mlen + slen, 0};
+	if (bundle_open_head(bundle_read_mem, &mem, keyring, &m, berr, sizeof(berr)) < 0) {
 		strbuf_addf(err, "'%s': %s", url, berr);
 		goto fail;
 	}
