@@ -65,21 +65,18 @@ void manifest_write(const struct bundle_manifest *m, struct strbuf *out)
 	json_kv_uint(&j, "size", m->payload_size);
 	json_kv_hex(&j, "sha256", m->payload_sha256);
 	json_end_object(&j);
-	if (m->format >= 3) {
+	if (m->format >= 2) {
 		json_key(&j, "chunk_index");
 		json_begin_object(&j);
-		json_kv_uint(&j, "page_chunks", m->page_chunks);
+		if (m->format >= 3)
+			json_kv_uint(&j, "page_chunks", m->page_chunks);
 		json_kv_uint(&j, "size", m->index_size);
 		json_kv_hex(&j, "sha256", m->chunk_index_sha256);
 		json_end_object(&j);
-		json_end_object(&j);
-		return; /* the chunk list is in the index's pages */
-	} else if (m->format >= 2) {
-		json_key(&j, "chunk_index");
-		json_begin_object(&j);
-		json_kv_uint(&j, "size", m->index_size);
-		json_kv_hex(&j, "sha256", m->chunk_index_sha256);
-		json_end_object(&j);
+		if (m->format >= 3) {
+			json_end_object(&j);
+			return; /* the chunk list is in the index's pages */
+		}
 	} else if (m->has_chunk_index) {
 		json_kv_hex(&j, "chunk_index", m->chunk_index_sha256);
 	} else {

@@ -209,11 +209,23 @@ static void roundtrip(unsigned format)
 		  blen);
 	CHECK_INT(man->has_chunk_index, format >= 2);
 	if (format == 3) {
-		/* The pages, read by bundle_open(): the frames as the image holds them. */
+		/* The pages, read by bundle_open(): one page, a 104-byte directory before it. */
 		CHECK_INT(man->page_chunks, CHUNKIDX_PAGE_CHUNKS);
 		CHECK_INT(man->n_frames, 4 * 16 + 1);
+		CHECK_INT(manifest_dir_size(man), 24 + 80);
+		CHECK(man->payload_offset > man->index_size + manifest_dir_size(man));
 		x = chunkidx_from_manifest(man);
+	} else if (format == 2) {
+		CHECK(chunkidx_decode(bundle + man->payload_offset + man->payload_size,
+				      man->index_size, man, &x, err, sizeof(err)) == 0);
+		/* The index is small next to the image: 12 bytes a frame, at most. */
+		CHECK(!x || man->index_size < 24 + 12 * x->n_frames);
+	}
+	if (x) {
+		/* The index: 16 frames per full chunk, one for the short last one. */
+		CHECK_INT(x->n_frames, 4 * 16 + 1);
 		CHECK_INT(x->first[4], 64);
+		CHECK_INT(x->stored_off[64], man->chunks[4].stored_offset);
 		for (i = 0; i < x->n_frames; i++) {
 			uint8_t h[CHUNKIDX_HASH_LEN];
 			size_t c = i / 16, k = i % 16;
@@ -221,30 +233,6 @@ static void roundtrip(unsigned format)
 
 			chunkidx_hash(image + off, c == 4 ? 12345 : BUNDLE_FRAME_SIZE, h);
 			CHECK(!memcmp(h, x->hash[i], sizeof(h)));
-		}
-		CHECK_INT(x->stored_off[64], man->chunks[4].stored_offset);
-		chunkidx_free(x);
-		x = NULL;
-		/* One page, a 104-byte directory before it, the payload after. */
-		CHECK_INT(manifest_dir_size(man), 24 + 80);
-		CHECK(man->payload_offset > man->index_size + manifest_dir_size(man));
-	} else if (format >= 2) {
-		/* The index: 16 frames per full chunk, one for the short last one. */
-		CHECK(chunkidx_decode(bundle + man->payload_offset + man->payload_size,
-				      man->index_size, man, &x, err, sizeof(err)) == 0);
-		if (x) {
-			CHECK_INT(x->n_frames, 4 * 16 + 1);
-			CHECK_INT(x->first[4], 64);
-			for (i = 0; i < x->n_frames; i++) {
-				uint8_t h[CHUNKIDX_HASH_LEN];
-				size_t c = i / 16, k = i % 16;
-				uint64_t off = man->chunks[c].offset + k * BUNDLE_FRAME_SIZE;
-
-				chunkidx_hash(image + off, c == 4 ? 12345 : BUNDLE_FRAME_SIZE, h);
-				CHECK(!memcmp(h, x->hash[i], sizeof(h)));
-			}
-			/* The index is small next to the image: 12 bytes a frame, at most. */
-			CHECK(man->index_size < 24 + 12 * x->n_frames);
 		}
 		chunkidx_free(x);
 	}
