@@ -839,6 +839,22 @@ static int assemble(struct delta *d, size_t i, const uint8_t *cur, uint8_t *out,
 }
 
 /*
+ * Chunk i whole from the server (its stored bytes, or all its frames) into
+ * out: 0 when it matches its SHA-256, 1 when not (damaged), -1 with err
+ * when the download fails.
+ */
+static int fetch_chunk(struct delta *d, size_t i, uint8_t *out, uint8_t *zbuf, struct strbuf *err)
+{
+	const struct bundle_chunk *c = &d->m->chunks[i];
+	int r = d->x ? fetch_frames(d, i, 0, manifest_chunk_frames(d->m, c), out, zbuf, err)
+		     : fetch_whole(d, i, out, err);
+
+	if (r < 0 && r != -EBADMSG)
+		return -1;
+	return r == 0 && chunk_matches(c, out) ? 0 : 1;
+}
+
+/*
  * Chunk i into out, checked against its SHA-256: 1 when the target holds
  * it already (nothing to write), 0 when out holds it, -1 with err.
  */
@@ -859,51 +875,31 @@ static int make_chunk(struct delta *d, size_t i, int target_fd, uint8_t *cur, ui
 		d->from_source += c->size;
 		return 0;
 	}
-	if (!d->x) {
-		r = fetch_whole(d, i, out, err);
+	if (d->x) {
+		r = assemble(d, i, cur, out, zbuf, err);
 		if (r < 0 && r != -EBADMSG)
 			return -1;
 		if (r == 0 && chunk_matches(c, out))
 			return 0;
-		/* Damaged on the way: once more, then refused. */
-		strbuf_reset(err);
-		uncache_chunk(d, i);
-		d->refetched_chunks++;
-		r = fetch_whole(d, i, out, err);
-		if (r < 0 && r != -EBADMSG)
-			return -1;
-		if (r == 0 && chunk_matches(c, out))
-			return 0;
-		strbuf_reset(err);
-		strbuf_addf(err,
-			    "damaged bundle: chunk %zu (image bytes %" PRIu64 "..%" PRIu64
-			    ") from '%s' does not match its SHA-256 in the signed manifest; "
-			    "it was not written; try again",
-			    i, c->offset, c->offset + c->size, d->url);
-		return -1;
+	} else {
+		r = fetch_chunk(d, i, out, zbuf, err);
+		if (r <= 0)
+			return r;
 	}
-	r = assemble(d, i, cur, out, zbuf, err);
-	if (r < 0 && r != -EBADMSG)
-		return -1;
-	if (r < 0 || !chunk_matches(c, out)) {
-		/* A false match or damage on the way: the whole chunk once more. */
-		strbuf_reset(err);
-		uncache_chunk(d, i);
-		d->refetched_chunks++;
-		r = fetch_frames(d, i, 0, manifest_chunk_frames(m, c), out, zbuf, err);
-		if (r < 0 && r != -EBADMSG)
-			return -1;
-		if (r < 0 || !chunk_matches(c, out)) {
-			strbuf_reset(err);
-			strbuf_addf(err,
-				    "damaged bundle: chunk %zu (image bytes %" PRIu64 "..%" PRIu64
-				    ") from '%s' does not match its SHA-256 in the signed manifest; "
-				    "it was not written; try again",
-				    i, c->offset, c->offset + c->size, d->url);
-			return -1;
-		}
-	}
-	return 0;
+	/* A false match or damage on the way: the whole chunk once more, then refused. */
+	strbuf_reset(err);
+	uncache_chunk(d, i);
+	d->refetched_chunks++;
+	r = fetch_chunk(d, i, out, zbuf, err);
+	if (r <= 0)
+		return r;
+	strbuf_reset(err);
+	strbuf_addf(err,
+		    "damaged bundle: chunk %zu (image bytes %" PRIu64 "..%" PRIu64
+		    ") from '%s' does not match its SHA-256 in the signed manifest; "
+		    "it was not written; try again",
+		    i, c->offset, c->offset + c->size, d->url);
+	return -1;
 }
 
 int delta_check(struct delta *d, int target_fd, struct strbuf *err)
