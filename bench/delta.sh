@@ -5,7 +5,8 @@
 # the new image's index plus the chunks that store lacks, which is what
 # `casync extract --seed=OLD` fetches).
 #
-#   bench/delta.sh [--small] [--cases "a b c"]   (needs root or unshare, the apt mirror, casync)
+#   bench/delta.sh [--small] [--cases "a b c"] [--work DIR]
+#   (needs root or unshare, the apt mirror, casync)
 #
 # The images (SOURCE_DATE_EPOCH fixed, one cache, so unchanged stages are
 # reused): v1, then (a) v1 with one backend file changed, (b) v1 with one
@@ -17,16 +18,19 @@
 # bundle over HTTP (tests/helpers/httpd.py on loopback) into a slot file
 # while the v1 image is the running slot, and the server's log gives the
 # bytes sent. Bytes need one run; nothing here is timed. Never gates CI.
+# --work DIR keeps the images and their build cache in DIR (made if missing)
+# and reuses them in a later run: only what changed is built again.
 # IMGFORGE_BENCH_BUILDER=PATH builds the images with another imgforge binary
 # (another ext4 writer); bundles and the agent are this tree's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-small=0 cases="a b c"
+small=0 cases="a b c" keep=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--small) small=1 ;;
 	--cases) cases=$2; shift ;;
-	*) echo "usage: bench/delta.sh [--small] [--cases \"a b c\"]" >&2; exit 2 ;;
+	--work) keep=$2; shift ;;
+	*) echo "usage: bench/delta.sh [--small] [--cases \"a b c\"] [--work DIR]" >&2; exit 2 ;;
 	esac
 	shift
 done
@@ -42,9 +46,14 @@ else
 	VARIANT=apt ROOT_SIZE=2G
 fi
 EXTRA_PKG=jq NEW_KERNEL=linux-image-amd64
-work=$(mktemp -d "${TMPDIR:-/tmp}/imgforge-bench-delta.XXXXXX")
+if [ -n "$keep" ]; then
+	mkdir -p "$keep" && work=$(cd "$keep" && pwd)
+	rm -rf "$work/www" "$work/keys" "$work/port" "$work"/store-*
+else
+	work=$(mktemp -d "${TMPDIR:-/tmp}/imgforge-bench-delta.XXXXXX")
+fi
 httpd_pid=
-trap '[ -z "$httpd_pid" ] || kill $httpd_pid 2>/dev/null; rm -rf "$work"' EXIT
+trap '[ -z "$httpd_pid" ] || kill $httpd_pid 2>/dev/null; [ -n "$keep" ] || rm -rf "$work"' EXIT
 export SOURCE_DATE_EPOCH=1700000000
 cd "$work"
 

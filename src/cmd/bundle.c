@@ -70,8 +70,8 @@ static int bundle_create_cmd(int argc, char **argv)
 		OPT_STRING(0, "version", &version, "<v>",
 			   "the image version (default: the build's)"),
 		OPT_STRING(0, "format", &format, "<n>",
-			   "the bundle format: 2 (default; delta downloads), or 1 for\ndevices "
-			   "whose imgforge-update reads no newer"),
+			   "the bundle format: 3 (default; delta downloads with a paged\nindex), "
+			   "or 2 or 1 for devices whose imgforge-update reads no newer"),
 		OPT_STRING(0, "registry", &registry, "<path>",
 			   "the registry database (default: registry.db in the cache)"),
 		OPT_STRING(0, "cache", &cache, "<dir>",
@@ -103,8 +103,8 @@ static int bundle_create_cmd(int argc, char **argv)
 				    : "no certificate given (--cert <cert>)");
 		return EXIT_USAGE;
 	}
-	if (format && strcmp(format, "1") && strcmp(format, "2")) {
-		error("bundle: --format must be 1 or 2, not '%s'", format);
+	if (format && strcmp(format, "1") && strcmp(format, "2") && strcmp(format, "3")) {
+		error("bundle: --format must be 1, 2 or 3, not '%s'", format);
 		return EXIT_USAGE;
 	}
 	created = source_date_epoch((int64_t)time(NULL));

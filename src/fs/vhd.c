@@ -98,12 +98,32 @@ static void make_footer(uint8_t *f, uint64_t size, bool dynamic, const uint8_t i
 	put_be32(f + 64, checksum(f, FOOTER_LEN));
 }
 
+/*
+ * What both layouts do after their units: r < 0 is a read error of the
+ * disk, or a write error when write_failed; then the statistics and the
+ * cleanup. Returns r.
+ */
+static int vhd_end(int r, bool write_failed, struct units *u, struct outbuf *ob,
+		   struct imgout_stats *ret_stats, struct strbuf *err)
+{
+	if (r < 0 && write_failed)
+		imgout_write_error(r, err, "VHD");
+	else if (r < 0)
+		strbuf_addf(err, "cannot read the disk: %s", strerror(-r));
+	if (ret_stats)
+		units_stats(u, ret_stats);
+	outbuf_release(ob);
+	units_free(u);
+	return r;
+}
+
 static int write_fixed(int in_fd, uint64_t size, int out_fd, const struct imgout_opts *o,
 		       struct imgout_stats *ret_stats, struct strbuf *err, const uint8_t *footer)
 {
 	struct units *u = NULL;
 	struct outbuf ob;
 	struct unit un;
+	bool wfailed = false;
 	int r;
 
 	r = units_open(in_fd, size, 64 << 10, UNITS_RAW, o->threads, &u);
@@ -117,27 +137,20 @@ static int write_fixed(int in_fd, uint64_t size, int out_fd, const struct imgout
 		r = outbuf_skip_to(&ob, at);
 		if (r >= 0)
 			r = outbuf_write(&ob, un.data, n);
-		if (r < 0)
-			goto wfail;
+		if (r < 0) {
+			wfailed = true;
+			break;
+		}
 	}
-	if (r < 0) {
-		strbuf_addf(err, "cannot read the disk: %s", strerror(-r));
-		goto out;
+	if (r == 0) {
+		r = outbuf_skip_to(&ob, size);
+		if (r >= 0)
+			r = outbuf_write(&ob, footer, FOOTER_LEN);
+		if (r >= 0)
+			r = outbuf_flush(&ob);
+		wfailed = r < 0;
 	}
-	r = outbuf_skip_to(&ob, size);
-	if (r >= 0)
-		r = outbuf_write(&ob, footer, FOOTER_LEN);
-	if (r >= 0)
-		r = outbuf_flush(&ob);
-wfail:
-	if (r < 0)
-		imgout_write_error(r, err, "VHD");
-out:
-	if (ret_stats)
-		units_stats(u, ret_stats);
-	outbuf_release(&ob);
-	units_free(u);
-	return r;
+	return vhd_end(r, wfailed, u, &ob, ret_stats, err);
 }
 
 static int write_dynamic(int in_fd, uint64_t size, int out_fd, const struct imgout_opts *o,
@@ -151,6 +164,7 @@ static int write_dynamic(int in_fd, uint64_t size, int out_fd, const struct imgo
 	struct units *u = NULL;
 	struct outbuf ob;
 	struct unit un;
+	bool wfailed = false;
 	uint32_t i;
 	int r;
 
@@ -187,27 +201,20 @@ static int write_dynamic(int in_fd, uint64_t size, int out_fd, const struct imgo
 		}
 		if (r >= 0)
 			r = outbuf_skip_to(&ob, block + BLOCK_SIZE);
-		if (r < 0)
-			goto wfail;
+		if (r < 0) {
+			wfailed = true;
+			break;
+		}
 	}
-	if (r < 0) {
-		strbuf_addf(err, "cannot read the disk: %s", strerror(-r));
-		goto out;
+	if (r == 0) {
+		r = outbuf_write(&ob, footer, FOOTER_LEN);
+		if (r >= 0)
+			r = outbuf_flush(&ob);
+		if (r >= 0)
+			r = pwrite_all(out_fd, head, data_off, 0);
+		wfailed = r < 0;
 	}
-	r = outbuf_write(&ob, footer, FOOTER_LEN);
-	if (r >= 0)
-		r = outbuf_flush(&ob);
-	if (r >= 0)
-		r = pwrite_all(out_fd, head, data_off, 0);
-wfail:
-	if (r < 0)
-		imgout_write_error(r, err, "VHD");
-out:
-	if (ret_stats)
-		units_stats(u, ret_stats);
-	outbuf_release(&ob);
-	units_free(u);
-	return r;
+	return vhd_end(r, wfailed, u, &ob, ret_stats, err);
 }
 
 int vhd_write(int in_fd, uint64_t size, int out_fd, const struct imgout_opts *o,

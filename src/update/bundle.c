@@ -60,6 +60,16 @@ ssize_t bundle_read_fd(void *ctx, void *buf, size_t len)
 	return n < 0 ? -errno : n;
 }
 
+ssize_t bundle_read_mem(void *ctx, void *buf, size_t len)
+{
+	struct bundle_mem *m = ctx;
+	size_t n = m->len - m->pos < len ? m->len - m->pos : len;
+
+	memcpy(buf, m->p + m->pos, n);
+	m->pos += n;
+	return (ssize_t)n;
+}
+
 /* Read until len bytes or the end: the count read, or < 0. */
 static ssize_t read_full(bundle_read_fn rd, void *ctx, void *buf, size_t len)
 {
@@ -91,7 +101,34 @@ static int read_exact(bundle_read_fn rd, void *ctx, void *buf, size_t len, uint6
 	return 0;
 }
 
-static int open_common(bundle_read_fn rd, void *ctx, const char *keyring,
+/*
+ * Format 3: the index between the signature and the payload, read and
+ * checked against the signed manifest (the directory) and the directory
+ * (each page), its chunks and frames put into m.
+ */
+static int read_pages(bundle_read_fn rd, void *ctx, struct bundle_manifest *m, uint64_t at,
+		      char *err, size_t errlen)
+{
+	size_t dlen = (size_t)manifest_dir_size(m), p;
+	_cleanup_free_ uint8_t *buf = xmalloc(m->index_size);
+	struct chunkdir *dir = NULL;
+	int r = -1;
+
+	if (read_exact(rd, ctx, buf, m->index_size, at, "its chunk index", err, errlen) < 0)
+		return -1;
+	if (chunkdir_decode(buf, dlen, m, &dir, err, errlen) < 0)
+		return -1;
+	for (p = 0; p < dir->n_pages; p++)
+		if (chunkpage_decode(buf + dir->pages[p].index_offset, dir->pages[p].size, m, dir, p,
+				     err, errlen) < 0)
+			goto out;
+	r = 0;
+out:
+	chunkdir_free(dir);
+	return r;
+}
+
+static int open_common(bundle_read_fn rd, void *ctx, const char *keyring, bool index,
 		       struct bundle_manifest **ret, uint8_t **ret_sig, size_t *ret_siglen,
 		       char *err, size_t errlen)
 {
@@ -158,11 +195,19 @@ static int open_common(bundle_read_fn rd, void *ctx, const char *keyring,
 		bundle_manifest_free(m);
 		return -1;
 	}
-	if (m->payload_offset != sizeof(hdr) + (uint64_t)mlen + slen) {
+	if (m->payload_offset != sizeof(hdr) + (uint64_t)mlen + slen +
+					 (manifest_index_first(m) ? m->index_size : 0)) {
 		fail(err, errlen,
 		     "invalid manifest: the payload offset %" PRIu64
-		     " is not the end of the signature (%" PRIu64 ")",
-		     m->payload_offset, sizeof(hdr) + (uint64_t)mlen + slen);
+		     " is not the end of the signature%s (%" PRIu64 ")",
+		     m->payload_offset, manifest_index_first(m) ? " and the chunk index" : "",
+		     sizeof(hdr) + (uint64_t)mlen + slen +
+			     (manifest_index_first(m) ? m->index_size : 0));
+		bundle_manifest_free(m);
+		return -1;
+	}
+	if (index && manifest_index_first(m) &&
+	    read_pages(rd, ctx, m, sizeof(hdr) + (uint64_t)mlen + slen, err, errlen) < 0) {
 		bundle_manifest_free(m);
 		return -1;
 	}
@@ -180,13 +225,21 @@ int bundle_open(bundle_read_fn rd, void *ctx, const char *keyring, struct bundle
 {
 	if (!keyring || !*keyring)
 		return fail(err, errlen, "no keyring given to check the bundle's signature with");
-	return open_common(rd, ctx, keyring, ret, NULL, NULL, err, errlen);
+	return open_common(rd, ctx, keyring, true, ret, NULL, NULL, err, errlen);
+}
+
+int bundle_open_head(bundle_read_fn rd, void *ctx, const char *keyring,
+		     struct bundle_manifest **ret, char *err, size_t errlen)
+{
+	if (!keyring || !*keyring)
+		return fail(err, errlen, "no keyring given to check the bundle's signature with");
+	return open_common(rd, ctx, keyring, false, ret, NULL, NULL, err, errlen);
 }
 
 int bundle_open_unverified(bundle_read_fn rd, void *ctx, struct bundle_manifest **ret,
 			   uint8_t **ret_sig, size_t *ret_siglen, char *err, size_t errlen)
 {
-	return open_common(rd, ctx, NULL, ret, ret_sig, ret_siglen, err, errlen);
+	return open_common(rd, ctx, NULL, true, ret, ret_sig, ret_siglen, err, errlen);
 }
 
 static const uint8_t zeros[64 << 10];
@@ -405,7 +458,18 @@ int bundle_stream_payload(bundle_read_fn rd, void *ctx, const struct bundle_mani
 		     "manifest; fetch it again");
 		goto out;
 	}
-	if (m->format >= 2) {
+	if (manifest_index_first(m)) {
+		/* Read before the payload: it must name the frames the payload holds. */
+		if (seen.n_frames != m->n_frames ||
+		    (seen.n_frames &&
+		     (memcmp(seen.stored, m->frame_stored, seen.n_frames * sizeof(*seen.stored)) ||
+		      memcmp(seen.hash, m->frame_hash, seen.n_frames * sizeof(*seen.hash))))) {
+			fail(err, errlen,
+			     "invalid bundle: the chunk index does not describe the payload's "
+			     "frames");
+			goto out;
+		}
+	} else if (m->format >= 2) {
 		if (check_index(rd, ctx, m, at, &seen, err, errlen) < 0)
 			goto out;
 		at += m->index_size;
@@ -417,7 +481,7 @@ int bundle_stream_payload(bundle_read_fn rd, void *ctx, const struct bundle_mani
 			     at);
 		else
 			fail(err, errlen, "invalid bundle: data after the %s at byte %" PRIu64,
-			     m->format >= 2 ? "payload and its chunk index" : "payload's end", at);
+			     m->format == 2 ? "payload and its chunk index" : "payload's end", at);
 		goto out;
 	}
 	r = 0;
@@ -490,8 +554,8 @@ static int tmpfile_in(const char *dir)
  * format 1); format 2 appends the chunk index of those frames to pfd after
  * the payload.
  */
-static int make_payload(int in, const char *image, int pfd, struct bundle_manifest *m, char *err,
-			size_t errlen)
+static int make_payload(int in, const char *image, int pfd, struct bundle_manifest *m,
+			struct strbuf *index, char *err, size_t errlen)
 {
 	struct sha256 *ih = sha256_new(), *ph = sha256_new(), *ch = sha256_new();
 	size_t bound = ZSTD_compressBound(m->frame_size), alloc = 0;
@@ -499,8 +563,16 @@ static int make_payload(int in, const char *image, int pfd, struct bundle_manife
 	ZSTD_CCtx *cctx = ZSTD_createCCtx();
 	struct chunkidx x = {.frame_size = m->frame_size};
 	struct strbuf xs = STRBUF_INIT;
-	uint64_t off, stored = 0;
+	uint64_t off, stored = 0, span = (uint64_t)m->page_chunks * m->chunk_size;
+	/* Format 3: each 4 KiB block's SHA-256, for the frames' and the pages' digests. */
+	size_t nbh = (size_t)(m->chunk_size / CHUNKIDX_BLOCK);
+	uint8_t(*bh)[SHA256_LEN] = xcalloc(nbh, SHA256_LEN);
+	uint8_t(*region)[SHA256_LEN] = NULL;
+	struct sha256 *rh = sha256_new();
 	int r = -1;
+
+	if (m->format >= 3)
+		region = xcalloc(manifest_pages(m) + 1, SHA256_LEN);
 
 	if (!cctx) {
 		fail(err, errlen, "out of memory");
@@ -525,6 +597,22 @@ static int make_payload(int in, const char *image, int pfd, struct bundle_manife
 			got += (size_t)n;
 		}
 		sha256_update(ih, buf, len);
+		if (region) {
+			size_t b;
+
+			for (b = 0; b * CHUNKIDX_BLOCK < len; b++) {
+				size_t bl = len - b * CHUNKIDX_BLOCK < CHUNKIDX_BLOCK
+						    ? len - b * CHUNKIDX_BLOCK
+						    : CHUNKIDX_BLOCK;
+
+				sha256_update(ch, buf + b * CHUNKIDX_BLOCK, bl);
+				sha256_final(ch, bh[b]);
+			}
+			sha256_update(rh, bh, b * SHA256_LEN);
+			if (off + len == m->image_size || (off + len) % span == 0) {
+				sha256_final(rh, region[off / span]);
+			}
+		}
 		if (all_zero(buf, len))
 			continue;
 		if (m->n_chunks >= MANIFEST_MAX_CHUNKS) {
@@ -547,7 +635,12 @@ static int make_payload(int in, const char *image, int pfd, struct bundle_manife
 				goto out;
 			}
 			sha256_update(ph, z, zn);
-			chunkidx_hash(buf + fo, fl, fh);
+			if (region)
+				chunkidx_hash_blocks((const uint8_t(*)[SHA256_LEN])bh +
+							     fo / CHUNKIDX_BLOCK,
+						     (fl + CHUNKIDX_BLOCK - 1) / CHUNKIDX_BLOCK, fh);
+			else
+				chunkidx_hash(buf + fo, fl, fh);
 			chunkidx_add(&x, (uint32_t)zn, fh);
 			cstored += zn;
 		}
@@ -564,7 +657,11 @@ static int make_payload(int in, const char *image, int pfd, struct bundle_manife
 	sha256_final(ih, m->image_sha256);
 	sha256_final(ph, m->payload_sha256);
 	m->payload_size = stored;
-	if (m->format >= 2) {
+	if (region) {
+		if (chunkidx_encode_pages(m, &x, (const uint8_t(*)[SHA256_LEN])region, index, err,
+					  errlen) < 0)
+			goto out;
+	} else if (m->format >= 2) {
 		if (chunkidx_encode(&x, &xs, err, errlen) < 0)
 			goto out;
 		if (write_all(pfd, xs.buf, xs.len) < 0) {
@@ -583,6 +680,9 @@ out:
 	sha256_free(ph);
 	sha256_free(ch);
 	strbuf_release(&xs);
+	sha256_free(rh);
+	free(bh);
+	free(region);
 	free(x.stored);
 	free(x.hash);
 	free(buf);
@@ -614,7 +714,8 @@ static int sign_manifest(struct bundle_manifest *m, const char *key, const char 
 		mlen = sb.len - sizeof(hdr);
 		/* Digits of the offset itself: grow until the length is stable. */
 		for (;;) {
-			uint64_t off = sizeof(hdr) + mlen + guess_sig;
+			uint64_t off = sizeof(hdr) + mlen + guess_sig +
+				       (manifest_index_first(m) ? m->index_size : 0);
 			strbuf_reset(&sb);
 			strbuf_add(&sb, hdr, sizeof(hdr));
 			m->payload_offset = off;
@@ -676,7 +777,7 @@ int bundle_create_format(const char *image_path, const char *out_path, const cha
 	_cleanup_close_ int in = -1, pfd = -1, out = -1;
 	_cleanup_free_ char *dir = NULL, *tmp = NULL;
 	_cleanup_free_ uint8_t *sig = NULL;
-	struct strbuf head = STRBUF_INIT;
+	struct strbuf head = STRBUF_INIT, index = STRBUF_INIT;
 	struct bundle_manifest m = {0};
 	uint8_t magic[2];
 	size_t siglen = 0;
@@ -721,6 +822,7 @@ int bundle_create_format(const char *image_path, const char *out_path, const cha
 	m.image_size = (uint64_t)st.st_size;
 	m.chunk_size = BUNDLE_CHUNK_SIZE;
 	m.frame_size = format >= 2 ? BUNDLE_FRAME_SIZE : BUNDLE_CHUNK_SIZE;
+	m.page_chunks = format >= 3 ? CHUNKIDX_PAGE_CHUNKS : 0;
 	dir = path_dirname(out_path);
 	pfd = tmpfile_in(dir);
 	if (pfd < 0) {
@@ -728,7 +830,7 @@ int bundle_create_format(const char *image_path, const char *out_path, const cha
 		     strerror(-pfd));
 		goto out;
 	}
-	if (make_payload(in, image_path, pfd, &m, err, errlen) < 0)
+	if (make_payload(in, image_path, pfd, &m, &index, err, errlen) < 0)
 		goto out;
 	if (sign_manifest(&m, key_pem, cert_pem, &head, &sig, &siglen, err, errlen) < 0)
 		goto out;
@@ -738,8 +840,11 @@ int bundle_create_format(const char *image_path, const char *out_path, const cha
 		fail(err, errlen, "cannot create '%s': %s", quote_path(tmp), strerror(errno));
 		goto out;
 	}
+	/* Format 3: the index before the payload; format 2: after it, from pfd. */
 	if (write_all(out, head.buf, head.len) < 0 || write_all(out, sig, siglen) < 0 ||
-	    copy_range(pfd, 0, out, head.len + siglen, m.payload_size + m.index_size) < 0 ||
+	    write_all(out, index.buf, index.len) < 0 ||
+	    copy_range(pfd, 0, out, head.len + siglen + index.len,
+		       m.payload_size + (manifest_index_first(&m) ? 0 : m.index_size)) < 0 ||
 	    fsync(out) < 0) {
 		fail(err, errlen, "cannot write '%s': %s", quote_path(tmp), strerror(errno));
 		unlink(tmp);
@@ -760,5 +865,6 @@ int bundle_create_format(const char *image_path, const char *out_path, const cha
 out:
 	free(m.chunks);
 	strbuf_release(&head);
+	strbuf_release(&index);
 	return r;
 }

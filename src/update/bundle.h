@@ -20,18 +20,20 @@
  *   20     4  reserved = 0
  *   24     M  manifest (compact JSON)
  *   24+M   S  signature: DER CMS SignedData, detached, over bytes [0, 24+M)
- *   24+M+S    payload: the stored chunks back to back, in manifest order
+ *   (format 3)   the chunk index (chunkidx.h): directory and pages
+ *   then         payload: the stored chunks back to back, in order
  *   (format 2)   the chunk index (chunkidx.h), chunk_index.size bytes
  *
- * Format 2 stores each chunk as independent zstd frames of frame_size
- * image bytes; format 1 as one frame.
+ * Formats 2 and 3 store each chunk as independent zstd frames of
+ * frame_size image bytes; format 1 as one frame. Format 3 keeps the chunk
+ * list out of the manifest, in the index's pages.
  *
  * Every function returns 0 or -1 with one message (what, where, what to
  * do) in err.
  */
 #define BUNDLE_MAGIC	     "IMGFBND1"
 #define BUNDLE_HEADER_SIZE   24
-#define BUNDLE_FORMAT	     2 /* written; 1 is still read (and written on request) */
+#define BUNDLE_FORMAT	     3 /* written; 1 and 2 are still read (and written on request) */
 #define BUNDLE_FORMAT_MIN    1
 #define BUNDLE_MAX_MANIFEST  (4u << 20)
 #define BUNDLE_MAX_SIGNATURE (64u << 10)
@@ -46,6 +48,13 @@ typedef ssize_t (*bundle_read_fn)(void *ctx, void *buf, size_t len);
 /* A bundle_read_fn over a file descriptor: ctx points to the int. */
 ssize_t bundle_read_fd(void *ctx, void *buf, size_t len);
 
+/* A bundle_read_fn over memory: ctx points to a struct bundle_mem. */
+struct bundle_mem {
+	const uint8_t *p;
+	size_t len, pos;
+};
+ssize_t bundle_read_mem(void *ctx, void *buf, size_t len);
+
 /*
  * Read header, manifest and signature from the stream, verify the
  * signature against the keyring (sign.h), parse the manifest. The stream is
@@ -53,6 +62,14 @@ ssize_t bundle_read_fd(void *ctx, void *buf, size_t len);
  */
 int bundle_open(bundle_read_fn rd, void *ctx, const char *keyring, struct bundle_manifest **ret,
 		char *err, size_t errlen);
+
+/*
+ * bundle_open() up to the signature and the manifest only: for a format-3
+ * bundle the chunk index is not read (m has no chunks): the delta download
+ * fetches the parts of it it needs.
+ */
+int bundle_open_head(bundle_read_fn rd, void *ctx, const char *keyring,
+		     struct bundle_manifest **ret, char *err, size_t errlen);
 
 /*
  * The same without a keyring: the signature is read but NOT checked. For

@@ -68,9 +68,15 @@ void manifest_write(const struct bundle_manifest *m, struct strbuf *out)
 	if (m->format >= 2) {
 		json_key(&j, "chunk_index");
 		json_begin_object(&j);
+		if (m->format >= 3)
+			json_kv_uint(&j, "page_chunks", m->page_chunks);
 		json_kv_uint(&j, "size", m->index_size);
 		json_kv_hex(&j, "sha256", m->chunk_index_sha256);
 		json_end_object(&j);
+		if (m->format >= 3) {
+			json_end_object(&j);
+			return; /* the chunk list is in the index's pages */
+		}
 	} else if (m->has_chunk_index) {
 		json_kv_hex(&j, "chunk_index", m->chunk_index_sha256);
 	} else {
@@ -102,6 +108,8 @@ void bundle_manifest_free(struct bundle_manifest *m)
 	free(m->version);
 	free(m->build_id);
 	free(m->chunks);
+	free(m->frame_stored);
+	free(m->frame_hash);
 	free(m);
 }
 
@@ -268,10 +276,15 @@ static int manifest_check(struct check *c, const struct jsonr_value *root,
 					    "build_id",	  "created",	"image",
 					    "compression", "chunk_size", "frame_size",
 					    "payload",	  "chunk_index", "chunks"};
+	static const char *const keys3[] = {"format",	  "compatible", "version",
+					    "build_id",	  "created",	"image",
+					    "compression", "chunk_size", "frame_size",
+					    "payload",	  "chunk_index"};
+	static const char *const index3_keys[] = {"page_chunks", "size", "sha256"};
 	static const char *const image_keys[] = {"size", "sha256"};
 	static const char *const payload_keys[] = {"offset", "size", "sha256"};
 	static const char *const index_keys[] = {"size", "sha256"};
-	const struct jsonr_value *v[ARRAY_SIZE(keys2)], *iv[2], *pv[3], *xv[2];
+	const struct jsonr_value *v[ARRAY_SIZE(keys2)], *iv[2], *pv[3], *xv[3];
 	const struct jsonr_value *fmt = root->type == JSONR_OBJECT ? jsonr_get(root, "format") : NULL;
 	const struct jsonr_value *payload, *index, *chunks;
 	uint64_t u;
@@ -286,6 +299,8 @@ static int manifest_check(struct check *c, const struct jsonr_value *root,
 			   fmt->u, MANIFEST_FORMAT_MIN, MANIFEST_FORMAT);
 	if (fmt && fmt->type == JSONR_UINT && fmt->u == 1)
 		r = members(c, root, "the manifest", keys1, ARRAY_SIZE(keys1), v);
+	else if (fmt && fmt->type == JSONR_UINT && fmt->u == 3)
+		r = members(c, root, "the manifest", keys3, ARRAY_SIZE(keys3), v);
 	else
 		r = members(c, root, "the manifest", keys2, ARRAY_SIZE(keys2), v);
 	if (r < 0)
@@ -337,7 +352,7 @@ static int manifest_check(struct check *c, const struct jsonr_value *root,
 				   MANIFEST_MIN_CHUNK_SIZE);
 		payload = v[9];
 		index = v[10];
-		chunks = v[11];
+		chunks = m->format == 2 ? v[11] : NULL;
 	}
 	if ((r = members(c, payload, "\"payload\"", payload_keys, 3, pv)) < 0 ||
 	    (r = get_uint(c, pv[0], "offset", UINT64_MAX / 4, &m->payload_offset)) < 0 ||
@@ -353,6 +368,25 @@ static int manifest_check(struct check *c, const struct jsonr_value *root,
 				return r;
 			m->has_chunk_index = true;
 		}
+	} else if (m->format >= 3) {
+		uint64_t pc;
+
+		if ((r = members(c, index, "\"chunk_index\"", index3_keys, 3, xv)) < 0 ||
+		    (r = get_uint(c, xv[0], "page_chunks", MANIFEST_MAX_PAGE_CHUNKS, &pc)) < 0 ||
+		    (r = get_uint(c, xv[1], "size", MANIFEST_MAX_INDEX_SIZE, &m->index_size)) < 0 ||
+		    (r = get_sha256(c, xv[2], "sha256", m->chunk_index_sha256)) < 0)
+			return r;
+		if (pc == 0)
+			return bad(c, xv[0], "\"page_chunks\" must be 1 to %d",
+				   MANIFEST_MAX_PAGE_CHUNKS);
+		m->page_chunks = (uint32_t)pc;
+		if (m->index_size < manifest_dir_size(m))
+			return bad(c, xv[1],
+				   "the chunk index of %" PRIu64 " bytes cannot hold its directory "
+				   "of %" PRIu64,
+				   m->index_size, manifest_dir_size(m));
+		m->has_chunk_index = true;
+		return 0;
 	} else {
 		if ((r = members(c, index, "\"chunk_index\"", index_keys, 2, xv)) < 0 ||
 		    (r = get_uint(c, xv[0], "size", MANIFEST_MAX_INDEX_SIZE, &m->index_size)) < 0 ||

@@ -13,8 +13,12 @@
  * here with core/json.c and read back with update/jsonr.c, every key and
  * limit checked. The structures are those of update/bundle.h.
  */
-/* Format 2 (written) cuts each chunk into frames and carries a chunk index; 1 is still read. */
-#define MANIFEST_FORMAT		2
+/*
+ * Format 3 (written) moves the chunk list out of the manifest into a paged
+ * chunk index before the payload; 2 cuts each chunk into frames and carries
+ * the index whole after the payload; 1 has neither. All three are read.
+ */
+#define MANIFEST_FORMAT		3
 #define MANIFEST_FORMAT_MIN	1
 #define MANIFEST_MAX_CHUNKS	1048576
 #define MANIFEST_MAX_STRING	256
@@ -22,6 +26,8 @@
 #define MANIFEST_MAX_CHUNK_SIZE (64u << 20)
 /* The chunk index (update/chunkidx.h), stored compressed: at most 64 MiB. */
 #define MANIFEST_MAX_INDEX_SIZE (64u << 20)
+/* Format 3: chunks per page of the index (16 as written). */
+#define MANIFEST_MAX_PAGE_CHUNKS 4096
 
 struct bundle_chunk {
 	uint64_t offset, size, stored_offset, stored_size;
@@ -53,7 +59,24 @@ struct bundle_manifest {
 	bool has_chunk_index;
 	uint8_t chunk_index_sha256[32];
 	uint64_t index_size;
+	/*
+	 * Format 3: the index is a directory (chunk_index_sha256 is its digest)
+	 * and pages of page_chunks chunks each, between the signature and the
+	 * payload (update/chunkidx.h); the manifest holds no chunk list. chunks
+	 * and the frames below are filled from the pages by bundle_open(), and
+	 * only from the pages fetched by a delta download.
+	 */
+	uint32_t page_chunks;
+	size_t n_frames;
+	uint32_t *frame_stored;
+	uint8_t (*frame_hash)[8];
 };
+
+/* Where the payload starts for a format-3 bundle: after the index. */
+static inline bool manifest_index_first(const struct bundle_manifest *m)
+{
+	return m->format >= 3;
+}
 
 /* The most stored bytes a chunk of m may have (its frames' compression bounds). */
 uint64_t manifest_max_stored(const struct bundle_manifest *m);
@@ -62,6 +85,20 @@ static inline uint64_t manifest_chunk_frames(const struct bundle_manifest *m,
 					     const struct bundle_chunk *c)
 {
 	return (c->size + m->frame_size - 1) / m->frame_size;
+}
+
+/* Format 3: the number of pages of the index, and the size of its directory. */
+static inline uint64_t manifest_pages(const struct bundle_manifest *m)
+{
+	uint64_t span = (uint64_t)m->page_chunks * m->chunk_size;
+
+	return (m->image_size + span - 1) / span;
+}
+#define CHUNKDIR_HEADER 24
+#define CHUNKDIR_ENTRY	80
+static inline uint64_t manifest_dir_size(const struct bundle_manifest *m)
+{
+	return CHUNKDIR_HEADER + CHUNKDIR_ENTRY * manifest_pages(m);
 }
 
 /* Append m as compact JSON, keys in the documented order, to out. */

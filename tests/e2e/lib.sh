@@ -112,6 +112,34 @@ httpd_start() {
 }
 httpd_stop() { kill "$(cat "$TEST_DIR/httpd.pid")" 2>/dev/null; wait "$(cat "$TEST_DIR/httpd.pid")" 2>/dev/null; true; }
 
+# agent_setup: imgforge-update on a disk made of files (t3410, t3420). Sets
+# AGENT: IMGFORGE_UPDATE, else the ASan+UBSan build's when make check has one
+# (IMGFORGE_SAN), else the one next to $IMGFORGE, which is also the one
+# images get; starts the HTTP server on ./www (stopped on exit, with the test
+# directory removed unless KEEP); sets ENV (the ESP's GRUB directory) and
+# exports the agent's paths into $TEST_DIR. agent ARGS runs it; env_get NAME
+# reads a GRUB variable through GRUB's own tool.
+agent_setup() {
+	require_tool grub-editenv grub-common || return 1
+	AGENT=${IMGFORGE_UPDATE:-}
+	if [ -z "$AGENT" ] && [ -n "${IMGFORGE_SAN:-}" ] &&
+		[ -x "$(dirname "$IMGFORGE_SAN")/imgforge-update" ]; then
+		AGENT=$(dirname "$IMGFORGE_SAN")/imgforge-update
+	fi
+	AGENT=${AGENT:-$(dirname "$IMGFORGE")/imgforge-update}
+	[ -x "$AGENT" ] || { echo "no $AGENT: build it with make" >&2; return 1; }
+	trap 'httpd_stop; cd /; [ -n "${KEEP:-}" ] || rm -rf "$TEST_DIR"' EXIT
+	mkdir -p www && httpd_start || return 1
+	ENV=esp/EFI/BOOT
+	export IMGFORGE_ESP_MNT=$TEST_DIR/esp IMGFORGE_UPDATE_CMDLINE=$TEST_DIR/cmdline \
+		IMGFORGE_UPDATE_ROOT_A=$TEST_DIR/root-a.img IMGFORGE_UPDATE_ROOT_B=$TEST_DIR/root-b.img \
+		IMGFORGE_UPDATE_RELEASE=$TEST_DIR/release IMGFORGE_UPDATE_CONF=$TEST_DIR/update.conf \
+		IMGFORGE_UPDATE_STATE=$TEST_DIR/data/imgforge/update \
+		IMGFORGE_UPDATE_HOOKS=$TEST_DIR/update.d
+}
+agent() { "$AGENT" "$@"; }
+env_get() { grub-editenv "$ENV/grubenv" list | sed -n "s/^$1=//p"; }
+
 test_done() {
 	echo "1..$test_count"
 	[ "$test_failures" -eq 0 ]

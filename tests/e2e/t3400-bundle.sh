@@ -84,12 +84,19 @@ import json, hashlib
 j = json.load(open(\"info.json\"))
 assert j[\"signature_checked\"] is False
 m = j[\"manifest\"]
-assert m[\"compatible\"] == \"board-a\" and m[\"version\"] == \"1.0.1\" and m[\"format\"] == 2
+assert m[\"compatible\"] == \"board-a\" and m[\"version\"] == \"1.0.1\" and m[\"format\"] == 3
 assert m[\"image\"][\"sha256\"] == hashlib.sha256(open(\"root.ext4\", \"rb\").read()).hexdigest()
 assert m[\"chunk_index\"][\"size\"] > 0 and m[\"compression\"] == \"zstd\"
-assert m[\"frame_size\"] == 65536
+assert m[\"frame_size\"] == 65536 and m[\"chunk_index\"][\"page_chunks\"] == 16
+# the chunk list is in the index, not in the manifest
+assert \"chunks\" not in m
+" &&
+	$TOOL manifest app.bundle >man.json &&
+	python3 -c "
+import json
+m = json.load(open(\"man.json\"))
 # zero chunks are not stored
-assert len(m[\"chunks\"]) < m[\"image\"][\"size\"] // m[\"chunk_size\"]
+assert 0 < len(m[\"chunks\"]) < m[\"image\"][\"size\"] // m[\"chunk_size\"]
 "
 '
 
@@ -113,7 +120,7 @@ test_expect_success 'usage errors exit 2 with one line' '
 
 test_expect_success 'bit flips in the header are refused (each with its message)' '
 	for spec in "0:not an imgforge bundle" "7:not an imgforge bundle" \
-		"11:bundle format 3 is not supported" "8:bundle format 16777218 is not supported" \
+		"8:bundle format 16777219 is not supported" \
 		"12:invalid bundle header: manifest length" \
 		"16:invalid bundle header: signature length" \
 		"20:invalid bundle header: the reserved field" "23:invalid bundle header: the reserved field"; do
@@ -121,7 +128,9 @@ test_expect_success 'bit flips in the header are refused (each with its message)
 		$TOOL flip app.bundle f.bundle "$off" 0 &&
 		verify_refused "$re" f.bundle || { echo "byte $off"; exit 1; }
 	done &&
-	for off in 13 14 15 17 18 19; do
+	$TOOL flip app.bundle f.bundle 11 2 &&
+	verify_refused "bundle format 7 is not supported" f.bundle &&
+	for off in 11 13 14 15 17 18 19; do
 		$TOOL flip app.bundle f.bundle "$off" 0 &&
 		verify_refused "" f.bundle || { echo "byte $off"; exit 1; }
 	done

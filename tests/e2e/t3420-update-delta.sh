@@ -5,24 +5,7 @@
 # whose log says which ranges it served). The slots are files, as in t3410.
 . "$SRCDIR/tests/e2e/lib.sh"
 
-require_tool grub-editenv grub-common || exit 1
-AGENT=${IMGFORGE_UPDATE:-}
-if [ -z "$AGENT" ] && [ -n "${IMGFORGE_SAN:-}" ] && [ -x "$(dirname "$IMGFORGE_SAN")/imgforge-update" ]; then
-	AGENT=$(dirname "$IMGFORGE_SAN")/imgforge-update
-fi
-AGENT=${AGENT:-$(dirname "$IMGFORGE")/imgforge-update}
-[ -x "$AGENT" ] || { echo "no $AGENT: build it with make" >&2; exit 1; }
-agent() { "$AGENT" "$@"; }
-
-trap 'httpd_stop; cd /; [ -n "${KEEP:-}" ] || rm -rf "$TEST_DIR"' EXIT
-mkdir -p www && httpd_start || exit 1
-
-ENV=esp/EFI/BOOT
-export IMGFORGE_ESP_MNT=$TEST_DIR/esp IMGFORGE_UPDATE_CMDLINE=$TEST_DIR/cmdline \
-	IMGFORGE_UPDATE_ROOT_A=$TEST_DIR/root-a.img IMGFORGE_UPDATE_ROOT_B=$TEST_DIR/root-b.img \
-	IMGFORGE_UPDATE_RELEASE=$TEST_DIR/release IMGFORGE_UPDATE_CONF=$TEST_DIR/update.conf \
-	IMGFORGE_UPDATE_STATE=$TEST_DIR/data/imgforge/update
-env_get() { grub-editenv "$ENV/grubenv" list | sed -n "s/^$1=//p"; }
+agent_setup || exit 1
 
 # A fresh disk: slot A runs v1 (image 1.0) and is good, slot B holds noise.
 fresh_disk() {
@@ -53,6 +36,12 @@ served() {
 	print(n)
 	PYEOF
 }
+# manifest BUNDLE EXPR: EXPR over m, the manifest with its chunks and pages
+# (tests/e2e/bundle-tool.py, which reads the bundle without imgforge).
+manifest() {
+	"$PY" "$SRCDIR/tests/e2e/bundle-tool.py" manifest "www/$1" |
+		"$PY" -c "import json,sys; m=json.load(sys.stdin); print($2)"
+}
 installed_v2() { cmp -n $(stat -c %s v2.ext4) v2.ext4 root-b.img && test "$(env_get ORDER)" = "B A"; }
 
 test_expect_success 'setup: two ext4 images one small file apart, their bundles' '
@@ -76,8 +65,10 @@ test_expect_success 'setup: two ext4 images one small file apart, their bundles'
 	imgforge mkfs --from v3 -o v3.ext4 --size 64M --uuid $U &&
 	test "$(cmp -l v1.ext4 v3.ext4 | wc -l)" -le 4096 &&
 	imgforge bundle v3.ext4 -o www/v3.bundle $K --version 1.2 &&
+	imgforge bundle v3.ext4 -o www/v3-format2.bundle $K --version 1.2 --format 2 &&
+	imgforge bundle v2.ext4 -o www/v2-format2.bundle $K --version 1.1 --format 2 &&
 	echo "KEYRING=$TEST_DIR/keys/signing.crt" >update.conf &&
-	imgforge bundle info www/v2.bundle >info && grep -q "^format      2$" info &&
+	imgforge bundle info www/v2.bundle >info && grep -q "^format      3$" info &&
 	grep -q "^chunk index " info
 '
 
@@ -100,17 +91,41 @@ test_expect_success 'install from a server with ranges: a small part of the bund
 assert d[\"downloaded\"] == \"$n\" and d[\"method\"] == \"delta\", d"
 '
 
-test_expect_success 'one block changed: the chunk is fetched whole, not the chunk index' '
+test_expect_success 'one block changed: the directory, one page of the index and one frame' '
 	fresh_disk &&
 	agent install "$URL/v3.bundle" >out 2>err &&
 	cmp -n $(stat -c %s v3.ext4) v3.ext4 root-b.img && test "$(env_get ORDER)" = "B A" &&
-	grep -q "1 chunks to fetch .* fetching them whole" err &&
+	grep -q "; 1 of [0-9]* chunk index pages fetched" err &&
+	grep -q " 1 frames fetched" err &&
 	n=$(served v3.bundle) &&
-	set -- $(imgforge bundle info --json www/v3.bundle | "$PY" -c "import json,sys; m=json.load(sys.stdin)[\"manifest\"]; \
-print(m[\"payload\"][\"offset\"], m[\"payload\"][\"size\"], m[\"chunk_index\"][\"size\"], max(c[\"stored_size\"] for c in m[\"chunks\"]))") &&
+	set -- $(manifest v3.bundle "m[\"payload\"][\"offset\"] - m[\"chunk_index\"][\"size\"], \
+24 + 80 * len(m[\"pages\"]), max(p[\"size\"] for p in m[\"pages\"]), m[\"chunk_index\"][\"size\"]") &&
+	echo "served $n: signed head $1, directory $2, largest page $3, whole index $4" &&
+	# the head, the directory, one page and one frame of at most 64 KiB
+	test $n -le $(($1 + $2 + $3 + 65536 + 1024)) &&
+	test $n -lt $(($1 + $4)) &&
+	! grep -q "v3.bundle range=bytes=$(($1 + $2))-$(($1 + $4 - 1)) " httpd.log
+'
+
+test_expect_success 'format 2, one block changed: the chunk is fetched whole, not the chunk index' '
+	fresh_disk &&
+	agent install "$URL/v3-format2.bundle" >out 2>err &&
+	cmp -n $(stat -c %s v3.ext4) v3.ext4 root-b.img && test "$(env_get ORDER)" = "B A" &&
+	grep -q "1 chunks to fetch .* fetching them whole" err &&
+	n=$(served v3-format2.bundle) &&
+	set -- $(manifest v3-format2.bundle "m[\"payload\"][\"offset\"], m[\"payload\"][\"size\"], \
+m[\"chunk_index\"][\"size\"], max(c[\"stored_size\"] for c in m[\"chunks\"])") &&
 	echo "served $n: header $1, index $3" &&
 	test $n -le $(($1 + $3)) &&
 	! grep -q "range=bytes=$(($1 + $2))-" httpd.log
+'
+
+test_expect_success 'format 2: a delta with its whole chunk index, and it installs' '
+	fresh_disk &&
+	agent install "$URL/v2-format2.bundle" >out 2>err && installed_v2 &&
+	grep -qx "METHOD=delta" data/imgforge/update/last-install &&
+	! grep -q "chunk index pages" err &&
+	n=$(served v2-format2.bundle) && test $((n * 20)) -lt $(stat -c %s www/v2-format2.bundle)
 '
 
 test_expect_success 'a server that ignores Range: the whole bundle, and it installs' '
@@ -136,8 +151,8 @@ test_expect_success 'an install from a file reads the file, as before' '
 
 # payload_layout: "PAYLOAD_OFFSET PAYLOAD_SIZE INDEX_SIZE LARGEST_CHUNK_STORED"
 payload_layout() {
-	imgforge bundle info --json www/v2.bundle | "$PY" -c "import json,sys; m=json.load(sys.stdin)[\"manifest\"]; \
-print(m[\"payload\"][\"offset\"], m[\"payload\"][\"size\"], m[\"chunk_index\"][\"size\"], max(c[\"stored_size\"] for c in m[\"chunks\"]))"
+	manifest v2.bundle "m[\"payload\"][\"offset\"], m[\"payload\"][\"size\"], \
+m[\"chunk_index\"][\"size\"], max(c[\"stored_size\"] for c in m[\"chunks\"])"
 }
 
 # killed_at WHEN: install slowly (nothing in slot A to reuse: every frame is
@@ -176,14 +191,14 @@ test_expect_success 'a target that holds part of the image already (a killed wri
 test_expect_success 'a tampered frame served in a range is refused before it is written' '
 	fresh_disk &&
 	agent install "$URL/v2.bundle" >out 2>err &&
-	range=$(grep "GET /v2.bundle range=" httpd.log | sed -n 4p | sed "s/.*range=bytes=\([0-9]*\)-\([0-9]*\).*/\1 \2/") &&
+	# the last range: frames (the signed head, the directory and pages come first)
+	range=$(grep "GET /v2.bundle range=" httpd.log | sed -n "\$p" | sed "s/.*range=bytes=\([0-9]*\)-\([0-9]*\).*/\1 \2/") &&
 	set -- $range && at=$((($1 + $2) / 2)) &&
 	fresh_disk &&
 	cp www/v2.bundle www/tampered.bundle &&
 	printf "\377\377\377\377" | dd of=www/tampered.bundle bs=1 seek=$at conv=notrunc status=none &&
-	chunk=$(imgforge bundle info --json www/v2.bundle | "$PY" -c "import json,sys; m=json.load(sys.stdin)[\"manifest\"]; \
-p=$at-m[\"payload\"][\"offset\"]; c=[c for c in m[\"chunks\"] if c[\"stored_offset\"]<=p<c[\"stored_offset\"]+c[\"stored_size\"]][0]; \
-print(c[\"offset\"], c[\"size\"])") &&
+	chunk=$(manifest v2.bundle "[(c[\"offset\"], c[\"size\"]) for c in m[\"chunks\"] \
+if c[\"stored_offset\"] <= $at - m[\"payload\"][\"offset\"] < c[\"stored_offset\"] + c[\"stored_size\"]][0]" | tr -d "(),") &&
 	set -- $chunk &&
 	dd if=root-b.img bs=4096 skip=$(($1 / 4096)) count=$(($2 / 4096)) status=none | sha256sum >before &&
 	sha256sum <root-b.img >before.all && cp $ENV/grubenv env.before &&

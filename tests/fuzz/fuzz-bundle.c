@@ -8,7 +8,8 @@
  * manifest it has not yet trusted is exercised too, and with it the zstd
  * frames and every digest. The same bytes go to the JSON reader, the
  * manifest and channel index checks, the signature's description, and the
- * chunk index reader (against a fixed manifest of three chunks).
+ * chunk index readers (format 2, and format 3's directory and pages, against
+ * a fixed manifest of three chunks).
  * Every refusal must be one line; a bundle accepted with the keyring must
  * stream. Run from the source tree (the keyring is found by its path there).
  */
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hash.h"
 #include "core/util.h"
 #include "update/bundle.h"
 #include "update/channel.h"
@@ -33,24 +35,13 @@ static void check(int cond)
 		abort();
 }
 
-struct mem {
-	const uint8_t *p;
-	size_t len, pos;
-};
-
+/* Odd-sized reads, as a network delivers them. */
 static ssize_t mem_read(void *ctx, void *buf, size_t len)
 {
-	struct mem *m = ctx;
-	size_t n = m->len - m->pos < len ? m->len - m->pos : len;
+	const struct bundle_mem *m = ctx;
+	size_t cap = 1000 + m->pos % 7;
 
-	/* Odd-sized reads, as a network delivers them. */
-	if (n > 1000)
-		n = 1000 + (m->pos % 7);
-	if (n > m->len - m->pos)
-		n = m->len - m->pos;
-	memcpy(buf, m->p + m->pos, n);
-	m->pos += n;
-	return (ssize_t)n;
+	return bundle_read_mem(ctx, buf, len < cap ? len : cap);
 }
 
 static int one_line(const char *err)
@@ -61,7 +52,7 @@ static int one_line(const char *err)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct bundle_manifest *m = NULL;
-	struct mem mem = {data, size, 0};
+	struct bundle_mem mem = {data, size, 0};
 	struct jsonr *doc = NULL;
 	struct channel_entry e;
 	uint8_t *sig = NULL;
@@ -131,6 +122,56 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		} else {
 			check(one_line(err));
 		}
+	}
+	/*
+	 * The bytes as a format-3 index (a directory of 184 bytes, then pages)
+	 * for a fixed manifest of the same three chunks in pages of 2 chunks.
+	 * The digests are set to the input's own, so that what they guard is
+	 * reached: the manifest's for the directory, the directory's for each page.
+	 */
+	if (size >= 184) {
+		struct bundle_manifest *fm = xcalloc(1, sizeof(*fm));
+		struct chunkdir *dir = NULL;
+		struct sha256 *h = sha256_new();
+		size_t p;
+
+		*fm = (struct bundle_manifest){.format = 3, .chunk_size = 1u << 20,
+					       .frame_size = 64u << 10,
+					       .image_size = (3u << 20) + 70000, .payload_size = 1360,
+					       .page_chunks = 2, .index_size = size};
+		sha256_update(h, data, 184);
+		sha256_final(h, fm->chunk_index_sha256);
+		if (chunkdir_decode(data, 184, fm, &dir, err, sizeof(err)) == 0) {
+			check(dir->n_pages == 2);
+			for (p = 0; p < dir->n_pages; p++) {
+				const struct chunkdir_page *pg = &dir->pages[p];
+
+				check(pg->index_offset + pg->size <= size);
+				sha256_update(h, data + pg->index_offset, pg->size);
+				sha256_final(h, dir->pages[p].sha256);
+				if (chunkpage_decode(data + pg->index_offset, pg->size, fm, dir, p, err,
+						     sizeof(err)) < 0) {
+					check(one_line(err));
+					break;
+				}
+			}
+			if (p == dir->n_pages) {
+				struct chunkidx *x = chunkidx_from_manifest(fm);
+
+				/* Every stored byte of the payload, in order, exactly once. */
+				check(fm->n_chunks <= 4 && x->first[fm->n_chunks] == fm->n_frames);
+				check(!fm->n_chunks ||
+				      fm->chunks[fm->n_chunks - 1].stored_offset +
+						      fm->chunks[fm->n_chunks - 1].stored_size ==
+					      1360);
+				chunkidx_free(x);
+			}
+			chunkdir_free(dir);
+		} else {
+			check(one_line(err));
+		}
+		sha256_free(h);
+		bundle_manifest_free(fm);
 	}
 	if (channel_parse((const char *)data, size, "stable", &e, err, sizeof(err)) == 0)
 		channel_entry_release(&e);

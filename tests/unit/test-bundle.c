@@ -166,7 +166,7 @@ static void make_bundle(const char *img, size_t size, const char *out)
 	make_bundle_format(img, size, out, BUNDLE_FORMAT);
 }
 
-/* Both formats: 2 as written by default, 1 as older devices read it. */
+/* Every format: 3 as written by default, 2 and 1 as older devices read them. */
 static void roundtrip(unsigned format)
 {
 	char *bundle = NULL, *image = NULL, err[1024];
@@ -204,25 +204,35 @@ static void roundtrip(unsigned format)
 	CHECK_INT(man->n_chunks, 5);
 	CHECK_INT(man->chunks[2].offset, 3 * MIB);
 	CHECK_INT(man->chunks[4].size, 12345);
-	CHECK_INT(man->payload_offset + man->payload_size + man->index_size, blen);
+	CHECK_INT(man->payload_offset + man->payload_size +
+			  (format == 3 ? 0 : man->index_size),
+		  blen);
 	CHECK_INT(man->has_chunk_index, format >= 2);
-	if (format >= 2) {
-		/* The index: 16 frames per full chunk, one for the short last one. */
+	if (format == 3) {
+		/* The pages, read by bundle_open(): one page, a 104-byte directory before it. */
+		CHECK_INT(man->page_chunks, CHUNKIDX_PAGE_CHUNKS);
+		CHECK_INT(man->n_frames, 4 * 16 + 1);
+		CHECK_INT(manifest_dir_size(man), 24 + 80);
+		CHECK(man->payload_offset > man->index_size + manifest_dir_size(man));
+		x = chunkidx_from_manifest(man);
+	} else if (format == 2) {
 		CHECK(chunkidx_decode(bundle + man->payload_offset + man->payload_size,
 				      man->index_size, man, &x, err, sizeof(err)) == 0);
-		if (x) {
-			CHECK_INT(x->n_frames, 4 * 16 + 1);
-			CHECK_INT(x->first[4], 64);
-			for (i = 0; i < x->n_frames; i++) {
-				uint8_t h[CHUNKIDX_HASH_LEN];
-				size_t c = i / 16, k = i % 16;
-				uint64_t off = man->chunks[c].offset + k * BUNDLE_FRAME_SIZE;
+		/* The index is small next to the image: 12 bytes a frame, at most. */
+		CHECK(!x || man->index_size < 24 + 12 * x->n_frames);
+	}
+	if (x) {
+		/* The index: 16 frames per full chunk, one for the short last one. */
+		CHECK_INT(x->n_frames, 4 * 16 + 1);
+		CHECK_INT(x->first[4], 64);
+		CHECK_INT(x->stored_off[64], man->chunks[4].stored_offset);
+		for (i = 0; i < x->n_frames; i++) {
+			uint8_t h[CHUNKIDX_HASH_LEN];
+			size_t c = i / 16, k = i % 16;
+			uint64_t off = man->chunks[c].offset + k * BUNDLE_FRAME_SIZE;
 
-				chunkidx_hash(image + off, c == 4 ? 12345 : BUNDLE_FRAME_SIZE, h);
-				CHECK(!memcmp(h, x->hash[i], sizeof(h)));
-			}
-			/* The index is small next to the image: 12 bytes a frame, at most. */
-			CHECK(man->index_size < 24 + 12 * x->n_frames);
+			chunkidx_hash(image + off, c == 4 ? 12345 : BUNDLE_FRAME_SIZE, h);
+			CHECK(!memcmp(h, x->hash[i], sizeof(h)));
 		}
 		chunkidx_free(x);
 	}
@@ -241,6 +251,7 @@ static void roundtrip(unsigned format)
 
 TEST(test_roundtrip)
 {
+	roundtrip(3);
 	roundtrip(2);
 	roundtrip(1);
 }
@@ -468,14 +479,14 @@ static size_t mutate(uint8_t *b, size_t len, size_t cap, size_t head, const char
 }
 
 /*
- * runs seeded mutations of a bundle of the given format, then (format 2)
- * index_runs bit flips inside its chunk index: every one refused, with one
- * line.
+ * runs seeded mutations of a bundle of the given format, then (formats 2
+ * and 3) index_runs bit flips inside its chunk index: every one refused,
+ * with one line.
  */
 static void mutations(unsigned format, size_t runs, size_t index_runs)
 {
 	char *orig = NULL, err[1024];
-	size_t len = 0, head, i, refused = 0, index_at = 0;
+	size_t len = 0, head, i, refused = 0, index_at = 0, index_end = 0;
 	struct sink s = {0};
 	uint8_t *b;
 
@@ -497,10 +508,15 @@ static void mutations(unsigned format, size_t runs, size_t index_runs)
 		struct bundle_manifest *man = NULL;
 
 		CHECK(bundle_open(mem_read, &m, "keys/signing.crt", &man, err, sizeof(err)) == 0);
-		if (man)
+		if (man && format == 3) {
+			index_at = head;
+			index_end = (size_t)(head + man->index_size);
+		} else if (man) {
 			index_at = (size_t)(man->payload_offset + man->payload_size);
+			index_end = len;
+		}
 		bundle_manifest_free(man);
-		CHECK(index_at > head && index_at < len);
+		CHECK(index_at >= head && index_at < index_end && index_end <= len);
 	}
 	b = xmalloc(len + 64);
 	for (i = 0; i < runs + index_runs; i++) {
@@ -513,7 +529,7 @@ static void mutations(unsigned format, size_t runs, size_t index_runs)
 		} else {
 			what = "chunk index bit flip";
 			n = len;
-			b[index_at + rnd_below(len - index_at)] ^= (uint8_t)(1u << rnd_below(8));
+			b[index_at + rnd_below(index_end - index_at)] ^= (uint8_t)(1u << rnd_below(8));
 		}
 		if (n == len && !memcmp(b, orig, len))
 			b[rnd_below(len)] ^= 0x10; /* never the original */
@@ -546,8 +562,9 @@ TEST(test_mutations_refused)
 	rng_state = seed ? strtoull(seed, NULL, 10) : 20261203;
 	if (!rng_state)
 		rng_state = 1;
-	/* Format 2 as written, its chunk index on its own, and format 1 as still read. */
-	mutations(2, runs, runs / 12);
+	/* Format 3 as written, its chunk index on its own, and formats 2 and 1 as still read. */
+	mutations(3, runs, runs / 12);
+	mutations(2, runs / 4, runs / 24);
 	mutations(1, runs / 4, 0);
 }
 

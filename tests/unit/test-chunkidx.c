@@ -156,9 +156,121 @@ TEST(test_refusals)
 	bundle_manifest_free(m);
 }
 
+
+/*
+ * Format 3: the index of 41 chunks (with zero chunks between) in pages of
+ * 16 chunks reads back the same whole and page by page (only some pages,
+ * as a delta download reads them); a page read out of order, damaged,
+ * or named by a damaged directory is refused with one line.
+ */
+TEST(test_pages)
+{
+	struct bundle_manifest *m = manifest(40), *r3 = NULL;
+	struct chunkidx x, *y = NULL;
+	struct strbuf sb = STRBUF_INIT;
+	struct chunkdir *dir = NULL;
+	uint8_t(*region)[SHA256_LEN] = NULL;
+	char err[512] = "";
+	size_t p, i, dlen;
+
+	m->format = 3;
+	m->page_chunks = 16;
+	build(m, &x);
+	region = xcalloc(manifest_pages(m), SHA256_LEN);
+	for (p = 0; p < manifest_pages(m); p++)
+		region[p][0] = (uint8_t)p;
+	CHECK(chunkidx_encode_pages(m, &x, (const uint8_t(*)[SHA256_LEN])region, &sb, err,
+				    sizeof(err)) == 0);
+	/* 81 chunks' room (every other one stored): 6 pages, a 504-byte directory. */
+	CHECK_INT(manifest_pages(m), 6);
+	dlen = (size_t)manifest_dir_size(m);
+	CHECK_INT(dlen, 24 + 6 * 80);
+	CHECK_INT(m->index_size, sb.len);
+	CHECK(chunkdir_decode(sb.buf, dlen, m, &dir, err, sizeof(err)) == 0);
+	if (!dir)
+		return;
+	CHECK_INT(dir->pages[0].n_chunks, 8);
+	CHECK_INT(dir->pages[5].n_chunks, 1);
+	CHECK(!memcmp(dir->pages[3].region, region[3], SHA256_LEN));
+	/* Every page: the same chunks and frames as the manifest's. */
+	r3 = xcalloc(1, sizeof(*r3));
+	*r3 = *m;
+	r3->chunks = NULL;
+	r3->n_chunks = 0;
+	for (p = 0; p < dir->n_pages; p++)
+		CHECK(chunkpage_decode(sb.buf + dir->pages[p].index_offset, dir->pages[p].size, r3,
+				       dir, p, err, sizeof(err)) == 0);
+	CHECK_INT(r3->n_chunks, 41);
+	CHECK_INT(r3->n_frames, x.n_frames);
+	for (i = 0; i < r3->n_chunks && i < 41; i++) {
+		CHECK_INT(r3->chunks[i].offset, m->chunks[i].offset);
+		CHECK_INT(r3->chunks[i].size, m->chunks[i].size);
+		CHECK_INT(r3->chunks[i].stored_offset, m->chunks[i].stored_offset);
+		CHECK_INT(r3->chunks[i].stored_size, m->chunks[i].stored_size);
+	}
+	y = chunkidx_from_manifest(r3);
+	CHECK_INT(y->first[41], 642);
+	CHECK_INT(y->stored_off[17], m->chunks[1].stored_offset + 1000);
+	for (i = 0; i < x.n_frames; i++)
+		CHECK(y->stored[i] == x.stored[i] && !memcmp(y->hash[i], x.hash[i], 8));
+	chunkidx_free(y);
+	/* Pages 1 and 4 only, in order; then page 2 after 4 is refused. */
+	free(r3->chunks);
+	free(r3->frame_stored);
+	free(r3->frame_hash);
+	r3->chunks = NULL, r3->frame_stored = NULL, r3->frame_hash = NULL;
+	r3->n_chunks = r3->n_frames = 0;
+	CHECK(chunkpage_decode(sb.buf + dir->pages[1].index_offset, dir->pages[1].size, r3, dir, 1,
+			       err, sizeof(err)) == 0);
+	CHECK(chunkpage_decode(sb.buf + dir->pages[4].index_offset, dir->pages[4].size, r3, dir, 4,
+			       err, sizeof(err)) == 0);
+	CHECK_INT(r3->n_chunks, 16);
+	CHECK_INT(r3->chunks[0].offset, 16u << 20);
+	CHECK(chunkpage_decode(sb.buf + dir->pages[2].index_offset, dir->pages[2].size, r3, dir, 2,
+			       err, sizeof(err)) == -EINVAL);
+	CHECK(strstr(err, "out of order") != NULL);
+	/* A page given as another: its digest is not that page's. */
+	CHECK(chunkpage_decode(sb.buf + dir->pages[5].index_offset, dir->pages[5].size, r3, dir, 3,
+			       err, sizeof(err)) == -EINVAL);
+	CHECK(one_line(err));
+	CHECK_INT(r3->n_chunks, 16);
+	/* Every byte of the index flipped: the directory or the page is refused. */
+	for (i = 0; i < sb.len; i++) {
+		struct chunkdir *d2 = NULL;
+		int r;
+
+		sb.buf[i] ^= 0x04;
+		err[0] = '\0';
+		r = chunkdir_decode(sb.buf, dlen, m, &d2, err, sizeof(err));
+		if (i < dlen) {
+			CHECK(r == -EINVAL && one_line(err));
+		} else {
+			CHECK(r == 0);
+			for (p = 0; d2 && p < d2->n_pages; p++)
+				if (i >= d2->pages[p].index_offset &&
+				    i < d2->pages[p].index_offset + d2->pages[p].size) {
+					r = chunkpage_decode(sb.buf + d2->pages[p].index_offset,
+							     d2->pages[p].size, r3, d2, p, err,
+							     sizeof(err));
+					CHECK(r == -EINVAL && one_line(err));
+				}
+		}
+		chunkdir_free(d2);
+		sb.buf[i] ^= 0x04;
+	}
+	chunkdir_free(dir);
+	bundle_manifest_free(r3);
+	free(region);
+	free(x.stored);
+	free(x.hash);
+	strbuf_release(&sb);
+	bundle_manifest_free(m);
+}
+
 int main(void)
 {
 	RUN(test_roundtrip);
 	RUN(test_refusals);
+	RUN(test_pages);
 	return tap_done();
 }

@@ -8,9 +8,15 @@
  * truncated digests only choose where to look; the chunk's full SHA-256 in
  * the signed manifest decides what is written.
  *
- * A chunk either slot holds whole at its place needs no frame digests: when
- * the others store fewer bytes than the chunk index, they are fetched
- * whole and the index is not fetched at all.
+ * Format 3 keeps the chunk list and the frame digests in pages of 16
+ * chunks behind a small directory, which gives each page's region digest
+ * (over the SHA-256 of each 4 KiB block): a page whose image bytes the
+ * target or the running slot holds at the same place is kept or copied,
+ * checked block by block against that digest; only the other pages are
+ * fetched. Format 2 has one index for the whole image: a chunk either
+ * slot holds whole at its place needs no frame digests, and when the
+ * others store fewer bytes than the index, they are fetched whole and the
+ * index is not fetched at all.
  *
  * Everything to fetch (up to 64 MiB) is fetched and checked before the
  * first write (delta_check()), kept in memory and in a synced spool file.
@@ -40,6 +46,18 @@ struct local {
 	uint64_t key, off;
 };
 
+/*
+ * A part of the image with one way to make it: a page of a format-3 index
+ * (the whole image in format 2, as one NEED), and for NEED the chunks
+ * m->chunks[c0 .. c1) inside it.
+ */
+enum how { NEED, KEEP, COPY };
+struct region {
+	uint64_t off, len;
+	enum how how;
+	size_t c0, c1;
+};
+
 struct delta {
 	struct fetch_ranges *r;
 	const char *url;
@@ -49,6 +67,14 @@ struct delta {
 	int src_fd;
 	struct local *map; /* the running slot's frames, sorted by key */
 	size_t n_map;
+	/* The running slot's 4 KiB blocks' SHA-256 (format 3: COPY is checked against them). */
+	uint8_t (*sbh)[SHA256_LEN];
+	size_t n_sbh;
+	uint8_t src_tail[SHA256_LEN]; /* the image's last block when it is short, in the slot */
+	bool has_src_tail;
+	struct chunkdir *dir; /* format 3 */
+	struct region *reg;
+	size_t n_reg, pages_fetched;
 	/*
 	 * Frames fetched by delta_check(), kept for delta_write() within
 	 * DELTA_CACHE_MAX bytes: a small delta is checked whole before anything
@@ -76,21 +102,6 @@ struct delta {
 
 #define DELTA_CACHE_MAX (64u << 20)
 
-struct mem {
-	const uint8_t *p;
-	size_t len, pos;
-};
-
-static ssize_t mem_read(void *ctx, void *buf, size_t len)
-{
-	struct mem *m = ctx;
-	size_t n = m->len - m->pos < len ? m->len - m->pos : len;
-
-	memcpy(buf, m->p + m->pos, n);
-	m->pos += n;
-	return (ssize_t)n;
-}
-
 static uint32_t be32(const uint8_t *p)
 {
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -106,27 +117,30 @@ static uint64_t key_of(const uint8_t h[CHUNKIDX_HASH_LEN])
 	return k;
 }
 
+/* An array of n buffers and the buffers (NULL: nothing). */
+static void free_buffers(uint8_t **v, size_t n)
+{
+	size_t i;
+
+	if (!v)
+		return;
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
 void delta_free(struct delta *d)
 {
 	if (!d)
 		return;
 	fetch_ranges_close(d->r);
-	if (d->cache && d->x) {
-		size_t f;
-
-		for (f = 0; f < d->x->n_frames; f++)
-			free(d->cache[f]);
-	}
-	free(d->cache);
+	free_buffers(d->cache, d->x ? d->x->n_frames : 0);
 	free(d->kept_chunk);
-	if (d->whole && d->m) {
-		size_t i;
-
-		for (i = 0; i < d->m->n_chunks; i++)
-			free(d->whole[i]);
-	}
-	free(d->whole);
+	free_buffers(d->whole, d->m ? d->m->n_chunks : 0);
 	free(d->src_whole);
+	free(d->sbh);
+	free(d->reg);
+	chunkdir_free(d->dir);
 	if (d->spool_fd >= 0)
 		close(d->spool_fd);
 	chunkidx_free(d->x);
@@ -145,7 +159,8 @@ int delta_open(const char *url, const char *keyring, struct delta **ret,
 	uint8_t hdr[BUNDLE_HEADER_SIZE];
 	char berr[1024];
 	uint32_t mlen, slen;
-	struct mem mem;
+	uint64_t want;
+	struct bundle_mem mem;
 	int r;
 
 	d->src_fd = -1;
@@ -174,8 +189,8 @@ int delta_open(const char *url, const char *keyring, struct delta **ret,
 	slen = be32(hdr + 16);
 	if (memcmp(hdr, BUNDLE_MAGIC, 8) || mlen == 0 || mlen > BUNDLE_MAX_MANIFEST || slen == 0 ||
 	    slen > BUNDLE_MAX_SIGNATURE) {
-		mem = (struct mem){hdr, sizeof(hdr), 0};
-		if (bundle_open(mem_read, &mem, keyring, &m, berr, sizeof(berr)) < 0)
+		mem = (struct bundle_mem){hdr, sizeof(hdr), 0};
+		if (bundle_open(bundle_read_mem, &mem, keyring, &m, berr, sizeof(berr)) < 0)
 			strbuf_addf(err, "'%s': %s", url, berr);
 		else
 			strbuf_addf(err, "'%s': not a bundle", url);
@@ -186,8 +201,8 @@ int delta_open(const char *url, const char *keyring, struct delta **ret,
 	memcpy(head, hdr, sizeof(hdr));
 	if (fetch_ranges_get(d->r, sizeof(hdr), (size_t)mlen + slen, head + sizeof(hdr), err) < 0)
 		goto fail;
-	mem = (struct mem){head, sizeof(hdr) + mlen + slen, 0};
-	if (bundle_open(mem_read, &mem, keyring, &m, berr, sizeof(berr)) < 0) {
+	mem = (struct bundle_mem){head, sizeof(hdr) + mlen + slen, 0};
+	if (bundle_open_head(bundle_read_mem, &mem, keyring, &m, berr, sizeof(berr)) < 0) {
 		strbuf_addf(err, "'%s': %s", url, berr);
 		goto fail;
 	}
@@ -199,11 +214,12 @@ int delta_open(const char *url, const char *keyring, struct delta **ret,
 		delta_free(d);
 		return 1;
 	}
-	if (d->size != m->payload_offset + m->payload_size + m->index_size) {
+	want = m->payload_offset + m->payload_size + (manifest_index_first(m) ? 0 : m->index_size);
+	if (d->size != want) {
 		strbuf_addf(err,
 			    "'%s' is %" PRIu64 " bytes, its signed manifest says %" PRIu64
 			    " (cut short or extended); publish it again",
-			    url, d->size, m->payload_offset + m->payload_size + m->index_size);
+			    url, d->size, want);
 		bundle_manifest_free(m);
 		goto fail;
 	}
@@ -342,6 +358,7 @@ static void hash_source(struct delta *d, const char *source)
 			sha256_update(bhh, buf + k * CHUNKIDX_BLOCK, CHUNKIDX_BLOCK);
 			sha256_final(bhh, bh[b]);
 		}
+		/* Format 2 (format 3 has no chunk list yet: prepare_pages()). */
 		while (ci < m->n_chunks && m->chunks[ci].offset < off)
 			ci++;
 		if (ci < m->n_chunks && m->chunks[ci].offset == off && m->chunks[ci].size <= len)
@@ -357,19 +374,178 @@ static void hash_source(struct delta *d, const char *source)
 			d->n_map++;
 		}
 	}
-	free(bh);
+	if (manifest_index_first(m) && m->image_size % CHUNKIDX_BLOCK &&
+	    m->image_size / CHUNKIDX_BLOCK < nb) {
+		/* The image's short last block, as the slot holds it. */
+		size_t tl = (size_t)(m->image_size % CHUNKIDX_BLOCK);
+
+		if (read_at(d->src_fd, buf, tl, m->image_size - tl) == 0) {
+			bhh = sha256_new();
+			sha256_update(bhh, buf, tl);
+			sha256_final(bhh, d->src_tail);
+			sha256_free(bhh);
+			d->has_src_tail = true;
+		}
+	}
+	d->sbh = bh;
+	d->n_sbh = nb;
 	if (d->n_map)
 		qsort(d->map, d->n_map, sizeof(*d->map), cmp_local);
 }
 
-int delta_prepare(struct delta *d, const char *source, int target_fd, struct strbuf *err)
+/*
+ * The running slot's region digest of image bytes [off, off + len) (a
+ * page), from its block hashes: false when the slot does not reach that
+ * far.
+ */
+static bool source_region(const struct delta *d, uint64_t off, uint64_t len,
+			  uint8_t out[SHA256_LEN])
+{
+	size_t b0 = (size_t)(off / CHUNKIDX_BLOCK), full = (size_t)(len / CHUNKIDX_BLOCK);
+	bool tail = len % CHUNKIDX_BLOCK;
+	struct sha256 *h;
+
+	if (b0 + full > d->n_sbh || (tail && !d->has_src_tail))
+		return false;
+	h = sha256_new();
+	sha256_update(h, d->sbh + b0, full * SHA256_LEN);
+	if (tail)
+		sha256_update(h, d->src_tail, SHA256_LEN);
+	sha256_final(h, out);
+	sha256_free(h);
+	return true;
+}
+
+/*
+ * The region digest of each page as the target holds it (what an
+ * interrupted install wrote), into tr[page]; unreadable: all zeros, which
+ * no page has.
+ */
+static void target_regions(struct delta *d, int target_fd, uint8_t (*tr)[SHA256_LEN])
 {
 	const struct bundle_manifest *m = d->m;
+	uint64_t span = (uint64_t)m->page_chunks * m->chunk_size, off;
+	_cleanup_free_ uint8_t *buf = xmalloc(m->chunk_size);
+	struct sha256 *bhh = sha256_new(), *rh = sha256_new();
+	uint8_t bh[SHA256_LEN];
+
+	for (off = 0; off < m->image_size; off += m->chunk_size) {
+		size_t len = (size_t)(m->image_size - off < m->chunk_size ? m->image_size - off
+									 : m->chunk_size),
+		       b;
+
+		if (read_at(target_fd, buf, len, off) < 0)
+			memset(buf, 0xa5, len); /* matches nothing, short of a SHA-256 collision */
+		for (b = 0; b * CHUNKIDX_BLOCK < len; b++) {
+			sha256_update(bhh, buf + b * CHUNKIDX_BLOCK,
+				      len - b * CHUNKIDX_BLOCK < CHUNKIDX_BLOCK ? len - b * CHUNKIDX_BLOCK
+										: CHUNKIDX_BLOCK);
+			sha256_final(bhh, bh);
+			sha256_update(rh, bh, SHA256_LEN);
+		}
+		if (off + len == m->image_size || (off + len) % span == 0)
+			sha256_final(rh, tr[off / span]);
+	}
+	sha256_free(bhh);
+	sha256_free(rh);
+}
+
+/*
+ * Format 3: the directory, then which pages the target or the running slot
+ * holds already, then the other pages (runs of them one range each), whose
+ * chunks and frames go into m. The chunks of m are then those of the
+ * fetched pages only.
+ */
+static int prepare_pages(struct delta *d, int target_fd, struct strbuf *err)
+{
+	struct bundle_manifest *m = d->m;
+	uint64_t span = (uint64_t)m->page_chunks * m->chunk_size, at = m->payload_offset -
+								       m->index_size;
+	size_t dlen = (size_t)manifest_dir_size(m), p, q, i;
+	_cleanup_free_ uint8_t *dirbuf = xmalloc(dlen);
+	_cleanup_free_ uint8_t(*tr)[SHA256_LEN] = NULL;
+	uint8_t sr[SHA256_LEN];
+	char xerr[400];
+
+	if (fetch_ranges_get(d->r, at, dlen, dirbuf, err) < 0)
+		return -1;
+	if (chunkdir_decode(dirbuf, dlen, m, &d->dir, xerr, sizeof(xerr)) < 0) {
+		strbuf_addf(err, "'%s': %s", d->url, xerr);
+		return -1;
+	}
+	tr = xcalloc(d->dir->n_pages + 1, SHA256_LEN);
+	target_regions(d, target_fd, tr);
+	d->n_reg = d->dir->n_pages;
+	d->reg = xcalloc(d->n_reg + 1, sizeof(*d->reg));
+	for (p = 0; p < d->n_reg; p++) {
+		struct region *r = &d->reg[p];
+
+		r->off = p * span;
+		r->len = m->image_size - r->off < span ? m->image_size - r->off : span;
+		if (!memcmp(tr[p], d->dir->pages[p].region, SHA256_LEN))
+			r->how = KEEP;
+		else if (source_region(d, r->off, r->len, sr) &&
+			 !memcmp(sr, d->dir->pages[p].region, SHA256_LEN))
+			r->how = COPY;
+		else
+			r->how = NEED;
+	}
+	/* The pages needed, runs of them one range each, read in order. */
+	for (p = 0; p < d->n_reg; p = q) {
+		uint64_t len = 0;
+		_cleanup_free_ uint8_t *buf = NULL;
+
+		for (q = p; q < d->n_reg && d->reg[q].how == NEED; q++)
+			len += d->dir->pages[q].size;
+		if (q == p) {
+			q++;
+			continue;
+		}
+		buf = xmalloc(len + 1);
+		if (len && fetch_ranges_get(d->r, at + d->dir->pages[p].index_offset, (size_t)len,
+					    buf, err) < 0)
+			return -1;
+		for (i = p, len = 0; i < q; i++) {
+			d->reg[i].c0 = m->n_chunks;
+			if (chunkpage_decode(buf + len, d->dir->pages[i].size, m, d->dir, i, xerr,
+					     sizeof(xerr)) < 0) {
+				strbuf_addf(err, "'%s': %s", d->url, xerr);
+				return -1;
+			}
+			d->reg[i].c1 = m->n_chunks;
+			len += d->dir->pages[i].size;
+			d->pages_fetched += d->dir->pages[i].n_chunks > 0;
+		}
+	}
+	d->x = chunkidx_from_manifest(m);
+	/* Chunks of those pages that the running slot holds whole at their place. */
+	free(d->src_whole);
+	d->src_whole = xcalloc(m->n_chunks + 1, sizeof(*d->src_whole));
+	if (d->src_fd >= 0) {
+		_cleanup_free_ uint8_t *cur = xmalloc(m->chunk_size);
+
+		for (i = 0; i < m->n_chunks; i++)
+			d->src_whole[i] =
+				read_at(d->src_fd, cur, (size_t)m->chunks[i].size,
+					m->chunks[i].offset) == 0 &&
+				chunk_matches(&m->chunks[i], cur);
+	}
+	return 0;
+}
+
+int delta_prepare(struct delta *d, const char *source, int target_fd, struct strbuf *err)
+{
+	struct bundle_manifest *m = d->m;
 	_cleanup_free_ uint8_t *cur = xmalloc(m->chunk_size);
 	uint64_t missing = 0;
 	size_t i, n = 0;
 
 	hash_source(d, source);
+	if (manifest_index_first(m))
+		return prepare_pages(d, target_fd, err);
+	d->n_reg = 1;
+	d->reg = xcalloc(1, sizeof(*d->reg));
+	d->reg[0] = (struct region){0, m->image_size, NEED, 0, m->n_chunks};
 	/* What neither slot holds whole at its place, in stored bytes. */
 	for (i = 0; i < m->n_chunks; i++) {
 		const struct bundle_chunk *c = &m->chunks[i];
@@ -432,11 +608,15 @@ static bool chunk_matches(const struct bundle_chunk *c, const uint8_t *data)
  * directory and synced after each range, so that an install killed before
  * it wrote them (delta_check() fetches everything first) does not fetch
  * them again. Layout: magic "IMGFSPL1", the image's and the chunk index's
- * SHA-256 (the bundle it belongs to), then records: frame number and
- * stored size (4 bytes each, big-endian), the stored bytes. Nothing in it
- * is trusted: a frame read back is checked with its chunk like any other.
+ * SHA-256 (the bundle it belongs to), then records: the frame's offset in
+ * the payload (8 bytes) and its stored size (4 bytes, big-endian), the
+ * stored bytes. The offset, not the frame's number among those fetched:
+ * a format-3 install run again fetches other pages (those the first run
+ * wrote are kept) and numbers its frames otherwise. Nothing in it is
+ * trusted: a frame read back is checked with its chunk like any other.
  */
-#define SPOOL_MAGIC "IMGFSPL1"
+#define SPOOL_MAGIC "IMGFSPL2"
+#define SPOOL_REC   12
 #define SPOOL_HEAD  (8 + 2 * SHA256_LEN)
 
 static void spool_drop(struct delta *d)
@@ -456,12 +636,13 @@ static void put_be32(uint8_t *p, uint32_t v)
 
 static void spool_add(struct delta *d, size_t f, const uint8_t *data, uint32_t len)
 {
-	uint8_t rec[8];
+	uint8_t rec[SPOOL_REC];
 
 	if (d->spool_fd < 0)
 		return;
-	put_be32(rec, (uint32_t)f);
-	put_be32(rec + 4, len);
+	put_be32(rec, (uint32_t)(d->x->stored_off[f] >> 32));
+	put_be32(rec + 4, (uint32_t)d->x->stored_off[f]);
+	put_be32(rec + 8, len);
 	if (pwrite_all(d->spool_fd, rec, sizeof(rec), d->spool_end) < 0 ||
 	    pwrite_all(d->spool_fd, data, len, d->spool_end + sizeof(rec)) < 0) {
 		spool_drop(d); /* a full /data costs a download, nothing else */
@@ -470,10 +651,26 @@ static void spool_add(struct delta *d, size_t f, const uint8_t *data, uint32_t l
 	d->spool_end += sizeof(rec) + len;
 }
 
+/* The frame stored at payload offset at among those of the index: its number, or n_frames. */
+static size_t frame_at(const struct chunkidx *x, uint64_t at)
+{
+	size_t lo = 0, hi = x->n_frames;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (x->stored_off[mid] < at)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < x->n_frames && x->stored_off[lo] == at ? lo : x->n_frames;
+}
+
 int delta_spool_open(struct delta *d, const char *path)
 {
 	const struct bundle_manifest *m = d->m;
-	uint8_t head[SPOOL_HEAD], want[SPOOL_HEAD], rec[8];
+	uint8_t head[SPOOL_HEAD], want[SPOOL_HEAD], rec[SPOOL_REC];
 	uint64_t pos = SPOOL_HEAD;
 
 	if (!d->x)
@@ -488,7 +685,9 @@ int delta_spool_open(struct delta *d, const char *path)
 		return -errno;
 	if (read_at(d->spool_fd, head, sizeof(head), 0) == 0 && !memcmp(head, want, sizeof(head))) {
 		while (read_at(d->spool_fd, rec, sizeof(rec), pos) == 0) {
-			uint32_t f = be32(rec), len = be32(rec + 4);
+			uint64_t at = (uint64_t)be32(rec) << 32 | be32(rec + 4);
+			uint32_t len = be32(rec + 8);
+			size_t f = frame_at(d->x, at);
 			uint8_t *buf;
 
 			if (f >= d->x->n_frames || len != d->x->stored[f] ||
@@ -640,6 +839,22 @@ static int assemble(struct delta *d, size_t i, const uint8_t *cur, uint8_t *out,
 }
 
 /*
+ * Chunk i whole from the server (its stored bytes, or all its frames) into
+ * out: 0 when it matches its SHA-256, 1 when not (damaged), -1 with err
+ * when the download fails.
+ */
+static int fetch_chunk(struct delta *d, size_t i, uint8_t *out, uint8_t *zbuf, struct strbuf *err)
+{
+	const struct bundle_chunk *c = &d->m->chunks[i];
+	int r = d->x ? fetch_frames(d, i, 0, manifest_chunk_frames(d->m, c), out, zbuf, err)
+		     : fetch_whole(d, i, out, err);
+
+	if (r < 0 && r != -EBADMSG)
+		return -1;
+	return r == 0 && chunk_matches(c, out) ? 0 : 1;
+}
+
+/*
  * Chunk i into out, checked against its SHA-256: 1 when the target holds
  * it already (nothing to write), 0 when out holds it, -1 with err.
  */
@@ -660,51 +875,31 @@ static int make_chunk(struct delta *d, size_t i, int target_fd, uint8_t *cur, ui
 		d->from_source += c->size;
 		return 0;
 	}
-	if (!d->x) {
-		r = fetch_whole(d, i, out, err);
+	if (d->x) {
+		r = assemble(d, i, cur, out, zbuf, err);
 		if (r < 0 && r != -EBADMSG)
 			return -1;
 		if (r == 0 && chunk_matches(c, out))
 			return 0;
-		/* Damaged on the way: once more, then refused. */
-		strbuf_reset(err);
-		uncache_chunk(d, i);
-		d->refetched_chunks++;
-		r = fetch_whole(d, i, out, err);
-		if (r < 0 && r != -EBADMSG)
-			return -1;
-		if (r == 0 && chunk_matches(c, out))
-			return 0;
-		strbuf_reset(err);
-		strbuf_addf(err,
-			    "damaged bundle: chunk %zu (image bytes %" PRIu64 "..%" PRIu64
-			    ") from '%s' does not match its SHA-256 in the signed manifest; "
-			    "it was not written; try again",
-			    i, c->offset, c->offset + c->size, d->url);
-		return -1;
+	} else {
+		r = fetch_chunk(d, i, out, zbuf, err);
+		if (r <= 0)
+			return r;
 	}
-	r = assemble(d, i, cur, out, zbuf, err);
-	if (r < 0 && r != -EBADMSG)
-		return -1;
-	if (r < 0 || !chunk_matches(c, out)) {
-		/* A false match or damage on the way: the whole chunk once more. */
-		strbuf_reset(err);
-		uncache_chunk(d, i);
-		d->refetched_chunks++;
-		r = fetch_frames(d, i, 0, manifest_chunk_frames(m, c), out, zbuf, err);
-		if (r < 0 && r != -EBADMSG)
-			return -1;
-		if (r < 0 || !chunk_matches(c, out)) {
-			strbuf_reset(err);
-			strbuf_addf(err,
-				    "damaged bundle: chunk %zu (image bytes %" PRIu64 "..%" PRIu64
-				    ") from '%s' does not match its SHA-256 in the signed manifest; "
-				    "it was not written; try again",
-				    i, c->offset, c->offset + c->size, d->url);
-			return -1;
-		}
-	}
-	return 0;
+	/* A false match or damage on the way: the whole chunk once more, then refused. */
+	strbuf_reset(err);
+	uncache_chunk(d, i);
+	d->refetched_chunks++;
+	r = fetch_chunk(d, i, out, zbuf, err);
+	if (r <= 0)
+		return r;
+	strbuf_reset(err);
+	strbuf_addf(err,
+		    "damaged bundle: chunk %zu (image bytes %" PRIu64 "..%" PRIu64
+		    ") from '%s' does not match its SHA-256 in the signed manifest; "
+		    "it was not written; try again",
+		    i, c->offset, c->offset + c->size, d->url);
+	return -1;
 }
 
 int delta_check(struct delta *d, int target_fd, struct strbuf *err)
@@ -735,6 +930,60 @@ bool delta_checked_all(const struct delta *d)
 	return d->checked_all;
 }
 
+/*
+ * A page the running slot holds (COPY): read again and checked block by
+ * block against the hashes whose region digest matched the signed one,
+ * then written; all-zero chunks as zeros.
+ */
+static int copy_region(struct delta *d, const struct region *r, uint8_t *buf,
+		       int (*emit)(void *ectx, uint64_t off, const void *data, size_t len),
+		       int (*emit_zero)(void *ectx, uint64_t off, uint64_t len), void *ectx,
+		       struct strbuf *err)
+{
+	const struct bundle_manifest *m = d->m;
+	struct sha256 *h = sha256_new();
+	uint64_t off;
+	int ret = -1;
+
+	for (off = r->off; off < r->off + r->len; off += m->chunk_size) {
+		size_t len = (size_t)(r->off + r->len - off < m->chunk_size ? r->off + r->len - off
+									    : m->chunk_size),
+		       b;
+		uint8_t bh[SHA256_LEN];
+
+		if (read_at(d->src_fd, buf, len, off) < 0) {
+			strbuf_addf(err, "cannot read the running slot at byte %" PRIu64 ": %s",
+				    off, strerror(errno));
+			goto out;
+		}
+		for (b = 0; b * CHUNKIDX_BLOCK < len; b++) {
+			size_t bl = len - b * CHUNKIDX_BLOCK < CHUNKIDX_BLOCK ? len - b * CHUNKIDX_BLOCK
+									      : CHUNKIDX_BLOCK;
+			size_t gb = (size_t)(off / CHUNKIDX_BLOCK) + b;
+
+			sha256_update(h, buf + b * CHUNKIDX_BLOCK, bl);
+			sha256_final(h, bh);
+			if (memcmp(bh, bl < CHUNKIDX_BLOCK ? d->src_tail : d->sbh[gb], SHA256_LEN)) {
+				strbuf_addf(err,
+					    "the running slot changed during the install (image byte "
+					    "%" PRIu64 "); it was not written; try again",
+					    off + b * CHUNKIDX_BLOCK);
+				goto out;
+			}
+		}
+		if (buf[0] == 0 && !memcmp(buf, buf + 1, len - 1) ? emit_zero(ectx, off, len) < 0
+								  : emit(ectx, off, buf, len) < 0) {
+			strbuf_addf(err, "cannot write the image at byte %" PRIu64, off);
+			goto out;
+		}
+		d->from_source += len;
+	}
+	ret = 0;
+out:
+	sha256_free(h);
+	return ret;
+}
+
 int delta_write(struct delta *d, int target_fd,
 		int (*emit)(void *ectx, uint64_t off, const void *data, size_t len),
 		int (*emit_zero)(void *ectx, uint64_t off, uint64_t len), void *ectx,
@@ -743,36 +992,50 @@ int delta_write(struct delta *d, int target_fd,
 	const struct bundle_manifest *m = d->m;
 	_cleanup_free_ uint8_t *cur = xmalloc(m->chunk_size), *out = xmalloc(m->chunk_size);
 	_cleanup_free_ uint8_t *zbuf = xmalloc(manifest_max_stored(m));
-	uint64_t pos = 0;
-	size_t i;
+	size_t i, g;
 	int r;
 
 	if (!d->cache && d->x)
 		d->cache = xcalloc(d->x->n_frames + 1, sizeof(*d->cache));
-	for (i = 0; i < m->n_chunks; i++) {
-		const struct bundle_chunk *c = &m->chunks[i];
+	for (g = 0; g < d->n_reg; g++) {
+		const struct region *rg = &d->reg[g];
+		uint64_t pos = rg->off, end = rg->off + rg->len;
 
-		if (c->offset > pos && emit_zero(ectx, pos, c->offset - pos) < 0) {
+		if (rg->how == KEEP) {
+			d->kept += rg->len;
+			continue;
+		}
+		if (rg->how == COPY) {
+			if (copy_region(d, rg, out, emit, emit_zero, ectx, err) < 0)
+				return -1;
+			continue;
+		}
+		for (i = rg->c0; i < rg->c1; i++) {
+			const struct bundle_chunk *c = &m->chunks[i];
+
+			if (c->offset > pos && emit_zero(ectx, pos, c->offset - pos) < 0) {
+				strbuf_addf(err, "cannot write the image at byte %" PRIu64, pos);
+				return -1;
+			}
+			pos = c->offset + c->size;
+			r = make_chunk(d, i, target_fd, cur, out, zbuf, err);
+			if (r < 0)
+				return -1;
+			uncache_chunk(d, i);
+			if (r == 1) {
+				d->kept += c->size;
+				continue;
+			}
+			if (emit(ectx, c->offset, out, (size_t)c->size) < 0) {
+				strbuf_addf(err, "cannot write the image at byte %" PRIu64,
+					    c->offset);
+				return -1;
+			}
+		}
+		if (pos < end && emit_zero(ectx, pos, end - pos) < 0) {
 			strbuf_addf(err, "cannot write the image at byte %" PRIu64, pos);
 			return -1;
 		}
-		pos = c->offset + c->size;
-		r = make_chunk(d, i, target_fd, cur, out, zbuf, err);
-		if (r < 0)
-			return -1;
-		uncache_chunk(d, i);
-		if (r == 1) {
-			d->kept += c->size;
-			continue;
-		}
-		if (emit(ectx, c->offset, out, (size_t)c->size) < 0) {
-			strbuf_addf(err, "cannot write the image at byte %" PRIu64, c->offset);
-			return -1;
-		}
-	}
-	if (pos < m->image_size && emit_zero(ectx, pos, m->image_size - pos) < 0) {
-		strbuf_addf(err, "cannot write the image at byte %" PRIu64, pos);
-		return -1;
 	}
 	return 0;
 }
@@ -787,6 +1050,9 @@ void delta_summary(const struct delta *d, struct strbuf *out)
 		    " reused from it and %" PRIu64 " from the running slot",
 		    dl, d->size, d->size ? 100.0 * (double)dl / (double)d->size : 0.0,
 		    d->fetched_frames, d->kept, d->from_target, d->from_source);
+	if (d->dir)
+		strbuf_addf(out, "; %zu of %zu chunk index pages fetched", d->pages_fetched,
+			    d->dir->n_pages);
 	if (d->spooled)
 		strbuf_addf(out, "; %" PRIu64 " bytes fetched by an interrupted install before",
 			    d->spooled);

@@ -337,8 +337,8 @@ static int payload_precheck(struct source *in, const struct bundle_manifest *m,
 			    in->name);
 		goto out;
 	}
-	/* Format 2: the chunk index follows; the second pass decodes it against the payload. */
-	for (left = m->index_size; left > 0;) {
+	/* Format 2: the chunk index follows (format 3: it came before, read by bundle_open()). */
+	for (left = manifest_index_first(m) ? 0 : m->index_size; left > 0;) {
 		r = source_read(in, buf, left < sizeof(buf) ? (size_t)left : sizeof(buf));
 		if (r <= 0) {
 			if (r < 0)
@@ -354,7 +354,7 @@ static int payload_precheck(struct source *in, const struct bundle_manifest *m,
 		left -= (uint64_t)r;
 	}
 	sha256_final(h, got);
-	if (m->index_size && memcmp(got, m->chunk_index_sha256, SHA256_LEN)) {
+	if (m->format == 2 && memcmp(got, m->chunk_index_sha256, SHA256_LEN)) {
 		strbuf_addf(sb,
 			    "'%s': the chunk index's SHA-256 is not the one the signed manifest "
 			    "gives (damaged in transit or on disk); download it again",
