@@ -163,7 +163,8 @@ DEB_PACKAGES := gcc make pkg-config libc6-dev \
 	mmdebstrap debian-archive-keyring ca-certificates time bc \
 	qemu-system-x86 qemu-utils ovmf seabios grub-efi-amd64-bin grub-pc-bin \
 	fdisk gdisk dosfstools mtools \
-	postgresql curl python3-flask python3-psycopg2 gunicorn openssh-client lynis strace casync
+	postgresql curl python3-flask python3-psycopg2 gunicorn openssh-client lynis strace casync \
+	keystone glance-api python3-openstackclient uwsgi-plugin-python3
 
 # The sample frontend's toolchain (examples/atarys/frontend: Vite 5.4) runs on
 # Node.js 18 or later, Debian 12's own. A node and npm that work already, such
