@@ -25,6 +25,7 @@ static const struct cmd commands[] = {
 	{ "keygen", cmd_keygen, "make a key and certificate to sign update bundles with" },
 	{ "bundle", cmd_bundle, "write, show or verify a signed update bundle" },
 	{ "channel", cmd_channel, "offer a bundle on an update channel (signed index)" },
+	{ "publish", cmd_publish, "make a build's disk an image in a cloud (AWS, OpenStack, Scaleway)" },
 };
 
 static const struct cmd *find_command(const char *name)

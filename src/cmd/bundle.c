@@ -55,72 +55,6 @@ static const char footer_verify[] =
 	"*.crt/*.pem files; a bundle signed by any of them (or by a certificate\n"
 	"one of them issued) is trusted while the certificates are valid.\n";
 
-/* The build's root.ext4, checked against the registry's digest (a later build may reuse the
- * directory). */
-static int resolve_build(const char *id, const char *registry, const char *cache,
-			 struct registry_build **ret_b, char **ret_path)
-{
-	_cleanup_free_ char *dir = NULL, *path = NULL, *image = NULL;
-	struct strbuf err = STRBUF_INIT;
-	struct registry *reg = NULL;
-	struct registry_build *b = NULL;
-	const struct registry_output *o = NULL;
-	char hex[SHA256_HEX_LEN];
-	struct stat st;
-	size_t i;
-	int r = -1;
-
-	if (registry) {
-		path = xstrdup(registry);
-	} else {
-		if (cache)
-			dir = xstrdup(cache);
-		else if (cache_default_dir(&dir, &err) < 0)
-			goto fail;
-		path = path_join(dir, "registry.db");
-	}
-	if (!str_startswith(path, "postgres") && stat(path, &st) < 0) {
-		error("bundle: '%s' is neither a file nor a registered build (no registry at "
-		      "'%s'); "
-		      "give a root.ext4 or a build id from 'imgforge ls'",
-		      id, path);
-		goto out;
-	}
-	if (registry_open_readonly(path, &reg, &err) < 0 || registry_get(reg, id, &b, &err) < 0) {
-		error("bundle: '%s' is not a file, and %s; give a root.ext4 or a build id from "
-		      "'imgforge ls'",
-		      id, strbuf_str(&err));
-		goto out;
-	}
-	for (i = 0; i < b->n_outputs; i++)
-		if (!strcmp(b->outputs[i].name, "root.ext4"))
-			o = &b->outputs[i];
-	if (!o || !b->outdir) {
-		error("bundle: build %s has no root.ext4 on record; build the image with a rootfs "
-		      "output, or give the file",
-		      b->id);
-		goto out;
-	}
-	image = path_join(b->outdir, "root.ext4");
-	if (sha256_file(image, hex, NULL) < 0 || strcmp(hex, o->sha256)) {
-		error("bundle: '%s' is not the root.ext4 build %s wrote (missing, or replaced by a "
-		      "later build); rebuild it, or give the file with --compatible and --version",
-		      image, b->id);
-		goto out;
-	}
-	*ret_b = TAKE_PTR(b);
-	*ret_path = TAKE_PTR(image);
-	r = 0;
-	goto out;
-fail:
-	error("bundle: %s", strbuf_str(&err));
-out:
-	registry_build_free(b);
-	registry_close(reg);
-	strbuf_release(&err);
-	return r;
-}
-
 static int bundle_create_cmd(int argc, char **argv)
 {
 	const char *out = NULL, *key = NULL, *cert = NULL, *compatible = NULL, *version = NULL;
@@ -183,7 +117,20 @@ static int bundle_create_cmd(int argc, char **argv)
 		}
 		image = xstrdup(argv[0]);
 	} else {
-		if (resolve_build(argv[0], registry, cache, &b, &image) < 0)
+		if (build_output_resolve(
+			    &(struct build_output_query){
+				    .cmd = "bundle",
+				    .output = "root.ext4",
+				    .takes_file = true,
+				    .give = "give a root.ext4 or a build id from 'imgforge ls'",
+				    .no_output = "build the image with a rootfs output, or give the file",
+				    .stale = "rebuild it, or give the file with --compatible and "
+					     "--version",
+				    .check_sha256 = true,
+				    .registry = registry,
+				    .cache = cache,
+			    },
+			    argv[0], &b, &image) < 0)
 			return 1;
 		if (!compatible)
 			compatible = b->image;

@@ -33,6 +33,7 @@ int cmd_export(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 int cmd_bundle(int argc, char **argv);
 int cmd_channel(int argc, char **argv);
+int cmd_publish(int argc, char **argv);
 
 struct recipe;
 struct recipe_args {
@@ -84,5 +85,39 @@ int recipe_args_load_diags(struct recipe_args *a, struct recipe **ret, struct di
 int recipe_args_load(struct recipe_args *a, struct recipe **ret);
 int recipe_cmd_load(const struct opt_cmd *cmd, int argc, char **argv, struct recipe_args *a,
 		    struct recipe **ret, struct stage_keys *ret_keys);
+
+/*
+ * A registered build's output file, for the commands that take a build id
+ * where they take a file (export, bundle, publish). The query names the
+ * output and the words of the messages, so that every command says the same
+ * things in its own terms; the registry is --registry, or registry.db in
+ * --cache or in the default cache directory, opened read-only.
+ */
+struct build_output_query {
+	const char *cmd;	/* "export": the prefix of every message */
+	const char *output;	/* the output's file name: "disk.raw" */
+	bool takes_file;	/* the command takes a file too: "'x' is neither a file nor ..." */
+	const char *give;	/* what to give instead: "give a raw disk or a build id from ..." */
+	const char *no_output;	/* what to do when the build has no such output on record */
+	const char *stale;	/* what to do when the file is not the build's any more */
+	/*
+	 * How to tell that the file is still the one the build wrote: its
+	 * SHA-256 against the record (true), or, where hashing would cost as
+	 * much as the command itself, the manifest.json written with the
+	 * outputs naming the build (false).
+	 */
+	bool check_sha256;
+	const char *registry;
+	const char *cache;
+};
+
+/*
+ * Resolve id (a build id or a unique prefix) to the path of q->output in
+ * its output directory. Prints one error line and returns -1 when it cannot;
+ * else 0 with *ret_path (and *ret_build when not NULL) the caller's.
+ */
+struct registry_build;
+int build_output_resolve(const struct build_output_query *q, const char *id,
+			 struct registry_build **ret_build, char **ret_path);
 
 #endif

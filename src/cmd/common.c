@@ -1,15 +1,23 @@
 /* SPDX-License-Identifier: MIT */
-/* Helpers shared by the commands that read an image definition. */
+/*
+ * Helpers shared by the commands: those that read an image definition, and
+ * those that take a registered build where they take a file.
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "build/keys.h"
 #include "cmd/cmd.h"
 #include "recipe/recipe.h"
+#include "core/hash.h"
 #include "core/util.h"
+#include "store/cache.h"
+#include "store/registry.h"
+#include "update/jsonr.h"
 
 /* The installed data directory: the Makefile sets it from PREFIX. */
 #ifndef IMGFORGE_DATADIR
@@ -246,4 +254,100 @@ int recipe_cmd_load(const struct opt_cmd *cmd, int argc, char **argv, struct rec
 	}
 	*ret = rec;
 	return -1;
+}
+
+/* --- a registered build's output --- */
+
+/* Whether the manifest.json in dir names build id: the outputs there are still that build's. */
+static bool manifest_names(const char *dir, const char *id)
+{
+	_cleanup_free_ char *mpath = path_join(dir, "manifest.json"), *text = NULL;
+	struct jsonr *doc = NULL;
+	const struct jsonr_value *v;
+	char jerr[256];
+	size_t len;
+	bool ok;
+
+	if (read_file(mpath, 64u << 20, &text, &len) < 0 ||
+	    jsonr_parse(text, len, &doc, jerr, sizeof(jerr)) < 0)
+		return false;
+	v = jsonr_get(&doc->root, "build_id");
+	ok = v && v->type == JSONR_STRING && !strcmp(v->s, id);
+	jsonr_free(doc);
+	return ok;
+}
+
+int build_output_resolve(const struct build_output_query *q, const char *id,
+			 struct registry_build **ret_build, char **ret_path)
+{
+	_cleanup_free_ char *dir = NULL, *path = NULL, *file = NULL;
+	struct strbuf err = STRBUF_INIT;
+	struct registry *reg = NULL;
+	struct registry_build *b = NULL;
+	const struct registry_output *o = NULL;
+	char hex[SHA256_HEX_LEN];
+	struct stat st;
+	size_t i;
+	int r = -1;
+
+	if (q->registry) {
+		path = xstrdup(q->registry);
+	} else {
+		if (q->cache)
+			dir = xstrdup(q->cache);
+		else if (cache_default_dir(&dir, &err) < 0) {
+			error("%s: %s", q->cmd, strbuf_str(&err));
+			goto out;
+		}
+		path = path_join(dir, "registry.db");
+	}
+	if (!str_startswith(path, "postgres") && stat(path, &st) < 0) {
+		if (q->takes_file)
+			error("%s: '%s' is neither a file nor a registered build (no registry at "
+			      "'%s'); %s",
+			      q->cmd, id, path, q->give);
+		else
+			error("%s: '%s' is not a registered build (no registry at '%s'); %s",
+			      q->cmd, id, path, q->give);
+		goto out;
+	}
+	if (registry_open_readonly(path, &reg, &err) < 0 || registry_get(reg, id, &b, &err) < 0) {
+		if (q->takes_file)
+			error("%s: '%s' is not a file, and %s; %s", q->cmd, id, strbuf_str(&err),
+			      q->give);
+		else
+			error("%s: %s; %s", q->cmd, strbuf_str(&err), q->give);
+		goto out;
+	}
+	for (i = 0; i < b->n_outputs; i++)
+		if (!strcmp(b->outputs[i].name, q->output))
+			o = &b->outputs[i];
+	if (!o || !b->outdir) {
+		error("%s: build %s has no %s on record; %s", q->cmd, b->id, q->output,
+		      q->no_output);
+		goto out;
+	}
+	file = path_join(b->outdir, q->output);
+	if (q->check_sha256) {
+		if (sha256_file(file, hex, NULL) < 0 || strcmp(hex, o->sha256)) {
+			error("%s: '%s' is not the %s build %s wrote (missing, or replaced by a "
+			      "later build); %s",
+			      q->cmd, file, q->output, b->id, q->stale);
+			goto out;
+		}
+	} else if (!manifest_names(b->outdir, b->id) || stat(file, &st) < 0) {
+		error("%s: '%s' no longer holds the outputs of build %s (removed, or written by a "
+		      "later build); %s",
+		      q->cmd, b->outdir, b->id, q->stale);
+		goto out;
+	}
+	if (ret_build)
+		*ret_build = TAKE_PTR(b);
+	*ret_path = TAKE_PTR(file);
+	r = 0;
+out:
+	registry_build_free(b);
+	registry_close(reg);
+	strbuf_release(&err);
+	return r;
 }

@@ -69,79 +69,6 @@ static void remove_on_stop(char *path)
 static const char *const ctypes[] = { "zlib", "zstd", NULL };
 static const char *const subformats[] = { "fixed", "dynamic", NULL };
 
-/* The build's disk.raw, if its output directory still holds that build's outputs. */
-static int resolve_build(const char *id, const char *registry, const char *cache,
-			 char **ret_path)
-{
-	_cleanup_free_ char *dir = NULL, *path = NULL, *disk = NULL, *mpath = NULL, *text = NULL;
-	struct strbuf err = STRBUF_INIT;
-	struct registry *reg = NULL;
-	struct registry_build *b = NULL;
-	struct jsonr *doc = NULL;
-	const struct jsonr_value *v;
-	bool found = false;
-	char jerr[256];
-	struct stat st;
-	size_t i, len;
-	int r = -1;
-
-	if (registry) {
-		path = xstrdup(registry);
-	} else {
-		if (cache)
-			dir = xstrdup(cache);
-		else if (cache_default_dir(&dir, &err) < 0) {
-			error("export: %s", strbuf_str(&err));
-			goto out;
-		}
-		path = path_join(dir, "registry.db");
-	}
-	if (!str_startswith(path, "postgres") && stat(path, &st) < 0) {
-		error("export: '%s' is neither a file nor a registered build (no registry at '%s'); "
-		      "give a raw disk or a build id from 'imgforge ls'",
-		      id, path);
-		goto out;
-	}
-	if (registry_open_readonly(path, &reg, &err) < 0 || registry_get(reg, id, &b, &err) < 0) {
-		error("export: '%s' is not a file, and %s; give a raw disk or a build id from "
-		      "'imgforge ls'",
-		      id, strbuf_str(&err));
-		goto out;
-	}
-	for (i = 0; i < b->n_outputs; i++)
-		if (!strcmp(b->outputs[i].name, "disk.raw"))
-			found = true;
-	if (!found || !b->outdir) {
-		error("export: build %s has no disk.raw on record; build the image with a disk: "
-		      "section, or give a raw disk",
-		      b->id);
-		goto out;
-	}
-	/*
-	 * Hashing the whole disk again would cost as much as the export: the
-	 * manifest written with the outputs, as one set, says whose they are.
-	 */
-	disk = path_join(b->outdir, "disk.raw");
-	mpath = path_join(b->outdir, "manifest.json");
-	if (read_file(mpath, 64u << 20, &text, &len) < 0 ||
-	    jsonr_parse(text, len, &doc, jerr, sizeof(jerr)) < 0 ||
-	    !(v = jsonr_get(&doc->root, "build_id")) || v->type != JSONR_STRING ||
-	    strcmp(v->s, b->id) || stat(disk, &st) < 0) {
-		error("export: '%s' no longer holds the outputs of build %s (removed, or written "
-		      "by a later build); rebuild it, or give the raw disk",
-		      b->outdir, b->id);
-		goto out;
-	}
-	*ret_path = TAKE_PTR(disk);
-	r = 0;
-out:
-	jsonr_free(doc);
-	registry_build_free(b);
-	registry_close(reg);
-	strbuf_release(&err);
-	return r;
-}
-
 static int format_from_name(const char *out, enum imgout_format *ret)
 {
 	static const struct {
@@ -279,7 +206,18 @@ int cmd_export(int argc, char **argv)
 
 	if (stat(argv[0], &st) == 0 || strchr(argv[0], '/'))
 		disk = xstrdup(argv[0]);
-	else if (resolve_build(argv[0], registry, cache, &disk) < 0)
+	else if (build_output_resolve(
+			 &(struct build_output_query){
+				 .cmd = "export",
+				 .output = "disk.raw",
+				 .takes_file = true,
+				 .give = "give a raw disk or a build id from 'imgforge ls'",
+				 .no_output = "build the image with a disk: section, or give a raw disk",
+				 .stale = "rebuild it, or give the raw disk",
+				 .registry = registry,
+				 .cache = cache,
+			 },
+			 argv[0], NULL, &disk) < 0)
 		return 1;
 	in = open_disk(disk, &size);
 	if (in < 0)

@@ -17,15 +17,17 @@
 #include "store/registry.h"
 #include "core/util.h"
 
-static const char usage_ls[] = "usage: imgforge ls [--json] [--registry <path>] [--cache <dir>]\n"
-			       "\n"
-			       "List the registered builds, oldest first.\n";
+static const char usage_ls[] =
+	"usage: imgforge ls [--published] [--json] [--registry <path>] [--cache <dir>]\n"
+	"\n"
+	"List the registered builds, oldest first. With --published, only the builds\n"
+	"published to a cloud ('imgforge publish'), one line per image.\n";
 
 static const char usage_show[] =
 	"usage: imgforge show <build> [--json] [--registry <path>] [--cache <dir>]\n"
 	"\n"
-	"Show a registered build: its inputs, stage keys, outputs and packages (and,\n"
-	"with --json, its file list). <build> is a build id or a unique prefix of one;\n"
+	"Show a registered build: its inputs, stage keys, outputs, packages, where it\n"
+	"was published (and, with --json, its file list). <build> is a build id or a unique prefix of one;\n"
 	"'imgforge ls' lists them.\n";
 
 static const char usage_diff[] =
@@ -39,6 +41,7 @@ struct reg_opts {
 	const char *name;
 	const char *usage;
 	bool json;
+	bool published; /* ls only */
 	const char *registry;
 	const char *cache;
 	char **args;
@@ -50,6 +53,8 @@ static int parse_opts(int argc, char **argv, struct reg_opts *o, int want_args)
 {
 	const struct opt opts[] = {
 		OPT_FLAG(0, "json", &o->json, "print JSON"),
+		OPT_FLAG(0, "published", &o->published,
+			 !strcmp(o->name, "ls") ? "only the builds published to a cloud" : NULL),
 		OPT_STRING(0, "registry", &o->registry, "<path>",
 			   "the registry database (default: registry.db in the cache\n"
 			   "directory)"),
@@ -67,6 +72,10 @@ static int parse_opts(int argc, char **argv, struct reg_opts *o, int want_args)
 
 	if (n < 0)
 		return opt_exit_status(n);
+	if (o->published && strcmp(o->name, "ls")) {
+		error("%s: --published is an option of 'imgforge ls'", o->name);
+		return EXIT_USAGE;
+	}
 	o->args = argv;
 	o->n_args = n;
 	if (o->n_args != want_args) {
@@ -146,13 +155,93 @@ static int get_build(struct registry *reg, const char *cmd, const char *id,
 
 /* --- imgforge ls --- */
 
+static void json_publication(struct json *j, const struct registry_publication *p)
+{
+	json_begin_object(j);
+	json_kv_string(j, "target", p->target);
+	json_kv_string(j, "region", p->region);
+	json_kv_string(j, "image_id", p->image_id);
+	json_kv_string(j, "name", p->name);
+	json_key(j, "location");
+	if (p->location)
+		json_string(j, p->location);
+	else
+		json_null(j);
+	json_kv_string(j, "format", p->format);
+	json_kv_string(j, "sha256", p->sha256);
+	json_kv_bool(j, "public", p->public_image);
+	json_kv_int(j, "created", p->created);
+	json_end_object(j);
+}
+
+/*
+ * ls --published: one line per image in a cloud (a build published twice
+ * has two); in JSON, the builds that were published, each with the
+ * "publications" show gives.
+ */
+static void ls_published(const struct registry_summary *s, size_t n,
+			 const struct registry_publication *p, size_t np, bool json,
+			 struct strbuf *out)
+{
+	char when[64];
+	size_t i, k;
+
+	if (json) {
+		struct json j;
+
+		json_init(&j, out, true);
+		json_begin_array(&j);
+		for (i = 0; i < n; i++) {
+			bool any = false;
+
+			for (k = 0; k < np && !any; k++)
+				any = !strcmp(p[k].build_id, s[i].id);
+			if (!any)
+				continue;
+			json_begin_object(&j);
+			json_kv_string(&j, "build_id", s[i].id);
+			json_kv_string(&j, "image", s[i].image);
+			json_kv_string(&j, "version", s[i].version);
+			json_key(&j, "publications");
+			json_begin_array(&j);
+			for (k = 0; k < np; k++)
+				if (!strcmp(p[k].build_id, s[i].id))
+					json_publication(&j, &p[k]);
+			json_end_array(&j);
+			json_end_object(&j);
+		}
+		json_end_array(&j);
+		return;
+	}
+	if (!np) {
+		info("no builds published yet ('imgforge publish')");
+		return;
+	}
+	strbuf_addf(out, "%-24s  %-16s  %-10s  %-9s  %-14s  %-23s  %s\n", "BUILD", "IMAGE",
+		    "VERSION", "CLOUD", "REGION", "PUBLISHED", "IMAGE ID");
+	for (k = 0; k < np; k++) {
+		const char *image = "?", *version = "?";
+
+		for (i = 0; i < n; i++)
+			if (!strcmp(p[k].build_id, s[i].id)) {
+				image = s[i].image;
+				version = s[i].version;
+			}
+		format_time(p[k].created, true, when, sizeof(when));
+		strbuf_addf(out, "%-24s  %-16s  %-10s  %-9s  %-14s  %-23s  %s\n", p[k].build_id,
+			    image, version, p[k].target, *p[k].region ? p[k].region : "-", when,
+			    p[k].image_id);
+	}
+}
+
 int cmd_ls(int argc, char **argv)
 {
 	struct reg_opts o = {.name = "ls", .usage = usage_ls};
 	struct strbuf err = STRBUF_INIT, out = STRBUF_INIT;
 	struct registry_summary *s = NULL;
+	struct registry_publication *p = NULL;
 	struct registry *reg = NULL;
-	size_t n = 0, i;
+	size_t n = 0, np = 0, i;
 	char when[64];
 	int r;
 
@@ -162,13 +251,17 @@ int cmd_ls(int argc, char **argv)
 	r = open_registry(&o, true, &reg);
 	if (r)
 		return r;
-	if (reg && registry_list(reg, &s, &n, &err) < 0) {
+	if (reg && (registry_list(reg, &s, &n, &err) < 0 ||
+		    registry_list_publications(reg, NULL, &p, &np, &err) < 0)) {
 		error("ls: %s", strbuf_str(&err));
 		strbuf_release(&err);
+		registry_summaries_free(s, n);
 		registry_close(reg);
 		return 1;
 	}
-	if (o.json) {
+	if (o.published) {
+		ls_published(s, n, p, np, o.json, &out);
+	} else if (o.json) {
 		struct json j;
 
 		json_init(&j, &out, true);
@@ -204,6 +297,7 @@ int cmd_ls(int argc, char **argv)
 	}
 	flush_out(&out);
 	registry_summaries_free(s, n);
+	registry_publications_free(p, np);
 	registry_close(reg);
 	return 0;
 }
@@ -248,7 +342,8 @@ static const char *const output_state_names[] = {
 	[OUTPUT_CHANGED] = "changed",
 };
 
-static void show_json(const struct registry_build *b, struct strbuf *out)
+static void show_json(const struct registry_build *b, const struct registry_publication *p,
+		      size_t np, struct strbuf *out)
 {
 	struct json j;
 	size_t i;
@@ -296,6 +391,11 @@ static void show_json(const struct registry_build *b, struct strbuf *out)
 		json_end_object(&j);
 	}
 	json_end_array(&j);
+	json_key(&j, "publications");
+	json_begin_array(&j);
+	for (i = 0; i < np; i++)
+		json_publication(&j, &p[i]);
+	json_end_array(&j);
 	json_key(&j, "files");
 	json_begin_array(&j);
 	for (i = 0; i < b->n_files; i++) {
@@ -315,7 +415,8 @@ static void show_json(const struct registry_build *b, struct strbuf *out)
 	json_end_object(&j);
 }
 
-static void show_text(const struct registry_build *b, struct strbuf *out)
+static void show_text(const struct registry_build *b, const struct registry_publication *p,
+		      size_t np, struct strbuf *out)
 {
 	char when[64], sz[32];
 	size_t i;
@@ -353,6 +454,15 @@ static void show_text(const struct registry_build *b, struct strbuf *out)
 			    "updates   newer versions in the archives now: imgforge outdated "
 			    "IMAGE.yaml --build %s\n",
 			    b->id);
+	if (np) {
+		strbuf_addf(out, "published %zu\n", np);
+		for (i = 0; i < np; i++) {
+			format_time(p[i].created, true, when, sizeof(when));
+			strbuf_addf(out, "  %-9s  %-14s  %-24s  %s  %s%s\n", p[i].target,
+				    *p[i].region ? p[i].region : "-", p[i].image_id, when,
+				    p[i].name, p[i].public_image ? "  (public)" : "");
+		}
+	}
 	strbuf_addf(out, "files     %zu (listed with --json)\n", b->n_files);
 }
 
@@ -361,7 +471,9 @@ int cmd_show(int argc, char **argv)
 	struct reg_opts o = {.name = "show", .usage = usage_show};
 	_cleanup_registry_ struct registry *reg = NULL;
 	_cleanup_build_ struct registry_build *b = NULL;
-	struct strbuf out = STRBUF_INIT;
+	struct strbuf out = STRBUF_INIT, err = STRBUF_INIT;
+	struct registry_publication *p = NULL;
+	size_t np = 0;
 	int r;
 
 	r = parse_opts(argc, argv, &o, 1);
@@ -372,11 +484,17 @@ int cmd_show(int argc, char **argv)
 		return r;
 	if (get_build(reg, "show", o.args[0], &b) < 0)
 		return 1;
+	if (registry_list_publications(reg, b->id, &p, &np, &err) < 0) {
+		error("show: %s", strbuf_str(&err));
+		strbuf_release(&err);
+		return 1;
+	}
 	if (o.json)
-		show_json(b, &out);
+		show_json(b, p, np, &out);
 	else
-		show_text(b, &out);
+		show_text(b, p, np, &out);
 	flush_out(&out);
+	registry_publications_free(p, np);
 	return 0;
 }
 

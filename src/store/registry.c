@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "store/db.h"
+#include "store/registry-internal.h"
 #include "store/registry.h"
 #include "core/util.h"
 
@@ -56,6 +57,21 @@ static const struct db_migration registry_schema[] = {
 	 "CREATE INDEX builds_by_created ON builds (created, id);"},
 	/* 3: where the outputs were written, so that show can say whether they are still there. */
 	{"ALTER TABLE builds ADD COLUMN outdir TEXT;"},
+	/* 4: where each build was published (imgforge publish; publications.c). */
+	{"CREATE TABLE publications ("
+	 "  build_id TEXT NOT NULL REFERENCES builds(id) ON DELETE CASCADE,"
+	 "  target TEXT NOT NULL,"
+	 "  region TEXT NOT NULL,"
+	 "  image_id TEXT NOT NULL,"
+	 "  name TEXT NOT NULL,"
+	 "  location TEXT,"
+	 "  format TEXT NOT NULL,"
+	 "  sha256 TEXT NOT NULL,"
+	 "  public INTEGER NOT NULL,"
+	 "  created INTEGER NOT NULL,"
+	 "  PRIMARY KEY (target, region, image_id)"
+	 ") WITHOUT ROWID;"
+	 "CREATE INDEX publications_by_build ON publications (build_id, created);"},
 };
 
 static const struct db_schema registry_db = {
@@ -66,11 +82,6 @@ static const struct db_schema registry_db = {
 	.n_migrations = ARRAY_SIZE(registry_schema),
 };
 
-struct registry {
-	struct db *db;
-	int version; /* schema version: older ones are read as they are (read-only) */
-	bool readonly;
-};
 
 /* --- records --- */
 

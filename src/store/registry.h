@@ -126,6 +126,42 @@ void registry_summaries_free(struct registry_summary *s, size_t n);
 int registry_get(struct registry *r, const char *id_or_prefix, struct registry_build **ret,
 		 struct strbuf *err);
 
+/* --- where builds were published (imgforge publish) --- */
+
+/*
+ * One image made in a cloud from a build. Never holds a credential: what
+ * identifies the image, not who made it. Strings owned by the record.
+ */
+struct registry_publication {
+	char *build_id;
+	char *target;	/* "aws", "openstack", "scaleway" */
+	char *region;	/* "" when the cloud has none */
+	char *image_id; /* the cloud's id of the image */
+	char *name;	/* the image's name there */
+	char *location; /* more (a snapshot id, an endpoint); NULL when none */
+	char *format;	/* of the file uploaded: "vmdk", "qcow2", "raw" */
+	char sha256[SHA256_HEX_LEN]; /* of the file uploaded */
+	bool public_image;
+	int64_t created; /* Unix time; now when 0 */
+};
+
+/*
+ * Record a publication of a registered build (p->build_id: a full id).
+ * -ENOENT when there is no such build. The same image (target, region,
+ * image id) recorded again replaces the older record.
+ */
+int registry_add_publication(struct registry *r, const struct registry_publication *p,
+			     struct strbuf *err);
+/*
+ * The publications of build_id (a full id), or of every build when NULL,
+ * oldest first. A registry older than publications reads as none. *ret
+ * (NULL when none) is the caller's: registry_publications_free().
+ */
+int registry_list_publications(struct registry *r, const char *build_id,
+			       struct registry_publication **ret, size_t *ret_n,
+			       struct strbuf *err);
+void registry_publications_free(struct registry_publication *p, size_t n);
+
 /* --- comparing two builds (no database involved) --- */
 
 enum registry_change {

@@ -123,7 +123,7 @@ test_expect_success 'a build migrates the registry that ls only read' '
 	printf "image: mig\nversion: 1\nbase: {tarball: m.tar.gz, sha256: %s}\n" \
 		$(sha256sum m.tar.gz | cut -c1-64) >mig.yaml &&
 	imgforge build --cache mcache --registry "$CACHE/registry.db" -o mout mig.yaml 2>/dev/null &&
-	test "$(sqlite3 "$CACHE/registry.db" "PRAGMA user_version")" = 3 &&
+	test "$(sqlite3 "$CACHE/registry.db" "PRAGMA user_version")" = 4 &&
 	test "$(sqlite3 "$CACHE/registry.db" "PRAGMA application_id")" = 1768318834 &&
 	imgforge ls >out && grep -q "^$A " out && grep -q " mig " out
 '

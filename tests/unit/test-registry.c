@@ -507,7 +507,7 @@ TEST(test_migration_from_v1)
 	CHECK_INT(count_rows("registry.db", "files"), 2);
 	CHECK_INT(db_open("registry.db", NULL, 0, &db, &err), 0);
 	CHECK_INT(db_user_version(db, &version, &err), 0);
-	CHECK_INT(version, 3);
+	CHECK_INT(version, 4);
 	db_close(db);
 	strbuf_release(&err);
 }
