@@ -33,7 +33,9 @@ struct os_setting {
 };
 
 #define S(env, alias, key, kalias, auth, field)                                                    \
-	{ env, alias, key, kalias, auth, offsetof(struct os_creds, field) }
+	{                                                                                          \
+		env, alias, key, kalias, auth, offsetof(struct os_creds, field)                    \
+	}
 
 static const struct os_setting settings[] = {
 	S("OS_AUTH_URL", NULL, "auth_url", NULL, true, auth_url),
@@ -94,7 +96,7 @@ void os_creds_release(struct os_creds *c)
 	for (i = 0; i < ARRAY_SIZE(settings); i++)
 		free(*field(c, &settings[i]));
 	free(c->origin);
-	*c = (struct os_creds){ 0 };
+	*c = (struct os_creds){0};
 }
 
 /*
@@ -108,7 +110,7 @@ static char *clouds_yaml_find(struct strbuf *looked)
 {
 	const char *explicit = env_value("OS_CLIENT_CONFIG_FILE");
 	const char *xdg = env_value("XDG_CONFIG_HOME"), *home = env_value("HOME");
-	char *cands[4] = { 0 };
+	char *cands[4] = {0};
 	char *found = NULL;
 	size_t n = 0, i;
 
@@ -154,8 +156,8 @@ static int take_settings(struct os_creds *c, const struct ynode *map, bool in_au
 		if (!v && s->key_alias)
 			v = ynode_map_get(map, s->key_alias);
 		if (!v || (v->kind == YNODE_SCALAR &&
-			   (!v->str[0] || (v->plain && (!strcmp(v->str, "~") ||
-							 !strcmp(v->str, "null"))))))
+			   (!v->str[0] ||
+			    (v->plain && (!strcmp(v->str, "~") || !strcmp(v->str, "null"))))))
 			continue;
 		if (v->kind != YNODE_SCALAR)
 			return yaml_error(err, v, s->key, "a plain value");
@@ -169,7 +171,7 @@ static int clouds_yaml_read(struct os_creds *c, const char *path, const char *na
 			    struct strbuf *err)
 {
 	_cleanup_free_ char *buf = NULL;
-	struct diags d = { 0 };
+	struct diags d = {0};
 	struct ynode *root = NULL;
 	const struct ynode *clouds, *entry, *auth, *regions;
 	size_t len = 0;
@@ -245,7 +247,8 @@ static int creds_check(const struct os_creds *c, struct strbuf *err)
 		missing = "OS_AUTH_URL (auth_url)";
 	else if (os_creds_is_app_cred(c)) {
 		if (!c->app_cred_secret)
-			missing = "OS_APPLICATION_CREDENTIAL_SECRET (application_credential_secret)";
+			missing =
+				"OS_APPLICATION_CREDENTIAL_SECRET (application_credential_secret)";
 		else if (!c->app_cred_id && !c->app_cred_name)
 			missing = "OS_APPLICATION_CREDENTIAL_ID (application_credential_id)";
 		else if (!c->app_cred_id && !c->user_id && !c->username)
@@ -267,7 +270,7 @@ static int creds_check(const struct os_creds *c, struct strbuf *err)
 
 int os_creds_load(const char *region, struct os_creds *ret, struct strbuf *err)
 {
-	struct os_creds c = { 0 };
+	struct os_creds c = {0};
 	const char *cloud = env_value("OS_CLOUD");
 	size_t i;
 	int r;

@@ -27,146 +27,9 @@
 #include "core/file.h"
 #include "core/hash.h"
 #include "core/json.h"
-#include "net/http.h"
-#include "update/jsonr.h"
 
-#define GIB		     (1024ull * 1024 * 1024)
-#define ACTIVE_TIMEOUT_S     1800
-#define API_TIMEOUT_S	     120
-#define MAX_CLOUD_MESSAGE    300
-
-struct os_ctx {
-	struct os_creds creds;
-	char *token_header; /* "X-Auth-Token: ...": a secret, never in a message */
-	char *project_id;
-	char *region;	   /* of the image endpoint */
-	char *image_url;   /* the image service, without a trailing '/' or "/v2" */
-};
-
-static void os_ctx_release(struct os_ctx *x)
-{
-	os_creds_release(&x->creds);
-	if (x->token_header) {
-		explicit_bzero(x->token_header, strlen(x->token_header));
-		free(x->token_header);
-	}
-	free(x->project_id);
-	free(x->region);
-	free(x->image_url);
-}
-
-static const struct jsonr_value *jget(const struct jsonr_value *v, const char *key,
-				      enum jsonr_type type)
-{
-	const struct jsonr_value *m = jsonr_get(v, key);
-
-	return m && m->type == type ? m : NULL;
-}
-
-static const char *jstr(const struct jsonr_value *v, const char *key)
-{
-	const struct jsonr_value *m = jget(v, key, JSONR_STRING);
-
-	return m ? m->s : NULL;
-}
-
-static int parse_json(const struct http_response *resp, const char *what, struct jsonr **ret,
-		      struct strbuf *err)
-{
-	char jerr[256];
-
-	if (jsonr_parse(resp->body.buf ? resp->body.buf : "", resp->body.len, ret, jerr,
-			sizeof(jerr)) < 0) {
-		strbuf_addf(err, "cannot read the answer of %s: %s", what, jerr);
-		return -EPROTO;
-	}
-	return 0;
-}
-
-/* Append s to err on one line: blanks folded, HTML line breaks dropped, cut at a length. */
-static void add_message(struct strbuf *err, const char *s)
-{
-	size_t n = 0;
-	bool blank = false;
-
-	while (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t')
-		s++;
-	for (; *s && n < MAX_CLOUD_MESSAGE; s++) {
-		if (!strncmp(s, "<br />", 6)) {
-			s += 5;
-			blank = true;
-			continue;
-		}
-		if (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t' ||
-		    (unsigned char)*s < 0x20) {
-			blank = true;
-			continue;
-		}
-		if (blank && n)
-			strbuf_addch(err, ' ');
-		blank = false;
-		strbuf_addch(err, *s);
-		n++;
-	}
-	if (*s)
-		strbuf_addstr(err, "...");
-}
-
-/*
- * One line for a cloud's refusal: what failed, the HTTP status, the cloud's
- * own code and message (Keystone's {"error": {...}}, Glance's {"message":
- * ...}, or the text of an HTML page), then what to do.
- */
-static void cloud_error(struct strbuf *err, const char *what, const struct http_response *resp,
-			const char *hint)
-{
-	struct jsonr *doc = NULL;
-	char jerr[64];
-	const char *title = NULL, *msg = NULL;
-
-	strbuf_addf(err, "%s: HTTP %ld", what, resp->status);
-	if (resp->body.len &&
-	    jsonr_parse(resp->body.buf, resp->body.len, &doc, jerr, sizeof(jerr)) == 0) {
-		const struct jsonr_value *e = jget(&doc->root, "error", JSONR_OBJECT);
-		if (!e)
-			e = &doc->root;
-		title = jstr(e, "title");
-		msg = jstr(e, "message");
-		if (!msg)
-			msg = jstr(e, "detail");
-	}
-	if (title) {
-		strbuf_addstr(err, " ");
-		add_message(err, title);
-	}
-	if (msg) {
-		strbuf_addstr(err, ": ");
-		add_message(err, msg);
-	} else if (!doc && resp->body.len) {
-		/* An HTML error page: its text after the heading. */
-		const char *h1 = strstr(resp->body.buf, "</h1>");
-		struct strbuf text = STRBUF_INIT;
-		const char *p;
-		bool tag = false;
-
-		for (p = h1 ? h1 + 5 : resp->body.buf; *p; p++) {
-			if (*p == '<')
-				tag = true;
-			else if (*p == '>')
-				tag = false;
-			else if (!tag)
-				strbuf_addch(&text, *p);
-		}
-		if (text.len) {
-			strbuf_addstr(err, ": ");
-			add_message(err, text.buf);
-		}
-		strbuf_release(&text);
-	}
-	if (hint)
-		strbuf_addf(err, "; %s", hint);
-	jsonr_free(doc);
-}
+#define GIB		 (1024ull * 1024 * 1024)
+#define ACTIVE_TIMEOUT_S 1800
 
 /* A request to the image service with the token; body JSON or NULL. */
 static int glance_call(const struct os_ctx *x, const char *method, const char *url,
@@ -175,259 +38,16 @@ static int glance_call(const struct os_ctx *x, const char *method, const char *u
 {
 	struct http_request req = HTTP_REQUEST_INIT;
 	_cleanup_free_ char *ct = content_type ? xasprintf("Content-Type: %s", content_type) : NULL;
-	const char *headers[] = { x->token_header, "Accept: application/json", ct, NULL };
+	const char *headers[] = {x->token_header, "Accept: application/json", ct, NULL};
 
 	req.method = method;
 	req.url = url;
 	req.headers = headers;
 	req.body = body;
 	req.body_len = body ? strlen(body) : 0;
-	req.timeout_s = API_TIMEOUT_S;
+	req.timeout_s = OS_API_TIMEOUT_S;
 	req.ca_file = x->creds.cacert;
 	return http_request(&req, resp, err);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Keystone */
-
-static void auth_body(const struct os_creds *c, struct strbuf *out)
-{
-	struct json j;
-
-	json_init(&j, out, false);
-	json_begin_object(&j);
-	json_key(&j, "auth");
-	json_begin_object(&j);
-	json_key(&j, "identity");
-	json_begin_object(&j);
-	json_key(&j, "methods");
-	json_begin_array(&j);
-	if (os_creds_is_app_cred(c)) {
-		json_string(&j, "application_credential");
-		json_end_array(&j);
-		json_key(&j, "application_credential");
-		json_begin_object(&j);
-		if (c->app_cred_id) {
-			json_kv_string(&j, "id", c->app_cred_id);
-		} else {
-			json_kv_string(&j, "name", c->app_cred_name);
-			json_key(&j, "user");
-			json_begin_object(&j);
-			if (c->user_id) {
-				json_kv_string(&j, "id", c->user_id);
-			} else {
-				json_kv_string(&j, "name", c->username);
-				json_key(&j, "domain");
-				json_begin_object(&j);
-				if (c->user_domain_id)
-					json_kv_string(&j, "id", c->user_domain_id);
-				else
-					json_kv_string(&j, "name", c->user_domain_name);
-				json_end_object(&j);
-			}
-			json_end_object(&j);
-		}
-		json_kv_string(&j, "secret", c->app_cred_secret);
-		json_end_object(&j);
-		json_end_object(&j); /* identity */
-		/* An application credential carries its own project: no scope. */
-	} else {
-		json_string(&j, "password");
-		json_end_array(&j);
-		json_key(&j, "password");
-		json_begin_object(&j);
-		json_key(&j, "user");
-		json_begin_object(&j);
-		if (c->user_id) {
-			json_kv_string(&j, "id", c->user_id);
-		} else {
-			json_kv_string(&j, "name", c->username);
-			json_key(&j, "domain");
-			json_begin_object(&j);
-			if (c->user_domain_id)
-				json_kv_string(&j, "id", c->user_domain_id);
-			else
-				json_kv_string(&j, "name", c->user_domain_name);
-			json_end_object(&j);
-		}
-		json_kv_string(&j, "password", c->password);
-		json_end_object(&j); /* user */
-		json_end_object(&j); /* password */
-		json_end_object(&j); /* identity */
-		json_key(&j, "scope");
-		json_begin_object(&j);
-		json_key(&j, "project");
-		json_begin_object(&j);
-		if (c->project_id) {
-			json_kv_string(&j, "id", c->project_id);
-		} else {
-			json_kv_string(&j, "name", c->project_name);
-			json_key(&j, "domain");
-			json_begin_object(&j);
-			if (c->project_domain_id)
-				json_kv_string(&j, "id", c->project_domain_id);
-			else
-				json_kv_string(&j, "name", c->project_domain_name);
-			json_end_object(&j);
-		}
-		json_end_object(&j);
-		json_end_object(&j); /* scope */
-	}
-	json_end_object(&j); /* auth */
-	json_end_object(&j);
-}
-
-/* The Keystone v3 tokens URL of an auth URL: with or without its "/v3". */
-static char *tokens_url(const char *auth_url)
-{
-	size_t n = strlen(auth_url);
-
-	while (n && auth_url[n - 1] == '/')
-		n--;
-	if (n >= 3 && !strncmp(auth_url + n - 3, "/v3", 3))
-		return xasprintf("%.*s/auth/tokens", (int)n, auth_url);
-	return xasprintf("%.*s/v3/auth/tokens", (int)n, auth_url);
-}
-
-/*
- * Find the image service's endpoint of the wanted interface in the token's
- * catalog, in x->creds.region, or the only region that has one.
- */
-static int catalog_image_endpoint(struct os_ctx *x, const struct jsonr_value *catalog,
-				  struct strbuf *err)
-{
-	const struct os_creds *c = &x->creds;
-	struct strbuf regions = STRBUF_INIT;
-	const char *url = NULL, *region = NULL;
-	unsigned matches = 0;
-	uint32_t i, k;
-
-	for (i = 0; catalog && i < catalog->n; i++) {
-		const struct jsonr_value *svc = &catalog->items[i];
-		const struct jsonr_value *eps = jget(svc, "endpoints", JSONR_ARRAY);
-		const char *type = jstr(svc, "type");
-
-		if (!type || strcmp(type, "image") || !eps)
-			continue;
-		for (k = 0; k < eps->n; k++) {
-			const struct jsonr_value *ep = &eps->items[k];
-			const char *iface = jstr(ep, "interface"), *u = jstr(ep, "url");
-			const char *reg = jstr(ep, "region_id");
-
-			if (!reg)
-				reg = jstr(ep, "region");
-			if (!iface || !u || strcmp(iface, c->interface))
-				continue;
-			strbuf_addf(&regions, "%s'%s'", regions.len ? ", " : "", reg ? reg : "");
-			if (c->region && (!reg || strcmp(reg, c->region)))
-				continue;
-			matches++;
-			url = u;
-			region = reg;
-		}
-	}
-	if (matches == 1) {
-		size_t n = strlen(url);
-		while (n && url[n - 1] == '/')
-			n--;
-		if (n >= 3 && !strncmp(url + n - 3, "/v2", 3))
-			n -= 3;
-		x->image_url = xasprintf("%.*s", (int)n, url);
-		x->region = xstrdup(region ? region : "");
-		strbuf_release(&regions);
-		return 0;
-	}
-	if (!regions.len)
-		strbuf_addf(err,
-			    "the catalog of '%s' has no %s endpoint of the image service (Glance): "
-			    "check OS_AUTH_URL and OS_INTERFACE, or ask the cloud's support",
-			    c->auth_url, c->interface);
-	else if (!matches)
-		strbuf_addf(err,
-			    "the catalog of '%s' has no %s image service endpoint in region '%s' "
-			    "(it has: %s): set OS_REGION_NAME to one of them",
-			    c->auth_url, c->interface, c->region, regions.buf);
-	else
-		strbuf_addf(err,
-			    "the catalog of '%s' has a %s image service endpoint in several regions "
-			    "(%s): set OS_REGION_NAME to one of them",
-			    c->auth_url, c->interface, regions.buf);
-	strbuf_release(&regions);
-	return -ENOENT;
-}
-
-static int keystone_auth(struct os_ctx *x, struct strbuf *err)
-{
-	const struct os_creds *c = &x->creds;
-	struct http_request req = HTTP_REQUEST_INIT;
-	struct http_response resp = { 0 };
-	struct strbuf body = STRBUF_INIT;
-	_cleanup_free_ char *url = tokens_url(c->auth_url);
-	_cleanup_free_ char *token = NULL;
-	const char *headers[] = { "Content-Type: application/json", "Accept: application/json",
-				  NULL };
-	struct jsonr *doc = NULL;
-	const struct jsonr_value *tok, *project;
-	int r;
-
-	auth_body(c, &body);
-	req.method = "POST";
-	req.url = url;
-	req.headers = headers;
-	req.body = body.buf;
-	req.body_len = body.len;
-	req.timeout_s = API_TIMEOUT_S;
-	req.ca_file = c->cacert;
-	r = http_request(&req, &resp, err);
-	explicit_bzero(body.buf, body.len);
-	strbuf_release(&body);
-	if (r < 0)
-		goto out;
-	if (resp.status != 201 && resp.status != 200) {
-		_cleanup_free_ char *what = xasprintf("keystone at '%s' refused the credentials from %s",
-						      url, c->origin);
-		const char *hint;
-
-		if (resp.status == 401 && os_creds_is_app_cred(c))
-			hint = "check OS_APPLICATION_CREDENTIAL_ID and _SECRET (an application "
-			       "credential may have expired or been deleted)";
-		else if (resp.status == 401)
-			hint = "check OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME and their domains "
-			       "(or the clouds.yaml entry)";
-		else
-			hint = "check OS_AUTH_URL and the credentials";
-		cloud_error(err, what, &resp, hint);
-		r = -EACCES;
-		goto out;
-	}
-	token = http_response_header(&resp, "X-Subject-Token");
-	r = parse_json(&resp, "keystone", &doc, err);
-	if (r < 0)
-		goto out;
-	tok = jget(&doc->root, "token", JSONR_OBJECT);
-	project = tok ? jget(tok, "project", JSONR_OBJECT) : NULL;
-	if (!token || !*token || !tok) {
-		strbuf_addf(err, "keystone at '%s' answered without a token: is OS_AUTH_URL a "
-				 "Keystone v3 endpoint?", url);
-		r = -EPROTO;
-		goto out;
-	}
-	if (!project || !jstr(project, "id")) {
-		strbuf_addf(err,
-			    "keystone at '%s' gave a token without a project: set OS_PROJECT_NAME "
-			    "or OS_PROJECT_ID (images belong to a project)",
-			    url);
-		r = -EPROTO;
-		goto out;
-	}
-	x->project_id = xstrdup(jstr(project, "id"));
-	x->token_header = xasprintf("X-Auth-Token: %s", token);
-	explicit_bzero(token, strlen(token));
-	r = catalog_image_endpoint(x, jget(tok, "catalog", JSONR_ARRAY), err);
-out:
-	jsonr_free(doc);
-	http_response_release(&resp);
-	return r;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -444,7 +64,7 @@ static void glance_image_release(struct glance_image *g)
 	free(g->id);
 	free(g->status);
 	free(g->sha256);
-	*g = (struct glance_image){ 0 };
+	*g = (struct glance_image){0};
 }
 
 /*
@@ -456,7 +76,7 @@ static int glance_find(const struct os_ctx *x, const struct cloud_image *img,
 		       struct glance_image *ret, struct strbuf *err)
 {
 	struct strbuf url = STRBUF_INIT;
-	struct http_response resp = { 0 };
+	struct http_response resp = {0};
 	struct jsonr *doc = NULL;
 	const struct jsonr_value *images;
 	int best = 0; /* 2: active, 1: queued or in transit */
@@ -472,19 +92,19 @@ static int glance_find(const struct os_ctx *x, const struct cloud_image *img,
 	if (r < 0)
 		goto out;
 	if (resp.status != 200) {
-		cloud_error(err, "glance could not list the project's images", &resp,
-			    "check that the account may use the image service");
+		os_cloud_error(err, "glance could not list the project's images", &resp,
+			       "check that the account may use the image service");
 		r = -EIO;
 		goto out;
 	}
-	r = parse_json(&resp, "glance", &doc, err);
+	r = os_parse_json(&resp, "glance", &doc, err);
 	if (r < 0)
 		goto out;
-	images = jget(&doc->root, "images", JSONR_ARRAY);
+	images = os_jget(&doc->root, "images", JSONR_ARRAY);
 	for (i = 0; images && i < images->n; i++) {
 		const struct jsonr_value *im = &images->items[i];
-		const char *id = jstr(im, "id"), *status = jstr(im, "status");
-		const char *sha = jstr(im, "imgforge_sha256");
+		const char *id = os_jstr(im, "id"), *status = os_jstr(im, "status");
+		const char *sha = os_jstr(im, "imgforge_sha256");
 		int rank;
 
 		if (!id || !status || !sha || strcmp(sha, img->sha256))
@@ -495,7 +115,8 @@ static int glance_find(const struct os_ctx *x, const struct cloud_image *img,
 			 !strcmp(status, "importing") || !strcmp(status, "uploading"))
 			rank = 1;
 		else
-			continue; /* killed, deleted, deactivated: not this build's image any more */
+			continue; /* killed, deleted, deactivated: not this build's image any more
+				   */
 		if (rank <= best)
 			continue;
 		best = rank;
@@ -513,7 +134,7 @@ out:
 
 static const char *disk_format(const char *format)
 {
-	static const char *const ok[] = { "raw", "qcow2", "vhd", "vmdk" };
+	static const char *const ok[] = {"raw", "qcow2", "vhd", "vmdk"};
 	size_t i;
 
 	for (i = 0; format && i < ARRAY_SIZE(ok); i++)
@@ -526,7 +147,7 @@ static int glance_create(const struct os_ctx *x, const struct cloud_image *img, 
 			 struct strbuf *err)
 {
 	struct strbuf body = STRBUF_INIT, url = STRBUF_INIT;
-	struct http_response resp = { 0 };
+	struct http_response resp = {0};
 	struct jsonr *doc = NULL;
 	uint64_t min_disk = (img->virtual_size + GIB - 1) / GIB;
 	struct json j;
@@ -569,19 +190,20 @@ static int glance_create(const struct os_ctx *x, const struct cloud_image *img, 
 		const char *hint = resp.status == 403 && img->public_image
 					   ? "this account may not publish public images: publish "
 					     "it private"
-				   : resp.status == 413 ? "the project's image quota is full: delete "
-							  "unused images ('openstack image list')"
-							: "check the image's name and properties";
-		_cleanup_free_ char *what =
-			xasprintf("glance at '%s' refused to create image '%s'", x->image_url, img->name);
-		cloud_error(err, what, &resp, hint);
+				   : resp.status == 413
+					   ? "the project's image quota is full: delete "
+					     "unused images ('openstack image list')"
+					   : "check the image's name and properties";
+		_cleanup_free_ char *what = xasprintf("glance at '%s' refused to create image '%s'",
+						      x->image_url, img->name);
+		os_cloud_error(err, what, &resp, hint);
 		r = -EIO;
 		goto out;
 	}
-	r = parse_json(&resp, "glance", &doc, err);
+	r = os_parse_json(&resp, "glance", &doc, err);
 	if (r < 0)
 		goto out;
-	id = jstr(&doc->root, "id");
+	id = os_jstr(&doc->root, "id");
 	if (!id) {
 		strbuf_addf(err, "glance at '%s' created image '%s' but gave no id", x->image_url,
 			    img->name);
@@ -602,21 +224,22 @@ static int glance_get(const struct os_ctx *x, const char *id, struct jsonr **ret
 		      struct strbuf *err)
 {
 	_cleanup_free_ char *url = xasprintf("%s/v2/images/%s", x->image_url, id);
-	struct http_response resp = { 0 };
+	struct http_response resp = {0};
 	int r;
 
 	r = glance_call(x, "GET", url, NULL, NULL, &resp, err);
 	if (r < 0)
 		goto out;
 	if (resp.status != 200) {
-		_cleanup_free_ char *what = xasprintf("glance at '%s' cannot show image '%s'",
-						      x->image_url, id);
-		cloud_error(err, what, &resp,
-			    resp.status == 404 ? "it was deleted meanwhile: publish again" : NULL);
+		_cleanup_free_ char *what =
+			xasprintf("glance at '%s' cannot show image '%s'", x->image_url, id);
+		os_cloud_error(err, what, &resp,
+			       resp.status == 404 ? "it was deleted meanwhile: publish again"
+						  : NULL);
 		r = -EIO;
 		goto out;
 	}
-	r = parse_json(&resp, "glance", ret_doc, err);
+	r = os_parse_json(&resp, "glance", ret_doc, err);
 out:
 	http_response_release(&resp);
 	return r;
@@ -628,9 +251,9 @@ static int glance_upload(const struct os_ctx *x, const struct cloud_image *img, 
 	_cleanup_free_ char *url = xasprintf("%s/v2/images/%s/file", x->image_url, id);
 	_cleanup_close_ int fd = -1;
 	struct http_request req = HTTP_REQUEST_INIT;
-	struct http_response resp = { 0 };
-	const char *headers[] = { x->token_header, "Accept: application/json",
-				  "Content-Type: application/octet-stream", NULL };
+	struct http_response resp = {0};
+	const char *headers[] = {x->token_header, "Accept: application/json",
+				 "Content-Type: application/octet-stream", NULL};
 	int r;
 
 	fd = open(img->path, O_RDONLY | O_CLOEXEC);
@@ -654,17 +277,19 @@ static int glance_upload(const struct os_ctx *x, const struct cloud_image *img, 
 	if (r < 0)
 		goto out;
 	if (resp.status == 409) {
-		/* An earlier attempt's data arrived after all (the answer was lost): see its status. */
+		/* An earlier attempt's data arrived after all (the answer was lost): see its
+		 * status. */
 		r = 0;
 		goto out;
 	}
 	if (resp.status != 204 && resp.status != 200 && resp.status != 201) {
-		_cleanup_free_ char *what = xasprintf("glance at '%s' refused the data of image '%s'",
-						      x->image_url, id);
-		cloud_error(err, what, &resp,
-			    resp.status == 413 ? "the project's storage quota is full: delete unused "
-						 "images ('openstack image list')"
-					       : "publish again: the image is kept and reused");
+		_cleanup_free_ char *what = xasprintf(
+			"glance at '%s' refused the data of image '%s'", x->image_url, id);
+		os_cloud_error(err, what, &resp,
+			       resp.status == 413
+				       ? "the project's storage quota is full: delete unused "
+					 "images ('openstack image list')"
+				       : "publish again: the image is kept and reused");
 		r = -EIO;
 	}
 out:
@@ -677,8 +302,8 @@ out:
  * is the file: its size, and the checksum Glance computed over the data it
  * received (os_hash_value with os_hash_algo, or the older MD5 checksum).
  */
-static int glance_wait_active(const struct os_ctx *x, const struct cloud_image *img,
-			      const char *id, struct strbuf *err)
+static int glance_wait_active(const struct os_ctx *x, const struct cloud_image *img, const char *id,
+			      struct strbuf *err)
 {
 	int64_t start = monotonic_ms();
 	unsigned delay_ms = 500;
@@ -692,36 +317,38 @@ static int glance_wait_active(const struct os_ctx *x, const struct cloud_image *
 		r = glance_get(x, id, &doc, err);
 		if (r < 0)
 			goto out;
-		status = jstr(&doc->root, "status");
+		status = os_jstr(&doc->root, "status");
 		if (status && !strcmp(status, "active"))
 			break;
 		if (!status || !strcmp(status, "killed") || !strcmp(status, "deleted") ||
 		    !strcmp(status, "pending_delete") || !strcmp(status, "deactivated")) {
-			strbuf_addf(err,
-				    "glance at '%s' put image '%s' in status '%s' after its upload: "
-				    "the service failed to store it; delete it with 'openstack image "
-				    "delete %s' and publish again",
-				    x->image_url, id, status ? status : "(none)", id);
+			strbuf_addf(
+				err,
+				"glance at '%s' put image '%s' in status '%s' after its upload: "
+				"the service failed to store it; delete it with 'openstack image "
+				"delete %s' and publish again",
+				x->image_url, id, status ? status : "(none)", id);
 			r = -EIO;
 			goto out;
 		}
 		if (monotonic_ms() - start > (int64_t)ACTIVE_TIMEOUT_S * 1000) {
 			strbuf_addf(err,
 				    "glance at '%s' still has image '%s' in status '%s' after %d "
-				    "minutes: see 'openstack image show %s'; publishing again reuses it",
+				    "minutes: see 'openstack image show %s'; publishing again "
+				    "reuses it",
 				    x->image_url, id, status, ACTIVE_TIMEOUT_S / 60, id);
 			r = -ETIMEDOUT;
 			goto out;
 		}
-		struct timespec ts = { delay_ms / 1000, (long)(delay_ms % 1000) * 1000000L };
+		struct timespec ts = {delay_ms / 1000, (long)(delay_ms % 1000) * 1000000L};
 		nanosleep(&ts, NULL);
 		if (delay_ms < 5000)
 			delay_ms *= 2;
 	}
 
-	const struct jsonr_value *size = jget(&doc->root, "size", JSONR_UINT);
-	const char *algo = jstr(&doc->root, "os_hash_algo");
-	const char *want = jstr(&doc->root, "os_hash_value");
+	const struct jsonr_value *size = os_jget(&doc->root, "size", JSONR_UINT);
+	const char *algo = os_jstr(&doc->root, "os_hash_algo");
+	const char *want = os_jstr(&doc->root, "os_hash_value");
 	_cleanup_free_ char *have = NULL;
 
 	if (!size || size->u != img->size) {
@@ -735,7 +362,7 @@ static int glance_wait_active(const struct os_ctx *x, const struct cloud_image *
 	}
 	if (!algo || !want) {
 		algo = "md5";
-		want = jstr(&doc->root, "checksum");
+		want = os_jstr(&doc->root, "checksum");
 	}
 	if (!want) {
 		strbuf_addf(err, "glance at '%s' reports no checksum for image '%s'", x->image_url,
@@ -803,8 +430,8 @@ static int check_image(const struct cloud_image *img, struct strbuf *err)
 int cloud_publish_openstack(const struct cloud_image *img, struct cloud_result *res,
 			    struct strbuf *err)
 {
-	struct os_ctx x = { 0 };
-	struct glance_image found = { 0 };
+	struct os_ctx x = {0};
+	struct glance_image found = {0};
 	_cleanup_free_ char *id = NULL;
 	int r;
 
@@ -814,7 +441,7 @@ int cloud_publish_openstack(const struct cloud_image *img, struct cloud_result *
 	r = os_creds_load(img->region, &x.creds, err);
 	if (r < 0)
 		return r;
-	r = keystone_auth(&x, err);
+	r = os_keystone_auth(&x, err);
 	if (r < 0)
 		goto out;
 	r = glance_find(&x, img, &found, err);

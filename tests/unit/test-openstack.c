@@ -77,7 +77,7 @@ static const char clouds_yaml[] = "clouds:\n"
 
 TEST(test_openrc_environment)
 {
-	struct os_creds c = { 0 };
+	struct os_creds c = {0};
 	struct strbuf err = STRBUF_INIT;
 
 	env_clean();
@@ -100,7 +100,7 @@ TEST(test_openrc_environment)
 
 TEST(test_region_argument_wins)
 {
-	struct os_creds c = { 0 };
+	struct os_creds c = {0};
 	struct strbuf err = STRBUF_INIT;
 
 	env_clean();
@@ -113,7 +113,7 @@ TEST(test_region_argument_wins)
 
 TEST(test_missing_password)
 {
-	struct os_creds c = { 0 };
+	struct os_creds c = {0};
 	struct strbuf err = STRBUF_INIT;
 
 	env_clean();
@@ -128,7 +128,7 @@ TEST(test_missing_password)
 
 TEST(test_nothing_set)
 {
-	struct os_creds c = { 0 };
+	struct os_creds c = {0};
 	struct strbuf err = STRBUF_INIT;
 
 	env_clean();
@@ -139,7 +139,7 @@ TEST(test_nothing_set)
 
 TEST(test_clouds_yaml_in_config_dir)
 {
-	struct os_creds c = { 0 };
+	struct os_creds c = {0};
 	struct strbuf err = STRBUF_INIT;
 
 	env_clean();
@@ -163,7 +163,7 @@ TEST(test_clouds_yaml_in_config_dir)
 /* Variables set override the entry's values, as for the openstack client. */
 TEST(test_environment_overrides_clouds_yaml)
 {
-	struct os_creds c = { 0 };
+	struct os_creds c = {0};
 	struct strbuf err = STRBUF_INIT;
 
 	env_clean();
@@ -183,7 +183,7 @@ TEST(test_environment_overrides_clouds_yaml)
 /* ./clouds.yaml comes before the user's, which is then not read at all. */
 TEST(test_clouds_yaml_order)
 {
-	struct os_creds c = { 0 };
+	struct os_creds c = {0};
 	struct strbuf err = STRBUF_INIT;
 
 	env_clean();
@@ -206,7 +206,7 @@ TEST(test_clouds_yaml_order)
 
 TEST(test_application_credential)
 {
-	struct os_creds c = { 0 };
+	struct os_creds c = {0};
 	struct strbuf err = STRBUF_INIT;
 
 	env_clean();
@@ -236,7 +236,7 @@ TEST(test_application_credential)
 
 TEST(test_no_clouds_yaml)
 {
-	struct os_creds c = { 0 };
+	struct os_creds c = {0};
 	struct strbuf err = STRBUF_INIT;
 
 	env_clean();
@@ -251,7 +251,7 @@ TEST(test_no_clouds_yaml)
 
 TEST(test_bad_clouds_yaml)
 {
-	struct os_creds c = { 0 };
+	struct os_creds c = {0};
 	struct strbuf err = STRBUF_INIT;
 
 	env_clean();
