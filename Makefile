@@ -166,6 +166,18 @@ DEB_PACKAGES := gcc make pkg-config libc6-dev \
 	postgresql curl python3-flask python3-psycopg2 gunicorn openssh-client lynis strace casync \
 	keystone glance-api python3-openstackclient uwsgi-plugin-python3
 
+# botocore recomputes the AWS signatures in the publish tests' fake EC2 and EBS
+# (tests/helpers/fake-aws.py) and reads their S3 peer.
+DEB_PACKAGES += python3-botocore
+# The AWS CLI reads back what imgforge publish uploaded to S3: a second,
+# independent S3 client (tests/e2e/t7000-publish-s3.sh).
+DEB_PACKAGES += awscli
+
+# s3rver, the S3 peer of the publish tests (npm, not in Debian), installed
+# into the build tree: tests take $(S3RVER_DIR)/node_modules/.bin/s3rver.
+S3RVER_VERSION := 3.7.1
+S3RVER_DIR     := build/tools/s3rver
+
 # The sample frontend's toolchain (examples/atarys/frontend: Vite 5.4) runs on
 # Node.js 18 or later, Debian 12's own. A node and npm that work already, such
 # as a newer Node.js from another apt repository whose nodejs package carries
@@ -185,6 +197,14 @@ deps:
 		$$sudo apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends \
 			$$missing >/dev/null || { echo "deps: apt-get install failed" >&2; exit 1; }; \
+	fi
+	@v=$$(node -p 'require("./$(S3RVER_DIR)/node_modules/s3rver/package.json").version' 2>/dev/null); \
+	if [ "$$v" != "$(S3RVER_VERSION)" ]; then \
+		echo "deps: installing s3rver $(S3RVER_VERSION) (npm) in $(S3RVER_DIR)"; \
+		mkdir -p $(S3RVER_DIR) && \
+		npm install --no-save --no-package-lock --no-audit --no-fund --loglevel=error \
+			--prefix $(S3RVER_DIR) s3rver@$(S3RVER_VERSION) >/dev/null || \
+			{ echo "deps: npm install s3rver@$(S3RVER_VERSION) failed" >&2; exit 1; }; \
 	fi
 
 # --- tests -------------------------------------------------------------------

@@ -34,6 +34,7 @@ struct cloud_image {
 	const char *os_version;	  /* "12", "24.04" */
 	const char *region;	  /* NULL: the region of the cloud's configuration */
 	bool public_image;	  /* visible to every account of the cloud */
+	const char *bucket;	  /* object storage bucket to upload through, or NULL */
 	const char *state_dir;	  /* private directory for a resumable upload's state */
 	cloud_progress_fn progress;
 	void *progress_userdata;

@@ -32,7 +32,8 @@
 
 static const char usage[] =
 	"usage: imgforge publish <build> --to aws|openstack|scaleway [--region <r>]\n"
-	"                        [--name <n>] [--public] [--format <f>] [--json]\n"
+	"                        [--name <n>] [--public] [--format <f>] [--bucket <b>]\n"
+	"                        [--json]\n"
 	"\n"
 	"Make a registered build's disk a bootable image in a cloud: export it to\n"
 	"the format the cloud takes, upload it (resumable: run the same command\n"
@@ -48,16 +49,15 @@ static const char footer[] =
 	"Scaleway: SCW_* or its config file) and never stored. See docs/publish.md.\n";
 
 enum target { T_AWS, T_OPENSTACK, T_SCALEWAY };
-static const char *const targets[] = { "aws", "openstack", "scaleway", NULL };
+static const char *const targets[] = {"aws", "openstack", "scaleway", NULL};
 
 static const struct {
-	int (*publish)(const struct cloud_image *img, struct cloud_result *res,
-		       struct strbuf *err);
+	int (*publish)(const struct cloud_image *img, struct cloud_result *res, struct strbuf *err);
 	const char *formats[3]; /* what the cloud takes; the first is the default */
 } target_info[] = {
-	[T_AWS] = { cloud_publish_aws, { "raw", "vmdk", "vhd" } },
-	[T_OPENSTACK] = { cloud_publish_openstack, { "qcow2", "raw", NULL } },
-	[T_SCALEWAY] = { cloud_publish_scaleway, { "qcow2", NULL, NULL } },
+	[T_AWS] = {cloud_publish_aws, {"raw", "vmdk", "vhd"}},
+	[T_OPENSTACK] = {cloud_publish_openstack, {"qcow2", "raw", NULL}},
+	[T_SCALEWAY] = {cloud_publish_scaleway, {"qcow2", NULL, NULL}},
 };
 
 /* --- progress --- */
@@ -158,7 +158,8 @@ static int export_disk(const char *disk, const char *dir, enum imgout_format f, 
 	_cleanup_free_ char *path = xasprintf("%s/disk.%s", dir, imgout_format_name(f));
 	_cleanup_free_ char *tmp = xasprintf("%s.tmp", path);
 	_cleanup_close_ int in = -1, out = -1;
-	struct imgout_opts o = { .format = f, .compress = f == IMGOUT_VMDK, .extent_name = "disk.vmdk" };
+	struct imgout_opts o = {
+		.format = f, .compress = f == IMGOUT_VMDK, .extent_name = "disk.vmdk"};
 	struct strbuf err = STRBUF_INIT;
 	struct stat st;
 	int64_t t0 = monotonic_ms();
@@ -258,8 +259,9 @@ static int state_dir(const char *cache, const char *build_id, const char *target
 /* Remove the state of a finished publication: the exported file, the upload's state. */
 static void state_remove(const char *dir)
 {
-	static const char *const names[] = { "disk.raw", "disk.qcow2", "disk.vmdk", "disk.vhd",
-					      "upload.json", "lock", NULL };
+	static const char *const names[] = {"disk.raw",	   "disk.qcow2",  "disk.vmdk",
+					    "disk.vhd",	   "upload.json", "ebs.json",
+					    "import.json", "lock",	  NULL};
 	size_t i;
 
 	for (i = 0; names[i]; i++) {
@@ -297,7 +299,7 @@ static void result_json(const struct registry_publication *p, struct strbuf *out
 int cmd_publish(int argc, char **argv)
 {
 	const char *region = NULL, *name = NULL, *fmt = NULL, *registry = NULL, *cache = NULL;
-	const char *description = NULL;
+	const char *description = NULL, *bucket = NULL;
 	int to = -1;
 	bool public_image = false, json = false;
 	const struct opt options[] = {
@@ -308,6 +310,8 @@ int cmd_publish(int argc, char **argv)
 			   "the image's name (default: <image>-<version>-<build>)"),
 		OPT_STRING(0, "description", &description, "<text>", "a one-line description"),
 		OPT_FLAG(0, "public", &public_image, "make the image visible to every account"),
+		OPT_STRING(0, "bucket", &bucket, "<b>",
+			   "the S3 bucket to upload through (aws with vmdk or vhd, scaleway)"),
 		OPT_STRING('f', "format", &fmt, "<f>",
 			   "the format to upload (default: what the cloud takes best)"),
 		OPT_FLAG(0, "json", &json, "print the publication as JSON"),
@@ -324,10 +328,10 @@ int cmd_publish(int argc, char **argv)
 	_cleanup_build_ struct registry_build *b = NULL;
 	_cleanup_registry_ struct registry *reg = NULL;
 	_cleanup_close_ int dfd = -1;
-	struct registry_publication pub = { 0 };
-	struct cloud_result res = { 0 };
-	struct cloud_image img = { 0 };
-	struct progress prog = { .tty = isatty(STDERR_FILENO) && log_get_level() >= LOG_NORMAL };
+	struct registry_publication pub = {0};
+	struct cloud_result res = {0};
+	struct cloud_image img = {0};
+	struct progress prog = {.tty = isatty(STDERR_FILENO) && log_get_level() >= LOG_NORMAL};
 	struct strbuf err = STRBUF_INIT, out = STRBUF_INIT;
 	enum imgout_format f = IMGOUT_RAW;
 	char hex[SHA256_HEX_LEN];
@@ -438,6 +442,7 @@ int cmd_publish(int argc, char **argv)
 		.os_version = osver,
 		.region = region,
 		.public_image = public_image,
+		.bucket = bucket,
 		.state_dir = dir,
 		.progress = on_progress,
 		.progress_userdata = &prog,

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "core/hash.h"
 #include "core/util.h"
@@ -200,6 +201,48 @@ int base64_decode(const char *s, uint8_t **ret, size_t *ret_len)
 	*ret = out;
 	*ret_len = (size_t)r - pad;
 	return 0;
+}
+
+void hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
+		 uint8_t out[SHA256_LEN])
+{
+	unsigned int n = SHA256_LEN;
+
+	/* Fails only without memory: HMAC-SHA-256 takes any key and data. */
+	if (!HMAC(EVP_sha256(), key, (int)key_len, data, len, out, &n))
+		abort();
+}
+
+int sha256_fd_range(int fd, uint64_t offset, uint64_t len, char out[SHA256_HEX_LEN])
+{
+	_cleanup_free_ uint8_t *buf = xmalloc(1u << 20);
+	struct sha256 *h = sha256_new();
+	uint64_t done = 0;
+
+	while (done < len) {
+		size_t want = len - done < (1u << 20) ? (size_t)(len - done) : (1u << 20);
+		ssize_t n = pread(fd, buf, want, (off_t)(offset + done));
+
+		if (n <= 0) {
+			int e = n < 0 ? errno : EIO;
+
+			sha256_free(h);
+			return -e;
+		}
+		sha256_update(h, buf, (size_t)n);
+		done += (uint64_t)n;
+	}
+	sha256_final_hex(h, out);
+	sha256_free(h);
+	return 0;
+}
+
+char *base64_encode(const void *data, size_t len)
+{
+	char *out = xmalloc(4 * ((len + 2) / 3) + 1);
+
+	EVP_EncodeBlock((unsigned char *)out, data, (int)len);
+	return out;
 }
 
 int digest_file(const char *path, const char *algo, char **ret_hex)

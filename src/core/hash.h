@@ -34,6 +34,11 @@ void hex_encode(const uint8_t *data, size_t len, char *out);
 int hex_decode(const char *s, uint8_t *out, size_t len);
 /* Hash a file's contents. Returns 0 or -errno; *ret_size gets its length if not NULL. */
 int sha256_file(const char *path, char out[SHA256_HEX_LEN], uint64_t *ret_size);
+/* HMAC-SHA-256 (RFC 2104) of data under key, into out[32]: what AWS signatures chain. */
+void hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
+		 uint8_t out[SHA256_LEN]);
+/* SHA-256 of len bytes of fd from offset, in hex. 0, or -errno (-EIO: the file is shorter). */
+int sha256_fd_range(int fd, uint64_t offset, uint64_t len, char out[SHA256_HEX_LEN]);
 /* True if s is 64 lowercase or uppercase hex digits. */
 int is_sha256_hex(const char *s);
 /*
@@ -42,6 +47,8 @@ int is_sha256_hex(const char *s);
  * -EINVAL.
  */
 int base64_decode(const char *s, uint8_t **ret, size_t *ret_len);
+/* Standard base64 of data, padded, one line; malloc'd. */
+char *base64_encode(const void *data, size_t len);
 
 /*
  * Hash a file with the named algorithm ("md5", "sha1", "sha256", "sha384",

@@ -68,8 +68,7 @@ fail:
 }
 
 int registry_list_publications(struct registry *r, const char *build_id,
-			       struct registry_publication **ret, size_t *ret_n,
-			       struct strbuf *err)
+			       struct registry_publication **ret, size_t *ret_n, struct strbuf *err)
 {
 	_cleanup_stmt_ struct db_stmt *s = NULL;
 	struct registry_publication *v = NULL;

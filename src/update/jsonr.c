@@ -22,6 +22,7 @@ struct parser {
 	size_t count; /* values so far */
 	char *err;
 	size_t errlen;
+	bool any_number; /* jsonr_parse_api(): any JSON number, not only unsigned integers */
 };
 
 static int fail(struct parser *ps, size_t at, const char *fmt, ...) _printf_(3, 4);
@@ -54,6 +55,8 @@ const char *jsonr_type_name(enum jsonr_type t)
 		return "an array";
 	case JSONR_OBJECT:
 		return "an object";
+	case JSONR_NUMBER:
+		return "a number";
 	}
 	return "a value";
 }
@@ -220,6 +223,58 @@ static int parse_uint(struct parser *ps, uint64_t *ret)
 	return 0;
 }
 
+/*
+ * Any number of RFC 8259 (a sign, a fraction, an exponent), for the answers
+ * of cloud APIs: an unsigned integer that fits stays JSONR_UINT, anything
+ * else is JSONR_NUMBER, checked but not converted.
+ */
+static int parse_any_number(struct parser *ps, struct jsonr_value *v)
+{
+	size_t start = ps->pos, i = ps->pos;
+	const char *p = ps->p;
+	bool plain = true;
+
+#define DIGIT(k) ((k) < ps->len && p[k] >= '0' && p[k] <= '9')
+	if (i < ps->len && p[i] == '-') {
+		plain = false;
+		i++;
+	}
+	if (!DIGIT(i))
+		return fail(ps, start, "a number without digits");
+	if (p[i] == '0' && DIGIT(i + 1))
+		return fail(ps, start, "number with a leading zero");
+	while (DIGIT(i))
+		i++;
+	if (i < ps->len && p[i] == '.') {
+		plain = false;
+		if (!DIGIT(++i))
+			return fail(ps, start, "a fraction without digits");
+		while (DIGIT(i))
+			i++;
+	}
+	if (i < ps->len && (p[i] == 'e' || p[i] == 'E')) {
+		plain = false;
+		i++;
+		if (i < ps->len && (p[i] == '+' || p[i] == '-'))
+			i++;
+		if (!DIGIT(i))
+			return fail(ps, start, "an exponent without digits");
+		while (DIGIT(i))
+			i++;
+	}
+#undef DIGIT
+	if (plain) {
+		v->type = JSONR_UINT;
+		if (parse_uint(ps, &v->u) == 0)
+			return 0;
+		/* Too large for 64 bits: still a number. */
+	}
+	v->type = JSONR_NUMBER;
+	v->u = 0;
+	ps->pos = i;
+	return 0;
+}
+
 static int parse_value(struct parser *ps, struct jsonr_value *v, int depth);
 
 static void value_release(struct jsonr_value *v)
@@ -373,6 +428,8 @@ static int parse_value(struct parser *ps, struct jsonr_value *v, int depth)
 		return fail(ps, ps->pos, "unknown word");
 	}
 	default:
+		if (ps->any_number && ((c >= '0' && c <= '9') || c == '-'))
+			return parse_any_number(ps, v);
 		if (c >= '0' && c <= '9') {
 			v->type = JSONR_UINT;
 			return parse_uint(ps, &v->u);
@@ -383,10 +440,11 @@ static int parse_value(struct parser *ps, struct jsonr_value *v, int depth)
 	}
 }
 
-int jsonr_parse(const char *text, size_t len, struct jsonr **ret, char *err, size_t errlen)
+static int parse_doc(const char *text, size_t len, bool any_number, struct jsonr **ret, char *err,
+		     size_t errlen)
 {
 	struct jsonr *doc;
-	struct parser ps = {.len = len, .err = err, .errlen = errlen};
+	struct parser ps = {.len = len, .err = err, .errlen = errlen, .any_number = any_number};
 	int r;
 
 	if (len > JSONR_MAX_SIZE) {
@@ -412,6 +470,16 @@ int jsonr_parse(const char *text, size_t len, struct jsonr **ret, char *err, siz
 	}
 	*ret = doc;
 	return 0;
+}
+
+int jsonr_parse(const char *text, size_t len, struct jsonr **ret, char *err, size_t errlen)
+{
+	return parse_doc(text, len, false, ret, err, errlen);
+}
+
+int jsonr_parse_api(const char *text, size_t len, struct jsonr **ret, char *err, size_t errlen)
+{
+	return parse_doc(text, len, true, ret, err, errlen);
 }
 
 void jsonr_free(struct jsonr *doc)

@@ -32,6 +32,7 @@ enum jsonr_type {
 	JSONR_STRING,
 	JSONR_ARRAY,
 	JSONR_OBJECT,
+	JSONR_NUMBER, /* jsonr_parse_api() only: a number that is not an unsigned integer */
 };
 
 struct jsonr_member;
@@ -65,6 +66,12 @@ struct jsonr {
  * message in err: "invalid JSON at byte N: ...".
  */
 int jsonr_parse(const char *text, size_t len, struct jsonr **ret, char *err, size_t errlen);
+/*
+ * The same for the answers of cloud APIs, which hold any JSON number (a
+ * time as 1.7e9, a negative value): those that are not unsigned integers
+ * are JSONR_NUMBER, without a value.
+ */
+int jsonr_parse_api(const char *text, size_t len, struct jsonr **ret, char *err, size_t errlen);
 void jsonr_free(struct jsonr *doc);
 
 /* The member of an object named key, or NULL (also when v is not an object). */

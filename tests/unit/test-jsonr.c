@@ -210,8 +210,38 @@ TEST(test_channel)
 	strbuf_release(&b);
 }
 
+/* Cloud API answers: any number, while jsonr_parse() still refuses them. */
+TEST(test_api_numbers)
+{
+	static const char doc[] = "{\"a\": 1.5e9, \"b\": -3, \"c\": 7, \"d\": 0.25, "
+				  "\"e\": 18446744073709551616, \"s\": \"x\"}";
+	static const char *const bad[] = { "-", "1.", "1e", "-01", ".5", "1e+", "--1" };
+	struct jsonr *d = NULL;
+	char err[128];
+	size_t i;
+
+	CHECK_INT(jsonr_parse(doc, strlen(doc), &d, err, sizeof(err)), -EINVAL);
+	CHECK_INT(jsonr_parse_api(doc, strlen(doc), &d, err, sizeof(err)), 0);
+	if (!d)
+		return;
+	CHECK_INT(jsonr_get(&d->root, "a")->type, JSONR_NUMBER);
+	CHECK_INT(jsonr_get(&d->root, "b")->type, JSONR_NUMBER);
+	CHECK_INT(jsonr_get(&d->root, "c")->type, JSONR_UINT);
+	CHECK_INT(jsonr_get(&d->root, "c")->u, 7);
+	CHECK_INT(jsonr_get(&d->root, "d")->type, JSONR_NUMBER);
+	CHECK_INT(jsonr_get(&d->root, "e")->type, JSONR_NUMBER);
+	CHECK_STR(jsonr_get(&d->root, "s")->s, "x");
+	jsonr_free(d);
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
+		d = NULL;
+		CHECK_INT(jsonr_parse_api(bad[i], strlen(bad[i]), &d, err, sizeof(err)), -EINVAL);
+		jsonr_free(d);
+	}
+}
+
 int main(void)
 {
+	RUN(test_api_numbers);
 	RUN(test_values);
 	RUN(test_refusals);
 	RUN(test_limits);
