@@ -163,7 +163,8 @@ DEB_PACKAGES := gcc make pkg-config libc6-dev \
 	mmdebstrap debian-archive-keyring ca-certificates time bc \
 	qemu-system-x86 qemu-utils ovmf seabios grub-efi-amd64-bin grub-pc-bin \
 	fdisk gdisk dosfstools mtools \
-	postgresql curl python3-flask python3-psycopg2 gunicorn openssh-client lynis strace casync
+	postgresql curl python3-flask python3-psycopg2 gunicorn openssh-client lynis strace casync \
+	keystone glance-api python3-openstackclient uwsgi-plugin-python3
 
 # botocore recomputes the AWS signatures in the publish tests' fake EC2 and EBS
 # (tests/helpers/fake-aws.py) and reads their S3 peer.

@@ -244,3 +244,52 @@ char *base64_encode(const void *data, size_t len)
 	EVP_EncodeBlock((unsigned char *)out, data, (int)len);
 	return out;
 }
+
+int digest_file(const char *path, const char *algo, char **ret_hex)
+{
+	_cleanup_close_ int fd = -1;
+	_cleanup_free_ char *buf = NULL;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	const EVP_MD *type;
+	EVP_MD_CTX *ctx;
+	char *hex;
+	int r = 0;
+
+	if (strcmp(algo, "md5") && strcmp(algo, "sha1") && strcmp(algo, "sha256") &&
+	    strcmp(algo, "sha384") && strcmp(algo, "sha512"))
+		return -EINVAL;
+	type = EVP_get_digestbyname(algo);
+	if (!type)
+		return -EINVAL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ctx = EVP_MD_CTX_new();
+	if (!ctx || EVP_DigestInit_ex(ctx, type, NULL) != 1) {
+		EVP_MD_CTX_free(ctx);
+		return -ENOMEM;
+	}
+	buf = xmalloc(1 << 20);
+	for (;;) {
+		ssize_t n = read(fd, buf, 1 << 20);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		EVP_DigestUpdate(ctx, buf, (size_t)n);
+	}
+	if (r == 0 && EVP_DigestFinal_ex(ctx, md, &mdlen) != 1)
+		r = -EIO;
+	EVP_MD_CTX_free(ctx);
+	if (r < 0)
+		return r;
+	hex = xmalloc(2 * mdlen + 1);
+	hex_encode(md, mdlen, hex);
+	*ret_hex = hex;
+	return 0;
+}

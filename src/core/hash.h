@@ -50,4 +50,12 @@ int base64_decode(const char *s, uint8_t **ret, size_t *ret_len);
 /* Standard base64 of data, padded, one line; malloc'd. */
 char *base64_encode(const void *data, size_t len);
 
+/*
+ * Hash a file with the named algorithm ("md5", "sha1", "sha256", "sha384",
+ * "sha512": the names clouds report their checksums under). Returns 0 with
+ * *ret_hex a new lowercase hex string (the caller's), -EINVAL for another
+ * name, or -errno from reading.
+ */
+int digest_file(const char *path, const char *algo, char **ret_hex);
+
 #endif
