@@ -47,6 +47,7 @@
 
 #include "core/hash.h"
 #include "core/options.h"
+#include "core/stoppoint.h"
 #include "core/util.h"
 #include "net/fetch.h"
 #include "update/agent/agent.h"
@@ -180,9 +181,11 @@ static void progress(struct target *t, uint64_t end)
 {
 	unsigned tenth = t->image_size ? (unsigned)(end * 10 / t->image_size) : 10;
 
-	if (tenth > t->last_tenth) {
-		t->last_tenth = tenth;
-		info("writing slot %c: %u%%", t->slot, tenth * 10);
+	while (tenth > t->last_tenth) {
+		t->last_tenth++;
+		if (t->last_tenth == tenth)
+			info("writing slot %c: %u%%", t->slot, tenth * 10);
+		stop_point("write");
 	}
 }
 
@@ -310,10 +313,16 @@ static int payload_precheck(struct source *in, const struct bundle_manifest *m,
 	struct sha256 *h = sha256_new();
 	uint8_t buf[65536], got[SHA256_LEN];
 	uint64_t left = m->payload_size;
+	unsigned tenth = 0;
 	ssize_t r;
 	int ret = -1;
 
 	while (left > 0) {
+		/* A stop point at each tenth of the payload read (power-cut tests). */
+		while (m->payload_size && tenth < (m->payload_size - left) * 10 / m->payload_size) {
+			tenth++;
+			stop_point("download");
+		}
 		r = source_read(in, buf, left < sizeof(buf) ? (size_t)left : sizeof(buf));
 		if (r < 0) {
 			bundle_failed(in, "", sb);
@@ -503,6 +512,7 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 			kv_setf(&st, "DOWNLOADED", "%" PRIu64, delta_downloaded(d));
 			goto fail;
 		}
+		stop_point("delta-prepared");
 		if (a->lock_fd >= 0) {
 			spool = agent_state_path(a, "delta-spool");
 			if (delta_spool_open(d, spool) < 0)
@@ -514,6 +524,7 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 			kv_setf(&st, "DOWNLOADED", "%" PRIu64, delta_downloaded(d));
 			goto fail;
 		}
+		stop_point("checked");
 		if (!delta_checked_all(d))
 			info("more than 64 MiB to download: each chunk is checked as it is "
 			     "written");
@@ -521,6 +532,7 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 		kv_set(&st, "METHOD", "delta");
 		kv_setf(&st, "BUNDLE_SIZE", "%" PRIu64, delta_bundle_size(d));
 		record(a, &st, "last-install", "installing", NULL);
+		stop_point("installing-recorded");
 		snprintf(tries, sizeof(tries), "%u", s.max_tries);
 		if (set_boot(&s, s.booted, t.slot, tries, &sb) < 0)
 			goto fail;
@@ -558,6 +570,7 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 	info("verified: %s %s (running %s %s), signed, %" PRIu64 " bytes", m->compatible,
 	     m->version, a->compatible, a->version ? a->version : "(unknown version)",
 	     m->image_size);
+	stop_point("checked");
 
 	/* The second pass reads the bundle again from its start. */
 	downloaded = in.n;
@@ -589,6 +602,7 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 		kv_setf(&st, "BUNDLE_SIZE", "%" PRIu64, downloaded);
 	}
 	record(a, &st, "last-install", "installing", NULL);
+	stop_point("installing-recorded");
 	snprintf(tries, sizeof(tries), "%u", s.max_tries);
 	if (set_boot(&s, s.booted, t.slot, tries, &sb) < 0)
 		goto fail;
@@ -607,9 +621,11 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 		goto fail;
 	}
 written:
+	stop_point("written");
 	if (target_verify(&t, m->image_sha256, &sb) < 0)
 		goto fail;
 	info("slot %c written and read back: sha256 matches", t.slot);
+	stop_point("read-back");
 
 	/* 5. */
 	{
@@ -626,10 +642,13 @@ written:
 			goto fail;
 		}
 
+		stop_point("pre-install-hooks");
+
 		/* 6. */
 		if (set_boot(&s, t.slot, t.slot, "0", &sb) < 0)
 			goto fail;
 		record(a, &st, "last-install", "installed", NULL);
+		stop_point("installed-recorded");
 		record(a, &st, "last-attempt", "installed", NULL);
 		info("slot %c holds %s %s and boots next (slot %c is the fallback)", t.slot,
 		     m->compatible, m->version, s.booted);
@@ -641,6 +660,7 @@ written:
 		}
 	}
 	ret = 0;
+	stop_point("done");
 	if (reboot)
 		ret = agent_reboot();
 	goto out;
