@@ -7,7 +7,7 @@
 # tests/e2e/powercut-check.py; the next install starts from there. Both
 # install paths: a bundle file (read twice) and a delta download over HTTP
 # ranges. The same points cut the power of a real VM in
-# tests/e2e/long/t5110-powercut.sh (make check-powercut) and t5150.
+# tests/e2e/long/t5110-powercut.sh (make check-powercut).
 . "$SRCDIR/tests/e2e/lib.sh"
 
 require_tool grub-editenv grub-common || exit 1
