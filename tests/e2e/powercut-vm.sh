@@ -105,7 +105,13 @@ powercut_setup() {
 			pc.yaml 2>build.err || { tail -20 build.err; exit 1; }
 		echo "build: $((SECONDS - start)) s" >>timings &&
 		mkdir -p www &&
-		for v in 1.0 1.1 1.2; do
+		# 1.0 is the image slot A of disk.raw holds, untouched.
+		debugfs -R "cat /etc/imgforge/release" out/root.ext4 2>/dev/null | grep -qx "VERSION=1.0" &&
+		cp --sparse=always out/root.ext4 v1.0.ext4 &&
+		imgforge bundle v1.0.ext4 -o www/v1.0.bundle --key keys/signing.key \
+			--cert keys/signing.crt --compatible test-powercut --version 1.0 2>err ||
+			{ cat err; exit 1; }
+		for v in 1.1 1.2; do
 			cp --sparse=always out/root.ext4 v$v.ext4 &&
 			debugfs -R "cat /etc/imgforge/release" v$v.ext4 2>/dev/null |
 				sed "s/^VERSION=.*/VERSION=$v/" >release-$v &&
@@ -213,6 +219,7 @@ cut() {
 	printf "%2d %-6s %-28s %-5s last: %-32s booted %s, v%s, %s s\n" "$n" "$kind" "$arg" "$how" \
 		"$(sed "s/^stop-point: //; s/: stopped//" "phase-$n" | cut -c1-32)" "$(cat booted)" \
 		"$(sed -n 2p "check-$n.out")" $((SECONDS - start)) >>points.txt
+	[ -z "${POWERCUT_REPORT:-}" ] || tail -1 points.txt >>"$POWERCUT_REPORT"
 }
 
 powercut_run() {
@@ -241,5 +248,4 @@ powercut_run() {
 		up final && check final final $target && test "$(holds $target)" = $other
 	'
 	sed 's/^/# /' points.txt timings 2>/dev/null
-	cp points.txt "${POWERCUT_REPORT:-/dev/null}" 2>/dev/null || true
 }
