@@ -27,7 +27,9 @@
  *  7. the post-install hooks; a reboot if asked.
  *
  * Killed anywhere before 6, the running slot stays the default; the state
- * file says the install was interrupted.
+ * file says the install was interrupted. The stop_point() calls name the
+ * places between these writes where the power-cut tests cut the power
+ * (docs/update.md, "Power cuts"); they do nothing otherwise.
  *
  * From a server that answers range requests, a format-2 bundle takes the
  * delta path instead of reading the bundle twice (delta.c): steps 1 and 3
