@@ -162,8 +162,8 @@ check() {
 		--point "$2" || { vm imgforge-update status; return 1; }
 	vm "systemctl --failed --no-legend --plain" >failed && { test ! -s failed || { cat failed; return 1; }; }
 }
-# cut N KIND ARG [full|delta]: one point of the chain (the VM runs, marked good).
-cut() {
+# cut_at N KIND ARG [full|delta]: one point of the chain (the VM runs, marked good).
+cut_at() {
 	local n=$1 kind=$2 arg=$3 how=${4:-full} running target other v stop=trace
 	local flags="--allow-downgrade --reboot" start=$SECONDS expect pid i
 	running=$(cat booted)
@@ -237,7 +237,7 @@ powercut_run() {
 		local kind=$1 how=${*: -1} arg
 		case $how in full|delta) arg=${line#"$kind "}; arg=${arg%" $how"} ;; *) how=full; arg=${line#"$kind "} ;; esac
 		test_expect_success "power cut $n: $kind $arg ($how): a good slot boots, status consistent" "
-			cut $n $kind \"$arg\" $how
+			cut_at $n $kind \"$arg\" $how
 		"
 	done <<<"$POINTS"
 	test_expect_success 'after every cut, an install runs to its end and its slot is marked good' '

@@ -66,9 +66,9 @@ check() {
 		--version "$(sed -n "s/^VERSION=//p" release)" --holds "A=$(holds A),B=$(holds B)" \
 		--expect-booted "$2" --point "$1" || { cat status.json; agent status; return 1; }
 }
-# cut POINT SOURCE: install the other version from SOURCE (a file or a URL
+# cut_at POINT SOURCE: install the other version from SOURCE (a file or a URL
 # with %s for the version), stopped at POINT and killed there.
-cut() {
+cut_at() {
 	local point=$1 running other target pid
 	running=$(sed -n "s/^VERSION=//p" release)
 	other=1.0 && [ "$running" = 1.0 ] && other=1.1
@@ -136,14 +136,14 @@ test_expect_success 'the stop points of both install paths' '
 
 test_expect_success 'killed at every stop point of an install from a file: status consistent each time' '
 	n=0 && while read -r p; do
-		cut "$p" www/v%s.bundle || exit 1
+		cut_at "$p" www/v%s.bundle || exit 1
 		n=$((n + 1))
 	done <points-file && echo "$n points" && test "$n" -ge 25
 '
 
 test_expect_success 'killed at every stop point of a delta download: status consistent each time' '
 	n=0 && while read -r p; do
-		cut "$p" "$URL/v%s.bundle" || exit 1
+		cut_at "$p" "$URL/v%s.bundle" || exit 1
 		n=$((n + 1))
 	done <points-delta && echo "$n points" && test "$n" -ge 15
 '
