@@ -186,7 +186,11 @@ cut_at() {
 			grep -q "^error:" "cut-$n.out" && break
 		done; sleep "${arg#* }" ;;
 	time) sleep "$arg" ;;
-	boot|boot2) wait_vm_exit || return 1 ;;
+	boot|boot2) # The install runs to its end (minutes under TCG), then the reboot.
+		wait
+		grep -q "^stop-point: done#1" "cut-$n.out" ||
+			{ echo "point $n: the install did not finish"; cat "cut-$n.out"; return 1; }
+		wait_vm_exit || return 1 ;;
 	esac
 	if [ "$kind" = boot ] || [ "$kind" = boot2 ]; then
 		for i in 1 2; do
