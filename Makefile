@@ -213,8 +213,8 @@ check-update: deps
 		bash tests/e2e/long/t5100-update.sh
 
 # Power cuts (SIGKILL of QEMU) at 53 points of a chain of A/B updates
-# (tests/e2e/long/t5110-powercut.sh): each cut is a boot under TCG, 3 to 4
-# minutes idle, so about three hours (more on a loaded machine); `make check`
+# (tests/e2e/long/t5110-powercut.sh): each cut is a boot under TCG, about 5
+# minutes idle, so four to five hours (more on a loaded machine); `make check`
 # runs the agent killed at every stop point on a disk of files (t3430).
 # POWERCUT_POINTS=FILE runs other points, POWERCUT_REPORT=FILE keeps the table.
 check-powercut: deps

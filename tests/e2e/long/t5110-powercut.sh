@@ -9,7 +9,7 @@
 # `imgforge-update status` consistent (tests/e2e/powercut-check.py); the
 # next point installs from there, and a last install runs to its end.
 # tests/e2e/powercut-vm.sh says what a point is; docs/update.md, "Power
-# cuts", lists them. About 3 to 4 minutes a point under TCG.
+# cuts", lists them. About 5 minutes a point under TCG on an idle machine.
 # POWERCUT_POINTS=FILE runs the points of FILE instead; POWERCUT_REPORT=FILE
 # keeps the table of points run.
 . "$SRCDIR/tests/e2e/lib.sh"
