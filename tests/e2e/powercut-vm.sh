@@ -140,10 +140,19 @@ json.dump(out, open(\"images.json\", \"w\"))" &&
 }
 
 # up N: boot until the slot is marked good; the booted slot into $TEST_DIR/booted.
+# A kernel that panics in its timer check ("IO-APIC + timer doesn't work"),
+# which a TCG guest on an overloaded host does, is booted once more: that is
+# the host's doing, and a boot GRUB counted like any other.
 up() {
 	local start=$SECONDS
-	boot_kept "console-$1.log" "imgforge\.slot=[AB] imgforge\.fallback=0" \
-		"slot [AB] marked good" || return 1
+	if ! boot_kept "console-$1.log" "imgforge\.slot=[AB] imgforge\.fallback=0" \
+		"slot [AB] marked good"; then
+		grep -q "IO-APIC + timer doesn't work" "$TEST_DIR/console-$1.log" || return 1
+		echo "boot $1: the kernel's timer check failed under TCG; booted again" >>"$TEST_DIR/timings"
+		mv "$TEST_DIR/console-$1.log" "$TEST_DIR/console-$1-panic.log"
+		boot_kept "console-$1.log" "imgforge\.slot=[AB] imgforge\.fallback=0" \
+			"slot [AB] marked good" || return 1
+	fi
 	sed -n "s/.*imgforge\.slot=\([AB]\) imgforge\.fallback=0.*/\1/p" "$TEST_DIR/console-$1.log" |
 		tail -1 >"$TEST_DIR/booted"
 	echo "boot $1 to marked good: $((SECONDS - start)) s" >>"$TEST_DIR/timings"
