@@ -43,7 +43,10 @@ rule(holds[X] == W, "slot %s runs %s but holds %s" % (X, W, holds[X]))
 if a.expect_booted:
     rule(X == a.expect_booted, "slot %s booted, slot %s was expected" % (X, a.expect_booted))
 rule(s["slots"][X]["good"], "the running slot %s is not marked good" % X)
-rule(s["order"].split()[0] == X, "the running slot %s is not first in ORDER (%s)" % (X, s["order"]))
+# First in ORDER, or after slots GRUB skips (a rollback leaves ORDER as it was).
+before = s["order"].split()[:s["order"].split().index(X)] if X in s["order"].split() else ["?"]
+rule(all(b in "AB" and (s["slots"][b]["tries"] or 0) >= mx for b in before),
+     "the running slot %s is not the first bootable one in ORDER (%s)" % (X, s["order"]))
 # A slot GRUB may boot holds a whole image; the other slot is usable or bad.
 for slot in "AB":
     t = s["slots"][slot]["tries"]
