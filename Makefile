@@ -12,6 +12,7 @@
 #                        a chroot of a fresh Debian 12 minbase root (root, minutes)
 #   make check-users-boot  users: accounts over SSH and sudo on a booted image (minutes)
 #   make check-update    signed A/B updates in QEMU alone (t5100, about 15 minutes)
+#   make check-powercut  power cuts at 53 points of A/B updates in QEMU (t5110, hours)
 #   make deps            install every Debian package needed to build, test and demo
 #   make demo            build and boot the sample appliance (see README.md)
 #   make install         PREFIX=/usr/local DESTDIR= (the binary, recipes/ and overlays/,
@@ -86,7 +87,7 @@ FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(O)/tests/%,$(FUZZ_SRCS))
 CHECK_SANITIZE := address,undefined
 
 .PHONY: all agent deps check check-fast check-unit check-e2e check-san check-appliance-bios \
-	check-appliance-lynis check-update \
+	check-appliance-lynis check-update check-powercut \
 	check-users-boot check-concurrent check-fresh demo install \
 	format clean unit-bins fuzz FORCE
 
@@ -231,6 +232,16 @@ check-update: deps
 	@$(MAKE) --no-print-directory all
 	@IMGFORGE=$(CURDIR)/$(O)/imgforge SRCDIR=$(CURDIR) \
 		bash tests/e2e/long/t5100-update.sh
+
+# Power cuts (SIGKILL of QEMU) at 53 points of a chain of A/B updates
+# (tests/e2e/long/t5110-powercut.sh): each cut is a boot under TCG, about 5
+# minutes idle, so four to five hours (more on a loaded machine); `make check`
+# runs the agent killed at every stop point on a disk of files (t3430).
+# POWERCUT_POINTS=FILE runs other points, POWERCUT_REPORT=FILE keeps the table.
+check-powercut: deps
+	@$(MAKE) --no-print-directory all
+	@IMGFORGE=$(CURDIR)/$(O)/imgforge SRCDIR=$(CURDIR) \
+		bash tests/e2e/long/t5110-powercut.sh
 
 check-appliance-bios: deps
 	@$(MAKE) --no-print-directory all

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/stoppoint.h"
 #include "core/util.h"
 #include "update/slot.h"
 
@@ -211,7 +212,12 @@ int slot_env_store(const char *dir, const struct slot_env *env, struct strbuf *e
 	r = store_one(copy, block, err);
 	if (r < 0)
 		return r;
-	return store_one(primary, block, err);
+	stop_point("grubenv.bak");
+	r = store_one(primary, block, err);
+	if (r < 0)
+		return r;
+	stop_point("grubenv");
+	return 0;
 }
 
 static const char *env_or(const char *name, const char *def)

@@ -27,7 +27,9 @@
  *  7. the post-install hooks; a reboot if asked.
  *
  * Killed anywhere before 6, the running slot stays the default; the state
- * file says the install was interrupted.
+ * file says the install was interrupted. The stop_point() calls name the
+ * places between these writes where the power-cut tests cut the power
+ * (docs/update.md, "Power cuts"); they do nothing otherwise.
  *
  * From a server that answers range requests, a format-2 bundle takes the
  * delta path instead of reading the bundle twice (delta.c): steps 1 and 3
@@ -47,6 +49,7 @@
 
 #include "core/hash.h"
 #include "core/options.h"
+#include "core/stoppoint.h"
 #include "core/util.h"
 #include "net/fetch.h"
 #include "update/agent/agent.h"
@@ -180,9 +183,11 @@ static void progress(struct target *t, uint64_t end)
 {
 	unsigned tenth = t->image_size ? (unsigned)(end * 10 / t->image_size) : 10;
 
-	if (tenth > t->last_tenth) {
-		t->last_tenth = tenth;
-		info("writing slot %c: %u%%", t->slot, tenth * 10);
+	while (tenth > t->last_tenth) {
+		t->last_tenth++;
+		if (t->last_tenth == tenth)
+			info("writing slot %c: %u%%", t->slot, tenth * 10);
+		stop_point("write");
 	}
 }
 
@@ -310,10 +315,16 @@ static int payload_precheck(struct source *in, const struct bundle_manifest *m,
 	struct sha256 *h = sha256_new();
 	uint8_t buf[65536], got[SHA256_LEN];
 	uint64_t left = m->payload_size;
+	unsigned tenth = 0;
 	ssize_t r;
 	int ret = -1;
 
 	while (left > 0) {
+		/* A stop point at each tenth of the payload read (power-cut tests). */
+		while (m->payload_size && tenth < (m->payload_size - left) * 10 / m->payload_size) {
+			tenth++;
+			stop_point("download");
+		}
 		r = source_read(in, buf, left < sizeof(buf) ? (size_t)left : sizeof(buf));
 		if (r < 0) {
 			bundle_failed(in, "", sb);
@@ -503,6 +514,7 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 			kv_setf(&st, "DOWNLOADED", "%" PRIu64, delta_downloaded(d));
 			goto fail;
 		}
+		stop_point("delta-prepared");
 		if (a->lock_fd >= 0) {
 			spool = agent_state_path(a, "delta-spool");
 			if (delta_spool_open(d, spool) < 0)
@@ -514,6 +526,7 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 			kv_setf(&st, "DOWNLOADED", "%" PRIu64, delta_downloaded(d));
 			goto fail;
 		}
+		stop_point("checked");
 		if (!delta_checked_all(d))
 			info("more than 64 MiB to download: each chunk is checked as it is "
 			     "written");
@@ -521,6 +534,7 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 		kv_set(&st, "METHOD", "delta");
 		kv_setf(&st, "BUNDLE_SIZE", "%" PRIu64, delta_bundle_size(d));
 		record(a, &st, "last-install", "installing", NULL);
+		stop_point("installing-recorded");
 		snprintf(tries, sizeof(tries), "%u", s.max_tries);
 		if (set_boot(&s, s.booted, t.slot, tries, &sb) < 0)
 			goto fail;
@@ -558,6 +572,7 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 	info("verified: %s %s (running %s %s), signed, %" PRIu64 " bytes", m->compatible,
 	     m->version, a->compatible, a->version ? a->version : "(unknown version)",
 	     m->image_size);
+	stop_point("checked");
 
 	/* The second pass reads the bundle again from its start. */
 	downloaded = in.n;
@@ -589,6 +604,7 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 		kv_setf(&st, "BUNDLE_SIZE", "%" PRIu64, downloaded);
 	}
 	record(a, &st, "last-install", "installing", NULL);
+	stop_point("installing-recorded");
 	snprintf(tries, sizeof(tries), "%u", s.max_tries);
 	if (set_boot(&s, s.booted, t.slot, tries, &sb) < 0)
 		goto fail;
@@ -607,9 +623,11 @@ int agent_install(struct agent *a, const char *src, const uint8_t *want_sha256,
 		goto fail;
 	}
 written:
+	stop_point("written");
 	if (target_verify(&t, m->image_sha256, &sb) < 0)
 		goto fail;
 	info("slot %c written and read back: sha256 matches", t.slot);
+	stop_point("read-back");
 
 	/* 5. */
 	{
@@ -626,10 +644,13 @@ written:
 			goto fail;
 		}
 
+		stop_point("pre-install-hooks");
+
 		/* 6. */
 		if (set_boot(&s, t.slot, t.slot, "0", &sb) < 0)
 			goto fail;
 		record(a, &st, "last-install", "installed", NULL);
+		stop_point("installed-recorded");
 		record(a, &st, "last-attempt", "installed", NULL);
 		info("slot %c holds %s %s and boots next (slot %c is the fallback)", t.slot,
 		     m->compatible, m->version, s.booted);
@@ -641,6 +662,7 @@ written:
 		}
 	}
 	ret = 0;
+	stop_point("done");
 	if (reboot)
 		ret = agent_reboot();
 	goto out;

@@ -56,6 +56,28 @@ static bool order_first(const struct slots *s, char slot)
 }
 
 /*
+ * An install whose record still says "installing" although the switch
+ * (step 6) was done: the power went, or the agent was killed, between the
+ * boot variables' write and the record's. The boot variables and the
+ * running image say which: the slot runs (not as a last resort) the
+ * version the record names, or it is first in ORDER with its counter at
+ * 0, which only the switch sets for a slot being installed. Read as
+ * "installed" then (in memory; mark-good writes the outcome). Without
+ * this, status said "interrupted ... slot A boots" with slot B running.
+ */
+static void settle_installing(const struct agent *a, const struct slots *s, struct kv *inst)
+{
+	char slot = state_slot(inst, "SLOT");
+	const char *v = get(inst, "VERSION");
+
+	if (strcmp(get(inst, "RESULT"), "installing") || !slot)
+		return;
+	if ((slot == s->booted && !s->fallback && a->version && *v && !strcmp(v, a->version)) ||
+	    (slot != s->booted && order_first(s, slot) && slot_tries(&s->env, slot) == 0))
+		kv_set(inst, "RESULT", "installed");
+}
+
+/*
  * Why the last installed slot is not running although it was installed:
  * into *why, or false when it was not rolled back.
  */
@@ -102,7 +124,13 @@ static void describe_install(const struct slots *s, const struct kv *inst, const
 		    slot ? slot : '?');
 	if (rolled_back(s, inst, health, out))
 		return;
-	if (!strcmp(result, "installing")) {
+	if (!strcmp(result, "installing") && tries < s->max_tries) {
+		/* Cut between the record and the first boot variables' write. */
+		strbuf_addf(out,
+			    "interrupted: the install did not finish, before it wrote to slot %c "
+			    "(which keeps what it held); slot %c boots",
+			    slot, slot_other(slot));
+	} else if (!strcmp(result, "installing")) {
 		strbuf_addf(out,
 			    "interrupted: the install did not finish; slot %c is marked bad and "
 			    "slot %c boots",
@@ -191,6 +219,7 @@ int cmd_status(int argc, char **argv)
 		goto out;
 	}
 	load_state(&a, "last-install", &inst);
+	settle_installing(&a, &s, &inst);
 	load_state(&a, "last-attempt", &attempt);
 	load_state(&a, "health", &health);
 	load_state(&a, "last-check", &check);
@@ -309,6 +338,7 @@ static void settle_install(struct agent *a, const struct slots *s)
 	char slot;
 
 	load_state(a, "last-install", &inst);
+	settle_installing(a, s, &inst);
 	load_state(a, "health", &health);
 	slot = state_slot(&inst, "SLOT");
 	if (!strcmp(get(&inst, "RESULT"), "installed") && slot) {
