@@ -131,7 +131,8 @@ test_expect_success 'the stop points of both install paths' '
 		installed-recorded#1 done#1; do
 		grep -qx "$p" points-file || { echo "no $p in the file install"; exit 1; }
 	done &&
-	grep -qx delta-prepared#1 points-delta && grep -qx grubenv#2 points-delta
+	grep -qx delta-prepared#1 points-delta && grep -qx grubenv#1 points-delta &&
+	grep -qx grubenv#2 points-delta
 '
 
 test_expect_success 'killed at every stop point of an install from a file: status consistent each time' '
@@ -145,7 +146,9 @@ test_expect_success 'killed at every stop point of a delta download: status cons
 	n=0 && while read -r p; do
 		cut_at "$p" "$URL/v%s.bundle" || exit 1
 		n=$((n + 1))
-	done <points-delta && echo "$n points" && test "$n" -ge 15
+	# Bundle format 3 fetches the changed pages of its index and frames in
+	# a few ranges: fewer points than a whole download, each still a stop.
+	done <points-delta && echo "$n points" && test "$n" -ge 10
 '
 
 test_expect_success 'after all of that, an install runs to its end and the new slot is good' '
