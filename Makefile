@@ -43,7 +43,7 @@ DESTDIR    ?=
 CC         ?= cc
 PKG_CONFIG ?= pkg-config
 
-PKGS := yaml-0.1 libarchive ext2fs com_err sqlite3 libpq libcurl libcrypto zlib libzstd
+PKGS := yaml-0.1 libarchive ext2fs com_err sqlite3 libpq libcurl libcrypto zlib libzstd libxml-2.0
 
 WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
 	-Wvla -Wwrite-strings -fno-common
@@ -158,7 +158,7 @@ unit-bins: $(UNIT_BINS) $(FUZZ_BINS) $(O)/imgforge $(O)/imgforge-update
 # Every Debian package needed to build, test and run the demo, but Node.js
 # (NODE_PACKAGES below).
 DEB_PACKAGES := gcc make pkg-config libc6-dev \
-	libyaml-dev libarchive-dev libext2fs-dev comerr-dev libsqlite3-dev libpq-dev \
+	libyaml-dev libxml2-dev libarchive-dev libext2fs-dev comerr-dev libsqlite3-dev libpq-dev \
 	libcurl4-openssl-dev libssl-dev zlib1g-dev libzstd-dev \
 	e2fsprogs libarchive-tools xz-utils zstd bzip2 lz4 gzip coreutils attr python3 sqlite3 \
 	mmdebstrap debian-archive-keyring ca-certificates time bc \

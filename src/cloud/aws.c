@@ -117,7 +117,7 @@ static int ec2_call(const struct aws *a, const char *action, const struct strbuf
 
 static char *ec2_text(const struct http_response *resp, const char *tag)
 {
-	return xml_text(xml_span_of(resp->body.buf), tag);
+	return xml_doc_text(resp->body.buf, resp->body.len, tag);
 }
 
 /* --- the state of a resumable snapshot --- */

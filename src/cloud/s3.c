@@ -105,8 +105,9 @@ struct upload {
 
 void aws_error_text(const struct http_response *resp, struct strbuf *sb, char **ret_code)
 {
-	struct xml_span doc = {resp->body.buf ? resp->body.buf : "", resp->body.len};
-	_cleanup_free_ char *code = xml_text(doc, "Code"), *msg = xml_text(doc, "Message");
+	_cleanup_xml_ struct xml_doc *doc = xml_parse(resp->body.buf, resp->body.len);
+	_cleanup_free_ char *code = doc ? xml_text(xml_root(doc), "Code") : NULL;
+	_cleanup_free_ char *msg = doc ? xml_text(xml_root(doc), "Message") : NULL;
 
 	if (code) {
 		strbuf_addf(sb, "%s: %s", code, msg ? msg : "(no message)");
@@ -346,7 +347,7 @@ static int create_upload(const struct s3 *s, struct upload *u, struct strbuf *er
 	if (k < 0)
 		goto out;
 	if (resp.status != 200 ||
-	    !(u->upload_id = xml_text(xml_span_of(resp.body.buf), "UploadId"))) {
+	    !(u->upload_id = xml_doc_text(resp.body.buf, resp.body.len, "UploadId"))) {
 		add_error(err, s, &resp, "cannot start an upload to", u);
 		k = -EACCES;
 	}
@@ -385,7 +386,8 @@ static int check_parts(const struct s3 *s, struct upload *u, struct strbuf *err)
 		_cleanup_free_ char *base = upload_url(s, u, "id", 0), *url = NULL;
 		_cleanup_free_ char *trunc = NULL, *next = NULL;
 		struct http_response resp = {0};
-		struct xml_span doc, part, rest;
+		_cleanup_xml_ struct xml_doc *doc = NULL;
+		const struct xml_node *root, *part = NULL;
 		int k;
 
 		url = marker ? xasprintf("%s&part-number-marker=%u", base, marker) : xstrdup(base);
@@ -417,9 +419,15 @@ static int check_parts(const struct s3 *s, struct upload *u, struct strbuf *err)
 			r = -EACCES;
 			break;
 		}
-		doc = xml_span_of(resp.body.buf);
-		rest = doc;
-		while (xml_element(rest, "Part", &part, &rest)) {
+		doc = xml_parse(resp.body.buf, resp.body.len);
+		if (!doc) {
+			add_error(err, s, &resp, "cannot list the parts of", u);
+			http_response_release(&resp);
+			r = -EBADMSG;
+			break;
+		}
+		root = xml_root(doc);
+		while ((part = xml_next(root, "Part", part))) {
 			_cleanup_free_ char *pn = xml_text(part, "PartNumber");
 			_cleanup_free_ char *etag = xml_text(part, "ETag");
 			_cleanup_free_ char *size = xml_text(part, "Size");
@@ -434,8 +442,8 @@ static int check_parts(const struct s3 *s, struct upload *u, struct strbuf *err)
 			    strtoull(size, NULL, 10) == want)
 				seen[n] = true;
 		}
-		trunc = xml_text(doc, "IsTruncated");
-		next = xml_text(doc, "NextPartNumberMarker");
+		trunc = xml_text(root, "IsTruncated");
+		next = xml_text(root, "NextPartNumberMarker");
 		http_response_release(&resp);
 		if (!trunc || strcmp(trunc, "true") || !next || strtoul(next, NULL, 10) <= marker)
 			break;
@@ -534,7 +542,7 @@ static int complete_upload(const struct s3 *s, struct upload *u, char **ret_etag
 	static const char *const hdr[] = {"Content-Type: application/xml", NULL};
 	struct strbuf body = STRBUF_INIT;
 	struct http_response resp = {0};
-	struct xml_span t;
+	_cleanup_xml_ struct xml_doc *doc = NULL;
 	unsigned i;
 	int k;
 
@@ -550,13 +558,15 @@ static int complete_upload(const struct s3 *s, struct upload *u, char **ret_etag
 	if (k < 0)
 		goto out;
 	/* S3 may answer 200 and an <Error> document: the upload is then not complete. */
-	if (resp.status != 200 || xml_element(xml_span_of(resp.body.buf), "Error", &t, NULL)) {
+	doc = xml_parse(resp.body.buf, resp.body.len);
+	if (resp.status != 200 ||
+	    (doc && (xml_is(xml_root(doc), "Error") || xml_next(xml_root(doc), "Error", NULL)))) {
 		add_error(err, s, &resp, "cannot complete the upload to", u);
 		k = -EACCES;
 		goto out;
 	}
 	if (ret_etag)
-		*ret_etag = xml_text(xml_span_of(resp.body.buf), "ETag");
+		*ret_etag = doc ? xml_text(xml_root(doc), "ETag") : NULL;
 out:
 	strbuf_release(&body);
 	http_response_release(&resp);

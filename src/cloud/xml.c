@@ -1,117 +1,103 @@
 /* SPDX-License-Identifier: MIT */
-#define _GNU_SOURCE
-#include <stdlib.h>
+/* XML answers of S3 and EC2 read with libxml2 (see xml.h). */
+#include <limits.h>
 #include <string.h>
 
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+
 #include "cloud/xml.h"
-#include "core/util.h"
 
-struct xml_span xml_span_of(const char *s)
+struct xml_doc *xml_parse(const char *buf, size_t len)
 {
-	return (struct xml_span){s ? s : "", s ? strlen(s) : 0};
-}
+	xmlDocPtr doc;
 
-int xml_element(struct xml_span in, const char *tag, struct xml_span *ret, struct xml_span *rest)
-{
-	size_t tl = strlen(tag);
-	const char *p = in.p, *end = in.p + in.len;
-
-	while (p < end) {
-		const char *lt = memchr(p, '<', (size_t)(end - p));
-		const char *gt, *close;
-		struct strbuf ct = STRBUF_INIT;
-		size_t left;
-
-		if (!lt || (size_t)(end - lt) < tl + 2)
-			return 0;
-		p = lt + 1;
-		if (memcmp(p, tag, tl) || (p[tl] != '>' && p[tl] != ' ' && p[tl] != '/'))
-			continue;
-		gt = memchr(p, '>', (size_t)(end - p));
-		if (!gt)
-			return 0;
-		if (gt[-1] == '/') { /* <Tag/>: empty */
-			*ret = (struct xml_span){gt, 0};
-			if (rest)
-				*rest = (struct xml_span){gt + 1, (size_t)(end - gt - 1)};
-			return 1;
-		}
-		strbuf_addf(&ct, "</%s>", tag);
-		left = (size_t)(end - gt - 1);
-		close = memmem(gt + 1, left, ct.buf, ct.len);
-		if (!close) {
-			strbuf_release(&ct);
-			return 0;
-		}
-		*ret = (struct xml_span){gt + 1, (size_t)(close - gt - 1)};
-		if (rest)
-			*rest = (struct xml_span){close + ct.len, (size_t)(end - close - ct.len)};
-		strbuf_release(&ct);
-		return 1;
-	}
-	return 0;
-}
-
-static void add_utf8(struct strbuf *sb, unsigned long c)
-{
-	if (c < 0x80) {
-		strbuf_addch(sb, (char)c);
-	} else if (c < 0x800) {
-		strbuf_addch(sb, (char)(0xc0 | (c >> 6)));
-		strbuf_addch(sb, (char)(0x80 | (c & 0x3f)));
-	} else if (c < 0x10000) {
-		strbuf_addch(sb, (char)(0xe0 | (c >> 12)));
-		strbuf_addch(sb, (char)(0x80 | ((c >> 6) & 0x3f)));
-		strbuf_addch(sb, (char)(0x80 | (c & 0x3f)));
-	} else if (c < 0x110000) {
-		strbuf_addch(sb, (char)(0xf0 | (c >> 18)));
-		strbuf_addch(sb, (char)(0x80 | ((c >> 12) & 0x3f)));
-		strbuf_addch(sb, (char)(0x80 | ((c >> 6) & 0x3f)));
-		strbuf_addch(sb, (char)(0x80 | (c & 0x3f)));
-	}
-}
-
-char *xml_text(struct xml_span in, const char *tag)
-{
-	static const struct {
-		const char *name;
-		char c;
-	} ents[] = {{"amp;", '&'}, {"lt;", '<'}, {"gt;", '>'}, {"quot;", '"'}, {"apos;", '\''}};
-	struct xml_span t;
-	struct strbuf sb = STRBUF_INIT;
-	size_t i, k;
-
-	if (!xml_element(in, tag, &t, NULL))
+	if (!buf || !len || len > INT_MAX)
 		return NULL;
-	for (i = 0; i < t.len; i++) {
-		const char *p = t.p + i;
-		size_t left = t.len - i - 1;
-		bool done = false;
-
-		if (*p != '&') {
-			strbuf_addch(&sb, *p);
-			continue;
-		}
-		for (k = 0; k < ARRAY_SIZE(ents) && !done; k++)
-			if (left >= strlen(ents[k].name) &&
-			    !memcmp(p + 1, ents[k].name, strlen(ents[k].name))) {
-				strbuf_addch(&sb, ents[k].c);
-				i += strlen(ents[k].name);
-				done = true;
-			}
-		if (!done && left >= 3 && p[1] == '#') {
-			char *e = NULL;
-			unsigned long c =
-				p[2] == 'x' ? strtoul(p + 3, &e, 16) : strtoul(p + 2, &e, 10);
-
-			if (e && *e == ';' && (size_t)(e - p) <= left) {
-				add_utf8(&sb, c);
-				i += (size_t)(e - p);
-				done = true;
-			}
-		}
-		if (!done)
-			strbuf_addch(&sb, '&');
+	/* No network, no entity substitution, no DTD loading, no messages on stderr. */
+	doc = xmlReadMemory(buf, (int)len, "answer.xml", NULL,
+			    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	if (doc && !xmlDocGetRootElement(doc)) {
+		xmlFreeDoc(doc);
+		doc = NULL;
 	}
-	return strbuf_detach(&sb);
+	return (struct xml_doc *)doc;
+}
+
+void xml_free(struct xml_doc *d)
+{
+	if (d)
+		xmlFreeDoc((xmlDocPtr)d);
+}
+
+void xml_freep(struct xml_doc **d)
+{
+	xml_free(*d);
+}
+
+const struct xml_node *xml_root(const struct xml_doc *d)
+{
+	return (const struct xml_node *)xmlDocGetRootElement((xmlDocPtr)d);
+}
+
+static bool is_element(const xmlNode *n, const char *tag)
+{
+	return n->type == XML_ELEMENT_NODE && !strcmp((const char *)n->name, tag);
+}
+
+/* The node after n in document order, not descending into n when skip_children; stops at top. */
+static const xmlNode *following(const xmlNode *n, const xmlNode *top, bool skip_children)
+{
+	if (!skip_children && n->children)
+		return n->children;
+	while (n && n != top) {
+		if (n->next)
+			return n->next;
+		n = n->parent;
+	}
+	return NULL;
+}
+
+bool xml_is(const struct xml_node *n, const char *tag)
+{
+	return n && is_element((const xmlNode *)n, tag);
+}
+
+const struct xml_node *xml_next(const struct xml_node *under, const char *tag,
+				const struct xml_node *after)
+{
+	const xmlNode *top = (const xmlNode *)under, *n;
+
+	if (!top)
+		return NULL;
+	n = after ? following((const xmlNode *)after, top, true) : top->children;
+	for (; n; n = following(n, top, false))
+		if (is_element(n, tag))
+			return (const struct xml_node *)n;
+	return NULL;
+}
+
+char *xml_text(const struct xml_node *under, const char *tag)
+{
+	const xmlNode *n = (const xmlNode *)under;
+	xmlChar *c;
+	char *s;
+
+	if (!n)
+		return NULL;
+	if (!is_element(n, tag))
+		n = (const xmlNode *)xml_next(under, tag, NULL);
+	if (!n)
+		return NULL;
+	c = xmlNodeGetContent(n);
+	s = xstrdup(c ? (const char *)c : "");
+	xmlFree(c);
+	return s;
+}
+
+char *xml_doc_text(const char *buf, size_t len, const char *tag)
+{
+	_cleanup_xml_ struct xml_doc *d = xml_parse(buf, len);
+
+	return d ? xml_text(xml_root(d), tag) : NULL;
 }

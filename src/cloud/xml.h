@@ -4,27 +4,40 @@
 
 #include <stddef.h>
 
-/*
- * Reading the small XML answers of S3 and the EC2 Query API: the text of
- * an element found by its name. These documents have no CDATA, comments or
- * namespaces prefixes on the elements read, so a scan for <Name> and
- * </Name> is enough; the five predefined entities and numeric character
- * references are decoded. Not a general XML parser.
- */
-struct xml_span {
-	const char *p;
-	size_t len;
-};
+#include "core/util.h"
 
 /*
- * The first element named tag inside in: *ret its content (between the
- * start and end tags, undecoded). Returns 1, and *rest what follows the end
- * tag (for the next one), or 0 when there is none.
+ * Reading the XML answers of S3 and the EC2 Query API with libxml2 (the
+ * only file that includes its headers): a document parsed whole, elements
+ * found by their local name (the answers put them in a default namespace),
+ * their text with entities and character references decoded. The network
+ * is never read, no entity is expanded from a DTD, and libxml2 prints
+ * nothing: an answer that is not well-formed XML (an empty body, a proxy's
+ * HTML page) parses as NULL, and the caller reports the HTTP status.
  */
-int xml_element(struct xml_span in, const char *tag, struct xml_span *ret, struct xml_span *rest);
-/* The decoded text of the first element tag inside in, malloc'd; NULL when none. */
-char *xml_text(struct xml_span in, const char *tag);
-/* A span of a NUL-terminated string. */
-struct xml_span xml_span_of(const char *s);
+struct xml_doc;
+struct xml_node;
+
+/* The document in buf[0..len), or NULL when it is not well-formed XML. */
+struct xml_doc *xml_parse(const char *buf, size_t len);
+void xml_free(struct xml_doc *d);
+void xml_freep(struct xml_doc **d);
+#define _cleanup_xml_ _cleanup_(xml_freep)
+
+/* Whether n is an element named tag. */
+bool xml_is(const struct xml_node *n, const char *tag);
+/* The root element (never NULL for a parsed document). */
+const struct xml_node *xml_root(const struct xml_doc *d);
+/*
+ * The next element named tag inside under, in document order: the first
+ * one when after is NULL, else the first one after the end of after (not
+ * inside it). NULL when there is none.
+ */
+const struct xml_node *xml_next(const struct xml_node *under, const char *tag,
+				const struct xml_node *after);
+/* The decoded text of the first element tag inside under (or under itself), malloc'd; NULL when none. */
+char *xml_text(const struct xml_node *under, const char *tag);
+/* xml_text() of the root of buf[0..len); NULL when not XML or no such element. */
+char *xml_doc_text(const char *buf, size_t len, const char *tag);
 
 #endif
