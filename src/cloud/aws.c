@@ -300,6 +300,9 @@ static bool all_zero(const uint8_t *p, size_t n)
  * sent; resuming reads the blocks before that point again only to hash
  * them (the aggregate checksum covers every block), and sends the rest.
  */
+static int describe_snapshot(struct aws *a, const char *snap, char **ret_status, char **ret_msg,
+			     struct strbuf *err);
+
 static int ebs_snapshot(struct aws *a, char **ret_snap, struct strbuf *err)
 {
 	const struct cloud_image *img = a->img;
@@ -342,9 +345,37 @@ static int ebs_snapshot(struct aws *a, char **ret_snap, struct strbuf *err)
 		k = ebs_start(a, token, &snap, err);
 		if (k < 0)
 			goto out;
-	} else if (done_upto) {
-		verbose("aws: resuming snapshot %s from block %" PRIu64, snap,
-			done_upto / EBS_BLOCK);
+	} else {
+		/*
+		 * A snapshot of an earlier run: completed already when that run
+		 * stopped after CompleteSnapshot (RegisterImage refused, the
+		 * process killed before it), so only the image is left to make;
+		 * failed, so a new one is started.
+		 */
+		_cleanup_free_ char *status = NULL, *msg = NULL;
+
+		k = describe_snapshot(a, snap, &status, &msg, err);
+		if (k < 0)
+			goto out;
+		if (status && !strcmp(status, "completed")) {
+			verbose("aws: snapshot %s of an earlier run is complete", snap);
+			*ret_snap = TAKE_PTR(snap);
+			k = 0;
+			goto out;
+		}
+		if (!status || !strcmp(status, "error")) {
+			verbose("aws: snapshot %s of an earlier run is %s: starting a new one", snap,
+				status ? "in error" : "gone");
+			free(snap);
+			snap = NULL;
+			done_upto = 0;
+			k = ebs_start(a, token, &snap, err);
+			if (k < 0)
+				goto out;
+		} else if (done_upto) {
+			verbose("aws: resuming snapshot %s from block %" PRIu64, snap,
+				done_upto / EBS_BLOCK);
+		}
 	}
 
 	fd = open(img->path, O_RDONLY | O_CLOEXEC);
@@ -427,24 +458,43 @@ out:
 	return k;
 }
 
+/* The state of a snapshot (DescribeSnapshots): *ret_status NULL when EC2 knows none. */
+static int describe_snapshot(struct aws *a, const char *snap, char **ret_status, char **ret_msg,
+			     struct strbuf *err)
+{
+	struct strbuf q = STRBUF_INIT;
+	struct http_response resp = {0};
+	int k;
+
+	struct strbuf why = STRBUF_INIT;
+
+	*ret_status = *ret_msg = NULL;
+	param(&q, "SnapshotId.1", snap);
+	k = ec2_call(a, "DescribeSnapshots", &q, &resp, &why);
+	if (k >= 0) {
+		*ret_status = ec2_text(&resp, "status");
+		*ret_msg = ec2_text(&resp, "statusMessage");
+	} else if (strstr(strbuf_str(&why), "InvalidSnapshot.NotFound")) {
+		k = 0; /* deleted since: no status */
+	} else {
+		strbuf_addstr(err, strbuf_str(&why));
+	}
+	strbuf_release(&why);
+	http_response_release(&resp);
+	strbuf_release(&q);
+	return k;
+}
+
 /* Wait until the snapshot is completed (DescribeSnapshots); RegisterImage needs it. */
 static int wait_snapshot(struct aws *a, const char *snap, struct strbuf *err)
 {
-	struct strbuf q = STRBUF_INIT;
 	unsigned tries;
 	int k = 0;
 
-	param(&q, "SnapshotId.1", snap);
 	for (tries = 0;; tries++) {
-		struct http_response resp = {0};
 		_cleanup_free_ char *status = NULL, *msg = NULL;
 
-		k = ec2_call(a, "DescribeSnapshots", &q, &resp, err);
-		if (k >= 0) {
-			status = ec2_text(&resp, "status");
-			msg = ec2_text(&resp, "statusMessage");
-		}
-		http_response_release(&resp);
+		k = describe_snapshot(a, snap, &status, &msg, err);
 		if (k < 0)
 			break;
 		if (status && !strcmp(status, "completed"))
@@ -463,7 +513,6 @@ static int wait_snapshot(struct aws *a, const char *snap, struct strbuf *err)
 		}
 		sleep_s(poll_seconds());
 	}
-	strbuf_release(&q);
 	return k;
 }
 

@@ -19,7 +19,8 @@ unset $(env | grep -oE '^(AWS|SCW|OS)_[A-Z_]*') 2>/dev/null || true
 export IMGFORGE_AWS_POLL_SECONDS=0
 
 peers_ok=0
-fake_aws_start --data-dir "$TEST_DIR/snaps" --import-polls 2 && peers_ok=1
+fake_aws_start --data-dir "$TEST_DIR/snaps" --import-polls 2 --fail-file "$TEST_DIR/fail" &&
+	peers_ok=1
 aws_call() { "$PY_BOTO" "$SRCDIR/tests/helpers/aws-call.py" "$@"; }
 ebs_calls() { # action snapshot: how many the fake answered with success
 	python3 -c '
@@ -144,6 +145,46 @@ test_expect_success 'an image name EC2 refuses: its code and message, nothing re
 	test $(grep -c "^error: " err) = 1 &&
 	grep -q "^error: publish: EC2 RegisterImage: InvalidAMIName.Malformed: AMI names must be .*; give another --name$" err &&
 	test "$(sqlite3 "$CACHE/registry.db" "SELECT count(*) FROM publications")" = 1
+'
+
+# refused ACTION STATUS: how many requests of ACTION the fake refused with STATUS.
+refused() {
+	python3 -c '
+import json, sys
+print(sum(1 for l in open(sys.argv[1]) for r in [json.loads(l)]
+          if r["action"] == sys.argv[2] and r["status"] == int(sys.argv[3])))' "$FAKE_AWS_LOG" "$1" "$2"
+}
+
+test_expect_success 'after RegisterImage refused, the next publish makes the image from the completed snapshot' '
+	starts=$(ebs_calls StartSnapshot) && puts=$(ebs_calls PutSnapshotBlock) &&
+	{ "$IMG" publish "$ID" --to aws --name tiny-second >out 2>err || { cat err; exit 1; }; } &&
+	grep -qE "^ami-[0-9a-f]{17}$" out &&
+	test "$(ebs_calls StartSnapshot)" = "$starts" &&
+	test "$(ebs_calls PutSnapshotBlock)" = "$puts" &&
+	test ! -e "$STATE" &&
+	test "$(sqlite3 "$CACHE/registry.db" "SELECT count(*) FROM publications")" = 2
+'
+
+test_expect_success 'throttling and 5xx answers of EBS and EC2 are retried, and the publish completes' '
+	printf "%s\n" "StartSnapshot 429 ThrottlingException 2" \
+		"PutSnapshotBlock 500 InternalServerException 1" \
+		"RegisterImage 503 RequestLimitExceeded 1" >fail &&
+	{ "$IMG" publish "$ID" --to aws --name tiny-retry >out 2>err || { cat err; exit 1; }; } &&
+	grep -qE "^ami-[0-9a-f]{17}$" out &&
+	test "$(refused StartSnapshot 429)" = 2 &&
+	test "$(refused PutSnapshotBlock 500)" = 1 &&
+	test "$(refused RegisterImage 503)" = 1 &&
+	test "$(sqlite3 "$CACHE/registry.db" "SELECT count(*) FROM publications")" = 3
+'
+
+test_expect_success 'an error that stays: one line with the code, given up after the retries, nothing recorded' '
+	printf "%s\n" "RegisterImage 500 InternalError *" >fail &&
+	test_must_fail "$IMG" publish "$ID" --to aws --name tiny-fail 2>err &&
+	rm -f fail &&
+	test $(grep -c "^error: " err) = 1 &&
+	grep -q "^error: publish: EC2 RegisterImage: InternalError: failure injected" err &&
+	test "$(refused RegisterImage 500)" -ge 2 &&
+	test "$(sqlite3 "$CACHE/registry.db" "SELECT count(*) FROM publications")" = 3
 '
 
 test_done

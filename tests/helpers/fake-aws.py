@@ -831,6 +831,37 @@ def ec2_params(handler, body):
     return params
 
 
+# --- failures on demand ------------------------------------------------------------
+#
+# --fail-file FILE: lines "ACTION STATUS CODE COUNT" (COUNT a number or *),
+# read at every request, so a test injects failures while the peer runs:
+# the first COUNT valid, signed requests of ACTION get STATUS with CODE, as
+# AWS answers when it throttles (EC2: 503 RequestLimitExceeded; EBS: 429
+# ThrottlingException) or fails (500 InternalError / InternalServerException).
+INJECTED = {}
+INJECTED_LOCK = threading.Lock()
+
+
+def injected_failure(action):
+    if not args.fail_file:
+        return
+    try:
+        with open(args.fail_file) as f:
+            lines = f.read().split("\n")
+    except FileNotFoundError:
+        return
+    for i, line in enumerate(lines):
+        f = line.split()
+        if len(f) != 4 or f[0] != action:
+            continue
+        with INJECTED_LOCK:
+            used = INJECTED.get((i, line), 0)
+            if f[3] != "*" and used >= int(f[3]):
+                continue
+            INJECTED[(i, line)] = used + 1
+        raise ApiError(int(f[1]), f[2], "failure injected by the test (%s, %d)" % (line, used + 1))
+
+
 def ec2_call(handler, body):
     action = None
     params = {}
@@ -851,6 +882,7 @@ def ec2_call(handler, body):
         for k in params:
             if not any(a.match(k) for a in allowed):
                 raise bad("The parameter %s is not recognized" % k, "UnknownParameter")
+        injected_failure(action)
         if boolean(params, "DryRun"):
             raise ApiError(412, "DryRunOperation", "Request would have succeeded, but DryRun flag is set.")
         result = EC2_HANDLERS[action](params)
@@ -1027,6 +1059,7 @@ def ebs_call(handler, body):
                            % (handler.command, path))
         action = route[0]
         verify_sigv4(handler, "ebs", body, unsigned_ok=(action == "PutSnapshotBlock"))
+        injected_failure(action)
         status, extra, out = route[1](handler, body, params, *route[2])
         payload = json.dumps(out).encode()
         err = None
@@ -1318,6 +1351,7 @@ def main():
     p.add_argument("--region", default="us-east-1")
     p.add_argument("--account", default="123456789012")
     p.add_argument("--import-polls", type=int, default=3)
+    p.add_argument("--fail-file", help="lines ACTION STATUS CODE COUNT: failures injected on demand")
     p.add_argument("--data-dir")
     p.add_argument("--s3-front-port-file")
     p.add_argument("--extra-key", action="append", default=[], metavar="ACCESS_KEY:SECRET_KEY",
