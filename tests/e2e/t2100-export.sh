@@ -2,8 +2,8 @@
 # imgforge export: a raw disk as raw, qcow2 (plain, zlib, zstd), VHD (fixed,
 # dynamic) and streamOptimized VMDK, checked by qemu-img (check, compare
 # against the raw disk, info fields), the same bytes from the same disk
-# whatever the threads, holes and zero clusters not stored, a boot of the
-# exported qcow2 and VMDK in QEMU, and hostile input refused with one line.
+# whatever the threads, holes and zero clusters not stored, a boot of every
+# exported format (qcow2, VMDK, fixed and dynamic VHD) in QEMU, and hostile input refused with one line.
 . "$SRCDIR/tests/e2e/lib.sh"
 
 IMG=${IMGFORGE_SAN:-$IMGFORGE}
@@ -310,20 +310,22 @@ test_expect_success 'an export stopped by SIGINT or SIGTERM leaves no file behin
 	done
 '
 
-test_expect_success 'the exported qcow2 and VMDK of a BIOS boot disk boot in QEMU' '
+test_expect_success 'the exported qcow2, VMDK and VHDs (fixed, dynamic) of a BIOS boot disk boot in QEMU' '
 	require_tool qemu-system-x86_64 qemu-system-x86 &&
 	test -f /usr/share/seabios/bios-256k.bin &&
 	python3 "$SRCDIR/tests/e2e/boot-fixture.py" hello.img "IMGFORGE-EXPORT 7\r\n" &&
 	truncate -s 8M hello.img &&
 	imgforge -q export hello.img -o hello.qcow2 -c &&
 	imgforge -q export hello.img -o hello.vmdk &&
+	imgforge -q export hello.img -o hello-fixed.vhd --subformat fixed &&
+	imgforge -q export hello.img -o hello-dynamic.vhd --subformat dynamic &&
 	start=$(date +%s) &&
-	for d in hello.qcow2 hello.vmdk; do
+	for d in hello.qcow2 hello.vmdk hello-fixed.vhd hello-dynamic.vhd; do
 		imgforge boot "$d" --firmware bios --snapshot --expect "^IMGFORGE-EXPORT 7$" \
 			--timeout 120 --quiet 2>err || { cat err; exit 1; }
 		grep -q "^boot: (qcow2|vmdk)" err || true
 	done &&
-	echo "two boots: $(( $(date +%s) - start )) s"
+	echo "four boots: $(( $(date +%s) - start )) s"
 '
 
 test_done
