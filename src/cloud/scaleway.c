@@ -20,6 +20,7 @@
 #include "core/file.h"
 #include "core/json.h"
 #include "net/http.h"
+#include "recipe/recipe.h"
 #include "update/jsonr.h"
 
 struct scw {
@@ -52,31 +53,169 @@ static unsigned poll_seconds(void)
 }
 
 /*
+ * The Scaleway CLI's configuration file, as its CLI and SDKs read it:
+ * $SCW_CONFIG_PATH, else $XDG_CONFIG_HOME/scw/config.yaml, else
+ * ~/.config/scw/config.yaml. Its top-level keys, or those of the profile
+ * SCW_PROFILE (else its active_profile) names under profiles:, a key the
+ * profile lacks taken from the top level.
+ */
+enum { SCW_AK, SCW_SK, SCW_PROJECT, SCW_ORG, SCW_ZONE, SCW_REGION, SCW_API, SCW_NKEYS };
+static const char *const scw_keys[SCW_NKEYS] = {
+	"access_key",
+	"secret_key",
+	"default_project_id",
+	"default_organization_id",
+	"default_zone",
+	"default_region",
+	"api_url",
+};
+static const char *const scw_vars[SCW_NKEYS] = {
+	"SCW_ACCESS_KEY",
+	"SCW_SECRET_KEY",
+	"SCW_DEFAULT_PROJECT_ID",
+	"SCW_DEFAULT_ORGANIZATION_ID",
+	"SCW_DEFAULT_ZONE",
+	"SCW_DEFAULT_REGION",
+	"SCW_API_URL",
+};
+
+struct scw_file {
+	char *path; /* the file read, or NULL */
+	char *v[SCW_NKEYS];
+};
+
+static void scw_file_release(struct scw_file *f)
+{
+	size_t i;
+
+	free(f->path);
+	for (i = 0; i < SCW_NKEYS; i++)
+		free(f->v[i]);
+}
+
+static const char *ystr(const struct ynode *map, const char *key)
+{
+	const struct ynode *v = map && map->kind == YNODE_MAP ? ynode_map_get(map, key) : NULL;
+
+	return v && v->kind == YNODE_SCALAR && v->str[0] ? v->str : NULL;
+}
+
+static int scw_file_read(struct scw_file *f, struct strbuf *err)
+{
+	_cleanup_free_ char *path = NULL, *buf = NULL;
+	const char *profile = env("SCW_PROFILE");
+	const struct ynode *prof = NULL;
+	struct ynode *root = NULL;
+	struct diags d = {0};
+	size_t len = 0, i;
+	int r;
+
+	if (env("SCW_CONFIG_PATH"))
+		path = xstrdup(env("SCW_CONFIG_PATH"));
+	else if (env("XDG_CONFIG_HOME"))
+		path = xasprintf("%s/scw/config.yaml", env("XDG_CONFIG_HOME"));
+	else if (env("HOME"))
+		path = xasprintf("%s/.config/scw/config.yaml", env("HOME"));
+	else
+		return 0;
+	r = read_file(path, 1 << 20, &buf, &len);
+	if (r == -ENOENT && !env("SCW_CONFIG_PATH"))
+		return 0;
+	if (r < 0) {
+		strbuf_addf(err, "cannot read the Scaleway configuration '%s': %s", path,
+			    strerror(-r));
+		return r;
+	}
+	if (!len)
+		return 0;
+	r = ynode_parse(path, buf, len, &root, &d);
+	if (r < 0 || d.nerrors) {
+		if (d.n)
+			strbuf_addf(err, "%s:%d:%d: %s", d.v[0].file, d.v[0].line, d.v[0].col,
+				    d.v[0].msg);
+		else
+			strbuf_addf(err, "'%s' is not valid YAML", path);
+		r = -EINVAL;
+		goto out;
+	}
+	if (!root || root->kind != YNODE_MAP) {
+		strbuf_addf(err, "%s: the Scaleway configuration must be a mapping of keys", path);
+		r = -EINVAL;
+		goto out;
+	}
+	if (!profile)
+		profile = ystr(root, "active_profile");
+	if (profile) {
+		const struct ynode *all = ynode_map_get(root, "profiles");
+
+		prof = all && all->kind == YNODE_MAP ? ynode_map_get(all, profile) : NULL;
+		if (!prof || prof->kind != YNODE_MAP) {
+			strbuf_addf(err,
+				    "%s: no profile '%s' under profiles: (set SCW_PROFILE or "
+				    "active_profile to one of them)",
+				    path, profile);
+			r = -ENOENT;
+			goto out;
+		}
+	}
+	for (i = 0; i < SCW_NKEYS; i++) {
+		const char *v = prof ? ystr(prof, scw_keys[i]) : NULL;
+
+		if (!v)
+			v = ystr(root, scw_keys[i]);
+		f->v[i] = v ? xstrdup(v) : NULL;
+	}
+	f->path = TAKE_PTR(path);
+	r = 0;
+out:
+	ynode_free(root);
+	diags_release(&d);
+	return r;
+}
+
+/* A setting: its variable, else the configuration file's key. */
+static const char *scw_get(const struct scw_file *f, int key)
+{
+	return env(scw_vars[key]) ? env(scw_vars[key]) : f->v[key];
+}
+
+/*
  * The credentials and where to publish, from the variables the Scaleway CLI
- * and SDKs read. --region takes a zone ("fr-par-1") or a region ("fr-par":
- * its first zone).
+ * and SDKs read, over its configuration file. --region takes a zone
+ * ("fr-par-1") or a region ("fr-par": its first zone).
  */
 static int scw_load(struct scw *s, const char *where, struct strbuf *err)
 {
-	const char *ak = env("SCW_ACCESS_KEY"), *sk = env("SCW_SECRET_KEY");
-	const char *proj = env("SCW_DEFAULT_PROJECT_ID");
-	const char *zone = where ? where : env("SCW_DEFAULT_ZONE");
+	struct scw_file f = {0};
+	const char *ak, *sk, *proj, *zone;
 	size_t n;
+	int r;
 
+	r = scw_file_read(&f, err);
+	if (r < 0)
+		return r;
+	ak = scw_get(&f, SCW_AK);
+	sk = scw_get(&f, SCW_SK);
+	proj = scw_get(&f, SCW_PROJECT);
+	zone = where ? where : scw_get(&f, SCW_ZONE);
 	if (!proj)
-		proj = env("SCW_DEFAULT_ORGANIZATION_ID");
+		proj = scw_get(&f, SCW_ORG);
 	if (!ak || !sk) {
 		strbuf_addstr(err,
-			      "no Scaleway credentials: set SCW_ACCESS_KEY and SCW_SECRET_KEY "
-			      "(an API key of the project, made in the console's IAM section)");
-		return -ENOKEY;
+			      "no Scaleway credentials: set SCW_ACCESS_KEY and SCW_SECRET_KEY, or "
+			      "access_key and secret_key in ~/.config/scw/config.yaml (an API key "
+			      "of the project, made in the console's IAM section)");
+		r = -ENOKEY;
+		goto out;
 	}
 	if (!proj) {
-		strbuf_addstr(err, "no Scaleway project: set SCW_DEFAULT_PROJECT_ID");
-		return -EINVAL;
+		strbuf_addstr(err, "no Scaleway project: set SCW_DEFAULT_PROJECT_ID, or "
+				   "default_project_id in ~/.config/scw/config.yaml");
+		r = -EINVAL;
+		goto out;
 	}
 	if (!zone)
-		zone = env("SCW_DEFAULT_REGION") ? env("SCW_DEFAULT_REGION") : "fr-par-1";
+		zone = scw_get(&f, SCW_REGION) ? scw_get(&f, SCW_REGION) : "fr-par-1";
 	n = strlen(zone);
 	/* A region ("fr-par") names its first zone; a zone ends in "-DIGIT". */
 	if (n > 2 && zone[n - 2] == '-' && zone[n - 1] >= '1' && zone[n - 1] <= '9') {
@@ -86,7 +225,7 @@ static int scw_load(struct scw *s, const char *where, struct strbuf *err)
 		s->zone = xasprintf("%s-1", zone);
 		s->region = xstrdup(zone);
 	}
-	s->api = xstrdup(env("SCW_API_URL") ? env("SCW_API_URL") : "https://api.scaleway.com");
+	s->api = xstrdup(scw_get(&f, SCW_API) ? scw_get(&f, SCW_API) : "https://api.scaleway.com");
 	n = strlen(s->api);
 	while (n && s->api[n - 1] == '/')
 		s->api[--n] = 0;
@@ -96,7 +235,10 @@ static int scw_load(struct scw *s, const char *where, struct strbuf *err)
 	s->s3cfg.region = xstrdup(s->region);
 	s->s3cfg.profile = xstrdup("scaleway");
 	s->auth = xasprintf("X-Auth-Token: %s", sk);
-	return 0;
+	r = 0;
+out:
+	scw_file_release(&f);
+	return r;
 }
 
 static void scw_release(struct scw *s)

@@ -89,6 +89,37 @@ assert len(p) == 1 and p[0][\"format\"] == \"qcow2\" and p[0][\"location\"] == \
 	! grep -q "$SCW_SECRET_KEY" "$CACHE/registry.db" out err "$FAKE_SCW_LOG"
 '
 
+test_expect_success 'credentials from the Scaleway configuration file: its active profile, variables first' '
+	cat >scw.yaml <<-EOT &&
+	access_key: SCWWRONGWRONGWRONG00
+	secret_key: 00000000-0000-4000-8000-000000000000
+	default_zone: fr-par-1
+	active_profile: prod
+	profiles:
+	  prod:
+	    access_key: $SCW_ACCESS_KEY
+	    secret_key: $SCW_SECRET_KEY
+	    default_project_id: $SCW_DEFAULT_PROJECT_ID
+	    api_url: $SCW_API_URL
+	EOT
+	env -u SCW_ACCESS_KEY -u SCW_SECRET_KEY -u SCW_DEFAULT_PROJECT_ID -u SCW_API_URL \
+		-u SCW_DEFAULT_ORGANIZATION_ID SCW_CONFIG_PATH=$PWD/scw.yaml \
+		"$IMG" publish "$ID" --to scaleway --bucket $BUCKET --name tiny-cfg >out 2>err ||
+		{ cat err; exit 1; } &&
+	grep -qE "^[0-9a-f]{8}-[0-9a-f]{4}-" out &&
+	{ env -u SCW_ACCESS_KEY -u SCW_SECRET_KEY SCW_CONFIG_PATH=$PWD/scw.yaml SCW_PROFILE=dev \
+		"$IMG" publish "$ID" --to scaleway --bucket $BUCKET 2>err && exit 1 || true; } &&
+	cat err && test $(grep -c "^error: " err) = 1 &&
+	grep -q "^error: publish: .*scw.yaml: no profile .dev. under profiles:" err &&
+	printf "access_key: SCWWRONGWRONGWRONG00\nsecret_key: 00000000-0000-4000-8000-000000000000\n" >top.yaml &&
+	SCW_CONFIG_PATH=$PWD/top.yaml "$IMG" publish "$ID" --to scaleway --bucket $BUCKET \
+		--name tiny-vars >out 2>err || { cat err; exit 1; } &&
+	printf "access_key: [unclosed\n" >bad.yaml &&
+	SCW_CONFIG_PATH=$PWD/bad.yaml test_must_fail "$IMG" publish "$ID" --to scaleway --bucket $BUCKET 2>err &&
+	cat err && test $(grep -c "^error: " err) = 1 && grep -q "bad.yaml:[0-9]*:[0-9]*: " err &&
+	! grep -q "$SCW_SECRET_KEY" err out "$CACHE/registry.db"
+'
+
 test_expect_success 'progress: bytes, rate and ETA on a terminal, nothing of it in a log' '
 	require_tool script bsdutils &&
 	! grep -q "ETA" err &&
