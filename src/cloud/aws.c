@@ -366,9 +366,27 @@ static int ebs_snapshot(struct aws *a, char **ret_snap, struct strbuf *err)
 		if (!status || !strcmp(status, "error")) {
 			verbose("aws: snapshot %s of an earlier run is %s: starting a new one", snap,
 				status ? "in error" : "gone");
+			uint8_t r[16];
+			char hex[33];
+
 			free(snap);
 			snap = NULL;
 			done_upto = 0;
+			/* A new client token: the old one names the snapshot that failed. */
+			if (getrandom(r, sizeof(r), 0) != sizeof(r)) {
+				strbuf_addf(err, "cannot draw a client token: %s", strerror(errno));
+				k = -errno;
+				goto out;
+			}
+			hex_encode(r, sizeof(r), hex);
+			free(token);
+			token = xstrdup(hex);
+			strbuf_reset(&js);
+			strbuf_addf(&js, "{\"sha256\": \"%s\", \"client_token\": \"%s\"}\n",
+				    img->sha256, token);
+			k = state_write(img->state_dir, "ebs.json", js.buf, err);
+			if (k < 0)
+				goto out;
 			k = ebs_start(a, token, &snap, err);
 			if (k < 0)
 				goto out;

@@ -82,6 +82,14 @@ int aws_request(const struct aws_config *cfg, const char *service, const char *m
 	req.body = body;
 	req.body_len = body ? body_len : 0;
 	req.timeout_s = 300;
+	/*
+	 * Safe to repeat: what is not a POST, an EC2 query that only reads
+	 * (Describe*), and a call carrying a ClientToken (ImportSnapshot,
+	 * StartSnapshot), which the service answers once.
+	 */
+	req.idempotent = strcmp(method, "POST") ||
+			 (body && body_len >= 15 && !memcmp(body, "Action=Describe", 15)) ||
+			 (body && memmem(body, body_len, "ClientToken", 11));
 	return signed_request(cfg, service, &req, hash, headers, resp, err);
 }
 

@@ -92,6 +92,13 @@ static int seek_cb(void *userdata, curl_off_t offset, int origin)
 	return CURL_SEEKFUNC_OK;
 }
 
+/* Failures where the request never reached the server: any method may be sent again. */
+static bool not_sent(CURLcode cc)
+{
+	return cc == CURLE_COULDNT_RESOLVE_PROXY || cc == CURLE_COULDNT_RESOLVE_HOST ||
+	       cc == CURLE_COULDNT_CONNECT || cc == CURLE_SSL_CONNECT_ERROR;
+}
+
 static void describe(struct strbuf *err, const struct http_request *req, CURLcode cc,
 		     const char *errbuf, unsigned attempts)
 {
@@ -106,6 +113,7 @@ int http_request(const struct http_request *req, struct http_response *resp, str
 	CURL *curl;
 	unsigned delay = req->retry_delay_ms ? req->retry_delay_ms : 1000;
 	bool has_body = req->body || req->body_fd >= 0;
+	bool safe = req->idempotent || (strcmp(req->method, "POST") && strcmp(req->method, "PATCH"));
 	int r;
 
 	r = fetch_curl_init(err);
@@ -203,13 +211,15 @@ int http_request(const struct http_request *req, struct http_response *resp, str
 			goto out;
 		}
 		if (cc == CURLE_OK) {
-			transient = fetch_http_transient(resp->status);
+			transient = fetch_http_transient(resp->status) &&
+				    (safe || resp->status == 429 || resp->status == 503 ||
+				     resp->status == 408);
 			if (!transient || attempt > req->retries) {
 				r = 0;
 				goto out;
 			}
 		} else {
-			transient = fetch_curl_transient(cc);
+			transient = fetch_curl_transient(cc) && (safe || not_sent(cc));
 			if (!transient || attempt > req->retries) {
 				r = fetch_curl_errno(cc, resp->status);
 				describe(err, req, cc, errbuf, attempt);

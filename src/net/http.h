@@ -47,6 +47,14 @@ struct http_request {
 	uint64_t body_len;
 	/* Most bytes of answer body kept (0: 16 MiB); a longer answer fails with -EFBIG. */
 	size_t max_response;
+	/*
+	 * Safe to send twice. GET, HEAD, PUT and DELETE are; a POST or PATCH
+	 * is only when the service makes it so (a client token, a read-only
+	 * query): set this then. Otherwise a POST is retried only when the
+	 * server cannot have acted on it (429, 503, 408, or no connection
+	 * made), never after a 5xx or a connection lost with the answer.
+	 */
+	bool idempotent;
 	unsigned retries;	    /* further attempts after a transient failure */
 	unsigned retry_delay_ms;    /* before the first retry, doubled after each, capped at 60 s */
 	unsigned connect_timeout_s; /* 0: 30 s */

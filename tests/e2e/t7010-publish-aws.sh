@@ -177,14 +177,47 @@ test_expect_success 'throttling and 5xx answers of EBS and EC2 are retried, and 
 	test "$(sqlite3 "$CACHE/registry.db" "SELECT count(*) FROM publications")" = 3
 '
 
-test_expect_success 'an error that stays: one line with the code, given up after the retries, nothing recorded' '
-	printf "%s\n" "RegisterImage 500 InternalError *" >fail &&
+test_expect_success 'throttling that stays: one line with the code, given up after the retries, nothing recorded' '
+	printf "%s\n" "RegisterImage 503 RequestLimitExceeded *" >fail &&
 	test_must_fail "$IMG" publish "$ID" --to aws --name tiny-fail 2>err &&
 	rm -f fail &&
 	test $(grep -c "^error: " err) = 1 &&
-	grep -q "^error: publish: EC2 RegisterImage: InternalError: failure injected" err &&
-	test "$(refused RegisterImage 500)" -ge 2 &&
+	grep -q "^error: publish: EC2 RegisterImage: RequestLimitExceeded: failure injected" err &&
+	test "$(refused RegisterImage 503)" -ge 3 &&
 	test "$(sqlite3 "$CACHE/registry.db" "SELECT count(*) FROM publications")" = 3
+'
+
+test_expect_success 'a 5xx to a call that creates (RegisterImage) is not sent again: it may have been done' '
+	before=$(refused RegisterImage 500) &&
+	printf "%s\n" "RegisterImage 500 InternalError 1" >fail &&
+	test_must_fail "$IMG" publish "$ID" --to aws --name tiny-once 2>err &&
+	test $(grep -c "^error: " err) = 1 &&
+	grep -q "^error: publish: EC2 RegisterImage: InternalError: failure injected" err &&
+	test "$(refused RegisterImage 500)" = $((before + 1)) &&
+	{ "$IMG" publish "$ID" --to aws --name tiny-once >out 2>err || { cat err; exit 1; }; } &&
+	rm -f fail &&
+	grep -qE "^ami-[0-9a-f]{17}$" out &&
+	test "$(sqlite3 "$CACHE/registry.db" "SELECT count(*) FROM publications")" = 4
+'
+
+test_expect_success 'a snapshot of an interrupted run that EC2 no longer has: a new one, with a new client token' '
+	"$IMG" -v publish "$ID" --to aws --name tiny-lost >out1 2>err1 &
+	pid=$! &&
+	for i in $(seq 1200); do
+		grep -q done_upto "$STATE/ebs.json" 2>/dev/null && break
+		kill -0 $pid 2>/dev/null || break
+		sleep 0.05
+	done &&
+	{ kill -9 $pid || { cat err1; exit 1; }; } && { wait $pid || true; } &&
+	old=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[\"snapshot_id\"])" "$STATE/ebs.json") &&
+	starts=$(ebs_calls StartSnapshot) &&
+	printf "%s\n" "DescribeSnapshots 400 InvalidSnapshot.NotFound 1" >fail &&
+	{ "$IMG" publish "$ID" --to aws --name tiny-lost >out 2>err || { cat err; exit 1; }; } &&
+	rm -f fail &&
+	grep -qE "^ami-[0-9a-f]{17}$" out &&
+	test "$(ebs_calls StartSnapshot)" = $((starts + 1)) &&
+	new=$(sqlite3 "$CACHE/registry.db" "SELECT location FROM publications WHERE name = '\''tiny-lost'\''") &&
+	echo "old $old new $new" && test -n "$new" && test "$new" != "$old"
 '
 
 test_done
