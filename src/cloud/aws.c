@@ -303,6 +303,22 @@ static bool all_zero(const uint8_t *p, size_t n)
 static int describe_snapshot(struct aws *a, const char *snap, char **ret_status, char **ret_msg,
 			     struct strbuf *err);
 
+/* A fresh client token: 128 random bits in hex, malloc'd in *ret. */
+static int new_token(char **ret, struct strbuf *err)
+{
+	uint8_t r[16];
+	char hex[33];
+
+	if (getrandom(r, sizeof(r), 0) != sizeof(r)) {
+		strbuf_addf(err, "cannot draw a client token: %s", strerror(errno));
+		return -errno;
+	}
+	hex_encode(r, sizeof(r), hex);
+	free(*ret);
+	*ret = xstrdup(hex);
+	return 0;
+}
+
 static int ebs_snapshot(struct aws *a, char **ret_snap, struct strbuf *err)
 {
 	const struct cloud_image *img = a->img;
@@ -324,16 +340,9 @@ static int ebs_snapshot(struct aws *a, char **ret_snap, struct strbuf *err)
 	}
 	jsonr_free(st);
 	if (!token) {
-		uint8_t r[16];
-		char hex[33];
-
-		if (getrandom(r, sizeof(r), 0) != sizeof(r)) {
-			strbuf_addf(err, "cannot draw a client token: %s", strerror(errno));
-			k = -errno;
+		k = new_token(&token, err);
+		if (k < 0)
 			goto out;
-		}
-		hex_encode(r, sizeof(r), hex);
-		token = xstrdup(hex);
 	}
 	if (!snap) {
 		strbuf_reset(&js);
@@ -366,21 +375,13 @@ static int ebs_snapshot(struct aws *a, char **ret_snap, struct strbuf *err)
 		if (!status || !strcmp(status, "error")) {
 			verbose("aws: snapshot %s of an earlier run is %s: starting a new one", snap,
 				status ? "in error" : "gone");
-			uint8_t r[16];
-			char hex[33];
-
 			free(snap);
 			snap = NULL;
 			done_upto = 0;
 			/* A new client token: the old one names the snapshot that failed. */
-			if (getrandom(r, sizeof(r), 0) != sizeof(r)) {
-				strbuf_addf(err, "cannot draw a client token: %s", strerror(errno));
-				k = -errno;
+			k = new_token(&token, err);
+			if (k < 0)
 				goto out;
-			}
-			hex_encode(r, sizeof(r), hex);
-			free(token);
-			token = xstrdup(hex);
 			strbuf_reset(&js);
 			strbuf_addf(&js, "{\"sha256\": \"%s\", \"client_token\": \"%s\"}\n",
 				    img->sha256, token);
@@ -539,7 +540,7 @@ static int wait_snapshot(struct aws *a, const char *snap, struct strbuf *err)
 static int import_snapshot(struct aws *a, const char *bucket, char **ret_snap, struct strbuf *err)
 {
 	const struct cloud_image *img = a->img;
-	_cleanup_free_ char *s3ep = NULL, *key = NULL, *task = NULL, *fmt = NULL;
+	_cleanup_free_ char *s3ep = NULL, *key = NULL, *task = NULL, *fmt = NULL, *token = NULL;
 	struct jsonr *st = state_read(img->state_dir, "import.json");
 	struct strbuf q = STRBUF_INIT, js = STRBUF_INIT;
 	bool custom = false;
@@ -548,9 +549,12 @@ static int import_snapshot(struct aws *a, const char *bucket, char **ret_snap, s
 	int k;
 
 	key = xasprintf("imgforge/%s/%s.%s", img->build_id, img->name, img->format);
-	if (st && jstr(st, "sha256") && !strcmp(jstr(st, "sha256"), img->sha256) &&
-	    jstr(st, "import_task_id"))
-		task = xstrdup(jstr(st, "import_task_id"));
+	if (st && jstr(st, "sha256") && !strcmp(jstr(st, "sha256"), img->sha256)) {
+		if (jstr(st, "import_task_id"))
+			task = xstrdup(jstr(st, "import_task_id"));
+		if (jstr(st, "client_token"))
+			token = xstrdup(jstr(st, "client_token"));
+	}
 	jsonr_free(st);
 	if (!task) {
 		s3ep = aws_endpoint("s3", a->cfg.region, &custom);
@@ -570,7 +574,23 @@ static int import_snapshot(struct aws *a, const char *bucket, char **ret_snap, s
 		param(&q, "DiskContainer.UserBucket.S3Key", key);
 		param(&q, "DiskContainer.Description", img->name);
 		param(&q, "Description", img->description ? img->description : img->name);
-		param(&q, "ClientToken", img->sha256);
+		/*
+		 * The token is kept before the call, so that a run killed before
+		 * it recorded the task gets the same task back; a failed import's
+		 * state is removed, and the next run draws a new one.
+		 */
+		if (!token) {
+			k = new_token(&token, err);
+			if (k < 0)
+				goto out;
+			strbuf_addf(&js, "{\"sha256\": \"%s\", \"client_token\": \"%s\"}\n",
+				    img->sha256, token);
+			k = state_write(img->state_dir, "import.json", js.buf, err);
+			if (k < 0)
+				goto out;
+			strbuf_reset(&js);
+		}
+		param(&q, "ClientToken", token);
 		param(&q, "TagSpecification.1.ResourceType", "import-snapshot-task");
 		param(&q, "TagSpecification.1.Tag.1.Key", "imgforge:build");
 		param(&q, "TagSpecification.1.Tag.1.Value", img->build_id);
@@ -587,8 +607,10 @@ static int import_snapshot(struct aws *a, const char *bucket, char **ret_snap, s
 		}
 		if (k < 0)
 			goto out;
-		strbuf_addf(&js, "{\"sha256\": \"%s\", \"import_task_id\": \"%s\"}\n", img->sha256,
-			    task);
+		strbuf_addf(&js,
+			    "{\"sha256\": \"%s\", \"client_token\": \"%s\", \"import_task_id\": "
+			    "\"%s\"}\n",
+			    img->sha256, token, task);
 		k = state_write(img->state_dir, "import.json", js.buf, err);
 		if (k < 0)
 			goto out;
@@ -613,13 +635,14 @@ static int import_snapshot(struct aws *a, const char *bucket, char **ret_snap, s
 			*ret_snap = TAKE_PTR(snap);
 			break;
 		}
-		if (status && (!strcmp(status, "deleted") || !strcmp(status, "deleting"))) {
+		if (!status || !strcmp(status, "deleted") || !strcmp(status, "deleting")) {
 			_cleanup_free_ char *p = path_join(img->state_dir, "import.json");
 
+			/* No status: EC2 no longer knows the task (they expire); import again. */
 			strbuf_addf(err,
 				    "import task %s failed: %s; check the image and the vmimport "
 				    "role, then run the same command again",
-				    task, msg ? msg : "(no message)");
+				    task, msg ? msg : status ? "(no message)" : "EC2 no longer knows it");
 			unlink(p); /* the next run imports again */
 			k = -EIO;
 			goto out;
