@@ -316,7 +316,9 @@ static int scw_call(const struct scw *s, const char *method, const char *path,
 		goto out;
 	if (resp.status != want && !(want == 201 && resp.status == 200)) {
 		scw_error(&resp, what, err);
-		k = resp.status >= 500 || resp.status == 429 ? -EAGAIN : -EACCES;
+		k = resp.status >= 500 || resp.status == 429 ? -EAGAIN
+		    : resp.status == 404		     ? -ENOENT
+							     : -EACCES;
 		goto out;
 	}
 	if (jsonr_parse_api(resp.body.buf ? resp.body.buf : "", resp.body.len, ret, jerr,
@@ -403,6 +405,15 @@ static int import_snapshot(struct scw *s, const char *bucket, const char *key, c
 		const char *st;
 
 		k = scw_call(s, "GET", path, NULL, 200, "Scaleway snapshot", &doc, err);
+		if (k == -ENOENT) {
+			/* Deleted since the earlier run: the next run uploads and imports again. */
+			strbuf_addstr(err,
+				      "; the snapshot of the earlier run is gone, run the same "
+				      "command again to import the image anew");
+			unlink(state);
+			fsync_parent(state);
+			goto out;
+		}
 		if (k < 0)
 			goto out;
 		st = jstr(&doc->root, "status");

@@ -128,4 +128,26 @@ test_expect_success 'progress: bytes, rate and ETA on a terminal, nothing of it 
 	test "$(sqlite3 "$CACHE/registry.db" "SELECT count(*) FROM publications WHERE name = \"tiny-tty\"")" = 1
 '
 
+test_expect_success 'the snapshot of an interrupted run deleted since: one line, then the next run imports anew' '
+	st=$CACHE/publish/$ID/scaleway-default-qcow2
+	IMGFORGE_SCW_POLL_SECONDS=2 "$IMG" publish "$ID" --to scaleway --bucket $BUCKET --name tiny-gone \
+		>out 2>err &
+	pid=$! &&
+	for i in $(seq 600); do
+		test -s "$st/import.json" && break
+		kill -0 $pid 2>/dev/null || break
+		sleep 0.05
+	done &&
+	{ kill -9 $pid || { cat err; exit 1; }; } && { wait $pid || true; } &&
+	sid=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[\"snapshot_id\"])" "$st/import.json") &&
+	curl -sf -X DELETE -H "X-Auth-Token: $SCW_SECRET_KEY" \
+		"$FAKE_SCW_URL/block/v1alpha1/zones/fr-par-1/snapshots/$sid" &&
+	test_must_fail "$IMG" publish "$ID" --to scaleway --bucket $BUCKET --name tiny-gone 2>err &&
+	cat err && test $(grep -c "^error: " err) = 1 &&
+	grep -q "^error: publish: Scaleway snapshot: .*the snapshot of the earlier run is gone, run the same command again" err &&
+	test ! -e "$st/import.json" &&
+	{ "$IMG" publish "$ID" --to scaleway --bucket $BUCKET --name tiny-gone >out 2>err || { cat err; exit 1; }; } &&
+	grep -qE "^[0-9a-f]{8}-[0-9a-f]{4}-" out
+'
+
 test_done
