@@ -569,8 +569,22 @@ static int complete_upload(const struct s3 *s, struct upload *u, char **ret_etag
 	doc = xml_parse(resp.body.buf, resp.body.len);
 	if (resp.status != 200 ||
 	    (doc && (xml_is(xml_root(doc), "Error") || xml_next(xml_root(doc), "Error", NULL)))) {
+		_cleanup_free_ char *code = doc ? xml_text(xml_root(doc), "Code") : NULL;
+
 		add_error(err, s, &resp, "cannot complete the upload to", u);
-		k = -EACCES;
+		/*
+		 * S3's own trouble (5xx, InternalError or SlowDown in a 200) keeps
+		 * the parts and their state for the next run; only a refusal
+		 * (a part's ETag, the credentials) abandons the upload.
+		 */
+		if (resp.status >= 500 || resp.status == 429 ||
+		    (code && (!strcmp(code, "InternalError") || !strcmp(code, "SlowDown") ||
+			      !strcmp(code, "ServiceUnavailable")))) {
+			strbuf_addstr(err, "; run the same command again to complete it");
+			k = -EAGAIN;
+		} else {
+			k = -EACCES;
+		}
 		goto out;
 	}
 	if (ret_etag)

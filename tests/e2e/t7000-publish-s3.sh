@@ -147,4 +147,18 @@ test_expect_success 'a bucket that does not exist: its code, what to do' '
 	grep -q "NoSuchBucket: .*create the bucket, or give --bucket" err
 '
 
+test_expect_success 'S3 answers InternalError to the completion: the parts are kept, the next run sends none again' '
+	printf "%s\n" "CompleteMultipartUpload 200 InternalError 1" >"$TEST_DIR/fake-aws-s3.fail" &&
+	test_must_fail "$IMG" publish "$ID" --to aws --format vmdk --bucket $BUCKET --name tiny-complete 2>err &&
+	rm -f "$TEST_DIR/fake-aws-s3.fail" &&
+	cat err && test $(grep -c "^error: " err) = 1 &&
+	grep -q "^error: publish: cannot complete the upload to .*: InternalError: .*run the same command again" err &&
+	upload=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[\"upload_id\"])" "$STATE/upload.json") &&
+	before=$(stored_parts $upload) && test "$before" -ge 5 &&
+	{ "$IMG" publish "$ID" --to aws --format vmdk --bucket $BUCKET --name tiny-complete >out 2>err ||
+		{ cat err; exit 1; }; } &&
+	test "$(stored_parts $upload)" = "$before" &&
+	grep -qE "^ami-[0-9a-f]{17}$" out
+'
+
 test_done

@@ -92,7 +92,8 @@ cloud_s3_front() { # name access-key secret-key region [option...]
 	rm -f "$TEST_DIR/$name.port" "$TEST_DIR/$name-api.port"
 	"$PY_BOTO" "$SRCDIR/tests/helpers/fake-aws.py" --port-file "$TEST_DIR/$name-api.port" \
 		--s3-front-port-file "$TEST_DIR/$name.port" --log "$TEST_DIR/$name.log" --s3-endpoint "$S3_URL" \
-		--access-key "$ak" --secret-key "$sk" --region "$region" "$@" >"$TEST_DIR/$name.out" 2>&1 &
+		--access-key "$ak" --secret-key "$sk" --region "$region" --fail-file "$TEST_DIR/$name.fail" \
+		"$@" >"$TEST_DIR/$name.out" 2>&1 &
 	echo $! >"$TEST_DIR/$name.pid"
 	local port
 	port=$(cloud_wait_port "$TEST_DIR/$name.port" "$TEST_DIR/$name.pid" "the S3 front") ||

@@ -1225,6 +1225,13 @@ class S3FrontHandler(BaseHTTPRequestHandler):
             body.seek(0)
             try:
                 verify_s3(self, digest.hexdigest())
+                q0 = params["query"]
+                s3name = ("CompleteMultipartUpload" if self.command == "POST" and "uploadId" in q0 else
+                          "CreateMultipartUpload" if self.command == "POST" and "uploads" in q0 else
+                          "UploadPart" if self.command == "PUT" and "partNumber" in q0 else None)
+                if s3name:
+                    # A STATUS of 200 gives S3's "200 with an <Error> document".
+                    injected_failure(s3name)
             except ApiError as e:
                 out = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>%s</Code><Message>%s</Message>'
                        '%s<RequestId>%s</RequestId></Error>' % (escape(e.code), escape(e.message), e.reason or "",
