@@ -195,6 +195,14 @@ test_expect_success 'killed in the middle of a download: slot A stays the defaul
 	agent status >out && grep -q "interrupted" out
 '
 
+test_expect_success 'a record that names no slot: status says it is damaged, prints no slot' '
+	cp data/imgforge/update/last-install li.bak &&
+	grep -v "^SLOT=" li.bak >data/imgforge/update/last-install &&
+	agent status >out && cp li.bak data/imgforge/update/last-install &&
+	cat out && test "$(tr -d "\\000" <out | wc -c)" = "$(wc -c <out)" &&
+	grep -q "^last update: .* into slot ?: installing (the record names no slot: it is damaged" out
+'
+
 test_expect_success 'the new slot boots, passes its health check, is marked good' '
 	agent install v2.bundle &&
 	booted B 1.1 && grub-editenv $ENV/grubenv set B_TRIES=1 &&

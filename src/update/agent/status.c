@@ -122,6 +122,14 @@ static void describe_install(const struct slots *s, const struct kv *inst, const
 	}
 	strbuf_addf(out, "%s into slot %c: ", *get(inst, "VERSION") ? get(inst, "VERSION") : "?",
 		    slot ? slot : '?');
+	if (!slot) {
+		/* A record without its slot: say what it holds, never a slot it does not name. */
+		strbuf_addf(out,
+			    "%s (the record names no slot: it is damaged; the boot order above is "
+			    "what GRUB follows)",
+			    result);
+		return;
+	}
 	if (rolled_back(s, inst, health, out))
 		return;
 	if (!strcmp(result, "installing") && tries < s->max_tries) {
@@ -196,10 +204,10 @@ int cmd_status(int argc, char **argv)
 		OPT_FLAG(0, "json", &as_json, "print JSON"),
 		OPT_END(),
 	};
-	const struct opt_cmd cmd = { "status", usage, opts, NULL, false };
+	const struct opt_cmd cmd = {"status", usage, opts, NULL, false};
 	struct strbuf err = STRBUF_INIT, line = STRBUF_INIT, why = STRBUF_INIT;
 	struct kv inst = KV_INIT, attempt = KV_INIT, health = KV_INIT, check = KV_INIT;
-	struct slots s = { 0 };
+	struct slots s = {0};
 	struct agent a;
 	char buf[128];
 	const char *order;
@@ -234,7 +242,7 @@ int cmd_status(int argc, char **argv)
 
 		json_init(&j, &out, true);
 		json_begin_object(&j);
-		json_kv_string(&j, "booted", (char[]){ s.booted, '\0' });
+		json_kv_string(&j, "booted", (char[]){s.booted, '\0'});
 		json_kv_bool(&j, "fallback", s.fallback);
 		json_key(&j, "compatible");
 		a.compatible ? json_string(&j, a.compatible) : json_null(&j);
@@ -247,7 +255,7 @@ int cmd_status(int argc, char **argv)
 		for (slot = 'A'; slot <= 'B'; slot++) {
 			unsigned t = slot_tries(&s.env, slot);
 
-			json_key(&j, (char[]){ slot, '\0' });
+			json_key(&j, (char[]){slot, '\0'});
 			json_begin_object(&j);
 			json_kv_string(&j, "device", slot_device(slot));
 			json_kv_bool(&j, "running", slot == s.booted);
@@ -262,7 +270,7 @@ int cmd_status(int argc, char **argv)
 		json_key(&j, "rolled_back");
 		if (rb) {
 			json_begin_object(&j);
-			json_kv_string(&j, "from", (char[]){ state_slot(&inst, "SLOT"), '\0' });
+			json_kv_string(&j, "from", (char[]){state_slot(&inst, "SLOT"), '\0'});
 			json_kv_string(&j, "reason", why.buf);
 			json_end_object(&j);
 		} else {
@@ -373,13 +381,14 @@ int cmd_mark_good(int argc, char **argv)
 	static const char usage[] =
 		"usage: imgforge-update mark-good\n"
 		"\n"
-		"The running slot booted well and is healthy: reset its boot counter, so that GRUB\n"
+		"The running slot booted well and is healthy: reset its boot counter, so that "
+		"GRUB\n"
 		"keeps booting it. /usr/lib/imgforge/mark-good runs this once the health checks\n"
 		"pass. Also records what became of the last update.\n";
-	const struct opt opts[] = { OPT_END() };
-	const struct opt_cmd cmd = { "mark-good", usage, opts, NULL, false };
+	const struct opt opts[] = {OPT_END()};
+	const struct opt_cmd cmd = {"mark-good", usage, opts, NULL, false};
 	struct strbuf err = STRBUF_INIT;
-	struct slots s = { 0 };
+	struct slots s = {0};
 	struct agent a;
 	char name[] = "X_TRIES";
 	int n, ret = 1;
@@ -421,11 +430,12 @@ int cmd_health_failed(int argc, char **argv)
 	static const char usage[] =
 		"usage: imgforge-update health-failed REASON\n"
 		"\n"
-		"Record that the running slot failed its health check, and why, for status to tell\n"
+		"Record that the running slot failed its health check, and why, for status to "
+		"tell\n"
 		"after GRUB has fallen back. /usr/lib/imgforge/mark-good runs this before it\n"
 		"reboots; the boot counters are GRUB's and stay as they are.\n";
-	const struct opt opts[] = { OPT_END() };
-	const struct opt_cmd cmd = { "health-failed", usage, opts, NULL, false };
+	const struct opt opts[] = {OPT_END()};
+	const struct opt_cmd cmd = {"health-failed", usage, opts, NULL, false};
 	struct strbuf err = STRBUF_INIT;
 	struct kv health = KV_INIT;
 	struct agent a;
@@ -472,10 +482,10 @@ int cmd_rollback(int argc, char **argv)
 		OPT_FLAG(0, "force", &force, "switch even to a slot marked bad"),
 		OPT_END(),
 	};
-	const struct opt_cmd cmd = { "rollback", usage, opts, NULL, false };
+	const struct opt_cmd cmd = {"rollback", usage, opts, NULL, false};
 	struct strbuf err = STRBUF_INIT;
 	struct kv inst = KV_INIT;
-	struct slots s = { 0 };
+	struct slots s = {0};
 	struct agent a;
 	char order[4], name[] = "X_TRIES", other;
 	const char *result;
