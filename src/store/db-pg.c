@@ -92,7 +92,7 @@ char *pg_mask_url(const char *url)
 	} else {
 		q = url;
 	}
-	/* Query parameters: password=... (and nothing else) is masked. */
+	/* Query parameters: password= and sslpassword= (the client key's passphrase) are masked. */
 	p = strchr(q, '?');
 	if (p) {
 		strbuf_add(&sb, q, (size_t)(p + 1 - q));
@@ -102,6 +102,8 @@ char *pg_mask_url(const char *url)
 
 			if (!strncmp(q, "password=", 9))
 				strbuf_addstr(&sb, "password=***");
+			else if (!strncmp(q, "sslpassword=", 12))
+				strbuf_addstr(&sb, "sslpassword=***");
 			else
 				strbuf_add(&sb, q, n);
 			q += n;

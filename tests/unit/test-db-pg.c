@@ -31,6 +31,8 @@ TEST(test_mask_url)
 	/* An '@' after the host is not a user part. */
 	check_mask("postgresql://h/reg?application_name=a@b",
 		   "postgresql://h/reg?application_name=a@b");
+	check_mask("postgresql://ci@h/reg?sslkey=/k.pem&sslpassword=s3cret",
+		   "postgresql://ci@h/reg?sslkey=/k.pem&sslpassword=***");
 	check_mask("postgresql://", "postgresql://");
 }
 
