@@ -373,8 +373,8 @@ static int ebs_snapshot(struct aws *a, char **ret_snap, struct strbuf *err)
 			goto out;
 		}
 		if (!status || !strcmp(status, "error")) {
-			verbose("aws: snapshot %s of an earlier run is %s: starting a new one", snap,
-				status ? "in error" : "gone");
+			verbose("aws: snapshot %s of an earlier run is %s: starting a new one",
+				snap, status ? "in error" : "gone");
 			free(snap);
 			snap = NULL;
 			done_upto = 0;
@@ -642,8 +642,12 @@ static int import_snapshot(struct aws *a, const char *bucket, char **ret_snap, s
 			strbuf_addf(err,
 				    "import task %s failed: %s; check the image and the vmimport "
 				    "role, then run the same command again",
-				    task, msg ? msg : status ? "(no message)" : "EC2 no longer knows it");
+				    task,
+				    msg	     ? msg
+				    : status ? "(no message)"
+					     : "EC2 no longer knows it");
 			unlink(p); /* the next run imports again */
+			fsync_parent(p);
 			k = -EIO;
 			goto out;
 		}
@@ -778,6 +782,7 @@ int cloud_publish_aws(const struct cloud_image *img, struct cloud_result *res, s
 
 		unlink(p1);
 		unlink(p2);
+		fsync_parent(p2);
 	}
 	res->target = xstrdup("aws");
 	res->region = xstrdup(a.cfg.region);

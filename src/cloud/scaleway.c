@@ -426,6 +426,7 @@ static int import_snapshot(struct scw *s, const char *bucket, const char *key, c
 				    "command again",
 				    sid, bucket, key, st);
 			unlink(state);
+			fsync_parent(state);
 			k = -EIO;
 			goto out;
 		}
@@ -529,6 +530,7 @@ int cloud_publish_scaleway(const struct cloud_image *img, struct cloud_result *r
 		_cleanup_free_ char *state = path_join(img->state_dir, "import.json");
 
 		unlink(state);
+		fsync_parent(state);
 	}
 	res->target = xstrdup("scaleway");
 	res->region = xstrdup(s.zone);

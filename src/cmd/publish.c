@@ -242,14 +242,29 @@ static int state_dir(const char *cache, const char *build_id, const char *target
 	if (mkdir_p(dir, 0700) < 0 || chmod(dir, 0700) < 0)
 		return error("publish: cannot create '%s': %s", dir, strerror(errno));
 	lock = path_join(dir, "lock");
-	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return error("publish: cannot open '%s': %s", lock, strerror(errno));
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+	for (;;) {
+		struct stat held, now;
+
+		if (mkdir_p(dir, 0700) < 0)
+			return error("publish: cannot create '%s': %s", dir, strerror(errno));
+		fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return error("publish: cannot open '%s': %s", lock, strerror(errno));
+		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			close(fd);
+			return error("publish: another 'imgforge publish' of build %s to %s is "
+				     "running ('%s' is locked); wait for it to end",
+				     build_id, target, dir);
+		}
+		/*
+		 * A run that finished removes its state, lock file included: a lock
+		 * taken on the file it removed guards nothing, so take it again on
+		 * the file the path names now.
+		 */
+		if (fstat(fd, &held) == 0 && stat(lock, &now) == 0 && held.st_dev == now.st_dev &&
+		    held.st_ino == now.st_ino)
+			break;
 		close(fd);
-		return error("publish: another 'imgforge publish' of build %s to %s is running "
-			     "('%s' is locked); wait for it to end",
-			     build_id, target, dir);
 	}
 	/* fd stays open: the lock lasts as long as this process. */
 	*ret = TAKE_PTR(dir);
