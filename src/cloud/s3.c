@@ -186,6 +186,37 @@ static void add_error(struct strbuf *err, const struct s3 *s, const struct http_
 		strbuf_addf(err, " (%s)", s->creds_hint);
 }
 
+/*
+ * What a failed answer means for the upload: S3's own trouble (5xx,
+ * throttling) -EAGAIN, the credentials refused (401, 403) -EPERM: both keep
+ * the parts and the state for the next run (an abort with refused
+ * credentials would be refused too, and the parts sent would be lost);
+ * anything else -EACCES, which abandons the upload.
+ */
+static int refusal(const struct http_response *resp, struct strbuf *err, unsigned kept)
+{
+	if (resp->status >= 500 || resp->status == 429) {
+		strbuf_addstr(err, "; run the same command again to complete it");
+		return -EAGAIN;
+	}
+	if (resp->status == 401 || resp->status == 403) {
+		if (kept)
+			strbuf_addf(err, "; the %u part(s) already sent are kept for the next run",
+				    kept);
+		return -EPERM;
+	}
+	return -EACCES;
+}
+
+static unsigned parts_kept(const struct upload *u)
+{
+	unsigned i, n = 0;
+
+	for (i = 0; i < u->n_parts; i++)
+		n += u->parts[i].etag != NULL;
+	return n;
+}
+
 /* --- URLs --- */
 
 char *s3_object_url(const struct s3 *s, const char *bucket, const char *key)
@@ -277,9 +308,11 @@ static bool juint(const struct jsonr_value *o, const char *k, uint64_t *ret)
 /*
  * The state an earlier run left for this very upload (same bucket, key,
  * file size and SHA-256), into u: 1; 0 when there is none or it is for
- * something else (*ret_stale_id then the other upload's id, to abort).
+ * something else (*stale then names the other upload, to abort: another
+ * file to the same object, or the same state directory used for another
+ * bucket or key, whose upload nothing would ever complete).
  */
-static int state_load(const char *path, struct upload *u, char **ret_stale_id)
+static int state_load(const char *path, struct upload *u, struct upload *stale)
 {
 	_cleanup_free_ char *text = NULL;
 	struct jsonr *doc = NULL;
@@ -290,7 +323,6 @@ static int state_load(const char *path, struct upload *u, char **ret_stale_id)
 	size_t len, i;
 	int r = 0;
 
-	*ret_stale_id = NULL;
 	if (read_file(path, 4u << 20, &text, &len) < 0 ||
 	    jsonr_parse(text, len, &doc, jerr, sizeof(jerr)) < 0)
 		return 0;
@@ -303,8 +335,9 @@ static int state_load(const char *path, struct upload *u, char **ret_stale_id)
 		goto out;
 	if (strcmp(b, u->bucket) || strcmp(k, u->key) || strcmp(h, u->sha256) || size != u->size ||
 	    psize != u->part_size) {
-		if (!strcmp(b, u->bucket) && !strcmp(k, u->key))
-			*ret_stale_id = xstrdup(id);
+		stale->upload_id = xstrdup(id);
+		stale->bucket = xstrdup(b);
+		stale->key = xstrdup(k);
 		goto out;
 	}
 	u->upload_id = xstrdup(id);
@@ -423,8 +456,8 @@ static int check_parts(const struct s3 *s, struct upload *u, struct strbuf *err)
 		}
 		if (resp.status != 200) {
 			add_error(err, s, &resp, "cannot list the parts of", u);
+			r = refusal(&resp, err, parts_kept(u));
 			http_response_release(&resp);
-			r = -EACCES;
 			break;
 		}
 		doc = xml_parse(resp.body.buf, resp.body.len);
@@ -512,7 +545,7 @@ static int put_part(const struct s3 *s, struct upload *u, int fd, unsigned n,
 		_cleanup_free_ char *what = xasprintf("cannot upload part %u of", n);
 
 		add_error(err, s, &resp, what, u);
-		k = resp.status >= 500 || resp.status == 429 ? -EAGAIN : -EACCES;
+		k = refusal(&resp, err, parts_kept(u));
 		goto out;
 	}
 	free(u->parts[n - 1].etag);
@@ -572,18 +605,14 @@ static int complete_upload(const struct s3 *s, struct upload *u, char **ret_etag
 		_cleanup_free_ char *code = doc ? xml_text(xml_root(doc), "Code") : NULL;
 
 		add_error(err, s, &resp, "cannot complete the upload to", u);
-		/*
-		 * S3's own trouble (5xx, InternalError or SlowDown in a 200) keeps
-		 * the parts and their state for the next run; only a refusal
-		 * (a part's ETag, the credentials) abandons the upload.
-		 */
-		if (resp.status >= 500 || resp.status == 429 ||
+		/* S3's own trouble can also come as a 200 with an error document. */
+		if (resp.status == 200 &&
 		    (code && (!strcmp(code, "InternalError") || !strcmp(code, "SlowDown") ||
 			      !strcmp(code, "ServiceUnavailable")))) {
 			strbuf_addstr(err, "; run the same command again to complete it");
 			k = -EAGAIN;
 		} else {
-			k = -EACCES;
+			k = refusal(&resp, err, parts_kept(u));
 		}
 		goto out;
 	}
@@ -599,10 +628,10 @@ int s3_upload(const struct s3 *s, const char *bucket, const char *key, const cha
 	      const char *state_dir, cloud_progress_fn progress, void *userdata, char **ret_etag,
 	      struct strbuf *err)
 {
-	_cleanup_free_ char *state = path_join(state_dir, "upload.json"), *stale = NULL;
+	_cleanup_free_ char *state = path_join(state_dir, "upload.json");
 	_cleanup_free_ char *etag = NULL;
 	_cleanup_close_ int fd = -1;
-	struct upload u = {0};
+	struct upload u = {0}, stale = {0};
 	struct part_progress pp = {progress, userdata, 0, 0};
 	struct stat st;
 	unsigned i, sent = 0, reused = 0;
@@ -642,11 +671,12 @@ int s3_upload(const struct s3 *s, const char *bucket, const char *key, const cha
 				u.parts[i].etag = NULL;
 			}
 		}
-	} else if (stale) {
-		/* An upload of another file to the same object: it will never be completed. */
-		struct upload old = {.upload_id = stale, .bucket = u.bucket, .key = u.key};
-
-		abort_upload(s, &old);
+	} else if (stale.upload_id) {
+		verbose("s3: aborting the earlier upload %s to 's3://%s/%s': it was of another "
+			"file",
+			stale.upload_id, stale.bucket, stale.key);
+		abort_upload(s, &stale);
+		upload_release(&stale);
 	}
 	if (!u.upload_id) {
 		k = create_upload(s, &u, err);
