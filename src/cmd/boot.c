@@ -1,25 +1,120 @@
 /* SPDX-License-Identifier: MIT */
 /* imgforge boot: boot a disk image in QEMU and wait for console patterns. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd/cmd.h"
-#include "vm/qemu.h"
+#include "core/file.h"
+#include "core/hash.h"
 #include "core/util.h"
+#include "fs/fat.h"
+#include "vm/qemu.h"
 
 static const char boot_usage[] =
 	"usage: imgforge boot DISK [--firmware uefi|bios] [--memory M] [--cpus N]\n"
 	"                     [--expect REGEX]... [--timeout S] [--forward tcp|udp:HOST:GUEST]...\n"
 	"                     [--snapshot] [--log FILE] [--keep] [--quiet] [--accel auto|kvm|tcg]\n"
+	"                     [--user-data FILE [--meta-data FILE] [--network-config FILE]]\n"
 	"\n"
 	"Boot DISK (raw, or qcow2 by its header) in qemu-system-x86_64 with a virtio\n"
 	"disk and network, the serial console streamed to the terminal. With\n"
 	"--expect, exit 0 as soon as every pattern has appeared on the console (in\n"
 	"any order) and stop the VM; exit 1 with the last console lines on timeout,\n"
 	"guest kernel panic or QEMU failure. Without --expect, run until QEMU exits\n"
-	"and exit with its status.\n";
+	"and exit with its status. --user-data gives the guest a cloud-init NoCloud\n"
+	"seed: a FAT volume labelled CIDATA holding the files given.\n";
+
+/* The seed's files: what cloud-init's NoCloud source reads, up to 16 MiB each. */
+#define SEED_FILE_MAX (16u << 20)
+
+struct seed {
+	const char *user_data, *meta_data, *network_config;
+	char *dir, *path; /* the temporary directory and the volume in it */
+};
+
+/*
+ * Write the NoCloud seed into a private temporary directory: user-data,
+ * meta-data (given, or "instance-id: iid-imgforge-HASH" of the user-data,
+ * so that other user-data is a new instance to cloud-init and the same is
+ * not), network-config when given. Deterministic: the same files give the
+ * same volume. One error line and -1 on failure, nothing left behind.
+ */
+static int seed_write(struct seed *sd)
+{
+	const char *paths[3] = {sd->user_data, sd->meta_data, sd->network_config};
+	static const char *const names[3] = {"user-data", "meta-data", "network-config"};
+	char *data[3] = {NULL, NULL, NULL};
+	size_t len[3] = {0, 0, 0}, n = 0, i;
+	struct fat_file files[3];
+	struct fat_opts fo = {.label = "CIDATA", .long_names = true, .mtime = 0};
+	struct strbuf err = STRBUF_INIT;
+	char hash[SHA256_HEX_LEN];
+	const char *tmp = getenv("TMPDIR");
+	uint64_t total = 0;
+	int fd = -1, r = -1;
+
+	for (i = 0; i < 3; i++) {
+		int k;
+
+		if (!paths[i])
+			continue;
+		k = read_file(paths[i], SEED_FILE_MAX, &data[i], &len[i]);
+		if (k < 0) {
+			error("boot: cannot read --%s '%s': %s%s", names[i], paths[i],
+			      k == -EFBIG ? "larger than 16 MiB" : strerror(-k),
+			      k == -EFBIG ? ": a NoCloud seed takes small files" : "");
+			goto out;
+		}
+		total += len[i];
+	}
+	sha256_hex(data[0], len[0], hash);
+	if (!data[1]) {
+		data[1] = xasprintf("instance-id: iid-imgforge-%.16s\n", hash);
+		len[1] = strlen(data[1]);
+	}
+	for (i = 0; i < 3; i++)
+		if (data[i])
+			files[n++] = (struct fat_file){names[i], data[i], len[i]};
+	fo.volume_id = (uint32_t)strtoul((char[]){hash[0], hash[1], hash[2], hash[3], hash[4],
+						  hash[5], hash[6], hash[7], '\0'},
+					 NULL, 16);
+	/* FAT32's smallest size, or room for the files; sparse either way. */
+	fo.size = total + (2u << 20) > (34u << 20) ? (total + (2u << 20) + 0xFFFFF) & ~0xFFFFFULL
+						   : 34u << 20;
+	sd->dir = xasprintf("%s/imgforge-seed-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(sd->dir)) {
+		error("boot: cannot create a temporary directory for the seed: %s",
+		      strerror(errno));
+		free(sd->dir);
+		sd->dir = NULL;
+		goto out;
+	}
+	sd->path = path_join(sd->dir, "cidata.img");
+	fd = open(sd->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || ftruncate(fd, (off_t)fo.size) < 0) {
+		error("boot: cannot create '%s': %s", sd->path, strerror(errno));
+		goto out;
+	}
+	if (fat_write(fd, 0, &fo, files, n, &err) < 0) {
+		error("boot: cannot write the NoCloud seed: %s", strbuf_str(&err));
+		goto out;
+	}
+	r = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (r < 0 && sd->dir)
+		rm_rf(sd->dir);
+	for (i = 0; i < 3; i++)
+		free(data[i]);
+	strbuf_release(&err);
+	return r;
+}
 
 static int parse_uint(const char *s, unsigned long max, unsigned long *ret)
 {
@@ -56,8 +151,10 @@ static int parse_memory(const char *s, uint64_t *ret_mib)
 static int opt_memory(const struct opt *o, const char *arg, struct strbuf *err)
 {
 	if (parse_memory(arg, o->value) < 0) {
-		strbuf_addf(err, "bad --memory '%s': give MiB or a size such as 1G or 1536M "
-			    "(at least 16M)", arg);
+		strbuf_addf(err,
+			    "bad --memory '%s': give MiB or a size such as 1G or 1536M "
+			    "(at least 16M)",
+			    arg);
 		return -EINVAL;
 	}
 	return 0;
@@ -117,8 +214,8 @@ static void boot_on_start(enum qemu_accel accel, const char *kvm_failure, void *
 }
 
 /* In the order of enum qemu_firmware and enum qemu_accel. */
-static const char *const firmwares[] = { "uefi", "bios", NULL };
-static const char *const accels[] = { "auto", "kvm", "tcg", NULL };
+static const char *const firmwares[] = {"uefi", "bios", NULL};
+static const char *const accels[] = {"auto", "kvm", "tcg", NULL};
 _Static_assert(QEMU_FW_UEFI == 0 && QEMU_FW_BIOS == 1, "firmwares[] follows enum qemu_firmware");
 _Static_assert(QEMU_ACCEL_AUTO == 0 && QEMU_ACCEL_KVM == 1 && QEMU_ACCEL_TCG == 2,
 	       "accels[] follows enum qemu_accel");
@@ -130,6 +227,7 @@ int cmd_boot(int argc, char **argv)
 	struct opt_list expect = {0};
 	struct forwards fwd = {0};
 	const char *log_path = NULL;
+	struct seed seed = {0};
 	_cleanup_fclose_ FILE *log = NULL;
 	bool quiet = false;
 	unsigned timeout = UINT_MAX; /* not given */
@@ -155,9 +253,17 @@ int cmd_boot(int argc, char **argv)
 		OPT_FLAG('q', "quiet", &quiet, "do not copy the console to standard output"),
 		OPT_CHOICE(0, "accel", &o.vm.accel, "A", accels,
 			   "auto (default: KVM when /dev/kvm is usable, else\nTCG), kvm, tcg"),
+		OPT_STRING(0, "user-data", &seed.user_data, "FILE",
+			   "cloud-init user-data, given to the guest in a NoCloud\n"
+			   "seed volume (docs/boot.md)"),
+		OPT_STRING(
+			0, "meta-data", &seed.meta_data, "FILE",
+			"the seed's meta-data (default: an instance-id made\nfrom the user-data)"),
+		OPT_STRING(0, "network-config", &seed.network_config, "FILE",
+			   "the seed's network-config (default: none, DHCP)"),
 		OPT_END(),
 	};
-	const struct opt_cmd cmd = { .name = "boot", .usage = boot_usage, .opts = opts };
+	const struct opt_cmd cmd = {.name = "boot", .usage = boot_usage, .opts = opts};
 	int n, ret = EXIT_USAGE;
 
 	o.vm.firmware = QEMU_FW_UEFI;
@@ -177,6 +283,11 @@ int cmd_boot(int argc, char **argv)
 	o.vm.nforwards = fwd.n;
 	if (!o.vm.disk) {
 		opt_print_help(&cmd, stderr);
+		goto out;
+	}
+	if ((seed.meta_data || seed.network_config) && !seed.user_data) {
+		error("boot: --%s needs --user-data (the seed is made for cloud-init's user-data)",
+		      seed.meta_data ? "meta-data" : "network-config");
 		goto out;
 	}
 	if (o.keep && !o.nexpect) {
@@ -212,6 +323,11 @@ int cmd_boot(int argc, char **argv)
 		error("boot: /dev/kvm cannot be opened read-write: use --accel tcg (slow) or "
 		      "get access to /dev/kvm");
 		goto out;
+	}
+	if (seed.user_data) {
+		if (seed_write(&seed) < 0)
+			goto out;
+		o.vm.seed = seed.path;
 	}
 	o.echo = quiet ? NULL : stdout;
 	o.log = log;
@@ -268,6 +384,11 @@ int cmd_boot(int argc, char **argv)
 		ret = 1;
 	}
 out:
+	/* QEMU opened the seed at start-up: a kept VM does not need the path. */
+	if (seed.dir)
+		rm_rf(seed.dir);
+	free(seed.dir);
+	free(seed.path);
 	qemu_result_release(&res);
 	opt_list_release(&expect);
 	free(fwd.v);

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -11,19 +13,21 @@
 #define RESERVED 32U
 
 struct fnode {
-	char *name;	      /* component */
+	char *name; /* component */
 	uint8_t short_name[11];
-	uint8_t ntres;	      /* case flags */
+	uint8_t ntres; /* case flags */
+	uint8_t nlfn;  /* long name entries before the short one (0: an 8.3 name) */
 	bool dir;
 	const struct fat_file *file;
 	struct fnode **kids;
 	size_t nkids, kalloc;
 	struct fnode *parent;
-	uint32_t first;	      /* first cluster (0: none) */
+	uint32_t first; /* first cluster (0: none) */
 	uint32_t nclusters;
 };
 
 struct layout {
+	const struct fat_opts *o;
 	uint32_t spc, fatsz, clusters, total;
 	uint32_t next; /* next free cluster */
 	uint32_t *fat;
@@ -110,31 +114,135 @@ static uint32_t alloc_chain(struct layout *l, uint32_t count)
 	return first;
 }
 
+/*
+ * A long name FAT can hold: printable ASCII without the characters FAT
+ * forbids, at most 255 characters, not ending in a dot or a space.
+ */
+static bool long_name_ok(const char *name)
+{
+	size_t n = strlen(name), i;
+
+	if (!n || n > 255 || name[n - 1] == '.' || name[n - 1] == ' ' || !strcmp(name, ".") ||
+	    !strcmp(name, ".."))
+		return false;
+	for (i = 0; i < n; i++)
+		if (name[i] < 0x20 || name[i] > 0x7e || strchr("\"*/:<>?\\|", name[i]))
+			return false;
+	return true;
+}
+
+static bool short_taken(const struct fnode *d, size_t self, const uint8_t name[11])
+{
+	size_t i;
+
+	for (i = 0; i < d->nkids; i++)
+		if (i != self && !memcmp(d->kids[i]->short_name, name, 11))
+			return true;
+	return false;
+}
+
+/*
+ * The short alias of a long name, as Windows makes it: the first characters
+ * of the base name in upper case (others than 8.3's replaced by '_', dots
+ * and spaces dropped), "~N" with the first N free in the directory, and up
+ * to three characters of the extension.
+ */
+static int short_alias(struct fnode *d, size_t i, struct strbuf *err)
+{
+	static const char ok[] = "!#$%&'()-@^_`{}~";
+	struct fnode *k = d->kids[i];
+	const char *dot = strrchr(k->name, '.');
+	char base[9] = "", ext[4] = "";
+	size_t bl = 0, el = 0, n;
+	const char *c;
+	unsigned num;
+
+	if (dot == k->name)
+		dot = NULL;
+	for (c = k->name; *c && c != dot && bl < 8; c++) {
+		unsigned char u = (unsigned char)toupper((unsigned char)*c);
+
+		if (u != '.' && u != ' ')
+			base[bl++] = isalnum(u) || strchr(ok, u) ? (char)u : '_';
+	}
+	for (c = dot ? dot + 1 : ""; *c && el < 3; c++) {
+		unsigned char u = (unsigned char)toupper((unsigned char)*c);
+
+		if (u != '.' && u != ' ')
+			ext[el++] = isalnum(u) || strchr(ok, u) ? (char)u : '_';
+	}
+	if (!bl)
+		base[bl++] = '_';
+	for (num = 1; num < 1000000; num++) {
+		char tail[9];
+		int tl = snprintf(tail, sizeof(tail), "~%u", num);
+
+		n = bl < 8 - (size_t)tl ? bl : 8 - (size_t)tl;
+		memset(k->short_name, ' ', 11);
+		memcpy(k->short_name, base, n);
+		memcpy(k->short_name + n, tail, (size_t)tl);
+		memcpy(k->short_name + 8, ext, el);
+		if (!short_taken(d, i, k->short_name))
+			return 0;
+	}
+	strbuf_addf(err, "no short name is left for '%s'", k->name);
+	return -ENOSPC;
+}
+
 /* Allocate clusters depth-first in sorted order; check names. */
 static int allocate(struct layout *l, struct fnode *d, bool root, struct strbuf *err)
 {
-	size_t i, entries = d->nkids + (root ? 1 : 2);
+	size_t i, j, entries = root ? 1 : 2;
 	int r;
 
 	qsort(d->kids, d->nkids, sizeof(*d->kids), cmp_nodes);
-	d->nclusters = (uint32_t)((entries * 32 + l->cbytes - 1) / l->cbytes);
-	if (l->next + d->nclusters > l->clusters + 2)
-		goto full;
-	d->first = alloc_chain(l, d->nclusters);
+	/* 8.3 names first, so that no alias takes the short name of a file. */
 	for (i = 0; i < d->nkids; i++) {
 		struct fnode *k = d->kids[i];
-		if (short_name(k->name, k->short_name, &k->ntres) < 0) {
+
+		memset(k->short_name, 0, 11);
+		if (short_name(k->name, k->short_name, &k->ntres) == 0)
+			continue;
+		memset(k->short_name, 0, 11);
+		k->ntres = 0;
+		if (!l->o->long_names) {
 			strbuf_addf(err,
 				    "'%s' is not an 8.3 name (at most 8 + 3 characters, each part "
 				    "all upper or all lower case)",
 				    k->name);
 			return -EINVAL;
 		}
-		if (i > 0 && !memcmp(d->kids[i - 1]->short_name, k->short_name, 11)) {
-			strbuf_addf(err, "'%s' and '%s' have the same 8.3 name", d->kids[i - 1]->name,
+		if (!long_name_ok(k->name)) {
+			strbuf_addf(err,
+				    "'%s' cannot be a FAT name (printable ASCII without "
+				    "\"*/:<>?\\|, at most 255 characters)",
 				    k->name);
 			return -EINVAL;
 		}
+		k->nlfn = (uint8_t)((strlen(k->name) + 12) / 13);
+	}
+	for (i = 0; i < d->nkids; i++) {
+		for (j = 0; j < i; j++)
+			if (!strcasecmp(d->kids[j]->name, d->kids[i]->name) ||
+			    (!d->kids[i]->nlfn &&
+			     !memcmp(d->kids[j]->short_name, d->kids[i]->short_name, 11))) {
+				strbuf_addf(err, "'%s' and '%s' are the same name in FAT",
+					    d->kids[j]->name, d->kids[i]->name);
+				return -EINVAL;
+			}
+		if (d->kids[i]->nlfn) {
+			r = short_alias(d, i, err);
+			if (r < 0)
+				return r;
+		}
+		entries += 1 + d->kids[i]->nlfn;
+	}
+	d->nclusters = (uint32_t)((entries * 32 + l->cbytes - 1) / l->cbytes);
+	if (l->next + d->nclusters > l->clusters + 2)
+		goto full;
+	d->first = alloc_chain(l, d->nclusters);
+	for (i = 0; i < d->nkids; i++) {
+		struct fnode *k = d->kids[i];
 		if (k->dir) {
 			r = allocate(l, k, false, err);
 			if (r < 0)
@@ -184,6 +292,32 @@ static void dirent(uint8_t *e, const uint8_t name[11], uint8_t attr, uint8_t ntr
 	put_le32(e + 28, size);
 }
 
+/*
+ * Long name entry seq (1-based; the last one, written first, has 0x40):
+ * 13 UCS-2 characters of the name, a 0 after its end, 0xFFFF after that,
+ * and the checksum of the short entry that follows them.
+ */
+static void lfn_entry(uint8_t *e, const struct fnode *c, unsigned seq)
+{
+	static const uint8_t at[13] = {1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30};
+	size_t len = strlen(c->name), j;
+	uint8_t sum = 0;
+
+	for (j = 0; j < 11; j++)
+		sum = (uint8_t)(((sum & 1) << 7) + (sum >> 1) + c->short_name[j]);
+	e[0] = (uint8_t)(seq | (seq == c->nlfn ? 0x40 : 0));
+	e[11] = 0x0F;
+	e[12] = 0;
+	e[13] = sum;
+	for (j = 0; j < 13; j++) {
+		size_t idx = (seq - 1) * 13 + j;
+
+		put_le16(e + at[j], idx < len	 ? (uint16_t)(unsigned char)c->name[idx]
+				    : idx == len ? 0
+						 : 0xFFFF);
+	}
+}
+
 /* Write only the non-zero sectors of buf: the region already reads as zeros. */
 static int write_sparse(int fd, const uint8_t *buf, size_t len, uint64_t off)
 {
@@ -230,6 +364,10 @@ static int write_dirs(int fd, uint64_t data_off, const struct layout *l, const s
 	}
 	for (i = 0; i < d->nkids; i++) {
 		const struct fnode *c = d->kids[i];
+		unsigned seq;
+
+		for (seq = c->nlfn; seq >= 1; seq--)
+			lfn_entry(buf + 32 * k++, c, seq);
 		dirent(buf + 32 * k++, c->short_name, c->dir ? 0x10 : 0x20, c->ntres, c->first,
 		       c->dir ? 0 : (uint32_t)c->file->len, o->mtime);
 	}
@@ -248,7 +386,7 @@ static int write_dirs(int fd, uint64_t data_off, const struct layout *l, const s
 int fat_write(int fd, uint64_t offset, const struct fat_opts *o, const struct fat_file *files,
 	      size_t n, struct strbuf *err)
 {
-	struct layout l = { 0 };
+	struct layout l = {0};
 	struct fnode *root = xcalloc(1, sizeof(*root));
 	_cleanup_free_ uint8_t *resv = NULL, *fatbuf = NULL;
 	uint32_t prev = 0;
@@ -258,6 +396,7 @@ int fat_write(int fd, uint64_t offset, const struct fat_opts *o, const struct fa
 
 	root->name = xstrdup("");
 	root->dir = true;
+	l.o = o;
 	l.total = (uint32_t)(o->size / SECTOR);
 	l.spc = o->size <= (260ULL << 20) ? 1 : o->size <= (8ULL << 30) ? 8 : 32;
 	l.cbytes = l.spc * SECTOR;

@@ -2,6 +2,7 @@
 #ifndef IMGFORGE_FAT_H
 #define IMGFORGE_FAT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -10,9 +11,9 @@
 /*
  * A FAT32 filesystem for the EFI system partition, written in-process:
  * deterministic (every timestamp is mtime, the volume id is given) and
- * without root or mtools. Names must be 8.3 names whose base and extension
- * are each all upper or all lower case (stored with the NT case flags, as
- * Windows and Linux read them); no long names are written. Files are
+ * without root or mtools. 8.3 names whose base and extension are each all
+ * upper or all lower case are stored with the NT case flags, as Windows and
+ * Linux read them; other names only with long_names (the ESP has none). Files are
  * contiguous, directories and files laid out in sorted path order.
  */
 struct fat_file {
@@ -22,11 +23,13 @@ struct fat_file {
 };
 
 struct fat_opts {
-	uint64_t size;		/* bytes, at least 33 MiB (FAT32's minimum cluster count) */
-	uint32_t volume_id;	/* the "XXXX-XXXX" id GRUB and blkid show as the UUID */
-	const char *label;	/* up to 11 characters */
-	int64_t mtime;		/* every timestamp */
+	uint64_t size;		 /* bytes, at least 33 MiB (FAT32's minimum cluster count) */
+	uint32_t volume_id;	 /* the "XXXX-XXXX" id GRUB and blkid show as the UUID */
+	const char *label;	 /* up to 11 characters */
+	int64_t mtime;		 /* every timestamp */
 	uint32_t hidden_sectors; /* sectors before the partition on the disk */
+	bool long_names;	 /* names that are not 8.3 get long name (VFAT) entries
+				    and a "NAME~N" alias; false: refused */
 };
 
 /*

@@ -121,6 +121,13 @@ char **qemu_argv_build(const struct qemu_opts *o)
 	strv_pushf(&s, "file=%s,if=none,id=disk0,format=%s", disk,
 		   o->disk_format ? o->disk_format : "raw");
 	strv_pushl(&s, "-device", "virtio-blk-pci,drive=disk0,bootindex=0");
+	if (o->seed) {
+		_cleanup_free_ char *seed = qemu_escape(o->seed);
+
+		strv_pushl(&s, "-drive", NULL);
+		strv_pushf(&s, "file=%s,if=none,id=seed0,format=raw,readonly=on", seed);
+		strv_pushl(&s, "-device", "virtio-blk-pci,drive=seed0");
+	}
 	if (o->snapshot)
 		strv_pushl(&s, "-snapshot", NULL);
 	strbuf_addstr(&net, "user,id=n0");
@@ -369,7 +376,8 @@ static void console_match(struct qemu_console *c, const char *line, bool whole)
 	size_t i;
 
 	for (i = 0; i < c->n; i++)
-		if (!c->matched[i] && regexec(&c->re[i], line, 0, NULL, whole ? 0 : REG_NOTEOL) == 0) {
+		if (!c->matched[i] &&
+		    regexec(&c->re[i], line, 0, NULL, whole ? 0 : REG_NOTEOL) == 0) {
 			c->matched[i] = true;
 			c->nmatched++;
 		}
@@ -533,7 +541,7 @@ struct boot_run {
 	int out_fd, err_fd; /* read ends; -1 once at EOF */
 	struct strbuf err;
 	size_t console_bytes;
-	char last_byte; /* the last console byte, to end the echo on a new line */
+	char last_byte;		 /* the last console byte, to end the echo on a new line */
 	int64_t last_console_ms; /* when console bytes last came */
 	bool exited;
 	int status;
@@ -863,11 +871,13 @@ int qemu_boot(const struct qemu_boot_opts *o, struct qemu_result *ret)
 		r = qemu_disk_format(vm.disk, &vm.disk_format);
 		if (r == -ENODATA || r == -ENOEXEC) {
 			ret->error = xasprintf(
-				"'%s' is not a disk image: %s; boot the disk.raw (or an export of it) "
+				"'%s' is not a disk image: %s; boot the disk.raw (or an export of "
+				"it) "
 				"that 'imgforge build' writes for an image with a disk: section",
 				vm.disk,
-				r == -ENODATA ? "it is shorter than one sector"
-					      : "no qcow2 header and no partition table (MBR or GPT)");
+				r == -ENODATA
+					? "it is shorter than one sector"
+					: "no qcow2 header and no partition table (MBR or GPT)");
 			return r;
 		}
 		if (r < 0) {

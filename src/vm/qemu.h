@@ -47,6 +47,8 @@ struct qemu_opts {
 	uint64_t memory_mib;	     /* 0: 1024 */
 	unsigned cpus;		     /* 0: 2 */
 	bool snapshot;		     /* discard disk writes (-snapshot) */
+	const char *seed;	     /* a raw volume given read-only as a second disk (a
+					cloud-init NoCloud seed), or NULL */
 	const char *guest_error_log; /* QEMU's -d guest_errors log (-D), or NULL */
 	const struct qemu_forward *forwards;
 	size_t nforwards;

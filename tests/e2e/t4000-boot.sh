@@ -211,4 +211,57 @@ test_expect_success 'UEFI: OVMF boot manager and shell on the serial console' '
 	rmdir tmp
 '
 
+# A QEMU in front of the real one that keeps a copy of the seed volume it is
+# given and its -drive line: what the guest would read, checked with dosfstools,
+# mtools and blkid; the real QEMU then boots the fixture.
+mkdir -p wrap && cat >wrap/qemu-system-x86_64 <<'EOT' && chmod +x wrap/qemu-system-x86_64
+#!/bin/bash
+for a in "$@"; do
+	case $a in *id=seed0*) echo "$a" >"$SEED_COPY.drive"; f=${a#file=}; cp "${f%%,if=*}" "$SEED_COPY" ;; esac
+done
+exec /usr/bin/qemu-system-x86_64 "$@"
+EOT
+
+test_expect_success '--user-data: a NoCloud seed (CIDATA, user-data, meta-data) read-only, removed after' '
+	printf "#cloud-config\nhostname: seeded\n" >ud.yaml &&
+	printf "version: 2\n" >net.yaml &&
+	mkdir -p seedtmp &&
+	SEED_COPY=$PWD/seed.img TMPDIR=$PWD/seedtmp PATH=$PWD/wrap:$PATH \
+		imgforge boot --firmware bios hello.img --user-data ud.yaml --network-config net.yaml \
+		--expect "^IMGFORGE-MARKER" --quiet 2>err &&
+	grep -q "readonly=on" seed.img.drive && grep -q "format=raw" seed.img.drive &&
+	test -z "$(ls seedtmp)" &&
+	fsck.fat -n seed.img >fsck.out 2>&1 &&
+	test "$(blkid -o value -s LABEL seed.img)" = CIDATA &&
+	test "$(blkid -o value -s TYPE seed.img)" = vfat &&
+	MTOOLS_SKIP_CHECK=1 mtype -i seed.img ::/user-data >got && cmp got ud.yaml &&
+	MTOOLS_SKIP_CHECK=1 mtype -i seed.img ::/network-config >got && cmp got net.yaml &&
+	MTOOLS_SKIP_CHECK=1 mtype -i seed.img ::/meta-data >md &&
+	grep -qx "instance-id: iid-imgforge-$(sha256sum ud.yaml | cut -c1-16)" md
+'
+
+test_expect_success '--user-data: the same files make the same volume, a given meta-data is used as it is' '
+	cp seed.img seed1.img &&
+	SEED_COPY=$PWD/seed.img PATH=$PWD/wrap:$PATH \
+		imgforge boot --firmware bios hello.img --user-data ud.yaml --network-config net.yaml \
+		--expect "^IMGFORGE-MARKER" --quiet 2>err &&
+	cmp seed.img seed1.img &&
+	printf "instance-id: mine\nlocal-hostname: m\n" >md.yaml &&
+	SEED_COPY=$PWD/seed.img PATH=$PWD/wrap:$PATH \
+		imgforge boot --firmware bios hello.img --user-data ud.yaml --meta-data md.yaml \
+		--expect "^IMGFORGE-MARKER" --quiet 2>err &&
+	MTOOLS_SKIP_CHECK=1 mtype -i seed.img ::/meta-data >got && cmp got md.yaml &&
+	! MTOOLS_SKIP_CHECK=1 mtype -i seed.img ::/network-config >/dev/null 2>&1
+'
+
+test_expect_success '--user-data errors: one line each' '
+	expect_code 1 imgforge boot hello.img --user-data missing.yaml --expect x 2>err &&
+	grep_one "^error: boot: cannot read --user-data .missing.yaml.: No such file" err &&
+	head -c $((17 << 20)) /dev/zero >big.yaml &&
+	expect_code 1 imgforge boot hello.img --user-data big.yaml --expect x 2>err &&
+	grep_one "^error: boot: cannot read --user-data .big.yaml.: larger than 16 MiB" err &&
+	expect_code 2 imgforge boot hello.img --meta-data md.yaml --expect x 2>err &&
+	grep_one "^error: boot: --meta-data needs --user-data" err
+'
+
 test_done

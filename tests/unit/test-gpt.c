@@ -21,8 +21,7 @@ static int sh(const char *cmd)
 	return r;
 }
 
-static void add(struct gpt *g, const char *type, const char *name, uint64_t start,
-		uint64_t size)
+static void add(struct gpt *g, const char *type, const char *name, uint64_t start, uint64_t size)
 {
 	struct gpt_part *p = &g->parts[g->nparts++];
 
@@ -99,14 +98,14 @@ TEST(test_gpt_rejects_overlap_and_overflow)
 TEST(test_fat_verified_by_fsck_and_mtools)
 {
 	struct strbuf err = STRBUF_INIT;
-	struct fat_opts o = { .size = 64 * MIB, .volume_id = 0x1234ABCD, .label = "ESP",
-			      .mtime = 1700000000 };
+	struct fat_opts o = {
+		.size = 64 * MIB, .volume_id = 0x1234ABCD, .label = "ESP", .mtime = 1700000000};
 	char *big = xmalloc(3 * MIB + 17);
 	struct fat_file files[] = {
-		{ "EFI/BOOT/BOOTX64.EFI", big, 3 * MIB + 17 },
-		{ "EFI/BOOT/grub.cfg", "set timeout=0\n", 14 },
-		{ "EFI/BOOT/grubenv", "# GRUB Environment Block\n", 25 },
-		{ "EFI/BOOT/empty", "", 0 },
+		{"EFI/BOOT/BOOTX64.EFI", big, 3 * MIB + 17},
+		{"EFI/BOOT/grub.cfg", "set timeout=0\n", 14},
+		{"EFI/BOOT/grubenv", "# GRUB Environment Block\n", 25},
+		{"EFI/BOOT/empty", "", 0},
 	};
 	int fd = open("esp.img", O_RDWR | O_CREAT | O_TRUNC, 0644);
 	size_t i;
@@ -118,9 +117,10 @@ TEST(test_fat_verified_by_fsck_and_mtools)
 	close(fd);
 	CHECK(write_file_atomic("big", big, 3 * MIB + 17, 0644) == 0);
 	CHECK(sh("fsck.fat -n esp.img >fsck.out 2>&1 || { cat fsck.out; exit 1; }") == 0);
-	CHECK(sh("MTOOLS_SKIP_CHECK=1 mdir -b -i esp.img ::/EFI/BOOT | sort | tr '\\n' ' ' | grep -qix '::/EFI/BOOT/BOOTX64.EFI ::/EFI/BOOT/empty ::/EFI/BOOT/grub.cfg ::/EFI/BOOT/grubenv '") == 0);
-	CHECK(sh("MTOOLS_SKIP_CHECK=1 mdir -i esp.img ::/EFI/BOOT | grep -qi 'bootx64  efi'") ==
-	      0);
+	CHECK(sh("MTOOLS_SKIP_CHECK=1 mdir -b -i esp.img ::/EFI/BOOT | sort | tr '\\n' ' ' | grep "
+		 "-qix '::/EFI/BOOT/BOOTX64.EFI ::/EFI/BOOT/empty ::/EFI/BOOT/grub.cfg "
+		 "::/EFI/BOOT/grubenv '") == 0);
+	CHECK(sh("MTOOLS_SKIP_CHECK=1 mdir -i esp.img ::/EFI/BOOT | grep -qi 'bootx64  efi'") == 0);
 	CHECK(sh("MTOOLS_SKIP_CHECK=1 mtype -i esp.img ::/EFI/BOOT/grub.cfg | grep -qx "
 		 "'set timeout=0'") == 0);
 	CHECK(sh("MTOOLS_SKIP_CHECK=1 mcopy -i esp.img ::/EFI/BOOT/BOOTX64.EFI out && cmp out "
@@ -134,9 +134,9 @@ TEST(test_fat_verified_by_fsck_and_mtools)
 TEST(test_fat_refuses_long_names_and_small_sizes)
 {
 	struct strbuf err = STRBUF_INIT;
-	struct fat_opts o = { .size = 64 * MIB, .volume_id = 1, .mtime = 0 };
-	struct fat_file f1[] = { { "EFI/BOOT/a-very-long-name.cfg", "x", 1 } };
-	struct fat_file f2[] = { { "MiXed.cfg", "x", 1 } };
+	struct fat_opts o = {.size = 64 * MIB, .volume_id = 1, .mtime = 0};
+	struct fat_file f1[] = {{"EFI/BOOT/a-very-long-name.cfg", "x", 1}};
+	struct fat_file f2[] = {{"MiXed.cfg", "x", 1}};
 	int fd = open("e.img", O_RDWR | O_CREAT | O_TRUNC, 0644);
 
 	CHECK(ftruncate(fd, (off_t)o.size) == 0);
@@ -149,6 +149,57 @@ TEST(test_fat_refuses_long_names_and_small_sizes)
 	strbuf_release(&err);
 }
 
+TEST(test_fat_long_names_verified_by_fsck_and_mtools)
+{
+	struct strbuf err = STRBUF_INIT;
+	struct fat_opts o = {.size = 34 * MIB,
+			     .volume_id = 0x0C1DA7A0,
+			     .label = "cidata",
+			     .mtime = 1700000000,
+			     .long_names = true};
+	static const char long26[] = "a-name-of-exactly-26-chars";
+	struct fat_file files[] = {
+		{"user-data", "#cloud-config\nhostname: a\n", 27},
+		{"meta-data", "instance-id: i-1\n", 17},
+		{"network-config", "version: 2\n", 11},
+		{"USER-D~1", "taken\n", 6},
+		{"MiXed.Cfg", "x\n", 2},
+		{"dir with spaces/a-much-longer-name-than-thirteen-characters.json", "{}\n", 3},
+		{long26, "26\n", 3},
+	};
+	int fd = open("seed.img", O_RDWR | O_CREAT | O_TRUNC, 0644);
+
+	CHECK(ftruncate(fd, (off_t)o.size) == 0);
+	CHECK(fat_write(fd, 0, &o, files, ARRAY_SIZE(files), &err) == 0);
+	close(fd);
+	CHECK(sh("fsck.fat -n seed.img >fsck.out 2>&1 || { cat fsck.out; exit 1; }") == 0);
+	CHECK(sh("MTOOLS_SKIP_CHECK=1 mdir -b -i seed.img :: | sort | tr '\\n' ' ' | grep -qx "
+		 "'::/MiXed.Cfg ::/USER-D~1 ::/a-name-of-exactly-26-chars ::/dir with spaces/ "
+		 "::/meta-data ::/network-config ::/user-data '") == 0);
+	CHECK(sh("MTOOLS_SKIP_CHECK=1 mtype -i seed.img ::/user-data | grep -qx 'hostname: a'") ==
+	      0);
+	CHECK(sh("MTOOLS_SKIP_CHECK=1 mtype -i seed.img ::/USER-D~1 | grep -qx taken") == 0);
+	CHECK(sh("MTOOLS_SKIP_CHECK=1 mtype -i seed.img "
+		 "'::/dir with spaces/a-much-longer-name-than-thirteen-characters.json' | grep -qx "
+		 "'{}'") == 0);
+	/* The alias of user-data is not the 8.3 file USER-D~1 that is there. */
+	CHECK(sh("MTOOLS_SKIP_CHECK=1 mdir -i seed.img :: | grep -q '^USER-D~2 *27 .* "
+		 "user-data$'") == 0);
+	CHECK(sh("blkid -o value -s LABEL seed.img | grep -qx CIDATA") == 0);
+
+	/* Refused: a name FAT cannot hold, two names that are one in FAT. */
+	fd = open("seed.img", O_RDWR);
+	files[0].path = "a:b";
+	CHECK(fat_write(fd, 0, &o, files, 1, &err) == -EINVAL);
+	CHECK(strstr(err.buf, "'a:b' cannot be a FAT name") != NULL);
+	strbuf_reset(&err);
+	files[0].path = "Meta-Data";
+	CHECK(fat_write(fd, 0, &o, files, 2, &err) == -EINVAL);
+	CHECK(strstr(err.buf, "are the same name in FAT") != NULL);
+	close(fd);
+	strbuf_release(&err);
+}
+
 int main(void)
 {
 	RUN(test_guid_roundtrip);
@@ -156,5 +207,6 @@ int main(void)
 	RUN(test_gpt_rejects_overlap_and_overflow);
 	RUN(test_fat_verified_by_fsck_and_mtools);
 	RUN(test_fat_refuses_long_names_and_small_sizes);
+	RUN(test_fat_long_names_verified_by_fsck_and_mtools);
 	return tap_done();
 }
