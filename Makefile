@@ -173,6 +173,10 @@ DEB_PACKAGES += python3-botocore
 # The AWS CLI reads back what imgforge publish uploaded to S3: a second,
 # independent S3 client (tests/e2e/t7000-publish-s3.sh).
 DEB_PACKAGES += awscli
+# The appliance's offsite backups (tests/e2e/t6060-appliance-offsite.sh): age
+# encrypts them as on the appliance; promtool (in prometheus) checks and
+# unit-tests the alert rules.
+DEB_PACKAGES += age prometheus
 
 # s3rver, the S3 peer of the publish tests (npm, not in Debian), installed
 # into the build tree: tests take $(S3RVER_DIR)/node_modules/.bin/s3rver.

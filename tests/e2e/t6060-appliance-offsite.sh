@@ -1,0 +1,296 @@
+#!/bin/bash
+# The appliance's offsite backups (overlays/pg-backup), without a VM: the
+# scripts run in a chroot made of this host's /usr and /etc with the
+# overlays on top (as t6050), against a PostgreSQL server of the test's own
+# (its socket where the appliance has it, /run/postgresql, peer
+# authentication), s3rver behind fake-aws.py's SigV4-checking S3 front
+# (curl --aws-sigv4 must sign right), and the real age. A backup is a local
+# dump plus an age-encrypted copy in the bucket that does not show its rows;
+# restored from the bucket into an empty database the rows are the same and
+# owned by the application's role; remote copies past the retention are
+# deleted and nothing else; with the store stopped the local backup is kept,
+# the metric is not updated, one error line, and the next run uploads it; a
+# tampered, truncated or wrong-key backup, or one whose SQL fails half-way,
+# is refused and the database left as it was. The alert rules are checked
+# and unit-tested with promtool.
+# imgforge-test: timeout 300
+. "$SRCDIR/tests/e2e/lib.sh"
+. "$SRCDIR/tests/helpers/cloud-peers.sh"
+
+for t in unshare:util-linux age:age age-keygen:age curl:curl python3:python3 psql:postgresql-client \
+	runuser:util-linux promtool:prometheus; do
+	require_tool "${t%%:*}" "${t#*:}" || exit 1
+done
+if [ "$(id -u)" != 0 ] || ! unshare -m true 2>/dev/null || ! id postgres >/dev/null 2>&1; then
+	test_skip 'appliance offsite backups' 'needs root (mount namespaces, overlayfs) and the postgres user'
+	test_done
+	exit
+fi
+PGBIN=
+for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+	[ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ] && { PGBIN=$d; break; }
+done
+[ -n "$PGBIN" ] || { echo "no PostgreSQL server programs (initdb, pg_ctl): install the Debian package postgresql (make deps does)" >&2; exit 1; }
+
+OV=$SRCDIR/overlays R=$TEST_DIR/root
+SOCK=$R/run/postgresql PGDATA=$TEST_DIR/pg
+pg_stop() { runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -w -m immediate stop >/dev/null 2>&1; }
+trap '[ -f "$PGDATA/postmaster.pid" ] && pg_stop; cloud_peers_stop; cd /; rm -rf "$TEST_DIR"' EXIT
+# The test's psql, as the appliance's scripts connect: user postgres, peer.
+sql() { runuser -u postgres -- psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$SOCK" -d "$1" -c "$2"; }
+# The rows of the application's table, and what the whole database holds.
+rows() { sql "$1" "SELECT id, nom FROM chantiers ORDER BY id"; }
+state() { runuser -u postgres -- pg_dump -h "$SOCK" --no-comments "$1" | grep -v "^--\|^\\\\\(un\)\?restrict " | md5sum; }
+
+# in_root CMD...: CMD in the chroot, its /usr and /etc the overlays' over the host's.
+in_root() {
+	unshare -m sh -ec '
+		r=$1 ov=$2; shift 2
+		mount --make-rprivate /
+		mount -t overlay overlay -o "lowerdir=$ov/usr:/usr" "$r/usr"
+		mount -t overlay overlay -o "lowerdir=$ov/etc:/etc" "$r/etc"
+		mount --rbind /dev "$r/dev"
+		mount -t proc proc "$r/proc"
+		exec chroot "$r" "$@"
+	' sh "$R" "$TEST_DIR/ov" "$@"
+}
+
+# sign ARGS...: curl signing for the test's own requests to the store.
+sign() {
+	curl -sS -f --aws-sigv4 "aws:amz:eu-west-3:s3" --user "$CLOUD_AWS_ACCESS_KEY:$CLOUD_AWS_SECRET_KEY" "$@"
+}
+put_object() { # file key
+	sign -H "x-amz-content-sha256: $(sha256sum <"$1" | cut -d" " -f1)" -T "$1" "$FRONT/bkt/$2" >/dev/null
+}
+get_object() { # key file
+	sign -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -o "$2" "$FRONT/bkt/$1"
+}
+# The keys in the bucket, as s3rver keeps them.
+objects() {
+	(cd "$TEST_DIR/s3rver/bkt" && find . -name '*._S3rver_object' | sed 's|^\./||; s|\._S3rver_object$||' | sort)
+}
+offsite_env() { # endpoint
+	printf '%s\n' "# written by cloud-init" "OFFSITE_URL=s3://bkt/appliance/prod" "OFFSITE_ENDPOINT=$1" \
+		"OFFSITE_REGION=eu-west-3" "OFFSITE_ACCESS_KEY_ID=$CLOUD_AWS_ACCESS_KEY" \
+		"OFFSITE_SECRET_ACCESS_KEY=\"$CLOUD_AWS_SECRET_KEY\"" >"$R/data/backups/offsite.env"
+}
+METRIC=$R/var/lib/prometheus/node-exporter/appliance_backup_offsite_last_success_timestamp_seconds.prom
+
+# The root: overlays' /usr and /etc (the image's backup.env and the
+# recipient, as recipes/pg-backup.yaml writes them), /data as prepare-data
+# makes it. The private key stays outside.
+mkdir -p ov/etc/appliance "$R"/usr "$R"/etc "$R"/dev "$R"/proc "$R"/tmp "$SOCK" \
+	"$R"/data/backups "$R"/var/lib/prometheus/node-exporter "$PGDATA" &&
+	for o in appliance-state pg-backup; do cp -a "$OV/$o/usr" ov/; done &&
+	printf 'BACKUP_DATABASE=atarys\nBACKUP_RETENTION_DAYS=30\n' >ov/etc/appliance/backup.env &&
+	age-keygen -o key.txt 2>/dev/null && age-keygen -o other-key.txt 2>/dev/null &&
+	{ echo "# the backups' recipient"; age-keygen -y key.txt; } >ov/etc/appliance/backup-recipients &&
+	chmod 1777 "$R/tmp" && chmod 0700 "$R/data/backups" && chmod a+x "$TEST_DIR" &&
+	chown postgres: "$SOCK" "$PGDATA" &&
+	ln -s ../run "$R/var/run" && ln -s usr/bin "$R/bin" && ln -s usr/sbin "$R/sbin" && ln -s usr/lib "$R/lib" &&
+	{ test ! -e /lib64 || ln -s usr/lib64 "$R/lib64"; } || exit 1
+
+test_expect_success 'PostgreSQL, the application database and its rows; s3rver behind a SigV4 front' '
+	runuser -u postgres -- "$PGBIN/initdb" -D "$PGDATA" -U postgres -A peer --no-sync -E UTF8 \
+		--locale=C.UTF-8 >initdb.log 2>&1 &&
+	runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w -t 60 \
+		-o "-c listen_addresses='\'''\'' -k $SOCK -c fsync=off" start >/dev/null &&
+	sql postgres "CREATE ROLE atarys LOGIN" &&
+	sql postgres "CREATE DATABASE atarys OWNER atarys" &&
+	sql atarys "SET ROLE atarys; CREATE TABLE chantiers (id serial PRIMARY KEY, nom text NOT NULL);
+		INSERT INTO chantiers (nom) SELECT '\''chantier-secret-'\'' || i FROM generate_series(1, 500) i;
+		INSERT INTO chantiers (nom) VALUES ('\''Rénovation de la mairie'\'')" &&
+	test "$(sql atarys "SELECT count(*) FROM chantiers")" = 501
+'
+s3rver_start && cloud_python && FRONT=$(cloud_s3_front s3front "$CLOUD_AWS_ACCESS_KEY" "$CLOUD_AWS_SECRET_KEY" eu-west-3) ||
+	exit 1
+sign -X PUT -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$FRONT/bkt" >/dev/null || exit 1
+
+test_expect_success 'no store configured: the local backup, said, exit 0' '
+	in_root /usr/sbin/appliance-backup now >out 2>err || { cat out err; exit 1; }
+	grep -q "^appliance-backup: /data/backups/atarys-[0-9]\{8\}-[0-9]\{6\}\.sql\.gz ([0-9]* bytes)\$" out &&
+	grep -q "^appliance-backup: no offsite copies: /data/backups/offsite.env does not exist" out &&
+	test ! -s err && test ! -e "$METRIC" &&
+	test -s "$R/var/lib/prometheus/node-exporter/appliance_backup_last_success_timestamp_seconds.prom" &&
+	test -z "$(objects)"
+'
+
+test_expect_success 'backup: an encrypted copy in the bucket, unreadable without the key' '
+	offsite_env "$FRONT" && chmod 600 "$R/data/backups/offsite.env" &&
+	sleep 1 && in_root /usr/sbin/appliance-backup >out 2>err || { cat out err; exit 1; }
+	cat out && test ! -s err &&
+	test "$(ls "$R"/data/backups/atarys-*.sql.gz | wc -l)" = 2 &&
+	test "$(objects | wc -l)" = 2 &&
+	test "$(objects | grep -c "^appliance/prod/atarys-[0-9]\{8\}-[0-9]\{6\}\.sql\.gz\.age\$")" = 2 &&
+	test "$(grep -c "^appliance-backup: uploaded s3://bkt/appliance/prod/atarys-" out)" = 2 &&
+	! grep -q "$CLOUD_AWS_SECRET_KEY" out &&
+	name=$(objects | tail -n 1) &&
+	get_object "$name" obj &&
+	head -c 21 obj | grep -q "^age-encryption.org/v1" &&
+	! grep -aq "chantier-secret" obj && ! gzip -dc <obj >/dev/null 2>&1 &&
+	age -d -i key.txt obj | gzip -dc | grep -q "Rénovation de la mairie" &&
+	test_must_fail age -d -i other-key.txt obj >/dev/null 2>&1 &&
+	grep -q "PUT /bkt/appliance/prod/atarys-" "$TEST_DIR/s3front.log" &&
+	! grep -q "SignatureDoesNotMatch\|InvalidAccessKeyId\|AuthorizationHeaderMalformed" "$TEST_DIR/s3front.log" &&
+	promtool check metrics <"$METRIC" &&
+	ts=$(sed -n "s/^appliance_backup_offsite_last_success_timestamp_seconds //p" "$METRIC") &&
+	test $(( $(date +%s) - ts )) -lt 120
+'
+
+test_expect_success 'list: local and offsite copies' '
+	in_root /usr/sbin/appliance-backup list >list 2>err || { cat list err; exit 1; }
+	cat list &&
+	head -n 1 list | grep -q "^BACKUP  *LOCAL BYTES  *OFFSITE BYTES\$" &&
+	test "$(grep -c "^atarys-[0-9-]*  *[0-9][0-9]*  *[0-9][0-9]*\$" list)" = 2 &&
+	tail -n 1 list | grep -q "^offsite: s3://bkt/appliance/prod\$"
+'
+
+test_expect_success 'restore from the store into an empty database: the same rows, the owner kept' '
+	cp key.txt "$R/tmp/key.txt" &&
+	in_root /usr/sbin/appliance-restore --from s3://bkt/appliance/prod --key /tmp/key.txt latest fresh >out 2>err ||
+		{ cat out err; exit 1; }
+	grep -q "^appliance-restore: .s3://bkt/appliance/prod/atarys-.*\.sql\.gz\.age. restored into .fresh.\$" out &&
+	rows atarys >a && rows fresh >b && test "$(wc -l <b)" = 501 && cmp a b &&
+	test "$(sql fresh "SELECT tableowner FROM pg_tables WHERE tablename = '\''chantiers'\''")" = atarys &&
+	test "$(sql postgres "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '\''fresh'\''")" = atarys &&
+	! ls -A "$R/data/backups" | grep -q "^\.restore"
+'
+
+test_expect_success 'retention: offsite copies past 30 days deleted, nothing else' '
+	echo old >old && echo notes >notes &&
+	put_object old appliance/prod/atarys-20200101-000000.sql.gz.age &&
+	put_object old appliance/prod/atarys-20200102-000000.sql.gz.age &&
+	put_object notes appliance/prod/notes.txt &&
+	put_object old appliance/staging/atarys-20200101-000000.sql.gz.age &&
+	in_root /usr/sbin/appliance-backup upload >out 2>err || { cat out err; exit 1; }
+	cat out &&
+	test "$(grep -c "^appliance-backup: deleted s3://bkt/appliance/prod/atarys-2020010[12]-000000.sql.gz.age (older than 30 days)\$" out)" = 2 &&
+	! objects | grep -q "^appliance/prod/atarys-2020" &&
+	objects | grep -q "^appliance/prod/notes.txt\$" &&
+	objects | grep -q "^appliance/staging/atarys-20200101-000000.sql.gz.age\$" &&
+	test "$(objects | grep -c "^appliance/prod/atarys-")" = 2
+'
+
+# The store stopped (its SigV4 front: nothing answers at the endpoint).
+kill "$(cat "$TEST_DIR/s3front.pid")" && wait "$(cat "$TEST_DIR/s3front.pid")" 2>/dev/null
+test_expect_success 'the store stopped: local backup kept, metric unchanged, one line, exit 1' '
+	cp "$METRIC" metric.before &&
+	sleep 1 && test_must_fail in_root /usr/sbin/appliance-backup now >out 2>err &&
+	cat out err &&
+	test "$(wc -l <err)" = 1 &&
+	grep_one "^appliance-backup: error: cannot list s3://bkt/appliance/prod: curl: \\(7\\) .*; the local backups are kept, the next run uploads them\$" err &&
+	test "$(ls "$R"/data/backups/atarys-*.sql.gz | wc -l)" = 3 &&
+	cmp metric.before "$METRIC" &&
+	! ls -A "$R/data/backups" | grep -q "\.tmp\$"
+'
+# The store back (the front at a new port).
+FRONT=$(cloud_s3_front s3front "$CLOUD_AWS_ACCESS_KEY" "$CLOUD_AWS_SECRET_KEY" eu-west-3) || exit 1
+
+test_expect_success 'the next run uploads what the failed one did not' '
+	offsite_env "$FRONT" &&
+	sleep 1 && in_root /usr/sbin/appliance-backup >out 2>err || { cat out err; exit 1; }
+	cat out &&
+	test "$(grep -c "^appliance-backup: uploaded " out)" = 2 &&
+	test "$(objects | grep -c "^appliance/prod/atarys-")" = 4 &&
+	for f in "$R"/data/backups/atarys-*.sql.gz; do
+		objects | grep -qx "appliance/prod/$(basename "$f").age" || exit 1
+	done &&
+	! cmp -s metric.before "$METRIC"
+'
+
+# Restores that must be refused with one line, and leave the database as it was.
+refused() { # regex ARGS...
+	local re=$1
+	shift
+	state atarys >before &&
+	test_must_fail in_root /usr/sbin/appliance-restore "$@" >out 2>err &&
+	test "$(wc -l <err)" = 1 && grep_one "$re" err && cat err &&
+	state atarys | cmp - before &&
+	test -z "$(sql postgres "SELECT datname FROM pg_database WHERE datname = '\''scratch'\''")" &&
+	! ls -A "$R/data/backups" | grep -q "^\.restore"
+}
+
+test_expect_success 'a tampered or truncated copy is refused; the database untouched' '
+	sql atarys "INSERT INTO chantiers (nom) VALUES ('\''written after the backup'\'')" &&
+	name=$(objects | grep "^appliance/prod/atarys-" | tail -n 1) && get_object "$name" good &&
+	size=$(stat -c %s good) &&
+	cp good bad && printf "\\x55" | dd of=bad bs=1 seek=$((size - 100)) conv=notrunc 2>/dev/null &&
+	! cmp -s good bad && put_object bad appliance/prod/atarys-20261201-000000.sql.gz.age &&
+	head -c $((size - 70000)) good >short && put_object short appliance/prod/atarys-20261202-000000.sql.gz.age &&
+	refused "^appliance-restore: error: cannot decrypt .s3://bkt/appliance/prod/atarys-20261201-000000.sql.gz.age. with ./tmp/key.txt. \\(age: error: .*\\): the backup was encrypted for another key, or damaged or changed since; nothing restored\$" \
+		--from s3://bkt/appliance/prod --key /tmp/key.txt atarys-20261201-000000 &&
+	refused "^appliance-restore: error: cannot decrypt .*atarys-20261202-000000.sql.gz.age" \
+		--from s3://bkt/appliance/prod --key /tmp/key.txt atarys-20261202-000000.sql.gz.age scratch &&
+	refused "^appliance-restore: error: cannot download s3://bkt/appliance/prod/atarys-20261203-000000.sql.gz.age: HTTP 404 NoSuchKey" \
+		--from s3://bkt/appliance/prod --key /tmp/key.txt atarys-20261203-000000
+'
+
+test_expect_success 'the wrong key is refused; the database untouched' '
+	cp other-key.txt "$R/tmp/other-key.txt" &&
+	refused "^appliance-restore: error: cannot decrypt .* with ./tmp/other-key.txt. \\(age: error: no identity matched any of the recipients\\): the backup was encrypted for another key" \
+		--from s3://bkt/appliance/prod --key /tmp/other-key.txt latest &&
+	refused "^appliance-restore: error: cannot decrypt .* with ./tmp/other-key.txt. " \
+		--from s3://bkt/appliance/prod --key /tmp/other-key.txt latest scratch &&
+	refused "^appliance-restore: error: .*is encrypted: give its private key with --key FILE\$" \
+		--from s3://bkt/appliance/prod latest
+'
+
+test_expect_success 'a backup whose SQL fails half-way: one transaction, nothing applied' '
+	printf "DROP TABLE chantiers;\nCREATE TABLE chantiers (x int);\nSELECT no_such_function();\n" |
+		gzip | age -e -R ov/etc/appliance/backup-recipients >half.age &&
+	cp half.age "$R/tmp/atarys-20261130-000000.sql.gz.age" &&
+	refused "^appliance-restore: error: restoring ./tmp/atarys-20261130-000000.sql.gz.age. into .atarys. failed \\(.*no_such_function.*\\): .atarys. is as it was\$" \
+		--key /tmp/key.txt /tmp/atarys-20261130-000000.sql.gz.age &&
+	refused "^appliance-restore: error: restoring .* into .scratch. failed" \
+		--key /tmp/key.txt /tmp/atarys-20261130-000000.sql.gz.age scratch &&
+	test "$(sql atarys "SELECT count(*) FROM chantiers")" = 502
+'
+
+test_expect_success 'offsite.env: a bad line is one error with its place' '
+	echo "OFFSITE_BUKCET=x" >>"$R/data/backups/offsite.env" &&
+	test_must_fail in_root /usr/sbin/appliance-backup upload >out 2>err &&
+	test "$(wc -l <err)" = 1 &&
+	grep_one "^appliance-backup: error: /data/backups/offsite.env:7: unknown setting .OFFSITE_BUKCET." err &&
+	offsite_env "$FRONT"
+'
+
+test_expect_success 'alert rules: promtool checks them; offsite backup too old or missing fires' '
+	rules=$OV/monitoring/etc/prometheus/rules/atarys.yml &&
+	promtool check rules "$rules" &&
+	cat >alerts.test.yml <<-EOF &&
+	rule_files: [$rules]
+	evaluation_interval: 1m
+	tests:
+	  # A backup at 01:00, the next one due 24 h later never comes.
+	  - interval: 10m
+	    input_series:
+	      - series: appliance_backup_offsite_last_success_timestamp_seconds{instance="localhost:9100",job="node"}
+	        values: 3600x300
+	    alert_rule_test:
+	      - eval_time: 26h
+	        alertname: OffsiteBackupTooOld
+	      - eval_time: 27h10m
+	        alertname: OffsiteBackupTooOld
+	        exp_alerts:
+	          - exp_labels: {severity: critical, instance: localhost:9100, job: node}
+	            exp_annotations:
+	              summary: "the last offsite backup is 1d 2h 10m 0s old (more than 26 hours): see appliance-backup list"
+	  # Never a successful run: the metric is absent.
+	  - interval: 10m
+	    input_series:
+	      - series: node_boot_time_seconds{instance="localhost:9100",job="node"}
+	        values: 0x300
+	    alert_rule_test:
+	      - eval_time: 25h
+	        alertname: OffsiteBackupMissing
+	      - eval_time: 27h
+	        alertname: OffsiteBackupMissing
+	        exp_alerts:
+	          - exp_labels: {severity: critical}
+	            exp_annotations:
+	              summary: "no offsite backup has succeeded (appliance_backup_offsite_last_success_timestamp_seconds absent for 26 hours): see docs/recovery.md"
+	EOF
+	promtool test rules alerts.test.yml
+'
+
+test_done
