@@ -246,11 +246,17 @@ test_expect_success 'a backup whose SQL fails half-way: one transaction, nothing
 	test "$(sql atarys "SELECT count(*) FROM chantiers")" = 502
 '
 
-test_expect_success 'offsite.env: a bad line is one error with its place' '
+test_expect_success 'offsite.env: a bad line, a wrong secret key: one error line each' '
 	echo "OFFSITE_BUKCET=x" >>"$R/data/backups/offsite.env" &&
 	test_must_fail in_root /usr/sbin/appliance-backup upload >out 2>err &&
 	test "$(wc -l <err)" = 1 &&
 	grep_one "^appliance-backup: error: /data/backups/offsite.env:7: unknown setting .OFFSITE_BUKCET." err &&
+	offsite_env "$FRONT" &&
+	sed -i "s|^OFFSITE_SECRET_ACCESS_KEY=.*|OFFSITE_SECRET_ACCESS_KEY=not/the/right/one|" "$R/data/backups/offsite.env" &&
+	test_must_fail in_root /usr/sbin/appliance-backup upload >out 2>err &&
+	test "$(wc -l <err)" = 1 &&
+	grep_one "^appliance-backup: error: cannot list s3://bkt/appliance/prod: HTTP 403 SignatureDoesNotMatch " err &&
+	! grep -q "not/the/right/one" err &&
 	offsite_env "$FRONT"
 '
 
