@@ -171,6 +171,18 @@ test_expect_success 'retention: offsite copies past 30 days deleted, nothing els
 	test "$(objects | grep -c "^appliance/prod/atarys-")" = 2
 '
 
+test_expect_success 'retention: the newest offsite copy is kept, however old' '
+	printf "BACKUP_DATABASE=other\nBACKUP_RETENTION_DAYS=30\n" >ov/etc/appliance/backup.env &&
+	put_object old appliance/prod/other-20200101-000000.sql.gz.age &&
+	put_object old appliance/prod/other-20200102-000000.sql.gz.age &&
+	in_root /usr/sbin/appliance-backup upload >out 2>err || { cat out err; exit 1; }
+	printf "BACKUP_DATABASE=atarys\nBACKUP_RETENTION_DAYS=30\n" >ov/etc/appliance/backup.env &&
+	cat out && grep_one "^appliance-backup: deleted " out &&
+	grep -q "^appliance-backup: deleted s3://bkt/appliance/prod/other-20200101-000000.sql.gz.age " out &&
+	objects | grep -qx "appliance/prod/other-20200102-000000.sql.gz.age" &&
+	test "$(objects | grep -c "^appliance/prod/atarys-")" = 2
+'
+
 # The store stopped (its SigV4 front: nothing answers at the endpoint).
 kill "$(cat "$TEST_DIR/s3front.pid")" && wait "$(cat "$TEST_DIR/s3front.pid")" 2>/dev/null
 test_expect_success 'the store stopped: local backup kept, metric unchanged, one line, exit 1' '
