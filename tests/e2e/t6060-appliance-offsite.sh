@@ -69,8 +69,8 @@ get_object() { # key file
 objects() {
 	(cd "$TEST_DIR/s3rver/bkt" && find . -name '*._S3rver_object' | sed 's|^\./||; s|\._S3rver_object$||' | sort)
 }
-offsite_env() { # endpoint
-	printf '%s\n' "# written by cloud-init" "OFFSITE_URL=s3://bkt/appliance/prod" "OFFSITE_ENDPOINT=$1" \
+offsite_env() { # endpoint [line end]
+	printf "%s${2:-}\n" "# written by cloud-init" "OFFSITE_URL=s3://bkt/appliance/prod" "OFFSITE_ENDPOINT=$1" \
 		"OFFSITE_REGION=eu-west-3" "OFFSITE_ACCESS_KEY_ID=$CLOUD_AWS_ACCESS_KEY" \
 		"OFFSITE_SECRET_ACCESS_KEY=\"$CLOUD_AWS_SECRET_KEY\"" >"$R/data/backups/offsite.env"
 }
@@ -116,7 +116,7 @@ test_expect_success 'no store configured: the local backup, said, exit 0' '
 '
 
 test_expect_success 'backup: an encrypted copy in the bucket, unreadable without the key' '
-	offsite_env "$FRONT" && chmod 600 "$R/data/backups/offsite.env" &&
+	offsite_env "$FRONT" "\r" && chmod 600 "$R/data/backups/offsite.env" &&
 	sleep 1 && in_root /usr/sbin/appliance-backup >out 2>err || { cat out err; exit 1; }
 	cat out && test ! -s err &&
 	test "$(ls "$R"/data/backups/atarys-*.sql.gz | wc -l)" = 2 &&

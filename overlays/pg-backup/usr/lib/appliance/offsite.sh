@@ -30,9 +30,10 @@ offsite_err=
 offsite_load() { # [s3://BUCKET/PREFIX]
 	OFFSITE_URL= OFFSITE_ENDPOINT= OFFSITE_REGION= OFFSITE_ACCESS_KEY_ID= OFFSITE_SECRET_ACCESS_KEY=
 	[ -f "$BACKUP_OFFSITE_CONF" ] || { offsite_err="$BACKUP_OFFSITE_CONF does not exist"; return 1; }
-	_n=0
+	_n=0 _cr=$(printf '\r')
 	while IFS= read -r _line || [ -n "$_line" ]; do
 		_n=$((_n + 1))
+		_line=${_line%"$_cr"}  # a file written on Windows
 		case $_line in '' | '#'*) continue ;; esac
 		_k=${_line%%=*} _v=${_line#*=}
 		# Values may be quoted as in a shell file; nothing is expanded.
