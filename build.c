@@ -26,6 +26,7 @@ static const struct cmd commands[] = {
 	{ "keygen", cmd_keygen, "make a key and certificate to sign update bundles with" },
 	{ "bundle", cmd_bundle, "write, show or verify a signed update bundle" },
 	{ "channel", cmd_channel, "offer a bundle on an update channel (signed index)" },
+	{ "fetch", cmd_fetch, "download a build's outputs from the shared store (--store)" },
 	{ "publish", cmd_publish, "make a build's disk an image in a cloud (AWS, OpenStack, Scaleway)" },
 };
 

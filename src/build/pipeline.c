@@ -20,6 +20,7 @@
 #include "build/outputs.h"
 #include "build/stage.h"
 #include "core/hash.h"
+#include "remote/remote.h"
 #include "store/cache.h"
 #include "store/registry.h"
 
@@ -98,6 +99,11 @@ int build_lookup(struct build_ctx *c, const char *stage, const char *key, char *
 	else if (r == 0 && err.len)
 		build_step(c, "%s: cache entry dropped: %s", stage, err.buf);
 	strbuf_release(&err);
+	/* A local hit the store may lack (built before --store, or its push failed). */
+	if (r > 0)
+		build_remote_push(c, stage, key, *ret_path);
+	else if (r == 0)
+		r = build_remote_lookup(c, stage, key, ret_path);
 	return r;
 }
 
@@ -124,6 +130,8 @@ int build_store(struct build_ctx *c, const char *stage, const char *key, const c
 	else
 		build_step(c, "%s: stored in the cache (%.12s)", stage, key);
 	strbuf_release(&err);
+	if (r >= 0 && ret_path && *ret_path)
+		build_remote_push(c, stage, key, *ret_path);
 	return r;
 }
 
@@ -349,6 +357,13 @@ int pipeline_build(struct recipe *r, const struct stage_keys *keys, const struct
 		rr = build_fail(&c, rr, "cache: %s", err.buf);
 		goto out;
 	}
+	if (remote_location(o->store)) {
+		rr = remote_open(remote_location(o->store), &c.remote, &err);
+		if (rr < 0) {
+			rr = build_fail(&c, rr, "%s", err.buf);
+			goto out;
+		}
+	}
 	reg_path = registry_location(o->registry) ? xstrdup(registry_location(o->registry))
 						  : path_join(cache_dir(c.cache), "registry.db");
 	rr = registry_open(reg_path, &reg, &err);
@@ -416,6 +431,8 @@ int pipeline_build(struct recipe *r, const struct stage_keys *keys, const struct
 		rr = build_fail(&c, rr, "%s", err.buf);
 		goto out;
 	}
+	/* Before the row: a build the shared registry lists has its outputs in the store. */
+	build_remote_push_outputs(&c);
 	/* The row is written last: a registered build has its outputs in place. */
 	rr = registry_add(reg, c.rec, &id, &err);
 	if (rr < 0) {
@@ -433,6 +450,7 @@ int pipeline_build(struct recipe *r, const struct stage_keys *keys, const struct
 	rr = 0;
 out:
 	registry_close(reg);
+	build_remote_release(&c);
 	if (c.cache)
 		cache_close(c.cache);
 	if (c.rec)

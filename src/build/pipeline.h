@@ -17,6 +17,7 @@ struct build_opts {
 	const char *outdir;   /* NULL: out/<image>-<version>-<profile> */
 	const char *cache;    /* NULL: the default cache directory */
 	const char *registry; /* NULL: <cache>/registry.db */
+	const char *store;    /* the shared store, s3://BUCKET/PREFIX; NULL: $IMGFORGE_STORE or none */
 	bool verify;	      /* re-hash cache entries instead of trusting metadata */
 	bool refresh;	      /* check the archives even when their last state is fresh */
 };

@@ -210,6 +210,14 @@ int stage_rootfs_run(struct build_ctx *c, const char *base_path, char **ret_path
 	if (r > 0) {
 		/* The rootfs is a hit only with its package and file lists. */
 		r = cache_lookup(c->cache, mkey, CACHE_VERIFY_HASH, &meta_path, &err);
+		if (r > 0)
+			build_remote_push(c, "meta", mkey, meta_path);
+		else if (r == 0 && (r = build_remote_lookup(c, "meta", mkey, &meta_path)) < 0) {
+			free(*ret_path);
+			*ret_path = NULL;
+			strbuf_release(&err);
+			return r;
+		}
 		if (r > 0) {
 			build_step(c, "rootfs: cached (%.12s)", c->keys->rootfs);
 			r = load_meta(c, meta_path);
@@ -289,6 +297,7 @@ int stage_rootfs_run(struct build_ctx *c, const char *base_path, char **ret_path
 	r = cache_store(c->cache, mkey, "meta", mtmp, &meta_path, NULL, &err);
 	if (r < 0)
 		goto cache_error;
+	build_remote_push(c, "meta", mkey, meta_path);
 	r = load_meta(c, meta_path);
 	goto out;
 cache_error:

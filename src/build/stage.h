@@ -20,6 +20,7 @@ struct archive;
 struct cache;
 struct registry_build;
 struct build_outputs;
+struct remote;
 
 struct build_ctx {
 	struct recipe *r;
@@ -34,6 +35,9 @@ struct build_ctx {
 	struct registry_build *rec;
 	struct build_outputs *out;
 	struct archive *archive; /* a package base's sources and their state, else NULL */
+	struct remote *remote;	 /* the shared store (--store), else NULL */
+	bool remote_off;	 /* the store failed once: the build goes on without it */
+	char **remote_bad;	 /* objects of the store found bad, NULL-terminated: put again */
 };
 
 struct stage {
@@ -71,6 +75,24 @@ int build_lookup(struct build_ctx *c, const char *stage, const char *key, char *
  */
 int build_store(struct build_ctx *c, const char *stage, const char *key, const char *tmp,
 		char **ret_path);
+
+/*
+ * remote.c: the shared store. On a local miss, the stage's entry and object
+ * from the store, checked and stored in the local cache: 1 with *ret_path,
+ * 0 when the store has none or fails (one warning, then the build goes on
+ * without it), -errno after build_fail() when the local cache fails.
+ */
+int build_remote_lookup(struct build_ctx *c, const char *stage, const char *key,
+			char **ret_path);
+/*
+ * The object at path (pinned in the local cache) and the entry of key, into
+ * the store: best effort, a failure is a warning and the build goes on.
+ */
+void build_remote_push(struct build_ctx *c, const char *stage, const char *key,
+		       const char *path);
+/* The build's registered outputs, from the output directory, into the store (best effort). */
+void build_remote_push_outputs(struct build_ctx *c);
+void build_remote_release(struct build_ctx *c);
 
 int stage_base_run(struct build_ctx *c, const char *input, char **ret_path);
 int stage_rootfs_run(struct build_ctx *c, const char *base_path, char **ret_path);

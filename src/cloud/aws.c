@@ -559,7 +559,10 @@ static int import_snapshot(struct aws *a, const char *bucket, char **ret_snap, s
 	if (!task) {
 		s3ep = aws_endpoint("s3", a->cfg.region, &custom);
 		{
-			const struct s3 s = {&a->cfg, s3ep, custom, a->creds_hint};
+			const struct s3 s = {.cfg = &a->cfg,
+					     .endpoint = s3ep,
+					     .path_style = custom,
+					     .creds_hint = a->creds_hint};
 
 			k = s3_upload(&s, bucket, key, img->path, img->state_dir, img->progress,
 				      img->progress_userdata, NULL, err);

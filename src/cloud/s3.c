@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * S3 multipart uploads, resumable across runs (see s3.h), and the signed
- * request every AWS-style call of src/cloud/ goes through.
+ * request every AWS-style call of src/cloud/ goes through. Single objects
+ * (HEAD, GET, PUT) are in s3-object.c.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -54,10 +55,9 @@ static int sign_cb(void *userdata, const char *const **ret_headers, struct strbu
 	return 0;
 }
 
-static int signed_request(const struct aws_config *cfg, const char *service,
-			  struct http_request *req, const char *payload_sha256,
-			  const char *const *headers, struct http_response *resp,
-			  struct strbuf *err)
+int aws_signed_request(const struct aws_config *cfg, const char *service,
+		       struct http_request *req, const char *payload_sha256,
+		       const char *const *headers, struct http_response *resp, struct strbuf *err)
 {
 	struct sign_ctx c = {cfg, service, req->method, req->url, payload_sha256, headers, NULL};
 	int k;
@@ -90,7 +90,7 @@ int aws_request(const struct aws_config *cfg, const char *service, const char *m
 	req.idempotent = strcmp(method, "POST") ||
 			 (body && body_len >= 15 && !memcmp(body, "Action=Describe", 15)) ||
 			 (body && memmem(body, body_len, "ClientToken", 11));
-	return signed_request(cfg, service, &req, hash, headers, resp, err);
+	return aws_signed_request(cfg, service, &req, hash, headers, resp, err);
 }
 
 /* --- one upload --- */
@@ -538,7 +538,7 @@ static int put_part(const struct s3 *s, struct upload *u, int fd, unsigned n,
 	req.body_len = len;
 	req.progress = part_progress;
 	req.progress_userdata = pp;
-	k = signed_request(s->cfg, "s3", &req, hash, NULL, &resp, err);
+	k = aws_signed_request(s->cfg, "s3", &req, hash, NULL, &resp, err);
 	if (k < 0)
 		goto out;
 	if (resp.status != 200) {

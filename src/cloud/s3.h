@@ -18,6 +18,8 @@ struct s3 {
 	const char *endpoint;	      /* "https://s3.eu-west-3.amazonaws.com", no trailing '/' */
 	bool path_style;	      /* endpoint/bucket/key rather than bucket.endpoint/key */
 	const char *creds_hint;	      /* where the credentials come from, for messages */
+	/* s3-object.c's requests: transient failures retried, first delay (0: http's defaults). */
+	unsigned retries, retry_delay_ms;
 };
 
 /* The error of an answer: "Code: Message" from an S3 or EC2 error document, or the status. */
@@ -53,5 +55,48 @@ char *s3_object_url(const struct s3 *s, const char *bucket, const char *key);
 int aws_request(const struct aws_config *cfg, const char *service, const char *method,
 		const char *url, const char *const *headers, const void *body, size_t body_len,
 		struct http_response *resp, struct strbuf *err);
+
+/*
+ * req (method, URL, body) signed with cfg for service before every attempt
+ * (SigV4 over the time of the attempt); payload_sha256 the hex SHA-256 of
+ * the body or "UNSIGNED-PAYLOAD"; headers the request's own, signed too.
+ * As http_request(): 0 when an answer came, whatever its status.
+ */
+int aws_signed_request(const struct aws_config *cfg, const char *service,
+		       struct http_request *req, const char *payload_sha256,
+		       const char *const *headers, struct http_response *resp, struct strbuf *err);
+
+/*
+ * Single objects (s3-object.c). Each returns -errno with one line in err
+ * naming 's3://bucket/key', S3's error code and what to do; a server that
+ * does not answer is the line of http_request() (the URL, curl's reason).
+ */
+
+/* HEAD: 1 when bucket/key exists (*ret_size its size, may be NULL), 0 when S3 says it does not. */
+int s3_head(const struct s3 *s, const char *bucket, const char *key, uint64_t *ret_size,
+	    struct strbuf *err);
+
+/*
+ * GET bucket/key into the file open as fd (truncated, written from offset
+ * 0, streamed: any size), *ret_size (may be NULL) the bytes written.
+ * -ENOENT when there is no such object. The caller checks what it got.
+ */
+int s3_get_fd(const struct s3 *s, const char *bucket, const char *key, int fd,
+	      uint64_t *ret_size, struct strbuf *err);
+
+/* GET a small object into memory (at most max bytes, NUL-terminated); -ENOENT when absent. */
+int s3_get_data(const struct s3 *s, const char *bucket, const char *key, size_t max, char **ret,
+		size_t *ret_len, struct strbuf *err);
+
+/* PUT len bytes of data as bucket/key (its SHA-256 signed). */
+int s3_put_data(const struct s3 *s, const char *bucket, const char *key, const void *data,
+		size_t len, struct strbuf *err);
+
+/*
+ * PUT the file path as bucket/key: one signed request up to 64 MiB, an
+ * s3_upload() (resumable, its state in state_dir) beyond.
+ */
+int s3_put_file(const struct s3 *s, const char *bucket, const char *key, const char *path,
+		const char *state_dir, struct strbuf *err);
 
 #endif

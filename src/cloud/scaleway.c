@@ -508,8 +508,10 @@ int cloud_publish_scaleway(const struct cloud_image *img, struct cloud_result *r
 				      : xasprintf("https://s3.%s.scw.cloud", s.region);
 	key = xasprintf("imgforge/%s/%s.%s", img->build_id, img->name, img->format);
 	{
-		const struct s3 s3 = {&s.s3cfg, s3ep, env("SCW_S3_ENDPOINT") != NULL,
-				      "from SCW_ACCESS_KEY and SCW_SECRET_KEY"};
+		const struct s3 s3 = {.cfg = &s.s3cfg,
+				      .endpoint = s3ep,
+				      .path_style = env("SCW_S3_ENDPOINT") != NULL,
+				      .creds_hint = "from SCW_ACCESS_KEY and SCW_SECRET_KEY"};
 		_cleanup_free_ char *state = path_join(img->state_dir, "import.json");
 
 		/* Once the snapshot is imported, the object is not needed again. */

@@ -12,7 +12,7 @@
 static const char build_usage[] =
 	"usage: imgforge build IMAGE.yaml [--profile P] [--set NAME=VALUE]... [--mirror URL]\n"
 	"                      [-I DIR]... [-o OUTDIR] [--cache DIR] [--registry PATH|URL]\n"
-	"                      [--verify] [--refresh]\n"
+	"                      [--store s3://BUCKET/PREFIX] [--verify] [--refresh]\n"
 	"\n"
 	"Build the image: the base (mmdebstrap, or a fetched tarball), then the root\n"
 	"filesystem with overlays, files and services, written as ext4. Each stage is\n"
@@ -47,6 +47,9 @@ int cmd_build(int argc, char **argv)
 		OPT_STRING(0, "registry", &o.registry, "PATH|URL",
 			   "build registry: an SQLite file or a postgresql:// URL\n"
 			   "(default $IMGFORGE_REGISTRY, else <cache>/registry.db)"),
+		OPT_STRING(0, "store", &o.store, "s3://BUCKET/PREFIX",
+			   "share stages and outputs through this S3 store\n"
+			   "(default $IMGFORGE_STORE; see docs/registry.md)"),
 		OPT_FLAG(0, "verify", &o.verify,
 			 "re-hash cached files instead of trusting their metadata"),
 		OPT_FLAG(0, "refresh", &o.refresh,

@@ -35,6 +35,7 @@ int cmd_keygen(int argc, char **argv);
 int cmd_bundle(int argc, char **argv);
 int cmd_channel(int argc, char **argv);
 int cmd_publish(int argc, char **argv);
+int cmd_fetch(int argc, char **argv);
 
 struct recipe;
 struct recipe_args {
@@ -120,5 +121,8 @@ struct build_output_query {
 struct registry_build;
 int build_output_resolve(const struct build_output_query *q, const char *id,
 			 struct registry_build **ret_build, char **ret_path);
+
+/* Where 'imgforge fetch' puts build id's outputs: <cache>/builds/<id>. 0 or -errno. */
+int build_fetched_dir(const char *cache, const char *id, char **ret, struct strbuf *err);
 
 #endif

@@ -277,15 +277,40 @@ static bool manifest_names(const char *dir, const char *id)
 	return ok;
 }
 
+int build_fetched_dir(const char *cache, const char *id, char **ret, struct strbuf *err)
+{
+	_cleanup_free_ char *dir = NULL;
+	int r;
+
+	if (cache)
+		dir = xstrdup(cache);
+	else if ((r = cache_default_dir(&dir, err)) < 0)
+		return r;
+	*ret = xasprintf("%s/builds/%s", dir, id);
+	return 0;
+}
+
+/* Whether dir holds output o of build b as the query checks it. */
+static bool holds_output(const struct build_output_query *q, const struct registry_build *b,
+			 const struct registry_output *o, const char *dir)
+{
+	_cleanup_free_ char *file = path_join(dir, q->output);
+	char hex[SHA256_HEX_LEN];
+	struct stat st;
+
+	if (q->check_sha256)
+		return sha256_file(file, hex, NULL) >= 0 && !strcmp(hex, o->sha256);
+	return manifest_names(dir, b->id) && stat(file, &st) == 0;
+}
+
 int build_output_resolve(const struct build_output_query *q, const char *id,
 			 struct registry_build **ret_build, char **ret_path)
 {
-	_cleanup_free_ char *dir = NULL, *path = NULL, *file = NULL;
+	_cleanup_free_ char *dir = NULL, *path = NULL, *file = NULL, *fetched = NULL;
 	struct strbuf err = STRBUF_INIT;
 	struct registry *reg = NULL;
 	struct registry_build *b = NULL;
 	const struct registry_output *o = NULL;
-	char hex[SHA256_HEX_LEN];
 	struct stat st;
 	size_t i;
 	int r = -1;
@@ -322,23 +347,35 @@ int build_output_resolve(const struct build_output_query *q, const char *id,
 	for (i = 0; i < b->n_outputs; i++)
 		if (!strcmp(b->outputs[i].name, q->output))
 			o = &b->outputs[i];
-	if (!o || !b->outdir) {
+	if (!o) {
 		error("%s: build %s has no %s on record; %s", q->cmd, b->id, q->output,
 		      q->no_output);
 		goto out;
 	}
-	file = path_join(b->outdir, q->output);
-	if (q->check_sha256) {
-		if (sha256_file(file, hex, NULL) < 0 || strcmp(hex, o->sha256)) {
-			error("%s: '%s' is not the %s build %s wrote (missing, or replaced by a "
-			      "later build); %s",
-			      q->cmd, file, q->output, b->id, q->stale);
-			goto out;
-		}
-	} else if (!manifest_names(b->outdir, b->id) || stat(file, &st) < 0) {
+	/*
+	 * Where the build wrote its outputs, else where 'imgforge fetch' put
+	 * them on this machine (a build made on another one).
+	 */
+	if (build_fetched_dir(q->cache, b->id, &fetched, &err) < 0)
+		strbuf_reset(&err);
+	if (b->outdir && holds_output(q, b, o, b->outdir)) {
+		file = path_join(b->outdir, q->output);
+	} else if (fetched && holds_output(q, b, o, fetched)) {
+		file = path_join(fetched, q->output);
+	} else if (!b->outdir) {
+		error("%s: build %s has no %s on record; %s (or 'imgforge fetch %s' from the "
+		      "shared store)",
+		      q->cmd, b->id, q->output, q->no_output, b->id);
+		goto out;
+	} else if (q->check_sha256) {
+		error("%s: '%s/%s' is not the %s build %s wrote (missing, or replaced by a "
+		      "later build); %s, or 'imgforge fetch %s' from the shared store",
+		      q->cmd, b->outdir, q->output, q->output, b->id, q->stale, b->id);
+		goto out;
+	} else {
 		error("%s: '%s' no longer holds the outputs of build %s (removed, or written by a "
-		      "later build); %s",
-		      q->cmd, b->outdir, b->id, q->stale);
+		      "later build); %s, or 'imgforge fetch %s' from the shared store",
+		      q->cmd, b->outdir, b->id, q->stale, b->id);
 		goto out;
 	}
 	if (ret_build)

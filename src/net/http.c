@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 
 #include "core/clock.h"
+#include "core/file.h"
 #include "net/fetch-internal.h"
 #include "net/http.h"
 
@@ -19,8 +20,10 @@
 struct call {
 	const struct http_request *req;
 	struct http_response *resp;
+	CURL *curl;
 	uint64_t sent;
 	int read_errno;
+	int write_errno;
 	bool too_big;
 };
 
@@ -60,7 +63,18 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *userdata)
 	struct call *c = userdata;
 	size_t n = size * nmemb;
 	size_t max = c->req->max_response ? c->req->max_response : HTTP_MAX_RESPONSE_DEFAULT;
+	long status = 0;
 
+	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (c->req->body_out && status >= 200 && status < 300) {
+		int k = write_all(c->req->body_out_fd, data, n);
+
+		if (k < 0) {
+			c->write_errno = -k;
+			return 0;
+		}
+		return n;
+	}
 	if (c->resp->body.len + n > max) {
 		c->too_big = true;
 		return 0;
@@ -126,7 +140,7 @@ int http_request(const struct http_request *req, struct http_response *resp, str
 	}
 	for (unsigned attempt = 1;; attempt++) {
 		char errbuf[CURL_ERROR_SIZE] = "";
-		struct call c = { .req = req, .resp = resp };
+		struct call c = { .req = req, .resp = resp, .curl = curl };
 		struct curl_slist *hdrs = NULL;
 		const char *const *h = req->headers;
 		CURLcode cc;
@@ -136,6 +150,13 @@ int http_request(const struct http_request *req, struct http_response *resp, str
 		strbuf_reset(&resp->body);
 		resp->status = 0;
 		resp->attempts = attempt;
+		if (req->body_out && (ftruncate(req->body_out_fd, 0) < 0 ||
+				      lseek(req->body_out_fd, 0, SEEK_SET) < 0)) {
+			r = -errno;
+			strbuf_addf(err, "%s '%s' failed: cannot write the answer: %s", req->method,
+				    req->url, strerror(errno));
+			goto out;
+		}
 		if (req->sign) {
 			r = req->sign(req->sign_userdata, &h, err);
 			if (r < 0)
@@ -201,6 +222,12 @@ int http_request(const struct http_request *req, struct http_response *resp, str
 			r = -c.read_errno;
 			strbuf_addf(err, "%s '%s' failed: cannot read the body: %s", req->method,
 				    req->url, strerror(c.read_errno));
+			goto out;
+		}
+		if (c.write_errno) {
+			r = -c.write_errno;
+			strbuf_addf(err, "%s '%s' failed: cannot write the answer: %s", req->method,
+				    req->url, strerror(c.write_errno));
 			goto out;
 		}
 		if (c.too_big) {

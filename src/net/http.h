@@ -48,6 +48,14 @@ struct http_request {
 	/* Most bytes of answer body kept (0: 16 MiB); a longer answer fails with -EFBIG. */
 	size_t max_response;
 	/*
+	 * A download: with body_out set, the body of a 2xx answer is written to
+	 * body_out_fd (from offset 0, the file truncated before each attempt)
+	 * instead of kept, whatever its size; another answer's body (an error
+	 * document) is kept in resp->body as usual.
+	 */
+	bool body_out;
+	int body_out_fd;
+	/*
 	 * Safe to send twice. GET, HEAD, PUT and DELETE are; a POST or PATCH
 	 * is only when the service makes it so (a client token, a read-only
 	 * query): set this then. Otherwise a POST is retried only when the
