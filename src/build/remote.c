@@ -53,6 +53,21 @@ static void remote_mark_bad(struct build_ctx *c, const char *sha256)
 	c->remote_bad[n + 1] = NULL;
 }
 
+static void remote_unmark_bad(struct build_ctx *c, const char *sha256)
+{
+	size_t i, n = 0;
+
+	while (c->remote_bad && c->remote_bad[n])
+		n++;
+	for (i = 0; i < n; i++)
+		if (!strcmp(c->remote_bad[i], sha256)) {
+			free(c->remote_bad[i]);
+			c->remote_bad[i] = c->remote_bad[n - 1];
+			c->remote_bad[n - 1] = NULL;
+			return;
+		}
+}
+
 int build_remote_lookup(struct build_ctx *c, const char *stage, const char *key, char **ret_path)
 {
 	struct strbuf err = STRBUF_INIT;
@@ -121,8 +136,10 @@ static int push_object(struct build_ctx *c, const char *path, const char *sha256
 	_cleanup_free_ char *dir = xasprintf("%s/store-uploads/%s", cache_dir(c->cache), sha256);
 	int r = remote_put_object(c->remote, path, sha256, dir, remote_is_bad(c, sha256), err);
 
-	if (r >= 0)
+	if (r >= 0) {
 		rm_rf(dir);
+		remote_unmark_bad(c, sha256); /* put back: good from now on */
+	}
 	return r;
 }
 

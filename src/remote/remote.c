@@ -201,11 +201,12 @@ int remote_get_object(struct remote *r, const char *sha256, const char *path, ui
 		if (ftruncate(fd, 0) < 0) {
 			/* the caller deletes the file all the same */
 		}
-		strbuf_addf(err,
-			    "'s3://%s/%s' is not the file stored under that name: its SHA-256 is "
-			    "%s; refused. Delete the object from the store (the next build that "
-			    "makes it puts it back)",
-			    r->bucket, key, got);
+		strbuf_addf(
+			err,
+			"'s3://%s/%s' is not the file stored under that name (its SHA-256 is %s): "
+			"refused; delete the object from the store (the next build that makes it "
+			"puts it back)",
+			r->bucket, key, got);
 		return -EBADMSG;
 	}
 	if (fsync(fd) < 0) {

@@ -125,7 +125,7 @@ test_expect_success 'a changed object in the store: fetch refuses it in one line
 	test_must_fail "$IMG" fetch $ID_A --store $STORE --cache "$TEST_DIR/d-cache" --registry "$REG" >out 2>err &&
 	cat err &&
 	test $(wc -l <err) -le 2 &&
-	grep_one "^error: fetch: root.ext4 of build $ID_A: .s3://$BUCKET/team/a/objects/sha256/$sha. is not the file stored under that name: its SHA-256 is $(sha256sum evil | cut -d" " -f1); refused" err &&
+	grep_one "^error: fetch: root.ext4 of build $ID_A: .s3://$BUCKET/team/a/objects/sha256/$sha. is not the file stored under that name .its SHA-256 is $(sha256sum evil | cut -d" " -f1).: refused; delete the object from the store" err &&
 	! test -e "$TEST_DIR/d-cache/builds/$ID_A" &&
 	test -z "$(ls -A "$TEST_DIR/d-cache/builds" 2>/dev/null)"
 '
@@ -137,6 +137,7 @@ test_expect_success 'a build refuses the changed object, builds the stage itself
 	grep -q "^rootfs: writing ext4" eout/build.log &&
 	cmp aout/root.ext4 eout/root.ext4 &&
 	grep -q "^rootfs: pushed to the store" eout/build.log &&
+	grep -q "^store: the build.s 4 outputs are in $STORE (1 sent)" eout/build.log &&
 	sha=$(sha_of aout/manifest.json root.ext4) &&
 	s3api get-object --bucket $BUCKET --key team/a/objects/sha256/$sha back >/dev/null &&
 	test "$(sha256sum back | cut -d" " -f1)" = $sha
@@ -153,6 +154,16 @@ test_expect_success 'a store that does not answer: one warning line, the build s
 	AWS_ENDPOINT_URL_S3=http://127.0.0.1:$port test_must_fail "$IMG" fetch "$(cat id_a)" --store $STORE \
 		--cache "$TEST_DIR/f-cache" --registry "$REG" 2>err &&
 	test $(wc -l <err) = 1 && grep_one "^error: fetch: .*127.0.0.1:$port" err
+'
+
+test_expect_success 'a stage entry that is not one: one warning line, the build succeeds locally' '
+	key=$(python3 -c "import json; print(json.load(open(\"aout/manifest.json\"))[\"stage_keys\"][\"base\"])") &&
+	echo "not json" >junk &&
+	s3api put-object --bucket $BUCKET --key team/a/stages/$key.json --body junk >/dev/null &&
+	"$IMG" build --store $STORE --cache "$TEST_DIR/h-cache" --registry "$TEST_DIR/h.db" -o hout img/image.yaml 2>err &&
+	test $(grep -c "warning: store" err) = 1 &&
+	grep_one "^warning: store .$STORE.: .s3://$BUCKET/team/a/stages/$key.json. cannot be read: .*; the build goes on without the store$" err &&
+	grep -q "^base: fetching" hout/build.log && ! grep -q "remote hit" hout/build.log
 '
 
 test_expect_success 'bad store URLs and missing credentials: one error line each, nothing built' '
