@@ -7,7 +7,10 @@
  * the build there by its id (cmd/common.c).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -56,6 +59,42 @@ static bool fetched_already(const char *dir, const struct registry_build *b)
 			return false;
 	}
 	return true;
+}
+
+/*
+ * The directories of fetches of this build that were stopped (Ctrl-C, a
+ * crash): <dest>.tmp-<pid> whose process is gone.
+ */
+static void remove_stopped(const char *dest)
+{
+	_cleanup_free_ char *parent = xstrdup(dest);
+	char *slash = strrchr(parent, '/');
+	const char *base;
+	struct dirent *e;
+	DIR *d;
+
+	if (!slash)
+		return;
+	*slash = '\0';
+	base = slash + 1;
+	d = opendir(parent);
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		size_t n = strlen(base);
+		char *end = NULL;
+		long pid;
+
+		if (strncmp(e->d_name, base, n) || strncmp(e->d_name + n, ".tmp-", 5))
+			continue;
+		pid = strtol(e->d_name + n + 5, &end, 10);
+		if (pid > 0 && end && !*end && kill((pid_t)pid, 0) < 0 && errno == ESRCH) {
+			_cleanup_free_ char *p = path_join(parent, e->d_name);
+
+			rm_rf(p);
+		}
+	}
+	closedir(d);
 }
 
 int cmd_fetch(int argc, char **argv)
@@ -134,6 +173,7 @@ int cmd_fetch(int argc, char **argv)
 		ret = 0;
 		goto out;
 	}
+	remove_stopped(dest);
 	tmp = xasprintf("%s.tmp-%ld", dest, (long)getpid());
 	rm_rf(tmp);
 	k = mkdir_p(tmp, 0755);

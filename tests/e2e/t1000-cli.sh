@@ -137,7 +137,7 @@ test_expect_success 'an empty -o is a usage error, and nothing is written' '
 	test "$(ls -A | sort | tr "\n" " ")" = "d err i.yaml x.tar "
 '
 
-for cmd in build cache ls show diff boot; do
+for cmd in build cache ls show diff boot fetch; do
 	test_expect_success "$cmd --help lists its options from the table" "
 		imgforge $cmd --help >out &&
 		grep -E '^usage: imgforge ' out &&

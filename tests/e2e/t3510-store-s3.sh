@@ -104,7 +104,11 @@ test_expect_success 'fetch: builder B gets build A (gone from its machine) and e
 	mv aout aout.away &&
 	test_must_fail B export $ID_A -o x.vmdk 2>err &&
 	grep_one "imgforge fetch $ID_A" err &&
+	dead=$(sh -c "echo \$\$") &&
+	mkdir -p "$TEST_DIR/b-cache/builds/$ID_A.tmp-$dead" &&
 	B fetch $ID_A --store $STORE >dir 2>err &&
+	! test -e "$TEST_DIR/b-cache/builds/$ID_A.tmp-$dead" &&
+	test "$(ls "$TEST_DIR/b-cache/builds")" = $ID_A &&
 	test "$(cat dir)" = "$TEST_DIR/b-cache/builds/$ID_A" &&
 	for f in root.ext4 disk.raw disk.qcow2 manifest.json; do
 		cmp aout.away/$f "$(cat dir)/$f" || exit 1
@@ -174,7 +178,13 @@ test_expect_success 'bad store URLs and missing credentials: one error line each
 	test_must_fail env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY IMGFORGE_STORE=$STORE \
 		"$IMG" fetch "$(cat id_a)" --cache g --registry "$REG" 2>err &&
 	test $(wc -l <err) = 1 && grep_one "for the store .$STORE." err &&
-	! test -e gout/manifest.json
+	! test -e gout/manifest.json &&
+	rc=0; "$IMG" fetch --store $STORE 2>err || rc=$? &&
+	test $rc = 2 && grep_one "^error: fetch: give one build id" err &&
+	rc=0; "$IMG" fetch "$(cat id_a)" --registry "$REG" 2>err || rc=$? &&
+	test $rc = 2 && grep_one "^error: fetch: no shared store: give --store s3://BUCKET/PREFIX or set IMGFORGE_STORE$" err &&
+	test_must_fail "$IMG" fetch 29991231 --store $STORE --registry "$REG" 2>err &&
+	test $(wc -l <err) = 1 && grep_one "^error: fetch: .*imgforge ls" err
 '
 
 test_done
