@@ -22,6 +22,7 @@ struct call {
 	struct http_response *resp;
 	CURL *curl;
 	uint64_t sent;
+	uint64_t out_off; /* bytes of the answer written to body_out_fd */
 	int read_errno;
 	int write_errno;
 	bool too_big;
@@ -58,6 +59,32 @@ static size_t read_cb(char *buf, size_t size, size_t nmemb, void *userdata)
 	return want;
 }
 
+/*
+ * Write n bytes at *off, leaving each whole aligned block of zeros a hole:
+ * a downloaded disk image stays as sparse as the one written here.
+ */
+static int write_sparse(int fd, uint64_t *off, const char *p, size_t n)
+{
+	static const char zeros[4096];
+
+	while (n) {
+		size_t blk = sizeof(zeros) - (size_t)(*off % sizeof(zeros));
+		int k;
+
+		if (blk > n)
+			blk = n;
+		if (blk < sizeof(zeros) || memcmp(p, zeros, blk)) {
+			k = pwrite_all(fd, p, blk, *off);
+			if (k < 0)
+				return k;
+		}
+		*off += blk;
+		p += blk;
+		n -= blk;
+	}
+	return 0;
+}
+
 static size_t write_cb(char *data, size_t size, size_t nmemb, void *userdata)
 {
 	struct call *c = userdata;
@@ -67,7 +94,7 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *userdata)
 
 	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
 	if (c->req->body_out && status >= 200 && status < 300) {
-		int k = write_all(c->req->body_out_fd, data, n);
+		int k = write_sparse(c->req->body_out_fd, &c->out_off, data, n);
 
 		if (k < 0) {
 			c->write_errno = -k;
@@ -228,6 +255,13 @@ int http_request(const struct http_request *req, struct http_response *resp, str
 			r = -c.write_errno;
 			strbuf_addf(err, "%s '%s' failed: cannot write the answer: %s", req->method,
 				    req->url, strerror(c.write_errno));
+			goto out;
+		}
+		/* The holes at the end: the file's size is the answer's. */
+		if (req->body_out && c.out_off && ftruncate(req->body_out_fd, (off_t)c.out_off) < 0) {
+			r = -errno;
+			strbuf_addf(err, "%s '%s' failed: cannot write the answer: %s", req->method,
+				    req->url, strerror(errno));
 			goto out;
 		}
 		if (c.too_big) {

@@ -50,8 +50,9 @@ struct http_request {
 	/*
 	 * A download: with body_out set, the body of a 2xx answer is written to
 	 * body_out_fd (from offset 0, the file truncated before each attempt)
-	 * instead of kept, whatever its size; another answer's body (an error
-	 * document) is kept in resp->body as usual.
+	 * instead of kept, whatever its size (aligned 4 KiB blocks of zeros
+	 * left as holes); another answer's body (an error document) is kept
+	 * in resp->body as usual.
 	 */
 	bool body_out;
 	int body_out_fd;
