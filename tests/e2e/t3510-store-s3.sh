@@ -2,8 +2,8 @@
 # The shared store (--store s3://BUCKET/PREFIX, docs/registry.md): two
 # builders with caches of their own and one registry. The first pushes its
 # stages and outputs; the second builds the same image from the store's
-# entries (remote hits: no stage runs), fetches a build it never made and
-# exports its disk; an object changed in the bucket is refused (by fetch, and
+# entries (remote hits: no stage runs), fetches a build it never made,
+# exports its disk and bundles its root.ext4; an object changed in the bucket is refused (by fetch, and
 # by a build, which then builds the stage itself and puts it back); a store
 # that does not answer is one line. imgforge talks to the SigV4-checking S3
 # front of tests/helpers/cloud-peers.sh before s3rver; the AWS CLI reads and
@@ -99,7 +99,7 @@ test_expect_success 'the same build without --store builds locally (the hits cam
 	grep -q "^rootfs: writing ext4" cout/build.log && ! grep -q "remote hit" cout/build.log
 '
 
-test_expect_success 'fetch: builder B gets build A (gone from its machine) and exports its disk' '
+test_expect_success 'fetch: builder B gets build A (gone from its machine), exports its disk, bundles it' '
 	ID_A=$(cat id_a) &&
 	mv aout aout.away &&
 	test_must_fail B export $ID_A -o x.vmdk 2>err &&
@@ -118,6 +118,9 @@ test_expect_success 'fetch: builder B gets build A (gone from its machine) and e
 	test $(du -k $d/disk.raw | cut -f1) -lt $(( $(stat -c %s $d/disk.raw) / 1024 / 2 )) &&
 	B export $ID_A -o a.vmdk &&
 	qemu-img compare -f raw -F vmdk aout.away/disk.raw a.vmdk &&
+	"$IMG" keygen -o sign 2>/dev/null &&
+	B bundle $ID_A -o a.bundle --key sign/signing.key --cert sign/signing.crt 2>/dev/null &&
+	"$IMG" bundle info a.bundle --json | python3 -c "import json, sys; assert json.load(sys.stdin)[\"manifest\"][\"build_id\"] == sys.argv[1]" $ID_A &&
 	B fetch $ID_A --store $STORE 2>err2 && grep -q "already here" err2 &&
 	mv aout.away aout
 '
