@@ -14,8 +14,8 @@ set -u
 : "${IMGFORGE:=$SRCDIR/imgforge}"
 export SRCDIR IMGFORGE
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1700000000}
-# A developer's shared registry must not receive the tests' builds.
-unset IMGFORGE_REGISTRY
+# A developer's shared registry and store must not receive the tests' builds.
+unset IMGFORGE_REGISTRY IMGFORGE_STORE
 export LC_ALL=C.UTF-8
 export XDG_CACHE_HOME
 

@@ -16,7 +16,7 @@ trap 'cloud_peers_stop; cd /; rm -rf "$TEST_DIR"' EXIT
 IMG=${IMGFORGE_SAN:-$IMGFORGE}
 export HOME=$TEST_DIR/home
 mkdir -p "$HOME"
-unset $(env | grep -oE '^(AWS|SCW|OS|IMGFORGE_STORE|IMGFORGE_REGISTRY)[A-Z_]*') 2>/dev/null || true
+unset $(env | grep -oE '^(AWS|SCW|OS)_[A-Z_]*') 2>/dev/null || true
 unset IMGFORGE_CACHE
 BUCKET=imgforge-store
 STORE=s3://$BUCKET/team/a
