@@ -101,7 +101,7 @@ int build_lookup(struct build_ctx *c, const char *stage, const char *key, char *
 	strbuf_release(&err);
 	/* A local hit the store may lack (built before --store, or its push failed). */
 	if (r > 0)
-		build_remote_push(c, stage, key, *ret_path);
+		build_remote_push(c, stage, key, *ret_path, true);
 	else if (r == 0)
 		r = build_remote_lookup(c, stage, key, ret_path);
 	return r;
@@ -131,7 +131,7 @@ int build_store(struct build_ctx *c, const char *stage, const char *key, const c
 		build_step(c, "%s: stored in the cache (%.12s)", stage, key);
 	strbuf_release(&err);
 	if (r >= 0 && ret_path && *ret_path)
-		build_remote_push(c, stage, key, *ret_path);
+		build_remote_push(c, stage, key, *ret_path, false);
 	return r;
 }
 

@@ -143,7 +143,8 @@ static int push_object(struct build_ctx *c, const char *path, const char *sha256
 	return r;
 }
 
-void build_remote_push(struct build_ctx *c, const char *stage, const char *key, const char *path)
+void build_remote_push(struct build_ctx *c, const char *stage, const char *key, const char *path,
+		       bool local_hit)
 {
 	struct strbuf err = STRBUF_INIT;
 	struct remote_stage e = {0};
@@ -161,6 +162,18 @@ void build_remote_push(struct build_ctx *c, const char *stage, const char *key, 
 		}
 	}
 	snprintf(e.stage, sizeof(e.stage), "%s", stage);
+	/* A local hit the store has: one GET, nothing written. */
+	if (local_hit) {
+		struct remote_stage have;
+
+		r = remote_get_stage(c->remote, key, &have, &err);
+		if (r < 0) {
+			remote_failed(c, &err);
+			goto out;
+		}
+		if (r > 0 && !strcmp(have.sha256, e.sha256))
+			goto out;
+	}
 	ts = monotonic_ms();
 	r = push_object(c, path, e.sha256, &err);
 	if (r >= 0) {
@@ -177,6 +190,9 @@ void build_remote_push(struct build_ctx *c, const char *stage, const char *key, 
 
 		build_step(c, "%s: pushed to the store (%.12s): %s in %.1f s", stage, key,
 			   format_size(e.size, a, sizeof(a)), seconds_since(ts));
+	} else {
+		build_step(c, "%s: entry pushed to the store (%.12s; its object was there)", stage,
+			   key);
 	}
 out:
 	strbuf_release(&err);

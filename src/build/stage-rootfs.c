@@ -211,7 +211,7 @@ int stage_rootfs_run(struct build_ctx *c, const char *base_path, char **ret_path
 		/* The rootfs is a hit only with its package and file lists. */
 		r = cache_lookup(c->cache, mkey, CACHE_VERIFY_HASH, &meta_path, &err);
 		if (r > 0)
-			build_remote_push(c, "meta", mkey, meta_path);
+			build_remote_push(c, "meta", mkey, meta_path, true);
 		else if (r == 0 && (r = build_remote_lookup(c, "meta", mkey, &meta_path)) < 0) {
 			free(*ret_path);
 			*ret_path = NULL;
@@ -297,7 +297,7 @@ int stage_rootfs_run(struct build_ctx *c, const char *base_path, char **ret_path
 	r = cache_store(c->cache, mkey, "meta", mtmp, &meta_path, NULL, &err);
 	if (r < 0)
 		goto cache_error;
-	build_remote_push(c, "meta", mkey, meta_path);
+	build_remote_push(c, "meta", mkey, meta_path, false);
 	r = load_meta(c, meta_path);
 	goto out;
 cache_error:

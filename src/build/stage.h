@@ -87,9 +87,11 @@ int build_remote_lookup(struct build_ctx *c, const char *stage, const char *key,
 /*
  * The object at path (pinned in the local cache) and the entry of key, into
  * the store: best effort, a failure is a warning and the build goes on.
+ * For a local hit (local_hit), nothing when the store's entry names the
+ * same object already.
  */
-void build_remote_push(struct build_ctx *c, const char *stage, const char *key,
-		       const char *path);
+void build_remote_push(struct build_ctx *c, const char *stage, const char *key, const char *path,
+		       bool local_hit);
 /* The build's registered outputs, from the output directory, into the store (best effort). */
 void build_remote_push_outputs(struct build_ctx *c);
 void build_remote_release(struct build_ctx *c);

@@ -82,6 +82,24 @@ test_expect_success 'builder A pushes every stage and output to the store' '
 	EOF
 '
 
+puts() { grep -c "\"action\": \"PUT " "$TEST_DIR/store-s3.log" || true; }
+
+test_expect_success 'builder A again, all local hits: nothing written but its new manifest; a lost entry put back' '
+	before=$(puts) &&
+	A build --store $STORE -o aout img/image.yaml 2>err &&
+	! grep -q "pushed to the store" aout/build.log &&
+	test $(( $(puts) - before )) = 1 &&
+	key=$(python3 -c "import json; print(json.load(open(\"aout/manifest.json\"))[\"stage_keys\"][\"disk\"])") &&
+	s3api delete-object --bucket $BUCKET --key team/a/stages/$key.json &&
+	before=$(puts) &&
+	A build --store $STORE -o aout img/image.yaml 2>err &&
+	grep -q "^disk: entry pushed to the store ($(echo $key | cut -c1-12); its object was there)" aout/build.log &&
+	test $(grep -c "pushed to the store" aout/build.log) = 1 &&
+	test $(( $(puts) - before )) = 2 &&
+	s3api head-object --bucket $BUCKET --key team/a/stages/$key.json >/dev/null &&
+	ID_A=$(build_id aout/manifest.json) && echo $ID_A >id_a
+'
+
 test_expect_success 'builder B, an empty cache: every stage a remote hit, none built' '
 	{ B build --store $STORE -o bout img/image.yaml 2>err || { cat err; false; }; } &&
 	for s in base rootfs meta disk export; do
