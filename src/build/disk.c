@@ -125,7 +125,7 @@ static int write_esp(int fd, const struct disk_opts *o, const struct disk_layout
 	s.part_b = P_ROOT_B + 1;
 	s.tries = o->tries ? o->tries : 3;
 	s.timeout = o->timeout;
-	s.cmdline = o->cmdline ? o->cmdline : "console=ttyS0,115200";
+	s.cmdline = o->cmdline ? o->cmdline : "console=ttyS0,115200 no_timer_check";
 
 	r = bootloader_images(&s, o->tmpdir, imgs, err);
 	if (r < 0)

@@ -53,7 +53,7 @@ int stage_disk_run(struct build_ctx *c, const char *root_path, char **ret_path)
 	o.esp_size = size_of(c, "disk.esp_size");
 	o.tries = (unsigned)atoi(recipe_get_str(c->r, "boot.tries", "3"));
 	o.timeout = (unsigned)atoi(recipe_get_str(c->r, "boot.timeout", "1"));
-	o.cmdline = recipe_get_str(c->r, "boot.cmdline", "console=ttyS0,115200");
+	o.cmdline = recipe_get_str(c->r, "boot.cmdline", "console=ttyS0,115200 no_timer_check");
 	o.epoch = c->epoch;
 	o.tmpdir = tmpdir;
 	ts = monotonic_ms();
