@@ -73,7 +73,7 @@ static bool no_such_key(const struct http_response *resp, bool head)
 }
 
 int s3_head(const struct s3 *s, const char *bucket, const char *key, uint64_t *ret_size,
-	    struct strbuf *err)
+	    char **ret_sha256, struct strbuf *err)
 {
 	_cleanup_free_ char *url = s3_object_url(s, bucket, key);
 	char empty[SHA256_HEX_LEN];
@@ -91,6 +91,8 @@ int s3_head(const struct s3 *s, const char *bucket, const char *key, uint64_t *r
 
 		if (ret_size)
 			*ret_size = len ? strtoull(len, NULL, 10) : 0;
+		if (ret_sha256)
+			*ret_sha256 = http_response_header(&resp, "x-amz-meta-imgforge-sha256");
 		k = 1;
 	} else if (no_such_key(&resp, true)) {
 		k = 0;

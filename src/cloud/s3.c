@@ -55,9 +55,9 @@ static int sign_cb(void *userdata, const char *const **ret_headers, struct strbu
 	return 0;
 }
 
-int aws_signed_request(const struct aws_config *cfg, const char *service,
-		       struct http_request *req, const char *payload_sha256,
-		       const char *const *headers, struct http_response *resp, struct strbuf *err)
+int aws_signed_request(const struct aws_config *cfg, const char *service, struct http_request *req,
+		       const char *payload_sha256, const char *const *headers,
+		       struct http_response *resp, struct strbuf *err)
 {
 	struct sign_ctx c = {cfg, service, req->method, req->url, payload_sha256, headers, NULL};
 	int k;
@@ -380,7 +380,9 @@ static char *upload_url(const struct s3 *s, const struct upload *u, const char *
 static int create_upload(const struct s3 *s, struct upload *u, struct strbuf *err)
 {
 	_cleanup_free_ char *url = upload_url(s, u, "uploads", 0);
-	static const char *const hdr[] = {"Content-Type: application/octet-stream", NULL};
+	/* The file's SHA-256 goes with the object: a later run can tell it landed. */
+	_cleanup_free_ char *meta = xasprintf("x-amz-meta-imgforge-sha256: %s", u->sha256);
+	const char *const hdr[] = {"Content-Type: application/octet-stream", meta, NULL};
 	struct http_response resp = {0};
 	int k;
 
@@ -395,6 +397,24 @@ static int create_upload(const struct s3 *s, struct upload *u, struct strbuf *er
 out:
 	http_response_release(&resp);
 	return k;
+}
+
+/*
+ * Whether the object is already this upload's file, complete: an earlier
+ * CompleteMultipartUpload that S3 carried out but whose answer was lost
+ * leaves S3 saying it knows no such upload. The object's size and the
+ * SHA-256 recorded in its metadata at the start of the upload tell.
+ */
+static bool upload_landed(const struct s3 *s, const struct upload *u)
+{
+	_cleanup_free_ char *sha = NULL;
+	struct strbuf e = STRBUF_INIT;
+	uint64_t size = 0;
+	bool ok = s3_head(s, u->bucket, u->key, &size, &sha, &e) == 1 && size == u->size && sha &&
+		  !strcmp(sha, u->sha256);
+
+	strbuf_release(&e);
+	return ok;
 }
 
 static void abort_upload(const struct s3 *s, struct upload *u)
@@ -604,6 +624,16 @@ static int complete_upload(const struct s3 *s, struct upload *u, char **ret_etag
 	    (doc && (xml_is(xml_root(doc), "Error") || xml_next(xml_root(doc), "Error", NULL)))) {
 		_cleanup_free_ char *code = doc ? xml_text(xml_root(doc), "Code") : NULL;
 
+		/*
+		 * Completed by an earlier run whose answer was lost: S3 then knows
+		 * no such upload (NoSuchUpload), another server may say anything.
+		 */
+		if (upload_landed(s, u)) {
+			verbose("s3: 's3://%s/%s' was completed by an earlier run", u->bucket,
+				u->key);
+			k = 0;
+			goto out;
+		}
 		add_error(err, s, &resp, "cannot complete the upload to", u);
 		/* S3's own trouble can also come as a 200 with an error document. */
 		if (resp.status == 200 &&
@@ -663,6 +693,14 @@ int s3_upload(const struct s3 *s, const char *bucket, const char *key, const cha
 		k = check_parts(s, &u, err);
 		if (k < 0)
 			goto out;
+		if (k == 0 && upload_landed(s, &u)) {
+			/* Completed by an earlier run whose answer was lost: nothing to send. */
+			verbose("s3: 's3://%s/%s' was completed by an earlier run", bucket, key);
+			unlink(state);
+			fsync_parent(state);
+			upload_release(&u);
+			return 0;
+		}
 		if (k == 0) { /* S3 forgot it: start again */
 			free(u.upload_id);
 			u.upload_id = NULL;

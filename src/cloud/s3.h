@@ -62,9 +62,9 @@ int aws_request(const struct aws_config *cfg, const char *service, const char *m
  * the body or "UNSIGNED-PAYLOAD"; headers the request's own, signed too.
  * As http_request(): 0 when an answer came, whatever its status.
  */
-int aws_signed_request(const struct aws_config *cfg, const char *service,
-		       struct http_request *req, const char *payload_sha256,
-		       const char *const *headers, struct http_response *resp, struct strbuf *err);
+int aws_signed_request(const struct aws_config *cfg, const char *service, struct http_request *req,
+		       const char *payload_sha256, const char *const *headers,
+		       struct http_response *resp, struct strbuf *err);
 
 /*
  * Single objects (s3-object.c). Each returns -errno with one line in err
@@ -72,17 +72,21 @@ int aws_signed_request(const struct aws_config *cfg, const char *service,
  * does not answer is the line of http_request() (the URL, curl's reason).
  */
 
-/* HEAD: 1 when bucket/key exists (*ret_size its size, may be NULL), 0 when S3 says it does not. */
+/*
+ * HEAD: 1 when bucket/key exists (*ret_size its size, *ret_sha256 the
+ * SHA-256 an s3_upload() recorded in its metadata or NULL; either may be
+ * NULL), 0 when S3 says it does not.
+ */
 int s3_head(const struct s3 *s, const char *bucket, const char *key, uint64_t *ret_size,
-	    struct strbuf *err);
+	    char **ret_sha256, struct strbuf *err);
 
 /*
  * GET bucket/key into the file open as fd (truncated, written from offset
  * 0, streamed: any size), *ret_size (may be NULL) the bytes written.
  * -ENOENT when there is no such object. The caller checks what it got.
  */
-int s3_get_fd(const struct s3 *s, const char *bucket, const char *key, int fd,
-	      uint64_t *ret_size, struct strbuf *err);
+int s3_get_fd(const struct s3 *s, const char *bucket, const char *key, int fd, uint64_t *ret_size,
+	      struct strbuf *err);
 
 /* GET a small object into memory (at most max bytes, NUL-terminated); -ENOENT when absent. */
 int s3_get_data(const struct s3 *s, const char *bucket, const char *key, size_t max, char **ret,

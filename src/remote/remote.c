@@ -162,7 +162,7 @@ int remote_put_object(struct remote *r, const char *path, const char *sha256, co
 	int k;
 
 	if (!force) {
-		k = s3_head(&r->s3, r->bucket, key, NULL, err);
+		k = s3_head(&r->s3, r->bucket, key, NULL, NULL, err);
 		if (k != 0)
 			return k < 0 ? k : 0;
 	}

@@ -206,4 +206,19 @@ test_expect_success 'an interrupted upload to another bucket is aborted when the
 	EOT
 '
 
+test_expect_success 'the answer to the completion is lost: the next run finds the object complete, sends nothing' '
+	printf "%s\n" "CompleteMultipartUpload lost - 1" >"$TEST_DIR/fake-aws-s3.fail" &&
+	test_must_fail "$IMG" publish "$ID" --to aws --format vmdk --bucket $BUCKET --name tiny-lost 2>err &&
+	rm -f "$TEST_DIR/fake-aws-s3.fail" && cat err &&
+	upload=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[\"upload_id\"])" "$STATE/upload.json") &&
+	s3api head-object --bucket $BUCKET --key "imgforge/$ID/tiny-lost.vmdk" >head &&
+	grep -q "\"imgforge-sha256\": \"$(sha256sum "$STATE/disk.vmdk" | cut -d" " -f1)\"" head &&
+	before=$(grep -c "\"PUT /$BUCKET/" "$FAKE_S3_LOG") &&
+	"$IMG" -v publish "$ID" --to aws --format vmdk --bucket $BUCKET --name tiny-lost >out 2>err ||
+		{ cat err; exit 1; } &&
+	grep -q "was completed by an earlier run" err &&
+	test "$(grep -c "\"PUT /$BUCKET/" "$FAKE_S3_LOG")" = "$before" &&
+	grep -qE "^ami-[0-9a-f]{17}$" out
+'
+
 test_done

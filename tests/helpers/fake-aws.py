@@ -842,6 +842,10 @@ INJECTED = {}
 INJECTED_LOCK = threading.Lock()
 
 
+class LostAnswer(Exception):
+    """A fail-file line whose STATUS is "lost": the request is carried out, its answer never sent."""
+
+
 def injected_failure(action):
     if not args.fail_file:
         return
@@ -859,6 +863,8 @@ def injected_failure(action):
             if f[3] != "*" and used >= int(f[3]):
                 continue
             INJECTED[(i, line)] = used + 1
+        if f[1] == "lost":
+            raise LostAnswer()
         raise ApiError(int(f[1]), f[2], "failure injected by the test (%s, %d)" % (line, used + 1))
 
 
@@ -1229,9 +1235,13 @@ class S3FrontHandler(BaseHTTPRequestHandler):
                 s3name = ("CompleteMultipartUpload" if self.command == "POST" and "uploadId" in q0 else
                           "CreateMultipartUpload" if self.command == "POST" and "uploads" in q0 else
                           "UploadPart" if self.command == "PUT" and "partNumber" in q0 else None)
+                lost = False
                 if s3name:
                     # A STATUS of 200 gives S3's "200 with an <Error> document".
-                    injected_failure(s3name)
+                    try:
+                        injected_failure(s3name)
+                    except LostAnswer:
+                        lost = True
             except ApiError as e:
                 out = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>%s</Code><Message>%s</Message>'
                        '%s<RequestId>%s</RequestId></Error>' % (escape(e.code), escape(e.message), e.reason or "",
@@ -1276,6 +1286,11 @@ class S3FrontHandler(BaseHTTPRequestHandler):
             resp = conn.getresponse()
             data = resp.read()
             record("s3", action, params, resp.status, None if resp.status < 300 else "upstream")
+            if lost:
+                # Carried out upstream; the connection is closed without an answer.
+                conn.close()
+                self.close_connection = True
+                return
             self.send_response(resp.status)
             for k, v in resp.getheaders():
                 if k.lower() not in ("transfer-encoding", "content-length", "connection", "date", "server"):
