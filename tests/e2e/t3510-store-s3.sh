@@ -5,13 +5,26 @@
 # entries (remote hits: no stage runs), fetches a build it never made,
 # exports its disk and bundles its root.ext4; an object changed in the bucket is refused (by fetch, and
 # by a build, which then builds the stage itself and puts it back); a store
-# that does not answer is one line. imgforge talks to the SigV4-checking S3
+# that does not answer is one line. The registry both builders write is a
+# PostgreSQL server of the test's own (initdb, a Unix socket), as a team
+# shares one. imgforge talks to the SigV4-checking S3
 # front of tests/helpers/cloud-peers.sh before s3rver; the AWS CLI reads and
 # changes the bucket behind it.
 # imgforge-test: timeout 300
 . "$SRCDIR/tests/e2e/lib.sh"
 . "$SRCDIR/tests/helpers/cloud-peers.sh"
-trap 'cloud_peers_stop; cd /; rm -rf "$TEST_DIR"' EXIT
+# The shared registry: PostgreSQL, as tests/e2e/t3500-registry-pg.sh starts it.
+PGBIN=
+for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+	[ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ] && { PGBIN=$d; break; }
+done
+PGDIR=$TEST_DIR/pg
+SOCK=$PGDIR/sock
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u nobody -- "$@"; else "$@"; fi; }
+pg_start() { as_pg "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/log" -w -t 60 \
+	-o "-c listen_addresses='' -k $SOCK -c fsync=off" start >/dev/null; }
+pg_stop() { as_pg "$PGBIN/pg_ctl" -D "$PGDIR/data" -w -m immediate stop >/dev/null 2>&1; }
+trap 'cloud_peers_stop; [ -f "$PGDIR/data/postmaster.pid" ] && pg_stop; cd /; rm -rf "$TEST_DIR"' EXIT
 
 IMG=${IMGFORGE_SAN:-$IMGFORGE}
 export HOME=$TEST_DIR/home
@@ -33,15 +46,21 @@ export AWS_REGION=us-east-1 AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FIL
 export AWS_ENDPOINT_URL_S3=${FRONT:-}
 s3api() { AWS_ENDPOINT_URL_S3= "$AWSCLI" --endpoint-url "$S3_URL" s3api "$@"; }
 
-# The two builders: each its own cache; one registry file both write (a
-# shared registry: docs/registry.md).
-REG=$TEST_DIR/shared/registry.db
+# The two builders: each its own cache; one registry both write (a shared
+# registry: docs/registry.md).
+REG="postgresql://imgforge@/reg?host=$SOCK"
 A() { "$IMG" "$@" --cache "$TEST_DIR/a-cache" --registry "$REG"; }
 B() { "$IMG" "$@" --cache "$TEST_DIR/b-cache" --registry "$REG"; }
 build_id() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['build_id'])" "$1"; }
 
-test_expect_success 'setup: s3rver behind a SigV4 front, a bucket, a tiny image with a disk' '
+test_expect_success 'setup: s3rver behind a SigV4 front, a bucket, PostgreSQL, a tiny image with a disk' '
 	test $peers_ok = 1 &&
+	{ test -n "$PGBIN" || { echo "no PostgreSQL server programs: install the Debian package postgresql (make deps does)"; exit 1; }; } &&
+	chmod a+x "$TEST_DIR" && mkdir -p "$SOCK" && chmod -R a+rwx "$PGDIR" &&
+	as_pg "$PGBIN/initdb" -D "$PGDIR/data" -U imgforge -A trust --no-sync -E UTF8 \
+		--locale=C.UTF-8 >"$PGDIR/initdb.log" 2>&1 &&
+	pg_start &&
+	psql -X -q -h "$SOCK" -U imgforge -d postgres -c "CREATE DATABASE reg" &&
 	require_tool "$AWSCLI" awscli &&
 	require_tool grub-mkimage grub-common &&
 	s3api create-bucket --bucket $BUCKET >/dev/null &&
@@ -109,6 +128,10 @@ test_expect_success 'builder B, an empty cache: every stage a remote hit, none b
 	! grep -q "pushed to the store" bout/build.log &&
 	cmp aout/root.ext4 bout/root.ext4 && cmp aout/disk.raw bout/disk.raw &&
 	cmp aout/disk.qcow2 bout/disk.qcow2 &&
+	# Both builds in the one registry, each by its id.
+	IMGFORGE_REGISTRY=$REG "$IMG" ls >ls-reg &&
+	grep -q "^$(cat id_a) " ls-reg && grep -q "^$(build_id bout/manifest.json) " ls-reg &&
+	test "$(psql -X -A -t -h "$SOCK" -U imgforge -d reg -c "SELECT count(*) FROM builds")" -ge 3 &&
 	"$IMG" cache ls --cache "$TEST_DIR/b-cache" >ls && test $(grep -c "^[0-9a-f]\{12\}" ls) -ge 5 || { cat ls; false; }
 '
 
