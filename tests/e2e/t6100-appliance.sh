@@ -9,7 +9,8 @@
 # write; a signed update to a release whose backend changed, installed over
 # HTTP into slot B, then a rollback to slot A, the chantiers kept through
 # both; the same disk boots with the other firmware; last, a power cut right
-# after a first boot.
+# after a first boot. The first boot gets a cloud-init NoCloud seed
+# (imgforge boot --user-data): a second SSH key, the hostname, a runcmd.
 # With IMGFORGE_APPLIANCE_LYNIS=1 (`make check-appliance-lynis`) it also runs
 # the Lynis audit, which takes about 24 minutes under TCG: too long for
 # `make check`, which skips it and says so; IMGFORGE_APPLIANCE_LYNIS=short
@@ -49,12 +50,15 @@ use_ports 1
 # boot_vm LOG REGEX...: boot vm.raw, keep it running, remember QEMU's pid.
 # "slot A marked good" waits for the application to be healthy: on a
 # loaded machine under TCG a first boot did not get there in 15 minutes.
+# BOOT_EXTRA: more imgforge boot options for the next boot (the first one
+# gets a cloud-init seed).
+BOOT_EXTRA=()
 boot_vm() {
 	local log=$1 args=() re; shift
 	for re in "$@"; do args+=(--expect "$re"); done
 	vm_start "$log" vm.raw --firmware "$FW" --memory 2048 --timeout 1800 \
 		--forward "tcp:$P443:443" --forward "tcp:$P80:80" --forward "tcp:$P22:22" \
-		"${CLOSED_FORWARDS[@]}" "${args[@]}"
+		"${CLOSED_FORWARDS[@]}" "${BOOT_EXTRA[@]}" "${args[@]}"
 }
 vm() { vm_ssh root "$@"; }
 # Wait until /api/health answers 200 (nginx, Gunicorn and PostgreSQL are up).
@@ -215,13 +219,42 @@ test_expect_success 'root.ext4 holds no private key, host key, secret or build-h
 	grep -qF "$(cut -d" " -f2 key.pub)" rootfs/etc/ssh/authorized_keys.d/root
 '
 
+# The first boot gets user-data as a cloud would give it: imgforge boot's
+# NoCloud seed, read by the appliance's cloud-init (a second SSH key for
+# root, the hostname, a runcmd).
+ssh-keygen -q -t ed25519 -N "" -C imgforge-cloud-init -f key2 &&
+cat >user-data.yaml <<EOF
+#cloud-config
+hostname: atarys-seeded
+ssh_authorized_keys:
+  - $(cat key2.pub)
+runcmd:
+  - [sh, -c, "echo seeded >/data/cloud/imgforge-test-runcmd"]
+EOF
+
 test_expect_success "boots ($FW) and runs the first boot" '
 	cp --sparse=always out/disk.raw vm.raw &&
 	start=$SECONDS &&
+	BOOT_EXTRA=(--user-data user-data.yaml) &&
 	boot_vm console1.log "appliance: first boot done" "slot A marked good" &&
 	wait_health && elapsed "first boot to healthy" $start >>"$TEST_DIR/timings" &&
 	grep -q "appliance: first boot: 20-ssh-host-keys" console1.log &&
 	grep -q "appliance: first boot: 40-atarys-database" console1.log
+'
+
+test_expect_success 'cloud-init read the NoCloud seed: the second key logs in, the hostname, runcmd, no error' '
+	for i in $(seq 300); do vm "test -e /data/cloud/imgforge-test-runcmd" && break; sleep 1; done &&
+	test "$(vm cat /data/cloud/imgforge-test-runcmd)" = seeded &&
+	ssh -i key2 -p "$P22" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+		-o LogLevel=ERROR -o ConnectTimeout=20 -o BatchMode=yes root@127.0.0.1 hostname >hn &&
+	{ vm "cloud-init status --long; cat /run/cloud-init/result.json" >ci-status || true; } &&
+	cat hn ci-status && grep -q "DataSourceNoCloud" ci-status &&
+	test "$(cat hn)" = atarys-seeded &&
+	# Nothing cloud-init does fails on the read-only root (it wrote its
+	# network configuration and /etc/hostname there and failed).
+	grep -q "^status: done" ci-status &&
+	python3 -c "import json,sys; r = json.load(open(sys.argv[1]))[\"v1\"]; assert not r[\"errors\"], r[\"errors\"]" \
+		<(sed -n "/^{/,\$p" ci-status)
 '
 
 test_expect_success 'HTTPS / serves the frontend, and unknown paths fall back to index.html' '
