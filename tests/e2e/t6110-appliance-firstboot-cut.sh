@@ -7,7 +7,8 @@
 # boot must be healthy and the first boot done exactly once in effect
 # (tests/e2e/firstboot-cut.sh says what is checked). Four boots under TCG,
 # two of them cut short: about 9 minutes on a quiet 2-core machine, plus
-# the build (shared with t6100 through IMGFORGE_TEST_CACHE).
+# the build (3 to 4 minutes from scratch, as make check builds; less with
+# IMGFORGE_TEST_CACHE).
 # imgforge-test: slow
 # imgforge-test: timeout 3600
 # imgforge-test: background
