@@ -18,7 +18,8 @@
 static const char boot_usage[] =
 	"usage: imgforge boot DISK [--firmware uefi|bios] [--memory M] [--cpus N]\n"
 	"                     [--expect REGEX]... [--timeout S] [--forward tcp|udp:HOST:GUEST]...\n"
-	"                     [--snapshot] [--log FILE] [--keep] [--quiet] [--accel auto|kvm|tcg]\n"
+	"                     [--fw-cfg NAME=STRING]... [--snapshot] [--log FILE] [--keep]\n"
+	"                     [--quiet] [--accel auto|kvm|tcg]\n"
 	"                     [--user-data FILE [--meta-data FILE] [--network-config FILE]]\n"
 	"\n"
 	"Boot DISK (raw, or qcow2 by its header) in qemu-system-x86_64 with a virtio\n"
@@ -225,6 +226,7 @@ int cmd_boot(int argc, char **argv)
 	struct qemu_boot_opts o = {0};
 	struct qemu_result res = {0};
 	struct opt_list expect = {0};
+	struct opt_list fw_cfg = {0};
 	struct forwards fwd = {0};
 	const char *log_path = NULL;
 	struct seed seed = {0};
@@ -246,6 +248,9 @@ int cmd_boot(int argc, char **argv)
 		OPT_CALLBACK(0, "forward", &fwd, "tcp|udp:HOSTPORT:GUESTPORT",
 			     "forward 127.0.0.1:HOSTPORT to the guest's GUESTPORT;\nrepeatable",
 			     opt_forward),
+		OPT_LIST(0, "fw-cfg", &fw_cfg, "NAME=STRING",
+			 "give the guest STRING in QEMU's firmware configuration,\n"
+			 "as opt/NAME (Linux: /sys/firmware/qemu_fw_cfg); repeatable"),
 		OPT_FLAG(0, "snapshot", &o.vm.snapshot, "discard every write to DISK"),
 		OPT_STRING(0, "log", &log_path, "FILE", "also write the console to FILE"),
 		OPT_FLAG(0, "keep", &o.keep,
@@ -294,6 +299,16 @@ int cmd_boot(int argc, char **argv)
 		error("boot: --keep needs --expect (it keeps the VM once the patterns appeared)");
 		goto out;
 	}
+	for (size_t i = 0; i < fw_cfg.n; i++) {
+		const char *why = NULL;
+
+		if (qemu_fw_cfg_check(fw_cfg.v[i], &why) < 0) {
+			error("boot: --fw-cfg '%s': %s", fw_cfg.v[i], why);
+			goto out;
+		}
+	}
+	o.vm.fw_cfg = fw_cfg.v;
+	o.vm.nfw_cfg = fw_cfg.n;
 	o.expect = expect.v;
 	o.vm.forwards = fwd.v;
 	if (o.nexpect) {
@@ -391,6 +406,7 @@ out:
 	free(seed.path);
 	qemu_result_release(&res);
 	opt_list_release(&expect);
+	opt_list_release(&fw_cfg);
 	free(fwd.v);
 	return ret;
 }

@@ -4,6 +4,7 @@
  * docs/boot.md).
  */
 #define _GNU_SOURCE /* ppoll, pipe2, strchrnul */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -139,6 +140,19 @@ char **qemu_argv_build(const struct qemu_opts *o)
 	strv_push(&s, strbuf_detach(&net));
 	strv_pushl(&s, "-device", "virtio-net-pci,netdev=n0,romfile=");
 	/*
+	 * Strings for the guest, under opt/ (the name space QEMU leaves to
+	 * users): Linux shows them in /sys/firmware/qemu_fw_cfg/by_name.
+	 */
+	for (i = 0; i < o->nfw_cfg; i++) {
+		const char *eq = strchr(o->fw_cfg[i], '=');
+		_cleanup_free_ char *val = qemu_escape(eq ? eq + 1 : "");
+
+		strv_pushl(&s, "-fw_cfg", NULL);
+		strv_pushf(&s, "name=opt/%.*s,string=%s",
+			   (int)(eq ? (size_t)(eq - o->fw_cfg[i]) : strlen(o->fw_cfg[i])),
+			   o->fw_cfg[i], val);
+	}
+	/*
 	 * pvpanic lets a guest kernel report its panic; QEMU then exits with
 	 * status 1 instead of sitting there.
 	 */
@@ -161,6 +175,38 @@ void qemu_argv_free(char **argv)
 	for (p = argv; *p; p++)
 		free(*p);
 	free(argv);
+}
+
+int qemu_fw_cfg_check(const char *arg, const char **ret_why)
+{
+	const char *eq = strchr(arg, '=');
+	const char *p;
+
+	if (!eq || eq == arg) {
+		*ret_why = "expected NAME=STRING";
+		return -EINVAL;
+	}
+	if (eq - arg > 51) {
+		*ret_why = "NAME is longer than 51 bytes";
+		return -EINVAL;
+	}
+	if (arg[0] == '/') {
+		*ret_why = "NAME starts with '/'";
+		return -EINVAL;
+	}
+	for (p = arg; p < eq; p++) {
+		if (!isalnum((unsigned char)*p) && !strchr("._-/", *p)) {
+			*ret_why = "NAME has a character other than letters, digits and . _ - /";
+			return -EINVAL;
+		}
+	}
+	for (p = eq + 1; *p; p++) {
+		if (*p < 0x20 || *p > 0x7e) {
+			*ret_why = "STRING has a byte that is not printable ASCII";
+			return -EINVAL;
+		}
+	}
+	return 0;
 }
 
 static int parse_port(const char *s, size_t len, uint16_t *ret)

@@ -52,6 +52,9 @@ struct qemu_opts {
 	const char *guest_error_log; /* QEMU's -d guest_errors log (-D), or NULL */
 	const struct qemu_forward *forwards;
 	size_t nforwards;
+	/* "NAME=STRING" each: -fw_cfg name=opt/NAME,string=STRING (checked by qemu_fw_cfg_check) */
+	const char *const *fw_cfg;
+	size_t nfw_cfg;
 };
 
 /*
@@ -59,6 +62,14 @@ struct qemu_opts {
  * frees it with qemu_argv_free(). The serial console goes to QEMU's stdout.
  */
 char **qemu_argv_build(const struct qemu_opts *o);
+
+/*
+ * Check one --fw-cfg argument, "NAME=STRING": NAME of letters, digits and
+ * ". _ - /", at most 51 bytes (QEMU's item names are 55 with "opt/"), not
+ * starting with '/'; STRING printable ASCII. On failure returns -EINVAL and
+ * sets *ret_why to a static explanation.
+ */
+int qemu_fw_cfg_check(const char *arg, const char **ret_why);
 void qemu_argv_free(char **argv);
 
 /* "tcp:HOSTPORT:GUESTPORT" (or udp:) into *ret. -EINVAL on anything else. */

@@ -50,6 +50,10 @@ test_expect_success 'usage errors exit 2 with one line' '
 	grep_one "^error: boot: bad --forward .2222:22.: expected tcp:HOSTPORT:GUESTPORT" err &&
 	expect_code 2 imgforge boot hello.img --expect "(unclosed" 2>err &&
 	grep_one "^error: boot: --expect: bad regular expression .\(unclosed." err &&
+	expect_code 2 imgforge boot hello.img --fw-cfg "a b=1" 2>err &&
+	grep_one "^error: boot: --fw-cfg .a b=1.: NAME has a character other than letters" err &&
+	expect_code 2 imgforge boot hello.img --fw-cfg cutpoint 2>err &&
+	grep_one "^error: boot: --fw-cfg .cutpoint.: expected NAME=STRING" err &&
 	expect_code 2 imgforge boot hello.img --keep 2>err &&
 	grep_one "^error: boot: --keep needs --expect" err &&
 	expect_code 2 imgforge boot hello.img --bogus 2>err &&

@@ -70,6 +70,7 @@ TEST(argv_uefi_kvm_and_options)
 {
 	struct qemu_forward fw[2] = {{.host_port = 2222, .guest_port = 22},
 				     {.udp = true, .host_port = 5353, .guest_port = 53}};
+	const char *const cfg[] = {"imgforge/cutpoint=tls-generated", "x=a,b"};
 	struct qemu_opts o = {.qemu = "/opt/q/qemu",
 			      .disk = "/img/a,b.qcow2",
 			      .disk_format = "qcow2",
@@ -82,7 +83,9 @@ TEST(argv_uefi_kvm_and_options)
 			      .snapshot = true,
 			      .guest_error_log = "/tmp/x/guest.log",
 			      .forwards = fw,
-			      .nforwards = 2};
+			      .nforwards = 2,
+			      .fw_cfg = cfg,
+			      .nfw_cfg = 2};
 	char **argv = qemu_argv_build(&o);
 	int i;
 
@@ -105,7 +108,30 @@ TEST(argv_uefi_kvm_and_options)
 		  "user,id=n0,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=udp:127.0.0.1:5353-:53");
 	CHECK_STR(argv_value(argv, "-d"), "guest_errors");
 	CHECK_STR(argv_value(argv, "-D"), "/tmp/x/guest.log");
+	CHECK_INT(argv_count(argv, "-fw_cfg"), 2);
+	i = argv_find(argv, "-fw_cfg");
+	CHECK_STR(argv[i + 1], "name=opt/imgforge/cutpoint,string=tls-generated");
+	CHECK_STR(argv[i + 3], "name=opt/x,string=a,,b");
 	qemu_argv_free(argv);
+}
+
+TEST(fw_cfg_check)
+{
+	const char *why = NULL;
+
+	CHECK_INT(qemu_fw_cfg_check("imgforge/cutpoint=pg-initdb", &why), 0);
+	CHECK_INT(qemu_fw_cfg_check("a=", &why), 0);
+	CHECK_INT(qemu_fw_cfg_check("cutpoint", &why), -EINVAL);
+	CHECK_STR(why, "expected NAME=STRING");
+	CHECK_INT(qemu_fw_cfg_check("=x", &why), -EINVAL);
+	CHECK_INT(qemu_fw_cfg_check("/etc/x=1", &why), -EINVAL);
+	CHECK_INT(qemu_fw_cfg_check("a b=1", &why), -EINVAL);
+	CHECK_INT(qemu_fw_cfg_check("a=line\nnext", &why), -EINVAL);
+	CHECK_STR(why, "STRING has a byte that is not printable ASCII");
+	CHECK_INT(qemu_fw_cfg_check("a=\x01", &why), -EINVAL);
+	CHECK_INT(qemu_fw_cfg_check("0123456789012345678901234567890123456789012345678901=1", &why),
+		  -EINVAL);
+	CHECK_STR(why, "NAME is longer than 51 bytes");
 }
 
 TEST(forward_parse)
@@ -457,6 +483,7 @@ int main(void)
 	RUN(argv_bios_defaults);
 	RUN(argv_uefi_kvm_and_options);
 	RUN(forward_parse);
+	RUN(fw_cfg_check);
 	RUN(disk_format_by_magic);
 	RUN(find_ovmf_prefers_4m_pairs);
 	RUN(find_program_in_path);

@@ -14,14 +14,21 @@
 #   durable_write FINAL [MODE]    standard input into FINAL, durably (mode 0644 by default;
 #                                 the temporary file is private until its mode is set)
 #   durable_mkdir DIR...          mkdir -p, then fsync each directory and its parent
+#
+# durable_commit passes two named points (point.sh, for the power-cut tests):
+# write:FINAL with TMP written but not yet fsynced, rename:FINAL with TMP
+# renamed but the directory not yet fsynced.
+. /usr/lib/appliance/point.sh
 
 durable_dir() {
 	sync -- "$@"
 }
 
 durable_commit() { # TMP FINAL
+	appliance_point "write:$2"
 	sync -- "$1" &&
 		mv -f -- "$1" "$2" &&
+		appliance_point "rename:$2" &&
 		sync -- "$(dirname -- "$2")"
 }
 
