@@ -95,6 +95,8 @@ cloud_s3_front() { # name access-key secret-key region [option...]
 		--access-key "$ak" --secret-key "$sk" --region "$region" --fail-file "$TEST_DIR/$name.fail" \
 		"$@" >"$TEST_DIR/$name.out" 2>&1 &
 	echo $! >"$TEST_DIR/$name.pid"
+	# Fronts of any name are stopped by cloud_peers_stop.
+	echo "$TEST_DIR/$name.pid" >>"$TEST_DIR/cloud-peers.pids"
 	local port
 	port=$(cloud_wait_port "$TEST_DIR/$name.port" "$TEST_DIR/$name.pid" "the S3 front") ||
 		{ cat "$TEST_DIR/$name.out" >&2; return 1; }
@@ -174,11 +176,16 @@ fake_scaleway_start() {
 cloud_peers_stop() {
 	local f pid
 	for f in "$TEST_DIR"/fake-aws.pid "$TEST_DIR"/fake-aws-s3.pid "$TEST_DIR"/fake-scaleway.pid \
-		"$TEST_DIR"/fake-scaleway-s3.pid "$TEST_DIR"/s3rver.pid; do
+		"$TEST_DIR"/fake-scaleway-s3.pid "$TEST_DIR"/s3rver.pid \
+		$(cat "$TEST_DIR/cloud-peers.pids" 2>/dev/null); do
 		[ -f "$f" ] || continue
 		pid=$(cat "$f")
-		kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+		# A front started in a command substitution is not this shell's
+		# child: wait for it by its pid.
+		kill "$pid" 2>/dev/null && { wait "$pid" 2>/dev/null ||
+			for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done; }
 		rm -f "$f"
 	done
+	rm -f "$TEST_DIR/cloud-peers.pids"
 	true
 }
