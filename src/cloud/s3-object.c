@@ -37,7 +37,6 @@ static void object_error(struct strbuf *err, const struct s3 *s, const struct ht
 			 const char *what, const char *bucket, const char *key)
 {
 	_cleanup_free_ char *code = NULL;
-	const char *hint;
 
 	strbuf_addf(err, "cannot %s 's3://%s/%s': ", what, bucket, key);
 	aws_error_text(resp, err, &code);
@@ -45,16 +44,10 @@ static void object_error(struct strbuf *err, const struct s3 *s, const struct ht
 		code = xstrdup("AccessDenied");
 	if (!code && resp->status == 404)
 		code = xstrdup("NoSuchBucket");
-	if (code && !strcmp(code, "NoSuchBucket"))
-		hint = "create the bucket, or name one that exists";
-	else
-		hint = aws_error_hint(code);
-	if (hint)
-		strbuf_addf(err, "; %s", hint);
-	if (code &&
-	    (!strcmp(code, "InvalidAccessKeyId") || !strcmp(code, "SignatureDoesNotMatch")) &&
-	    s->creds_hint)
-		strbuf_addf(err, " (%s)", s->creds_hint);
+	s3_add_hint(err, s, code,
+		    code && !strcmp(code, "NoSuchBucket")
+			    ? "create the bucket, or name one that exists"
+			    : NULL);
 }
 
 /* A 404 is "no such object" only when S3 says NoSuchKey (or a HEAD, which has no body). */

@@ -173,11 +173,16 @@ static void add_error(struct strbuf *err, const struct s3 *s, const struct http_
 		      const char *what, const struct upload *u)
 {
 	_cleanup_free_ char *code = NULL;
-	const char *hint;
 
 	strbuf_addf(err, "%s 's3://%s/%s': ", what, u->bucket, u->key);
 	aws_error_text(resp, err, &code);
-	hint = aws_error_hint(code);
+	s3_add_hint(err, s, code, NULL);
+}
+
+void s3_add_hint(struct strbuf *err, const struct s3 *s, const char *code, const char *hint)
+{
+	if (!hint)
+		hint = aws_error_hint(code);
 	if (hint)
 		strbuf_addf(err, "; %s", hint);
 	if (code &&

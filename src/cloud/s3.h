@@ -26,6 +26,11 @@ struct s3 {
 void aws_error_text(const struct http_response *resp, struct strbuf *sb, char **ret_code);
 /* What to do about an error code of S3 or EC2 (a sentence), or NULL. */
 const char *aws_error_hint(const char *code);
+/*
+ * After an error line: "; HINT" (hint, or aws_error_hint(code) when NULL),
+ * then where the credentials come from when code says they are wrong.
+ */
+void s3_add_hint(struct strbuf *err, const struct s3 *s, const char *code, const char *hint);
 
 /*
  * Upload the file path to bucket/key as a multipart upload of 8 MiB parts
