@@ -69,14 +69,6 @@ boot_vm() {
 	vm_start "$log" vm.raw --firmware uefi --memory 2048 --timeout "${FBCUT_TIMEOUT:-1800}" \
 		--forward "tcp:$P443:443" --forward "tcp:$P22:22" "${args[@]}"
 }
-wait_health() {
-	for _ in $(seq 180); do
-		[ "$(curl -sk -o /dev/null -w "%{http_code}" "$URL/api/health")" = 200 ] && return 0
-		sleep 1
-	done
-	echo "no healthy /api/health after 180 s" >&2
-	return 1
-}
 
 fbcut_setup() {
 	cat >appliance.yaml <<-EOF

@@ -61,15 +61,6 @@ boot_vm() {
 		"${CLOSED_FORWARDS[@]}" "${BOOT_EXTRA[@]}" "${args[@]}"
 }
 vm() { vm_ssh root "$@"; }
-# Wait until /api/health answers 200 (nginx, Gunicorn and PostgreSQL are up).
-wait_health() {
-	for _ in $(seq 180); do
-		[ "$(curl -sk -o /dev/null -w "%{http_code}" "$URL/api/health")" = 200 ] && return 0
-		sleep 1
-	done
-	echo "no healthy /api/health after 180 s" >&2
-	return 1
-}
 elapsed() { echo "# $1: $((SECONDS - ${2:-0})) s"; }
 
 # --- Hardening checks (fail2ban, reachable ports, Lynis) ---------------------

@@ -7,6 +7,8 @@
 #   stop_vm               stop the running VM (TERM, then KILL after 10 s)
 #   vm_ssh USER CMD...    run CMD in the guest as USER, with $TEST_DIR/key, on $P22
 #   wait_vm_exit          the guest rebooted: QEMU (-no-reboot) ends; wait up to 300 s
+#   wait_health           the appliance's $URL/api/health answers 200 (nginx,
+#                         Gunicorn and PostgreSQL are up); wait up to 180 s
 #
 # vm_start's caller passes the disk, firmware, forwards and --expect
 # patterns; on failure the boot's error output is printed.
@@ -38,6 +40,14 @@ vm_ssh() { # USER COMMAND...
 	local user=$1; shift
 	ssh -i "$TEST_DIR/key" -p "$P22" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
 		-o LogLevel=ERROR -o ConnectTimeout=20 -o BatchMode=yes "$user@127.0.0.1" "$@"
+}
+wait_health() {
+	for _ in $(seq 180); do
+		[ "$(curl -sk -o /dev/null -w "%{http_code}" "$URL/api/health")" = 200 ] && return 0
+		sleep 1
+	done
+	echo "no healthy /api/health after 180 s" >&2
+	return 1
 }
 # A zombie counts as gone.
 wait_vm_exit() {
