@@ -98,41 +98,52 @@ out:
 	return k;
 }
 
-int s3_get_fd(const struct s3 *s, const char *bucket, const char *key, int fd, uint64_t *ret_size,
-	      struct strbuf *err)
+/*
+ * GET bucket/key: into the file open as fd (fd >= 0, streamed), or into
+ * resp->body (at most max bytes). 0 once S3 answered 200; -ENOENT when
+ * there is no such object; other -errno with err set.
+ */
+static int get(const struct s3 *s, const char *bucket, const char *key, int fd, size_t max,
+	       struct http_response *resp, struct strbuf *err)
 {
 	_cleanup_free_ char *url = s3_object_url(s, bucket, key);
 	char empty[SHA256_HEX_LEN];
 	struct http_request req = HTTP_REQUEST_INIT;
-	struct http_response resp = {0};
-	struct stat st;
 	int k;
 
 	sha256_hex("", 0, empty);
 	prepare(s, &req, "GET", url);
-	req.body_out = true;
-	req.body_out_fd = fd;
-	k = aws_signed_request(s->cfg, "s3", &req, empty, NULL, &resp, err);
-	if (k < 0)
-		goto out;
-	if (resp.status == 200) {
-		if (fstat(fd, &st) < 0) {
-			k = -errno;
-			strbuf_addf(err, "cannot read back 's3://%s/%s': %s", bucket, key,
-				    strerror(errno));
-			goto out;
-		}
-		if (ret_size)
-			*ret_size = (uint64_t)st.st_size;
-		k = 0;
-	} else if (no_such_key(&resp, false)) {
-		strbuf_addf(err, "'s3://%s/%s' does not exist", bucket, key);
-		k = -ENOENT;
+	if (fd >= 0) {
+		req.body_out = true;
+		req.body_out_fd = fd;
 	} else {
-		object_error(err, s, &resp, "download", bucket, key);
-		k = -EACCES;
+		req.max_response = max;
 	}
-out:
+	k = aws_signed_request(s->cfg, "s3", &req, empty, NULL, resp, err);
+	if (k < 0 || resp->status == 200)
+		return k;
+	if (no_such_key(resp, false)) {
+		strbuf_addf(err, "'s3://%s/%s' does not exist", bucket, key);
+		return -ENOENT;
+	}
+	object_error(err, s, resp, "download", bucket, key);
+	return -EACCES;
+}
+
+int s3_get_fd(const struct s3 *s, const char *bucket, const char *key, int fd, uint64_t *ret_size,
+	      struct strbuf *err)
+{
+	struct http_response resp = {0};
+	struct stat st;
+	int k;
+
+	k = get(s, bucket, key, fd, 0, &resp, err);
+	if (k == 0 && fstat(fd, &st) < 0) {
+		k = -errno;
+		strbuf_addf(err, "cannot read back 's3://%s/%s': %s", bucket, key, strerror(errno));
+	} else if (k == 0 && ret_size) {
+		*ret_size = (uint64_t)st.st_size;
+	}
 	http_response_release(&resp);
 	return k;
 }
@@ -140,31 +151,15 @@ out:
 int s3_get_data(const struct s3 *s, const char *bucket, const char *key, size_t max, char **ret,
 		size_t *ret_len, struct strbuf *err)
 {
-	_cleanup_free_ char *url = s3_object_url(s, bucket, key);
-	char empty[SHA256_HEX_LEN];
-	struct http_request req = HTTP_REQUEST_INIT;
 	struct http_response resp = {0};
 	int k;
 
-	sha256_hex("", 0, empty);
-	prepare(s, &req, "GET", url);
-	req.max_response = max;
-	k = aws_signed_request(s->cfg, "s3", &req, empty, NULL, &resp, err);
-	if (k < 0)
-		goto out;
-	if (resp.status == 200) {
+	k = get(s, bucket, key, -1, max, &resp, err);
+	if (k == 0) {
 		*ret_len = resp.body.len;
 		strbuf_addch(&resp.body, '\0'); /* a body of 0 bytes still gets its buffer */
 		*ret = strbuf_detach(&resp.body);
-		k = 0;
-	} else if (no_such_key(&resp, false)) {
-		strbuf_addf(err, "'s3://%s/%s' does not exist", bucket, key);
-		k = -ENOENT;
-	} else {
-		object_error(err, s, &resp, "download", bucket, key);
-		k = -EACCES;
 	}
-out:
 	http_response_release(&resp);
 	return k;
 }
