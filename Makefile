@@ -177,8 +177,9 @@ DEB_PACKAGES += python3-botocore
 DEB_PACKAGES += awscli
 # The appliance's offsite backups (tests/e2e/t6060-appliance-offsite.sh): age
 # encrypts them as on the appliance; promtool (in prometheus) checks and
-# unit-tests the alert rules.
-DEB_PACKAGES += age prometheus
+# unit-tests the alert rules; the first boot's provisioning reads the
+# user-data with python3-yaml, as in the image.
+DEB_PACKAGES += age prometheus python3-yaml
 
 # s3rver, the S3 peer of the publish tests (npm, not in Debian), installed
 # into the build tree: tests take $(S3RVER_DIR)/node_modules/.bin/s3rver.

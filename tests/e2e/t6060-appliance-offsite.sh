@@ -166,6 +166,81 @@ test_expect_success 'restore from the store into an empty database: the same row
 	! ls -A "$R/data/backups" | grep -q "^\.restore"
 '
 
+# A staging image's scrub files (overlays/atarys-staging): run in the
+# restore's transaction, after the dump.
+test_expect_success 'restore with scrub files: personal data replaced in the same transaction' '
+	mkdir -p ov/usr/lib/appliance/scrub.d &&
+	echo "UPDATE chantiers SET nom = '\''Chantier '\'' || id WHERE nom LIKE '\''chantier-secret-%'\'';" \
+		>ov/usr/lib/appliance/scrub.d/10-names.sql &&
+	in_root /usr/sbin/appliance-restore --from s3://bkt/appliance/prod --key /tmp/key.txt latest scrubbed >out 2>err ||
+		{ cat out err; exit 1; }
+	cat out && grep -q "^appliance-restore: scrubbed with 10-names.sql\$" out &&
+	test "$(sql scrubbed "SELECT count(*) FROM chantiers")" = 501 &&
+	test "$(sql scrubbed "SELECT count(*) FROM chantiers WHERE nom LIKE '\''chantier-secret-%'\''")" = 0 &&
+	test "$(sql scrubbed "SELECT nom FROM chantiers WHERE id = 7")" = "Chantier 7" &&
+	test "$(sql scrubbed "SELECT count(*) FROM chantiers WHERE nom = '\''Rénovation de la mairie'\''")" = 1 &&
+	sql atarys "SELECT id FROM chantiers ORDER BY id" >ids.a && sql scrubbed "SELECT id FROM chantiers ORDER BY id" >ids.b &&
+	cmp ids.a ids.b
+'
+
+test_expect_success 'a scrub file that fails: nothing restored, the database dropped again' '
+	echo "UPDATE chantiers SET no_such_column = 1;" >ov/usr/lib/appliance/scrub.d/20-broken.sql &&
+	test_must_fail in_root /usr/sbin/appliance-restore --from s3://bkt/appliance/prod --key /tmp/key.txt latest scratch >out 2>err &&
+	cat err && test "$(wc -l <err)" = 1 &&
+	grep_one "^appliance-restore: error: restoring .* into .scratch. failed \\(.*no_such_column.*\\): .scratch. is as it was\$" err &&
+	test -z "$(sql postgres "SELECT datname FROM pg_database WHERE datname = '\''scratch'\''")" &&
+	rm -r ov/usr/lib/appliance/scrub.d
+'
+
+# The first boot's provisioning (/usr/lib/appliance/provision,
+# appliance-provision.service) with the cloud-config cloud-init would have
+# stored: restore into the application's database, a marker, one line.
+provision() { # cloud-config (stdin)
+	cat >"$R/tmp/cloud-config.txt" &&
+	rm -f "$R/data/.appliance-provisioned" &&
+	in_root env APPLIANCE_CLOUD_CONFIG=/tmp/cloud-config.txt APPLIANCE_RUN_DIR=/tmp \
+		APPLIANCE_PROVISION_ATTEMPTS=1 /usr/lib/appliance/provision >out 2>err
+}
+test_expect_success 'provision: nothing asked, nothing done, said once' '
+	printf "#cloud-config\nhostname: x\n" | provision || { cat out err; exit 1; }
+	test ! -s err && grep_one "^appliance: provision: nothing to restore or import in [0-9]* s\$" out &&
+	grep -q " nothing to restore or import " "$R/data/.appliance-provisioned"
+'
+
+test_expect_success 'provision: restore latest from the user-data, the key given there' '
+	sql atarys "DELETE FROM chantiers" &&
+	{ printf "#cloud-config\nappliance:\n  restore:\n    from: s3://bkt/appliance/prod\n    backup: latest\n    key: |\n" &&
+		sed "s/^/      /" key.txt; } | provision || { cat out err; exit 1; }
+	cat out && test ! -s err &&
+	grep -q "^appliance: provision: restored s3://bkt/appliance/prod/atarys-.*\.sql\.gz\.age in [0-9]* s\$" out &&
+	test "$(sql atarys "SELECT count(*) FROM chantiers")" = 501 &&
+	grep -q " restored s3://bkt/appliance/prod/atarys-" "$R/data/.appliance-provisioned" &&
+	! ls "$R/tmp" | grep -q "^appliance-provision\."
+'
+
+test_expect_success 'provision: from defaults to the offsite URL; the wrong key: one line, database as it was' '
+	{ printf "#cloud-config\nappliance:\n  restore:\n    key: |\n" && sed "s/^/      /" other-key.txt; } >cc &&
+	state atarys >before &&
+	test_must_fail provision <cc && cat out err &&
+	grep_one "^appliance: provision: error: restore failed: appliance-restore: error: cannot decrypt .s3://bkt/appliance/prod/atarys-.* \\(age: error: no identity matched any of the recipients\\): .*; the application starts with an empty database \\(docs/recovery.md\\)\$" out &&
+	state atarys | cmp - before &&
+	grep -q " error: restore failed: " "$R/data/.appliance-provisioned"
+'
+
+test_expect_success 'provision: bad user-data: one line each, nothing restored' '
+	state atarys >before &&
+	for cc in "appliance: {restore: {from: s3://bkt/x}, import: {sqlite: /data/x}}|give .restore. or .import., not both" \
+		"appliance: {restor: {}}|unknown key .restor. \\(known: restore, import\\)" \
+		"appliance: {restore: {from: s3://bkt/appliance/prod}}|restore: .key. is missing" \
+		"appliance: {restore: {key: not-a-key}}|restore: .key. is not an age identity" \
+		"appliance: {restore: {key: AGE-SECRET-KEY-1X, backup: [1]}}|restore: .backup. must be a non-empty string" \
+		"appliance: [1|/tmp/cloud-config.txt:[0-9]+:[0-9]+: not a YAML cloud-config"; do
+		printf "#cloud-config\n%s\n" "${cc%%|*}" | test_must_fail provision &&
+		grep_one "^appliance: provision: error: .*${cc#*|}" out || { cat out err; exit 1; }
+	done &&
+	state atarys | cmp - before
+'
+
 test_expect_success 'retention: offsite copies past 30 days deleted, nothing else' '
 	echo old >old && echo notes >notes &&
 	put_object old appliance/prod/atarys-20200101-000000.sql.gz.age &&
