@@ -10,7 +10,11 @@
 # HTTP into slot B, then a rollback to slot A, the chantiers kept through
 # both; the same disk boots with the other firmware; last, a power cut right
 # after a first boot. The first boot gets a cloud-init NoCloud seed
-# (imgforge boot --user-data): a second SSH key, the hostname, a runcmd.
+# (imgforge boot --user-data): a second SSH key, the hostname, a runcmd, and
+# the offsite backup store (s3rver behind a SigV4-checking front, reached
+# at 10.0.2.2); the boot under the other firmware is a new machine that
+# restores the first one's backup at its first boot (user-data `appliance:
+# restore:`), with its recovery time printed.
 # With IMGFORGE_APPLIANCE_LYNIS=1 (`make check-appliance-lynis`) it also runs
 # the Lynis audit, which takes about 24 minutes under TCG: too long for
 # `make check`, which skips it and says so; IMGFORGE_APPLIANCE_LYNIS=short
@@ -22,9 +26,10 @@
 # imgforge-test: background
 . "$SRCDIR/tests/e2e/lib.sh"
 . "$SRCDIR/tests/e2e/vm-lib.sh"
+. "$SRCDIR/tests/helpers/cloud-peers.sh"
 
 for t in mmdebstrap:mmdebstrap qemu-system-x86_64:qemu-system-x86 curl:curl ssh:openssh-client \
-	ssh-keygen:openssh-client debugfs:e2fsprogs npm:npm python3:python3 lynis:lynis; do
+	ssh-keygen:openssh-client debugfs:e2fsprogs npm:npm python3:python3 lynis:lynis age-keygen:age; do
 	require_tool "${t%%:*}" "${t#*:}" || exit 1
 done
 FW=${IMGFORGE_APPLIANCE_FIRMWARE:-uefi}
@@ -149,10 +154,39 @@ build_app() { # OUTDIR RELEASE BACKEND_DIR
 	imgforge build --cache "${IMGFORGE_TEST_CACHE:-cache}" -o "$1" --set release="$2" \
 		--set backend_dir="$3" --set frontend_dist="$TEST_DIR/frontend/dist" \
 		--set update_keyring="$TEST_DIR/keys/signing.crt" \
+		--set backup_recipient="$(age-keygen -y "$TEST_DIR/backup.key")" \
 		--set ssh_authorized_keys="$(cat key.pub)" appliance.yaml
 }
 mkdir -p www && httpd_start && HTTP_PORT=$PORT && use_ports 1
-trap 'stop_vm; httpd_stop; cd /; rm -rf "$TEST_DIR"' EXIT
+trap 'stop_vm; httpd_stop; cloud_peers_stop; cd /; rm -rf "$TEST_DIR"' EXIT
+# The offsite backup store: s3rver behind a front that checks SigV4 as S3
+# does; the guest reaches it at 10.0.2.2. The backups' age key pair: the
+# public half in the image, the private half here until a restore.
+age-keygen -o backup.key 2>/dev/null &&
+	s3rver_start && cloud_python &&
+	FRONT=$(cloud_s3_front s3front "$CLOUD_AWS_ACCESS_KEY" "$CLOUD_AWS_SECRET_KEY" eu-west-3) &&
+	curl -sSf --aws-sigv4 "aws:amz:eu-west-3:s3" --user "$CLOUD_AWS_ACCESS_KEY:$CLOUD_AWS_SECRET_KEY" \
+		-X PUT -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$FRONT/bkt" >/dev/null || exit 1
+# The keys of the backups in the bucket, as s3rver keeps them.
+offsite_objects() {
+	(cd "$TEST_DIR/s3rver/bkt" 2>/dev/null && find . -name '*._S3rver_object' |
+		sed 's|^\./||; s|\._S3rver_object$||' | grep "^atarys/production/atarys-.*\.sql\.gz\.age$" | sort)
+}
+# user-data's write_files entry for the store's settings (docs/recovery.md).
+offsite_user_data() {
+	cat <<-EOF
+	write_files:
+	  - path: /data/backups/offsite.env
+	    owner: root:root
+	    permissions: "0600"
+	    content: |
+	      OFFSITE_URL=s3://bkt/atarys/production
+	      OFFSITE_ENDPOINT=http://10.0.2.2:${FRONT##*:}
+	      OFFSITE_REGION=eu-west-3
+	      OFFSITE_ACCESS_KEY_ID=$CLOUD_AWS_ACCESS_KEY
+	      OFFSITE_SECRET_ACCESS_KEY=$CLOUD_AWS_SECRET_KEY
+	EOF
+}
 
 test_expect_success 'the sample frontend builds with npm' '
 	mkdir frontend &&
@@ -221,6 +255,7 @@ ssh_authorized_keys:
   - $(cat key2.pub)
 runcmd:
   - [sh, -c, "echo seeded >/data/cloud/imgforge-test-runcmd"]
+$(offsite_user_data)
 EOF
 
 test_expect_success "boots ($FW) and runs the first boot" '
@@ -397,8 +432,15 @@ assert want <= names, names" &&
 	! grep -qE "(\*|0\.0\.0\.0|\[::\]):(9090|9100|5000|5432) " listen
 '
 
-test_expect_success 'the backup service makes a .sql.gz that restores into a scratch database' '
+test_expect_success 'the backup service makes a .sql.gz that restores into a scratch database, and an offsite copy' '
 	vm "systemctl start appliance-backup.service && ls -t /data/backups/*.sql.gz | head -1" >backup &&
+	# The offsite copy, encrypted for the recipient in the image.
+	offsite_objects >offsite1 && test "$(wc -l <offsite1)" = 1 &&
+	grep -qx "atarys/production/$(basename "$(cat backup)").age" offsite1 &&
+	test "$(head -c 21 "$TEST_DIR/s3rver/bkt/$(cat offsite1)._S3rver_object")" = age-encryption.org/v1 &&
+	! grep -q "SignatureDoesNotMatch" "$TEST_DIR/s3front.log" &&
+	vm "appliance-backup list" | grep -q "^offsite: s3://bkt/atarys/production\$" &&
+	curl -skf "$URL/api/chantiers" >backed-up.json &&
 	grep -qE "^/data/backups/atarys-[0-9]{8}-[0-9]{6}\.sql\.gz$" backup &&
 	vm "gzip -t $(cat backup) && appliance-restore $(cat backup) scratch" &&
 	vm "cd / && runuser -u postgres -- psql -d scratch -XtAc \"SELECT name FROM chantiers\"" >names &&
@@ -668,15 +710,34 @@ test_expect_success 'rollback --reboot: slot A runs 1.0.0 again, the chantier wr
 # The other firmware boots the same disk too (a fresh copy: a first boot
 # again), so that `make check` covers UEFI and BIOS; `make
 # check-appliance-bios` runs the whole list under BIOS.
+# It is also disaster recovery: a new machine whose user-data restores the
+# first machine's offsite backup at its first boot (docs/recovery.md); its
+# recovery time is from power-on to healthy with the data.
+{ echo "#cloud-config"; offsite_user_data; printf "appliance:\n  restore:\n    backup: latest\n    key: |\n";
+	sed "s/^/      /" backup.key; } >restore-user-data.yaml
 OTHER_FW=bios && [ "$FW" = bios ] && OTHER_FW=uefi
-test_expect_success "the same disk.raw boots under $OTHER_FW and serves the application" '
+test_expect_success "the same disk.raw boots under $OTHER_FW, restores the backup at first boot, serves the application" '
 	stop_vm &&
 	cp --sparse=always out/disk.raw vm.raw &&
 	use_ports 1 && FW=$OTHER_FW && start=$SECONDS &&
-	boot_vm console3.log "appliance: first boot done" "slot A marked good" &&
-	wait_health && elapsed "first boot to healthy ($OTHER_FW)" $start >>"$TEST_DIR/timings" &&
+	BOOT_EXTRA=(--user-data restore-user-data.yaml) &&
+	boot_vm console3.log "appliance: first boot done" "appliance: provision: " "slot A marked good" &&
+	wait_health && elapsed "recovery: power-on to healthy with the data restored ($OTHER_FW)" $start >>"$TEST_DIR/timings" &&
+	grep -a "appliance: provision: " console3.log &&
+	grep -aq "appliance: provision: restored s3://bkt/atarys/production/$(basename "$(cat backup)").age in [0-9]* s" console3.log &&
+	curl -skf "$URL/api/chantiers" >restored.json &&
+	python3 -c "
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:])
+assert a and a == b, (a, b)
+print(len(b[\"chantiers\"]) if isinstance(b, dict) else len(b), \"chantiers restored\")" backed-up.json restored.json &&
+	grep -qF "Checklist $$" restored.json &&
 	curl -skf "$URL/" -o index3.html && cmp index3.html frontend/dist/index.html &&
 	vm "systemctl --failed --no-legend --plain" >failed3 && { test ! -s failed3 || { cat failed3; exit 1; }; } &&
+	vm "cloud-init status" | grep -q "^status: done" &&
+	vm "cat /data/.appliance-provisioned && ! ls /run | grep -q appliance-provision" &&
+	# The nightly backups go on, into the same store.
+	vm "appliance-backup now" && test "$(offsite_objects | wc -l)" = 2 &&
 	if [ "$OTHER_FW" = uefi ]; then vm "test -d /sys/firmware/efi"; else ! vm "test -d /sys/firmware/efi"; fi
 '
 
