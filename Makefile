@@ -14,6 +14,7 @@
 #   make check-update    signed A/B updates in QEMU alone (t5100, about 15 minutes)
 #   make check-powercut  power cuts at 53 points of A/B updates in QEMU (t5110, hours)
 #   make check-powercut-firstboot  power cuts at 30 points of the appliance's first boot (t6120, 2 h)
+#   make check-recovery  restore at first boot, staging replica, SQLite import in VMs (t6130, ~20 min)
 #   make deps            install every Debian package needed to build, test and demo
 #   make demo            build and boot the sample appliance (see README.md)
 #   make install         PREFIX=/usr/local DESTDIR= (the binary, recipes/ and overlays/,
@@ -89,7 +90,7 @@ CHECK_SANITIZE := address,undefined
 
 .PHONY: all agent deps check check-fast check-unit check-e2e check-san check-appliance-bios \
 	check-appliance-lynis check-update check-powercut check-powercut-firstboot \
-	check-powercut-firstboot-short \
+	check-powercut-firstboot-short check-recovery \
 	check-users-boot check-concurrent check-fresh demo install \
 	format clean unit-bins fuzz FORCE
 
@@ -266,6 +267,15 @@ check-powercut-firstboot-short: deps
 	@$(MAKE) --no-print-directory all
 	@IMGFORGE=$(CURDIR)/$(O)/imgforge SRCDIR=$(CURDIR) \
 		bash tests/e2e/long/t6110-appliance-firstboot-cut.sh
+
+# Disaster recovery and staging in VMs (tests/e2e/long/t6130-appliance-recovery.sh):
+# production backs up offsite (s3rver), staging restores and scrubs it at
+# first boot, a tampered backup starts empty, a SQLite database is imported;
+# four first boots, about 20 minutes. `make check` has the restore in t6100.
+check-recovery: deps
+	@$(MAKE) --no-print-directory all
+	@IMGFORGE=$(CURDIR)/$(O)/imgforge SRCDIR=$(CURDIR) \
+		bash tests/e2e/long/t6130-appliance-recovery.sh
 
 check-appliance-bios: deps
 	@$(MAKE) --no-print-directory all
