@@ -179,6 +179,9 @@ DEB_PACKAGES += awscli
 # encrypts them as on the appliance; promtool (in prometheus) checks and
 # unit-tests the alert rules.
 DEB_PACKAGES += age prometheus
+# The appliance's import of an SQLite database into PostgreSQL
+# (tests/e2e/t6070-appliance-import.sh): the pgloader the image runs.
+DEB_PACKAGES += pgloader
 
 # s3rver, the S3 peer of the publish tests (npm, not in Debian), installed
 # into the build tree: tests take $(S3RVER_DIR)/node_modules/.bin/s3rver.
