@@ -181,6 +181,9 @@ DEB_PACKAGES += awscli
 # unit-tests the alert rules; the first boot's provisioning reads the
 # user-data with python3-yaml, as in the image.
 DEB_PACKAGES += age prometheus python3-yaml
+# The appliance's import of an SQLite database into PostgreSQL
+# (tests/e2e/t6070-appliance-import.sh): the pgloader the image runs.
+DEB_PACKAGES += pgloader
 
 # s3rver, the S3 peer of the publish tests (npm, not in Debian), installed
 # into the build tree: tests take $(S3RVER_DIR)/node_modules/.bin/s3rver.
