@@ -181,5 +181,37 @@ test_expect_success 'a tampered backup: refused with one line, the application s
 	! grep -q "atarys-environment-banner" index.html
 '
 
+# The sample development database, served by the test's HTTP server.
+python3 "$APP/backend/dev/make-dev-db.py" www/atarys-dev.sqlite >/dev/null || exit 1
+printf 'appliance:\n  import:\n    sqlite: http://10.0.2.2:%s/atarys-dev.sqlite\n' "$HTTP_PORT" >import-section.yaml
+test_expect_success 'a SQLite development database by URL: imported with pgloader at first boot, the same rows' '
+	python3 -c "
+import sqlite3, sys
+for r in sqlite3.connect(sys.argv[1]).execute(\"SELECT id, name, coalesce(client, \x27\x27), status FROM chantiers ORDER BY id\"):
+    print(\"|\".join(map(str, r)))" www/atarys-dev.sqlite >sqlite.rows &&
+	test "$(wc -l <sqlite.rows)" -ge 200 &&
+	user_data production-3 "$(cat import-section.yaml)" >ud-import.yaml &&
+	start=$SECONDS && fresh_boot production 4 ud-import.yaml console-import.log &&
+	wait_health && elapsed "import: power-on to healthy with the data imported" $start >>"$TEST_DIR/timings" &&
+	grep -a "appliance: provision: " console-import.log &&
+	grep -aq "appliance: provision: imported http://10.0.2.2:$HTTP_PORT/atarys-dev.sqlite in [0-9]* s" console-import.log &&
+	rows | cut -d"|" -f1-4 >imported.rows && cmp sqlite.rows imported.rows &&
+	vm "cat /data/atarys/import.done && test ! -e /data/atarys/import.failed" &&
+	vm "systemctl --failed --no-legend --plain" >failed && { test ! -s failed || { cat failed; exit 1; }; } &&
+	# A new chantier gets an id after the imported ones.
+	curl -skf -X POST -H "Content-Type: application/json" -d "{\"name\": \"after the import\"}" \
+		"$URL/api/chantiers" >new.json &&
+	python3 -c "import json,sys; n = json.load(open(\"new.json\"))[\"id\"]; m = max(int(l.split(\"|\")[0]) for l in open(\"sqlite.rows\")); assert n > m, (n, m)"
+'
+
+test_expect_success 'while import.failed exists the backend does not start (systemd, ExecCondition), then does' '
+	vm "echo reason=a test of the check >/data/atarys/import.failed && systemctl restart atarys-backend; sleep 2" &&
+	! vm "systemctl is-active atarys-backend" &&
+	vm "journalctl -b -u atarys-backend --no-pager" | grep -q "not started: the import of an SQLite database failed: a test of the check" &&
+	test "$(curl -sk -o /dev/null -w "%{http_code}" "$URL/api/health")" = 502 &&
+	vm "rm /data/atarys/import.failed && systemctl restart atarys-backend" &&
+	wait_health
+'
+
 cat "$TEST_DIR/timings" 2>/dev/null | sed 's/^/# /'
 test_done
