@@ -197,14 +197,15 @@ test_expect_success 'a scrub file that fails: nothing restored, the database dro
 # stored: restore into the application's database, a marker, one line.
 provision() { # cloud-config (stdin)
 	cat >"$R/tmp/cloud-config.txt" &&
-	rm -f "$R/data/.appliance-provisioned" &&
+	rm -f "$R/data/.appliance-provisioned" && date >"$R/data/.appliance-provision-pending" &&
 	in_root env APPLIANCE_CLOUD_CONFIG=/tmp/cloud-config.txt APPLIANCE_RUN_DIR=/tmp \
 		APPLIANCE_PROVISION_ATTEMPTS=1 /usr/lib/appliance/provision >out 2>err
 }
 test_expect_success 'provision: nothing asked, nothing done, said once' '
 	printf "#cloud-config\nhostname: x\n" | provision || { cat out err; exit 1; }
 	test ! -s err && grep_one "^appliance: provision: nothing to restore or import in [0-9]* s\$" out &&
-	grep -q " nothing to restore or import " "$R/data/.appliance-provisioned"
+	grep -q " nothing to restore or import " "$R/data/.appliance-provisioned" &&
+	test ! -e "$R/data/.appliance-provision-pending"
 '
 
 test_expect_success 'provision: restore latest from the user-data, the key given there' '
