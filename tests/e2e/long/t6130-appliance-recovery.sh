@@ -205,6 +205,7 @@ for r in sqlite3.connect(sys.argv[1]).execute(\"SELECT id, name, coalesce(client
 '
 
 test_expect_success 'while import.failed exists the backend does not start (systemd, ExecCondition), then does' '
+	use_ports 4 &&
 	vm "echo reason=a test of the check >/data/atarys/import.failed && systemctl restart atarys-backend; sleep 2" &&
 	! vm "systemctl is-active atarys-backend" &&
 	vm "journalctl -b -u atarys-backend --no-pager" | grep -q "not started: the import of an SQLite database failed: a test of the check" &&
