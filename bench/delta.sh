@@ -193,15 +193,15 @@ for c in $cases; do
 	b) what="(b) one package added ($EXTRA_PKG)" ;;
 	c) what="(c) another kernel ($NEW_KERNEL)" ;;
 	esac
-	"$IMGFORGE" bundle "out-$c/root.ext4" -o "f1-$c.bundle" $K --version 2 --format 1 >/dev/null
+	"$IMGFORGE" -q bundle "out-$c/root.ext4" -o "f1-$c.bundle" $K --version 2 --format 1 >/dev/null
 	img=$(stat -c %s "out-$c/root.ext4")
 	set -- $(casync_bytes "$c")
 	cas=$1 cas_missing=$2 cas_all=$3
 	for fs in ${frames:-default}; do
 		if [ "$fs" = default ]; then
-			"$IMGFORGE" bundle "out-$c/root.ext4" -o "www/$c.bundle" $K --version 2 >/dev/null
+			"$IMGFORGE" -q bundle "out-$c/root.ext4" -o "www/$c.bundle" $K --version 2 >/dev/null
 		else
-			"$IMGFORGE" bundle "out-$c/root.ext4" -o "www/$c.bundle" $K --version 2 \
+			"$IMGFORGE" -q bundle "out-$c/root.ext4" -o "www/$c.bundle" $K --version 2 \
 				--frame-size "$fs" >/dev/null
 		fi
 		ours=$(agent_bytes "$c")
