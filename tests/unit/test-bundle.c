@@ -156,7 +156,8 @@ static void make_bundle_frames(const char *img, size_t size, const char *out, un
 	make_key("keys", time(NULL) - 60, 30);
 	make_image(img, size);
 	if (bundle_create_format(img, out, "keys/signing.key", "keys/signing.crt", "test-board",
-				 "1.2.3", "b1", 1700000000, format, frame_size, err, sizeof(err)) < 0) {
+				 "1.2.3", "b1", 1700000000, format, frame_size, err,
+				 sizeof(err)) < 0) {
 		printf("#   bundle_create: %s\n", err);
 		CHECK(0);
 	}
@@ -242,8 +243,8 @@ static void roundtrip(unsigned format, uint64_t frame)
 			size_t c = i < 4 * per ? i / per : 4, k = i - c * per;
 			uint64_t off = man->chunks[c].offset + k * fs;
 
-			chunkidx_hash(image + off, c == 4 && 12345 - k * fs < fs ? 12345 - k * fs : fs,
-				      h);
+			chunkidx_hash(image + off,
+				      c == 4 && 12345 - k * fs < fs ? 12345 - k * fs : fs, h);
 			CHECK(!memcmp(h, x->hash[i], sizeof(h)));
 		}
 		chunkidx_free(x);
@@ -367,19 +368,15 @@ TEST(test_create_refusals)
 	CHECK(strstr(err, "does not belong") != NULL);
 	CHECK(one_line(err));
 	/* Frame sizes: a power of two from 4 KiB to the chunk size, formats 2 and 3 only. */
-	CHECK(bundle_create_format("root.ext4", "b.bundle", "keys/signing.key",
-				   "keys/signing.crt", "x", "1", NULL, 1, 3, 48 << 10, err,
-				   sizeof(err)) < 0);
+	CHECK(bundle_create_format("root.ext4", "b.bundle", "keys/signing.key", "keys/signing.crt",
+				   "x", "1", NULL, 1, 3, 48 << 10, err, sizeof(err)) < 0);
 	CHECK(strstr(err, "frame size 49152 is not a power of two from 4 KiB to 1024 KiB") != NULL);
-	CHECK(bundle_create_format("root.ext4", "b.bundle", "keys/signing.key",
-				   "keys/signing.crt", "x", "1", NULL, 1, 3, 2 << 10, err,
-				   sizeof(err)) < 0);
-	CHECK(bundle_create_format("root.ext4", "b.bundle", "keys/signing.key",
-				   "keys/signing.crt", "x", "1", NULL, 1, 2, 2 * MIB, err,
-				   sizeof(err)) < 0);
-	CHECK(bundle_create_format("root.ext4", "b.bundle", "keys/signing.key",
-				   "keys/signing.crt", "x", "1", NULL, 1, 1, 32 << 10, err,
-				   sizeof(err)) < 0);
+	CHECK(bundle_create_format("root.ext4", "b.bundle", "keys/signing.key", "keys/signing.crt",
+				   "x", "1", NULL, 1, 3, 2 << 10, err, sizeof(err)) < 0);
+	CHECK(bundle_create_format("root.ext4", "b.bundle", "keys/signing.key", "keys/signing.crt",
+				   "x", "1", NULL, 1, 2, 2 * MIB, err, sizeof(err)) < 0);
+	CHECK(bundle_create_format("root.ext4", "b.bundle", "keys/signing.key", "keys/signing.crt",
+				   "x", "1", NULL, 1, 1, 32 << 10, err, sizeof(err)) < 0);
 	CHECK(strstr(err, "format 1 has one frame per chunk") != NULL);
 	CHECK(one_line(err));
 	/* Nothing left behind by the refusals. */
