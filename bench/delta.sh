@@ -5,7 +5,7 @@
 # the new image's index plus the chunks that store lacks, which is what
 # `casync extract --seed=OLD` fetches).
 #
-#   bench/delta.sh [--small] [--cases "a b c"] [--work DIR]
+#   bench/delta.sh [--small] [--cases "a b c"] [--work DIR] [--frame-sizes "64K 32K"]
 #   (needs root or unshare, the apt mirror, casync)
 #
 # The images (SOURCE_DATE_EPOCH fixed, one cache, so unchanged stages are
@@ -20,17 +20,22 @@
 # bytes sent. Bytes need one run; nothing here is timed. Never gates CI.
 # --work DIR keeps the images and their build cache in DIR (made if missing)
 # and reuses them in a later run: only what changed is built again.
+# --frame-sizes "SIZE ..." bundles each image once per frame size
+# (`imgforge bundle --frame-size`; default: the default frame size only) and
+# prints a row for each, next to the same casync figure: the images are the
+# same, only the bundling differs.
 # IMGFORGE_BENCH_BUILDER=PATH builds the images with another imgforge binary
 # (another ext4 writer); bundles and the agent are this tree's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-small=0 cases="a b c" keep=
+small=0 cases="a b c" keep= frames=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--small) small=1 ;;
 	--cases) cases=$2; shift ;;
 	--work) keep=$2; shift ;;
-	*) echo "usage: bench/delta.sh [--small] [--cases \"a b c\"] [--work DIR]" >&2; exit 2 ;;
+	--frame-sizes) frames=$2; shift ;;
+	*) echo "usage: bench/delta.sh [--small] [--cases \"a b c\"] [--work DIR] [--frame-sizes \"64K 32K\"]" >&2; exit 2 ;;
 	esac
 	shift
 done
@@ -171,26 +176,44 @@ blocks() { # 4 KiB blocks that differ between v1 and NAME, at the same place
 	PYEOF
 }
 
-printf '\n%-34s %14s %14s %14s %14s %9s %9s\n' "case" "root.ext4" "bundle" "bundle fmt 1" "casync" "imgforge" "vs casync"
+# index_size BUNDLE: the chunk index's stored bytes (directory and pages)
+index_size() {
+	"$IMGFORGE" bundle info --json "$1" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+m = d.get("manifest", d)
+print(m.get("chunk_index", {}).get("size", 0))'
+}
+
+printf '\n%-34s %6s %12s %12s %9s %12s %12s %9s %9s\n' "case" "frame" "root.ext4" "bundle" "index" \
+	"bundle fmt 1" "casync" "imgforge" "vs casync"
 for c in $cases; do
 	case $c in
 	a) what="(a) one backend file" ;;
 	b) what="(b) one package added ($EXTRA_PKG)" ;;
 	c) what="(c) another kernel ($NEW_KERNEL)" ;;
 	esac
-	"$IMGFORGE" bundle "out-$c/root.ext4" -o "www/$c.bundle" $K --version 2 >/dev/null
-	"$IMGFORGE" bundle "out-$c/root.ext4" -o "f1-$c.bundle" $K --version 2 --format 1 >/dev/null
+	"$IMGFORGE" -q bundle "out-$c/root.ext4" -o "f1-$c.bundle" $K --version 2 --format 1 >/dev/null
 	img=$(stat -c %s "out-$c/root.ext4")
 	set -- $(casync_bytes "$c")
 	cas=$1 cas_missing=$2 cas_all=$3
-	ours=$(agent_bytes "$c")
-	printf '%-34s %14s %14s %14s %14s %9s %9s\n' "$what" "$img" "$(stat -c %s "www/$c.bundle")" \
-		"$(stat -c %s "f1-$c.bundle")" "$cas" "$ours" \
-		"$(python3 -c "print(f'{$ours / $cas:.2f}x')")"
-	echo "    imgforge: $(python3 -c "print(f'{100 * $ours / $img:.3f}')") % of root.ext4," \
-		"$(python3 -c "print(f'{100 * $ours / $(stat -c %s "www/$c.bundle"):.2f}')") % of the bundle;" \
-		"casync: $cas_missing of $cas_all chunks missing;" \
-		"$(blocks "$c") 4-KiB blocks differ from v1"
+	for fs in ${frames:-default}; do
+		if [ "$fs" = default ]; then
+			"$IMGFORGE" -q bundle "out-$c/root.ext4" -o "www/$c.bundle" $K --version 2 >/dev/null
+		else
+			"$IMGFORGE" -q bundle "out-$c/root.ext4" -o "www/$c.bundle" $K --version 2 \
+				--frame-size "$fs" >/dev/null
+		fi
+		ours=$(agent_bytes "$c")
+		printf '%-34s %6s %12s %12s %9s %12s %12s %9s %9s\n' "$what" "$fs" "$img" \
+			"$(stat -c %s "www/$c.bundle")" "$(index_size "www/$c.bundle")" \
+			"$(stat -c %s "f1-$c.bundle")" "$cas" "$ours" \
+			"$(python3 -c "print(f'{$ours / $cas:.2f}x')")"
+		echo "    imgforge: $(python3 -c "print(f'{100 * $ours / $img:.3f}')") % of root.ext4," \
+			"$(python3 -c "print(f'{100 * $ours / $(stat -c %s "www/$c.bundle"):.2f}')") % of the bundle;" \
+			"casync: $cas_missing of $cas_all chunks missing"
+	done
+	echo "    $(blocks "$c") 4-KiB blocks differ from v1"
 	rm -f "f1-$c.bundle"
 done
 echo

@@ -23,7 +23,8 @@
 
 static const char usage_create[] =
 	"usage: imgforge bundle <build>|<root.ext4> -o <file> --key <key> --cert <cert>\n"
-	"                       [--compatible <name>] [--version <v>]\n"
+	"                       [--compatible <name>] [--version <v>] [--format <n>]\n"
+	"                       [--frame-size <size>]\n"
 	"   or: imgforge bundle info <file> [--json]\n"
 	"   or: imgforge bundle verify <file> --keyring <keyring> [--compatible <name>]\n"
 	"\n"
@@ -58,7 +59,7 @@ static const char footer_verify[] =
 static int bundle_create_cmd(int argc, char **argv)
 {
 	const char *out = NULL, *key = NULL, *cert = NULL, *compatible = NULL, *version = NULL;
-	const char *registry = NULL, *cache = NULL, *format = NULL;
+	const char *registry = NULL, *cache = NULL, *format = NULL, *frame = NULL;
 	const struct opt options[] = {
 		OPT_STRING('o', "output", &out, "<file>", "the bundle to write"),
 		OPT_STRING(0, "key", &key, "<key>",
@@ -72,6 +73,9 @@ static int bundle_create_cmd(int argc, char **argv)
 		OPT_STRING(0, "format", &format, "<n>",
 			   "the bundle format: 3 (default; delta downloads with a paged\nindex), "
 			   "or 2 or 1 for devices whose imgforge-update reads no newer"),
+		OPT_STRING(0, "frame-size", &frame, "<size>",
+			   "image bytes per zstd frame, the unit a delta download\nfetches: "
+			   "a power of two from 4K to 1M (default 64K;\nformats 2 and 3)"),
 		OPT_STRING(0, "registry", &registry, "<path>",
 			   "the registry database (default: registry.db in the cache)"),
 		OPT_STRING(0, "cache", &cache, "<dir>",
@@ -83,6 +87,7 @@ static int bundle_create_cmd(int argc, char **argv)
 	struct registry_build *b = NULL;
 	_cleanup_free_ char *image = NULL;
 	const char *build_id = NULL;
+	uint64_t frame_size = 0;
 	struct stat st;
 	int64_t created;
 	char err[1024], sz[32];
@@ -105,6 +110,17 @@ static int bundle_create_cmd(int argc, char **argv)
 	}
 	if (format && strcmp(format, "1") && strcmp(format, "2") && strcmp(format, "3")) {
 		error("bundle: --format must be 1, 2 or 3, not '%s'", format);
+		return EXIT_USAGE;
+	}
+	if (frame && (parse_size(frame, &frame_size) < 0 || !bundle_frame_size_valid(frame_size))) {
+		error("bundle: --frame-size must be a power of two from 4K to 1M (such as 32K or "
+		      "64K), not '%s'",
+		      frame);
+		return EXIT_USAGE;
+	}
+	if (frame && format && !strcmp(format, "1")) {
+		error("bundle: --frame-size needs format 2 or 3 (a format-1 bundle has one frame "
+		      "per chunk); drop one of --format 1 and --frame-size");
 		return EXIT_USAGE;
 	}
 	created = source_date_epoch((int64_t)time(NULL));
@@ -146,7 +162,7 @@ static int bundle_create_cmd(int argc, char **argv)
 	}
 	verbose("bundle: writing '%s' from '%s'", out, image);
 	if (bundle_create_format(image, out, key, cert, compatible, version, build_id, created,
-				 format ? (unsigned)atoi(format) : BUNDLE_FORMAT, err,
+				 format ? (unsigned)atoi(format) : BUNDLE_FORMAT, frame_size, err,
 				 sizeof(err)) < 0) {
 		error("bundle: %s", err);
 		goto out;

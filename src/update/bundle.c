@@ -766,13 +766,13 @@ int bundle_create(const char *image_path, const char *out_path, const char *key_
 		  const char *build_id, int64_t created, char *err, size_t errlen)
 {
 	return bundle_create_format(image_path, out_path, key_pem, cert_pem, compatible, version,
-				    build_id, created, BUNDLE_FORMAT, err, errlen);
+				    build_id, created, BUNDLE_FORMAT, 0, err, errlen);
 }
 
 int bundle_create_format(const char *image_path, const char *out_path, const char *key_pem,
 			 const char *cert_pem, const char *compatible, const char *version,
-			 const char *build_id, int64_t created, unsigned format, char *err,
-			 size_t errlen)
+			 const char *build_id, int64_t created, unsigned format,
+			 uint64_t frame_size, char *err, size_t errlen)
 {
 	_cleanup_close_ int in = -1, pfd = -1, out = -1;
 	_cleanup_free_ char *dir = NULL, *tmp = NULL;
@@ -787,6 +787,14 @@ int bundle_create_format(const char *image_path, const char *out_path, const cha
 	if (format < BUNDLE_FORMAT_MIN || format > BUNDLE_FORMAT)
 		return fail(err, errlen, "bundle format %u is not one of %d to %d", format,
 			    BUNDLE_FORMAT_MIN, BUNDLE_FORMAT);
+	if (frame_size && format < 2)
+		return fail(err, errlen,
+			    "a bundle of format 1 has one frame per chunk; give a frame size "
+			    "with format 2 or 3 only");
+	if (frame_size && !bundle_frame_size_valid(frame_size))
+		return fail(err, errlen,
+			    "frame size %" PRIu64 " is not a power of two from %u KiB to %u KiB",
+			    frame_size, BUNDLE_FRAME_SIZE_MIN >> 10, BUNDLE_FRAME_SIZE_MAX >> 10);
 	if (!compatible || !manifest_name_valid(compatible))
 		return fail(err, errlen,
 			    "invalid compatible name '%s': give 1 to %d characters of "
@@ -821,7 +829,7 @@ int bundle_create_format(const char *image_path, const char *out_path, const cha
 	m.created = created;
 	m.image_size = (uint64_t)st.st_size;
 	m.chunk_size = BUNDLE_CHUNK_SIZE;
-	m.frame_size = format >= 2 ? BUNDLE_FRAME_SIZE : BUNDLE_CHUNK_SIZE;
+	m.frame_size = format < 2 ? BUNDLE_CHUNK_SIZE : frame_size ? frame_size : BUNDLE_FRAME_SIZE;
 	m.page_chunks = format >= 3 ? CHUNKIDX_PAGE_CHUNKS : 0;
 	dir = path_dirname(out_path);
 	pfd = tmpfile_in(dir);

@@ -39,8 +39,16 @@
 #define BUNDLE_MAX_SIGNATURE (64u << 10)
 #define BUNDLE_CHUNK_SIZE    (1u << 20)
 #define BUNDLE_ZSTD_LEVEL    10
-/* Format 2: the unit a delta download fetches (docs/performance.md for why 64 KiB). */
-#define BUNDLE_FRAME_SIZE    (64u << 10)
+/*
+ * Formats 2 and 3: the unit a delta download fetches, by default
+ * (docs/performance.md for why 64 KiB). The manifest records each bundle's
+ * frame_size, so a bundle may be written with another power of two from
+ * BUNDLE_FRAME_SIZE_MIN to BUNDLE_FRAME_SIZE_MAX (`--frame-size`) and the
+ * agent reads it all the same.
+ */
+#define BUNDLE_FRAME_SIZE     (64u << 10)
+#define BUNDLE_FRAME_SIZE_MIN (4u << 10)
+#define BUNDLE_FRAME_SIZE_MAX BUNDLE_CHUNK_SIZE
 
 /* Read up to len bytes: the count read, 0 at the end of the stream, < 0 on error. */
 typedef ssize_t (*bundle_read_fn)(void *ctx, void *buf, size_t len);
@@ -123,10 +131,20 @@ int bundle_check_target(const struct bundle_manifest *m, const char *compatible,
 int bundle_create(const char *image_path, const char *out_path, const char *key_pem,
 		  const char *cert_pem, const char *compatible, const char *version,
 		  const char *build_id, int64_t created, char *err, size_t errlen);
-/* The same in format 1 (for devices whose agent reads no newer) or 2 (bundle_create()). */
+/*
+ * The same in format 1 or 2 (for devices whose agent reads no newer) or 3
+ * (bundle_create()), with frames of frame_size image bytes (formats 2 and
+ * 3; 0 for BUNDLE_FRAME_SIZE; bundle_frame_size_valid()).
+ */
 int bundle_create_format(const char *image_path, const char *out_path, const char *key_pem,
 			 const char *cert_pem, const char *compatible, const char *version,
-			 const char *build_id, int64_t created, unsigned format, char *err,
-			 size_t errlen);
+			 const char *build_id, int64_t created, unsigned format,
+			 uint64_t frame_size, char *err, size_t errlen);
+
+/* Whether a bundle may be written with frames of n image bytes. */
+static inline bool bundle_frame_size_valid(uint64_t n)
+{
+	return n >= BUNDLE_FRAME_SIZE_MIN && n <= BUNDLE_FRAME_SIZE_MAX && !(n & (n - 1));
+}
 
 #endif

@@ -118,6 +118,44 @@ test_expect_success 'usage errors exit 2 with one line' '
 	test $rc = 2 && grep_one "needs --compatible" err && test ! -e x.bundle
 '
 
+test_expect_success '--frame-size: recorded in the signed manifest, read back, verified' '
+	imgforge bundle root.ext4 -o f32.bundle --key keys/signing.key --cert keys/signing.crt \
+		--compatible board-a --version 1.0.1 --frame-size 32K &&
+	imgforge bundle root.ext4 -o f2-16.bundle --key keys/signing.key --cert keys/signing.crt \
+		--compatible board-a --version 1.0.1 --frame-size 16384 --format 2 &&
+	imgforge bundle info f32.bundle --json >f32.json &&
+	python3 -c "
+import json
+m = json.load(open(\"f32.json\"))[\"manifest\"]
+assert m[\"frame_size\"] == 32768 and m[\"format\"] == 3, m
+" &&
+	$TOOL manifest f2-16.bundle | python3 -c "
+import json, sys
+m = json.load(sys.stdin)
+assert m[\"frame_size\"] == 16384 and m[\"format\"] == 2, m
+" &&
+	$TOOL extract f32.bundle f32.out && cmp f32.out root.ext4 &&
+	$TOOL extract f2-16.bundle f16.out && cmp f16.out root.ext4 &&
+	"$IMG" bundle verify f32.bundle --keyring keys/signing.crt &&
+	"$IMG" bundle verify f2-16.bundle --keyring keys/signing.crt
+'
+
+test_expect_success 'a bad --frame-size is refused with one line, nothing written' '
+	for fs in 48K 2K 2M 0 abc 64KB-; do
+		rc=0
+		imgforge bundle root.ext4 -o x.bundle --key keys/signing.key --cert keys/signing.crt \
+			--compatible board-a --version 1 --frame-size $fs 2>err || rc=$?
+		test $rc = 2 &&
+		grep_one "^error: bundle: --frame-size must be a power of two from 4K to 1M \(such as 32K or 64K\), not .$fs.$" err &&
+		test ! -e x.bundle && test ! -e x.bundle.tmp || { echo "--frame-size $fs: exit $rc"; cat err; exit 1; }
+	done &&
+	rc=0
+	imgforge bundle root.ext4 -o x.bundle --key keys/signing.key --cert keys/signing.crt \
+		--compatible board-a --version 1 --format 1 --frame-size 32K 2>err || rc=$?
+	test $rc = 2 && grep_one "^error: bundle: --frame-size needs format 2 or 3" err &&
+	test ! -e x.bundle
+'
+
 test_expect_success 'bit flips in the header are refused (each with its message)' '
 	for spec in "0:not an imgforge bundle" "7:not an imgforge bundle" \
 		"8:bundle format 16777219 is not supported" \

@@ -107,6 +107,46 @@ test_expect_success 'one block changed: the directory, one page of the index and
 	! grep -q "v3.bundle range=bytes=$(($1 + $2))-$(($1 + $4 - 1)) " httpd.log
 '
 
+# v4: a scattered change, one byte in each of six incompressible files: six
+# places apart from v1, each inside a frame that compresses to its own size.
+test_expect_success 'setup: a scattered change, bundled with 64 KiB and 32 KiB frames' '
+	export SOURCE_DATE_EPOCH=1700000000 &&
+	U=3f2504e0-4f89-11d3-9a0c-0305e82c3301 &&
+	K="--key keys/signing.key --cert keys/signing.crt --compatible test-update" &&
+	cp -a v1 v4 &&
+	for i in 3 9 15 21 27 33; do
+		printf Z | dd of=v4/usr/lib/lib$i.so bs=1 seek=200000 conv=notrunc status=none || exit 1
+	done &&
+	imgforge mkfs --from v4 -o v4.ext4 --size 64M --uuid $U &&
+	imgforge bundle v4.ext4 -o www/v4.bundle $K --version 1.4 &&
+	imgforge bundle v4.ext4 -o www/v4-32k.bundle $K --version 1.4 --frame-size 32K &&
+	test "$(manifest v4.bundle "m[\"frame_size\"]")" = 65536 &&
+	test "$(manifest v4-32k.bundle "m[\"frame_size\"]")" = 32768
+'
+
+installed_v4() { cmp -n $(stat -c %s v4.ext4) v4.ext4 root-b.img && test "$(env_get ORDER)" = "B A"; }
+
+test_expect_success '32 KiB frames: a bundle installs whole, from a file and from a server without ranges' '
+	fresh_disk && agent install www/v4-32k.bundle >out 2>err && installed_v4 &&
+	fresh_disk && agent install "$URL/v4-32k.bundle?norange=1" >out 2>err && installed_v4 &&
+	grep -qx "METHOD=full" data/imgforge/update/last-install
+'
+
+test_expect_success 'a scattered change: 32 KiB frames fetch fewer bytes than 64 KiB frames, both install' '
+	fresh_disk && agent install "$URL/v4.bundle" >out 2>err && installed_v4 &&
+	grep -qx "METHOD=delta" data/imgforge/update/last-install &&
+	n64=$(served v4.bundle) && f64=$(sed -n "s/.* \([0-9]*\) frames fetched.*/\1/p" err) &&
+	fresh_disk && agent install "$URL/v4-32k.bundle" >out 2>err && installed_v4 &&
+	grep -qx "METHOD=delta" data/imgforge/update/last-install &&
+	n32=$(served v4-32k.bundle) && f32=$(sed -n "s/.* \([0-9]*\) frames fetched.*/\1/p" err) &&
+	echo "64 KiB frames: $f64 frames, $n64 bytes; 32 KiB frames: $f32 frames, $n32 bytes" &&
+	test "$f64" -ge 6 && test "$f64" -le 12 && test "$f32" -ge 6 && test "$f32" -le 12 &&
+	# each place costs about half: the frames are incompressible
+	test $((n32 + 6 * 16384)) -le $n64 &&
+	# and the whole of v4-32k.bundle is not fetched
+	test $((n32 * 10)) -lt $(stat -c %s www/v4-32k.bundle)
+'
+
 test_expect_success 'format 2, one block changed: the chunk is fetched whole, not the chunk index' '
 	fresh_disk &&
 	agent install "$URL/v3-format2.bundle" >out 2>err &&

@@ -148,17 +148,24 @@ static int one_line(const char *err)
 	return err[0] && !strchr(err, '\n');
 }
 
-static void make_bundle_format(const char *img, size_t size, const char *out, unsigned format)
+static void make_bundle_frames(const char *img, size_t size, const char *out, unsigned format,
+			       uint64_t frame_size)
 {
 	char err[1024] = "";
 
 	make_key("keys", time(NULL) - 60, 30);
 	make_image(img, size);
 	if (bundle_create_format(img, out, "keys/signing.key", "keys/signing.crt", "test-board",
-				 "1.2.3", "b1", 1700000000, format, err, sizeof(err)) < 0) {
+				 "1.2.3", "b1", 1700000000, format, frame_size, err,
+				 sizeof(err)) < 0) {
 		printf("#   bundle_create: %s\n", err);
 		CHECK(0);
 	}
+}
+
+static void make_bundle_format(const char *img, size_t size, const char *out, unsigned format)
+{
+	make_bundle_frames(img, size, out, format, 0);
 }
 
 static void make_bundle(const char *img, size_t size, const char *out)
@@ -166,9 +173,14 @@ static void make_bundle(const char *img, size_t size, const char *out)
 	make_bundle_format(img, size, out, BUNDLE_FORMAT);
 }
 
-/* Every format: 3 as written by default, 2 and 1 as older devices read them. */
-static void roundtrip(unsigned format)
+/*
+ * Every format: 3 as written by default, 2 and 1 as older devices read them;
+ * formats 2 and 3 with frames of frame image bytes (0: the default).
+ */
+static void roundtrip(unsigned format, uint64_t frame)
 {
+	const uint64_t fs = format == 1 ? MIB : frame ? frame : BUNDLE_FRAME_SIZE;
+	const size_t per = (size_t)(MIB / fs), last = (size_t)((12345 + fs - 1) / fs);
 	char *bundle = NULL, *image = NULL, err[1024];
 	size_t blen = 0, ilen = 0, i;
 	struct sink s = {0};
@@ -180,7 +192,7 @@ static void roundtrip(unsigned format)
 
 	hdr[11] = (uint8_t)format;
 	unlink("b.bundle");
-	make_bundle_format("root.ext4", 5 * MIB + 12345, "b.bundle", format);
+	make_bundle_frames("root.ext4", 5 * MIB + 12345, "b.bundle", format, frame);
 	CHECK(stat("b.bundle.tmp", &st) < 0 && errno == ENOENT);
 	CHECK(read_file("b.bundle", 64 * MIB, &bundle, &blen) == 0);
 	CHECK(read_file("root.ext4", 64 * MIB, &image, &ilen) == 0);
@@ -199,7 +211,7 @@ static void roundtrip(unsigned format)
 	CHECK_INT(man->created, 1700000000);
 	CHECK_INT(man->image_size, ilen);
 	CHECK_INT(man->chunk_size, MIB);
-	CHECK_INT(man->frame_size, format == 1 ? MIB : BUNDLE_FRAME_SIZE);
+	CHECK_INT(man->frame_size, fs);
 	/* Chunks 0, 1, 3, 4 and the short last one hold data; 2 and 5 are zeros. */
 	CHECK_INT(man->n_chunks, 5);
 	CHECK_INT(man->chunks[2].offset, 3 * MIB);
@@ -211,7 +223,7 @@ static void roundtrip(unsigned format)
 	if (format == 3) {
 		/* The pages, read by bundle_open(): one page, a 104-byte directory before it. */
 		CHECK_INT(man->page_chunks, CHUNKIDX_PAGE_CHUNKS);
-		CHECK_INT(man->n_frames, 4 * 16 + 1);
+		CHECK_INT(man->n_frames, 4 * per + last);
 		CHECK_INT(manifest_dir_size(man), 24 + 80);
 		CHECK(man->payload_offset > man->index_size + manifest_dir_size(man));
 		x = chunkidx_from_manifest(man);
@@ -222,16 +234,17 @@ static void roundtrip(unsigned format)
 		CHECK(!x || man->index_size < 24 + 12 * x->n_frames);
 	}
 	if (x) {
-		/* The index: 16 frames per full chunk, one for the short last one. */
-		CHECK_INT(x->n_frames, 4 * 16 + 1);
-		CHECK_INT(x->first[4], 64);
-		CHECK_INT(x->stored_off[64], man->chunks[4].stored_offset);
+		/* The index: MIB / fs frames per full chunk, then the short last one's. */
+		CHECK_INT(x->n_frames, 4 * per + last);
+		CHECK_INT(x->first[4], 4 * per);
+		CHECK_INT(x->stored_off[4 * per], man->chunks[4].stored_offset);
 		for (i = 0; i < x->n_frames; i++) {
 			uint8_t h[CHUNKIDX_HASH_LEN];
-			size_t c = i / 16, k = i % 16;
-			uint64_t off = man->chunks[c].offset + k * BUNDLE_FRAME_SIZE;
+			size_t c = i < 4 * per ? i / per : 4, k = i - c * per;
+			uint64_t off = man->chunks[c].offset + k * fs;
 
-			chunkidx_hash(image + off, c == 4 ? 12345 : BUNDLE_FRAME_SIZE, h);
+			chunkidx_hash(image + off,
+				      c == 4 && 12345 - k * fs < fs ? 12345 - k * fs : fs, h);
 			CHECK(!memcmp(h, x->hash[i], sizeof(h)));
 		}
 		chunkidx_free(x);
@@ -251,9 +264,14 @@ static void roundtrip(unsigned format)
 
 TEST(test_roundtrip)
 {
-	roundtrip(3);
-	roundtrip(2);
-	roundtrip(1);
+	roundtrip(3, 0);
+	roundtrip(2, 0);
+	roundtrip(1, 0);
+	/* Other frame sizes, recorded in the signed manifest and read back. */
+	roundtrip(3, 32 << 10);
+	roundtrip(3, 4 << 10);
+	roundtrip(2, 16 << 10);
+	roundtrip(3, MIB);
 }
 
 TEST(test_keyring_and_rotation)
@@ -348,6 +366,18 @@ TEST(test_create_refusals)
 	CHECK(bundle_create("root.ext4", "b.bundle", "other/signing.key", "keys/signing.crt", "x",
 			    "1", NULL, 1, err, sizeof(err)) < 0);
 	CHECK(strstr(err, "does not belong") != NULL);
+	CHECK(one_line(err));
+	/* Frame sizes: a power of two from 4 KiB to the chunk size, formats 2 and 3 only. */
+	CHECK(bundle_create_format("root.ext4", "b.bundle", "keys/signing.key", "keys/signing.crt",
+				   "x", "1", NULL, 1, 3, 48 << 10, err, sizeof(err)) < 0);
+	CHECK(strstr(err, "frame size 49152 is not a power of two from 4 KiB to 1024 KiB") != NULL);
+	CHECK(bundle_create_format("root.ext4", "b.bundle", "keys/signing.key", "keys/signing.crt",
+				   "x", "1", NULL, 1, 3, 2 << 10, err, sizeof(err)) < 0);
+	CHECK(bundle_create_format("root.ext4", "b.bundle", "keys/signing.key", "keys/signing.crt",
+				   "x", "1", NULL, 1, 2, 2 * MIB, err, sizeof(err)) < 0);
+	CHECK(bundle_create_format("root.ext4", "b.bundle", "keys/signing.key", "keys/signing.crt",
+				   "x", "1", NULL, 1, 1, 32 << 10, err, sizeof(err)) < 0);
+	CHECK(strstr(err, "format 1 has one frame per chunk") != NULL);
 	CHECK(one_line(err));
 	/* Nothing left behind by the refusals. */
 	CHECK(stat("b.bundle", &st) < 0 && stat("b.bundle.tmp", &st) < 0);
