@@ -254,7 +254,8 @@ powercut_run() {
 		"
 	done <<<"$POINTS"
 	test_expect_success 'after every cut, an install runs to its end and its slot is marked good' '
-		running=$(cat booted) && target=B && [ "$running" = B ] && target=A &&
+		# The slot that does not run (a chain may end on either).
+		running=$(cat booted) && target=B && if [ "$running" = B ]; then target=A; fi &&
 		for v in 1.0 1.1 1.2; do [ "$(holds A)" = $v ] || [ "$(holds B)" = $v ] || other=$v; done &&
 		{ vm imgforge-update install --allow-downgrade --reboot $BASE_URL/v$other.bundle >final.out 2>&1 || true; } &&
 		grep -q "slot $target written and read back" final.out && wait_vm_exit &&
