@@ -74,6 +74,27 @@ grep_one() { # regex file
 	fi
 }
 
+# The appliance's scripts in a chroot on a PostgreSQL of the test's own
+# (t6060, t6070): skip the whole test, saying why, unless it runs as root
+# with mount namespaces and the postgres user; then PGBIN, the newest
+# /usr/lib/postgresql/*/bin with initdb and pg_ctl (1 and one line if none).
+skip_unless_root_pg() { # what the test checks
+	if [ "$(id -u)" != 0 ] || ! unshare -m true 2>/dev/null || ! id postgres >/dev/null 2>&1; then
+		test_skip "$1" 'needs root (mount namespaces, overlayfs) and the postgres user'
+		test_done
+		exit
+	fi
+}
+pg_server_bin() {
+	local d
+	PGBIN=
+	for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+		[ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ] && { PGBIN=$d; return 0; }
+	done
+	echo "no PostgreSQL server programs (initdb, pg_ctl): install the Debian package postgresql (make deps does)" >&2
+	return 1
+}
+
 # Require a host tool; a missing one fails the test with what to install.
 require_tool() { # tool package
 	command -v "$1" >/dev/null 2>&1 || PATH=$PATH:/sbin:/usr/sbin command -v "$1" >/dev/null 2>&1 || {

@@ -21,16 +21,8 @@ for t in unshare:util-linux age:age age-keygen:age curl:curl python3:python3 psq
 	runuser:util-linux promtool:prometheus; do
 	require_tool "${t%%:*}" "${t#*:}" || exit 1
 done
-if [ "$(id -u)" != 0 ] || ! unshare -m true 2>/dev/null || ! id postgres >/dev/null 2>&1; then
-	test_skip 'appliance offsite backups' 'needs root (mount namespaces, overlayfs) and the postgres user'
-	test_done
-	exit
-fi
-PGBIN=
-for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
-	[ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ] && { PGBIN=$d; break; }
-done
-[ -n "$PGBIN" ] || { echo "no PostgreSQL server programs (initdb, pg_ctl): install the Debian package postgresql (make deps does)" >&2; exit 1; }
+skip_unless_root_pg 'appliance offsite backups'
+pg_server_bin || exit 1
 
 OV=$SRCDIR/overlays R=$TEST_DIR/root
 SOCK=$R/run/postgresql PGDATA=$TEST_DIR/pg

@@ -28,16 +28,8 @@ done
 PY=/usr/bin/python3
 "$PY" -c "import psycopg2" 2>/dev/null ||
 	{ echo "no $PY with psycopg2: install the Debian packages python3 and python3-psycopg2 (make deps does)" >&2; exit 1; }
-if [ "$(id -u)" != 0 ] || ! unshare -m true 2>/dev/null || ! id postgres >/dev/null 2>&1; then
-	test_skip 'appliance SQLite import' 'needs root (mount namespaces, overlayfs) and the postgres user'
-	test_done
-	exit
-fi
-PGBIN=
-for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
-	[ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ] && { PGBIN=$d; break; }
-done
-[ -n "$PGBIN" ] || { echo "no PostgreSQL server programs (initdb, pg_ctl): install the Debian package postgresql (make deps does)" >&2; exit 1; }
+skip_unless_root_pg 'appliance SQLite import'
+pg_server_bin || exit 1
 
 OV=$SRCDIR/overlays R=$TEST_DIR/root BACKEND=$SRCDIR/examples/atarys/backend
 SOCK=$TEST_DIR/sock PGDATA=$TEST_DIR/pg
