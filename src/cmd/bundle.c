@@ -19,12 +19,13 @@
 #include "store/cache.h"
 #include "store/registry.h"
 #include "update/bundle.h"
+#include "update/patch.h"
 #include "update/sign.h"
 
 static const char usage_create[] =
 	"usage: imgforge bundle <build>|<root.ext4> -o <file> --key <key> --cert <cert>\n"
 	"                       [--compatible <name>] [--version <v>] [--format <n>]\n"
-	"                       [--frame-size <size>]\n"
+	"                       [--frame-size <size>] [--delta-from <build>|<root.ext4>]\n"
 	"   or: imgforge bundle info <file> [--json]\n"
 	"   or: imgforge bundle verify <file> --keyring <keyring> [--compatible <name>]\n"
 	"\n"
@@ -32,7 +33,10 @@ static const char usage_create[] =
 	"front to back, that imgforge-update installs into the inactive slot of an\n"
 	"A/B disk. From a registered build (an id or a unique prefix, see 'imgforge\n"
 	"ls'), the build's root.ext4, image name, version and id are used; from an\n"
-	"ext4 file, --compatible and --version are needed.\n";
+	"ext4 file, --compatible and --version are needed.\n"
+	"\n"
+	"With --delta-from, the bundle also carries a patch from that earlier image\n"
+	"(format 4): a device running exactly it fetches the patch alone.\n";
 
 static const char footer_create[] =
 	"The bundle is written to <file>.tmp, synced, then renamed. The format and\n"
@@ -60,6 +64,7 @@ static int bundle_create_cmd(int argc, char **argv)
 {
 	const char *out = NULL, *key = NULL, *cert = NULL, *compatible = NULL, *version = NULL;
 	const char *registry = NULL, *cache = NULL, *format = NULL, *frame = NULL;
+	const char *from = NULL;
 	const struct opt options[] = {
 		OPT_STRING('o', "output", &out, "<file>", "the bundle to write"),
 		OPT_STRING(0, "key", &key, "<key>",
@@ -76,6 +81,9 @@ static int bundle_create_cmd(int argc, char **argv)
 		OPT_STRING(0, "frame-size", &frame, "<size>",
 			   "image bytes per zstd frame, the unit a delta download\nfetches: "
 			   "a power of two from 4K to 1M (default 64K;\nformats 2 and 3)"),
+		OPT_STRING(0, "delta-from", &from, "<build>",
+			   "add a patch from this earlier build or root.ext4: devices\n"
+			   "running it download the patch only (format 4)"),
 		OPT_STRING(0, "registry", &registry, "<path>",
 			   "the registry database (default: registry.db in the cache)"),
 		OPT_STRING(0, "cache", &cache, "<dir>",
@@ -84,10 +92,11 @@ static int bundle_create_cmd(int argc, char **argv)
 	};
 	const struct opt_cmd cmd = {
 		.name = "bundle", .usage = usage_create, .opts = options, .footer = footer_create};
-	struct registry_build *b = NULL;
-	_cleanup_free_ char *image = NULL;
+	struct registry_build *b = NULL, *fb = NULL;
+	_cleanup_free_ char *image = NULL, *from_image = NULL;
 	const char *build_id = NULL;
 	uint64_t frame_size = 0;
+	int patched = 0;
 	struct stat st;
 	int64_t created;
 	char err[1024], sz[32];
@@ -108,8 +117,23 @@ static int bundle_create_cmd(int argc, char **argv)
 				    : "no certificate given (--cert <cert>)");
 		return EXIT_USAGE;
 	}
-	if (format && strcmp(format, "1") && strcmp(format, "2") && strcmp(format, "3")) {
-		error("bundle: --format must be 1, 2 or 3, not '%s'", format);
+	if (format && strcmp(format, "1") && strcmp(format, "2") && strcmp(format, "3") &&
+	    strcmp(format, "4")) {
+		error("bundle: --format must be 1, 2, 3 or 4, not '%s'", format);
+		return EXIT_USAGE;
+	}
+	if (format && !strcmp(format, "4") && !from) {
+		error("bundle: format 4 is format 3 with a patch: give the earlier image with "
+		      "--delta-from <build>|<root.ext4>");
+		return EXIT_USAGE;
+	}
+	if (from && format && strcmp(format, "3") && strcmp(format, "4")) {
+		error("bundle: --delta-from writes format 4 (format 3 and a patch); drop --format %s",
+		      format);
+		return EXIT_USAGE;
+	}
+	if (from && !*from) {
+		error("bundle: --delta-from needs an earlier build or root.ext4");
 		return EXIT_USAGE;
 	}
 	if (frame && (parse_size(frame, &frame_size) < 0 || !bundle_frame_size_valid(frame_size))) {
@@ -160,19 +184,44 @@ static int bundle_create_cmd(int argc, char **argv)
 		if (!getenv("SOURCE_DATE_EPOCH") && b->created > 0)
 			created = b->created;
 	}
+	if (from) {
+		if (stat(from, &st) == 0 || strchr(from, '/')) {
+			from_image = xstrdup(from);
+		} else if (build_output_resolve(
+				   &(struct build_output_query){
+					   .cmd = "bundle",
+					   .output = "root.ext4",
+					   .takes_file = true,
+					   .give = "give the earlier root.ext4 or its build id "
+						   "(--delta-from)",
+					   .no_output = "give the earlier root.ext4 file",
+					   .stale = "give the earlier root.ext4 file",
+					   .check_sha256 = true,
+					   .registry = registry,
+					   .cache = cache,
+				   },
+				   from, &fb, &from_image) < 0) {
+			goto out;
+		}
+	}
 	verbose("bundle: writing '%s' from '%s'", out, image);
-	if (bundle_create_format(image, out, key, cert, compatible, version, build_id, created,
-				 format ? (unsigned)atoi(format) : BUNDLE_FORMAT, frame_size, err,
-				 sizeof(err)) < 0) {
+	if (bundle_create_patch(image, out, key, cert, compatible, version, build_id, created,
+				format && strcmp(format, "4") ? (unsigned)atoi(format) : BUNDLE_FORMAT,
+				frame_size, from_image, &patched, err, sizeof(err)) < 0) {
 		error("bundle: %s", err);
 		goto out;
 	}
+	if (patched < 0)
+		info("bundle: the patch from '%s' would be larger than %u MiB, more than a device "
+		     "takes: written without it (format 3)",
+		     from, PATCH_MAX_SIZE >> 20);
 	if (stat(out, &st) == 0)
 		info("bundle: wrote '%s' (%s, %s %s)", out,
 		     format_size((uint64_t)st.st_size, sz, sizeof(sz)), compatible, version);
 	r = 0;
 out:
 	registry_build_free(b);
+	registry_build_free(fb);
 	return r;
 }
 
@@ -284,6 +333,14 @@ static int bundle_info_cmd(int argc, char **argv)
 					    m->index_size, hex);
 			else
 				strbuf_addf(&out, "chunk index sha256 %s\n", hex);
+		}
+		if (m->has_patch) {
+			hex_encode(m->patch_sha256, 32, hex);
+			strbuf_addf(&out, "patch       %" PRIu64 " bytes at byte %" PRIu64 ", sha256 %s\n",
+				    m->patch_size, m->payload_offset + m->payload_size, hex);
+			hex_encode(m->patch_from_sha256, 32, hex);
+			strbuf_addf(&out, "patch from  an image of %" PRIu64 " bytes, sha256 %s\n",
+				    m->patch_from_size, hex);
 		}
 		strbuf_addf(&out, "signer      %s\n", signer);
 		strbuf_addf(

@@ -5,7 +5,7 @@
  * trusts nothing before the signature over the header and the manifest is
  * checked; the payload is then checked chunk by chunk against the
  * manifest's digests before any of its bytes are handed on. With
- * chunkidx.c, the only file that includes libzstd's header.
+ * chunkidx.c and patch.c, the only files that include libzstd's header.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,6 +23,7 @@
 #include "core/util.h"
 #include "update/bundle.h"
 #include "update/chunkidx.h"
+#include "update/patch.h"
 #include "update/sign.h"
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) _printf_(3, 4);
@@ -156,11 +157,11 @@ static int open_common(bundle_read_fn rd, void *ctx, const char *keyring, bool i
 	mlen = get_be32(hdr + 12);
 	slen = get_be32(hdr + 16);
 	reserved = get_be32(hdr + 20);
-	if (version < BUNDLE_FORMAT_MIN || version > BUNDLE_FORMAT)
+	if (version < BUNDLE_FORMAT_MIN || version > BUNDLE_FORMAT_MAX)
 		return fail(err, errlen,
 			    "bundle format %" PRIu32 " is not supported (this "
 			    "imgforge reads formats %d to %d); update imgforge",
-			    version, BUNDLE_FORMAT_MIN, BUNDLE_FORMAT);
+			    version, BUNDLE_FORMAT_MIN, BUNDLE_FORMAT_MAX);
 	if (mlen == 0 || mlen > BUNDLE_MAX_MANIFEST)
 		return fail(err, errlen,
 			    "invalid bundle header: manifest length %" PRIu32
@@ -474,6 +475,32 @@ int bundle_stream_payload(bundle_read_fn rd, void *ctx, const struct bundle_mani
 			goto out;
 		at += m->index_size;
 	}
+	if (m->has_patch) {
+		/* Format 4: the patch, checked against its SHA-256 (agents running its earlier image
+		 * decode it). */
+		uint64_t left = m->patch_size;
+		struct sha256 *xh = sha256_new();
+
+		while (left > 0) {
+			size_t want = left < m->chunk_size ? (size_t)left : (size_t)m->chunk_size;
+
+			if (read_exact(rd, ctx, out, want, at, "the patch", err, errlen) < 0) {
+				sha256_free(xh);
+				goto out;
+			}
+			sha256_update(xh, out, want);
+			at += want;
+			left -= want;
+		}
+		sha256_final(xh, digest);
+		sha256_free(xh);
+		if (memcmp(digest, m->patch_sha256, SHA256_LEN)) {
+			fail(err, errlen,
+			     "damaged bundle: the patch does not match its SHA-256 in the "
+			     "manifest; fetch it again");
+			goto out;
+		}
+	}
 	n = read_full(rd, ctx, &extra, 1);
 	if (n != 0) {
 		if (n < 0)
@@ -481,7 +508,10 @@ int bundle_stream_payload(bundle_read_fn rd, void *ctx, const struct bundle_mani
 			     at);
 		else
 			fail(err, errlen, "invalid bundle: data after the %s at byte %" PRIu64,
-			     m->format == 2 ? "payload and its chunk index" : "payload's end", at);
+			     m->format == 2   ? "payload and its chunk index"
+			     : m->has_patch ? "patch's end"
+					    : "payload's end",
+			     at);
 		goto out;
 	}
 	r = 0;
@@ -774,7 +804,16 @@ int bundle_create_format(const char *image_path, const char *out_path, const cha
 			 const char *build_id, int64_t created, unsigned format,
 			 uint64_t frame_size, char *err, size_t errlen)
 {
-	_cleanup_close_ int in = -1, pfd = -1, out = -1;
+	return bundle_create_patch(image_path, out_path, key_pem, cert_pem, compatible, version,
+				   build_id, created, format, frame_size, NULL, NULL, err, errlen);
+}
+
+int bundle_create_patch(const char *image_path, const char *out_path, const char *key_pem,
+			const char *cert_pem, const char *compatible, const char *version,
+			const char *build_id, int64_t created, unsigned format, uint64_t frame_size,
+			const char *patch_from, int *ret_patched, char *err, size_t errlen)
+{
+	_cleanup_close_ int in = -1, pfd = -1, out = -1, xfd = -1;
 	_cleanup_free_ char *dir = NULL, *tmp = NULL;
 	_cleanup_free_ uint8_t *sig = NULL;
 	struct strbuf head = STRBUF_INIT, index = STRBUF_INIT;
@@ -787,6 +826,10 @@ int bundle_create_format(const char *image_path, const char *out_path, const cha
 	if (format < BUNDLE_FORMAT_MIN || format > BUNDLE_FORMAT)
 		return fail(err, errlen, "bundle format %u is not one of %d to %d", format,
 			    BUNDLE_FORMAT_MIN, BUNDLE_FORMAT);
+	if (patch_from && format < 3)
+		return fail(err, errlen,
+			    "a patch from an earlier image needs format 4 (format 3 and the "
+			    "patch); drop --format or the earlier image");
 	if (frame_size && format < 2)
 		return fail(err, errlen,
 			    "a bundle of format 1 has one frame per chunk; give a frame size "
@@ -840,6 +883,28 @@ int bundle_create_format(const char *image_path, const char *out_path, const cha
 	}
 	if (make_payload(in, image_path, pfd, &m, &index, err, errlen) < 0)
 		goto out;
+	if (ret_patched)
+		*ret_patched = 0;
+	if (patch_from) {
+		int pr;
+
+		xfd = tmpfile_in(dir);
+		if (xfd < 0) {
+			fail(err, errlen, "cannot create a temporary file in '%s': %s",
+			     quote_path(dir), strerror(-xfd));
+			goto out;
+		}
+		pr = patch_create(patch_from, image_path, m.chunk_size, xfd, &m.patch_from_size,
+				  m.patch_from_sha256, &m.patch_size, m.patch_sha256, err, errlen);
+		if (pr < 0)
+			goto out;
+		if (pr == 0) {
+			m.format = 4;
+			m.has_patch = true;
+		}
+		if (ret_patched)
+			*ret_patched = pr == 0 ? 1 : -1;
+	}
 	if (sign_manifest(&m, key_pem, cert_pem, &head, &sig, &siglen, err, errlen) < 0)
 		goto out;
 	tmp = xasprintf("%s.tmp", out_path);
@@ -853,6 +918,8 @@ int bundle_create_format(const char *image_path, const char *out_path, const cha
 	    write_all(out, index.buf, index.len) < 0 ||
 	    copy_range(pfd, 0, out, head.len + siglen + index.len,
 		       m.payload_size + (manifest_index_first(&m) ? 0 : m.index_size)) < 0 ||
+	    (m.has_patch && copy_range(xfd, 0, out, m.payload_offset + m.payload_size,
+				       m.patch_size) < 0) ||
 	    fsync(out) < 0) {
 		fail(err, errlen, "cannot write '%s': %s", quote_path(tmp), strerror(errno));
 		unlink(tmp);

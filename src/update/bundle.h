@@ -35,6 +35,7 @@
 #define BUNDLE_HEADER_SIZE   24
 #define BUNDLE_FORMAT	     3 /* written; 1 and 2 are still read (and written on request) */
 #define BUNDLE_FORMAT_MIN    1
+#define BUNDLE_FORMAT_MAX    4 /* read; written with a patch (--delta-from) */
 #define BUNDLE_MAX_MANIFEST  (4u << 20)
 #define BUNDLE_MAX_SIGNATURE (64u << 10)
 #define BUNDLE_CHUNK_SIZE    (1u << 20)
@@ -140,6 +141,17 @@ int bundle_create_format(const char *image_path, const char *out_path, const cha
 			 const char *cert_pem, const char *compatible, const char *version,
 			 const char *build_id, int64_t created, unsigned format,
 			 uint64_t frame_size, char *err, size_t errlen);
+
+/*
+ * The same with a patch from the earlier image patch_from (update/patch.h;
+ * NULL: none): the bundle is then format 4, unless the patch would be
+ * larger than PATCH_MAX_SIZE (format 3, *ret_patched -1). *ret_patched (may
+ * be NULL): 1 with a patch, 0 without one asked.
+ */
+int bundle_create_patch(const char *image_path, const char *out_path, const char *key_pem,
+			const char *cert_pem, const char *compatible, const char *version,
+			const char *build_id, int64_t created, unsigned format, uint64_t frame_size,
+			const char *patch_from, int *ret_patched, char *err, size_t errlen);
 
 /* Whether a bundle may be written with frames of n image bytes. */
 static inline bool bundle_frame_size_valid(uint64_t n)

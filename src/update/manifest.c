@@ -16,6 +16,7 @@
 #include "core/json.h"
 #include "update/jsonr.h"
 #include "update/manifest.h"
+#include "update/patch.h"
 
 /* The most a chunk of chunk_size bytes may take stored: ZSTD_compressBound()'s formula. */
 static uint64_t stored_bound(uint64_t size)
@@ -73,6 +74,19 @@ void manifest_write(const struct bundle_manifest *m, struct strbuf *out)
 		json_kv_uint(&j, "size", m->index_size);
 		json_kv_hex(&j, "sha256", m->chunk_index_sha256);
 		json_end_object(&j);
+		if (m->format >= 4) {
+			json_key(&j, "patch");
+			json_begin_object(&j);
+			json_key(&j, "from");
+			json_begin_object(&j);
+			json_kv_uint(&j, "size", m->patch_from_size);
+			json_kv_hex(&j, "sha256", m->patch_from_sha256);
+			json_end_object(&j);
+			json_kv_uint(&j, "offset", m->payload_offset + m->payload_size);
+			json_kv_uint(&j, "size", m->patch_size);
+			json_kv_hex(&j, "sha256", m->patch_sha256);
+			json_end_object(&j);
+		}
 		if (m->format >= 3) {
 			json_end_object(&j);
 			return; /* the chunk list is in the index's pages */
@@ -266,6 +280,34 @@ static int parse_chunks(struct check *c, const struct jsonr_value *arr, struct b
 	return 0;
 }
 
+/* Format 4's "patch": right after the payload, of whole 4 KiB blocks, at most PATCH_MAX_SIZE. */
+static int check_patch(struct check *c, const struct jsonr_value *pv, struct bundle_manifest *m,
+		       const char *const *patch_keys, const char *const *from_keys)
+{
+	const struct jsonr_value *v[4], *fv[2];
+	int r;
+
+	if ((r = members(c, pv, "\"patch\"", patch_keys, 4, v)) < 0 ||
+	    (r = members(c, v[0], "\"from\"", from_keys, 2, fv)) < 0 ||
+	    (r = get_uint(c, fv[0], "size", UINT64_MAX - MANIFEST_MAX_CHUNK_SIZE,
+			  &m->patch_from_size)) < 0 ||
+	    (r = get_sha256(c, fv[1], "sha256", m->patch_from_sha256)) < 0 ||
+	    (r = get_uint(c, v[1], "offset", UINT64_MAX / 4, &m->patch_offset)) < 0 ||
+	    (r = get_uint(c, v[2], "size", PATCH_MAX_SIZE, &m->patch_size)) < 0 ||
+	    (r = get_sha256(c, v[3], "sha256", m->patch_sha256)) < 0)
+		return r;
+	if (m->patch_offset != m->payload_offset + m->payload_size)
+		return bad(c, v[1], "the patch must follow the payload (offset %" PRIu64 ")",
+			   m->payload_offset + m->payload_size);
+	if (m->patch_size < 12)
+		return bad(c, v[2], "the patch cannot be smaller than its header");
+	if (m->patch_from_size == 0 || m->patch_from_size % PATCH_BLOCK ||
+	    m->image_size % PATCH_BLOCK)
+		return bad(c, fv[0], "a patch needs images of whole 4 KiB blocks");
+	m->has_patch = true;
+	return 0;
+}
+
 static int manifest_check(struct check *c, const struct jsonr_value *root,
 			  struct bundle_manifest *m)
 {
@@ -280,6 +322,11 @@ static int manifest_check(struct check *c, const struct jsonr_value *root,
 					    "build_id",	  "created",	"image",
 					    "compression", "chunk_size", "frame_size",
 					    "payload",	  "chunk_index"};
+	static const char *const keys4[] = {"format",	  "compatible", "version",
+					    "build_id",	  "created",	"image",
+					    "compression", "chunk_size", "frame_size",
+					    "payload",	  "chunk_index", "patch"};
+	static const char *const patch_keys[] = {"from", "offset", "size", "sha256"};
 	static const char *const index3_keys[] = {"page_chunks", "size", "sha256"};
 	static const char *const image_keys[] = {"size", "sha256"};
 	static const char *const payload_keys[] = {"offset", "size", "sha256"};
@@ -301,6 +348,8 @@ static int manifest_check(struct check *c, const struct jsonr_value *root,
 		r = members(c, root, "the manifest", keys1, ARRAY_SIZE(keys1), v);
 	else if (fmt && fmt->type == JSONR_UINT && fmt->u == 3)
 		r = members(c, root, "the manifest", keys3, ARRAY_SIZE(keys3), v);
+	else if (fmt && fmt->type == JSONR_UINT && fmt->u == 4)
+		r = members(c, root, "the manifest", keys4, ARRAY_SIZE(keys4), v);
 	else
 		r = members(c, root, "the manifest", keys2, ARRAY_SIZE(keys2), v);
 	if (r < 0)
@@ -386,6 +435,8 @@ static int manifest_check(struct check *c, const struct jsonr_value *root,
 				   "of %" PRIu64,
 				   m->index_size, manifest_dir_size(m));
 		m->has_chunk_index = true;
+		if (m->format >= 4)
+			return check_patch(c, v[11], m, patch_keys, image_keys);
 		return 0;
 	} else {
 		if ((r = members(c, index, "\"chunk_index\"", index_keys, 2, xv)) < 0 ||

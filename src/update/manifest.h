@@ -14,11 +14,12 @@
  * limit checked. The structures are those of update/bundle.h.
  */
 /*
- * Format 3 (written) moves the chunk list out of the manifest into a paged
+ * Format 4 is format 3 with a patch from one earlier image (update/patch.h).
+ * Format 3 (written by default) moves the chunk list out of the manifest into a paged
  * chunk index before the payload; 2 cuts each chunk into frames and carries
  * the index whole after the payload; 1 has neither. All three are read.
  */
-#define MANIFEST_FORMAT		3
+#define MANIFEST_FORMAT		4
 #define MANIFEST_FORMAT_MIN	1
 #define MANIFEST_MAX_CHUNKS	1048576
 #define MANIFEST_MAX_STRING	256
@@ -67,6 +68,15 @@ struct bundle_manifest {
 	 * only from the pages fetched by a delta download.
 	 */
 	uint32_t page_chunks;
+	/*
+	 * Format 4: format 3 and a patch (update/patch.h) after the payload,
+	 * patch_size bytes at patch_offset with patch_sha256, that makes the
+	 * image from the earlier image of patch_from_size bytes with
+	 * patch_from_sha256.
+	 */
+	bool has_patch;
+	uint64_t patch_from_size, patch_offset, patch_size;
+	uint8_t patch_from_sha256[32], patch_sha256[32];
 	size_t n_frames;
 	uint32_t *frame_stored;
 	uint8_t (*frame_hash)[8];

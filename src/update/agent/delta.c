@@ -41,6 +41,7 @@
 #include "update/agent/delta.h"
 #include "update/bundle.h"
 #include "update/chunkidx.h"
+#include "update/patch.h"
 
 struct local {
 	uint64_t key, off;
@@ -98,6 +99,17 @@ struct delta {
 	/* What came from where, in image bytes (fetched: stored bytes). */
 	uint64_t kept, from_target, from_source, fetched_frames, refetched_chunks;
 	bool checked_all;
+	/*
+	 * Format 4: the running slot holds the image the patch starts from
+	 * (its SHA-256 over the patch's from size): the patch alone is fetched
+	 * (patch_buf, patch_have bytes of it so far) and every chunk made from
+	 * it and the running slot.
+	 */
+	uint8_t src_from_sha256[SHA256_LEN];
+	bool has_src_from, use_patch;
+	uint8_t *patch_buf;
+	uint64_t patch_have, patched;
+	struct patch *patch;
 };
 
 #define DELTA_CACHE_MAX (64u << 20)
@@ -140,6 +152,8 @@ void delta_free(struct delta *d)
 	free(d->src_whole);
 	free(d->sbh);
 	free(d->reg);
+	patch_free(d->patch);
+	free(d->patch_buf);
 	chunkdir_free(d->dir);
 	if (d->spool_fd >= 0)
 		close(d->spool_fd);
@@ -214,7 +228,8 @@ int delta_open(const char *url, const char *keyring, struct delta **ret,
 		delta_free(d);
 		return 1;
 	}
-	want = m->payload_offset + m->payload_size + (manifest_index_first(m) ? 0 : m->index_size);
+	want = m->payload_offset + m->payload_size + (manifest_index_first(m) ? 0 : m->index_size) +
+	       (m->has_patch ? m->patch_size : 0);
 	if (d->size != want) {
 		strbuf_addf(err,
 			    "'%s' is %" PRIu64 " bytes, its signed manifest says %" PRIu64
@@ -323,7 +338,7 @@ static void hash_source(struct delta *d, const char *source)
 	_cleanup_free_ uint8_t *buf = NULL;
 	uint8_t(*bh)[SHA256_LEN];
 	uint8_t h[CHUNKIDX_HASH_LEN];
-	struct sha256 *bhh;
+	struct sha256 *bhh, *fh;
 	uint64_t size = 0, off;
 	const size_t piece = (size_t)m->chunk_size;
 	struct stat st;
@@ -344,6 +359,7 @@ static void hash_source(struct delta *d, const char *source)
 		size = (uint64_t)st.st_size;
 	}
 	bhh = sha256_new();
+	fh = m->has_patch && m->patch_from_size <= size ? sha256_new() : NULL;
 	nb = (size_t)(size / CHUNKIDX_BLOCK);
 	bh = xcalloc(nb ? nb : 1, SHA256_LEN);
 	buf = xmalloc(piece);
@@ -353,6 +369,16 @@ static void hash_source(struct delta *d, const char *source)
 		if (read_at(d->src_fd, buf, len, off) < 0) {
 			nb = b;
 			break;
+		}
+		/* Format 4: the image the patch starts from, as the slot holds it. */
+		if (fh && off < m->patch_from_size) {
+			sha256_update(fh, buf,
+				      m->patch_from_size - off < len ? (size_t)(m->patch_from_size - off)
+								     : len);
+			if (off + len >= m->patch_from_size) {
+				sha256_final(fh, d->src_from_sha256);
+				d->has_src_from = true;
+			}
 		}
 		for (k = 0; k < len / CHUNKIDX_BLOCK; k++, b++) {
 			sha256_update(bhh, buf + k * CHUNKIDX_BLOCK, CHUNKIDX_BLOCK);
@@ -365,6 +391,8 @@ static void hash_source(struct delta *d, const char *source)
 			d->src_whole[ci] = chunk_matches(&m->chunks[ci], buf);
 	}
 	sha256_free(bhh);
+	if (fh)
+		sha256_free(fh);
 	if (nb >= per) {
 		d->map = xcalloc(nb - per + 1, sizeof(*d->map));
 		for (b = 0; b + per <= nb; b++) {
@@ -541,6 +569,20 @@ int delta_prepare(struct delta *d, const char *source, int target_fd, struct str
 	size_t i, n = 0;
 
 	hash_source(d, source);
+	if (m->has_patch) {
+		if (d->has_src_from &&
+		    !memcmp(d->src_from_sha256, m->patch_from_sha256, SHA256_LEN) &&
+		    d->n_sbh >= m->patch_from_size / CHUNKIDX_BLOCK) {
+			info("the running slot holds the image this bundle's patch starts from: "
+			     "fetching the patch (%" PRIu64 " bytes)",
+			     m->patch_size);
+			d->use_patch = true;
+			d->patch_buf = xmalloc(m->patch_size);
+			return 0;
+		}
+		info("the running slot is not the image this bundle's patch starts from: "
+		     "fetching what it lacks frame by frame");
+	}
 	if (manifest_index_first(m))
 		return prepare_pages(d, target_fd, err);
 	d->n_reg = 1;
@@ -667,12 +709,53 @@ static size_t frame_at(const struct chunkidx *x, uint64_t at)
 	return lo < x->n_frames && x->stored_off[lo] == at ? lo : x->n_frames;
 }
 
+/*
+ * Format 4 with the patch: the spool holds the patch's first bytes as
+ * fetched (magic "IMGFSPLP", the image's and the patch's SHA-256, then the
+ * bytes), synced after each range of at most a chunk: a killed install
+ * fetches the rest only. Checked with the whole patch against its SHA-256.
+ */
+#define SPOOL_PATCH_MAGIC "IMGFSPLP"
+static int patch_spool_open(struct delta *d, const char *path)
+{
+	const struct bundle_manifest *m = d->m;
+	uint8_t head[SPOOL_HEAD], want[SPOOL_HEAD];
+	struct stat st;
+	uint64_t have = 0;
+
+	memcpy(want, SPOOL_PATCH_MAGIC, 8);
+	memcpy(want + 8, m->image_sha256, SHA256_LEN);
+	memcpy(want + 8 + SHA256_LEN, m->patch_sha256, SHA256_LEN);
+	d->spool_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (d->spool_fd < 0)
+		return -errno;
+	if (read_at(d->spool_fd, head, sizeof(head), 0) == 0 && !memcmp(head, want, sizeof(head)) &&
+	    fstat(d->spool_fd, &st) == 0 && (uint64_t)st.st_size > SPOOL_HEAD) {
+		have = (uint64_t)st.st_size - SPOOL_HEAD;
+		if (have > m->patch_size)
+			have = m->patch_size;
+		if (read_at(d->spool_fd, d->patch_buf, (size_t)have, SPOOL_HEAD) < 0)
+			have = 0;
+	}
+	if (ftruncate(d->spool_fd, (off_t)(have ? SPOOL_HEAD + have : 0)) < 0 ||
+	    (!have && (pwrite_all(d->spool_fd, want, sizeof(want), 0) < 0 ||
+		       fdatasync(d->spool_fd) < 0))) {
+		spool_drop(d);
+		return -errno;
+	}
+	d->patch_have = have;
+	d->spooled = have;
+	return 0;
+}
+
 int delta_spool_open(struct delta *d, const char *path)
 {
 	const struct bundle_manifest *m = d->m;
 	uint8_t head[SPOOL_HEAD], want[SPOOL_HEAD], rec[SPOOL_REC];
 	uint64_t pos = SPOOL_HEAD;
 
+	if (d->use_patch)
+		return patch_spool_open(d, path);
 	if (!d->x)
 		return 0; /* no index: what is fetched is smaller than it, not spooled */
 	memcpy(want, SPOOL_MAGIC, 8);
@@ -902,6 +985,126 @@ static int make_chunk(struct delta *d, size_t i, int target_fd, uint8_t *cur, ui
 	return -1;
 }
 
+/*
+ * The patch: the rest of it fetched (a chunk's worth a range, each synced to
+ * the spool), checked against its SHA-256 in the signed manifest, decoded.
+ */
+static int fetch_patch(struct delta *d, struct strbuf *err)
+{
+	const struct bundle_manifest *m = d->m;
+	uint8_t digest[SHA256_LEN];
+	struct sha256 *h;
+	char perr[400];
+
+	while (d->patch_have < m->patch_size) {
+		uint64_t n = m->patch_size - d->patch_have;
+
+		if (n > m->chunk_size)
+			n = m->chunk_size;
+		if (fetch_ranges_get(d->r, m->payload_offset + m->payload_size + d->patch_have,
+				     (size_t)n, d->patch_buf + d->patch_have, err) < 0)
+			return -1;
+		if (d->spool_fd >= 0 &&
+		    (pwrite_all(d->spool_fd, d->patch_buf + d->patch_have, (size_t)n,
+				SPOOL_HEAD + d->patch_have) < 0 ||
+		     fdatasync(d->spool_fd) < 0))
+			spool_drop(d); /* a full /data costs a download, nothing else */
+		d->patch_have += n;
+	}
+	h = sha256_new();
+	sha256_update(h, d->patch_buf, m->patch_size);
+	sha256_final(h, digest);
+	sha256_free(h);
+	if (memcmp(digest, m->patch_sha256, SHA256_LEN)) {
+		/* Not kept: the next run fetches it all again. */
+		if (d->spool_fd >= 0 && ftruncate(d->spool_fd, 0) == 0)
+			spool_drop(d);
+		d->patch_have = 0;
+		strbuf_addf(err,
+			    "'%s': the patch does not match its SHA-256 in the signed manifest "
+			    "(damaged in transit or on the server); try again",
+			    d->url);
+		return -1;
+	}
+	if (patch_decode(d->patch_buf, (size_t)m->patch_size, m->image_size, m->chunk_size,
+			 m->patch_from_size, &d->patch, perr, sizeof(perr)) < 0) {
+		strbuf_addf(err, "'%s': %s", d->url, perr);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * With the patch: every chunk made and checked (its SHA-256 from the patch,
+ * the running slot's blocks against their hashes) before anything is
+ * written; the ones the target holds already are kept.
+ */
+static int patch_check(struct delta *d, int target_fd, struct strbuf *err)
+{
+	const struct bundle_manifest *m = d->m;
+	_cleanup_free_ uint8_t *cur = xmalloc(m->chunk_size), *out = xmalloc(m->chunk_size),
+			       *ref = xmalloc(m->chunk_size);
+	char perr[400];
+	size_t i;
+
+	if (fetch_patch(d, err) < 0)
+		return -1;
+	d->kept_chunk = xcalloc(d->patch->n_chunks + 1, sizeof(*d->kept_chunk));
+	for (i = 0; i < d->patch->n_chunks; i++) {
+		ssize_t len = patch_chunk(d->patch, i, d->src_fd, (const uint8_t(*)[32])d->sbh, ref,
+					  out, perr, sizeof(perr));
+
+		if (len < 0) {
+			strbuf_addf(err, "%s", perr);
+			return -1;
+		}
+		d->kept_chunk[i] = read_at(target_fd, cur, (size_t)len,
+					   (uint64_t)i * m->chunk_size) == 0 &&
+				   !memcmp(cur, out, (size_t)len);
+	}
+	d->checked_all = true;
+	return 0;
+}
+
+static int patch_write(struct delta *d, int target_fd,
+		       int (*emit)(void *ectx, uint64_t off, const void *data, size_t len),
+		       int (*emit_zero)(void *ectx, uint64_t off, uint64_t len), void *ectx,
+		       struct strbuf *err)
+{
+	const struct bundle_manifest *m = d->m;
+	_cleanup_free_ uint8_t *cur = xmalloc(m->chunk_size), *out = xmalloc(m->chunk_size),
+			       *ref = xmalloc(m->chunk_size);
+	char perr[400];
+	size_t i;
+
+	for (i = 0; i < d->patch->n_chunks; i++) {
+		uint64_t off = (uint64_t)i * m->chunk_size;
+		ssize_t len = patch_chunk(d->patch, i, d->src_fd, (const uint8_t(*)[32])d->sbh, ref,
+					  out, perr, sizeof(perr));
+
+		if (len < 0) {
+			strbuf_addf(err, "%s", perr);
+			return -1;
+		}
+		if (read_at(target_fd, cur, (size_t)len, off) == 0 && !memcmp(cur, out, (size_t)len)) {
+			d->kept += (uint64_t)len;
+			continue;
+		}
+		if (out[0] == 0 && !memcmp(out, out + 1, (size_t)len - 1)
+			    ? emit_zero(ectx, off, (uint64_t)len) < 0
+			    : emit(ectx, off, out, (size_t)len) < 0) {
+			strbuf_addf(err, "cannot write the image at byte %" PRIu64, off);
+			return -1;
+		}
+		if (d->patch->changed[i])
+			d->patched += (uint64_t)len;
+		else
+			d->from_source += (uint64_t)len;
+	}
+	(void)target_fd;
+	return 0;
+}
+
 int delta_check(struct delta *d, int target_fd, struct strbuf *err)
 {
 	const struct bundle_manifest *m = d->m;
@@ -910,6 +1113,8 @@ int delta_check(struct delta *d, int target_fd, struct strbuf *err)
 	size_t i;
 	int r;
 
+	if (d->use_patch)
+		return patch_check(d, target_fd, err);
 	if (!d->cache && d->x)
 		d->cache = xcalloc(d->x->n_frames + 1, sizeof(*d->cache));
 	d->kept_chunk = xcalloc(m->n_chunks + 1, sizeof(*d->kept_chunk));
@@ -995,6 +1200,8 @@ int delta_write(struct delta *d, int target_fd,
 	size_t i, g;
 	int r;
 
+	if (d->use_patch)
+		return patch_write(d, target_fd, emit, emit_zero, ectx, err);
 	if (!d->cache && d->x)
 		d->cache = xcalloc(d->x->n_frames + 1, sizeof(*d->cache));
 	for (g = 0; g < d->n_reg; g++) {
@@ -1044,6 +1251,20 @@ void delta_summary(const struct delta *d, struct strbuf *out)
 {
 	uint64_t dl = delta_downloaded(d);
 
+	if (d->use_patch) {
+		strbuf_addf(out,
+			    "downloaded %" PRIu64 " of the bundle's %" PRIu64 " bytes (%.2f%%): "
+			    "the patch from the running image (%" PRIu64 " bytes), %" PRIu64
+			    " bytes kept in the target slot, %" PRIu64 " made with the patch and %" PRIu64
+			    " copied from the running slot",
+			    dl, d->size, d->size ? 100.0 * (double)dl / (double)d->size : 0.0,
+			    d->m->patch_size, d->kept, d->patched, d->from_source);
+		if (d->spooled)
+			strbuf_addf(out,
+				    "; %" PRIu64 " bytes fetched by an interrupted install before",
+				    d->spooled);
+		return;
+	}
 	strbuf_addf(out,
 		    "downloaded %" PRIu64 " of the bundle's %" PRIu64 " bytes (%.2f%%): %" PRIu64
 		    " frames fetched, %" PRIu64 " bytes kept in the target slot, %" PRIu64

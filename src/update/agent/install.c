@@ -372,6 +372,30 @@ static int payload_precheck(struct source *in, const struct bundle_manifest *m,
 			    in->name);
 		goto out;
 	}
+	/* Format 4: the patch follows, for devices running its earlier image (not this path). */
+	for (left = m->has_patch ? m->patch_size : 0; left > 0;) {
+		r = source_read(in, buf, left < sizeof(buf) ? (size_t)left : sizeof(buf));
+		if (r <= 0) {
+			if (r < 0)
+				bundle_failed(in, "", sb);
+			else
+				strbuf_addf(sb, "'%s' is cut short in its patch; download it again",
+					    in->name);
+			goto out;
+		}
+		sha256_update(h, buf, (size_t)r);
+		left -= (uint64_t)r;
+	}
+	if (m->has_patch) {
+		sha256_final(h, got);
+		if (memcmp(got, m->patch_sha256, SHA256_LEN)) {
+			strbuf_addf(sb,
+				    "'%s': the patch's SHA-256 is not the one the signed manifest "
+				    "gives (damaged in transit or on disk); download it again",
+				    in->name);
+			goto out;
+		}
+	}
 	r = source_read(in, buf, 1);
 	if (r < 0) {
 		bundle_failed(in, "", sb);
