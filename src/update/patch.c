@@ -371,13 +371,17 @@ int patch_decode(const uint8_t *buf, size_t len, uint64_t image_size, uint64_t c
 	    !chunk_size || chunk_size > UINT32_MAX)
 		return fail(err, errlen,
 			    "invalid patch: the images are not whole 4 KiB blocks");
+	nblocks = image_size / PATCH_BLOCK;
+	sblocks = source_size / PATCH_BLOCK;
+	cpb = chunk_size / PATCH_BLOCK;
 	hlen = be32(buf + 8);
 	if (hlen > len - 12)
 		return fail(err, errlen, "invalid patch: its head is cut short");
 	zn = ZSTD_findFrameCompressedSize(buf + 12, hlen);
 	hsize = zn == hlen ? ZSTD_getFrameContentSize(buf + 12, hlen) : ZSTD_CONTENTSIZE_ERROR;
 	if (hsize == ZSTD_CONTENTSIZE_ERROR || hsize == ZSTD_CONTENTSIZE_UNKNOWN ||
-	    hsize < HEAD_FIXED || hsize > PATCH_MAX_SIZE * 4ULL)
+	    hsize < HEAD_FIXED ||
+	    hsize > HEAD_FIXED + OP_SIZE * nblocks + CHG_SIZE * ((nblocks + cpb - 1) / cpb))
 		return fail(err, errlen, "invalid patch: its head is not one zstd frame");
 	head = xmalloc((size_t)hsize);
 	if (ZSTD_decompress(head, (size_t)hsize, buf + 12, hlen) != hsize) {
@@ -386,9 +390,6 @@ int patch_decode(const uint8_t *buf, size_t len, uint64_t image_size, uint64_t c
 	}
 	n_ops = be32(head + 28);
 	n_chg = be32(head + 32);
-	nblocks = image_size / PATCH_BLOCK;
-	sblocks = source_size / PATCH_BLOCK;
-	cpb = chunk_size / PATCH_BLOCK;
 	if (memcmp(head, PATCH_HEAD_MAGIC, 8) || be64(head + 8) != image_size ||
 	    be64(head + 16) != source_size || be32(head + 24) != chunk_size ||
 	    hsize != HEAD_FIXED + OP_SIZE * n_ops + CHG_SIZE * n_chg || n_ops > nblocks) {

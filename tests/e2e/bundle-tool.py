@@ -8,6 +8,9 @@ independently of imgforge: the format as docs/update.md describes it.
   bundle-tool.py manifest BUNDLE        the manifest as JSON, with "chunks" (format 3: from
                                         the index's pages) and "pages" (format 3: each page's
                                         "at" (file offset), "size", "chunks")
+  bundle-tool.py apply-patch BUNDLE SOURCE IMAGE  format 4: the image made from the
+                                        earlier image SOURCE and the bundle's patch alone
+                                        (zstd -d --patch-from for the data frames)
   bundle-tool.py split BUNDLE SIGNED SIG  the signed bytes [0, 24+M) and the DER signature
   bundle-tool.py layout BUNDLE          "M S PAYLOAD_OFFSET SIZE"
   bundle-tool.py flip BUNDLE OUT OFFSET [BIT]
@@ -24,7 +27,7 @@ import sys
 def layout(data):
     assert data[:8] == b"IMGFBND1", "magic"
     version, m, s, reserved = struct.unpack(">IIII", data[8:24])
-    assert version in (1, 2, 3) and reserved == 0
+    assert version in (1, 2, 3, 4) and reserved == 0
     return m, s, 24 + m + s
 
 
@@ -140,7 +143,12 @@ def extract(bundle, image):
     payload = data[off:off + man["payload"]["size"]]
     assert len(payload) == man["payload"]["size"]
     if index:
-        assert len(data) == off + len(payload)
+        patch = man["patch"]["size"] if man["format"] >= 4 else 0
+        assert len(data) == off + len(payload) + patch
+        if patch:
+            assert man["patch"]["offset"] == off + len(payload)
+            assert hashlib.sha256(data[off + len(payload):]).hexdigest() == \
+                man["patch"]["sha256"]
         check_frames(man, payload, index[0], index[1])
     elif man["format"] >= 2:
         check_index(man, payload, data[off + len(payload):])
@@ -162,6 +170,73 @@ def extract(bundle, image):
             blocks = b"".join(hashlib.sha256(part[b:b + 4096]).digest()
                               for b in range(0, len(part), 4096))
             assert hashlib.sha256(blocks).digest() == region, "region digest of page %d" % i
+    open(image, "wb").write(out)
+
+
+def apply_patch(bundle, source, image):
+    """Format 4: the image from the earlier one and the patch, as docs/update.md says."""
+    import os
+    import tempfile
+    data = open(bundle, "rb").read()
+    man, _ = parse(data)
+    p = man["patch"]
+    sec = data[p["offset"]:p["offset"] + p["size"]]
+    assert len(sec) == p["size"] and hashlib.sha256(sec).hexdigest() == p["sha256"]
+    src = open(source, "rb").read()[:p["from"]["size"]]
+    assert len(src) == p["from"]["size"]
+    assert hashlib.sha256(src).hexdigest() == p["from"]["sha256"], "not the patch's source"
+    assert sec[:8] == b"IMGFPAT1"
+    hlen = struct.unpack(">I", sec[8:12])[0]
+    head = zstd_d(sec[12:12 + hlen])
+    assert head[:8] == b"IMGFPAH1"
+    size, ssize, csize, nops, nchg = struct.unpack(">QQIII", head[8:36])
+    assert size == man["image"]["size"] and ssize == len(src) and csize == man["chunk_size"]
+    ops = [struct.unpack(">BIQ", head[36 + 13 * i:49 + 13 * i]) for i in range(nops)]
+    at = 36 + 13 * nops
+    chg = {}
+    dpos = 12 + hlen
+    for i in range(nchg):
+        c, dl = struct.unpack(">II", head[at + 40 * i:at + 40 * i + 8])
+        chg[c] = (dpos, dl, head[at + 40 * i + 8:at + 40 * i + 40])
+        dpos += dl
+    assert dpos == len(sec)
+    assert len(head) == at + 40 * nchg
+    # each changed chunk's new blocks, decompressed against the earlier chunk at its place
+    data_of = {}
+    tmp = tempfile.mkdtemp()
+    try:
+        for c, (dp, dl, _) in chg.items():
+            if not dl:
+                continue
+            ref = os.path.join(tmp, "ref")
+            open(ref, "wb").write(src[c * csize:(c + 1) * csize])
+            data_of[c] = bytearray(subprocess.run(
+                ["zstd", "-dc", "--patch-from=" + ref], input=sec[dp:dp + dl],
+                stdout=subprocess.PIPE, check=True).stdout)
+    finally:
+        for f in os.listdir(tmp):
+            os.unlink(os.path.join(tmp, f))
+        os.rmdir(tmp)
+    out = bytearray(size)
+    b = 0
+    for kind, count, arg in ops:
+        for k in range(count):
+            t = (b + k) * 4096
+            if kind == 0:
+                out[t:t + 4096] = src[t:t + 4096]
+            elif kind == 2:
+                out[t:t + 4096] = src[(arg + k) * 4096:(arg + k + 1) * 4096]
+            elif kind == 3:
+                c = (b + k) * 4096 // csize
+                out[t:t + 4096] = data_of[c][:4096]
+                del data_of[c][:4096]
+            else:
+                assert kind == 1
+        b += count
+    assert b * 4096 == size and all(len(v) == 0 for v in data_of.values())
+    for c, (_, _, digest) in chg.items():
+        assert hashlib.sha256(out[c * csize:(c + 1) * csize]).digest() == digest
+    assert hashlib.sha256(out).hexdigest() == man["image"]["sha256"]
     open(image, "wb").write(out)
 
 
@@ -194,6 +269,8 @@ def main():
     cmd = sys.argv[1]
     if cmd == "extract":
         extract(sys.argv[2], sys.argv[3])
+    elif cmd == "apply-patch":
+        apply_patch(sys.argv[2], sys.argv[3], sys.argv[4])
     elif cmd == "manifest":
         man, _ = parse(open(sys.argv[2], "rb").read())
         print(json.dumps(man))

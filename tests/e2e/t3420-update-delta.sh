@@ -115,7 +115,10 @@ test_expect_success 'setup: a scattered change, bundled with 64 KiB and 32 KiB f
 	K="--key keys/signing.key --cert keys/signing.crt --compatible test-update" &&
 	cp -a v1 v4 &&
 	for i in 3 9 15 21 27 33; do
-		printf Z | dd of=v4/usr/lib/lib$i.so bs=1 seek=200000 conv=notrunc status=none || exit 1
+		# one byte changed (to another value than the random one it replaces)
+		b=$(od -An -tu1 -j200000 -N1 v4/usr/lib/lib$i.so) &&
+		printf "\\$(printf %o $(((b + 1) % 256)))" |
+			dd of=v4/usr/lib/lib$i.so bs=1 seek=200000 conv=notrunc status=none || exit 1
 	done &&
 	imgforge mkfs --from v4 -o v4.ext4 --size 64M --uuid $U &&
 	imgforge bundle v4.ext4 -o www/v4.bundle $K --version 1.4 &&
@@ -255,6 +258,105 @@ if c[\"stored_offset\"] <= $at - m[\"payload\"][\"offset\"] < c[\"stored_offset\
 test_expect_success 'a range cut off once is fetched again and installs' '
 	fresh_disk &&
 	agent install "$URL/v2.bundle?drop=5&times=1" >out 2>err && installed_v2
+'
+
+# Format 4: the bundle carries a patch from v1 (imgforge bundle --delta-from).
+test_expect_success 'setup: bundles with a patch from v1 (format 4), one of them of several MiB' '
+	U=3f2504e0-4f89-11d3-9a0c-0305e82c3301 &&
+	K="--key keys/signing.key --cert keys/signing.crt --compatible test-update" &&
+	imgforge bundle v2.ext4 -o www/v2-patch.bundle $K --version 1.1 --delta-from v1.ext4 &&
+	imgforge bundle info www/v2-patch.bundle >info && grep -q "^format      4$" info &&
+	grep -q "^patch       [0-9]* bytes at byte" info &&
+	imgforge bundle verify www/v2-patch.bundle --keyring keys/signing.crt &&
+	# read without imgforge: the payload as ever, and the image made from v1 and the patch alone
+	"$PY" "$SRCDIR/tests/e2e/bundle-tool.py" extract www/v2-patch.bundle x.img && cmp x.img v2.ext4 &&
+	"$PY" "$SRCDIR/tests/e2e/bundle-tool.py" apply-patch www/v2-patch.bundle v1.ext4 y.img &&
+	cmp y.img v2.ext4 &&
+	# v5: 3 MB of new incompressible files, so that the patch spans several ranges
+	cp -a v1 v5 && head -c 3000000 /dev/urandom >v5/usr/lib/new.so &&
+	imgforge mkfs --from v5 -o v5.ext4 --size 64M --uuid $U &&
+	imgforge bundle v5.ext4 -o www/v5-patch.bundle $K --version 1.5 --delta-from v1.ext4 &&
+	test $(manifest v5-patch.bundle "m[\"patch\"][\"size\"]") -gt 2097152
+'
+
+test_expect_success 'running v1: the patch alone is fetched, fewer bytes than the frames of format 3' '
+	fresh_disk &&
+	agent install "$URL/v2-patch.bundle" >out 2>err && installed_v2 &&
+	grep -q "holds the image this bundle.s patch starts from: fetching the patch" err &&
+	grep -q "downloaded [0-9]* of the bundle.s [0-9]* bytes (.*): the patch from the running image" err &&
+	grep -qx "METHOD=delta" data/imgforge/update/last-install &&
+	n4=$(served v2-patch.bundle) &&
+	set -- $(manifest v2-patch.bundle "m[\"payload\"][\"offset\"], m[\"chunk_index\"][\"size\"], m[\"patch\"][\"size\"]") &&
+	# the head (header, manifest, signature) and the patch; nothing of the index or the payload
+	test $n4 -le $(($1 - $2 + $3)) &&
+	fresh_disk && agent install "$URL/v2.bundle" >out 2>err && installed_v2 &&
+	n3=$(served v2.bundle) && echo "format 4: $n4 bytes, format 3: $n3 bytes" &&
+	test $n4 -lt $n3
+'
+
+test_expect_success 'a running slot that is not the patch.s source: frames as in format 3, and it installs' '
+	fresh_disk &&
+	cp v3.ext4 root-a.img && truncate -s 80M root-a.img &&
+	agent install "$URL/v2-patch.bundle" >out 2>err && installed_v2 &&
+	grep -q "is not the image this bundle.s patch starts from: fetching what it lacks frame by frame" err &&
+	grep -q " frames fetched" err &&
+	n=$(served v2-patch.bundle) &&
+	set -- $(manifest v2-patch.bundle "m[\"patch\"][\"offset\"]") &&
+	# no byte of the patch was fetched
+	! grep "GET /v2-patch.bundle range=bytes=\($1\|[0-9]*-$1\)" httpd.log
+'
+
+test_expect_success 'a format-4 bundle installs from a file and from a server without ranges' '
+	fresh_disk && agent install www/v2-patch.bundle >out 2>err && installed_v2 &&
+	fresh_disk && agent install "$URL/v2-patch.bundle?norange=1" >out 2>err && installed_v2
+'
+
+test_expect_success 'a tampered patch is refused with one error line before anything is written' '
+	set -- $(manifest v2-patch.bundle "m[\"patch\"][\"offset\"], m[\"patch\"][\"size\"]") &&
+	"$PY" "$SRCDIR/tests/e2e/bundle-tool.py" flip www/v2-patch.bundle www/tampered-patch.bundle $(($1 + $2 - 3)) &&
+	test_must_fail imgforge bundle verify www/tampered-patch.bundle --keyring keys/signing.crt 2>verr &&
+	grep_one "damaged bundle: the patch does not match its SHA-256 in the manifest" verr &&
+	fresh_disk &&
+	sha256sum <root-b.img >before.all && cp $ENV/grubenv env.before &&
+	test_must_fail agent install "$URL/tampered-patch.bundle" >out 2>err &&
+	grep_one "^error: .*the patch does not match its SHA-256 in the signed manifest" err &&
+	test "$(grep -c ^error: err)" = 1 &&
+	sha256sum <root-b.img >after.all && cmp before.all after.all && cmp $ENV/grubenv env.before &&
+	grep -qx "RESULT=refused" data/imgforge/update/last-attempt &&
+	test_must_fail agent install www/tampered-patch.bundle >out 2>err &&
+	grep_one "^error: .*the patch.s SHA-256 is not the one the signed manifest gives" err
+'
+
+test_expect_success 'killed while fetching the patch, then run again: at most one range is fetched twice' '
+	fresh_disk && rm -f err1 || return 1
+	"$AGENT" install "$URL/v5-patch.bundle?delay=400" >out1 2>err1 &
+	pid=$!
+	set -- $(manifest v5-patch.bundle "m[\"patch\"][\"offset\"], m[\"patch\"][\"size\"], m[\"payload\"][\"offset\"] - m[\"chunk_index\"][\"size\"]") &&
+	for i in $(seq 600); do grep -q "delay=400 range=bytes=$(($1 + 1048576))-" httpd.log && break; sleep 0.05; done &&
+	kill -9 $pid && { wait $pid || true; } &&
+	test "$(env_get ORDER)" = "A B" &&
+	n1=$(served "v5-patch.bundle?delay=400") &&
+	agent install "$URL/v5-patch.bundle" >out2 2>err2 &&
+	cmp -n $(stat -c %s v5.ext4) v5.ext4 root-b.img && test "$(env_get ORDER)" = "B A" &&
+	n2=$(served v5-patch.bundle) &&
+	echo "first run $n1, second run $n2; patch $2 bytes, head $3" &&
+	grep -q "bytes fetched by an interrupted install before" err2 &&
+	test $((n1 + n2)) -le $(($2 + 1048576 + 2 * $3)) &&
+	test ! -e data/imgforge/update/delta-spool
+'
+
+test_expect_success 'imgforge bundle --delta-from: wrong uses are one error line each' '
+	K="--key keys/signing.key --cert keys/signing.crt --compatible test-update --version 9" &&
+	{ imgforge bundle v2.ext4 -o x.bundle $K --delta-from v1.ext4 --format 2 2>err; test $? = 2; } &&
+	grep_one "^error: bundle: --delta-from writes format 4" err &&
+	{ imgforge bundle v2.ext4 -o x.bundle $K --format 4 2>err; test $? = 2; } &&
+	grep_one "^error: bundle: format 4 is format 3 with a patch" err &&
+	test_must_fail imgforge bundle v2.ext4 -o x.bundle $K --delta-from nothere.ext4 2>err &&
+	grep_one "^error: bundle: .nothere.ext4. is neither a file nor a registered build" err &&
+	head -c 5000 /dev/urandom >odd.img &&
+	test_must_fail imgforge bundle v2.ext4 -o x.bundle $K --delta-from odd.img 2>err &&
+	grep_one "^error: bundle: .odd.img. is not an image of whole 4 KiB blocks" err &&
+	test ! -e x.bundle && test ! -e x.bundle.tmp
 '
 
 test_done

@@ -9,13 +9,17 @@
  * frames and every digest. The same bytes go to the JSON reader, the
  * manifest and channel index checks, the signature's description, and the
  * chunk index readers (format 2, and format 3's directory and pages, against
- * a fixed manifest of three chunks).
+ * a fixed manifest of three chunks), and the patch of format 4 against a
+ * fixed geometry and earlier image (patch-64k.bin is a valid one).
  * Every refusal must be one line; a bundle accepted with the keyring must
  * stream. Run from the source tree (the keyring is found by its path there).
  */
+#define _GNU_SOURCE /* memfd_create */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "core/hash.h"
 #include "core/util.h"
@@ -23,6 +27,7 @@
 #include "update/channel.h"
 #include "update/chunkidx.h"
 #include "update/jsonr.h"
+#include "update/patch.h"
 #include "update/sign.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -172,6 +177,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		sha256_free(h);
 		bundle_manifest_free(fm);
+	}
+	/*
+	 * The bytes as a format-4 patch: an image of 16 blocks in chunks of 4,
+	 * from an earlier image of 8 blocks, block b all bytes b + 1. Every
+	 * chunk of an accepted patch is made, or refused in one line.
+	 */
+	{
+		struct patch *p = NULL;
+		int fd = memfd_create("fuzz-patch-source", 0);
+
+		if (fd >= 0) {
+			uint8_t blk[PATCH_BLOCK], ref[16384], out[16384];
+			size_t i;
+
+			for (i = 0; i < 8; i++) {
+				memset(blk, (int)i + 1, sizeof(blk));
+				check(write(fd, blk, sizeof(blk)) == (ssize_t)sizeof(blk));
+			}
+			if (patch_decode(data, size, 65536, 16384, 32768, &p, err, sizeof(err)) == 0) {
+				for (i = 0; i < p->n_chunks; i++) {
+					err[0] = '\0';
+					if (patch_chunk(p, i, fd, NULL, ref, out, err, sizeof(err)) < 0)
+						check(one_line(err));
+				}
+				patch_free(p);
+			} else {
+				check(one_line(err));
+			}
+			close(fd);
+		}
 	}
 	if (channel_parse((const char *)data, size, "stable", &e, err, sizeof(err)) == 0)
 		channel_entry_release(&e);
