@@ -24,6 +24,9 @@
 # (`imgforge bundle --frame-size`; default: the default frame size only) and
 # prints a row for each, next to the same casync figure: the images are the
 # same, only the bundling differs.
+# Each case also gets a "patch" row: the image bundled with a patch from v1
+# (`imgforge bundle --delta-from`, format 4), which the agent, running v1,
+# fetches instead of frames.
 # IMGFORGE_BENCH_BUILDER=PATH builds the images with another imgforge binary
 # (another ext4 writer); bundles and the agent are this tree's.
 set -euo pipefail
@@ -213,6 +216,23 @@ for c in $cases; do
 			"$(python3 -c "print(f'{100 * $ours / $(stat -c %s "www/$c.bundle"):.2f}')") % of the bundle;" \
 			"casync: $cas_missing of $cas_all chunks missing"
 	done
+	# Format 4: the same image with a patch from v1 (`--delta-from`), which
+	# the agent, running v1, fetches alone.
+	"$IMGFORGE" -q bundle "out-$c/root.ext4" -o "www/$c.bundle" $K --version 2 \
+		--delta-from out-v1/root.ext4 >/dev/null
+	fmt=$("$IMGFORGE" bundle info "www/$c.bundle" | sed -n 's/^format *//p')
+	ours=$(agent_bytes "$c")
+	printf '%-34s %6s %12s %12s %9s %12s %12s %9s %9s\n' "$what" "patch" "$img" \
+		"$(stat -c %s "www/$c.bundle")" "$(index_size "www/$c.bundle")" \
+		"$(stat -c %s "f1-$c.bundle")" "$cas" "$ours" \
+		"$(python3 -c "print(f'{$ours / $cas:.2f}x')")"
+	if [ "$fmt" = 4 ]; then
+		echo "    with the patch (format 4): $("$IMGFORGE" bundle info "www/$c.bundle" |
+			sed -n 's/^patch  *\([0-9]*\) bytes.*/\1/p') bytes of patch;" \
+			"$(python3 -c "print(f'{100 * $ours / $img:.3f}')") % of root.ext4"
+	else
+		echo "    no patch: it would be larger than a device takes (format 3 written)"
+	fi
 	echo "    $(blocks "$c") 4-KiB blocks differ from v1"
 	rm -f "f1-$c.bundle"
 done

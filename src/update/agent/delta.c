@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "core/hash.h"
+#include "core/stoppoint.h"
 #include "net/fetch.h"
 #include "update/agent/delta.h"
 #include "update/bundle.h"
@@ -1010,6 +1011,8 @@ static int fetch_patch(struct delta *d, struct strbuf *err)
 		     fdatasync(d->spool_fd) < 0))
 			spool_drop(d); /* a full /data costs a download, nothing else */
 		d->patch_have += n;
+		/* A stop point after each range of the patch is kept (power-cut tests). */
+		stop_point("patch");
 	}
 	h = sha256_new();
 	sha256_update(h, d->patch_buf, m->patch_size);
@@ -1101,7 +1104,6 @@ static int patch_write(struct delta *d, int target_fd,
 		else
 			d->from_source += (uint64_t)len;
 	}
-	(void)target_fd;
 	return 0;
 }
 
