@@ -12,7 +12,7 @@
 #                        a chroot of a fresh Debian 12 minbase root (root, minutes)
 #   make check-users-boot  users: accounts over SSH and sudo on a booted image (minutes)
 #   make check-update    signed A/B updates in QEMU alone (t5100, about 15 minutes)
-#   make check-powercut  power cuts at 53 points of A/B updates in QEMU (t5110, hours)
+#   make check-powercut  power cuts at 59 points of A/B updates in QEMU (t5110, hours)
 #   make check-powercut-firstboot  power cuts at 30 points of the appliance's first boot (t6120, 2 h)
 #   make check-recovery  restore at first boot, staging replica, SQLite import in VMs (t6130, ~20 min)
 #   make deps            install every Debian package needed to build, test and demo
@@ -244,7 +244,7 @@ check-update: deps
 	@IMGFORGE=$(CURDIR)/$(O)/imgforge SRCDIR=$(CURDIR) \
 		bash tests/e2e/long/t5100-update.sh
 
-# Power cuts (SIGKILL of QEMU) at 53 points of a chain of A/B updates
+# Power cuts (SIGKILL of QEMU) at 59 points of a chain of A/B updates
 # (tests/e2e/long/t5110-powercut.sh): each cut is a boot under TCG, about 5
 # minutes idle, so four to five hours (more on a loaded machine); `make check`
 # runs the agent killed at every stop point on a disk of files (t3430).

@@ -19,7 +19,7 @@
  * same inputs (docs/cache.md): old cache entries then miss. tests/e2e/t3050-stage-format.sh
  * fails when the output changes without a bump.
  */
-#define STAGE_FORMAT_VERSION "5"
+#define STAGE_FORMAT_VERSION "6"
 
 static int cmp_str(const void *a, const void *b)
 {

@@ -1125,6 +1125,41 @@ static errcode_t rewrite_dir_blocks(struct writer *w, uint32_t ino, struct ext2_
 }
 
 /*
+ * The journal's superblock as the kernel sets it when it mounts the
+ * filesystem, read-only included: the 64-bit and checksum v3 features, the
+ * CRC32C checksum type and the superblock's checksum (jbd2's, CRC32C seeded
+ * with ~0 over its 1024 bytes with the checksum field zero). libext2fs
+ * leaves them unset; the kernel then changes the block in memory, and a
+ * mounted slot read through its block device no longer has the image's
+ * bytes (an update's patch from that image would not apply: update/patch.h).
+ * Big-endian fields of journal_superblock_t.
+ */
+#define JSB_INCOMPAT	      0x28
+#define JSB_CSUM_TYPE	      0x50
+#define JSB_CHECKSUM	      0xfc
+#define JSB_SIZE	      1024
+#define JBD2_INCOMPAT_64BIT   0x2
+#define JBD2_INCOMPAT_CSUM_V3 0x10
+#define JBD2_CRC32C_CHKSUM    4
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
+}
+
+/* The journal superblock's checksum (checksum v3), after any change to it. */
+static void journal_sb_csum(ext2_filsys fs, unsigned char *blk)
+{
+	if (!ext2fs_has_feature_metadata_csum(fs->super))
+		return;
+	put_be32(blk + JSB_CHECKSUM, 0);
+	put_be32(blk + JSB_CHECKSUM, ext2fs_crc32c_le(~0U, blk, JSB_SIZE));
+}
+
+/*
  * Give the filesystem its final UUID. Every metadata checksum is seeded
  * from the UUID, so every checksummed structure in use is written again:
  * inodes, directory blocks (leaves and htree nodes), extent tree blocks and
@@ -1174,6 +1209,7 @@ static int set_final_uuid(struct writer *w, const uint8_t uuid[16])
 			e = io_channel_read_blk64(fs->io, p, 1, blk);
 		if (!e) {
 			memcpy(blk + JSB_UUID_OFFSET, uuid, 16);
+			journal_sb_csum(fs, (unsigned char *)blk);
 			e = io_channel_write_blk64(fs->io, p, 1, blk);
 		}
 	}
@@ -1281,6 +1317,35 @@ static int size_auto(struct writer *w, const char *path, unsigned headroom, uint
 static void derive_uuid(const uint8_t digest[SHA256_LEN], const struct ext4_opts *o,
 			uint64_t blocks, uint8_t uuid[16]);
 
+static errcode_t journal_features(struct writer *w)
+{
+	unsigned char *blk;
+	uint32_t incompat;
+	blk64_t pblk = 0;
+	errcode_t e;
+
+	if (!ext2fs_has_feature_metadata_csum(w->fs->super))
+		return 0;
+	e = ext2fs_bmap2(w->fs, EXT2_JOURNAL_INO, NULL, NULL, 0, 0, NULL, &pblk);
+	if (e || !pblk)
+		return e ? e : EXT2_ET_BAD_BLOCK_NUM;
+	blk = xmalloc(BLOCK_SIZE);
+	e = io_channel_read_blk64(w->fs->io, pblk, 1, blk);
+	if (!e) {
+		incompat = (uint32_t)blk[JSB_INCOMPAT] << 24 | (uint32_t)blk[JSB_INCOMPAT + 1] << 16 |
+			   (uint32_t)blk[JSB_INCOMPAT + 2] << 8 | blk[JSB_INCOMPAT + 3];
+		incompat |= JBD2_INCOMPAT_CSUM_V3;
+		if (ext2fs_has_feature_64bit(w->fs->super))
+			incompat |= JBD2_INCOMPAT_64BIT;
+		put_be32(blk + JSB_INCOMPAT, incompat);
+		blk[JSB_CSUM_TYPE] = JBD2_CRC32C_CHKSUM;
+		journal_sb_csum(w->fs, blk);
+		e = io_channel_write_blk64(w->fs->io, pblk, 1, blk);
+	}
+	free(blk);
+	return e;
+}
+
 static int build(struct writer *w, const char *tmp, uint64_t blocks, uint64_t inodes,
 		 const uint8_t uuid[16], const uint8_t seed[16], const uint32_t *csum_seed)
 {
@@ -1323,6 +1388,8 @@ static int build(struct writer *w, const char *tmp, uint64_t blocks, uint64_t in
 	if (jblocks > 0) {
 		e = ext2fs_add_journal_inode(w->fs, (blk_t)jblocks,
 					     EXT2_MKJOURNAL_LAZYINIT | EXT2_MKJOURNAL_NO_MNT_CHECK);
+		if (!e)
+			e = journal_features(w);
 		if (e)
 			return ext_fail(w, e, NULL, "journal");
 	}

@@ -126,6 +126,17 @@ powercut_setup() {
 				--cert keys/signing.crt --compatible test-powercut --version $v 2>err ||
 				{ cat err; exit 1; }
 		done &&
+		# Format 4 (points run "patch"): each version with a patch from each other one.
+		if printf "%s\n" "$POINTS" | grep -q " patch$"; then
+			for v in 1.0 1.1 1.2; do
+				for s in 1.0 1.1 1.2; do
+					[ $s = $v ] && continue
+					imgforge bundle v$v.ext4 -o www/p$v-from$s.bundle --key keys/signing.key \
+						--cert keys/signing.crt --compatible test-powercut --version $v \
+						--delta-from v$s.ext4 2>err || { cat err; exit 1; }
+				done
+			done
+		fi &&
 		python3 -c "
 import hashlib, json, os
 out = {}
@@ -174,9 +185,11 @@ check() {
 		--point "$2" || { vm imgforge-update status; return 1; }
 	vm "systemctl --failed --no-legend --plain" >failed && { test ! -s failed || { cat failed; return 1; }; }
 }
-# cut_at N KIND ARG [full|delta]: one point of the chain (the VM runs, marked good).
+# cut_at N KIND ARG [full|delta|patch]: one point of the chain (the VM runs,
+# marked good); patch: a delta download of a format-4 bundle whose patch
+# starts from the running image.
 cut_at() {
-	local n=$1 kind=$2 arg=$3 how=${4:-full} running target other v stop=trace
+	local n=$1 kind=$2 arg=$3 how=${4:-full} running target other v stop=trace url
 	local flags="--allow-downgrade --reboot" start=$SECONDS expect pid i
 	running=$(cat booted)
 	target=B && [ "$running" = B ] && target=A
@@ -185,8 +198,11 @@ cut_at() {
 	done
 	[ "$how" = full ] && flags="$flags --full"
 	[ "$kind" = stop ] && stop=$arg
+	url=$BASE_URL/v$other.bundle
+	# patch: the format-4 bundle whose patch starts from what the running slot holds
+	[ "$how" = patch ] && url=$BASE_URL/p$other-from$(holds "$running").bundle
 	rm -f "cut-$n.out"
-	vm "IMGFORGE_STOP_AT='$stop' imgforge-update install $flags $BASE_URL/v$other.bundle" \
+	vm "IMGFORGE_STOP_AT='$stop' imgforge-update install $flags $url" \
 		>"cut-$n.out" 2>&1 &
 	case $kind in
 	stop) i=0; until grep -q "^stop-point: $arg: stopped" "cut-$n.out"; do
@@ -251,7 +267,7 @@ powercut_run() {
 		set -- $line
 		set +f
 		local kind=$1 how=${*: -1} arg
-		case $how in full|delta) arg=${line#"$kind "}; arg=${arg%" $how"} ;; *) how=full; arg=${line#"$kind "} ;; esac
+		case $how in full|delta|patch) arg=${line#"$kind "}; arg=${arg%" $how"} ;; *) how=full; arg=${line#"$kind "} ;; esac
 		test_expect_success "power cut $n: $kind $arg ($how): a good slot boots, status consistent" "
 			cut_at $n $kind \"$arg\" $how
 		"

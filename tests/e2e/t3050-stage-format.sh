@@ -8,8 +8,8 @@
 
 # Recorded together: update both, and bump STAGE_FORMAT_VERSION in
 # src/build/keys.c, whenever imgforge writes different bytes for this input.
-RECORDED_VERSION=5
-RECORDED_ROOTFS=1b71e94e97f045af6c1ad3d5e8c4719244ebb03a1af9ad35eff9b92ea8a8be67
+RECORDED_VERSION=6
+RECORDED_ROOTFS=c1363550e9588ba2c0a487a18790460a92cfac64d28717d26f9a35757e581589
 
 version=$(sed -n 's/^#define STAGE_FORMAT_VERSION "\(.*\)"$/\1/p' "$SRCDIR/src/build/keys.c")
 

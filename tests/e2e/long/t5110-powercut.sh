@@ -1,13 +1,14 @@
 #!/bin/bash
 # imgforge-test: timeout 14400
-# Power cuts over A/B updates in QEMU (make check-powercut): 53 points of a
+# Power cuts over A/B updates in QEMU (make check-powercut): 59 points of a
 # chain, spread over both install paths (the whole bundle, read twice, and
-# the delta download), each step of an install, the reboot, the first boots
-# of the new slot before its health check, and two boots cut in a row (GRUB
-# then rolls back). After each cut the disk boots until a slot is marked
-# good, and it must be the right slot, holding a whole image, with
-# `imgforge-update status` consistent (tests/e2e/powercut-check.py); the
-# next point installs from there, and a last install runs to its end.
+# the delta download, of frames or of a format-4 patch), each step of an
+# install, the reboot, the first boots of the new slot before its health
+# check, and two boots cut in a row (GRUB then rolls back). After each cut
+# the disk boots until a slot is marked good, and it must be the right slot,
+# holding a whole image, with `imgforge-update status` consistent
+# (tests/e2e/powercut-check.py); the next point installs from there, and a
+# last install runs to its end.
 # tests/e2e/powercut-vm.sh says what a point is; docs/update.md, "Power
 # cuts", lists them. About 5 minutes a point under TCG on an idle machine.
 # POWERCUT_POINTS=FILE runs the points of FILE instead; POWERCUT_REPORT=FILE
@@ -69,7 +70,13 @@ boot2 Reached target.*Basic System delta
 stop write#3 full
 stop write#8 full
 after download#8 0.5 full
-boot Reached target.*Local File Systems delta'
+boot Reached target.*Local File Systems delta
+stop patch#1 patch
+stop checked#1 patch
+after patch#1 0.05 patch
+stop write#1 patch
+stop grubenv#2 patch
+boot Booting .imgforge slot patch'
 [ -z "${POWERCUT_POINTS:-}" ] || POINTS=$(cat "$POWERCUT_POINTS") || exit 1
 powercut_setup
 powercut_run
