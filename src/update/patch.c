@@ -250,11 +250,12 @@ int patch_create(const char *src_path, const char *tgt_path, uint64_t chunk_size
 			sha256_update(h, tgt.p + b0 * PATCH_BLOCK, (b1 - b0) * PATCH_BLOCK);
 			sha256_final(h, rec + 8);
 			if (nd) {
-				uint64_t roff = c * chunk_size;
-				size_t rlen = roff < src.size ? (size_t)(src.size - roff < chunk_size
-									    ? src.size - roff
-									    : chunk_size)
-							      : 0;
+				/* The earlier image at this chunk's place, as far as this image's
+				 * chunk goes (what the device has as the prefix). */
+				uint64_t roff = c * chunk_size, rend = b1 * PATCH_BLOCK;
+				size_t rlen = roff < src.size
+						      ? (size_t)((src.size < rend ? src.size : rend) - roff)
+						      : 0;
 
 				ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
 				ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, DATA_LEVEL);

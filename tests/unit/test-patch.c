@@ -276,9 +276,54 @@ TEST(test_manifest_format4)
 	}
 }
 
+/*
+ * An image shorter than the earlier one, changed in its last, short chunk:
+ * the data's prefix is the earlier image only as far as that chunk goes.
+ */
+TEST(test_shorter_image)
+{
+	uint8_t *o = xmalloc(44 * BLK), *n, *sec, ref[CHUNK], out[CHUNK], ssha[32], psha[32];
+	uint64_t ssize, psize;
+	struct patch *p = NULL;
+	char err[512] = "";
+	size_t i, len;
+	int fd;
+
+	for (i = 0; i < 44 * BLK; i++)
+		o[i] = rnd8();
+	n = xmalloc(40 * BLK);
+	memcpy(n, o, 40 * BLK);
+	n[35 * BLK + 7] ^= 1;
+	spit("old.img", o, 44 * BLK);
+	spit("new.img", n, 40 * BLK);
+	fd = open("patch", O_RDWR | O_CREAT | O_TRUNC, 0644);
+	CHECK(patch_create("old.img", "new.img", CHUNK, fd, &ssize, ssha, &psize, psha, err,
+			   sizeof(err)) == 0);
+	close(fd);
+	sec = slurp("patch", &len);
+	/* one block changed by a bit: far less than the block itself */
+	CHECK(len < BLK / 2);
+	CHECK(patch_decode(sec, len, 40 * BLK, CHUNK, 44 * BLK, &p, err, sizeof(err)) == 0);
+	fd = open("old.img", O_RDONLY);
+	for (i = 0; i < p->n_chunks; i++) {
+		ssize_t got = patch_chunk(p, i, fd, NULL, ref, out, err, sizeof(err));
+
+		if (got < 0)
+			printf("#   chunk %zu: %s\n", i, err);
+		CHECK_INT(got, i == 2 ? 8 * BLK : CHUNK);
+		CHECK(got > 0 && !memcmp(out, n + i * CHUNK, (size_t)got));
+	}
+	close(fd);
+	patch_free(p);
+	free(sec);
+	free(o);
+	free(n);
+}
+
 int main(void)
 {
 	RUN(test_roundtrip);
+	RUN(test_shorter_image);
 	RUN(test_damage_refused);
 	RUN(test_manifest_format4);
 	return tap_done();
