@@ -201,6 +201,9 @@ cut_at() {
 	url=$BASE_URL/v$other.bundle
 	# patch: the format-4 bundle whose patch starts from what the running slot holds
 	[ "$how" = patch ] && url=$BASE_URL/p$other-from$(holds "$running").bundle
+	# A point in the patch's download: without the spool an earlier cut left
+	# (the patch fetched already: no range, no patch#N), so that it is reached.
+	case $how:$arg in patch:patch#*) vm rm -f /data/imgforge/update/delta-spool || return 1 ;; esac
 	rm -f "cut-$n.out"
 	vm "IMGFORGE_STOP_AT='$stop' imgforge-update install $flags $url" \
 		>"cut-$n.out" 2>&1 &
@@ -233,6 +236,10 @@ cut_at() {
 	grep "^stop-point:\|^error:" "cut-$n.out" | tail -1 >"phase-$n"
 	if [ "$kind" = stop ]; then
 		grep -q "stopped" "phase-$n" || { echo "point $n: the install never reached $arg"; cat "cut-$n.out"; return 1; }
+	fi
+	if [ "$kind" = after ]; then
+		grep -q "^stop-point: ${arg%% *}$" "cut-$n.out" ||
+			{ echo "point $n: the install never passed ${arg%% *}"; cat "cut-$n.out"; return 1; }
 	fi
 	# Which slot must boot: the switch's primary block written, or not yet.
 	case $kind:$arg in

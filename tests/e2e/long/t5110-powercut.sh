@@ -74,7 +74,7 @@ boot Reached target.*Local File Systems delta
 stop patch#1 patch
 stop checked#1 patch
 after patch#1 0.05 patch
-stop write#1 patch
+stop written#1 patch
 stop grubenv#2 patch
 boot Booting .imgforge slot patch'
 [ -z "${POWERCUT_POINTS:-}" ] || POINTS=$(cat "$POWERCUT_POINTS") || exit 1
