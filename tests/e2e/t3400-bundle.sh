@@ -335,4 +335,30 @@ assert m[\"build_id\"] == sys.argv[1], (m[\"build_id\"], sys.argv[1])
 	grep_one "is not the root.ext4 build $id wrote" err && test ! -e c.bundle
 '
 
+test_expect_success 'bundle --delta-from BUILD_ID: the patch from that build.s root.ext4, checked' '
+	sha=$(sha256sum b/rootfs.tar.gz | cut -d" " -f1) &&
+	mkdir -p c/ovl/etc && echo one >c/ovl/etc/motd && cp b/rootfs.tar.gz c/ &&
+	printf "image: tiny\nversion: 3.0.0\nbase: {tarball: rootfs.tar.gz, sha256: %s}\noverlays: [ovl]\n" \
+		"$sha" >c/image.yaml &&
+	imgforge build --cache cache -o c1 c/image.yaml 2>build.err &&
+	echo two >c/ovl/etc/motd && head -c 300000 /dev/urandom >c/ovl/etc/blob &&
+	sed -i "s/^version: 3.0.0/version: 3.0.1/" c/image.yaml &&
+	imgforge build --cache cache -o c2 c/image.yaml 2>build.err &&
+	ids=$(imgforge ls --cache cache --json | python3 -c "import json,sys; b=json.load(sys.stdin); print(b[-2][\"build_id\"], b[-1][\"build_id\"])") &&
+	set -- $ids &&
+	imgforge bundle "$2" --cache cache -o p.bundle --key keys/signing.key \
+		--cert keys/signing.crt --delta-from "$1" &&
+	imgforge bundle info p.bundle >p.info && grep -q "^format      4$" p.info &&
+	grep -q "^patch from  an image of $(stat -c %s c1/root.ext4) bytes, sha256 $(sha256sum <c1/root.ext4 | cut -d" " -f1)$" p.info &&
+	"$IMG" bundle verify p.bundle --keyring keys/signing.crt &&
+	$TOOL apply-patch p.bundle c1/root.ext4 p.img && cmp p.img c2/root.ext4 &&
+	test_must_fail imgforge bundle "$2" --cache cache -o q.bundle --key keys/signing.key \
+		--cert keys/signing.crt --delta-from nosuchbuild 2>err &&
+	grep_one "^error: bundle: .nosuchbuild. is" err && test ! -e q.bundle &&
+	echo tampered >>c1/root.ext4 &&
+	test_must_fail imgforge bundle "$2" --cache cache -o q.bundle --key keys/signing.key \
+		--cert keys/signing.crt --delta-from "$1" 2>err &&
+	grep_one "is not the root.ext4 build $1 wrote" err && test ! -e q.bundle
+'
+
 test_done
