@@ -344,7 +344,8 @@ test_expect_success 'bundle --delta-from BUILD_ID: the patch from that build.s r
 	echo two >c/ovl/etc/motd && head -c 300000 /dev/urandom >c/ovl/etc/blob &&
 	sed -i "s/^version: 3.0.0/version: 3.0.1/" c/image.yaml &&
 	imgforge build --cache cache -o c2 c/image.yaml 2>build.err &&
-	ids=$(imgforge ls --cache cache --json | python3 -c "import json,sys; b=json.load(sys.stdin); print(b[-2][\"build_id\"], b[-1][\"build_id\"])") &&
+	# by version: builds made within one second may be listed in either order
+	ids=$(imgforge ls --cache cache --json | python3 -c "import json,sys; b={x[\"version\"]: x[\"build_id\"] for x in json.load(sys.stdin)}; print(b[\"3.0.0\"], b[\"3.0.1\"])") &&
 	set -- $ids &&
 	imgforge bundle "$2" --cache cache -o p.bundle --key keys/signing.key \
 		--cert keys/signing.crt --delta-from "$1" &&
