@@ -302,6 +302,45 @@ static int set_boot(struct slots *s, char first, char target, const char *tries,
 }
 
 /*
+ * The next len bytes of the bundle (its chunk index, its patch), whose
+ * SHA-256 must be want (NULL: not checked): 0, or -1 with one line in sb.
+ */
+static int read_checked(struct source *in, uint64_t len, const char *what, const uint8_t *want,
+			struct strbuf *sb)
+{
+	struct sha256 *h = sha256_new();
+	uint8_t buf[65536], got[SHA256_LEN];
+	ssize_t r;
+	int ret = -1;
+
+	while (len > 0) {
+		r = source_read(in, buf, len < sizeof(buf) ? (size_t)len : sizeof(buf));
+		if (r <= 0) {
+			if (r < 0)
+				bundle_failed(in, "", sb);
+			else
+				strbuf_addf(sb, "'%s' is cut short in its %s; download it again",
+					    in->name, what);
+			goto out;
+		}
+		sha256_update(h, buf, (size_t)r);
+		len -= (uint64_t)r;
+	}
+	sha256_final(h, got);
+	if (want && memcmp(got, want, SHA256_LEN)) {
+		strbuf_addf(sb,
+			    "'%s': the %s's SHA-256 is not the one the signed manifest gives "
+			    "(damaged in transit or on disk); download it again",
+			    in->name, what);
+		goto out;
+	}
+	ret = 0;
+out:
+	sha256_free(h);
+	return ret;
+}
+
+/*
  * The first pass over the payload, before anything is written: read it to
  * the end of the bundle, hashing the stored bytes, and compare with the
  * payload's SHA-256 and size the signed manifest gives. A flipped payload
@@ -349,53 +388,13 @@ static int payload_precheck(struct source *in, const struct bundle_manifest *m,
 		goto out;
 	}
 	/* Format 2: the chunk index follows (format 3: it came before, read by bundle_open()). */
-	for (left = manifest_index_first(m) ? 0 : m->index_size; left > 0;) {
-		r = source_read(in, buf, left < sizeof(buf) ? (size_t)left : sizeof(buf));
-		if (r <= 0) {
-			if (r < 0)
-				bundle_failed(in, "", sb);
-			else
-				strbuf_addf(sb,
-					    "'%s' is cut short in its chunk index; download it "
-					    "again",
-					    in->name);
-			goto out;
-		}
-		sha256_update(h, buf, (size_t)r);
-		left -= (uint64_t)r;
-	}
-	sha256_final(h, got);
-	if (m->format == 2 && memcmp(got, m->chunk_index_sha256, SHA256_LEN)) {
-		strbuf_addf(sb,
-			    "'%s': the chunk index's SHA-256 is not the one the signed manifest "
-			    "gives (damaged in transit or on disk); download it again",
-			    in->name);
+	if (!manifest_index_first(m) &&
+	    read_checked(in, m->index_size, "chunk index",
+			 m->format == 2 ? m->chunk_index_sha256 : NULL, sb) < 0)
 		goto out;
-	}
 	/* Format 4: the patch follows, for devices running its earlier image (not this path). */
-	for (left = m->has_patch ? m->patch_size : 0; left > 0;) {
-		r = source_read(in, buf, left < sizeof(buf) ? (size_t)left : sizeof(buf));
-		if (r <= 0) {
-			if (r < 0)
-				bundle_failed(in, "", sb);
-			else
-				strbuf_addf(sb, "'%s' is cut short in its patch; download it again",
-					    in->name);
-			goto out;
-		}
-		sha256_update(h, buf, (size_t)r);
-		left -= (uint64_t)r;
-	}
-	if (m->has_patch) {
-		sha256_final(h, got);
-		if (memcmp(got, m->patch_sha256, SHA256_LEN)) {
-			strbuf_addf(sb,
-				    "'%s': the patch's SHA-256 is not the one the signed manifest "
-				    "gives (damaged in transit or on disk); download it again",
-				    in->name);
-			goto out;
-		}
-	}
+	if (m->has_patch && read_checked(in, m->patch_size, "patch", m->patch_sha256, sb) < 0)
+		goto out;
 	r = source_read(in, buf, 1);
 	if (r < 0) {
 		bundle_failed(in, "", sb);
